@@ -1,0 +1,31 @@
+"""lightcycle: a declarative state-machine training orchestrator for PyTorch.
+
+Drop-in for the Lightning 2.x API: ``import lightcycle as L`` gives ``L.Trainer``,
+``L.LightningModule``, ``L.LightningDataModule``, ``L.Callback`` and
+``L.seed_everything``, with Lightning's hook order, declared once in
+:mod:`lightcycle.states.declaration`.
+"""
+
+from lightcycle.callbacks.callback import Callback
+from lightcycle.core.datamodule import LightningDataModule
+from lightcycle.core.module import LightningModule
+from lightcycle.errors import LifecycleError, MisconfigurationException
+from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
+from lightcycle.orchestrator.trainer import Trainer
+from lightcycle.seed import seed_everything
+from lightcycle.states import LIFECYCLE
+
+__all__ = [
+    "LIFECYCLE",
+    "Callback",
+    "LifecycleError",
+    "LightningDataModule",
+    "LightningModule",
+    "MisconfigurationException",
+    "RunningStage",
+    "Trainer",
+    "TrainerFn",
+    "TrainerState",
+    "TrainerStatus",
+    "seed_everything",
+]

@@ -1,0 +1,20 @@
+"""Callbacks: the base class and the built-in callbacks."""
+
+from lightcycle.callbacks.callback import Callback
+from lightcycle.callbacks.early_stopping import EarlyStopping
+from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
+from lightcycle.callbacks.model_summary import ModelSummary
+from lightcycle.callbacks.monitoring import Checkpoint
+from lightcycle.callbacks.progress import ProgressBar, TQDMProgressBar
+from lightcycle.callbacks.recorder import HookRecorder
+
+__all__ = [
+    "Callback",
+    "Checkpoint",
+    "EarlyStopping",
+    "HookRecorder",
+    "ModelCheckpoint",
+    "ModelSummary",
+    "ProgressBar",
+    "TQDMProgressBar",
+]

@@ -1,0 +1,178 @@
+"""HookRecorder: a callback that records every hook call of a run as JSON-lines events.
+
+Events have the format of the Lightning reference traces (``shared/traces``)::
+
+    {"src": "callback"|"module"|"datamodule", "hook": str, "args": {...}, "ctx": {...}}
+
+``ctx`` holds the trainer state at the call: ``fn``, ``stage``, ``status``, ``epoch``
+(current_epoch), ``global_step``, ``sanity``, ``should_stop``, ``training``
+(module.training) and ``state`` (the lifecycle state path). The recorder's own callback
+hooks give the ``callback`` events; module and datamodule hooks are observed through the
+lifecycle driver, which calls :meth:`HookRecorder.record_hook` for each of them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from typing import Any
+
+import torch
+
+from lightcycle.callbacks.callback import Callback
+
+_SKIP_ARGS = frozenset({"trainer", "pl_module", "self"})
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-safe summary of a hook argument (tensors by shape, objects by type)."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    if isinstance(value, torch.Tensor):
+        return f"Tensor{tuple(value.shape)}"
+    if isinstance(value, torch.device):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return type(value).__name__
+
+
+def checkpoint_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """Keys, epoch, global_step and callback state keys of a checkpoint (as the traces show)."""
+    return {
+        "keys": sorted(ckpt.keys()),
+        "epoch": ckpt.get("epoch"),
+        "global_step": ckpt.get("global_step"),
+        "callbacks": sorted(str(k) for k in (ckpt.get("callbacks") or {})),
+    }
+
+
+def _args(named: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in named.items():
+        if key in _SKIP_ARGS:
+            continue
+        if key == "checkpoint" and isinstance(value, dict):
+            out[key] = checkpoint_summary(value)
+        elif key in ("batch", "optimizer", "optimizer_closure", "scheduler", "loss", "device"):
+            out[key] = jsonable(value)
+        else:
+            out[key] = jsonable(value)
+    return out
+
+
+class HookRecorder(Callback):
+    """Records every callback and module hook of the runs it is attached to.
+
+    Args:
+        path: when given, events are appended to this JSON-lines file as they happen
+            (so a crashed run still leaves its trace).
+        keep: keep the events in :attr:`events` too.
+
+    Attributes:
+        events: the recorded events, in call order.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, keep: bool = True) -> None:
+        self.path = os.fspath(path) if path is not None else None
+        self.keep = keep
+        self.events: list[dict[str, Any]] = []
+        self._trainer: Any = None
+        self._fh: Any = None
+
+    @property
+    def state_key(self) -> str:
+        return f"HookRecorder[{id(self)}]"
+
+    def attach(self, trainer: Any) -> None:
+        """Remember the trainer whose state goes into ``ctx`` (called by the driver)."""
+        self._trainer = trainer
+
+    def clear(self) -> None:
+        """Forget the recorded events."""
+        self.events.clear()
+
+    def _context(self) -> dict[str, Any]:
+        t = self._trainer
+        ctx: dict[str, Any] = {}
+        if t is None:
+            return ctx
+        st = t.state
+        ctx["fn"] = st.fn.value if st.fn is not None else None
+        ctx["stage"] = st.stage.value if st.stage is not None else None
+        ctx["status"] = st.status.value
+        ctx["epoch"] = t.current_epoch
+        ctx["global_step"] = t.global_step
+        ctx["sanity"] = t.sanity_checking
+        ctx["should_stop"] = t.should_stop
+        module = t.lightning_module
+        if module is not None:
+            ctx["training"] = module.training
+        ctx["state"] = t._driver.state
+        return ctx
+
+    def record_hook(self, src: str, hook: str, named: dict[str, Any]) -> None:
+        """Record one call (used by the driver for module and datamodule hooks).
+
+        Args:
+            src: ``callback``, ``module`` or ``datamodule``.
+            hook: the hook name.
+            named: the arguments by parameter name.
+        """
+        event = {"src": src, "hook": hook, "args": _args(named), "ctx": self._context()}
+        if self.keep:
+            self.events.append(event)
+        if self.path is not None:
+            if self._fh is None:
+                self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open across the run
+            self._fh.write(json.dumps(event) + "\n")
+            self._fh.flush()
+
+    def write_jsonl(self, path: str | os.PathLike[str]) -> None:
+        """Write the kept events to ``path`` as JSON lines."""
+        with open(path, "w", encoding="utf-8") as fh:
+            for event in self.events:
+                fh.write(json.dumps(event) + "\n")
+
+    def close(self) -> None:
+        """Close the live trace file, if any."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _recording(name: str) -> Any:
+    base = getattr(Callback, name)
+    sig = inspect.signature(base)
+
+    def method(self: HookRecorder, *args: Any, **kwargs: Any) -> Any:
+        named = dict(sig.bind(self, *args, **kwargs).arguments)
+        trainer = named.get("trainer")
+        if trainer is not None:
+            self._trainer = trainer
+        if name == "load_state_dict":
+            named = {"state_dict": named.get("state_dict")}
+        self.record_hook("callback", name, named)
+        if name == "state_dict":
+            return {"recorder": 1}
+        return None
+
+    method.__name__ = name
+    method.__qualname__ = f"HookRecorder.{name}"
+    method.__doc__ = f"Record ``{name}``."
+    return method
+
+
+CALLBACK_HOOKS = tuple(
+    sorted(n for n in vars(Callback) if n.startswith("on_") or n in ("setup", "teardown", "state_dict", "load_state_dict"))
+)
+"""Every hook of :class:`Callback`, by name."""
+
+for _name in CALLBACK_HOOKS:
+    setattr(HookRecorder, _name, _recording(_name))
+del _name

@@ -1,0 +1,41 @@
+"""Errors raised by lightcycle. Each message names the problem and the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class MisconfigurationException(Exception):
+    """A Trainer, module or callback is configured in a way lightcycle cannot run.
+
+    Raised before any hook fires. The name matches Lightning's so that ``except``
+    clauses written for Lightning keep working.
+    """
+
+
+class LifecycleError(RuntimeError):
+    """A lifecycle event was requested where the declaration does not allow it.
+
+    Args:
+        state: the state the lifecycle was in.
+        trigger: the event that was attempted.
+        legal: the events the declaration allows from ``state``.
+    """
+
+    def __init__(self, state: str, trigger: str, legal: Iterable[str]) -> None:
+        self.state = state
+        self.trigger = trigger
+        self.legal = tuple(sorted(legal))
+        allowed = ", ".join(self.legal) if self.legal else "(none)"
+        super().__init__(
+            f"illegal lifecycle event {trigger!r} in state {state!r}; "
+            f"legal events there: {allowed}. Fire the events in the order the lifecycle "
+            f"declares (see `lightcycle diagram`), or declare the event for this state."
+        )
+
+
+class SIGTERMException(SystemExit):
+    """Raised inside a run after the process received SIGTERM (exit code 143)."""
+
+    def __init__(self) -> None:
+        super().__init__(143)

@@ -1,0 +1,1 @@
+"""The runtime: Trainer, its loops, and the lifecycle driver they (and custom loops) share."""

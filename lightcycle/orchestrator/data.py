@@ -1,0 +1,146 @@
+"""Dataloaders: how many batches a loop runs, and iteration with a look-ahead.
+
+Lightning's data fetcher pre-fetches one batch so that it knows, before the hooks of a
+batch run, whether it is the last one (``trainer.is_last_batch``); :class:`Lookahead`
+does the same.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from lightcycle.errors import MisconfigurationException
+
+
+def as_loader_list(loaders: Any, kind: str) -> list[Iterable[Any]]:
+    """Normalise what a ``*_dataloader`` hook or argument returned into a list.
+
+    Args:
+        loaders: one iterable, or a list/tuple of them (several eval loaders).
+        kind: ``train``, ``val``, ``test`` or ``predict`` (for messages).
+
+    Returns:
+        The loaders, in order.
+
+    Raises:
+        MisconfigurationException: for ``None``, dicts, or several train loaders.
+    """
+    if loaders is None:
+        raise MisconfigurationException(
+            f"`{kind}_dataloader` returned None. Return a DataLoader (or another iterable of batches)."
+        )
+    if isinstance(loaders, dict):
+        raise MisconfigurationException(
+            f"a dict of {kind} dataloaders is not supported yet (Lightning's CombinedLoader); pass a list "
+            "for several evaluation loaders, or one loader."
+        )
+    if isinstance(loaders, (list, tuple)):
+        out = list(loaders)
+        if kind == "train" and len(out) != 1:
+            raise MisconfigurationException(
+                "several train dataloaders are not supported yet (Lightning's max_size_cycle CombinedLoader); "
+                "return one DataLoader from train_dataloader."
+            )
+    else:
+        out = [loaders]
+    for dl in out:
+        if not hasattr(dl, "__iter__"):
+            raise MisconfigurationException(
+                f"a {kind} dataloader must be iterable, got {type(dl).__name__}. Return a torch DataLoader."
+            )
+    return out
+
+
+def length(loader: Any) -> int | float:
+    """``len(loader)``, or ``inf`` for loaders without a length."""
+    try:
+        return len(loader)
+    except TypeError:
+        return math.inf
+
+
+def num_batches(loader: Any, limit: int | float, what: str) -> int | float:
+    """How many batches of ``loader`` a loop runs under ``limit_*_batches``.
+
+    Args:
+        loader: the dataloader.
+        limit: an int (at most that many batches) or a float fraction in [0, 1].
+        what: the Trainer argument's name, for the error message.
+
+    Returns:
+        The batch count (``inf`` for an unsized loader with limit 1.0).
+    """
+    n = length(loader)
+    if isinstance(limit, int):
+        return min(n, limit)
+    if n == math.inf:
+        if limit == 1.0:
+            return n
+        raise MisconfigurationException(
+            f"{what}={limit} is a fraction, but the dataloader has no length. Pass an int number of batches."
+        )
+    batches = int(n * limit)
+    if limit > 0 and batches == 0 and n > 0:
+        raise MisconfigurationException(
+            f"{what}={limit} of {n} batches gives 0 batches. Raise the fraction or pass an int number of batches."
+        )
+    return batches
+
+
+def set_sampler_epoch(loader: Any, epoch: int) -> None:
+    """Tell epoch-aware samplers (e.g. DistributedSampler) which epoch starts."""
+    for owner in (loader, getattr(loader, "batch_sampler", None)):
+        sampler = getattr(owner, "sampler", None)
+        set_epoch = getattr(sampler, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(epoch)
+
+
+class Lookahead:
+    """Iterate at most ``limit`` items and know whether each one is the last.
+
+    Args:
+        iterable: the dataloader.
+        limit: how many items to yield at most.
+        skip: how many leading items to consume silently (mid-epoch resume).
+    """
+
+    __slots__ = ("_it", "_limit", "_next", "_index", "done")
+
+    _END = object()
+
+    def __init__(self, iterable: Iterable[Any], limit: int | float, skip: int = 0) -> None:
+        self._it: Iterator[Any] = iter(iterable)
+        self._limit = limit
+        self._index = skip
+        for _ in range(skip):
+            if next(self._it, self._END) is self._END:
+                break
+        self._next = self._fetch()
+        self.done = self._next is self._END
+
+    def _fetch(self) -> Any:
+        if self._index >= self._limit:
+            return self._END
+        return next(self._it, self._END)
+
+    def __iter__(self) -> Lookahead:
+        return self
+
+    def __next__(self) -> tuple[int, Any]:
+        """Returns ``(index, batch)``; afterwards :attr:`done` says whether it was the last."""
+        item = self._next
+        if item is self._END:
+            raise StopIteration
+        index = self._index
+        self._index += 1
+        self._next = self._fetch()
+        self.done = self._next is self._END
+        return index, item
+
+
+def total(counts: Sequence[int | float]) -> int | float:
+    """Sum of per-loader batch counts."""
+    return sum(counts)

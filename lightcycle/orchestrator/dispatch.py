@@ -1,0 +1,205 @@
+"""Compile a transition's hooks into calls on the objects of one run.
+
+For each declared :class:`~lightcycle.states.model.Hook` the receivers are resolved once
+per run: callbacks that do not override a hook, and module hooks that are base no-ops,
+are left out, and callback methods are pre-bound to ``(trainer, pl_module)``. What
+remains is a tuple of :class:`Op` s that :class:`~lightcycle.orchestrator.driver.LifecycleDriver`
+runs with a short loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from operator import itemgetter
+from typing import Any
+
+import attrs
+
+from lightcycle._hooks import is_noop, is_overridden
+from lightcycle.states.model import Action, Hook, Result, Target, Transition, Trigger
+
+# Op kinds, small ints so the driver's loop branches cheaply.
+CALL = 0
+"""Call every function; ignore results."""
+RETURN = 1
+"""Call the (single) function; its result is the trigger's result."""
+PIPE = 2
+"""Call the function; its result replaces the first argument for what follows."""
+COLLECT = 3
+"""Call every function; gather non-empty results by state key."""
+PER_KEY = 4
+"""Call each function with its own entry of a dict keyed by state key."""
+ISOLATED = 5
+"""Call every function even when one raises; collect the failures."""
+ACTION = 6
+"""Run a runtime action instead of a hook."""
+
+Selector = Callable[[tuple[Any, ...]], tuple[Any, ...]] | None
+
+
+@attrs.frozen
+class Op:
+    """One compiled hook call.
+
+    Args:
+        kind: one of the kinds above.
+        name: the hook name (set as ``pl_module._current_fx_name`` while it runs).
+        fns: the bound functions to call, in order.
+        select: picks the positional arguments from the trigger's arguments;
+            ``None`` passes them all.
+        kwargs: ``(keyword, index)`` pairs of keyword arguments.
+        keys: the callbacks' state keys, for COLLECT and PER_KEY.
+        action: the runtime action, for ACTION.
+        src: ``callback``, ``module`` or ``datamodule`` (for traces and errors).
+    """
+
+    kind: int
+    name: str
+    fns: tuple[Callable[..., Any], ...]
+    select: Selector = None
+    kwargs: tuple[tuple[str, int], ...] = ()
+    keys: tuple[str, ...] = ()
+    action: Action | None = None
+    src: str = "module"
+    arg_names: tuple[str, ...] = ()
+
+
+@attrs.define
+class Receivers:
+    """The objects of one run that hooks are called on.
+
+    Args:
+        trainer: passed first to every callback hook.
+        module: the LightningModule.
+        callbacks: in ``trainer.callbacks`` order.
+        datamodule: or ``None``.
+        is_monitoring: tells monitoring callbacks (EarlyStopping, Checkpoint) apart.
+        module_base: the class whose methods count as "not overridden" for the module.
+        datamodule_base: likewise for the datamodule.
+        skip: hook names not to call in this run (e.g. a dataloader hook when the
+            loaders were passed to ``fit`` directly).
+        keep_noops: also call module hooks that are base no-ops (when an observer
+            records module hooks, so that the trace shows every call Lightning makes).
+    """
+
+    trainer: Any
+    module: Any
+    callbacks: Sequence[Any]
+    datamodule: Any
+    is_monitoring: Callable[[Any], bool]
+    module_base: type
+    datamodule_base: type | None
+    skip: frozenset[str] = frozenset()
+    keep_noops: bool = False
+
+
+def _selector(trigger: Trigger, names: tuple[str, ...]) -> Selector:
+    if names == trigger.params:
+        return None
+    idx = tuple(trigger.params.index(n) for n in names)
+    if trigger.optional_tail and idx and idx[-1] == len(trigger.params) - 1:
+        raise ValueError(
+            f"hook arguments {names} of trigger {trigger.name!r} select its optional dataloader_idx; "
+            "bind optional-tail triggers with all their parameters"
+        )
+    if not idx:
+        return _no_args
+    if len(idx) == 1:
+        i = idx[0]
+        return lambda args: (args[i],)
+    getter = itemgetter(*idx)
+    return getter  # type: ignore[return-value]
+
+
+def _no_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return ()
+
+
+def _module_fns(hook: Hook, obj: Any, base: type | None, keep_noops: bool) -> tuple[Callable[..., Any], ...]:
+    if obj is None or base is None:
+        return ()
+    method = getattr(obj, hook.name, None)
+    if method is None or not callable(method):
+        return ()  # a hook set to None is skipped, as in Lightning
+    if hook.only_if_overridden and not is_overridden(hook.name, obj, base):
+        return ()
+    if is_noop(method) and hook.result is not Result.PIPE and not keep_noops:
+        return ()
+    return (method,)
+
+
+def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
+    """Resolve one declared hook against the run's objects.
+
+    Args:
+        hook: the declared hook.
+        trigger: its transition's trigger (for argument positions).
+        r: the run's receivers.
+
+    Returns:
+        The op to run, or ``None`` when nobody needs to be called.
+    """
+    if hook.name in r.skip:
+        return None
+    select = _selector(trigger, hook.args)
+    kwargs = tuple((k, trigger.params.index(k)) for k in hook.kwargs)
+    src = hook.src
+    keys: tuple[str, ...] = ()
+    fns: tuple[Callable[..., Any], ...]
+    if hook.target.is_callbacks:
+        chosen = [
+            cb
+            for cb in r.callbacks
+            if hook.target is Target.CALLBACKS or (hook.target is Target.MONITORING_CALLBACKS) == r.is_monitoring(cb)
+        ]
+        pairs = [(cb, getattr(cb, hook.name)) for cb in chosen]
+        if hook.result is not Result.COLLECT and not hook.per_state_key:
+            pairs = [(cb, m) for cb, m in pairs if not is_noop(m)]
+        if hook.result is Result.COLLECT or hook.per_state_key:
+            fns = tuple(m for _, m in pairs)  # state_dict/load_state_dict take no trainer
+            keys = tuple(cb.state_key for cb, _ in pairs)
+        else:
+            fns = tuple(partial(m, r.trainer, r.module) for _, m in pairs)
+    elif hook.target is Target.MODULE:
+        fns = _module_fns(hook, r.module, r.module_base, r.keep_noops)
+    elif hook.target is Target.DATAMODULE:
+        fns = _module_fns(hook, r.datamodule, r.datamodule_base, r.keep_noops)
+        src = "datamodule"
+    elif hook.target is Target.BATCH_HOOK:
+        if r.datamodule is not None and r.datamodule_base is not None and is_overridden(hook.name, r.datamodule, r.datamodule_base):
+            fns = (getattr(r.datamodule, hook.name),)
+            src = "datamodule"
+        else:
+            fns = _module_fns(hook, r.module, r.module_base, r.keep_noops)
+    else:  # DATA_SOURCE
+        if r.datamodule is not None:
+            fns = _module_fns(hook, r.datamodule, r.datamodule_base, r.keep_noops)
+            src = "datamodule"
+        else:
+            fns = _module_fns(hook, r.module, r.module_base, r.keep_noops)
+    if not fns:
+        if hook.otherwise is not None:
+            return Op(ACTION, hook.name, (), action=hook.otherwise, src=src)
+        return None
+    if hook.isolated:
+        kind = ISOLATED
+    elif hook.per_state_key:
+        kind = PER_KEY
+    elif hook.result is Result.COLLECT:
+        kind = COLLECT
+    elif hook.result is Result.PIPE:
+        kind = PIPE
+    elif hook.result is Result.RETURN:
+        kind = RETURN
+    else:
+        kind = CALL
+    return Op(kind, hook.name, fns, select, kwargs, keys, None, src, hook.args + hook.kwargs)
+
+
+def compile_transition(transition: Transition, r: Receivers) -> tuple[Op, ...]:
+    """Compile every hook of a transition, dropping the ones nobody receives."""
+    ops = [compile_hook(h, transition.trigger, r) for h in transition.hooks]
+    before = [Op(ACTION, a.value, (), action=a) for a in transition.before]
+    after = [Op(ACTION, a.value, (), action=a) for a in transition.after]
+    return tuple(before + [op for op in ops if op is not None] + after)

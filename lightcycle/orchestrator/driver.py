@@ -1,0 +1,376 @@
+"""The lifecycle driver: fires declared events in order and runs their hooks.
+
+One driver serves every loop: :class:`~lightcycle.orchestrator.trainer.Trainer` walks the
+lifecycle through it, and custom training loops use it directly (see
+:mod:`lightcycle.orchestrator.loop`). ``fire`` looks the event up in the compiled table
+(one list index, one dict lookup), refuses it with :class:`~lightcycle.errors.LifecycleError`
+if the declaration does not allow it from the current state, moves, sets the stage and
+runs the precompiled hook calls. Nothing on that path logs, formats strings or resolves
+names.
+
+In checked mode a ``transitions`` machine built from the same declaration moves in
+lockstep, and every disagreement with the table raises :class:`LifecycleCheckError`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from lightcycle.errors import LifecycleError
+from lightcycle.orchestrator import dispatch as d
+from lightcycle.orchestrator.state import TrainerStatus
+from lightcycle.states.declaration import FINISH, INTERRUPT, LIFECYCLE
+from lightcycle.states.model import Action, Lifecycle, Stage, Trigger
+from lightcycle.states.table import TransitionTable
+
+_TABLES: dict[int, tuple[Lifecycle, TransitionTable]] = {}
+
+
+def table_for(lifecycle: Lifecycle) -> TransitionTable:
+    """The compiled table of a lifecycle, built once per lifecycle object."""
+    hit = _TABLES.get(id(lifecycle))
+    if hit is None or hit[0] is not lifecycle:
+        hit = (lifecycle, TransitionTable(lifecycle))
+        _TABLES[id(lifecycle)] = hit
+    return hit[1]
+
+
+class LifecycleCheckError(AssertionError):
+    """Checked mode: the compiled table and the ``transitions`` machine disagree."""
+
+
+class _Step:
+    """A table entry with its hooks compiled for the current run."""
+
+    __slots__ = ("dest", "ops", "stage", "trigger")
+
+    def __init__(self, trigger: Trigger, dest: int | None, stage: Any, ops: tuple[d.Op, ...]) -> None:
+        self.trigger = trigger
+        self.dest = dest
+        self.stage = stage
+        self.ops = ops
+
+
+class _Checker:
+    """Runs the ``transitions`` machine of the declaration beside the table."""
+
+    def __init__(self, table: TransitionTable) -> None:
+        from lightcycle.states.machine import build_machine
+
+        self.table = table
+        self.machine, self.model = build_machine(table.lifecycle)
+        self.transitions = 0
+
+    def legal(self, trigger: Trigger, state: int, step: _Step | None) -> None:
+        path = self.table.states[state]
+        if self.model.state != path:
+            raise LifecycleCheckError(f"machine is in {self.model.state!r}, table in {path!r}")
+        machine_ok = trigger.name in self.machine.get_triggers(path)
+        if machine_ok != (step is not None):
+            raise LifecycleCheckError(
+                f"{trigger.name!r} from {path!r}: table says {'legal' if step else 'illegal'}, "
+                f"transitions says {'legal' if machine_ok else 'illegal'}"
+            )
+
+    def moved(self, trigger: Trigger, dest: int) -> None:
+        self.model.trigger(trigger.name)
+        self.transitions += 1
+        if self.model.state != self.table.states[dest]:
+            raise LifecycleCheckError(
+                f"after {trigger.name!r}: machine in {self.model.state!r}, table in {self.table.states[dest]!r}"
+            )
+
+
+class LifecycleDriver:
+    """Fires lifecycle events for one trainer (or trainer-like state holder).
+
+    Args:
+        trainer: passed as ``trainer`` to callback hooks; its ``state`` (a
+            :class:`~lightcycle.orchestrator.state.TrainerState`) gets the stage and
+            status.
+        lifecycle: the declaration to follow; a copy extended with custom events
+            works the same way.
+        checked: run the ``transitions`` machine in lockstep and compare (tests).
+
+    Attributes:
+        secondary_errors: failures raised by ``on_exception`` handlers during the
+            last interruption (also attached as notes to the original exception).
+    """
+
+    def __init__(self, trainer: Any, lifecycle: Lifecycle = LIFECYCLE, *, checked: bool = False) -> None:
+        self.table = table_for(lifecycle)
+        self.lifecycle = lifecycle
+        self.trainer = trainer
+        self._trainer_state = trainer.state
+        self._state = self.table.initial
+        self._rows: list[dict[Trigger, _Step]] = []
+        self._row: dict[Trigger, _Step] = {}
+        self._module: Any = None
+        self._fx: dict[str, Any] = {}
+        self._saved_modes: list[tuple[Any, bool]] = []
+        self._checker = _Checker(self.table) if checked else None
+        self._observers: list[Any] = []
+        self._isolated_failures: list[tuple[str, BaseException]] = []
+        self.secondary_errors: list[BaseException] = []
+        self._actions: dict[Action, Callable[[], None]] = {
+            Action.CAPTURE_TRAIN_MODE: self._capture_train_mode,
+            Action.RESTORE_TRAIN_MODE: self._restore_train_mode,
+        }
+        self.bind(None, ())
+
+    # ------------------------------------------------------------------ binding
+
+    def bind(
+        self,
+        module: Any,
+        callbacks: Sequence[Any],
+        datamodule: Any = None,
+        *,
+        skip: frozenset[str] = frozenset(),
+    ) -> None:
+        """Compile every transition's hooks against the objects of a run.
+
+        Call it when a run starts and again whenever the callback list changes
+        (after ``configure_callbacks``). Callbacks with a ``record_hook`` method
+        (e.g. :class:`~lightcycle.callbacks.HookRecorder`) also observe module hooks.
+
+        Args:
+            module: the LightningModule (or ``None`` before a run).
+            callbacks: the callbacks, in dispatch order.
+            datamodule: the datamodule, if any.
+            skip: hook names not to call in this run.
+        """
+        from lightcycle.callbacks.monitoring import is_monitoring
+        from lightcycle.core.datamodule import LightningDataModule
+        from lightcycle.core.module import LightningModule
+
+        self._module = module
+        self._fx = module.__dict__ if module is not None else {}
+        self._observers = [cb for cb in callbacks if callable(getattr(cb, "record_hook", None))]
+        for obs in self._observers:
+            attach = getattr(obs, "attach", None)
+            if callable(attach):
+                attach(self.trainer)
+        receivers = d.Receivers(
+            trainer=self.trainer,
+            module=module,
+            callbacks=list(callbacks),
+            datamodule=datamodule,
+            is_monitoring=is_monitoring,
+            module_base=LightningModule,
+            datamodule_base=LightningDataModule,
+            skip=skip,
+            keep_noops=bool(self._observers),
+        )
+        compiled: dict[int, tuple[d.Op, ...]] = {}
+        rows: list[dict[Trigger, _Step]] = []
+        for entries in self.table.rows:
+            row: dict[Trigger, _Step] = {}
+            for trigger, entry in entries.items():
+                key = id(entry.transition)
+                ops = compiled.get(key)
+                if ops is None:
+                    ops = d.compile_transition(entry.transition, receivers) if module is not None else ()
+                    if self._observers:
+                        ops = tuple(self._observed(op) for op in ops)
+                    compiled[key] = ops
+                row[trigger] = _Step(trigger, entry.dest, entry.stage, ops)
+            rows.append(row)
+        self._rows = rows
+        self._row = rows[self._state]
+
+    def _observed(self, op: d.Op) -> d.Op:
+        if op.src == "callback" or op.kind == d.ACTION:
+            return op
+        observers = self._observers
+        names = op.arg_names
+
+        def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+            def observed(*args: Any, **kwargs: Any) -> Any:
+                named = dict(zip(names, args))
+                named.update(kwargs)
+                for obs in observers:
+                    obs.record_hook(op.src, op.name, named)
+                return fn(*args, **kwargs)
+
+            return observed
+
+        import attrs
+
+        return attrs.evolve(op, fns=tuple(wrap(f) for f in op.fns))
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def state(self) -> str:
+        """The current leaf state's path, e.g. ``fit.train.epoch.running``."""
+        return self.table.states[self._state]
+
+    def legal(self) -> tuple[str, ...]:
+        """Names of the events legal now."""
+        return self.table.legal(self._state)
+
+    def can_fire(self, trigger: Trigger) -> bool:
+        """Whether ``trigger`` is legal now (no side effects)."""
+        return trigger in self._row
+
+    def reset(self) -> None:
+        """Return to the initial state without firing anything (a fresh driver)."""
+        self._state = self.table.initial
+        self._row = self._rows[self._state]
+        if self._checker is not None:
+            self._checker = _Checker(self.table)
+
+    @property
+    def checked_transitions(self) -> int:
+        """How many transitions the lockstep machine has confirmed (checked mode)."""
+        return self._checker.transitions if self._checker is not None else 0
+
+    # ------------------------------------------------------------------ firing
+
+    def fire(self, trigger: Trigger, *args: Any) -> Any:
+        """Fire one event: check it, move, set the stage, run its hooks.
+
+        Args:
+            trigger: the event (a :class:`~lightcycle.states.model.Trigger` of this
+                driver's lifecycle).
+            *args: its parameters, in the trigger's order.
+
+        Returns:
+            The value of the hook that produces the result (a step's output, the
+            module's ``on_train_batch_start`` return, the transferred batch, the
+            collected state dicts), else ``None``.
+
+        Raises:
+            LifecycleError: the event is not legal in the current state; nothing fired.
+        """
+        step = self._row.get(trigger)
+        if self._checker is not None:
+            self._checker.legal(trigger, self._state, step)
+        if step is None:
+            raise LifecycleError(self.state, trigger.name, self.legal())
+        if step.dest is not None:
+            self._state = step.dest
+            self._row = self._rows[step.dest]
+            if self._checker is not None:
+                self._checker.moved(trigger, step.dest)
+        elif self._checker is not None:
+            self._checker.moved(trigger, self._state)
+        if step.stage is not Stage.KEEP:
+            self._trainer_state.stage = step.stage
+        if not step.ops:
+            return None
+        return self._run(step.ops, args)
+
+    def _run(self, ops: tuple[d.Op, ...], args: tuple[Any, ...]) -> Any:
+        fx = self._fx
+        prev = fx.get("_current_fx_name")
+        result: Any = None
+        try:
+            for op in ops:
+                kind = op.kind
+                if kind == d.ACTION:
+                    self._actions[op.action]()  # type: ignore[index]
+                    continue
+                fx["_current_fx_name"] = op.name
+                a = args if op.select is None else op.select(args)
+                if op.kwargs:
+                    kw = {k: args[i] for k, i in op.kwargs}
+                    for fn in op.fns:
+                        result = fn(*a, **kw) if kind == d.RETURN else (fn(*a, **kw), result)[1]
+                elif kind == d.CALL:
+                    for fn in op.fns:
+                        fn(*a)
+                elif kind == d.RETURN:
+                    result = op.fns[0](*a)
+                elif kind == d.PIPE:
+                    args = (op.fns[0](*a),) + args[1:]
+                    result = args[0]
+                elif kind == d.ISOLATED:
+                    for fn in op.fns:
+                        try:
+                            fn(*a)
+                        except BaseException as err:  # noqa: BLE001 - every handler must run
+                            self._isolated_failures.append((_owner(fn, op), err))
+                elif kind == d.COLLECT:
+                    result = {}
+                    for key, fn in zip(op.keys, op.fns):
+                        value = fn()
+                        if value:
+                            result[key] = value
+                else:  # PER_KEY
+                    states = a[0]
+                    for key, fn in zip(op.keys, op.fns):
+                        value = states.get(key)
+                        if value:
+                            fn(copy.deepcopy(value))
+        finally:
+            fx["_current_fx_name"] = prev
+        return result
+
+    # ------------------------------------------------------------------ interruption
+
+    def interrupt(self, exception: BaseException, teardown: Callable[[], None] | None = None) -> None:
+        """Handle an exception that aborts a run, as the contract says.
+
+        Sets the status to interrupted, fires every callback's ``on_exception`` then
+        the datamodule's (each runs even if another fails), runs ``teardown``, resets
+        the stage and returns to idle. Failures of handlers or of ``teardown`` are
+        attached to ``exception`` as notes and kept in :attr:`secondary_errors`; the
+        caller re-raises ``exception`` itself.
+
+        Args:
+            exception: the exception that aborted the run.
+            teardown: internal clean-up to run after the handlers.
+        """
+        self._isolated_failures = []
+        self._trainer_state.status = TrainerStatus.INTERRUPTED
+        if self.can_fire(INTERRUPT):
+            self.fire(INTERRUPT, exception)
+        if teardown is not None:
+            try:
+                teardown()
+            except BaseException as err:  # noqa: BLE001 - never hide the original
+                self._isolated_failures.append(("internal teardown", err))
+        self._trainer_state.stage = None
+        if self.can_fire(FINISH):
+            self.fire(FINISH)
+        else:
+            self.reset()
+        self.secondary_errors = [err for _, err in self._isolated_failures]
+        for owner, err in self._isolated_failures:
+            exception.add_note(f"lightcycle: {owner} also failed while handling this: {type(err).__name__}: {err}")
+
+    @contextmanager
+    def guard(self, teardown: Callable[[], None] | None = None) -> Iterator[None]:
+        """Run a block as one lifecycle run: any exception interrupts it, then re-raises.
+
+        Args:
+            teardown: internal clean-up for the interruption path.
+        """
+        try:
+            yield
+        except BaseException as exc:
+            self.interrupt(exc, teardown)
+            raise
+
+    # ------------------------------------------------------------------ actions
+
+    def _capture_train_mode(self) -> None:
+        module = self._module
+        self._saved_modes = [(m, m.training) for m in module.modules()] if module is not None else []
+
+    def _restore_train_mode(self) -> None:
+        for m, training in self._saved_modes:
+            m.training = training
+        self._saved_modes = []
+
+
+def _owner(fn: Callable[..., Any], op: d.Op) -> str:
+    target = getattr(fn, "func", fn)
+    obj = getattr(target, "__self__", None)
+    name = type(obj).__name__ if obj is not None else op.src
+    return f"{name}.{op.name}"

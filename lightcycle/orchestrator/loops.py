@@ -1,0 +1,451 @@
+"""The loops, as straight-line code over the lifecycle driver.
+
+Each function here is the pseudocode of one Lightning loop, with every hook call replaced
+by ``fire(EVENT, ...)``: the driver knows which hooks an event fires and in which order
+(:mod:`lightcycle.states.declaration`), so no hook name appears in this file. What is left
+is the control flow that decides *which* event comes next: epochs, batches, accumulation,
+validation intervals, stopping rules and schedulers, as Lightning 2.6 decides them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from lightcycle.errors import MisconfigurationException, SIGTERMException
+from lightcycle.orchestrator.data import Lookahead, as_loader_list, num_batches, set_sampler_epoch
+from lightcycle.orchestrator.state import RunningStage, TrainerFn
+from lightcycle.states import declaration as ev
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from lightcycle.orchestrator.trainer import Trainer
+
+_INF = math.inf
+
+
+def _limit_reached(current: int, maximum: int) -> bool:
+    return maximum != -1 and current >= maximum
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def run_fit(t: Trainer, ckpt_path: str | None) -> None:
+    """``trainer.fit``: setup, sanity check, epochs, teardown (spec 3.1)."""
+    fire = t._driver.fire
+    t._attach_model_callbacks(fire(ev.ENTRY["fit"]))
+    fire(ev.SETUP, TrainerFn.FITTING)
+    checkpoint = t._checkpoints.restore_start(ckpt_path) if ckpt_path is not None else None
+    t._results.reset_run()
+    t.lightning_module.to(t._cfg.device)
+    t._configure_optimizers(fire(ev.CONFIGURE_OPTIMIZERS))
+    fire(ev.FIT_START)
+    if checkpoint is not None:
+        t._checkpoints.restore_training_state(checkpoint)
+        checkpoint = None  # release memory, as Lightning does
+    t.lightning_module.zero_grad()
+    if t._should_sanity_check():
+        with _isolate_rng():
+            _run_sanity_check(t)
+    _run_training(t)
+    t._teardown_internal()
+    fire(ev.FIT_END)
+    fire(ev.TEARDOWN, TrainerFn.FITTING)
+
+
+def _run_sanity_check(t: Trainer) -> None:
+    fire = t._driver.fire
+    t._results.reset_run()
+    fire(ev.SANITY_CHECK_START)
+    loaders, counts = t._load_eval_loaders("val", ev.VAL_DATALOADER, sanity=True)
+    if sum(counts) > 0:
+        run_evaluation(t, ev.EVAL["validation"], loaders, counts, RunningStage.SANITY_CHECKING)
+    fire(ev.SANITY_CHECK_END)
+    t._results.reset_run()  # metrics logged during the sanity check are discarded
+
+
+def _run_training(t: Trainer) -> None:
+    fire = t._driver.fire
+    loop = t.fit_loop
+    if t._cfg.limit_train_batches == 0:
+        return  # Lightning's "skip": the train dataloader is not even requested
+    loader = t._load_train_loader()
+    if _fit_done(t) or t.num_training_batches == 0:
+        return  # Lightning's "skip": no on_train_start, no epochs, no on_train_end
+    if t._should_check_val_epoch() and t.val_dataloaders is None:
+        t._load_eval_loaders("val", ev.VAL_DATALOADER, sanity=False)
+    fire(ev.TRAIN_START)
+    while not _fit_done(t):
+        _run_epoch(t, loader)
+        if loop.restarting:
+            loop.restarting = False
+    fire(ev.TRAIN_END)
+
+
+def _can_stop_early(t: Trainer) -> bool:
+    cfg = t._cfg
+    met_epochs = t.current_epoch >= cfg.min_epochs if cfg.min_epochs else True
+    met_steps = t.global_step >= cfg.min_steps if cfg.min_steps else True
+    return met_epochs and met_steps
+
+
+def _fit_done(t: Trainer) -> bool:
+    if t.num_training_batches == 0:
+        return True
+    if _limit_reached(t.global_step, t._cfg.max_steps):
+        return True
+    if _limit_reached(t.fit_loop.epochs_processed, t._cfg.max_epochs):
+        t.fit_loop.epochs_completed = t.fit_loop.epochs_processed
+        return True
+    return t.should_stop and _can_stop_early(t)
+
+
+def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
+    """One training epoch (fit loop ``advance`` + epoch loop + ``on_advance_end``)."""
+    fire = t._driver.fire
+    loop = t.fit_loop
+    set_sampler_epoch(loader, loop.epochs_processed)
+    skip = 0
+    if loop.resume_batches:
+        skip = loop.resume_batches
+        loop.resume_batches = 0
+        fire(ev.RESUME_EPOCH)
+    else:
+        t._results.start_epoch("train")
+        fire(ev.TRAIN_EPOCH_START)
+    results = t._results
+    loop.batches_ready = skip
+    loop.batch_idx = skip - 1
+    loop.is_last_batch = False
+    batches = Lookahead(loader, t.num_training_batches, skip=skip)
+    device = t._cfg.device
+    while not _epoch_done(t):
+        try:
+            batch_idx, batch = next(batches)
+        except StopIteration:
+            break
+        loop.is_last_batch = batches.done
+        loop.batch_idx = batch_idx
+        batch = fire(ev.TRAIN_BATCH_TRANSFER, batch, device, 0)
+        loop.batches_ready += 1
+        loop.total_batch_idx += 1
+        results.start_batch("train", None, batch)
+        if fire(ev.TRAIN_BATCH_START, batch, batch_idx) == -1:
+            loop.is_last_batch = True
+            fire(ev.SKIP_REST_OF_EPOCH)
+            _update_schedulers(t, "step", plateau=False)
+            if _ready_reached(t):
+                _update_schedulers(t, "epoch", plateau=False)
+            break
+        if t.lightning_module.automatic_optimization:
+            outputs = _automatic_batch(t, batch, batch_idx)
+        else:
+            outputs = _manual_batch(t, batch, batch_idx)
+        _update_schedulers(t, "step", plateau=False)
+        if _ready_reached(t):
+            _update_schedulers(t, "epoch", plateau=False)
+        fire(ev.TRAIN_BATCH_END, outputs, batch, batch_idx)
+        t._log_step(results.end_batch("train"))
+        # epoch loop on_advance_end
+        if _should_check_val(t):
+            if not _should_accumulate(t):
+                fire(ev.EVAL["validation"].model_zero_grad)
+            _run_fit_validation(t)
+            fire(ev.VALIDATION_EXIT)
+        _update_schedulers(t, "step", plateau=True)
+        if not _training_done(t) and t.received_sigterm:
+            raise SIGTERMException()
+    # fit loop on_advance_end
+    loop.epochs_processed += 1
+    results.end_epoch("train")
+    fire(ev.TRAIN_EPOCH_END)
+    t._log_epoch(results.close_epoch("train"))
+    if _ready_reached(t):
+        _update_schedulers(t, "epoch", plateau=True)
+    loop.epochs_completed += 1
+    if t.received_sigterm:
+        raise SIGTERMException()
+
+
+def _ready_reached(t: Trainer) -> bool:
+    loop = t.fit_loop
+    return loop.batches_ready == t.num_training_batches or loop.is_last_batch
+
+
+def _training_done(t: Trainer) -> bool:
+    return _limit_reached(t.global_step, t._cfg.max_steps) or _ready_reached(t)
+
+
+def _epoch_done(t: Trainer) -> bool:
+    if _training_done(t):
+        return True
+    if t.should_stop:
+        return _can_stop_early(t)
+    return False
+
+
+def _should_accumulate(t: Trainer) -> bool:
+    loop = t.fit_loop
+    accumulation_done = loop.batches_ready % t._cfg.accumulate_grad_batches == 0
+    return not accumulation_done and not _ready_reached(t)
+
+
+def _should_check_val(t: Trainer) -> bool:
+    if not t._should_check_val_epoch():
+        return False
+    loop = t.fit_loop
+    infinite = t.val_check_batch == _INF
+    if loop.is_last_batch and infinite:
+        return True
+    if t.should_stop and _can_stop_early(t):
+        return True
+    check = loop.is_last_batch
+    limit = t._cfg.limit_train_batches
+    if isinstance(limit, int) and infinite:
+        check = (loop.batch_idx + 1) % limit == 0
+    elif t.val_check_batch != _INF:
+        current = loop.total_batch_idx if t._cfg.check_val_every_n_epoch is None else loop.batch_idx
+        check = (current + 1) % t.val_check_batch == 0
+    return bool(check)
+
+
+def _run_fit_validation(t: Trainer) -> None:
+    loaders = t.val_dataloaders
+    if loaders is None:
+        loaders_list, counts = t._load_eval_loaders("val", ev.VAL_DATALOADER, sanity=False)
+    else:
+        loaders_list, counts = t._eval_loaders["val"], t.num_val_batches
+    if sum(counts) > 0:
+        run_evaluation(t, ev.EVAL["validation"], loaders_list, counts, RunningStage.VALIDATING)
+
+
+def _update_schedulers(t: Trainer, interval: str, plateau: bool) -> None:
+    if not t.lr_scheduler_configs or not t.lightning_module.automatic_optimization:
+        return
+    if interval == "step" and _should_accumulate(t):
+        return
+    fire = t._driver.fire
+    for config in t.lr_scheduler_configs:
+        if plateau != config.reduce_on_plateau:
+            continue
+        index = (t.fit_loop.batch_idx if interval == "step" else t.current_epoch) + 1
+        if config.interval != interval or index % config.frequency != 0:
+            continue
+        metric = None
+        if config.reduce_on_plateau:
+            metric = t.callback_metrics.get(config.monitor) if config.monitor else None
+            if metric is None:
+                if config.strict:
+                    raise MisconfigurationException(
+                        f"ReduceLROnPlateau conditioned on metric {config.monitor} which is not available. "
+                        f"Available metrics are: {list(t.callback_metrics)}. Set `monitor` in the lr scheduler "
+                        "dict to a logged metric, or strict=False to skip."
+                    )
+                continue
+        fire(ev.LR_SCHEDULER_STEP, config.scheduler, metric)
+
+
+# --------------------------------------------------------------------------- one training batch
+
+
+def _split_output(output: Any, normalize: int) -> tuple[torch.Tensor | None, dict[str, Any]]:
+    if output is None:
+        return None, {}
+    if isinstance(output, torch.Tensor):
+        return output / normalize if normalize > 1 else output, {}
+    if isinstance(output, dict):
+        if "loss" not in output:
+            raise MisconfigurationException(
+                "training_step returned a dict without a 'loss' key. Return the loss tensor, or a dict with 'loss'."
+            )
+        loss = output["loss"]
+        extra = {k: v for k, v in output.items() if k != "loss"}
+        return (loss / normalize if normalize > 1 else loss), extra
+    raise MisconfigurationException(
+        f"training_step returned {type(output).__name__}; return a loss tensor, a dict with 'loss', or None."
+    )
+
+
+def _automatic_batch(t: Trainer, batch: Any, batch_idx: int) -> dict[str, Any]:
+    """Automatic optimization of one batch (Lightning's ``_AutomaticOptimization.run``)."""
+    fire = t._driver.fire
+    optimizer = t.optimizers[0]
+    accumulate = t._cfg.accumulate_grad_batches
+    epoch = t.current_epoch
+    zero_grad = batch_idx % accumulate == 0
+    result: list[Any] = []
+
+    def closure() -> torch.Tensor | None:
+        loss, extra = _split_output(fire(ev.TRAINING_STEP, batch, batch_idx), accumulate)
+        if loss is None:
+            t._warn_once("`training_step` returned `None`. The backward pass and the optimizer's gradients are skipped.")
+        if zero_grad:
+            fire(ev.ZERO_GRAD, epoch, batch_idx, optimizer)
+        if loss is not None:
+            fire(ev.BACKWARD, loss)
+        result[:] = [loss, extra]
+        return loss
+
+    if _should_accumulate(t):
+        closure()
+    else:
+        fire(ev.OPTIMIZER_STEP, epoch, batch_idx, t._lightning_optimizers[0], closure)
+        if not result:
+            raise MisconfigurationException(
+                "The closure passed to `optimizer_step` was not executed. Call `optimizer.step(closure=optimizer_closure)` "
+                "(or run `optimizer_closure()`) in your `optimizer_step` override."
+            )
+        fire(ev.OPTIMIZER_STEP_END)
+        t.fit_loop.global_step += 1
+    loss, extra = result
+    if loss is None:
+        return {}
+    return {"loss": loss.detach().clone(), **extra}
+
+
+def _manual_batch(t: Trainer, batch: Any, batch_idx: int) -> dict[str, Any]:
+    output = t._driver.fire(ev.MANUAL_TRAINING_STEP, batch, batch_idx)
+    if output is None:
+        return {}
+    if isinstance(output, torch.Tensor):
+        return {"loss": output.detach()}
+    if isinstance(output, dict):
+        return {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in output.items()}
+    raise MisconfigurationException(
+        f"training_step returned {type(output).__name__}; under manual optimization return a tensor, a dict or None."
+    )
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def run_evaluation(
+    t: Trainer,
+    e: ev.EvalTriggers,
+    loaders: list[Iterable[Any]],
+    counts: list[int | float],
+    stage: RunningStage,
+) -> list[Any]:
+    """One evaluation run (validation, test or predict) over its loaders in sequence.
+
+    Returns:
+        For predict, the predictions per loader; otherwise an empty list.
+    """
+    fire = t._driver.fire
+    device = t._cfg.device
+    several = len(loaders) > 1
+    predict = e.noun == "predict"
+    predictions: list[list[Any]] = [[] for _ in loaders]
+    stage_name = stage.value
+    t._eval_last_outputs = []
+    with _eval_context(t._cfg.inference_mode):
+        results = t._results
+        results.start_epoch(stage_name)
+        fire(e.start)
+        fire(e.epoch_start)
+        last_loader = max((i for i, n in enumerate(counts) if n > 0), default=-1)
+        for dl_idx, (loader, n) in enumerate(zip(loaders, counts)):
+            if n == 0:
+                continue
+            log_idx = dl_idx if several else None
+            t._current_dataloader_idx = log_idx
+            batches = Lookahead(loader, n)
+            for batch_idx, batch in batches:
+                batch = fire(e.batch_transfer, batch, device, dl_idx)
+                results.start_batch(stage_name, log_idx, batch)
+                if several:
+                    fire(e.batch_start, batch, batch_idx, dl_idx)
+                    out = fire(e.step, batch, batch_idx, dl_idx)
+                    fire(e.batch_end, out, batch, batch_idx, dl_idx)
+                else:
+                    fire(e.batch_start, batch, batch_idx)
+                    out = fire(e.step, batch, batch_idx)
+                    fire(e.batch_end, out, batch, batch_idx)
+                results.end_batch(stage_name)
+                if predict:
+                    predictions[dl_idx].append(out)
+                if t.received_sigterm and not (batches.done and dl_idx == last_loader):
+                    raise SIGTERMException()
+        t._current_dataloader_idx = None
+        results.end_epoch(stage_name)
+        fire(e.epoch_end)
+        epoch_metrics = results.close_epoch(stage_name)
+        if stage is not RunningStage.SANITY_CHECKING and not predict:
+            t._log_epoch(epoch_metrics)
+            t._eval_last_outputs = [{k: float(v) for k, v in d.items()} for d in results.eval_outputs]
+        fire(e.end)
+    return predictions
+
+
+def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
+    """``validate``/``test``/``predict``: setup, one evaluation run, teardown (spec 3.11-3.13)."""
+    fire = t._driver.fire
+    kind, noun, stage = {
+        TrainerFn.VALIDATING: ("val", "validation", RunningStage.VALIDATING),
+        TrainerFn.TESTING: ("test", "test", RunningStage.TESTING),
+        TrainerFn.PREDICTING: ("predict", "predict", RunningStage.PREDICTING),
+    }[fn]
+    t._attach_model_callbacks(fire(ev.ENTRY[fn.value]))
+    fire(ev.SETUP, fn)
+    if ckpt_path is not None:
+        checkpoint = t._checkpoints.restore_start(ckpt_path)
+        t._checkpoints.restore_eval_state(checkpoint)
+    t._results.reset_run()
+    t.lightning_module.to(t._cfg.device)
+    t.lightning_module.zero_grad()
+    result: Any = []
+    if t._eval_enabled(kind):
+        trigger = {"val": ev.VAL_DATALOADER, "test": ev.TEST_DATALOADER, "predict": ev.PREDICT_DATALOADER}[kind]
+        loaders, counts = t._load_eval_loaders(kind, trigger, sanity=False)
+        if sum(counts) > 0:
+            predictions = run_evaluation(t, ev.EVAL[noun], loaders, counts, stage)
+            result = (predictions[0] if len(predictions) == 1 else predictions) if fn is TrainerFn.PREDICTING else t._eval_last_outputs
+    t._teardown_internal()
+    fire(ev.TEARDOWN, fn)
+    return result
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def _eval_context(inference: bool) -> Iterator[None]:
+    with torch.inference_mode() if inference else torch.no_grad():
+        yield
+
+
+@contextmanager
+def _isolate_rng() -> Iterator[None]:
+    """Restore every RNG after the block, so the sanity check does not shift training."""
+    py_state = random.getstate()
+    torch_state = torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    np_state = None
+    try:
+        import numpy as np
+
+        np_state = np.random.get_state()
+    except ImportError:  # pragma: no cover - numpy is optional
+        np = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+        if np_state is not None and np is not None:
+            np.random.set_state(np_state)
+
+
+def load_loaders(value: Any, kind: str, limit: int | float, what: str) -> tuple[list[Any], list[int | float]]:
+    """Normalise loaders and count their batches under ``limit``."""
+    loaders = as_loader_list(value, kind)
+    return loaders, [num_batches(dl, limit, what) for dl in loaders]

@@ -1,0 +1,956 @@
+"""``lightcycle.Trainer``: Lightning's Trainer API on the declared lifecycle.
+
+The Trainer checks its arguments, owns the run's state (``trainer.state``, counters,
+callbacks, optimizers, metrics) and walks the lifecycle through one
+:class:`~lightcycle.orchestrator.driver.LifecycleDriver`; the loops themselves live in
+:mod:`lightcycle.orchestrator.loops`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import torch
+
+from lightcycle._hooks import is_overridden
+from lightcycle.callbacks.callback import Callback
+from lightcycle.callbacks.monitoring import Checkpoint
+from lightcycle.errors import MisconfigurationException
+from lightcycle.orchestrator import loops
+from lightcycle.orchestrator.config import resolve
+from lightcycle.orchestrator.driver import LifecycleDriver
+from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
+from lightcycle.states.declaration import LIFECYCLE, MANUAL_OPTIMIZER_STEP, BACKWARD, BEFORE_OPTIMIZER_STEP
+from lightcycle.states.model import Lifecycle, Trigger
+
+if TYPE_CHECKING:
+    from lightcycle.core.datamodule import LightningDataModule
+    from lightcycle.core.module import LightningModule
+    from lightcycle.core.optim import LightningOptimizer, LRSchedulerConfig
+
+
+@attrs.define
+class FitLoopProgress:
+    """Progress of the fit loop, with Lightning's attribute names where users read them.
+
+    ``epochs_processed`` counts epochs whose batches ran; ``epochs_completed`` (which is
+    ``trainer.current_epoch``) is incremented after ``on_train_epoch_end``.
+    """
+
+    epochs_processed: int = 0
+    epochs_completed: int = 0
+    global_step: int = 0
+    batch_idx: int = -1
+    total_batch_idx: int = -1
+    batches_ready: int = 0
+    is_last_batch: bool = False
+    resume_batches: int = 0
+    restarting: bool = False
+    max_epochs: int = 0
+    min_epochs: int | None = None
+    max_steps: int = -1
+    min_steps: int | None = None
+
+
+@attrs.define
+class _Strategy:
+    """The little of Lightning's ``trainer.strategy`` that user code reads."""
+
+    root_device: torch.device
+    lightning_module: Any = None
+
+    def barrier(self, name: str | None = None) -> None:
+        """Single process: nothing to wait for."""
+
+
+def _env_checked() -> bool:
+    return os.environ.get("LIGHTCYCLE_CHECKED", "") not in ("", "0")
+
+
+class Trainer:
+    """Runs a LightningModule through fit, validate, test and predict.
+
+    Takes Lightning 2.6's arguments with their meaning and defaults (see the README's
+    "Trainer arguments" table). Arguments lightcycle does not support raise a clear
+    error naming them. Two arguments are lightcycle's own:
+
+    Args:
+        lifecycle: the lifecycle to follow (default: :data:`lightcycle.states.LIFECYCLE`);
+            pass an extended copy to add custom events.
+        checked: run the ``transitions`` machine in lockstep with the compiled table
+            and fail on any disagreement (slow; for tests). The environment variable
+            ``LIGHTCYCLE_CHECKED=1`` turns it on for every Trainer.
+    """
+
+    def __init__(
+        self,
+        *,
+        accelerator: str = "auto",
+        devices: Any = "auto",
+        callbacks: Callback | Sequence[Callback] | None = None,
+        logger: Any = None,
+        max_epochs: int | None = None,
+        min_epochs: int | None = None,
+        max_steps: int = -1,
+        min_steps: int | None = None,
+        limit_train_batches: int | float | None = None,
+        limit_val_batches: int | float | None = None,
+        limit_test_batches: int | float | None = None,
+        limit_predict_batches: int | float | None = None,
+        num_sanity_val_steps: int | None = None,
+        val_check_interval: int | float | None = None,
+        check_val_every_n_epoch: int | None = 1,
+        accumulate_grad_batches: int = 1,
+        gradient_clip_val: int | float | None = None,
+        gradient_clip_algorithm: str | None = None,
+        default_root_dir: str | os.PathLike[str] | None = None,
+        enable_progress_bar: bool | None = None,
+        enable_checkpointing: bool | None = None,
+        enable_model_summary: bool | None = None,
+        inference_mode: bool = True,
+        deterministic: bool | str | None = None,
+        log_every_n_steps: int | None = None,
+        precision: Any = None,
+        lifecycle: Lifecycle | None = None,
+        checked: bool | None = None,
+        **unsupported: Any,
+    ) -> None:
+        self._cfg = resolve(
+            accelerator=accelerator,
+            devices=devices,
+            max_epochs=max_epochs,
+            min_epochs=min_epochs,
+            max_steps=max_steps,
+            min_steps=min_steps,
+            limit_train_batches=limit_train_batches,
+            limit_val_batches=limit_val_batches,
+            limit_test_batches=limit_test_batches,
+            limit_predict_batches=limit_predict_batches,
+            num_sanity_val_steps=num_sanity_val_steps,
+            val_check_interval=val_check_interval,
+            check_val_every_n_epoch=check_val_every_n_epoch,
+            accumulate_grad_batches=accumulate_grad_batches,
+            gradient_clip_val=gradient_clip_val,
+            gradient_clip_algorithm=gradient_clip_algorithm,
+            default_root_dir=default_root_dir,
+            enable_progress_bar=enable_progress_bar,
+            enable_checkpointing=enable_checkpointing,
+            enable_model_summary=enable_model_summary,
+            inference_mode=inference_mode,
+            deterministic=deterministic,
+            log_every_n_steps=log_every_n_steps,
+            precision=precision,
+            unsupported=unsupported,
+        )
+        if self._cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=self._cfg.deterministic == "warn")
+        self.state = TrainerState()
+        self.callbacks: list[Callback] = _reorder(self._initial_callbacks(callbacks))
+        _check_state_keys(self.callbacks)
+        self.loggers: list[Any] = self._make_loggers(logger)
+        self.should_stop = False
+        self.received_sigterm = False
+        self.fit_loop = FitLoopProgress(
+            max_epochs=self._cfg.max_epochs,
+            min_epochs=self._cfg.min_epochs,
+            max_steps=self._cfg.max_steps,
+            min_steps=self._cfg.min_steps,
+        )
+        self.strategy = _Strategy(self._cfg.device)
+        self.lightning_module: LightningModule | None = None  # type: ignore[assignment]
+        self.datamodule: LightningDataModule | None = None
+        self.optimizers: list[torch.optim.Optimizer] = []
+        self.lr_scheduler_configs: list[LRSchedulerConfig] = []
+        self._lightning_optimizers: list[LightningOptimizer] = []
+        self.train_dataloader: Any = None
+        self.val_dataloaders: Any = None
+        self.test_dataloaders: Any = None
+        self.predict_dataloaders: Any = None
+        self._eval_loaders: dict[str, list[Any]] = {}
+        self.num_training_batches: int | float = float("inf")
+        self.num_val_batches: list[int | float] = []
+        self.num_sanity_val_batches: list[int | float] = []
+        self.num_test_batches: list[int | float] = []
+        self.num_predict_batches: list[int | float] = []
+        self.val_check_batch: int | float = float("inf")
+        self.ckpt_path: str | None = None
+        self._explicit: dict[str, Any] = {}
+        self._current_dataloader_idx: int | None = None
+        self._eval_last_outputs: list[dict[str, float]] = []
+        self._warned: set[str] = set()
+        self._sigterm_previous: Any = None
+        from lightcycle.core.logging import MetricStore
+        from lightcycle.orchestrator.checkpointing import CheckpointConnector
+
+        self._results = MetricStore()
+        self._checkpoints = CheckpointConnector(self)
+        lifecycle = lifecycle if lifecycle is not None else LIFECYCLE
+        self._driver = LifecycleDriver(self, lifecycle, checked=_env_checked() if checked is None else checked)
+
+    # ------------------------------------------------------------------ construction helpers
+
+    def _initial_callbacks(self, callbacks: Callback | Sequence[Callback] | None) -> list[Callback]:
+        if callbacks is None:
+            given: list[Callback] = []
+        elif isinstance(callbacks, Callback):
+            given = [callbacks]
+        elif isinstance(callbacks, (list, tuple)):
+            given = list(callbacks)
+        else:
+            raise MisconfigurationException(
+                f"Trainer(callbacks=...) takes a Callback or a list of them, got {type(callbacks).__name__}."
+            )
+        for cb in given:
+            if not isinstance(cb, Callback):
+                raise MisconfigurationException(
+                    f"Trainer(callbacks=...) got {type(cb).__name__}, which is not a lightcycle.Callback. "
+                    "Subclass lightcycle.Callback (or lightcycle.callbacks.Callback)."
+                )
+        from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
+        from lightcycle.callbacks.model_summary import ModelSummary
+        from lightcycle.callbacks.progress import ProgressBar, TQDMProgressBar
+
+        out = list(given)
+        has_checkpoint = any(isinstance(cb, Checkpoint) for cb in out)
+        if self._cfg.enable_checkpointing and not has_checkpoint:
+            out.append(ModelCheckpoint())
+        elif not self._cfg.enable_checkpointing and has_checkpoint:
+            raise MisconfigurationException(
+                "Trainer was configured with enable_checkpointing=False but found a Checkpoint callback in "
+                "callbacks. Remove the callback or set enable_checkpointing=True."
+            )
+        has_bar = any(isinstance(cb, ProgressBar) for cb in out)
+        if self._cfg.enable_progress_bar and not has_bar:
+            out.append(TQDMProgressBar())
+        elif not self._cfg.enable_progress_bar and has_bar:
+            raise MisconfigurationException(
+                "Trainer was configured with enable_progress_bar=False but found a progress bar in callbacks. "
+                "Remove it or set enable_progress_bar=True."
+            )
+        if self._cfg.enable_model_summary and not any(isinstance(cb, ModelSummary) for cb in out):
+            out.append(ModelSummary())
+        return out
+
+    def _make_loggers(self, logger: Any) -> list[Any]:
+        if logger is None or logger is True:
+            from lightcycle.loggers import CSVLogger
+
+            return [CSVLogger(self._cfg.default_root_dir)]
+        if logger is False:
+            return []
+        items = list(logger) if isinstance(logger, (list, tuple)) else [logger]
+        for item in items:
+            if not callable(getattr(item, "log_metrics", None)):
+                raise MisconfigurationException(
+                    f"Trainer(logger=...) got {type(item).__name__}, which has no log_metrics(metrics, step) method. "
+                    "Pass True, False, lightcycle.loggers.CSVLogger(...) or an object with log_metrics."
+                )
+        return items
+
+    # ------------------------------------------------------------------ public entry points
+
+    def fit(
+        self,
+        model: LightningModule,
+        train_dataloaders: Any = None,
+        val_dataloaders: Any = None,
+        datamodule: LightningDataModule | None = None,
+        ckpt_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """Train ``model``: setup, sanity check, epochs with validation, teardown.
+
+        Args:
+            model: the LightningModule.
+            train_dataloaders: a DataLoader (or a LightningDataModule, as Lightning allows).
+            val_dataloaders: a DataLoader or a list of them.
+            datamodule: supplies the dataloaders instead.
+            ckpt_path: a checkpoint to resume from: a path, ``"last"`` or ``"best"``.
+        """
+        from lightcycle.core.datamodule import LightningDataModule
+
+        if isinstance(train_dataloaders, LightningDataModule):
+            datamodule, train_dataloaders = train_dataloaders, None
+        self._begin(TrainerFn.FITTING, model, datamodule, {"train": train_dataloaders, "val": val_dataloaders})
+        ckpt = self._checkpoints.resolve_path(ckpt_path, TrainerFn.FITTING)
+        self.should_stop = False
+        self._run(lambda: loops.run_fit(self, ckpt))
+
+    def validate(
+        self,
+        model: LightningModule | None = None,
+        dataloaders: Any = None,
+        ckpt_path: str | os.PathLike[str] | None = None,
+        verbose: bool = True,
+        datamodule: LightningDataModule | None = None,
+    ) -> list[dict[str, float]]:
+        """Run one validation epoch. Returns the logged epoch metrics per dataloader."""
+        return self._evaluate(TrainerFn.VALIDATING, "val", model, dataloaders, ckpt_path, verbose, datamodule)
+
+    def test(
+        self,
+        model: LightningModule | None = None,
+        dataloaders: Any = None,
+        ckpt_path: str | os.PathLike[str] | None = None,
+        verbose: bool = True,
+        datamodule: LightningDataModule | None = None,
+    ) -> list[dict[str, float]]:
+        """Run one test epoch. Returns the logged epoch metrics per dataloader."""
+        return self._evaluate(TrainerFn.TESTING, "test", model, dataloaders, ckpt_path, verbose, datamodule)
+
+    def predict(
+        self,
+        model: LightningModule | None = None,
+        dataloaders: Any = None,
+        datamodule: LightningDataModule | None = None,
+        return_predictions: bool | None = None,
+        ckpt_path: str | os.PathLike[str] | None = None,
+    ) -> list[Any] | None:
+        """Run prediction. Returns the predictions (a list per dataloader when several)."""
+        from lightcycle.core.datamodule import LightningDataModule
+
+        if isinstance(dataloaders, LightningDataModule):
+            datamodule, dataloaders = dataloaders, None
+        model = self._model_or_current(model, "predict")
+        self._begin(TrainerFn.PREDICTING, model, datamodule, {"predict": dataloaders})
+        ckpt = self._checkpoints.resolve_path(ckpt_path, TrainerFn.PREDICTING)
+        out = self._run(lambda: loops.run_eval_entry(self, TrainerFn.PREDICTING, ckpt))
+        return out if return_predictions is not False else None
+
+    def save_checkpoint(self, filepath: str | os.PathLike[str], weights_only: bool = False, storage_options: Any = None) -> None:
+        """Write a checkpoint of the current state to ``filepath`` (atomically)."""
+        if self.lightning_module is None:
+            raise MisconfigurationException(
+                "save_checkpoint needs a model: call it after `trainer.fit/validate/test/predict(model)` attached one."
+            )
+        if storage_options is not None:
+            raise MisconfigurationException("save_checkpoint(storage_options=...) is not supported; remove it.")
+        self._checkpoints.save(filepath, weights_only)
+
+    def _evaluate(
+        self,
+        fn: TrainerFn,
+        kind: str,
+        model: LightningModule | None,
+        dataloaders: Any,
+        ckpt_path: Any,
+        verbose: bool,
+        datamodule: LightningDataModule | None,
+    ) -> list[dict[str, float]]:
+        from lightcycle.core.datamodule import LightningDataModule
+
+        if isinstance(dataloaders, LightningDataModule):
+            datamodule, dataloaders = dataloaders, None
+        model = self._model_or_current(model, fn.value)
+        self._begin(fn, model, datamodule, {kind: dataloaders})
+        step = "validation_step" if fn is TrainerFn.VALIDATING else "test_step"
+        if not is_overridden(step, model, _module_base()):
+            raise MisconfigurationException(
+                f"No `{step}()` method defined to run `Trainer.{fn.value}`. Implement `{step}` in {type(model).__name__}."
+            )
+        ckpt = self._checkpoints.resolve_path(ckpt_path, fn)
+        results: list[dict[str, float]] = self._run(lambda: loops.run_eval_entry(self, fn, ckpt))
+        if verbose and results:
+            _print_results(results, fn.value)
+        return results
+
+    def _model_or_current(self, model: LightningModule | None, verb: str) -> LightningModule:
+        if model is not None:
+            return model
+        if self.lightning_module is None:
+            raise MisconfigurationException(
+                f"`trainer.{verb}()` needs a model: pass one, or call it after `trainer.fit(model)`."
+            )
+        return self.lightning_module
+
+    # ------------------------------------------------------------------ run plumbing
+
+    def _begin(self, fn: TrainerFn, model: Any, datamodule: Any, loaders: dict[str, Any]) -> None:
+        """Check inputs and attach the objects; raises before any hook fires."""
+        from lightcycle.core.datamodule import LightningDataModule
+
+        base = _module_base()
+        if not isinstance(model, base):
+            raise TypeError(
+                f"`model` must be a lightcycle.LightningModule, got {type(model).__name__}. Subclass "
+                "lightcycle.LightningModule (import lightcycle as L; class M(L.LightningModule))."
+            )
+        if datamodule is not None and not isinstance(datamodule, LightningDataModule):
+            raise TypeError(
+                f"`datamodule` must be a lightcycle.LightningDataModule, got {type(datamodule).__name__}."
+            )
+        given = {k: v for k, v in loaders.items() if v is not None}
+        if datamodule is not None and given:
+            raise MisconfigurationException(
+                f"You cannot pass `{'`, `'.join(k + '_dataloaders' for k in given)}` and `datamodule` together; "
+                "pass one or the other."
+            )
+        if self.state.status is TrainerStatus.RUNNING:
+            raise MisconfigurationException(
+                "this Trainer is already running; fit/validate/test/predict cannot be nested. Use a second Trainer."
+            )
+        if fn is TrainerFn.FITTING:
+            if not is_overridden("training_step", model, base):
+                raise MisconfigurationException(
+                    f"No `training_step()` method defined. Implement `training_step` in {type(model).__name__} to fit."
+                )
+            source = datamodule if datamodule is not None else model
+            source_base = LightningDataModule if datamodule is not None else base
+            if loaders.get("train") is None and not is_overridden("train_dataloader", source, source_base):
+                raise MisconfigurationException(
+                    f"No `train_dataloader()` method defined and no `train_dataloaders` passed. Implement "
+                    f"`train_dataloader` in {type(source).__name__} or pass `train_dataloaders` to `fit`."
+                )
+            if not model.automatic_optimization:
+                if self._cfg.accumulate_grad_batches != 1:
+                    raise MisconfigurationException(
+                        "Automatic gradient accumulation is not supported for manual optimization. Remove "
+                        "`Trainer(accumulate_grad_batches=...)` or switch to automatic optimization."
+                    )
+                if self._cfg.gradient_clip_val:
+                    raise MisconfigurationException(
+                        "Automatic gradient clipping is not supported for manual optimization. Remove "
+                        "`Trainer(gradient_clip_val=...)` and call `self.clip_gradients(...)` in training_step."
+                    )
+        self.state.fn = fn
+        self.lightning_module = model
+        self.strategy.lightning_module = model
+        model.trainer = self  # type: ignore[assignment]
+        self.datamodule = datamodule
+        if datamodule is not None:
+            datamodule.trainer = self  # type: ignore[assignment]
+        self._explicit = given
+        if fn is TrainerFn.FITTING:
+            self.train_dataloader = None
+            self.val_dataloaders = None
+            self.num_val_batches = []
+        elif fn is TrainerFn.VALIDATING:
+            self.val_dataloaders = None
+        self._eval_loaders = {}
+
+    def _skip_hooks(self) -> frozenset[str]:
+        return frozenset(f"{kind}_dataloader" for kind in self._explicit)
+
+    def _run(self, body: Any) -> Any:
+        self.state.status = TrainerStatus.RUNNING
+        self.received_sigterm = False
+        driver = self._driver
+        driver.bind(self.lightning_module, self.callbacks, self.datamodule, skip=self._skip_hooks())
+        self._install_sigterm()
+        try:
+            with driver.guard(teardown=self._teardown_after_exception):
+                result = body()
+        finally:
+            self._restore_sigterm()
+        self.state.status = TrainerStatus.FINISHED
+        driver.fire(_finish())
+        for lg in self.loggers:
+            finalize = getattr(lg, "finalize", None)
+            if callable(finalize):
+                finalize("success")
+        return result
+
+    def _teardown_internal(self) -> None:
+        """Lightning's strategy teardown: release the device, as before on_fit_end."""
+        module = self.lightning_module
+        if module is not None and self._cfg.device.type == "cuda":
+            module.to("cpu")
+
+    def _teardown_after_exception(self) -> None:
+        for lg in self.loggers:
+            finalize = getattr(lg, "finalize", None)
+            if callable(finalize):
+                finalize("failed")
+        self._teardown_internal()
+
+    def _install_sigterm(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            self._sigterm_previous = None
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def handler(signum: int, frame: Any) -> None:
+            self.received_sigterm = True
+            if callable(previous) and previous not in (signal.SIG_DFL, signal.SIG_IGN):
+                previous(signum, frame)
+
+        self._sigterm_previous = previous
+        signal.signal(signal.SIGTERM, handler)
+
+    def _restore_sigterm(self) -> None:
+        if self._sigterm_previous is not None:
+            signal.signal(signal.SIGTERM, self._sigterm_previous)
+            self._sigterm_previous = None
+
+    def _attach_model_callbacks(self, model_callbacks: Any) -> None:
+        """Merge what ``configure_callbacks`` returned (Lightning's rules) and recompile."""
+        if model_callbacks:
+            if isinstance(model_callbacks, Callback):
+                model_callbacks = [model_callbacks]
+            model_types = {type(c) for c in model_callbacks}
+            trainer_types = {type(c) for c in self.callbacks} - {Callback}
+            override = {tt for mt in model_types for tt in trainer_types if issubclass(mt, tt)}
+            merged = [c for c in self.callbacks if type(c) not in override] + list(model_callbacks)
+            self.callbacks = _reorder(merged)
+            _check_state_keys(self.callbacks)
+            self._driver.bind(self.lightning_module, self.callbacks, self.datamodule, skip=self._skip_hooks())
+
+    def _configure_optimizers(self, returned: Any) -> None:
+        from lightcycle.core.optim import LightningOptimizer, parse_optimizers
+
+        module = self.lightning_module
+        assert module is not None
+        optimizers, schedulers = parse_optimizers(returned)
+        if module.automatic_optimization and len(optimizers) > 1:
+            raise MisconfigurationException(
+                "Training with multiple optimizers is only supported with manual optimization. Set "
+                "`self.automatic_optimization = False`, then step the optimizers yourself in training_step."
+            )
+        if module.automatic_optimization and not optimizers:
+            raise MisconfigurationException(
+                "`configure_optimizers` returned no optimizer. Return a torch optimizer (and optionally schedulers)."
+            )
+        self.optimizers = optimizers
+        self.lr_scheduler_configs = schedulers
+        fire = self._driver.fire
+        wrapped = []
+        for opt in optimizers:
+            lopt = LightningOptimizer(opt)
+            if module.automatic_optimization:
+                cfg = self._cfg
+                lopt._on_before_step = lambda o=opt: fire(BEFORE_OPTIMIZER_STEP, o, cfg.gradient_clip_val, cfg.gradient_clip_algorithm)
+            else:
+                lopt._on_before_step = lambda o=opt: fire(MANUAL_OPTIMIZER_STEP, o)
+                lopt._on_after_step = self._count_manual_step
+            wrapped.append(lopt)
+        self._lightning_optimizers = wrapped
+
+    def _count_manual_step(self) -> None:
+        self.fit_loop.global_step += 1
+
+    def _manual_backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        module = self.lightning_module
+        if module is None or module.automatic_optimization:
+            raise MisconfigurationException(
+                "`manual_backward` is for manual optimization. Set `self.automatic_optimization = False` in your "
+                "module's __init__, or return the loss from training_step and let the Trainer call backward."
+            )
+        if args or kwargs:
+            raise MisconfigurationException(
+                "manual_backward(loss, *args, **kwargs): extra arguments are not supported yet; call "
+                "manual_backward(loss) (or override `backward` in your module)."
+            )
+        self._driver.fire(BACKWARD, loss)
+
+    def _log_step(self, metrics: dict[str, torch.Tensor]) -> None:
+        """Send step metrics to the loggers every ``log_every_n_steps`` optimizer steps."""
+        every = self._cfg.log_every_n_steps
+        if not metrics or not self.loggers or every == 0 or (self.global_step % every) != 0:
+            return
+        for lg in self.loggers:
+            lg.log_metrics(metrics, step=self.global_step)
+
+    def _log_epoch(self, metrics: dict[str, torch.Tensor]) -> None:
+        if not metrics or not self.loggers:
+            return
+        with_epoch = dict(metrics)
+        with_epoch["epoch"] = torch.tensor(float(self.current_epoch))
+        for lg in self.loggers:
+            lg.log_metrics(with_epoch, step=self.global_step)
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            warnings.warn(message, UserWarning, stacklevel=3)
+
+    # ------------------------------------------------------------------ data
+
+    def _source(self) -> Any:
+        return self.datamodule if self.datamodule is not None else self.lightning_module
+
+    def _source_defines(self, kind: str) -> bool:
+        from lightcycle.core.datamodule import LightningDataModule
+
+        if kind in self._explicit:
+            return True
+        source = self._source()
+        base = LightningDataModule if self.datamodule is not None else _module_base()
+        return is_overridden(f"{kind}_dataloader", source, base)
+
+    def _eval_enabled(self, kind: str) -> bool:
+        step = {"val": "validation_step", "test": "test_step", "predict": "predict_step"}[kind]
+        limit = getattr(self._cfg, f"limit_{kind}_batches")
+        if kind == "predict":
+            return self._source_defines(kind) and limit > 0
+        return self._source_defines(kind) and is_overridden(step, self.lightning_module, _module_base()) and limit > 0
+
+    @property
+    def enable_validation(self) -> bool:
+        """Whether validation runs during fit (a val source, ``validation_step``, a non-zero limit)."""
+        return self.lightning_module is not None and self._eval_enabled("val")
+
+    def _should_sanity_check(self) -> bool:
+        return self.enable_validation and self._cfg.num_sanity_val_steps > 0 and not self.fit_loop.restarting
+
+    def _should_check_val_epoch(self) -> bool:
+        n = self._cfg.check_val_every_n_epoch
+        return self.enable_validation and (n is None or (self.current_epoch + 1) % n == 0)
+
+    def _load_train_loader(self) -> Any:
+        from lightcycle.states.declaration import TRAIN_DATALOADER
+
+        value = self._driver.fire(TRAIN_DATALOADER)
+        if "train" in self._explicit:
+            value = self._explicit["train"]
+        loaders, counts = loops.load_loaders(value, "train", self._cfg.limit_train_batches, "limit_train_batches")
+        self.train_dataloader = loaders[0]
+        self.num_training_batches = counts[0]
+        self._resolve_val_check_batch()
+        return loaders[0]
+
+    def _resolve_val_check_batch(self) -> None:
+        cfg = self._cfg
+        n = self.num_training_batches
+        if n == 0:
+            return
+        if isinstance(cfg.val_check_interval, int):
+            self.val_check_batch = cfg.val_check_interval
+            if self.val_check_batch > n and cfg.check_val_every_n_epoch is not None and cfg.limit_val_batches > 0:
+                raise ValueError(
+                    f" `val_check_interval` ({cfg.val_check_interval}) must be less than or equal to the number of "
+                    f"the training batches ({n}). If you want to disable validation set `limit_val_batches` to 0.0 "
+                    "instead. If you want to validate based on the total training batches, set "
+                    "`check_val_every_n_epoch=None`."
+                )
+        elif n == float("inf"):
+            if cfg.val_check_interval != 1.0:
+                raise MisconfigurationException(
+                    "When the train dataloader has no length, `Trainer(val_check_interval)` must be 1.0 or an int "
+                    "(validate every k training batches)."
+                )
+            self.val_check_batch = float("inf")
+        else:
+            self.val_check_batch = max(1, int(n * cfg.val_check_interval))
+
+    def _load_eval_loaders(self, kind: str, trigger: Trigger, sanity: bool) -> tuple[list[Any], list[int | float]]:
+        value = self._driver.fire(trigger)
+        if kind in self._explicit:
+            value = self._explicit[kind]
+        limit = getattr(self._cfg, f"limit_{kind}_batches")
+        loaders, counts = loops.load_loaders(value, kind, limit, f"limit_{kind}_batches")
+        self._eval_loaders[kind] = loaders
+        stored = loaders[0] if len(loaders) == 1 else loaders
+        if kind == "val":
+            self.val_dataloaders = stored
+            self.num_val_batches = counts
+            if sanity:
+                counts = [min(self._cfg.num_sanity_val_steps, c) for c in counts]  # type: ignore[type-var]
+                self.num_sanity_val_batches = counts
+        elif kind == "test":
+            self.test_dataloaders = stored
+            self.num_test_batches = counts
+        else:
+            self.predict_dataloaders = stored
+            self.num_predict_batches = counts
+        return loaders, counts
+
+    # ------------------------------------------------------------------ attributes (spec 5)
+
+    @property
+    def current_epoch(self) -> int:
+        """Completed epochs; unchanged inside an epoch, including its on_train_epoch_end."""
+        return self.fit_loop.epochs_completed
+
+    @property
+    def global_step(self) -> int:
+        """Optimizer steps taken."""
+        return self.fit_loop.global_step
+
+    @property
+    def is_last_batch(self) -> bool:
+        return self.fit_loop.is_last_batch
+
+    @property
+    def model(self) -> Any:
+        return self.lightning_module
+
+    @property
+    def max_epochs(self) -> int:
+        return self._cfg.max_epochs
+
+    @property
+    def min_epochs(self) -> int | None:
+        return self._cfg.min_epochs
+
+    @property
+    def max_steps(self) -> int:
+        return self._cfg.max_steps
+
+    @property
+    def min_steps(self) -> int | None:
+        return self._cfg.min_steps
+
+    @property
+    def accumulate_grad_batches(self) -> int:
+        return self._cfg.accumulate_grad_batches
+
+    @property
+    def gradient_clip_val(self) -> float | None:
+        return self._cfg.gradient_clip_val
+
+    @property
+    def gradient_clip_algorithm(self) -> str | None:
+        return self._cfg.gradient_clip_algorithm
+
+    @property
+    def val_check_interval(self) -> int | float:
+        return self._cfg.val_check_interval
+
+    @property
+    def check_val_every_n_epoch(self) -> int | None:
+        return self._cfg.check_val_every_n_epoch
+
+    @property
+    def num_sanity_val_steps(self) -> int | float:
+        return self._cfg.num_sanity_val_steps
+
+    @property
+    def limit_train_batches(self) -> int | float:
+        return self._cfg.limit_train_batches
+
+    @property
+    def limit_val_batches(self) -> int | float:
+        return self._cfg.limit_val_batches
+
+    @property
+    def limit_test_batches(self) -> int | float:
+        return self._cfg.limit_test_batches
+
+    @property
+    def limit_predict_batches(self) -> int | float:
+        return self._cfg.limit_predict_batches
+
+    @property
+    def log_every_n_steps(self) -> int:
+        return self._cfg.log_every_n_steps
+
+    @property
+    def fast_dev_run(self) -> bool:
+        return False
+
+    @property
+    def default_root_dir(self) -> str:
+        return self._cfg.default_root_dir
+
+    @property
+    def log_dir(self) -> str:
+        for lg in self.loggers:
+            path = getattr(lg, "log_dir", None)
+            if path is not None:
+                return str(path)
+        return self._cfg.default_root_dir
+
+    @property
+    def logger(self) -> Any:
+        return self.loggers[0] if self.loggers else None
+
+    @property
+    def device(self) -> torch.device:
+        """The device the module trains on (lightcycle's addition; Lightning: strategy.root_device)."""
+        return self._cfg.device
+
+    @property
+    def inference_mode(self) -> bool:
+        return self._cfg.inference_mode
+
+    @property
+    def estimated_stepping_batches(self) -> int | float:
+        """Estimated optimizer steps of the whole fit (Lightning's formula)."""
+        if self.train_dataloader is None:
+            source = self._explicit.get("train")
+            if source is None and self.lightning_module is not None and self._source_defines("train"):
+                source = getattr(self._source(), "train_dataloader")()
+            loaders, counts = loops.load_loaders(source, "train", self._cfg.limit_train_batches, "limit_train_batches")
+            batches = counts[0]
+        else:
+            batches = self.num_training_batches
+        if batches == float("inf"):
+            return self._cfg.max_steps if self._cfg.max_steps != -1 else float("inf")
+        per_epoch = -(-batches // self._cfg.accumulate_grad_batches)  # ceil
+        total = per_epoch * self._cfg.max_epochs if self._cfg.max_epochs != -1 else float("inf")
+        if self._cfg.max_steps != -1:
+            return min(total, self._cfg.max_steps)
+        return total
+
+    @property
+    def callback_metrics(self) -> dict[str, torch.Tensor]:
+        return self._results.callback_metrics
+
+    @property
+    def logged_metrics(self) -> dict[str, torch.Tensor]:
+        return self._results.logged_metrics
+
+    @property
+    def progress_bar_metrics(self) -> dict[str, float]:
+        return self._results.progress_bar_metrics
+
+    @property
+    def checkpoint_callbacks(self) -> list[Checkpoint]:
+        return [cb for cb in self.callbacks if isinstance(cb, Checkpoint)]
+
+    @property
+    def checkpoint_callback(self) -> Checkpoint | None:
+        cbs = self.checkpoint_callbacks
+        return cbs[0] if cbs else None
+
+    @property
+    def early_stopping_callbacks(self) -> list[Callback]:
+        from lightcycle.callbacks.early_stopping import EarlyStopping
+
+        return [cb for cb in self.callbacks if isinstance(cb, EarlyStopping)]
+
+    @property
+    def early_stopping_callback(self) -> Callback | None:
+        cbs = self.early_stopping_callbacks
+        return cbs[0] if cbs else None
+
+    @property
+    def progress_bar_callback(self) -> Callback | None:
+        from lightcycle.callbacks.progress import ProgressBar
+
+        return next((cb for cb in self.callbacks if isinstance(cb, ProgressBar)), None)
+
+    @property
+    def global_rank(self) -> int:
+        return 0
+
+    @property
+    def local_rank(self) -> int:
+        return 0
+
+    @property
+    def node_rank(self) -> int:
+        return 0
+
+    @property
+    def world_size(self) -> int:
+        return 1
+
+    @property
+    def num_devices(self) -> int:
+        return 1
+
+    @property
+    def is_global_zero(self) -> bool:
+        return True
+
+    @property
+    def interrupted(self) -> bool:
+        return self.state.status is TrainerStatus.INTERRUPTED
+
+    @property
+    def lifecycle_state(self) -> str:
+        """The lifecycle's current state path (lightcycle's addition), e.g. ``fit.train.epoch.running``."""
+        return self._driver.state
+
+    def _stage_is(self, stage: RunningStage) -> bool:
+        return self.state.stage is stage
+
+    @property
+    def training(self) -> bool:
+        return self.state.stage is RunningStage.TRAINING
+
+    @training.setter
+    def training(self, value: bool) -> None:
+        self._set_stage(RunningStage.TRAINING, value)
+
+    @property
+    def sanity_checking(self) -> bool:
+        return self.state.stage is RunningStage.SANITY_CHECKING
+
+    @sanity_checking.setter
+    def sanity_checking(self, value: bool) -> None:
+        self._set_stage(RunningStage.SANITY_CHECKING, value)
+
+    @property
+    def validating(self) -> bool:
+        return self.state.stage is RunningStage.VALIDATING
+
+    @validating.setter
+    def validating(self, value: bool) -> None:
+        self._set_stage(RunningStage.VALIDATING, value)
+
+    @property
+    def testing(self) -> bool:
+        return self.state.stage is RunningStage.TESTING
+
+    @testing.setter
+    def testing(self, value: bool) -> None:
+        self._set_stage(RunningStage.TESTING, value)
+
+    @property
+    def predicting(self) -> bool:
+        return self.state.stage is RunningStage.PREDICTING
+
+    @predicting.setter
+    def predicting(self, value: bool) -> None:
+        self._set_stage(RunningStage.PREDICTING, value)
+
+    @property
+    def evaluating(self) -> bool:
+        stage = self.state.stage
+        return stage is not None and stage.evaluating
+
+    def _set_stage(self, stage: RunningStage, value: bool) -> None:
+        if value:
+            self.state.stage = stage
+        elif self.state.stage is stage:
+            self.state.stage = None
+
+
+def _module_base() -> type:
+    from lightcycle.core.module import LightningModule
+
+    return LightningModule
+
+
+def _finish() -> Trigger:
+    from lightcycle.states.declaration import FINISH
+
+    return FINISH
+
+
+def _reorder(callbacks: Iterable[Callback]) -> list[Callback]:
+    """Lightning's ``_reorder_callbacks``: checkpoint callbacks last, order kept otherwise."""
+    items = list(callbacks)
+    return [c for c in items if not isinstance(c, Checkpoint)] + [c for c in items if isinstance(c, Checkpoint)]
+
+
+def _check_state_keys(callbacks: Sequence[Callback]) -> None:
+    seen: dict[str, Callback] = {}
+    for cb in callbacks:
+        if not is_overridden("state_dict", cb, Callback):
+            continue
+        if cb.state_key in seen:
+            raise RuntimeError(
+                f"Found more than one stateful callback of type `{type(cb).__name__}` with state_key "
+                f"{cb.state_key!r}. Their checkpointed states would overwrite each other. Give each instance a "
+                "unique `state_key` (override the property, e.g. with `self._generate_state_key(...)`)."
+            )
+        seen[cb.state_key] = cb
+
+
+def _print_results(results: list[dict[str, float]], verb: str) -> None:
+    for i, metrics in enumerate(results):
+        if not metrics:
+            continue
+        title = f"{verb} metric" + (f" (dataloader {i})" if len(results) > 1 else "")
+        width = max([len(title)] + [len(k) for k in metrics])
+        print(f"{title:<{width}}  value")
+        for key, value in metrics.items():
+            print(f"{key:<{width}}  {value:.6g}")

@@ -1,0 +1,521 @@
+"""The lifecycle, declared once.
+
+This module *is* lightcycle's training lifecycle: every state, every event, and for each
+transition the hooks it fires, in Lightning 2.6's order (``shared/spec/hook-order.md``).
+The runtime (:mod:`lightcycle.orchestrator`), the diagrams, ``lightcycle verify`` and the
+tests all read :data:`LIFECYCLE`; no hook order is written anywhere else.
+
+Reading guide. ``cb_lm("x")`` means every callback's ``x`` then the module's ``x``;
+``lm``/``cb``/``dm`` one side only. A transition's hooks fire after the lifecycle has moved
+to its destination, so they run under the destination's stage. States ending in
+``ended``/``done`` exist so that ``*_end`` hooks still see their own stage.
+
+Fit, in one breath: ``fit`` (configure_callbacks) → ``setup`` → ``configure_optimizers``
+→ ``fit_start`` → [sanity check: ``sanity_check_start`` → ``val_dataloader`` → one
+validation run → ``sanity_check_end``] → ``train_dataloader`` → ``train_start`` → per
+epoch: ``train_epoch_start`` → per batch (transfer → ``train_batch_start`` →
+``optimizer_step`` wrapping ``training_step``, ``zero_grad``, ``backward``,
+``before_optimizer_step`` → ``train_batch_end`` → validation when due) →
+``train_epoch_end`` → ``train_end`` → ``fit_end`` → ``teardown`` → ``finish``.
+"""
+
+from __future__ import annotations
+
+from lightcycle.states.model import (
+    ANY,
+    Action,
+    Hook,
+    Lifecycle,
+    Result,
+    Stage,
+    State,
+    Target,
+    Transition,
+    Trigger,
+)
+
+# --------------------------------------------------------------------------- vocabulary
+
+
+def cb(name: str, *args: str, **kw: object) -> Hook:
+    """Every callback's ``name`` hook (called as ``hook(trainer, pl_module, *args)``)."""
+    return Hook(name, Target.CALLBACKS, args=args, **kw)  # type: ignore[arg-type]
+
+
+def lm(name: str, *args: str, **kw: object) -> Hook:
+    """The LightningModule's ``name`` hook."""
+    return Hook(name, Target.MODULE, args=args, **kw)  # type: ignore[arg-type]
+
+
+def dm(name: str, *args: str, **kw: object) -> Hook:
+    """The datamodule's ``name`` hook (skipped when no datamodule is attached)."""
+    return Hook(name, Target.DATAMODULE, args=args, **kw)  # type: ignore[arg-type]
+
+
+def cb_lm(name: str, *args: str) -> tuple[Hook, Hook]:
+    """Lightning's default pairing: all callbacks, then the module."""
+    return cb(name, *args), lm(name, *args)
+
+
+def _transfer() -> tuple[Hook, ...]:
+    """The batch-transfer triple; each hook's result is the batch the next one gets."""
+    return (
+        Hook("on_before_batch_transfer", Target.BATCH_HOOK, ("batch", "dataloader_idx"), result=Result.PIPE),
+        Hook("transfer_batch_to_device", Target.BATCH_HOOK, ("batch", "device", "dataloader_idx"), result=Result.PIPE),
+        Hook("on_after_batch_transfer", Target.BATCH_HOOK, ("batch", "dataloader_idx"), result=Result.PIPE),
+    )
+
+
+def _loader(kind: str) -> Hook:
+    return Hook(f"{kind}_dataloader", Target.DATA_SOURCE, only_if_overridden=True, result=Result.RETURN)
+
+
+def _setup_hooks() -> tuple[Hook, ...]:
+    return (
+        dm("prepare_data", only_if_overridden=True),
+        lm("prepare_data", only_if_overridden=True),
+        dm("setup", kwargs=("stage",)),
+        cb("setup", kwargs=("stage",)),
+        lm("setup", kwargs=("stage",)),
+        lm("configure_sharded_model", only_if_overridden=True),
+        lm("configure_model", only_if_overridden=True),
+    )
+
+
+def _teardown_hooks() -> tuple[Hook, ...]:
+    return dm("teardown", kwargs=("stage",)), cb("teardown", kwargs=("stage",)), lm("teardown", kwargs=("stage",))
+
+
+# --------------------------------------------------------------------------- triggers
+
+ENTRY = {fn: Trigger(fn, doc=f"`trainer.{fn}()` begins: the module may add callbacks") for fn in ("fit", "validate", "test", "predict")}
+SETUP = Trigger("setup", ("stage",), "prepare_data and setup, datamodule → callbacks → module")
+LOAD_CHECKPOINT = Trigger("load_checkpoint", ("checkpoint",), "a checkpoint is being restored: the module sees it first")
+LOAD_DATAMODULE_STATE = Trigger("load_datamodule_state", ("state_dict",), "the datamodule's stored state is restored")
+LOAD_CALLBACK_STATES = Trigger("load_callback_states", ("checkpoint", "states"), "callbacks see the checkpoint, then get their states")
+COLLECT_STATE = Trigger("collect_state", (), "a checkpoint is being written: every callback's state_dict")
+COLLECT_DATAMODULE_STATE = Trigger("collect_datamodule_state", (), "a checkpoint is being written: the datamodule's state_dict")
+SAVE_CHECKPOINT = Trigger("save_checkpoint", ("checkpoint",), "the assembled checkpoint dict may be edited, callbacks then module")
+SAVE_WEIGHTS = Trigger("save_weights", ("checkpoint",), "a weights-only checkpoint: only the module may edit it")
+CONFIGURE_OPTIMIZERS = Trigger("configure_optimizers", (), "fit only: the module builds its optimizers")
+FIT_START = Trigger("fit_start")
+SANITY_CHECK_START = Trigger("sanity_check_start")
+SANITY_CHECK_END = Trigger("sanity_check_end")
+TRAIN_DATALOADER = Trigger("train_dataloader", (), "the train dataloader is requested (lazily, as Lightning)")
+VAL_DATALOADER = Trigger("val_dataloader", (), "the val dataloaders are requested")
+TEST_DATALOADER = Trigger("test_dataloader")
+PREDICT_DATALOADER = Trigger("predict_dataloader")
+TRAIN_START = Trigger("train_start")
+TRAIN_EPOCH_START = Trigger("train_epoch_start")
+VALIDATION_EXIT = Trigger("validation_exit", (), "an in-fit validation run is over; training resumes (stage train)")
+RESUME_EPOCH = Trigger("resume_epoch", (), "an epoch restored mid-way continues without on_train_epoch_start")
+TRAIN_BATCH_TRANSFER = Trigger("train_batch_transfer", ("batch", "device", "dataloader_idx"))
+TRAIN_BATCH_START = Trigger("train_batch_start", ("batch", "batch_idx"))
+SKIP_REST_OF_EPOCH = Trigger("skip_rest_of_epoch", (), "the module's on_train_batch_start returned -1")
+OPTIMIZER_STEP = Trigger("optimizer_step", ("epoch", "batch_idx", "optimizer", "optimizer_closure"))
+TRAINING_STEP = Trigger("training_step", ("batch", "batch_idx"))
+ZERO_GRAD = Trigger("zero_grad", ("epoch", "batch_idx", "optimizer"), "first micro-batch of an accumulation window")
+BACKWARD = Trigger("backward", ("loss",))
+BEFORE_OPTIMIZER_STEP = Trigger(
+    "before_optimizer_step", ("optimizer", "gradient_clip_val", "gradient_clip_algorithm"), "inside the closure"
+)
+OPTIMIZER_STEP_END = Trigger("optimizer_step_end", (), "the module's optimizer_step returned")
+MANUAL_TRAINING_STEP = Trigger("manual_training_step", ("batch", "batch_idx"), "training_step, manual optimization")
+MANUAL_OPTIMIZER_STEP = Trigger("manual_optimizer_step", ("optimizer",), "opt.step() in manual optimization")
+LR_SCHEDULER_STEP = Trigger("lr_scheduler_step", ("scheduler", "metric"))
+TRAIN_BATCH_END = Trigger("train_batch_end", ("outputs", "batch", "batch_idx"))
+TRAIN_EPOCH_END = Trigger("train_epoch_end")
+TRAIN_END = Trigger("train_end")
+FIT_END = Trigger("fit_end")
+TEARDOWN = Trigger("teardown", ("stage",))
+FINISH = Trigger("finish", (), "the run is over; back to idle")
+INTERRUPT = Trigger("interrupt", ("exception",), "any BaseException inside a run")
+
+EVAL_NOUNS = ("validation", "test", "predict")
+
+
+class EvalTriggers:
+    """The events of one evaluation loop (validation, test or predict)."""
+
+    def __init__(self, noun: str) -> None:
+        self.noun = noun
+        self.model_zero_grad = Trigger(f"{noun}_model_zero_grad", (), "in-fit validation only, not mid-accumulation")
+        self.start = Trigger(f"{noun}_start")
+        self.epoch_start = Trigger(f"{noun}_epoch_start")
+        self.batch_transfer = Trigger(f"{noun}_batch_transfer", ("batch", "device", "dataloader_idx"))
+        batch = ("batch", "batch_idx", "dataloader_idx")
+        self.batch_start = Trigger(f"{noun}_batch_start", batch, optional_tail=True)
+        self.step = Trigger(f"{noun}_step", batch, optional_tail=True)
+        self.batch_end = Trigger(f"{noun}_batch_end", ("outputs", *batch), optional_tail=True)
+        self.epoch_end = Trigger(f"{noun}_epoch_end")
+        self.end = Trigger(f"{noun}_end")
+
+
+EVAL = {noun: EvalTriggers(noun) for noun in EVAL_NOUNS}
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _evaluation_states(noun: str, zero_grad: bool = False) -> State:
+    zeroed: tuple[State, ...] = ()
+    if zero_grad:
+        zeroed = (
+            State("zeroed", doc="gradients cleared before an in-fit validation"),
+            State("loaded", doc="val dataloaders requested lazily"),
+        )
+    return State(
+        noun,
+        children=(
+            *zeroed,
+            State("started", doc=f"model in eval mode, on_{noun}_start fired"),
+            State("running", doc="between batches"),
+            State(
+                "batch",
+                children=(
+                    State("transferred", doc="batch on the device"),
+                    State("started", doc=f"on_{noun}_batch_start fired"),
+                    State("stepped", doc=f"{noun}_step returned"),
+                ),
+            ),
+            State("epoch_done", doc=f"on_{noun}_epoch_end fired"),
+            State("ended", doc=f"on_{noun}_end fired; train flags restored"),
+        ),
+    )
+
+
+def _evaluation(noun: str, at: str, entry: tuple[str, ...], zero_grad: bool = False) -> tuple[Transition, ...]:
+    """The transitions of one evaluation run nested at state path ``at``.
+
+    Args:
+        noun: validation, test or predict.
+        at: the path of the evaluation state (e.g. ``fit.train.epoch.validation``).
+        entry: the leaf states the run may begin from.
+        zero_grad: whether ``on_validation_model_zero_grad`` may come first (in fit).
+    """
+    t = EVAL[noun]
+    p = at + "."
+    step_name = "validation_step" if noun == "validation" else f"{noun}_step"
+    train_hook: tuple[Hook, ...] = ()
+    after: tuple[Action, ...] = (Action.RESTORE_TRAIN_MODE,)
+    if noun != "predict":  # Lightning has no on_predict_model_train hook
+        train_hook = (lm(f"on_{noun}_model_train", only_if_overridden=True, otherwise=Action.RESTORE_TRAIN_MODE),)
+        after = ()
+    zero: tuple[Transition, ...] = ()
+    starts = entry
+    if zero_grad:
+        zero = (Transition(t.model_zero_grad, entry[:1], p + "zeroed", (lm(f"on_{noun}_model_zero_grad"),)),)
+        starts = entry + (p + "zeroed",)
+    batch_args = ("batch", "batch_idx", "dataloader_idx")
+    return zero + (
+        Transition(
+            t.start,
+            starts,
+            p + "started",
+            (lm(f"on_{noun}_model_eval"), *cb_lm(f"on_{noun}_start")),
+            before=(Action.CAPTURE_TRAIN_MODE,),
+        ),
+        Transition(t.epoch_start, (p + "started",), p + "running", cb_lm(f"on_{noun}_epoch_start")),
+        Transition(t.batch_transfer, (p + "running",), p + "batch.transferred", _transfer()),
+        Transition(t.batch_start, (p + "batch.transferred",), p + "batch.started", cb_lm(f"on_{noun}_batch_start", *batch_args)),
+        Transition(t.step, (p + "batch.started",), p + "batch.stepped", (lm(step_name, *batch_args, result=Result.RETURN),)),
+        Transition(
+            t.batch_end, (p + "batch.stepped",), p + "running", cb_lm(f"on_{noun}_batch_end", "outputs", *batch_args)
+        ),
+        Transition(t.epoch_end, (p + "running",), p + "epoch_done", cb_lm(f"on_{noun}_epoch_end")),
+        Transition(t.end, (p + "epoch_done",), p + "ended", (*cb_lm(f"on_{noun}_end"), *train_hook), after=after),
+    )
+
+
+# --------------------------------------------------------------------------- fit
+
+_TRAIN_BATCH = State(
+    "batch",
+    children=(
+        State("transferred", doc="batch on the device"),
+        State("started", doc="on_train_batch_start fired"),
+        State("forwarded", doc="training_step returned (accumulating micro-batch)"),
+        State("zeroed", doc="gradients zeroed (first micro-batch of a window)"),
+        State("backwarded", doc="backward done (accumulating micro-batch)"),
+        State(
+            "closure",
+            doc="inside the module's optimizer_step: the closure runs the step",
+            children=(
+                State("entered", doc="optimizer_step entered"),
+                State("forwarded", doc="training_step returned"),
+                State("zeroed", doc="gradients zeroed"),
+                State("backwarded", doc="backward done"),
+                State("clipped", doc="on_before_optimizer_step and clipping done"),
+            ),
+        ),
+        State("stepped", doc="optimizer_step returned; global_step advanced"),
+        State("manual", doc="training_step running under manual optimization"),
+    ),
+)
+
+_FIT = State(
+    "fit",
+    stage="train",
+    children=(
+        State("configuring", doc="configure_callbacks returned"),
+        State("setup", doc="prepare_data/setup/configure_model done; a checkpoint may be restored here"),
+        State("configured", doc="optimizers built"),
+        State("started", doc="on_fit_start fired"),
+        State(
+            "sanity_check",
+            stage="sanity_check",
+            children=(
+                State("started", doc="on_sanity_check_start fired"),
+                State("loaded", doc="val dataloaders requested"),
+                _evaluation_states("validation"),
+                State("ended", doc="on_sanity_check_end fired"),
+            ),
+        ),
+        State(
+            "train",
+            children=(
+                State("loaded", doc="train dataloader requested"),
+                State("val_loaded", stage="validate", doc="val dataloaders requested early (no sanity check)"),
+                State("started", doc="on_train_start fired"),
+                State(
+                    "epoch",
+                    children=(
+                        State("running", doc="between batches"),
+                        _TRAIN_BATCH,
+                        State("cut", doc="the module's on_train_batch_start returned -1: the epoch ends here"),
+                        State("validation", stage="validate", children=_evaluation_states("validation", zero_grad=True).children),
+                    ),
+                ),
+                State("epoch_done", doc="on_train_epoch_end fired"),
+                State("ended", doc="on_train_end fired"),
+            ),
+        ),
+        State("ended", doc="on_fit_end fired"),
+        State("torn_down", doc="teardown fired"),
+    ),
+)
+
+_B = "fit.train.epoch.batch."
+_C = _B + "closure."
+
+_FIT_TRANSITIONS: tuple[Transition, ...] = (
+    Transition(ENTRY["fit"], ("idle",), "fit.configuring", (lm("configure_callbacks", result=Result.RETURN),)),
+    Transition(SETUP, ("fit.configuring",), "fit.setup", _setup_hooks()),
+    Transition(CONFIGURE_OPTIMIZERS, ("fit.setup",), "fit.configured", (lm("configure_optimizers", result=Result.RETURN),)),
+    Transition(FIT_START, ("fit.configured",), "fit.started", cb_lm("on_fit_start")),
+    # sanity check
+    Transition(SANITY_CHECK_START, ("fit.started",), "fit.sanity_check.started", (cb("on_sanity_check_start"),)),
+    Transition(VAL_DATALOADER, ("fit.sanity_check.started",), "fit.sanity_check.loaded", (_loader("val"),)),
+    *_evaluation("validation", "fit.sanity_check.validation", ("fit.sanity_check.loaded",)),
+    Transition(
+        SANITY_CHECK_END,
+        ("fit.sanity_check.validation.ended", "fit.sanity_check.loaded"),
+        "fit.sanity_check.ended",
+        (cb("on_sanity_check_end"),),
+    ),
+    # training
+    Transition(TRAIN_DATALOADER, ("fit.started", "fit.sanity_check.ended"), "fit.train.loaded", (_loader("train"),)),
+    Transition(VAL_DATALOADER, ("fit.train.loaded",), "fit.train.val_loaded", (_loader("val"),)),
+    Transition(TRAIN_START, ("fit.train.loaded", "fit.train.val_loaded"), "fit.train.started", cb_lm("on_train_start")),
+    Transition(
+        TRAIN_EPOCH_START, ("fit.train.started", "fit.train.epoch_done"), "fit.train.epoch.running", cb_lm("on_train_epoch_start")
+    ),
+    Transition(RESUME_EPOCH, ("fit.train.started",), "fit.train.epoch.running"),
+    Transition(TRAIN_BATCH_TRANSFER, ("fit.train.epoch.running",), _B + "transferred", _transfer()),
+    Transition(
+        TRAIN_BATCH_START,
+        (_B + "transferred",),
+        _B + "started",
+        (cb("on_train_batch_start", "batch", "batch_idx"), lm("on_train_batch_start", "batch", "batch_idx", result=Result.RETURN)),
+    ),
+    Transition(SKIP_REST_OF_EPOCH, (_B + "started",), "fit.train.epoch.cut"),
+    # automatic optimization, a micro-batch that steps: optimizer_step wraps the closure
+    Transition(
+        OPTIMIZER_STEP,
+        (_B + "started",),
+        _C + "entered",
+        (lm("optimizer_step", "epoch", "batch_idx", "optimizer", "optimizer_closure"),),
+    ),
+    Transition(
+        TRAINING_STEP, (_C + "entered", _C + "clipped"), _C + "forwarded", (lm("training_step", "batch", "batch_idx", result=Result.RETURN),)
+    ),
+    Transition(
+        ZERO_GRAD,
+        (_C + "forwarded",),
+        _C + "zeroed",
+        (*cb_lm("on_before_zero_grad", "optimizer"), lm("optimizer_zero_grad", "epoch", "batch_idx", "optimizer")),
+    ),
+    Transition(
+        BACKWARD,
+        (_C + "forwarded", _C + "zeroed"),
+        _C + "backwarded",
+        (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward")),
+    ),
+    Transition(
+        BEFORE_OPTIMIZER_STEP,
+        (_C + "forwarded", _C + "zeroed", _C + "backwarded"),
+        _C + "clipped",
+        (
+            *cb_lm("on_before_optimizer_step", "optimizer"),
+            lm("configure_gradient_clipping", "optimizer", kwargs=("gradient_clip_val", "gradient_clip_algorithm")),
+        ),
+    ),
+    Transition(OPTIMIZER_STEP_END, (_C + "clipped",), _B + "stepped"),
+    # automatic optimization, an accumulating micro-batch: no optimizer_step
+    Transition(TRAINING_STEP, (_B + "started",), _B + "forwarded", (lm("training_step", "batch", "batch_idx", result=Result.RETURN),)),
+    Transition(
+        ZERO_GRAD,
+        (_B + "forwarded",),
+        _B + "zeroed",
+        (*cb_lm("on_before_zero_grad", "optimizer"), lm("optimizer_zero_grad", "epoch", "batch_idx", "optimizer")),
+    ),
+    Transition(
+        BACKWARD,
+        (_B + "forwarded", _B + "zeroed"),
+        _B + "backwarded",
+        (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward")),
+    ),
+    # manual optimization: the user's training_step calls manual_backward and opt.step()
+    Transition(
+        MANUAL_TRAINING_STEP, (_B + "started",), _B + "manual", (lm("training_step", "batch", "batch_idx", result=Result.RETURN),)
+    ),
+    Transition(
+        BACKWARD,
+        (_B + "manual",),
+        None,
+        (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward")),
+    ),
+    Transition(MANUAL_OPTIMIZER_STEP, (_B + "manual",), None, cb_lm("on_before_optimizer_step", "optimizer")),
+    # schedulers: step interval after a step; epoch interval on the last batch, or after epoch end (plateau)
+    Transition(
+        LR_SCHEDULER_STEP,
+        (_B + "stepped", "fit.train.epoch.cut", "fit.train.epoch.running", "fit.train.epoch_done"),
+        None,
+        (lm("lr_scheduler_step", "scheduler", "metric"),),
+    ),
+    Transition(
+        TRAIN_BATCH_END,
+        (_B + "stepped", _B + "forwarded", _B + "zeroed", _B + "backwarded", _B + "manual"),
+        "fit.train.epoch.running",
+        cb_lm("on_train_batch_end", "outputs", "batch", "batch_idx"),
+    ),
+    # in-fit validation; its dataloaders are requested lazily when no earlier run loaded them
+    Transition(
+        VAL_DATALOADER,
+        ("fit.train.epoch.running", "fit.train.epoch.validation.zeroed"),
+        "fit.train.epoch.validation.loaded",
+        (_loader("val"),),
+    ),
+    *_evaluation(
+        "validation",
+        "fit.train.epoch.validation",
+        ("fit.train.epoch.running", "fit.train.epoch.validation.loaded"),
+        zero_grad=True,
+    ),
+    Transition(
+        VALIDATION_EXIT,
+        ("fit.train.epoch.validation.ended", "fit.train.epoch.validation.zeroed", "fit.train.epoch.validation.loaded"),
+        "fit.train.epoch.running",
+    ),
+    Transition(
+        TRAIN_EPOCH_END,
+        ("fit.train.epoch.running", "fit.train.epoch.cut"),
+        "fit.train.epoch_done",
+        (
+            Hook("on_train_epoch_end", Target.PLAIN_CALLBACKS),
+            lm("on_train_epoch_end"),
+            Hook("on_train_epoch_end", Target.MONITORING_CALLBACKS),
+        ),
+    ),
+    Transition(TRAIN_END, ("fit.train.started", "fit.train.epoch_done"), "fit.train.ended", cb_lm("on_train_end")),
+    Transition(
+        FIT_END,
+        ("fit.started", "fit.sanity_check.ended", "fit.train.loaded", "fit.train.val_loaded", "fit.train.ended"),
+        "fit.ended",
+        cb_lm("on_fit_end"),
+    ),
+    Transition(TEARDOWN, ("fit.ended",), "fit.torn_down", _teardown_hooks()),
+)
+
+# --------------------------------------------------------------------------- validate / test / predict
+
+_ENTRY_NOUN = {"validate": "validation", "test": "test", "predict": "predict"}
+_LOADER_TRIGGER = {"validate": VAL_DATALOADER, "test": TEST_DATALOADER, "predict": PREDICT_DATALOADER}
+
+
+def _eval_entry(fn: str) -> tuple[State, tuple[Transition, ...]]:
+    noun = _ENTRY_NOUN[fn]
+    kind = "val" if fn == "validate" else fn
+    state = State(
+        fn,
+        stage=fn,
+        children=(
+            State("configuring", doc="configure_callbacks returned"),
+            State("setup", doc="prepare_data/setup/configure_model done; a checkpoint may be restored here"),
+            State("loaded", doc="dataloaders requested"),
+            _evaluation_states(noun),
+            State("torn_down", doc="teardown fired"),
+        ),
+    )
+    transitions = (
+        Transition(ENTRY[fn], ("idle",), f"{fn}.configuring", (lm("configure_callbacks", result=Result.RETURN),)),
+        Transition(SETUP, (f"{fn}.configuring",), f"{fn}.setup", _setup_hooks()),
+        Transition(_LOADER_TRIGGER[fn], (f"{fn}.setup",), f"{fn}.loaded", (_loader(kind),)),
+        *_evaluation(noun, f"{fn}.{noun}", (f"{fn}.loaded",)),
+        Transition(TEARDOWN, (f"{fn}.setup", f"{fn}.loaded", f"{fn}.{noun}.ended"), f"{fn}.torn_down", _teardown_hooks()),
+    )
+    return state, transitions
+
+
+_VALIDATE, _VALIDATE_T = _eval_entry("validate")
+_TEST, _TEST_T = _eval_entry("test")
+_PREDICT, _PREDICT_T = _eval_entry("predict")
+
+# --------------------------------------------------------------------------- anywhere in a run
+
+_SETUP_STATES = ("fit.setup", "validate.setup", "test.setup", "predict.setup")
+
+_CHECKPOINTS: tuple[Transition, ...] = (
+    # restore (spec 3.14): module first, then datamodule state, then callbacks
+    Transition(LOAD_CHECKPOINT, _SETUP_STATES, None, (lm("on_load_checkpoint", "checkpoint"),)),
+    Transition(LOAD_DATAMODULE_STATE, _SETUP_STATES, None, (dm("load_state_dict", "state_dict"),)),
+    Transition(
+        LOAD_CALLBACK_STATES,
+        _SETUP_STATES,
+        None,
+        (cb("on_load_checkpoint", "checkpoint"), Hook("load_state_dict", Target.CALLBACKS, ("states",), per_state_key=True)),
+    ),
+    # save (spec 3.16): allowed wherever a callback or the user may save, idle included
+    Transition(COLLECT_STATE, ("idle", ANY), None, (Hook("state_dict", Target.CALLBACKS, result=Result.COLLECT),)),
+    Transition(COLLECT_DATAMODULE_STATE, ("idle", ANY), None, (dm("state_dict", result=Result.RETURN),)),
+    Transition(SAVE_CHECKPOINT, ("idle", ANY), None, (cb("on_save_checkpoint", "checkpoint"), lm("on_save_checkpoint", "checkpoint"))),
+    Transition(SAVE_WEIGHTS, ("idle", ANY), None, (lm("on_save_checkpoint", "checkpoint"),)),
+)
+
+_ENDINGS: tuple[Transition, ...] = (
+    Transition(
+        FINISH,
+        ("fit.torn_down", "validate.torn_down", "test.torn_down", "predict.torn_down", "interrupted"),
+        "idle",
+    ),
+    # spec 4.1 with our deviation 2: every handler runs, failures become notes
+    Transition(
+        INTERRUPT,
+        (ANY,),
+        "interrupted",
+        (cb("on_exception", "exception", isolated=True), dm("on_exception", "exception", isolated=True)),
+    ),
+)
+
+LIFECYCLE = Lifecycle(
+    states=(
+        State("idle", stage=None, doc="no run in progress"),
+        _FIT,
+        _VALIDATE,
+        _TEST,
+        _PREDICT,
+        State("interrupted", stage=Stage.KEEP, doc="on_exception fired; the run is being torn down"),
+    ),
+    transitions=_FIT_TRANSITIONS + _VALIDATE_T + _TEST_T + _PREDICT_T + _CHECKPOINTS + _ENDINGS,
+    initial="idle",
+)
+"""lightcycle's lifecycle: the single source of the hook order."""

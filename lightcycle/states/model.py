@@ -1,0 +1,280 @@
+"""The nouns of a lifecycle declaration.
+
+A :class:`Lifecycle` is plain, immutable data: nested :class:`State` s, :class:`Trigger` s
+(the events a loop may fire) and :class:`Transition` s, each binding an ordered tuple of
+:class:`Hook` s. Nothing here runs hooks; :mod:`lightcycle.states.table` compiles a
+lifecycle into a dispatch table and :mod:`lightcycle.states.machine` builds the
+``transitions`` machine that checks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from enum import Enum
+
+import attrs
+
+SEPARATOR = "."
+"""Joins the names of nested states into a path, e.g. ``fit.train.epoch.running``."""
+
+ANY = "*"
+"""A transition source meaning every state of a run (all but idle and the destination)."""
+
+
+class Target(str, Enum):
+    """Who receives a hook call."""
+
+    CALLBACKS = "callbacks"
+    """Every callback, in ``trainer.callbacks`` order."""
+    PLAIN_CALLBACKS = "plain_callbacks"
+    """Callbacks that are not monitoring callbacks (EarlyStopping, Checkpoint)."""
+    MONITORING_CALLBACKS = "monitoring_callbacks"
+    """EarlyStopping and Checkpoint callbacks, in list order."""
+    MODULE = "module"
+    """The LightningModule."""
+    DATAMODULE = "datamodule"
+    """The LightningDataModule, when one is attached."""
+    BATCH_HOOK = "batch_hook"
+    """The datamodule's version when it overrides the hook, else the module's."""
+    DATA_SOURCE = "data_source"
+    """The datamodule when one is attached, else the module (dataloader hooks)."""
+
+    @property
+    def is_callbacks(self) -> bool:
+        return self in (Target.CALLBACKS, Target.PLAIN_CALLBACKS, Target.MONITORING_CALLBACKS)
+
+
+class Result(str, Enum):
+    """What a hook's return value is used for."""
+
+    IGNORE = "ignore"
+    """Discarded (every callback hook)."""
+    RETURN = "return"
+    """Becomes the value the trigger returns (steps, -1 from on_train_batch_start)."""
+    PIPE = "pipe"
+    """Replaces the trigger's first argument for the hooks after it (batch transfer)."""
+    COLLECT = "collect"
+    """Gathered per callback ``state_key`` into a dict the trigger returns (state_dict)."""
+
+
+class Action(str, Enum):
+    """Runtime work, not a user hook, that a transition asks for at a fixed point."""
+
+    CAPTURE_TRAIN_MODE = "capture_train_mode"
+    """Remember each submodule's ``training`` flag before an evaluation run."""
+    RESTORE_TRAIN_MODE = "restore_train_mode"
+    """Put the remembered flags back after an evaluation run."""
+
+
+class Stage(str, Enum):
+    """Special stage markers for states; real stages are plain strings."""
+
+    KEEP = "<keep>"
+    """Entering this state leaves ``trainer.state.stage`` as it was (interruption)."""
+
+
+@attrs.frozen
+class Hook:
+    """One hook call bound to a transition.
+
+    Args:
+        name: the method name on the target(s).
+        target: who receives the call.
+        args: names of the trigger's parameters passed positionally, in order.
+        kwargs: names of the trigger's parameters passed by keyword.
+        result: what the return value is used for.
+        only_if_overridden: call it only when the target overrides the base method.
+        isolated: every receiver runs even when an earlier one raises; failures are
+            collected (used for ``on_exception``).
+        otherwise: runtime action to run instead when the hook is not overridden.
+        per_state_key: the single positional argument is a dict keyed by
+            ``state_key``; each callback receives its own entry, and only when
+            that entry is present and non-empty (``load_state_dict``).
+    """
+
+    name: str
+    target: Target
+    args: tuple[str, ...] = ()
+    kwargs: tuple[str, ...] = ()
+    result: Result = Result.IGNORE
+    only_if_overridden: bool = False
+    isolated: bool = False
+    otherwise: Action | None = None
+    per_state_key: bool = False
+
+    @property
+    def src(self) -> str:
+        """``callback``, ``module`` or ``datamodule``: the trace's ``src`` field."""
+        if self.target.is_callbacks:
+            return "callback"
+        if self.target is Target.DATAMODULE:
+            return "datamodule"
+        return "module"
+
+
+@attrs.frozen
+class Trigger:
+    """An event a loop fires; its parameters are what the bound hooks may receive.
+
+    Args:
+        name: the event's name, unique in a lifecycle.
+        params: names of the values passed when the event is fired, in order.
+        doc: one line saying when the event happens.
+        optional_tail: the last parameter may be left out when firing (evaluation
+            batches pass ``dataloader_idx`` only when there are several dataloaders,
+            as Lightning does); hooks then receive the parameters as given.
+    """
+
+    name: str
+    params: tuple[str, ...] = ()
+    doc: str = ""
+    optional_tail: bool = False
+
+
+@attrs.frozen
+class State:
+    """A state; nested states make a tree whose leaves the lifecycle moves between.
+
+    Args:
+        name: the state's own name (without its parents').
+        stage: ``trainer.state.stage`` while here: a RunningStage string, ``None``
+            for idle, :attr:`Stage.KEEP`, or ``...`` to inherit the parent's.
+        children: nested states; a state with children is never current itself.
+        doc: one line saying what holds here.
+    """
+
+    name: str
+    stage: str | Stage | None | type[Ellipsis] = ...  # type: ignore[valid-type]
+    children: tuple[State, ...] = ()
+    doc: str = ""
+
+
+@attrs.frozen
+class Transition:
+    """A legal move: from any of ``source`` on ``trigger`` to ``dest``, firing ``hooks``.
+
+    Semantics, used by every consumer: the lifecycle moves to ``dest``, the trainer's
+    stage becomes ``dest``'s stage, ``before`` actions run, the hooks fire in order,
+    then ``after`` actions run.
+
+    Args:
+        trigger: the event.
+        source: full paths of the leaf states it may start from, or ``(ANY,)``.
+        dest: the full path of the leaf state it ends in; ``None`` for an internal
+            transition that stays where it is.
+        hooks: the hook calls, in order.
+        before: runtime actions before the hooks.
+        after: runtime actions after the hooks.
+    """
+
+    trigger: Trigger
+    source: tuple[str, ...]
+    dest: str | None
+    hooks: tuple[Hook, ...] = ()
+    before: tuple[Action, ...] = ()
+    after: tuple[Action, ...] = ()
+
+    @property
+    def internal(self) -> bool:
+        return self.dest is None
+
+
+def _walk(states: Iterable[State], prefix: str, inherited: object) -> Iterator[tuple[str, State, object]]:
+    for state in states:
+        path = f"{prefix}{SEPARATOR}{state.name}" if prefix else state.name
+        stage = inherited if state.stage is ... else state.stage
+        yield path, state, stage
+        yield from _walk(state.children, path, stage)
+
+
+@attrs.frozen
+class Lifecycle:
+    """A whole lifecycle: states, triggers and transitions, and where it starts.
+
+    Args:
+        states: the top-level states.
+        transitions: every legal move, in declaration order.
+        initial: the leaf state a new lifecycle is in (``idle``).
+    """
+
+    states: tuple[State, ...]
+    transitions: tuple[Transition, ...]
+    initial: str
+
+    def paths(self) -> dict[str, State]:
+        """Every state by full path, parents before children."""
+        return {path: state for path, state, _ in _walk(self.states, "", None)}
+
+    def leaves(self) -> dict[str, str | Stage | None]:
+        """Every leaf state's full path and the stage that holds there."""
+        return {
+            path: stage  # type: ignore[misc]
+            for path, state, stage in _walk(self.states, "", None)
+            if not state.children
+        }
+
+    def triggers(self) -> dict[str, Trigger]:
+        """Every trigger by name, in order of first use."""
+        found: dict[str, Trigger] = {}
+        for t in self.transitions:
+            found.setdefault(t.trigger.name, t.trigger)
+        return found
+
+    def sources(self, transition: Transition) -> tuple[str, ...]:
+        """The leaf states ``transition`` may start from, with ``ANY`` expanded.
+
+        ``ANY`` stands for every leaf except the initial state and the transition's
+        own destination, so ``interrupt`` cannot fire from ``interrupted``.
+        """
+        out: list[str] = []
+        for src in transition.source:
+            if src == ANY:
+                out.extend(p for p in self.leaves() if p not in (self.initial, transition.dest) and p not in out)
+            elif src not in out:
+                out.append(src)
+        return tuple(out)
+
+    def hook_names(self) -> dict[str, set[str]]:
+        """Hook names by ``src`` (callback, module, datamodule) used anywhere."""
+        names: dict[str, set[str]] = {"callback": set(), "module": set(), "datamodule": set()}
+        for t in self.transitions:
+            for h in t.hooks:
+                names[h.src].add(h.name)
+                if h.target in (Target.BATCH_HOOK, Target.DATA_SOURCE):
+                    names["datamodule"].add(h.name)
+        return names
+
+    def extend(
+        self,
+        transitions: Iterable[Transition] = (),
+        states: Iterable[tuple[str, State]] = (),
+    ) -> Lifecycle:
+        """Return a copy with more transitions (and states) declared.
+
+        This is how users add their own events, e.g. an ``ema_update`` after the
+        optimizer step (see ``examples/custom_loop.py``). The copy is checked by
+        :func:`lightcycle.states.validate`.
+
+        Args:
+            transitions: transitions to add after the existing ones.
+            states: ``(parent_path, state)`` pairs; ``""`` as parent adds a top-level
+                state.
+
+        Returns:
+            A new lifecycle; this one is unchanged.
+        """
+        new_states = self.states
+        for parent, state in states:
+            new_states = _add_child(new_states, parent.split(SEPARATOR) if parent else [], state)
+        return attrs.evolve(self, states=new_states, transitions=self.transitions + tuple(transitions))
+
+
+def _add_child(states: tuple[State, ...], path: list[str], child: State) -> tuple[State, ...]:
+    if not path:
+        return states + (child,)
+    head, rest = path[0], path[1:]
+    if head not in {s.name for s in states}:
+        raise ValueError(f"no state {head!r} to add {child.name!r} under; known: {[s.name for s in states]}")
+    return tuple(
+        attrs.evolve(s, children=_add_child(s.children, rest, child)) if s.name == head else s for s in states
+    )
