@@ -7,7 +7,7 @@ import dataclasses
 import inspect
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import IO, TYPE_CHECKING, Any, Self
+from typing import IO, TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
@@ -22,6 +22,8 @@ from lightcycle.errors import MisconfigurationException
 
 if TYPE_CHECKING:
     from os import PathLike
+
+    from typing_extensions import Self
 
     from lightcycle.orchestrator.trainer import Trainer
 
@@ -53,7 +55,9 @@ def apply_to_collection(data: Any, is_leaf: Callable[[Any], bool], fn: Callable[
             try:
                 setattr(result, field.name, apply_to_collection(values[field.name], is_leaf, fn))
             except dataclasses.FrozenInstanceError as err:
-                raise ValueError("A frozen dataclass was passed to `apply_to_collection` but this is not allowed.") from err
+                raise ValueError(
+                    "A frozen dataclass was passed to `apply_to_collection` but this is not allowed."
+                ) from err
         return result
     if isinstance(data, Mapping):
         items = [(k, apply_to_collection(v, is_leaf, fn)) for k, v in data.items()]
@@ -255,9 +259,7 @@ class LightningDataModule(DataHooks, HyperparametersMixin):
             )
 
         def wrap(datasets: Any, shuffle: bool = False) -> Callable[[], Any]:
-            return lambda: apply_to_collection(
-                datasets, lambda d: isinstance(d, Dataset), lambda d: loader(d, shuffle)
-            )
+            return lambda: apply_to_collection(datasets, lambda d: isinstance(d, Dataset), lambda d: loader(d, shuffle))
 
         candidates = {"batch_size": batch_size, "num_workers": num_workers}
         params = inspect.signature(cls.__init__).parameters

@@ -57,7 +57,11 @@ class AttributeDict(dict[str, Any]):
         if not self:
             return ""
         width = max(len(str(k)) for k in self) + 3
-        return "\n".join(f"{f'{chr(34)}{k}{chr(34)}:':{width}s} {self[k]}" for k in sorted(self))
+        rows = []
+        for key in sorted(self):
+            label = '"' + str(key) + '":'
+            rows.append(f"{label:{width}s} {self[key]}")
+        return "\n".join(rows)
 
 
 # Checkpoints store ``type(hparams)``; let ``torch.load(weights_only=True)`` accept ours.
@@ -139,7 +143,7 @@ class HyperparametersMixin:
             current = inspect.currentframe()
             frame = current.f_back if current is not None else None
         if not isinstance(frame, types.FrameType):
-            raise AttributeError("There is no `frame` available while being required.")  # noqa: TRY004
+            raise AttributeError("There is no `frame` available while being required.")
 
         init_args: dict[str, Any]
         if dataclasses.is_dataclass(self) and not isinstance(self, type):
@@ -213,9 +217,9 @@ class HyperparametersMixin:
             return AttributeDict(hp)
         if isinstance(hp, _PRIMITIVE_TYPES):
             # ValueError (not TypeError) as in Lightning, so existing `except` clauses match.
-            raise ValueError(f"Primitives {_PRIMITIVE_TYPES} are not allowed.")  # noqa: TRY004
+            raise ValueError(f"Primitives {_PRIMITIVE_TYPES} are not allowed.")
         if not isinstance(hp, MutableMapping):
-            raise ValueError(f"Unsupported config type of {type(hp)}.")  # noqa: TRY004
+            raise ValueError(f"Unsupported config type of {type(hp)}.")
         return hp
 
     @property
@@ -336,9 +340,7 @@ def instantiate_from_checkpoint(
         The new instance.
     """
     self_name, var_args, var_kwargs = _init_keys(cls)
-    init_names = [
-        n for n in inspect.signature(cls.__init__).parameters if n not in (self_name, var_args, var_kwargs)
-    ]
+    init_names = [n for n in inspect.signature(cls.__init__).parameters if n not in (self_name, var_args, var_kwargs)]
     loaded: Any = {}
     if key in checkpoint:
         for old in past_keys:

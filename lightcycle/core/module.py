@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, Self, cast, overload
+from typing import IO, TYPE_CHECKING, Any, Literal, cast, overload
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +32,8 @@ from lightcycle.errors import MisconfigurationException
 
 if TYPE_CHECKING:
     from os import PathLike
+
+    from typing_extensions import Self
 
     from lightcycle.orchestrator.trainer import Trainer
 
@@ -634,7 +636,7 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
     def _check_loggable(name: str, value: Any) -> None:
         # ValueError (not TypeError) throughout, as Lightning raises, so `except` clauses keep matching.
         if isinstance(value, Mapping):
-            raise ValueError(  # noqa: TRY004
+            raise ValueError(
                 f"`self.log({name}, {value})` was called, but dictionaries cannot be logged with `self.log`;"
                 " use `self.log_dict` instead."
             )
@@ -645,7 +647,7 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
                 " `self.log(name, metric.compute())` in an epoch-end hook."
             )
         if not isinstance(value, (numbers.Number, Tensor)):
-            raise ValueError(  # noqa: TRY004
+            raise ValueError(
                 f"`self.log({name}, {value})` was called, but `{type(value).__name__}` values cannot be logged"
             )
 
@@ -1031,9 +1033,9 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
                 )
         if not state_dict:
             warnings.warn(f"The state dict in {checkpoint_path!r} contains no parameters.", stacklevel=2)
-            return cast(Self, model)
+            return cast("Self", model)
         device = next((t.device for t in state_dict.values() if isinstance(t, Tensor)), torch.device("cpu"))
-        return cast(Self, model.to(device))
+        return cast("Self", model.to(device))
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -65,9 +65,7 @@ class LightningOptimizer:
         self._on_after_step: Callable[[], None] = _do_nothing
         self._module: LightningModule | None = None
         # Imitate the wrapped optimizer's class so isinstance checks keep working.
-        self.__class__ = type(
-            "Lightning" + optimizer.__class__.__name__, (self.__class__, optimizer.__class__), {}
-        )
+        self.__class__ = type("Lightning" + optimizer.__class__.__name__, (self.__class__, optimizer.__class__), {})
 
     @property
     def optimizer(self) -> Optimizer:
@@ -148,9 +146,7 @@ class LightningOptimizer:
             self._on_before_step()
             output = self._optimizer.step(**kwargs)
         elif not callable(closure):
-            raise MisconfigurationException(
-                "When `optimizer.step(closure)` is called, the closure should be callable"
-            )
+            raise MisconfigurationException("When `optimizer.step(closure)` is called, the closure should be callable")
         else:
             user_closure = closure
 
@@ -324,12 +320,12 @@ def _split_config(returned: Any) -> tuple[list[Any], list[Any], str | None]:
         for conf in returned:
             _warn_extra_optim_keys(conf)
             if "optimizer" not in conf:
-                raise MisconfigurationException(
-                    'Every optimizer configuration dict must have the key "optimizer".'
-                )
+                raise MisconfigurationException('Every optimizer configuration dict must have the key "optimizer".')
         optimizers = [conf["optimizer"] for conf in returned]
         schedulers = [
-            dict(conf["lr_scheduler"]) if isinstance(conf["lr_scheduler"], Mapping) else {"scheduler": conf["lr_scheduler"]}
+            dict(conf["lr_scheduler"])
+            if isinstance(conf["lr_scheduler"], Mapping)
+            else {"scheduler": conf["lr_scheduler"]}
             for conf in returned
             if "lr_scheduler" in conf
         ]
@@ -359,12 +355,9 @@ def _scheduler_configs_automatic(schedulers: list[Any], monitor: str | None) -> 
                 )
             if "interval" in conf and conf["interval"] not in _VALID_INTERVALS:
                 raise MisconfigurationException(
-                    'The "interval" key in lr scheduler dict must be "step" or "epoch"'
-                    f' but is "{conf["interval"]}"'
+                    f'The "interval" key in lr scheduler dict must be "step" or "epoch" but is "{conf["interval"]}"'
                 )
-            conf["reduce_on_plateau"] = conf.get(
-                "reduce_on_plateau", isinstance(conf["scheduler"], ReduceLROnPlateau)
-            )
+            conf["reduce_on_plateau"] = conf.get("reduce_on_plateau", isinstance(conf["scheduler"], ReduceLROnPlateau))
             if conf["reduce_on_plateau"] and conf.get("monitor") is None:
                 raise MisconfigurationException(
                     "The lr scheduler dict must include a monitor when a `ReduceLROnPlateau` scheduler is used."
@@ -507,7 +500,9 @@ def validate_optimizers(
         )
     for config in lr_scheduler_configs:
         scheduler = config.scheduler
-        if not (callable(getattr(scheduler, "state_dict", None)) and callable(getattr(scheduler, "load_state_dict", None))):
+        if not (
+            callable(getattr(scheduler, "state_dict", None)) and callable(getattr(scheduler, "load_state_dict", None))
+        ):
             raise TypeError(
                 f"The provided lr scheduler `{scheduler.__class__.__name__}` is invalid."
                 " It should have `state_dict` and `load_state_dict` methods defined."
@@ -524,9 +519,7 @@ def validate_optimizers(
             )
 
 
-def resolve_optimizers(
-    module: LightningModule, returned: Any
-) -> tuple[list[Optimizer], list[LRSchedulerConfig]]:
+def resolve_optimizers(module: LightningModule, returned: Any) -> tuple[list[Optimizer], list[LRSchedulerConfig]]:
     """Parse and validate ``configure_optimizers``' result for ``module`` in one call.
 
     Args:

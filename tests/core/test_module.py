@@ -207,8 +207,19 @@ def test_signatures_match_lightning(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["setup", "teardown", "prepare_data", "train_dataloader", "transfer_batch_to_device", "on_exception",
-     "state_dict", "load_state_dict", "on_before_batch_transfer", "on_after_batch_transfer", "from_datasets"],
+    [
+        "setup",
+        "teardown",
+        "prepare_data",
+        "train_dataloader",
+        "transfer_batch_to_device",
+        "on_exception",
+        "state_dict",
+        "load_state_dict",
+        "on_before_batch_transfer",
+        "on_after_batch_transfer",
+        "from_datasets",
+    ],
 )
 def test_datamodule_signatures_match_lightning(name: str) -> None:
     assert _param_shape(getattr(LightningDataModule, name)) == _param_shape(getattr(pl.LightningDataModule, name))
@@ -575,7 +586,7 @@ def test_log_errors() -> None:
         model.log("x", 1.0)
     with pytest.raises(ValueError, match="`str` values cannot be logged"):
         model.log("x", "text")
-    with pytest.raises(ValueError, match="use `self.log_dict`"):
+    with pytest.raises(ValueError, match=r"use `self\.log_dict`"):
         model.log("x", {"a": 1.0})
     trainer = _attach(model)
     with pytest.raises(MisconfigurationException, match="not managed by the `Trainer` control flow"):
@@ -875,6 +886,22 @@ def test_load_from_checkpoint_strictness(tmp_path: Path) -> None:
         assert Lenient.load_from_checkpoint(path).events[-1] == "load_state_dict(strict=False)"
 
 
+def test_load_from_checkpoint_with_named_hparams_object_and_no_weights(tmp_path: Path) -> None:
+    obj_cls = _hp_classes(LightningModule)["Obj"]
+    checkpoint = {
+        "state_dict": {},
+        "hyper_parameters": {"lr": 0.1},
+        "hparams_name": "config",
+        "hparams_type": AttributeDict,
+    }
+    path = tmp_path / "obj.ckpt"
+    torch.save(checkpoint, path)
+    with pytest.warns(UserWarning, match="contains no parameters"):
+        model = obj_cls.load_from_checkpoint(path)
+    assert model.hparams == {"lr": 0.1}
+    assert model._hparams_name == "config"
+
+
 def test_load_from_checkpoint_on_instance_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "m.ckpt"
     torch.save(_hand_made_checkpoint(), path)
@@ -900,7 +927,11 @@ def test_checkpoint_entries_for_trainer() -> None:
     entries = model._hparams_checkpoint_entries(
         model.CHECKPOINT_HYPER_PARAMS_KEY, model.CHECKPOINT_HYPER_PARAMS_NAME, model.CHECKPOINT_HYPER_PARAMS_TYPE
     )
-    assert entries == {"hparams_name": "kwargs", "hyper_parameters": {"hidden": 2, "scale": 1.0}, "hparams_type": AttributeDict}
+    assert entries == {
+        "hparams_name": "kwargs",
+        "hyper_parameters": {"hidden": 2, "scale": 1.0},
+        "hparams_type": AttributeDict,
+    }
     assert LightningModule()._hparams_checkpoint_entries("a", "b", "c") == {}
 
 
