@@ -473,7 +473,7 @@ def _to_floats(values: dict[str, Tensor]) -> dict[str, float]:
     floats: dict[str, float] = {}
     for keys in groups.values():
         numbers_ = torch.stack([values[k] for k in keys]).tolist()
-        floats.update(zip(keys, numbers_))
+        floats.update(zip(keys, numbers_, strict=True))
     return {key: floats[key] for key in values}
 
 
@@ -501,9 +501,6 @@ class MetricStore:
 
     Only keys logged under the current dataloader index are in the live view; at epoch
     end the index is ``None`` (values of each dataloader were stored when it finished).
-
-    Args:
-        None.
     """
 
     def __init__(self) -> None:
@@ -645,7 +642,6 @@ class MetricStore:
             weighted = tensor * batch_size
             entry.acc = weighted if acc is None else acc + weighted
             entry.count += batch_size
-            bool(entry.acc > 0)
         elif acc is None:
             entry.acc = tensor
         elif reduce == _SUM:
@@ -707,7 +703,8 @@ class MetricStore:
         if coll is None:
             if stage not in STAGES:
                 raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
-            coll = self._collections[stage] = _Collection(stage)
+            key = STAGES[STAGES.index(stage)]  # a plain str, also for str-enum stages
+            coll = self._collections[key] = _Collection(key)
         return coll
 
     def _merge(self, view: _View) -> None:
@@ -771,7 +768,8 @@ class MetricStore:
 
         Accumulators are reset by :meth:`close_epoch`; values logged since then (e.g. in
         ``on_train_start`` / ``on_validation_start``) count toward this epoch, as in
-        Lightning. An epoch that was ended but never closed is closed here.
+        Lightning. An epoch that was ended but never closed is closed here; one abandoned
+        after some batches (no :meth:`end_epoch`) has its values dropped.
 
         Args:
             stage: one of :data:`STAGES`.
@@ -779,6 +777,8 @@ class MetricStore:
         coll = self._activate(stage)
         if coll.ended:
             self._close(coll)
+        elif coll.seen_batch:  # the previous epoch was abandoned mid-way: drop its values
+            coll.reset()
         coll.dataloader_idx = None
         coll.outputs = []
         coll.seen_batch = False

@@ -390,7 +390,7 @@ def test_permission_table_matches_lightning() -> None:
     assert set(_FxValidator.functions) - {"on_exception"} <= set(LOGGING_HOOKS) | {
         k for k, v in _FxValidator.functions.items() if v is None
     }
-    assert LOGGING_HOOKS == {k for k, v in _FxValidator.functions.items() if v is not None}
+    assert {k for k, v in _FxValidator.functions.items() if v is not None} == LOGGING_HOOKS
     choices = (None, False, True)
     for fx in _FxValidator.functions:
         for on_step in choices:
@@ -727,14 +727,18 @@ def test_dtypes() -> None:
     store.reset_run()
     store.start_epoch("train")
     store.start_batch("train", None, None)
-    store.log("training_step", "f64", torch.tensor(1.0, dtype=torch.float64), stage="train", on_step=True, on_epoch=False)
-    store.log("training_step", "bf16", torch.tensor(1.0, dtype=torch.bfloat16), stage="train", on_step=True, on_epoch=False)
-    store.log("training_step", "py", 3, stage="train", on_step=True, on_epoch=False)
+
+    def log(name: str, value: Any) -> None:
+        store.log("training_step", name, value, stage="train", on_step=True, on_epoch=False)
+
+    log("f64", torch.tensor(1.0, dtype=torch.float64))
+    log("bf16", torch.tensor(1.0, dtype=torch.bfloat16))
+    log("py", 3)
     with pytest.warns(UserWarning, match="needs to be floating"):
-        store.log("training_step", "i", torch.tensor(2), stage="train", on_step=True, on_epoch=False)
+        log("i", torch.tensor(2))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        store.log("training_step", "i", torch.tensor(3), stage="train", on_step=True, on_epoch=False)  # warned once per key
+        log("i", torch.tensor(3))  # warned once per key
     cb = store.callback_metrics
     assert cb["f64"].dtype == torch.float64
     assert cb["bf16"].dtype == torch.float32
@@ -747,8 +751,9 @@ def test_progress_bar_metrics_are_floats() -> None:
     store.reset_run()
     store.start_epoch("train")
     store.start_batch("train", None, None)
-    store.log("training_step", "a", torch.tensor(1.5, dtype=torch.float64), stage="train", on_step=True, on_epoch=False, prog_bar=True)
-    store.log("training_step", "b", 2.5, stage="train", on_step=True, on_epoch=False, prog_bar=True)
+    kw: dict[str, Any] = {"stage": "train", "on_step": True, "on_epoch": False, "prog_bar": True}
+    store.log("training_step", "a", torch.tensor(1.5, dtype=torch.float64), **kw)
+    store.log("training_step", "b", 2.5, **kw)
     pbar = store.progress_bar_metrics
     assert pbar == {"a": 1.5, "b": 2.5}
     assert all(type(v) is float for v in pbar.values())
@@ -859,3 +864,63 @@ def test_nan_max_propagates_like_lightning() -> None:
     store.reset_run()
     _train_epoch(store, [1.0, float("nan"), 2.0], on_step=False, on_epoch=True, reduce_fx="max")
     assert math.isnan(float(store.callback_metrics["x"]))
+
+
+def test_start_epoch_keeps_pre_epoch_values_and_drops_abandoned_epochs() -> None:
+    store = MetricStore()
+    store.reset_run()
+    store.start_epoch("train")
+    store.log("on_train_start", "early", 1.0, stage="train")
+    store.start_epoch("train")  # the epoch proper: on_train_start's value counts toward it
+    assert float(store.callback_metrics["early"]) == 1.0
+    store.start_batch("train", None, None)
+    store.log("training_step", "x", 5.0, stage="train", reduce_fx="sum")
+    store.end_batch("train")
+    store.start_epoch("train")  # previous epoch abandoned without end_epoch
+    store.start_batch("train", None, None)
+    store.log("training_step", "x", 1.0, stage="train", reduce_fx="sum")
+    store.end_batch("train")
+    store.end_epoch("train")
+    assert float(store.callback_metrics["x"]) == 1.0
+    assert "early" not in store.close_epoch("train")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_no_cuda_sync_on_log_path() -> None:
+    device = torch.device("cuda")
+    store = MetricStore()
+    store.reset_run()
+    values = torch.arange(12, dtype=torch.float32, device=device)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for stage, fx in (("train", "training_step"), ("validate", "validation_step")):
+            store.start_epoch(stage)
+            for step in range(3):
+                store.start_batch(stage, None, [torch.empty(4, 2, device=device)])
+                for reduce_fx in ("mean", "sum", "max", "min"):
+                    store.log(fx, reduce_fx, values[step], stage=stage, on_step=True, on_epoch=True,
+                              reduce_fx=reduce_fx, prog_bar=True)
+                store.log(fx, "py", 1.5, stage=stage, on_step=True, on_epoch=True)
+                assert store.callback_metrics is not None
+                store.end_batch(stage)
+            store.end_epoch(stage)
+            assert store.callback_metrics["mean_epoch"].device.type == "cuda"
+            store.close_epoch(stage)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert store.progress_bar_metrics["max_epoch"] == 2.0  # reading floats is where the sync happens
+
+
+def test_str_enum_stages_share_the_collection() -> None:
+    from enum import Enum
+
+    class Stage(str, Enum):
+        TRAINING = "train"
+
+    store = MetricStore()
+    store.reset_run()
+    store.log("on_train_start", "a", 1.0, stage=Stage.TRAINING)  # before the stage is opened
+    store.start_epoch("train")
+    assert float(store.callback_metrics["a"]) == 1.0
+    assert store.active_stage == "train" and type(store.active_stage) is str
