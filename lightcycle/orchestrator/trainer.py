@@ -501,20 +501,11 @@ class Trainer:
             self._driver.bind(self.lightning_module, self.callbacks, self.datamodule, skip=self._skip_hooks())
 
     def _configure_optimizers(self, returned: Any) -> None:
-        from lightcycle.core.optim import LightningOptimizer, parse_optimizers
+        from lightcycle.core.optim import LightningOptimizer, resolve_optimizers
 
         module = self.lightning_module
         assert module is not None
-        optimizers, schedulers = parse_optimizers(returned)
-        if module.automatic_optimization and len(optimizers) > 1:
-            raise MisconfigurationException(
-                "Training with multiple optimizers is only supported with manual optimization. Set "
-                "`self.automatic_optimization = False`, then step the optimizers yourself in training_step."
-            )
-        if module.automatic_optimization and not optimizers:
-            raise MisconfigurationException(
-                "`configure_optimizers` returned no optimizer. Return a torch optimizer (and optionally schedulers)."
-            )
+        optimizers, schedulers = resolve_optimizers(module, returned)
         self.optimizers = optimizers
         self.lr_scheduler_configs = schedulers
         fire = self._driver.fire
