@@ -75,16 +75,19 @@ def num_batches(loader: Any, limit: int | float, what: str) -> int | float:
     n = length(loader)
     if isinstance(limit, int):
         return min(n, limit)
+    prefix = what.removeprefix("limit_").removesuffix("_batches")  # Lightning's stage.dataloader_prefix
     if n == math.inf:
         if limit == 1.0:
             return n
-        raise MisconfigurationException(
-            f"{what}={limit} is a fraction, but the dataloader has no length. Pass an int number of batches."
+        raise MisconfigurationException(  # Lightning's message, word for word
+            f"When using an `IterableDataset`, `Trainer({what})` must be `1.0` or an int. An int specifies "
+            f"`num_{prefix}_batches` to use."
         )
     batches = int(n * limit)
     if limit > 0 and batches == 0 and n > 0:
-        raise MisconfigurationException(
-            f"{what}={limit} of {n} batches gives 0 batches. Raise the fraction or pass an int number of batches."
+        raise MisconfigurationException(  # Lightning's message, word for word
+            f"You requested to check {limit} of the `{prefix}_dataloader` but {limit} * {n} < 1. Please increase the "
+            f"`{what}` argument. Try at least `{what}={1.0 / n}`"
         )
     return batches
 
