@@ -9,6 +9,7 @@ runs with a short loop.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from functools import partial
 from operator import itemgetter
@@ -178,6 +179,11 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
             src = "datamodule"
         else:
             fns = _module_fns(hook, r.module, r.module_base, r.keep_noops)
+    if hook.trim_args and fns:
+        accepted = _positional_capacity(fns[0])
+        if accepted < len(hook.args):
+            names = hook.args[:accepted]
+            select = _selector(trigger, names) if names != trigger.params else None
     if not fns:
         if hook.otherwise is not None:
             return Op(ACTION, hook.name, (), action=hook.otherwise, src=src)
@@ -195,6 +201,21 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
     else:
         kind = CALL
     return Op(kind, hook.name, fns, select, kwargs, keys, None, src, hook.args + hook.kwargs)
+
+
+def _positional_capacity(fn: Callable[..., Any]) -> int:
+    """How many positional arguments ``fn`` accepts (a large number for ``*args``)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: assume they take all
+        return 1 << 30
+    count = 0
+    for p in params:
+        if p.kind is p.VAR_POSITIONAL:
+            return 1 << 30
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            count += 1
+    return count
 
 
 def compile_transition(transition: Transition, r: Receivers) -> tuple[Op, ...]:

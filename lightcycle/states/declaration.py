@@ -217,7 +217,7 @@ def _evaluation(noun: str, at: str, entry: tuple[str, ...], zero_grad: bool = Fa
         Transition(t.epoch_start, (p + "started",), p + "running", cb_lm(f"on_{noun}_epoch_start")),
         Transition(t.batch_transfer, (p + "running",), p + "batch.transferred", _transfer()),
         Transition(t.batch_start, (p + "batch.transferred",), p + "batch.started", cb_lm(f"on_{noun}_batch_start", *batch_args)),
-        Transition(t.step, (p + "batch.started",), p + "batch.stepped", (lm(step_name, *batch_args, result=Result.RETURN),)),
+        Transition(t.step, (p + "batch.started",), p + "batch.stepped", (lm(step_name, *batch_args, result=Result.RETURN, trim_args=True),)),
         Transition(
             t.batch_end, (p + "batch.stepped",), p + "running", cb_lm(f"on_{noun}_batch_end", "outputs", *batch_args)
         ),
@@ -336,7 +336,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         (lm("optimizer_step", "epoch", "batch_idx", "optimizer", "optimizer_closure"),),
     ),
     Transition(
-        TRAINING_STEP, (_C + "entered", _C + "clipped"), _C + "forwarded", (lm("training_step", "batch", "batch_idx", result=Result.RETURN),)
+        TRAINING_STEP, (_C + "entered", _C + "clipped"), _C + "forwarded", (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),)
     ),
     Transition(
         ZERO_GRAD,
@@ -361,7 +361,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
     ),
     Transition(OPTIMIZER_STEP_END, (_C + "clipped",), _B + "stepped"),
     # automatic optimization, an accumulating micro-batch: no optimizer_step
-    Transition(TRAINING_STEP, (_B + "started",), _B + "forwarded", (lm("training_step", "batch", "batch_idx", result=Result.RETURN),)),
+    Transition(TRAINING_STEP, (_B + "started",), _B + "forwarded", (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),)),
     Transition(
         ZERO_GRAD,
         (_B + "forwarded",),
@@ -376,7 +376,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
     ),
     # manual optimization: the user's training_step calls manual_backward and opt.step()
     Transition(
-        MANUAL_TRAINING_STEP, (_B + "started",), _B + "manual", (lm("training_step", "batch", "batch_idx", result=Result.RETURN),)
+        MANUAL_TRAINING_STEP, (_B + "started",), _B + "manual", (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),)
     ),
     Transition(
         BACKWARD,

@@ -90,6 +90,8 @@ class Hook:
         per_state_key: the single positional argument is a dict keyed by
             ``state_key``; each callback receives its own entry, and only when
             that entry is present and non-empty (``load_state_dict``).
+        trim_args: pass only as many leading positional arguments as the method
+            accepts (Lightning lets ``training_step(self, batch)`` omit batch_idx).
     """
 
     name: str
@@ -101,6 +103,7 @@ class Hook:
     isolated: bool = False
     otherwise: Action | None = None
     per_state_key: bool = False
+    trim_args: bool = False
 
     @property
     def src(self) -> str:
