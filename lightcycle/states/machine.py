@@ -22,7 +22,7 @@ class LifecycleState(NestedState):
     separator = SEPARATOR
 
 
-class LifecycleMachine(HierarchicalMachine):  # type: ignore[misc]
+class LifecycleMachine(HierarchicalMachine):
     """A hierarchical machine that uses :class:`LifecycleState`."""
 
     state_cls = LifecycleState

@@ -71,6 +71,8 @@ class Stage(str, Enum):
 
     KEEP = "<keep>"
     """Entering this state leaves ``trainer.state.stage`` as it was (interruption)."""
+    INHERIT = "<inherit>"
+    """The state has its parent's stage (the default)."""
 
 
 @attrs.frozen
@@ -141,13 +143,14 @@ class State:
     Args:
         name: the state's own name (without its parents').
         stage: ``trainer.state.stage`` while here: a RunningStage string, ``None``
-            for idle, :attr:`Stage.KEEP`, or ``...`` to inherit the parent's.
+            for idle, :attr:`Stage.KEEP`, or :attr:`Stage.INHERIT` (the default) for
+            the parent's.
         children: nested states; a state with children is never current itself.
         doc: one line saying what holds here.
     """
 
     name: str
-    stage: str | Stage | None | type[Ellipsis] = ...  # type: ignore[valid-type]
+    stage: str | Stage | None = Stage.INHERIT
     children: tuple[State, ...] = ()
     doc: str = ""
 
@@ -182,10 +185,12 @@ class Transition:
         return self.dest is None
 
 
-def _walk(states: Iterable[State], prefix: str, inherited: object) -> Iterator[tuple[str, State, object]]:
+def _walk(
+    states: Iterable[State], prefix: str, inherited: str | Stage | None
+) -> Iterator[tuple[str, State, str | Stage | None]]:
     for state in states:
         path = f"{prefix}{SEPARATOR}{state.name}" if prefix else state.name
-        stage = inherited if state.stage is ... else state.stage
+        stage = inherited if state.stage is Stage.INHERIT else state.stage
         yield path, state, stage
         yield from _walk(state.children, path, stage)
 
@@ -210,11 +215,7 @@ class Lifecycle:
 
     def leaves(self) -> dict[str, str | Stage | None]:
         """Every leaf state's full path and the stage that holds there."""
-        return {
-            path: stage  # type: ignore[misc]
-            for path, state, stage in _walk(self.states, "", None)
-            if not state.children
-        }
+        return {path: stage for path, state, stage in _walk(self.states, "", None) if not state.children}
 
     def triggers(self) -> dict[str, Trigger]:
         """Every trigger by name, in order of first use."""

@@ -68,8 +68,8 @@ class TransitionTable:
         return tuple(t.name for t in self.rows[state])
 
 
-def _stage(value: object) -> RunningStage | Stage | None:
-    if value is None or value is ...:
+def _stage(value: str | Stage | None) -> RunningStage | Stage | None:
+    if value is None or value is Stage.INHERIT:
         return None
     if value is Stage.KEEP:
         return Stage.KEEP
