@@ -7,7 +7,8 @@ override a hook costs nothing on the per-batch path (the Keras ``is_default`` id
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 

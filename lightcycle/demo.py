@@ -39,7 +39,9 @@ class SpiralClassifier(L.LightningModule):
     def __init__(self, hidden: int = 64, lr: float = 1e-2) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.net = nn.Sequential(nn.Linear(2, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 2))
+        self.net = nn.Sequential(
+            nn.Linear(2, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 2)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)  # type: ignore[no-any-return]
@@ -111,8 +113,11 @@ def run(args: argparse.Namespace) -> int:
         ckpt = trainer.checkpoint_callback
         saved = getattr(ckpt, "best_model_path", "") if ckpt is not None else ""
     elapsed = time.perf_counter() - start
-    print(f"\nfinished: status={trainer.state.status.value} epochs={trainer.current_epoch} "
-          f"steps={trainer.global_step} in {elapsed:.1f} s" + (f" (checkpoint: {saved.rsplit('/', 1)[-1]})" if saved else ""))
+    print(
+        f"\nfinished: status={trainer.state.status.value} epochs={trainer.current_epoch} "
+        f"steps={trainer.global_step} in {elapsed:.1f} s"
+        + (f" (checkpoint: {saved.rsplit('/', 1)[-1]})" if saved else "")
+    )
     print("\nhooks fired per lifecycle state (HookRecorder trace):")
     counts = state_counts(recorder.events)
     width = max(len(k) for k in counts)

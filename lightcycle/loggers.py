@@ -19,7 +19,9 @@ class CSVLogger:
         version: the version number; the next free one when ``None``.
     """
 
-    def __init__(self, save_dir: str | os.PathLike[str], name: str = "lightning_logs", version: int | None = None) -> None:
+    def __init__(
+        self, save_dir: str | os.PathLike[str], name: str = "lightning_logs", version: int | None = None
+    ) -> None:
         self.save_dir = os.fspath(save_dir)
         self.name = name
         self._version = version

@@ -36,7 +36,7 @@ class Callback:
 
     def _generate_state_key(self, **kwargs: Any) -> str:
         """A state key made of the class name and ``kwargs``, e.g. ``Foo{'monitor': 'x'}``."""
-        return f"{self.__class__.__qualname__}{repr(kwargs)}"
+        return f"{self.__class__.__qualname__}{kwargs!r}"
 
     @noop_hook
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:

@@ -28,7 +28,7 @@ def summarize(module: LightningModule, max_depth: int = 1) -> str:
     total = sum(p.numel() for p in module.parameters())
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
     widths = [max(len(r[c]) for r in rows) for c in range(4)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
     rule = "-" * len(lines[0])
     lines.insert(1, rule)
     lines.append(rule)

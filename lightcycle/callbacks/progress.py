@@ -58,7 +58,9 @@ class TQDMProgressBar(ProgressBar):
 
         return tqdm(desc=desc, total=_total(total), leave=leave, dynamic_ncols=True, file=sys.stderr, smoothing=0)
 
-    def _maybe_postfix(self, bar: tqdm[Any] | None, trainer: Trainer, pl_module: LightningModule, force: bool = False) -> None:
+    def _maybe_postfix(
+        self, bar: tqdm[Any] | None, trainer: Trainer, pl_module: LightningModule, force: bool = False
+    ) -> None:
         now = time.monotonic()
         if bar is None or (not force and now - self._last_draw < self.refresh_interval):
             return
@@ -70,7 +72,9 @@ class TQDMProgressBar(ProgressBar):
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._train = self._bar(f"Epoch {trainer.current_epoch}", trainer.num_training_batches, self.leave)
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if self._train is not None:
             self._maybe_postfix(self._train, trainer, pl_module)
             self._train.update(1)
@@ -97,7 +101,15 @@ class TQDMProgressBar(ProgressBar):
         total = trainer.num_sanity_val_batches if trainer.sanity_checking else trainer.num_val_batches
         self._eval_start("Sanity Checking" if trainer.sanity_checking else "Validation", total)
 
-    def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._eval_step()
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -107,7 +119,15 @@ class TQDMProgressBar(ProgressBar):
     def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._eval_start("Testing", trainer.num_test_batches)
 
-    def on_test_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_test_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._eval_step()
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -116,7 +136,15 @@ class TQDMProgressBar(ProgressBar):
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._eval_start("Predicting", trainer.num_predict_batches)
 
-    def on_predict_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_predict_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._eval_step()
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

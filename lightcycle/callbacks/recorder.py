@@ -169,7 +169,9 @@ def _recording(name: str) -> Any:
 
 
 CALLBACK_HOOKS = tuple(
-    sorted(n for n in vars(Callback) if n.startswith("on_") or n in ("setup", "teardown", "state_dict", "load_state_dict"))
+    sorted(
+        n for n in vars(Callback) if n.startswith("on_") or n in ("setup", "teardown", "state_dict", "load_state_dict")
+    )
 )
 """Every hook of :class:`Callback`, by name."""
 

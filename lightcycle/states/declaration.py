@@ -88,14 +88,25 @@ def _teardown_hooks() -> tuple[Hook, ...]:
 
 # --------------------------------------------------------------------------- triggers
 
-ENTRY = {fn: Trigger(fn, doc=f"`trainer.{fn}()` begins: the module may add callbacks") for fn in ("fit", "validate", "test", "predict")}
+ENTRY = {
+    fn: Trigger(fn, doc=f"`trainer.{fn}()` begins: the module may add callbacks")
+    for fn in ("fit", "validate", "test", "predict")
+}
 SETUP = Trigger("setup", ("stage",), "prepare_data and setup, datamodule → callbacks → module")
-LOAD_CHECKPOINT = Trigger("load_checkpoint", ("checkpoint",), "a checkpoint is being restored: the module sees it first")
+LOAD_CHECKPOINT = Trigger(
+    "load_checkpoint", ("checkpoint",), "a checkpoint is being restored: the module sees it first"
+)
 LOAD_DATAMODULE_STATE = Trigger("load_datamodule_state", ("state_dict",), "the datamodule's stored state is restored")
-LOAD_CALLBACK_STATES = Trigger("load_callback_states", ("checkpoint", "states"), "callbacks see the checkpoint, then get their states")
+LOAD_CALLBACK_STATES = Trigger(
+    "load_callback_states", ("checkpoint", "states"), "callbacks see the checkpoint, then get their states"
+)
 COLLECT_STATE = Trigger("collect_state", (), "a checkpoint is being written: every callback's state_dict")
-COLLECT_DATAMODULE_STATE = Trigger("collect_datamodule_state", (), "a checkpoint is being written: the datamodule's state_dict")
-SAVE_CHECKPOINT = Trigger("save_checkpoint", ("checkpoint",), "the assembled checkpoint dict may be edited, callbacks then module")
+COLLECT_DATAMODULE_STATE = Trigger(
+    "collect_datamodule_state", (), "a checkpoint is being written: the datamodule's state_dict"
+)
+SAVE_CHECKPOINT = Trigger(
+    "save_checkpoint", ("checkpoint",), "the assembled checkpoint dict may be edited, callbacks then module"
+)
 SAVE_WEIGHTS = Trigger("save_weights", ("checkpoint",), "a weights-only checkpoint: only the module may edit it")
 CONFIGURE_OPTIMIZERS = Trigger("configure_optimizers", (), "fit only: the module builds its optimizers")
 FIT_START = Trigger("fit_start")
@@ -216,8 +227,15 @@ def _evaluation(noun: str, at: str, entry: tuple[str, ...], zero_grad: bool = Fa
         ),
         Transition(t.epoch_start, (p + "started",), p + "running", cb_lm(f"on_{noun}_epoch_start")),
         Transition(t.batch_transfer, (p + "running",), p + "batch.transferred", _transfer()),
-        Transition(t.batch_start, (p + "batch.transferred",), p + "batch.started", cb_lm(f"on_{noun}_batch_start", *batch_args)),
-        Transition(t.step, (p + "batch.started",), p + "batch.stepped", (lm(step_name, *batch_args, result=Result.RETURN, trim_args=True),)),
+        Transition(
+            t.batch_start, (p + "batch.transferred",), p + "batch.started", cb_lm(f"on_{noun}_batch_start", *batch_args)
+        ),
+        Transition(
+            t.step,
+            (p + "batch.started",),
+            p + "batch.stepped",
+            (lm(step_name, *batch_args, result=Result.RETURN, trim_args=True),),
+        ),
         Transition(
             t.batch_end, (p + "batch.stepped",), p + "running", cb_lm(f"on_{noun}_batch_end", "outputs", *batch_args)
         ),
@@ -282,7 +300,11 @@ _FIT = State(
                         State("running", doc="between batches"),
                         _TRAIN_BATCH,
                         State("cut", doc="the module's on_train_batch_start returned -1: the epoch ends here"),
-                        State("validation", stage="validate", children=_evaluation_states("validation", zero_grad=True).children),
+                        State(
+                            "validation",
+                            stage="validate",
+                            children=_evaluation_states("validation", zero_grad=True).children,
+                        ),
                     ),
                 ),
                 State("epoch_done", doc="on_train_epoch_end fired"),
@@ -300,7 +322,9 @@ _C = _B + "closure."
 _FIT_TRANSITIONS: tuple[Transition, ...] = (
     Transition(ENTRY["fit"], ("idle",), "fit.configuring", (lm("configure_callbacks", result=Result.RETURN),)),
     Transition(SETUP, ("fit.configuring",), "fit.setup", _setup_hooks()),
-    Transition(CONFIGURE_OPTIMIZERS, ("fit.setup",), "fit.configured", (lm("configure_optimizers", result=Result.RETURN),)),
+    Transition(
+        CONFIGURE_OPTIMIZERS, ("fit.setup",), "fit.configured", (lm("configure_optimizers", result=Result.RETURN),)
+    ),
     Transition(FIT_START, ("fit.configured",), "fit.started", cb_lm("on_fit_start")),
     # sanity check
     Transition(SANITY_CHECK_START, ("fit.started",), "fit.sanity_check.started", (cb("on_sanity_check_start"),)),
@@ -317,7 +341,10 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
     Transition(VAL_DATALOADER, ("fit.train.loaded",), "fit.train.val_loaded", (_loader("val"),)),
     Transition(TRAIN_START, ("fit.train.loaded", "fit.train.val_loaded"), "fit.train.started", cb_lm("on_train_start")),
     Transition(
-        TRAIN_EPOCH_START, ("fit.train.started", "fit.train.epoch_done"), "fit.train.epoch.running", cb_lm("on_train_epoch_start")
+        TRAIN_EPOCH_START,
+        ("fit.train.started", "fit.train.epoch_done"),
+        "fit.train.epoch.running",
+        cb_lm("on_train_epoch_start"),
     ),
     Transition(RESUME_EPOCH, ("fit.train.started",), "fit.train.epoch.running"),
     Transition(TRAIN_BATCH_TRANSFER, ("fit.train.epoch.running",), _B + "transferred", _transfer()),
@@ -325,7 +352,10 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         TRAIN_BATCH_START,
         (_B + "transferred",),
         _B + "started",
-        (cb("on_train_batch_start", "batch", "batch_idx"), lm("on_train_batch_start", "batch", "batch_idx", result=Result.RETURN)),
+        (
+            cb("on_train_batch_start", "batch", "batch_idx"),
+            lm("on_train_batch_start", "batch", "batch_idx", result=Result.RETURN),
+        ),
     ),
     Transition(SKIP_REST_OF_EPOCH, (_B + "started",), "fit.train.epoch.cut"),
     # automatic optimization, a micro-batch that steps: optimizer_step wraps the closure
@@ -336,7 +366,10 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         (lm("optimizer_step", "epoch", "batch_idx", "optimizer", "optimizer_closure"),),
     ),
     Transition(
-        TRAINING_STEP, (_C + "entered", _C + "clipped"), _C + "forwarded", (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),)
+        TRAINING_STEP,
+        (_C + "entered", _C + "clipped"),
+        _C + "forwarded",
+        (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),),
     ),
     Transition(
         ZERO_GRAD,
@@ -361,7 +394,12 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
     ),
     Transition(OPTIMIZER_STEP_END, (_C + "clipped",), _B + "stepped"),
     # automatic optimization, an accumulating micro-batch: no optimizer_step
-    Transition(TRAINING_STEP, (_B + "started",), _B + "forwarded", (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),)),
+    Transition(
+        TRAINING_STEP,
+        (_B + "started",),
+        _B + "forwarded",
+        (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),),
+    ),
     Transition(
         ZERO_GRAD,
         (_B + "forwarded",),
@@ -376,7 +414,10 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
     ),
     # manual optimization: the user's training_step calls manual_backward and opt.step()
     Transition(
-        MANUAL_TRAINING_STEP, (_B + "started",), _B + "manual", (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),)
+        MANUAL_TRAINING_STEP,
+        (_B + "started",),
+        _B + "manual",
+        (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),),
     ),
     Transition(
         BACKWARD,
@@ -461,7 +502,9 @@ def _eval_entry(fn: str) -> tuple[State, tuple[Transition, ...]]:
         Transition(SETUP, (f"{fn}.configuring",), f"{fn}.setup", _setup_hooks()),
         Transition(_LOADER_TRIGGER[fn], (f"{fn}.setup",), f"{fn}.loaded", (_loader(kind),)),
         *_evaluation(noun, f"{fn}.{noun}", (f"{fn}.loaded",)),
-        Transition(TEARDOWN, (f"{fn}.setup", f"{fn}.loaded", f"{fn}.{noun}.ended"), f"{fn}.torn_down", _teardown_hooks()),
+        Transition(
+            TEARDOWN, (f"{fn}.setup", f"{fn}.loaded", f"{fn}.{noun}.ended"), f"{fn}.torn_down", _teardown_hooks()
+        ),
     )
     return state, transitions
 
@@ -482,12 +525,20 @@ _CHECKPOINTS: tuple[Transition, ...] = (
         LOAD_CALLBACK_STATES,
         _SETUP_STATES,
         None,
-        (cb("on_load_checkpoint", "checkpoint"), Hook("load_state_dict", Target.CALLBACKS, ("states",), per_state_key=True)),
+        (
+            cb("on_load_checkpoint", "checkpoint"),
+            Hook("load_state_dict", Target.CALLBACKS, ("states",), per_state_key=True),
+        ),
     ),
     # save (spec 3.16): allowed wherever a callback or the user may save, idle included
     Transition(COLLECT_STATE, ("idle", ANY), None, (Hook("state_dict", Target.CALLBACKS, result=Result.COLLECT),)),
     Transition(COLLECT_DATAMODULE_STATE, ("idle", ANY), None, (dm("state_dict", result=Result.RETURN),)),
-    Transition(SAVE_CHECKPOINT, ("idle", ANY), None, (cb("on_save_checkpoint", "checkpoint"), lm("on_save_checkpoint", "checkpoint"))),
+    Transition(
+        SAVE_CHECKPOINT,
+        ("idle", ANY),
+        None,
+        (cb("on_save_checkpoint", "checkpoint"), lm("on_save_checkpoint", "checkpoint")),
+    ),
     Transition(SAVE_WEIGHTS, ("idle", ANY), None, (lm("on_save_checkpoint", "checkpoint"),)),
 )
 

@@ -56,8 +56,7 @@ def machine_spec(lifecycle: Lifecycle) -> dict[str, Any]:
         expanded), ``initial`` and ``auto_transitions=False``.
     """
     transitions = [
-        {"trigger": t.trigger.name, "source": list(lifecycle.sources(t)), "dest": t.dest}
-        for t in lifecycle.transitions
+        {"trigger": t.trigger.name, "source": list(lifecycle.sources(t)), "dest": t.dest} for t in lifecycle.transitions
     ]
     return {
         "states": [_state_dict(s) for s in lifecycle.states],

@@ -279,6 +279,4 @@ def _add_child(states: tuple[State, ...], path: list[str], child: State) -> tupl
     head, rest = path[0], path[1:]
     if head not in {s.name for s in states}:
         raise ValueError(f"no state {head!r} to add {child.name!r} under; known: {[s.name for s in states]}")
-    return tuple(
-        attrs.evolve(s, children=_add_child(s.children, rest, child)) if s.name == head else s for s in states
-    )
+    return tuple(attrs.evolve(s, children=_add_child(s.children, rest, child)) if s.name == head else s for s in states)

@@ -43,7 +43,9 @@ def validate(lifecycle: Lifecycle) -> None:
                 problems.append(f"transition {i} ({name}): source {src!r} is not a leaf state")
                 continue
             if (src, name) in seen:
-                problems.append(f"transition {i} ({name}): state {src!r} already has this trigger (transition {seen[src, name]})")
+                problems.append(
+                    f"transition {i} ({name}): state {src!r} already has this trigger (transition {seen[src, name]})"
+                )
             seen[src, name] = i
             edges[src].add(t.dest if t.dest is not None else src)
         params = set(t.trigger.params)
