@@ -243,10 +243,10 @@ def _update_schedulers(t: Trainer, interval: str, plateau: bool) -> None:
             metric = t.callback_metrics.get(config.monitor) if config.monitor else None
             if metric is None:
                 if config.strict:
-                    raise MisconfigurationException(
+                    raise MisconfigurationException(  # Lightning's message, word for word
                         f"ReduceLROnPlateau conditioned on metric {config.monitor} which is not available. "
-                        f"Available metrics are: {list(t.callback_metrics)}. Set `monitor` in the lr scheduler "
-                        "dict to a logged metric, or strict=False to skip."
+                        f"Available metrics are: {list(t.callback_metrics)}. Condition can be set using `monitor` "
+                        "key in lr scheduler dict"
                     )
                 continue
         fire(ev.LR_SCHEDULER_STEP, config.scheduler, metric)
