@@ -154,6 +154,12 @@ def resolve(
         sanity = float("inf")
     else:
         sanity = _int_or_none("num_sanity_val_steps", num_sanity_val_steps, 0) or 0
+    if check_val_every_n_epoch is None and isinstance(val_check_interval, float):
+        raise MisconfigurationException(
+            f"Trainer(val_check_interval={val_check_interval!r}) is a fraction of an epoch, but "
+            "check_val_every_n_epoch=None validates by counting training batches across epochs: pass an int "
+            "val_check_interval (validate every k training batches) or set check_val_every_n_epoch to an int."
+        )
     if val_check_interval is None:
         val_check_interval = 1.0
     if isinstance(val_check_interval, bool) or not isinstance(val_check_interval, numbers.Real):
