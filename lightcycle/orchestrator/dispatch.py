@@ -154,7 +154,9 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
             for cb in r.callbacks
             if hook.target is Target.CALLBACKS or (hook.target is Target.MONITORING_CALLBACKS) == r.is_monitoring(cb)
         ]
-        pairs = [(cb, getattr(cb, hook.name)) for cb in chosen]
+        # A callback without the method (a custom event's hook, declared with
+        # ``Lifecycle.extend``) is simply not a receiver of that hook.
+        pairs = [(cb, m) for cb in chosen if (m := getattr(cb, hook.name, None)) is not None]
         if hook.result is not Result.COLLECT and not hook.per_state_key:
             pairs = [(cb, m) for cb, m in pairs if not is_noop(m)]
         if hook.result is Result.COLLECT or hook.per_state_key:
