@@ -73,8 +73,9 @@ EXTRA = {
         dict(limit_test_batches=2), entry="test", behaviour=dict(raise_in={("module", "test_step"): RuntimeError("injected: test_step")})
     ),
     "fit_max_steps_accum": Scenario(dict(max_steps=2, limit_train_batches=3, limit_val_batches=1, accumulate_grad_batches=2)),
-    # found by test_hypothesis_differential: Lightning's error texts
+    # found by test_hypothesis_differential
     "fit_plateau_metric_missing": Scenario(dict(max_epochs=1, limit_train_batches=1, limit_val_batches=1), behaviour=dict(scheduler="plateau")),
+    "predict_limit_zero": Scenario(dict(limit_predict_batches=0), entry="predict"),  # returns None, not []
     "fit_limit_val_fraction_too_small": Scenario(dict(max_epochs=1, limit_train_batches=1, limit_val_batches=0.25), behaviour=dict(n_eval=2)),
 }
 """Scenarios beyond the shared traces: the rest of the spec's sections 3 and 4."""

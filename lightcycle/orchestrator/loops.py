@@ -400,7 +400,7 @@ def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
     t._results.reset_run()
     t.lightning_module.to(t._cfg.device)
     t.lightning_module.zero_grad()
-    result: Any = []
+    result: Any = None if fn is TrainerFn.PREDICTING else []  # Lightning: a skipped predict returns None
     if t._eval_enabled(kind):
         trigger = {"val": ev.VAL_DATALOADER, "test": ev.TEST_DATALOADER, "predict": ev.PREDICT_DATALOADER}[kind]
         loaders, counts = t._load_eval_loaders(kind, trigger, sanity=False)
