@@ -1,0 +1,510 @@
+"""Per-step overhead of lightcycle against a raw PyTorch loop, Lightning and ignite.
+
+Workload (issue 7): ``Linear(32, 32) - ReLU - Linear(32, 1)``, MSE loss, SGD (lr 0.01),
+batch 32, a ``DataLoader`` over an in-memory ``TensorDataset``, one torch thread.
+
+Variants (each run in a fresh subprocess, variants interleaved within every repeat):
+
+* ``raw``       a hand-written PyTorch loop (training_step, zero_grad, backward, step);
+* ``trainer``   ``lightcycle.Trainer`` with no callbacks;
+* ``callbacks`` ``lightcycle.Trainer`` with five callbacks, each overriding the six
+  per-batch training hooks (``on_train_batch_start/end``, ``on_before_zero_grad``,
+  ``on_before_backward``, ``on_after_backward``, ``on_before_optimizer_step``);
+* ``driver``    the custom-loop driver: a hand-written loop firing the training-batch
+  events of the declared lifecycle through ``LifecycleDriver`` (see :func:`_driver_loop`);
+* ``log``       as ``trainer``, plus ``self.log("loss", loss)`` in ``training_step``;
+* ``lightning`` ``pytorch_lightning.Trainer`` (when installed);
+* ``ignite``    ``ignite.engine.Engine`` with the same step (when installed);
+* ``checked``   ``lightcycle.Trainer(checked=True)``: the ``transitions`` machine runs in
+  lockstep. Tests only; reported separately, not a target.
+
+Timing. Every variant calls the same ``training_step`` body, which counts its calls and
+reads ``time.perf_counter()`` when the count reaches ``warmup`` and ``warmup + steps``.
+The difference covers exactly ``steps`` complete iterations (data loading, hooks,
+forward, backward, optimizer step) of the fit loop; setup, the warm-up steps and teardown
+are excluded. Each run trains ``warmup + steps + 1`` batches of a single epoch. On CUDA
+the two time stamps are preceded by ``torch.cuda.synchronize()``; those two
+synchronisations are outside the timed steps' per-step path.
+
+Memory. Peak resident set size of the child (``resource.getrusage(RUSAGE_SELF).ru_maxrss``)
+and, on CUDA, ``torch.cuda.max_memory_allocated()``.
+
+Usage::
+
+    python benchmarks/overhead.py                       # all variants, 2000 steps, 5 repeats
+    python benchmarks/overhead.py --variants raw trainer driver --repeats 9
+    python benchmarks/overhead.py --device cuda
+    python benchmarks/overhead.py --child trainer       # one measurement, JSON on stdout
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+ALL_VARIANTS = ("raw", "trainer", "callbacks", "driver", "log", "lightning", "ignite", "checked")
+LABELS = {
+    "raw": "(a) raw PyTorch loop",
+    "trainer": "(b) lightcycle Trainer",
+    "callbacks": "(c) lightcycle Trainer + 5 callbacks x 6 hooks",
+    "driver": "(d) lightcycle custom-loop driver",
+    "log": "    lightcycle Trainer + self.log(loss)",
+    "lightning": "(e) pytorch-lightning 2.x",
+    "ignite": "(f) pytorch-ignite",
+    "checked": "(g) lightcycle checked=True (tests only)",
+}
+TARGETS_US = {"trainer": 15.0, "callbacks": 30.0, "driver": 10.0}
+PER_BATCH_HOOKS = (
+    "on_train_batch_start",
+    "on_train_batch_end",
+    "on_before_zero_grad",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+)
+BATCH = 32
+FEATURES = 32
+LR = 0.01
+
+
+# --------------------------------------------------------------------------- child side
+
+
+class _Clock:
+    """Counts training steps and stamps the timed window every ``block`` steps.
+
+    The stamps are taken at steps ``warmup``, ``warmup + block``, ... ``warmup + steps``.
+    A run's figure is the median over its blocks of the time per step: a burst of
+    activity elsewhere on the machine during one block does not move it. The mean over
+    the whole window is kept too (``mean_us_per_step``).
+    """
+
+    def __init__(self, warmup: int, steps: int, sync: Callable[[], None] | None, block: int = 100) -> None:
+        self.n = 0
+        self.marks = [*range(warmup, warmup + steps, max(1, block)), warmup + steps]
+        self.next = self.marks[0]
+        self.stamps: list[float] = []
+        self.cpu_stamps: list[float] = []
+        self.sync = sync
+
+    def tick(self) -> None:
+        n = self.n
+        if n == self.next:
+            if self.sync is not None:
+                self.sync()
+            stamps = self.stamps
+            stamps.append(time.perf_counter())
+            self.cpu_stamps.append(time.process_time())
+            self.next = self.marks[len(stamps)] if len(stamps) < len(self.marks) else -1
+        self.n = n + 1
+
+    def per_step_us(self, cpu: bool = False) -> tuple[float, float]:
+        """(median over blocks, mean over the window) of microseconds per step.
+
+        Args:
+            cpu: process CPU time instead of wall-clock time.
+        """
+        s, m = (self.cpu_stamps if cpu else self.stamps), self.marks
+        rates = [(s[i + 1] - s[i]) / (m[i + 1] - m[i]) * 1e6 for i in range(len(m) - 1)]
+        return statistics.median(rates), (s[-1] - s[0]) / (m[-1] - m[0]) * 1e6
+
+
+def _net() -> Any:
+    import torch
+
+    return torch.nn.Sequential(torch.nn.Linear(FEATURES, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
+
+
+def _loader(n_batches: int) -> Any:
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n_batches * BATCH, FEATURES, generator=g)
+    y = torch.randn(n_batches * BATCH, 1, generator=g)
+    return DataLoader(TensorDataset(x, y), batch_size=BATCH, shuffle=False)
+
+
+def _lightcycle_module(clock: _Clock, log: bool = False) -> Any:
+    import torch
+    from torch.nn import functional as F
+
+    import lightcycle as L
+
+    class Model(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = _net()
+
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            clock.tick()
+            x, y = batch
+            loss = F.mse_loss(self.net(x), y)
+            if log:
+                self.log("loss", loss)
+            return loss
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=LR)
+
+    return Model()
+
+
+def _lightcycle_callbacks(n: int) -> list[Any]:
+    import lightcycle as L
+
+    def noop(self: Any, *args: Any) -> None:
+        return None
+
+    cls = type("PerBatchCallback", (L.Callback,), {name: noop for name in PER_BATCH_HOOKS})
+    return [cls() for _ in range(n)]
+
+
+def _trainer_kwargs(total: int) -> dict[str, Any]:
+    return {
+        "max_epochs": 1,
+        "max_steps": total,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "enable_checkpointing": False,
+        "logger": False,
+        "num_sanity_val_steps": 0,
+    }
+
+
+def _run_lightcycle(
+    clock: _Clock, total: int, device: str, *, callbacks: int = 0, checked: bool = False, log: bool = False
+) -> None:
+    import lightcycle as L
+
+    trainer = L.Trainer(
+        accelerator=device,
+        devices=1,
+        callbacks=_lightcycle_callbacks(callbacks),
+        checked=checked,
+        **_trainer_kwargs(total),
+    )
+    trainer.fit(_lightcycle_module(clock, log=log), train_dataloaders=_loader(total))
+
+
+def _run_driver(clock: _Clock, total: int, device: str) -> None:
+    """(d): the custom-loop driver.
+
+    Until the public custom-loop API (``lightcycle.orchestrator.loop``) lands, this drives
+    :class:`~lightcycle.orchestrator.driver.LifecycleDriver` directly: it sets the run up
+    by firing the fit events, then runs :func:`_driver_loop`, the per-batch part, which is
+    all that is timed. Switching to the public API means replacing this function's body.
+    """
+    import torch
+
+    from lightcycle.core.optim import LightningOptimizer
+    from lightcycle.orchestrator.driver import LifecycleDriver
+    from lightcycle.orchestrator.state import TrainerFn, TrainerState
+    from lightcycle.states import declaration as ev
+
+    class Holder:
+        """The trainer-like object the driver passes to callbacks."""
+
+        def __init__(self) -> None:
+            self.state = TrainerState()
+
+    holder = Holder()
+    module = _lightcycle_module(clock)
+    dev = torch.device(device)
+    module.to(dev)
+    driver = LifecycleDriver(holder, ev.LIFECYCLE)
+    driver.bind(module, [], None)
+    fire = driver.fire
+    fire(ev.ENTRY["fit"])
+    fire(ev.SETUP, TrainerFn.FITTING)
+    optimizer = fire(ev.CONFIGURE_OPTIMIZERS)
+    lopt = LightningOptimizer(optimizer)
+    lopt._on_before_step = lambda: fire(ev.BEFORE_OPTIMIZER_STEP, optimizer, None, None)
+    fire(ev.FIT_START)
+    fire(ev.TRAIN_DATALOADER)
+    fire(ev.TRAIN_START)
+    fire(ev.TRAIN_EPOCH_START)
+    _driver_loop(fire, ev, _loader(total), dev, optimizer, lopt, epoch=0)
+    fire(ev.TRAIN_EPOCH_END)
+    fire(ev.TRAIN_END)
+    fire(ev.FIT_END)
+    fire(ev.TEARDOWN, TrainerFn.FITTING)
+    fire(ev.FINISH)
+
+
+def _driver_loop(
+    fire: Callable[..., Any], ev: Any, loader: Any, device: Any, optimizer: Any, lopt: Any, epoch: int
+) -> None:
+    """One epoch of automatic optimisation, firing what ``loops._run_epoch`` fires per batch."""
+    TRANSFER, START, OPT_STEP = ev.TRAIN_BATCH_TRANSFER, ev.TRAIN_BATCH_START, ev.OPTIMIZER_STEP
+    STEP, ZERO, BACKWARD = ev.TRAINING_STEP, ev.ZERO_GRAD, ev.BACKWARD
+    STEP_END, END = ev.OPTIMIZER_STEP_END, ev.TRAIN_BATCH_END
+    for batch_idx, raw_batch in enumerate(loader):
+        batch = fire(TRANSFER, raw_batch, device, 0)
+        fire(START, batch, batch_idx)
+        out: list[Any] = []
+
+        def closure(batch: Any = batch, batch_idx: int = batch_idx, out: list[Any] = out) -> Any:
+            loss = fire(STEP, batch, batch_idx)
+            fire(ZERO, epoch, batch_idx, optimizer)
+            fire(BACKWARD, loss)
+            out.append(loss)
+            return loss
+
+        fire(OPT_STEP, epoch, batch_idx, lopt, closure)
+        fire(STEP_END)
+        fire(END, {"loss": out[0].detach()}, batch, batch_idx)
+
+
+def _run_raw(clock: _Clock, total: int, device: str) -> None:
+    import torch
+    from torch.nn import functional as F
+
+    dev = torch.device(device)
+    net = _net().to(dev)
+    opt = torch.optim.SGD(net.parameters(), lr=LR)
+    net.train()
+    for x, y in _loader(total):
+        x, y = x.to(dev), y.to(dev)
+        clock.tick()
+        loss = F.mse_loss(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def _run_lightning(clock: _Clock, total: int, device: str) -> None:
+    import pytorch_lightning as pl
+    import torch
+    from torch.nn import functional as F
+
+    class Model(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = _net()
+
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            clock.tick()
+            x, y = batch
+            return F.mse_loss(self.net(x), y)
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=LR)
+
+    trainer = pl.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, **_trainer_kwargs(total))
+    trainer.fit(Model(), train_dataloaders=_loader(total))
+
+
+def _run_ignite(clock: _Clock, total: int, device: str) -> None:
+    import torch
+    from ignite.engine import Engine
+    from torch.nn import functional as F
+
+    dev = torch.device(device)
+    net = _net().to(dev)
+    opt = torch.optim.SGD(net.parameters(), lr=LR)
+
+    def update(engine: Any, batch: Any) -> float:
+        net.train()
+        x, y = batch[0].to(dev), batch[1].to(dev)
+        clock.tick()
+        loss = F.mse_loss(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss  # type: ignore[no-any-return]  # no .item(): no sync, as the others
+
+    Engine(update).run(_loader(total), max_epochs=1)
+
+
+RUNNERS: dict[str, Callable[[_Clock, int, str], None]] = {
+    "raw": _run_raw,
+    "trainer": _run_lightcycle,
+    "callbacks": lambda c, n, d: _run_lightcycle(c, n, d, callbacks=5),
+    "driver": _run_driver,
+    "log": lambda c, n, d: _run_lightcycle(c, n, d, log=True),
+    "lightning": _run_lightning,
+    "ignite": _run_ignite,
+    "checked": lambda c, n, d: _run_lightcycle(c, n, d, checked=True),
+}
+
+
+def child(variant: str, steps: int, warmup: int, device: str, block: int = 100) -> dict[str, Any]:
+    """Run one variant in this process and return its measurement."""
+    import warnings
+
+    import torch
+
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    sync = torch.cuda.synchronize if device == "cuda" else None
+    clock = _Clock(warmup, steps, sync, block)
+    total = warmup + steps + 1
+    RUNNERS[variant](clock, total, device)
+    if len(clock.stamps) < len(clock.marks):
+        raise RuntimeError(f"{variant}: only {clock.n} of {total} training steps ran")
+    median_us, mean_us = clock.per_step_us()
+    out = {
+        "variant": variant,
+        "us_per_step": median_us,
+        "mean_us_per_step": mean_us,
+        "cpu_us_per_step": clock.per_step_us(cpu=True)[0],
+        "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    if device == "cuda":
+        out["cuda_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+# --------------------------------------------------------------------------- parent side
+
+
+def available(variant: str) -> bool:
+    module = {"lightning": "pytorch_lightning", "ignite": "ignite"}.get(variant)
+    return module is None or importlib.util.find_spec(module) is not None
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    parts = [
+        f"{cpu}, {os.cpu_count()} logical CPUs",
+        f"Python {platform.python_version()}",
+        f"torch {torch.__version__}",
+    ]
+    for name in ("pytorch_lightning", "ignite"):
+        if importlib.util.find_spec(name) is not None:
+            mod = __import__(name)
+            parts.append(f"{name} {mod.__version__}")
+    if torch.cuda.is_available():
+        parts.append(torch.cuda.get_device_name(0))
+    return "; ".join(parts)
+
+
+def measure(variant: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        variant,
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--device",
+        args.device,
+        "--block",
+        str(args.block),
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env.pop("LIGHTCYCLE_CHECKED", None)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{variant} failed:\n{proc.stdout}\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> str:
+    med = {v: statistics.median(r["us_per_step"] for r in rs) for v, rs in results.items()}
+    raw = med.get("raw")
+    pl_over = med["lightning"] - raw if raw is not None and "lightning" in med else None
+    lines = [
+        f"machine: {machine()}",
+        f"device {args.device}, {args.steps} timed steps after {args.warmup} warm-up steps, "
+        f"median of {args.repeats} fresh-process runs per variant (interleaved), 1 torch thread",
+        "",
+        f"{'variant':<50}{'us/step':>9}{'min':>9}{'max':>9}{'over raw':>10}{'x raw':>7}{'/ PL over':>10}"
+        f"{'target':>8}{'RSS MiB':>9}" + (f"{'CUDA MiB':>10}" if args.device == "cuda" else ""),
+    ]
+    for v in [v for v in ALL_VARIANTS if v in results]:
+        rs = results[v]
+        us = [r["us_per_step"] for r in rs]
+        over = med[v] - raw if raw is not None else float("nan")
+        ratio = med[v] / raw if raw else float("nan")
+        vs_pl = f"{over / pl_over:10.3f}" if pl_over and v not in ("raw", "lightning") else f"{'':>10}"
+        target = f"{'<=' + format(TARGETS_US[v], 'g'):>8}" if v in TARGETS_US else f"{'':>8}"
+        rss = statistics.median(r["maxrss_mib"] for r in rs)
+        line = (
+            f"{LABELS[v]:<50}{med[v]:9.1f}{min(us):9.1f}{max(us):9.1f}"
+            f"{over if v != 'raw' else 0.0:10.1f}{ratio:7.3f}{vs_pl}{target}{rss:9.0f}"
+        )
+        if args.device == "cuda":
+            line += f"{statistics.median(r['cuda_peak_mib'] for r in rs):10.2f}"
+        lines.append(line)
+        if v == "lightning" and v not in TARGETS_US:
+            pass
+    verdict = []
+    for v, limit in TARGETS_US.items():
+        if v in med and raw is not None:
+            over = med[v] - raw
+            verdict.append(f"{v}: {over:.1f} us over raw (target {limit:g}) {'OK' if over <= limit else 'MISSED'}")
+    if verdict:
+        lines += ["", "targets: " + "; ".join(verdict)]
+    if pl_over:
+        lines.append(
+            f"Lightning overhead {pl_over:.1f} us/step; lightcycle Trainer overhead is "
+            f"{pl_over / max(med.get('trainer', raw) - raw, 1e-9):.0f}x smaller"
+            if "trainer" in med and raw is not None
+            else ""
+        )
+    lines.append("(g) checked mode runs the transitions machine in lockstep: for tests only, not a target.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=2000, help="timed steps per run")
+    parser.add_argument("--warmup", type=int, default=200, help="untimed steps before the timed ones")
+    parser.add_argument("--repeats", type=int, default=5, help="fresh-process runs per variant (at least 5)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument(
+        "--variants", nargs="+", choices=ALL_VARIANTS, default=None, help="default: all that are installed"
+    )
+    parser.add_argument("--block", type=int, default=100, help="steps per timing block")
+    parser.add_argument("--json", help="also write the raw measurements to this file")
+    parser.add_argument("--child", choices=ALL_VARIANTS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.steps, args.warmup, args.device, args.block)))
+        return
+    variants = [v for v in (args.variants or ALL_VARIANTS) if available(v)]
+    if "raw" not in variants:
+        variants.insert(0, "raw")
+    results: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    for r in range(args.repeats):
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]  # rotate: no fixed position bias
+        for v in order:
+            results[v].append(measure(v, args))
+            print(
+                f"repeat {r + 1}/{args.repeats} {v:<10} {results[v][-1]['us_per_step']:8.1f} us/step",
+                file=sys.stderr,
+                flush=True,
+            )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "machine": machine(), "results": results}, f, indent=1)
+    print(report(results, args))
+
+
+if __name__ == "__main__":
+    main()
