@@ -75,6 +75,7 @@ EXTRA = {
     "fit_max_steps_accum": Scenario(dict(max_steps=2, limit_train_batches=3, limit_val_batches=1, accumulate_grad_batches=2)),
     # found by test_hypothesis_differential
     "fit_plateau_metric_missing": Scenario(dict(max_epochs=1, limit_train_batches=1, limit_val_batches=1), behaviour=dict(scheduler="plateau")),
+    "fit_should_stop_min_steps_only": Scenario(dict(max_epochs=2, min_steps=0, limit_train_batches=1, limit_val_batches=1), behaviour=dict(stop_in_hook="setup")),
     "predict_limit_zero": Scenario(dict(limit_predict_batches=0), entry="predict"),  # returns None, not []
     "fit_limit_val_fraction_too_small": Scenario(dict(max_epochs=1, limit_train_batches=1, limit_val_batches=0.25), behaviour=dict(n_eval=2)),
 }

@@ -91,7 +91,9 @@ def _run_training(t: Trainer) -> None:
 
 def _can_stop_early(t: Trainer) -> bool:
     cfg = t._cfg
-    met_epochs = t.current_epoch >= cfg.min_epochs if cfg.min_epochs else True
+    # Lightning's _parse_loop_limits: with min_steps set and min_epochs not, at least one epoch runs
+    min_epochs = 1 if cfg.min_epochs is None and cfg.min_steps is not None else cfg.min_epochs
+    met_epochs = t.fit_loop.epochs_processed >= min_epochs if min_epochs else True
     met_steps = t.global_step >= cfg.min_steps if cfg.min_steps else True
     return met_epochs and met_steps
 
