@@ -1,0 +1,38 @@
+"""Diagrams generated from the lifecycle declaration; nothing here is drawn by hand.
+
+- :mod:`.views`: which states and transitions a diagram shows (one view per entry point,
+  ``fit``/``validate``/``test``/``predict``, and the ``interrupt`` overview).
+- :mod:`.mermaid`: Mermaid ``stateDiagram-v2`` text (:func:`.mermaid.mermaid`).
+- :mod:`.dot`: Graphviz DOT text (:func:`.dot.dot`), and SVG/PNG rendered by ``dot``.
+- :mod:`.sequence`: Mermaid ``sequenceDiagram`` of a recorded run (HookRecorder trace).
+- :mod:`.files`: the committed ``diagrams/`` folder (write, staleness check).
+- :mod:`.labels`: the notation shared by every format (``cb.``/``lm.``/``dm.`` prefixes).
+
+Regenerate the committed folder with ``lightcycle diagram --entry all --format all -o
+diagrams/`` (:data:`REGENERATE`). The README's fit lifecycle is :func:`readme_mermaid`
+(the same text as ``diagrams/fit.mmd``).
+
+The package namespace re-exports only names that do not shadow its submodules (the
+functions ``dot.dot``, ``mermaid.mermaid`` and ``views.views`` stay in their modules).
+"""
+
+from lightcycle.diagrams.dot import GraphvizNotFoundError
+from lightcycle.diagrams.files import FORMATS, REGENERATE, readme_mermaid, render_text, stale_files, write_views
+from lightcycle.diagrams.sequence import read_trace, sequence_diagram
+from lightcycle.diagrams.views import INTERRUPT_VIEW, View, build, view_named
+
+__all__ = [
+    "FORMATS",
+    "INTERRUPT_VIEW",
+    "REGENERATE",
+    "GraphvizNotFoundError",
+    "View",
+    "build",
+    "read_trace",
+    "readme_mermaid",
+    "render_text",
+    "sequence_diagram",
+    "stale_files",
+    "view_named",
+    "write_views",
+]
