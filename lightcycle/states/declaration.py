@@ -109,36 +109,50 @@ SAVE_CHECKPOINT = Trigger(
 )
 SAVE_WEIGHTS = Trigger("save_weights", ("checkpoint",), "a weights-only checkpoint: only the module may edit it")
 CONFIGURE_OPTIMIZERS = Trigger("configure_optimizers", (), "fit only: the module builds its optimizers")
-FIT_START = Trigger("fit_start")
-SANITY_CHECK_START = Trigger("sanity_check_start")
-SANITY_CHECK_END = Trigger("sanity_check_end")
+FIT_START = Trigger("fit_start", (), "optimizers exist; fit begins")
+SANITY_CHECK_START = Trigger("sanity_check_start", (), "a short validation run checks the val loop")
+SANITY_CHECK_END = Trigger("sanity_check_end", (), "the sanity check is over; its metrics are discarded")
 TRAIN_DATALOADER = Trigger("train_dataloader", (), "the train dataloader is requested (lazily, as Lightning)")
 VAL_DATALOADER = Trigger("val_dataloader", (), "the val dataloaders are requested")
-TEST_DATALOADER = Trigger("test_dataloader")
-PREDICT_DATALOADER = Trigger("predict_dataloader")
-TRAIN_START = Trigger("train_start")
-TRAIN_EPOCH_START = Trigger("train_epoch_start")
-VALIDATION_EXIT = Trigger("validation_exit", (), "an in-fit validation run is over; training resumes (stage train)")
+TEST_DATALOADER = Trigger("test_dataloader", (), "the test dataloaders are requested")
+PREDICT_DATALOADER = Trigger("predict_dataloader", (), "the predict dataloaders are requested")
+TRAIN_START = Trigger("train_start", (), "training begins (after the sanity check)")
+TRAIN_EPOCH_START = Trigger("train_epoch_start", (), "a training epoch begins")
+VALIDATION_EXIT = Trigger(
+    "validation_exit",
+    (),
+    "in-fit validation is over (or had no batches after zero_grad/loading); training resumes (stage train)",
+)
 RESUME_EPOCH = Trigger("resume_epoch", (), "an epoch restored mid-way continues without on_train_epoch_start")
-TRAIN_BATCH_TRANSFER = Trigger("train_batch_transfer", ("batch", "device", "dataloader_idx"))
-TRAIN_BATCH_START = Trigger("train_batch_start", ("batch", "batch_idx"))
+TRAIN_BATCH_TRANSFER = Trigger(
+    "train_batch_transfer", ("batch", "device", "dataloader_idx"), "the next batch moves to the device"
+)
+TRAIN_BATCH_START = Trigger("train_batch_start", ("batch", "batch_idx"), "a training batch begins")
 SKIP_REST_OF_EPOCH = Trigger("skip_rest_of_epoch", (), "the module's on_train_batch_start returned -1")
-OPTIMIZER_STEP = Trigger("optimizer_step", ("epoch", "batch_idx", "optimizer", "optimizer_closure"))
-TRAINING_STEP = Trigger("training_step", ("batch", "batch_idx"))
+OPTIMIZER_STEP = Trigger(
+    "optimizer_step",
+    ("epoch", "batch_idx", "optimizer", "optimizer_closure"),
+    "a micro-batch that completes a window: the module's optimizer_step runs the closure",
+)
+TRAINING_STEP = Trigger(
+    "training_step",
+    ("batch", "batch_idx"),
+    "the forward pass; inside optimizer_step it may run again (closure optimizers such as LBFGS)",
+)
 ZERO_GRAD = Trigger("zero_grad", ("epoch", "batch_idx", "optimizer"), "first micro-batch of an accumulation window")
-BACKWARD = Trigger("backward", ("loss",))
+BACKWARD = Trigger("backward", ("loss",), "backward on the (accumulation-scaled) loss")
 BEFORE_OPTIMIZER_STEP = Trigger(
     "before_optimizer_step", ("optimizer", "gradient_clip_val", "gradient_clip_algorithm"), "inside the closure"
 )
 OPTIMIZER_STEP_END = Trigger("optimizer_step_end", (), "the module's optimizer_step returned")
 MANUAL_TRAINING_STEP = Trigger("manual_training_step", ("batch", "batch_idx"), "training_step, manual optimization")
 MANUAL_OPTIMIZER_STEP = Trigger("manual_optimizer_step", ("optimizer",), "opt.step() in manual optimization")
-LR_SCHEDULER_STEP = Trigger("lr_scheduler_step", ("scheduler", "metric"))
-TRAIN_BATCH_END = Trigger("train_batch_end", ("outputs", "batch", "batch_idx"))
-TRAIN_EPOCH_END = Trigger("train_epoch_end")
-TRAIN_END = Trigger("train_end")
-FIT_END = Trigger("fit_end")
-TEARDOWN = Trigger("teardown", ("stage",))
+LR_SCHEDULER_STEP = Trigger("lr_scheduler_step", ("scheduler", "metric"), "a scheduler whose interval is due steps")
+TRAIN_BATCH_END = Trigger("train_batch_end", ("outputs", "batch", "batch_idx"), "a training batch ended")
+TRAIN_EPOCH_END = Trigger("train_epoch_end", (), "a training epoch ended (after its validation, if due)")
+TRAIN_END = Trigger("train_end", (), "training ended")
+FIT_END = Trigger("fit_end", (), "fit ended (after the internal teardown)")
+TEARDOWN = Trigger("teardown", ("stage",), "a successful run ends: datamodule → callbacks → module")
 FINISH = Trigger("finish", (), "the run is over; back to idle")
 INTERRUPT = Trigger("interrupt", ("exception",), "any BaseException inside a run")
 
@@ -176,6 +190,7 @@ def _evaluation_states(noun: str, zero_grad: bool = False) -> State:
         )
     return State(
         noun,
+        doc=f"one {noun} run over its dataloaders in sequence",
         children=(
             *zeroed,
             State("started", doc=f"model in eval mode, on_{noun}_start fired"),
@@ -248,6 +263,7 @@ def _evaluation(noun: str, at: str, entry: tuple[str, ...], zero_grad: bool = Fa
 
 _TRAIN_BATCH = State(
     "batch",
+    doc="one training batch: transfer, start, the step (closure or accumulation or manual), end",
     children=(
         State("transferred", doc="batch on the device"),
         State("started", doc="on_train_batch_start fired"),
@@ -273,6 +289,7 @@ _TRAIN_BATCH = State(
 _FIT = State(
     "fit",
     stage="train",
+    doc="trainer.fit(): setup, sanity check, epochs, teardown",
     children=(
         State("configuring", doc="configure_callbacks returned"),
         State("setup", doc="prepare_data/setup/configure_model done; a checkpoint may be restored here"),
@@ -281,6 +298,7 @@ _FIT = State(
         State(
             "sanity_check",
             stage="sanity_check",
+            doc="a short validation run before training (num_sanity_val_steps)",
             children=(
                 State("started", doc="on_sanity_check_start fired"),
                 State("loaded", doc="val dataloaders requested"),
@@ -290,12 +308,14 @@ _FIT = State(
         ),
         State(
             "train",
+            doc="the fit loop: epochs until max_epochs, max_steps or should_stop",
             children=(
                 State("loaded", doc="train dataloader requested"),
                 State("val_loaded", stage="validate", doc="val dataloaders requested early (no sanity check)"),
                 State("started", doc="on_train_start fired"),
                 State(
                     "epoch",
+                    doc="one training epoch: batches, validation when due",
                     children=(
                         State("running", doc="between batches"),
                         _TRAIN_BATCH,
@@ -489,6 +509,7 @@ def _eval_entry(fn: str) -> tuple[State, tuple[Transition, ...]]:
     state = State(
         fn,
         stage=fn,
+        doc=f"trainer.{fn}(): setup, one {noun} run, teardown",
         children=(
             State("configuring", doc="configure_callbacks returned"),
             State("setup", doc="prepare_data/setup/configure_model done; a checkpoint may be restored here"),
