@@ -1,0 +1,575 @@
+"""Check a recorded hook trace against a lifecycle declaration.
+
+A trace is a list of events in the shared traces' JSON-lines format (``src``, ``hook``,
+``args``, ``ctx`` and an optional ``phase``), recorded by
+:class:`~lightcycle.callbacks.HookRecorder` or from real Lightning. :func:`verify_trace`
+decides whether the declaration (:data:`~lightcycle.states.LIFECYCLE`, or an extended
+copy) could have produced it, and if not, where it first goes wrong.
+
+How. Every transition's hooks are compiled into a pattern of tokens over ``(src, hook)``
+events; the trace is then read by a nondeterministic automaton whose configurations are
+a leaf state plus the position reached in the current transition's pattern:
+
+- a hook on every callback is one event per recording callback: exactly ``n`` identical
+  events, where ``n`` (the number of recording callbacks) is guessed from the trace and
+  may change when a new run starts; ``m`` of them may be monitoring callbacks (the same
+  split for the whole run), which see ``on_train_epoch_end`` after the module;
+  ``load_state_dict`` goes only to callbacks that stored a state (0 to ``n``);
+- module hooks are required when the trace has module events at all, except those that
+  run only if overridden; datamodule, batch-transfer and dataloader hooks may be absent;
+- a transition whose hooks may all be absent (or that has none) is an epsilon move;
+- a transition declared from ``ANY`` may happen inside another transition's hooks (a
+  callback saving a checkpoint), and one declared from ``ANY`` to a destination (the
+  interruption) may cut any pattern short: the hook that raised is the last one seen,
+  or an unrecorded receiver raised (another callback, the datamodule, runtime code
+  between events), but never just before a required module hook that was not recorded;
+- when an event's ``ctx`` has a ``stage``, the state must hold that stage; a ``state``
+  (lightcycle's traces) must be the state itself; a ``fn`` must be the run's.
+
+Events with ``phase: "return"``, with a ``src`` other than callback/module/datamodule,
+and module events whose hook the declaration never names (user APIs such as
+``clip_gradients`` or ``manual_backward``, which Lightning's traces record) are skipped
+and counted. A complete trace ends back in the initial state; ``partial=True`` accepts a
+trace that stops mid-run (a crashed process's live trace).
+
+Nothing here knows the hook order: it is all read from the declaration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lightcycle.states.declaration import LIFECYCLE
+from lightcycle.states.model import ANY, SEPARATOR, Hook, Lifecycle, Stage, Target
+
+__all__ = ["VerifyResult", "Violation", "load_trace", "verify_trace"]
+
+SOURCES = ("callback", "module", "datamodule")
+"""The ``src`` values a trace's hook events have; other values are skipped."""
+
+_CONTEXT = 4  # events shown on either side of a violation
+_MAX_CALLBACKS = 16  # the most recording callbacks considered
+
+# token kinds: how many events one declared hook produces
+_CB_ALL = 0  # every recording callback: exactly n
+_CB_SOME = 1  # callbacks with a stored state: 0..n
+_CB_PLAIN = 2  # plain callbacks: n - m
+_CB_MONITORING = 3  # monitoring callbacks: m
+_REQUIRED = 4  # module hook: 1 (0..1 when the trace has no module events)
+_OPTIONAL = 5  # 0..1
+
+
+@dataclass(frozen=True)
+class _Token:
+    srcs: frozenset[str]
+    hook: str
+    kind: int
+
+    def label(self) -> str:
+        src = "|".join(sorted(self.srcs))
+        return f"{src}:{self.hook}"
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    tid: int
+    trigger: str
+    sources: tuple[int, ...]
+    dest: int | None
+    tokens: tuple[_Token, ...]
+    nestable: bool  # internal and declared from ANY: may run inside another transition's hooks
+    preempts: bool  # declared from ANY to a destination: may cut any pattern short
+
+
+Cursor = tuple[int, int, int]  # (pattern id, token position, events taken at that position)
+Config = tuple[int, int, int, "Cursor | None", "Cursor | None"]
+"""(n recording callbacks, m of them monitoring, state, outer cursor, nested cursor)."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    """The first place where a trace leaves the declared lifecycle.
+
+    Attributes:
+        index: position of the offending event in the trace (``len(trace)`` when the
+            trace ends too early).
+        event: the offending event, or ``None`` at the end of the trace.
+        message: what is wrong, naming the hook.
+        states: the state(s) the lifecycle was in just before the event.
+        allowed: the hook events that could have come next, as ``src:hook``.
+        context: ``(index, event)`` pairs around the offending event.
+    """
+
+    index: int
+    event: Mapping[str, Any] | None
+    message: str
+    states: tuple[str, ...]
+    allowed: tuple[str, ...]
+    context: tuple[tuple[int, Mapping[str, Any]], ...]
+    stages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of :func:`verify_trace`.
+
+    Attributes:
+        ok: whether the declaration accepts the whole trace.
+        checked: how many events were checked.
+        counts: checked events per ``(src, hook)``.
+        ignored: skipped events per reason.
+        callbacks: the number(s) of recording callbacks the trace was read with.
+        violation: the first violation, when not ok.
+    """
+
+    ok: bool
+    checked: int
+    counts: Mapping[tuple[str, str], int]
+    ignored: Mapping[str, int]
+    callbacks: tuple[int, ...]
+    violation: Violation | None = None
+    stages: Mapping[str, int] = field(default_factory=dict)
+
+    def report(self, name: str = "trace") -> str:
+        """A human-readable report: ``OK`` with per-hook counts, or the violation."""
+        lines: list[str] = []
+        if self.ok:
+            cbs = "/".join(str(n) for n in self.callbacks)
+            lines.append(f"OK {name}: {self.checked} events follow the lifecycle ({cbs} recording callback(s))")
+            width = max((len(h) for _, h in self.counts), default=0)
+            for (src, hook), count in sorted(self.counts.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+                lines.append(f"  {hook:<{width}}  {src:<10}  {count}")
+        else:
+            v = self.violation
+            assert v is not None
+            lines.append(f"FAIL {name}: {v.message}")
+            lines.append(f"  state before it: {', '.join(v.states) if v.states else '(none)'}")
+            if v.stages:
+                lines.append(f"  stage there:     {', '.join(v.stages)}")
+            if v.allowed:
+                lines.append(f"  allowed there:   {', '.join(v.allowed)}")
+            if v.context:
+                lines.append("  events around it:")
+                for i, ev in v.context:
+                    mark = ">>" if i == v.index else "  "
+                    lines.append(f"  {mark} {i:5d}  {_describe(ev)}")
+            if v.event is None:
+                lines.append(f"  >> {v.index:5d}  (end of trace)")
+        if self.ignored:
+            skipped = ", ".join(f"{why}: {count}" for why, count in sorted(self.ignored.items()))
+            lines.append(f"  skipped: {skipped}")
+        return "\n".join(lines)
+
+
+def load_trace(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a JSON-lines trace (blank lines are skipped).
+
+    Raises:
+        ValueError: a line is not a JSON object; the message names the line.
+    """
+    events: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{os.fspath(path)}:{lineno}: not JSON: {err}") from None
+            if not isinstance(event, dict):
+                raise ValueError(f"{os.fspath(path)}:{lineno}: expected a JSON object, got {type(event).__name__}")
+            events.append(event)
+    return events
+
+
+def _describe(event: Mapping[str, Any]) -> str:
+    ctx = event.get("ctx") or {}
+    extra = [f"{k}={ctx[k]}" for k in ("stage", "state") if isinstance(ctx, dict) and k in ctx]
+    args = event.get("args") or {}
+    if isinstance(args, dict):
+        shown = [f"{k}={args[k]!r}" for k in ("stage", "batch_idx", "dataloader_idx") if k in args]
+        if shown:
+            extra.append(f"args({', '.join(shown)})")
+    phase = f" ({event['phase']})" if event.get("phase") else ""
+    return f"{event.get('src')!s:<10} {event.get('hook')}{phase}  {' '.join(extra)}".rstrip()
+
+
+# --------------------------------------------------------------------------- compiling
+
+
+def _token(hook: Hook, module_events: bool) -> _Token:
+    target = hook.target
+    if target is Target.CALLBACKS:
+        return _Token(frozenset({"callback"}), hook.name, _CB_SOME if hook.per_state_key else _CB_ALL)
+    if target is Target.PLAIN_CALLBACKS:
+        return _Token(frozenset({"callback"}), hook.name, _CB_PLAIN)
+    if target is Target.MONITORING_CALLBACKS:
+        return _Token(frozenset({"callback"}), hook.name, _CB_MONITORING)
+    if target is Target.MODULE:
+        required = module_events and not hook.only_if_overridden and hook.otherwise is None
+        return _Token(frozenset({"module"}), hook.name, _REQUIRED if required else _OPTIONAL)
+    if target is Target.DATAMODULE:
+        return _Token(frozenset({"datamodule"}), hook.name, _OPTIONAL)
+    return _Token(frozenset({"module", "datamodule"}), hook.name, _OPTIONAL)  # batch hook, data source
+
+
+class _Automaton:
+    """The declaration compiled for one trace (which sources it records)."""
+
+    def __init__(self, lifecycle: Lifecycle, module_events: bool, candidates: tuple[int, ...]) -> None:
+        leaves = lifecycle.leaves()
+        self.states: tuple[str, ...] = tuple(leaves)
+        index = {p: i for i, p in enumerate(self.states)}
+        self.stages: tuple[object, ...] = tuple(leaves.values())
+        self.initial = index[lifecycle.initial]
+        runs = {s.name for s in lifecycle.states if s.children}
+        self.run_of: tuple[str | None, ...] = tuple(
+            top if top in runs else None for top in (p.split(SEPARATOR)[0] for p in self.states)
+        )
+        self.splits: tuple[tuple[int, int], ...] = tuple((n, m) for n in candidates for m in range(n + 1))
+        self.patterns: list[_Pattern] = []
+        self.starts: list[list[_Pattern]] = [[] for _ in self.states]
+        self.nested: list[list[_Pattern]] = [[] for _ in self.states]
+        self.preempt: list[list[_Pattern]] = [[] for _ in self.states]
+        for t in lifecycle.transitions:
+            from_any = ANY in t.source
+            pattern = _Pattern(
+                tid=len(self.patterns),
+                trigger=t.trigger.name,
+                sources=tuple(index[s] for s in lifecycle.sources(t)),
+                dest=None if t.dest is None else index[t.dest],
+                tokens=tuple(_token(h, module_events) for h in t.hooks),
+                nestable=from_any and t.dest is None,
+                preempts=from_any and t.dest is not None,
+            )
+            self.patterns.append(pattern)
+            for s in pattern.sources:
+                (self.preempt if pattern.preempts else self.starts)[s].append(pattern)
+                if pattern.nestable:
+                    self.nested[s].append(pattern)
+        self._closures: dict[Config, frozenset[Config]] = {}
+        self._steps: dict[tuple[Config, tuple[Any, ...]], Config | None] = {}
+
+    # ------------------------------------------------------------------ token arithmetic
+
+    @staticmethod
+    def bounds(token: _Token, n: int, m: int) -> tuple[int, int]:
+        """How many events ``token`` stands for, with ``n`` recording callbacks, ``m`` monitoring."""
+        kind = token.kind
+        if kind == _CB_ALL:
+            return n, n
+        if kind == _CB_SOME:
+            return 0, n
+        if kind == _CB_PLAIN:
+            return n - m, n - m
+        if kind == _CB_MONITORING:
+            return m, m
+        if kind == _REQUIRED:
+            return 1, 1
+        return 0, 1
+
+    def start(self, pattern: _Pattern) -> Cursor | None:
+        return (pattern.tid, 0, 0) if pattern.tokens else None
+
+    def token(self, cursor: Cursor) -> _Token:
+        return self.patterns[cursor[0]].tokens[cursor[1]]
+
+    # ------------------------------------------------------------------ moves
+
+    def _open(self, cursor: Cursor | None) -> bool:
+        """Whether something may run unrecorded here: not just before a required module hook.
+
+        Only then can a run be interrupted or a checkpoint be saved: a required module hook
+        that had been called would have been recorded.
+        """
+        return cursor is None or cursor[2] > 0 or self.token(cursor).kind != _REQUIRED
+
+    def _epsilon(self, c: Config) -> Iterator[Config]:
+        n, m, s, outer, inner = c
+        top = inner if inner is not None else outer
+        if self._open(outer) and self._open(inner):
+            for p in self.preempt[s]:
+                assert p.dest is not None
+                yield (n, m, p.dest, self.start(p), None)
+        if top is None:
+            for p in self.starts[s]:
+                if s == self.initial and p.dest is not None:
+                    for n2, m2 in self.splits:
+                        yield (n2, m2, p.dest, self.start(p), None)
+                else:
+                    yield (n, m, s if p.dest is None else p.dest, self.start(p), None)
+            return
+        tid, pos, taken = top
+        pattern = self.patterns[tid]
+        lo, _ = self.bounds(pattern.tokens[pos], n, m)
+        if taken >= lo:
+            advanced: Cursor | None = (tid, pos + 1, 0) if pos + 1 < len(pattern.tokens) else None
+            yield (n, m, s, outer, advanced) if inner is not None else (n, m, s, advanced, None)
+        if inner is None and self._open(outer):
+            for p in self.nested[s]:
+                cursor = self.start(p)
+                if cursor is not None:
+                    yield (n, m, s, outer, cursor)
+
+    def closure(self, c: Config) -> frozenset[Config]:
+        hit = self._closures.get(c)
+        if hit is not None:
+            return hit
+        seen: set[Config] = set()
+        todo = [c]
+        while todo:
+            x = todo.pop()
+            if x in seen:
+                continue
+            seen.add(x)
+            todo.extend(self._epsilon(x))
+        out = frozenset(seen)
+        self._closures[c] = out
+        return out
+
+    def ctx_ok(self, s: int, ctx: Mapping[str, Any]) -> bool:
+        if "state" in ctx and ctx["state"] != self.states[s]:
+            return False
+        stage = self.stages[s]
+        if "stage" in ctx and stage is not Stage.KEEP and ctx["stage"] != stage:
+            return False
+        run = self.run_of[s]
+        return not (run is not None and ctx.get("fn") is not None and ctx["fn"] != run)
+
+    def matches(self, c: Config, src: str, hook: str) -> tuple[Cursor, _Token, int] | None:
+        """The cursor whose next token is ``src:hook``, with its upper bound (ignores ctx)."""
+        n, m, _, outer, inner = c
+        top = inner if inner is not None else outer
+        if top is None:
+            return None
+        token = self.token(top)
+        if src not in token.srcs or hook != token.hook:
+            return None
+        return top, token, self.bounds(token, n, m)[1]
+
+    def step(self, c: Config, src: str, hook: str, key: tuple[Any, ...], ctx: Mapping[str, Any]) -> Config | None:
+        """The configuration after ``c`` takes the event (before epsilon moves), if it can."""
+        memo = (c, key)
+        if memo in self._steps:
+            return self._steps[memo]
+        out: Config | None = None
+        found = self.matches(c, src, hook)
+        if found is not None and self.ctx_ok(c[2], ctx):
+            (tid, pos, taken), _, hi = found
+            if taken < hi:
+                n, m, s, outer, inner = c
+                cursor: Cursor = (tid, pos, taken + 1)
+                out = (n, m, s, outer, cursor) if inner is not None else (n, m, s, cursor, None)
+        self._steps[memo] = out
+        return out
+
+    # ------------------------------------------------------------------ diagnostics
+
+    def from_anywhere(self, c: Config) -> bool:
+        """Whether ``c`` just started an ANY-declared transition (a save, the interruption)."""
+        top = c[4] if c[4] is not None else c[3]
+        if top is None or top[1] != 0 or top[2] != 0:
+            return False
+        pattern = self.patterns[top[0]]
+        return pattern.nestable or pattern.preempts
+
+    def allowed(self, configs: Iterable[Config]) -> tuple[str, ...]:
+        main: set[str] = set()
+        anywhere: set[str] = set()
+        can_end = False
+        for c in configs:
+            n, m, s, outer, inner = c
+            top = inner if inner is not None else outer
+            if top is None:
+                can_end = can_end or s == self.initial
+                continue
+            token = self.token(top)
+            if top[2] < self.bounds(token, n, m)[1]:
+                (anywhere if self.from_anywhere(c) else main).add(token.label())
+        out = sorted(main)
+        if can_end:
+            out.append("(end of trace)")
+        if anywhere:
+            out.append("anywhere in a run: " + " ".join(sorted(anywhere)))
+        return tuple(out)
+
+    def pending(self, c: Config) -> list[str]:
+        """The required events ``c`` still waits for, innermost first."""
+        n, m, _, outer, inner = c
+        out: list[str] = []
+        for cur in (inner, outer):
+            if cur is None:
+                continue
+            tid, pos, taken = cur
+            pattern = self.patterns[tid]
+            for i in range(pos, len(pattern.tokens)):
+                lo, _ = self.bounds(pattern.tokens[i], n, m)
+                if lo > (taken if i == pos else 0):
+                    out.append(f"{pattern.tokens[i].label()} (of event {pattern.trigger!r})")
+        return out
+
+
+# --------------------------------------------------------------------------- checking
+
+
+_AUTOMATA: dict[tuple[int, bool, tuple[int, ...]], tuple[Lifecycle, _Automaton]] = {}
+_AUTOMATA_MAX = 16
+
+
+def _automaton(lifecycle: Lifecycle, module_events: bool, candidates: tuple[int, ...]) -> _Automaton:
+    """The compiled automaton, reused across traces (its memo tables make re-checks fast)."""
+    key = (id(lifecycle), module_events, candidates)
+    hit = _AUTOMATA.get(key)
+    if hit is not None and hit[0] is lifecycle:
+        return hit[1]
+    if len(_AUTOMATA) >= _AUTOMATA_MAX:
+        _AUTOMATA.pop(next(iter(_AUTOMATA)))
+    nfa = _Automaton(lifecycle, module_events, candidates)
+    _AUTOMATA[key] = (lifecycle, nfa)
+    return nfa
+
+
+def _candidates(events: Sequence[tuple[int, str, str, Mapping[str, Any]]]) -> tuple[int, ...]:
+    """The possible numbers of recording callbacks: 1 to the longest run of one callback hook."""
+    longest = run = 0
+    prev: str | None = None
+    for _, src, hook, _ in events:
+        if src != "callback":
+            prev, run = None, 0
+            continue
+        run = run + 1 if prev == hook else 1
+        prev = hook
+        longest = max(longest, run)
+    if longest == 0:
+        return (0,)
+    return tuple(range(1, min(longest, _MAX_CALLBACKS) + 1))
+
+
+def verify_trace(
+    events: Sequence[Mapping[str, Any]],
+    lifecycle: Lifecycle = LIFECYCLE,
+    *,
+    partial: bool = False,
+) -> VerifyResult:
+    """Check that ``lifecycle`` could have produced ``events``.
+
+    Args:
+        events: the trace, in call order (e.g. from :func:`load_trace`).
+        lifecycle: the declaration to check against (an extended copy works too).
+        partial: accept a trace that stops before its run is over.
+
+    Returns:
+        A :class:`VerifyResult`: ``ok`` with per-hook counts, or the first violation
+        with the events around it, the state(s) it happened in and what was allowed.
+    """
+    declared: set[str] = set().union(*lifecycle.hook_names().values())
+    ignored: Counter[str] = Counter()
+    checked: list[tuple[int, str, str, Mapping[str, Any]]] = []
+    for i, event in enumerate(events):
+        src, hook = event.get("src"), event.get("hook")
+        if event.get("phase") == "return":
+            ignored["phase=return"] += 1
+        elif src not in SOURCES:
+            ignored[f"src={src}"] += 1
+        elif not isinstance(hook, str):
+            ignored["no hook name"] += 1
+        elif src == "module" and hook not in declared:
+            ignored[f"undeclared module:{hook}"] += 1
+        else:
+            ctx = event.get("ctx")
+            checked.append((i, str(src), hook, ctx if isinstance(ctx, dict) else {}))
+    has_module = any(src == "module" for _, src, _, _ in checked)
+    candidates = _candidates(checked)
+    nfa = _automaton(lifecycle, has_module, candidates)
+    raw: frozenset[Config] = frozenset((n, m, nfa.initial, None, None) for n, m in nfa.splits)
+    current = _closed(nfa, raw)
+    counts: Counter[tuple[str, str]] = Counter()
+    for i, src, hook, ctx in checked:
+        key = (src, hook, *((k, ctx[k]) for k in ("stage", "state", "fn") if k in ctx))
+        taken = {c2 for c2 in (nfa.step(c, src, hook, key, ctx) for c in current) if c2 is not None}
+        if not taken:
+            violation = _violation(nfa, events, i, src, hook, ctx, current, raw)
+            return VerifyResult(False, sum(counts.values()), dict(counts), dict(ignored), candidates, violation)
+        counts[(src, hook)] += 1
+        raw = frozenset(taken)
+        current = _closed(nfa, raw)
+    finished = [c for c in current if c[2] == nfa.initial and c[3] is None and c[4] is None]
+    used = tuple(sorted({c[0] for c in (finished or current)}))
+    if not finished and not partial:
+        states = tuple(sorted({nfa.states[c[2]] for c in raw}))
+        pending = sorted({p for c in raw for p in nfa.pending(c)})
+        message = (
+            f"the trace ends inside a run (state {', '.join(states)}); "
+            + (f"still expected: {', '.join(pending[:6])}; " if pending else "")
+            + f"a complete run returns to {nfa.states[nfa.initial]!r} (teardown, or on_exception after an error)"
+        )
+        context = tuple((j, events[j]) for j in range(max(0, len(events) - _CONTEXT), len(events)))
+        violation = Violation(len(events), None, message, states, nfa.allowed(current), context)
+        return VerifyResult(False, sum(counts.values()), dict(counts), dict(ignored), used, violation)
+    return VerifyResult(True, sum(counts.values()), dict(counts), dict(ignored), used)
+
+
+def _closed(nfa: _Automaton, raw: Iterable[Config]) -> frozenset[Config]:
+    out: set[Config] = set()
+    for c in raw:
+        out |= nfa.closure(c)
+    return frozenset(out)
+
+
+def _violation(
+    nfa: _Automaton,
+    events: Sequence[Mapping[str, Any]],
+    index: int,
+    src: str,
+    hook: str,
+    ctx: Mapping[str, Any],
+    current: frozenset[Config],
+    raw: frozenset[Config],
+) -> Violation:
+    states = tuple(sorted({nfa.states[c[2]] for c in raw}))
+    label = f"{src}:{hook}"
+    reason = "is not allowed here"
+    for c in current:
+        found = nfa.matches(c, src, hook)
+        if found is None:
+            continue
+        (_, _, taken), token, hi = found
+        if not nfa.ctx_ok(c[2], ctx):
+            want = nfa.stages[c[2]]
+            seen = {k: ctx[k] for k in ("stage", "state", "fn") if k in ctx}
+            reason = (
+                f"comes where the lifecycle would allow it (state {nfa.states[c[2]]!r}, stage {want!r}), "
+                f"but its ctx says {seen}: it was recorded in another state"
+            )
+            break
+        if taken >= hi:
+            reason = (
+                f"is one more than allowed: {hi} event(s) of {token.label()} expected here "
+                f"with {c[0]} recording callback(s); duplicated?"
+            )
+            break
+    else:
+        later = sorted({p for c in current if not nfa.from_anywhere(c) for p in nfa.pending(c)})
+        if any(p.startswith(label + " ") for p in later):
+            firsts = [p for p in later if not p.startswith(label + " ")]
+            reason = f"comes too early: {', '.join(firsts[:4]) or 'another hook'} must come first (dropped or swapped?)"
+    if reason == "is not allowed here":
+        expected = [a for a in nfa.allowed(current) if not a.startswith("anywhere")]
+        if expected:
+            reason += f"; expected {' or '.join(expected[:5])}" + (" (dropped? moved?)" if len(expected) <= 2 else "")
+    message = f"event {index}: {src} {hook} {reason}"
+    lo, hi = max(0, index - _CONTEXT), min(len(events), index + _CONTEXT + 1)
+    context = tuple((j, events[j]) for j in range(lo, hi))
+    stages = tuple(sorted({_stage_name(nfa.stages[c[2]]) for c in raw}))
+    return Violation(index, events[index], message, states, nfa.allowed(current), context, stages)
+
+
+def _stage_name(stage: object) -> str:
+    if stage is Stage.KEEP:
+        return "(kept from the interrupted state)"
+    return repr(stage)
