@@ -1,0 +1,276 @@
+"""Interruptions by systematic fault injection (spec section 4, with lightcycle's deviations).
+
+For a run, every hook site it reaches (each hook and each occurrence, on a callback, the
+module or the datamodule, steps, dataloader and batch-transfer hooks included) gets an
+exception injected there, of four kinds: a RuntimeError, a KeyboardInterrupt, a custom
+BaseException subclass, and a RuntimeError followed by a second failure inside the first
+callback's on_exception. Each injection checks the exception contract:
+
+- the very exception object reaches the caller (KeyboardInterrupt too: deviation 1), with
+  a note describing the secondary failure when there is one (deviation 2);
+- status is interrupted, the stage is reset, the lifecycle is back in idle;
+- every callback's on_exception fires exactly once, with that object, and the datamodule's
+  after them; they come right after the hook that raised and nothing else fires after
+  them (no teardown, no *_end hook, no checkpoint save);
+- the recorded trace passes ``lightcycle verify``;
+- the same Trainer, module and callbacks then run again to completion.
+
+One small configuration of each entry point is swept exhaustively; Hypothesis then samples
+sites on drawn configurations. The number of sites tried is printed in the terminal summary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lightcycle.orchestrator.state import TrainerStatus
+from lightcycle.verify import verify_trace
+from tests.faults import KINDS, Config, Plan, Run, SecondaryFailure, Site, log_index, make_exception, make_run, sites
+
+EXHAUSTIVE: dict[str, Config] = {
+    "fit": Config(
+        trainer=dict(max_epochs=1, limit_train_batches=2, limit_val_batches=1, num_sanity_val_steps=1),
+        checkpointing=True,  # ModelCheckpoint saves in on_train_epoch_end: state_dict/on_save_checkpoint sites
+    ),
+    "validate": Config(entry="validate", datamodule=True, batches=(1, 2)),
+    "test": Config(entry="test", batches=(1, 2)),
+    "predict": Config(entry="predict", datamodule=True, batches=(1, 2)),
+}
+"""One small configuration per entry point: fit with a sanity check, validation and a
+checkpoint save; the others with two batches, validate and predict through a datamodule."""
+
+_REPORT: dict[str, dict[str, int]] = {}
+
+
+class _Summary:
+    """Prints how many sites were tried, at the end of the pytest session."""
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not _REPORT:
+            return
+        terminalreporter.section("fault injection")
+        total = 0
+        for name, row in sorted(_REPORT.items()):
+            total += row["injections"]
+            terminalreporter.write_line(
+                f"{name}: {row['sites']} hook sites x {row['kinds']} fault kinds = {row['injections']} injections"
+            )
+        terminalreporter.write_line(f"total: {total} injections, every one checked")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _summary(request: pytest.FixtureRequest) -> None:
+    manager = request.config.pluginmanager
+    if not manager.has_plugin("lightcycle-fault-summary"):
+        manager.register(_Summary(), "lightcycle-fault-summary")
+
+
+def _note(name: str, count_sites: int, kinds: int) -> None:
+    row = _REPORT.setdefault(name, {"sites": count_sites, "kinds": 0, "injections": 0})
+    row["kinds"] += kinds
+    row["injections"] += count_sites * kinds
+
+
+# --------------------------------------------------------------------------- the check
+
+
+def _pairs(run: Run) -> list[tuple[str, str]]:
+    return [(e["src"], e["hook"]) for e in run.first.events]
+
+
+def check_injection(cfg: Config, site: Site, kind: str, reference: Run | None = None) -> list[str]:
+    """Inject ``kind`` at ``site`` in a fresh run of ``cfg``; returns the problems found."""
+    run = make_run(cfg)
+    exc = make_exception(kind, site)
+    run.injector.plan = Plan(site, exc)
+    if kind == "secondary":
+        run.first.plan = Plan(fail_in_on_exception=True)
+    run.go()
+    problems: list[str] = []
+    trainer = run.trainer
+
+    # the exception that reached the caller
+    if run.exception is not exc:
+        problems.append(f"caller got {run.exception!r}, not the injected {exc!r}")
+    notes = [n for n in getattr(exc, "__notes__", []) if "lightcycle" in n]
+    if kind == "secondary":
+        if not any("SecondaryFailure" in n and "on_exception" in n for n in notes):
+            problems.append(f"no note about the failure inside on_exception: {notes}")
+        if not any(isinstance(e, SecondaryFailure) for e in trainer._driver.secondary_errors):
+            problems.append(f"driver.secondary_errors lacks the SecondaryFailure: {trainer._driver.secondary_errors}")
+    elif notes:
+        problems.append(f"unexpected notes: {notes}")
+
+    # trainer state after the interruption
+    st_ = trainer.state
+    if st_.status is not TrainerStatus.INTERRUPTED or not trainer.interrupted:
+        problems.append(f"status {st_.status!r}, interrupted={trainer.interrupted}")
+    if st_.stage is not None:
+        problems.append(f"stage {st_.stage!r} left set")
+    if st_.fn is None or st_.fn.value != cfg.entry:
+        problems.append(f"fn {st_.fn!r}")
+    if trainer.lifecycle_state != "idle":
+        problems.append(f"lifecycle left in {trainer.lifecycle_state!r}")
+
+    # on_exception: once per callback, the very object, datamodule after the callbacks
+    for probe in (run.first, run.injector):
+        if len(probe.exceptions) != 1 or probe.exceptions[0] is not exc:
+            problems.append(f"{probe.who}.on_exception got {probe.exceptions!r}")
+    if run.datamodule is not None and (len(run.datamodule.exceptions) != 1 or run.datamodule.exceptions[0] is not exc):
+        problems.append(f"datamodule.on_exception got {run.datamodule.exceptions!r}")
+
+    # right after the hook that raised: the handlers, then nothing
+    i = log_index(run, site)
+    tail = run.log[i + 1 :]
+    expected = [("first", "callback", "on_exception"), ("injector", "callback", "on_exception")]
+    if run.datamodule is not None:
+        expected.append(("-", "datamodule", "on_exception"))
+    if tail != expected:
+        problems.append(f"after the raising hook came {tail}, expected {expected}")
+
+    # the trace itself follows the declaration
+    for probe in (run.first, run.injector):
+        verdict = verify_trace(probe.events)
+        if not verdict.ok:
+            problems.append(f"{probe.who}'s trace fails verify:\n{verdict.report()}")
+
+    # the same Trainer, module and callbacks run again
+    run.reset()
+    run.go()
+    if run.exception is not None:
+        problems.append(f"rerun raised {run.exception!r}")
+    elif trainer.state.status is not TrainerStatus.FINISHED or trainer.state.stage is not None:
+        problems.append(f"rerun ended {trainer.state.status!r} at stage {trainer.state.stage!r}")
+    if run.first.exceptions or run.injector.exceptions:
+        problems.append("on_exception fired during the rerun")
+    verdict = verify_trace(run.first.events)
+    if not verdict.ok:
+        problems.append(f"rerun trace fails verify:\n{verdict.report()}")
+    if reference is not None and _pairs(run) != _pairs(reference):
+        problems.append("rerun's hooks differ from a clean run's")
+    return [f"{site} [{kind}]: {p}" for p in problems]
+
+
+def _reference(cfg: Config) -> Run:
+    run = make_run(cfg).go()
+    assert run.exception is None, f"the clean run failed: {run.exception!r}"
+    verdict = verify_trace(run.first.events)
+    assert verdict.ok, verdict.report()
+    return run
+
+
+# --------------------------------------------------------------------------- exhaustive sweep
+
+_SITE_CACHE: dict[str, tuple[Run, list[Site]]] = {}
+
+
+def _sites_of(name: str) -> tuple[Run, list[Site]]:
+    if name not in _SITE_CACHE:
+        ref = _reference(EXHAUSTIVE[name])
+        _SITE_CACHE[name] = (ref, sites(ref))
+    return _SITE_CACHE[name]
+
+
+def test_exhaustive_sites_cover_every_kind_of_hook() -> None:
+    """The sweep below really reaches callbacks, the module, steps, dataloader, transfer,
+    datamodule and checkpoint hooks (so it cannot shrink unnoticed)."""
+    _, fit_sites = _sites_of("fit")
+    names = {(s.src, s.hook) for s in fit_sites}
+    for needed in [
+        ("callback", "setup"),
+        ("callback", "on_sanity_check_start"),
+        ("module", "configure_callbacks"),
+        ("module", "configure_optimizers"),
+        ("module", "val_dataloader"),
+        ("module", "train_dataloader"),
+        ("module", "on_before_batch_transfer"),
+        ("module", "transfer_batch_to_device"),
+        ("module", "training_step"),
+        ("module", "optimizer_step"),
+        ("module", "backward"),
+        ("module", "validation_step"),
+        ("callback", "on_before_optimizer_step"),
+        ("callback", "on_train_epoch_end"),
+        ("callback", "state_dict"),
+        ("callback", "on_save_checkpoint"),
+        ("module", "on_save_checkpoint"),
+        ("callback", "teardown"),
+        ("module", "teardown"),
+    ]:
+        assert needed in names, f"fit never reaches {needed}"
+    _, val_sites = _sites_of("validate")
+    assert {("datamodule", "setup"), ("datamodule", "val_dataloader"), ("datamodule", "teardown")} <= {
+        (s.src, s.hook) for s in val_sites
+    }
+    _, predict_sites = _sites_of("predict")
+    assert ("module", "predict_step") in {(s.src, s.hook) for s in predict_sites}
+    assert len(fit_sites) >= 90
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", sorted(EXHAUSTIVE))
+def test_every_site_of_a_small_run(name: str, kind: str, record_property: Any) -> None:
+    """Inject ``kind`` at every hook site of the small ``name`` run, one fresh Trainer each."""
+    ref, all_sites = _sites_of(name)
+    problems: list[str] = []
+    for site in all_sites:
+        problems += check_injection(EXHAUSTIVE[name], site, kind, reference=None if name == "fit" else ref)
+    _note(name, len(all_sites), 1)
+    record_property("sites", len(all_sites))
+    print(f"\n{name} [{kind}]: {len(all_sites)} sites injected")
+    assert not problems, f"{len(problems)} problem(s), first ones:\n" + "\n".join(problems[:8])
+
+
+# --------------------------------------------------------------------------- sampled on drawn configurations
+
+
+@st.composite
+def configs(draw: st.DrawFn) -> Config:
+    entry = draw(st.sampled_from(["fit", "fit", "fit", "validate", "test", "predict"]))
+    datamodule = draw(st.booleans())
+    n_train, n_eval = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    if entry != "fit":
+        return Config(
+            entry=entry,
+            datamodule=datamodule,
+            batches=(1, n_eval),
+            trainer={f"limit_{ {'validate': 'val'}.get(entry, entry) }_batches": n_eval},
+        )
+    manual = draw(st.booleans())
+    trainer: dict[str, Any] = dict(
+        max_epochs=draw(st.integers(1, 2)),
+        num_sanity_val_steps=draw(st.integers(0, 2)),
+        limit_val_batches=draw(st.integers(0, 2)),
+        check_val_every_n_epoch=draw(st.sampled_from([1, 2])),
+    )
+    if not manual:
+        trainer["accumulate_grad_batches"] = draw(st.integers(1, 2))
+    if draw(st.booleans()):
+        trainer["max_steps"] = draw(st.integers(1, 4))
+    return Config(
+        trainer=trainer,
+        entry="fit",
+        datamodule=datamodule,
+        manual=manual,
+        batches=(n_train, n_eval),
+        skip_at=draw(st.none() | st.tuples(st.integers(0, 1), st.integers(0, 2))),
+        stop_at=draw(st.none() | st.tuples(st.integers(0, 1), st.integers(0, 2))),
+        scheduler=None if manual else draw(st.sampled_from([None, "step", "epoch"])),
+        checkpointing=draw(st.booleans()),
+    )
+
+
+@given(cfg=configs(), data=st.data())
+@settings(max_examples=max(10, settings().max_examples // 2))
+def test_sampled_sites_of_drawn_runs(cfg: Config, data: st.DataObject) -> None:
+    """A drawn configuration, a drawn hook site of it, a drawn fault kind: the same contract."""
+    ref = _reference(cfg)
+    all_sites = sites(ref)
+    site = data.draw(st.sampled_from(all_sites), label="site")
+    kind = data.draw(st.sampled_from(KINDS), label="kind")
+    problems = check_injection(cfg, site, kind, reference=None if cfg.entry == "fit" else ref)
+    assert not problems, "\n".join(problems[:8])
