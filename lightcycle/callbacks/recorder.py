@@ -89,6 +89,23 @@ class HookRecorder(Callback):
     def state_key(self) -> str:
         return f"HookRecorder[{id(self)}]"
 
+    def __getattr__(self, name: str) -> Any:
+        """Record hooks of custom events too (names starting with ``on_``).
+
+        A lifecycle extended with, say, an ``ema_update`` event binding
+        ``on_ema_update`` to callbacks reaches the recorder through here, since
+        :class:`Callback` has no such method.
+        """
+        if name.startswith("on_") and not name.startswith("on__"):
+
+            def custom_hook(trainer: Any, pl_module: Any, *args: Any) -> None:
+                self._trainer = trainer
+                self.record_hook("callback", name, {f"arg{i}": a for i, a in enumerate(args)})
+
+            custom_hook.__name__ = name
+            return custom_hook
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def attach(self, trainer: Any) -> None:
         """Remember the trainer whose state goes into ``ctx`` (called by the driver)."""
         self._trainer = trainer

@@ -33,8 +33,20 @@ UNSUPPORTED: dict[str, object] = {
     "use_distributed_sampler": True,
     "benchmark": None,
     "model_registry": None,
+    "enable_autolog_hparams": True,
 }
 _PRECISIONS_OK = (None, 32, "32", "32-true")
+
+
+def _is_default(value: object, default: object) -> bool:
+    if value is default:
+        return True
+    if isinstance(value, bool) or isinstance(default, bool):
+        return type(value) is type(default) and value == default
+    if isinstance(default, (int, float, str)) and isinstance(value, (int, float, str)):
+        same_kind = type(value) is type(default) or (isinstance(default, float) and isinstance(value, int))
+        return same_kind and value == default
+    return False
 
 
 def _fail(name: str, value: object, expected: str) -> MisconfigurationException:
@@ -131,6 +143,8 @@ def resolve(
                 f"Trainer() got an unexpected keyword argument {name!r}: it is not a Lightning 2.6 Trainer "
                 "argument. Check the spelling."
             )
+        if _is_default(value, UNSUPPORTED[name]):
+            continue  # Lightning's default, spelled out: it changes nothing
         raise MisconfigurationException(
             f"Trainer({name}=...) is a Lightning argument that lightcycle does not support yet; remove it "
             f"(Lightning's default is {UNSUPPORTED[name]!r}). See 'Differences from Lightning' in the README."
@@ -153,7 +167,9 @@ def resolve(
     elif num_sanity_val_steps == -1:
         sanity = float("inf")
     else:
-        sanity = _int_or_none("num_sanity_val_steps", num_sanity_val_steps, 0) or 0
+        if isinstance(num_sanity_val_steps, bool) or not isinstance(num_sanity_val_steps, numbers.Integral) or num_sanity_val_steps < 0:
+            raise _fail("num_sanity_val_steps", num_sanity_val_steps, "an int >= 0, -1 (all validation batches) or None")
+        sanity = int(num_sanity_val_steps)
     if check_val_every_n_epoch is None and isinstance(val_check_interval, float):
         raise MisconfigurationException(
             f"Trainer(val_check_interval={val_check_interval!r}) is a fraction of an epoch, but "

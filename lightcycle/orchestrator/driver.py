@@ -42,16 +42,26 @@ class LifecycleCheckError(AssertionError):
     """Checked mode: the compiled table and the ``transitions`` machine disagree."""
 
 
-class _Step:
-    """A table entry with its hooks compiled for the current run."""
+_KEEP = Stage.KEEP
+_CALL, _RETURN, _PIPE, _ISOLATED, _COLLECT, _ACTION = d.CALL, d.RETURN, d.PIPE, d.ISOLATED, d.COLLECT, d.ACTION
+_FX = "_current_fx_name"
 
-    __slots__ = ("dest", "ops", "stage", "trigger")
+
+class _Step:
+    """A table entry with its hooks compiled for the current run.
+
+    ``after`` is the destination's row keyed by ``id(trigger)`` (``None`` for an internal
+    transition): :meth:`LifecycleDriver.fire` moves with one attribute read.
+    """
+
+    __slots__ = ("after", "dest", "ops", "stage", "trigger")
 
     def __init__(self, trigger: Trigger, dest: int | None, stage: Any, ops: tuple[d.Op, ...]) -> None:
         self.trigger = trigger
         self.dest = dest
         self.stage = stage
         self.ops = ops
+        self.after: dict[int, _Step] | None = None
 
 
 class _Checker:
@@ -107,7 +117,10 @@ class LifecycleDriver:
         self._trainer_state = trainer.state
         self._state = self.table.initial
         self._rows: list[dict[Trigger, _Step]] = []
-        self._row: dict[Trigger, _Step] = {}
+        # the same rows keyed by ``id(trigger)`` (the table's trigger objects): an int hash
+        # instead of the attrs ``__hash__`` of a Trigger on every fire
+        self._id_rows: list[dict[int, _Step]] = []
+        self._ids: dict[int, _Step] = {}
         self._module: Any = None
         self._fx: dict[str, Any] = {}
         self._saved_modes: list[tuple[Any, bool]] = []
@@ -179,8 +192,13 @@ class LifecycleDriver:
                     compiled[key] = ops
                 row[trigger] = _Step(trigger, entry.dest, entry.stage, ops)
             rows.append(row)
+        id_rows = [{id(trigger): step for trigger, step in row.items()} for row in rows]
+        for id_row in id_rows:
+            for step in id_row.values():
+                step.after = id_rows[step.dest] if step.dest is not None else None
         self._rows = rows
-        self._row = rows[self._state]
+        self._id_rows = id_rows
+        self._ids = id_rows[self._state]
 
     def _observed(self, op: d.Op) -> d.Op:
         if op.src == "callback" or op.kind == d.ACTION:
@@ -215,12 +233,12 @@ class LifecycleDriver:
 
     def can_fire(self, trigger: Trigger) -> bool:
         """Whether ``trigger`` is legal now (no side effects)."""
-        return trigger in self._row
+        return trigger in self._rows[self._state]
 
     def reset(self) -> None:
         """Return to the initial state without firing anything (a fresh driver)."""
         self._state = self.table.initial
-        self._row = self._rows[self._state]
+        self._ids = self._id_rows[self._state]
         if self._checker is not None:
             self._checker = _Checker(self.table)
 
@@ -247,19 +265,38 @@ class LifecycleDriver:
         Raises:
             LifecycleError: the event is not legal in the current state; nothing fired.
         """
-        step = self._row.get(trigger)
+        # Fast path: one dict lookup by identity, no checker. Everything else (a trigger
+        # object equal to but not the table's, an illegal event, checked mode) takes
+        # ``_fire_general``, which does the same with the full checks.
+        step = self._ids.get(id(trigger))
+        if step is None or self._checker is not None:
+            return self._fire_general(trigger, args)
+        after = step.after
+        if after is not None:
+            self._state = step.dest  # type: ignore[assignment]
+            self._ids = after
+        stage = step.stage
+        if stage is not _KEEP:
+            self._trainer_state.stage = stage
+        ops = step.ops
+        if ops:
+            return self._run(ops, args)
+        return None
+
+    def _fire_general(self, trigger: Trigger, args: tuple[Any, ...]) -> Any:
+        step = self._rows[self._state].get(trigger)
         if self._checker is not None:
             self._checker.legal(trigger, self._state, step)
         if step is None:
             raise LifecycleError(self.state, trigger.name, self.legal())
         if step.dest is not None:
             self._state = step.dest
-            self._row = self._rows[step.dest]
+            self._ids = self._id_rows[step.dest]
             if self._checker is not None:
                 self._checker.moved(trigger, step.dest)
         elif self._checker is not None:
             self._checker.moved(trigger, self._state)
-        if step.stage is not Stage.KEEP:
+        if step.stage is not _KEEP:
             self._trainer_state.stage = step.stage
         if not step.ops:
             return None
@@ -267,35 +304,36 @@ class LifecycleDriver:
 
     def _run(self, ops: tuple[d.Op, ...], args: tuple[Any, ...]) -> Any:
         fx = self._fx
-        prev = fx.get("_current_fx_name")
+        prev = fx.get(_FX)
         result: Any = None
         try:
             for op in ops:
                 kind = op.kind
-                if kind == d.ACTION:
+                if kind == _ACTION:
                     self._actions[op.action]()  # type: ignore[index]
                     continue
-                fx["_current_fx_name"] = op.name
-                a = args if op.select is None else op.select(args)
+                fx[_FX] = op.name
+                select = op.select
+                a = args if select is None else select(args)
                 if op.kwargs:
                     kw = {k: args[i] for k, i in op.kwargs}
                     for fn in op.fns:
-                        result = fn(*a, **kw) if kind == d.RETURN else (fn(*a, **kw), result)[1]
-                elif kind == d.CALL:
+                        result = fn(*a, **kw) if kind == _RETURN else (fn(*a, **kw), result)[1]
+                elif kind == _CALL:
                     for fn in op.fns:
                         fn(*a)
-                elif kind == d.RETURN:
+                elif kind == _RETURN:
                     result = op.fns[0](*a)
-                elif kind == d.PIPE:
-                    args = (op.fns[0](*a),) + args[1:]
+                elif kind == _PIPE:
+                    args = (op.fns[0](*a), *args[1:])
                     result = args[0]
-                elif kind == d.ISOLATED:
+                elif kind == _ISOLATED:
                     for fn in op.fns:
                         try:
                             fn(*a)
                         except BaseException as err:  # noqa: BLE001 - every handler must run
                             self._isolated_failures.append((_owner(fn, op), err))
-                elif kind == d.COLLECT:
+                elif kind == _COLLECT:
                     result = {}
                     for key, fn in zip(op.keys, op.fns):
                         value = fn()
@@ -308,7 +346,7 @@ class LifecycleDriver:
                         if value:
                             fn(copy.deepcopy(value))
         finally:
-            fx["_current_fx_name"] = prev
+            fx[_FX] = prev
         return result
 
     # ------------------------------------------------------------------ interruption

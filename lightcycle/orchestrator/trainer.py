@@ -399,6 +399,11 @@ class Trainer:
                 raise MisconfigurationException(
                     f"No `training_step()` method defined. Implement `training_step` in {type(model).__name__} to fit."
                 )
+            if not is_overridden("configure_optimizers", model, base):
+                raise MisconfigurationException(
+                    f"No `configure_optimizers()` method defined. Implement `configure_optimizers` in "
+                    f"{type(model).__name__} to fit: return an optimizer (and optionally LR schedulers)."
+                )
             source = datamodule if datamodule is not None else model
             source_base = LightningDataModule if datamodule is not None else base
             if loaders.get("train") is None and not is_overridden("train_dataloader", source, source_base):

@@ -1,0 +1,91 @@
+"""HookRecorder: the trace format, module hooks through the driver, custom events, live files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import lightcycle as L
+from examples.custom_event import LIFECYCLE as WITH_EMA
+from lightcycle.callbacks import HookRecorder
+from lightcycle.orchestrator import LoopDriver
+
+
+class Tiny(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(2, 1)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self.layer(batch[0]).pow(2).mean()
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.log("v", self.layer(batch[0]).mean())
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _loader() -> DataLoader:
+    return DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=4)
+
+
+def _trainer(**kw: Any) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False, **kw
+    )
+
+
+def test_records_callback_and_module_hooks_with_state_paths(tmp_path: Path) -> None:
+    path = tmp_path / "trace.jsonl"
+    rec = HookRecorder(path)
+    _trainer(callbacks=[rec], num_sanity_val_steps=1).fit(Tiny(), _loader(), _loader())
+    rec.close()
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert lines == rec.events
+    assert lines[0]["src"] == "module" and lines[0]["hook"] == "configure_callbacks"
+    assert lines[-1]["src"] == "module" and lines[-1]["hook"] == "teardown"
+    # the module's no-op hooks are recorded too: Lightning calls them
+    module_hooks = {e["hook"] for e in lines if e["src"] == "module"}
+    assert {"on_train_batch_start", "training_step", "backward", "optimizer_step"} <= module_hooks
+    batch_starts = [e for e in lines if e["hook"] == "on_train_batch_start" and e["src"] == "callback"]
+    assert [e["args"]["batch_idx"] for e in batch_starts] == [0, 1]
+    assert all(e["ctx"]["state"] == "fit.train.epoch.batch.started" for e in batch_starts)
+    sanity = [e for e in lines if e["ctx"].get("sanity")]
+    assert sanity and all(e["ctx"]["stage"] == "sanity_check" for e in sanity)
+
+
+class Plain(L.LightningModule):
+    """No training_step: the custom loop's own code is the step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(2, 1)
+
+
+def test_records_hooks_of_custom_events() -> None:
+    rec = HookRecorder()
+    model = Plain()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    lc = LoopDriver(model, callbacks=[rec], lifecycle=WITH_EMA)
+    ema = lc.event("ema_update")
+    with lc.fit(optimizers=[opt]):
+        for _ in lc.epochs(1):
+            for i, batch in enumerate(_loader()):
+                lc.train_batch_start(batch, i)
+                loss = model.layer(batch[0]).pow(2).mean()
+                opt.zero_grad()
+                lc.backward(loss)
+                lc.optimizer_step(opt)
+                ema(opt)
+                lc.train_batch_end(loss)
+    hooks = [e["hook"] for e in rec.events if e["src"] == "callback"]
+    assert hooks.count("on_ema_update") == 2
+    first = hooks.index("on_ema_update")
+    assert hooks[first - 1] == "on_before_optimizer_step"
+    assert hooks[first + 1] == "on_train_batch_end"
