@@ -54,6 +54,7 @@ SOURCES = ("callback", "module", "datamodule")
 
 _CONTEXT = 4  # events shown on either side of a violation
 _MAX_CALLBACKS = 16  # the most recording callbacks considered
+_MEMO_MAX = 200_000  # memoized moves kept per compiled automaton
 
 # token kinds: how many events one declared hook produces
 _CB_ALL = 0  # every recording callback: exactly n
@@ -254,6 +255,8 @@ class _Automaton:
                     self.nested[s].append(pattern)
         self._closures: dict[Config, frozenset[Config]] = {}
         self._steps: dict[tuple[Config, tuple[Any, ...]], Config | None] = {}
+        self._closed: dict[frozenset[Config], frozenset[Config]] = {}
+        self._advances: dict[tuple[frozenset[Config], tuple[Any, ...]], frozenset[Config]] = {}
 
     # ------------------------------------------------------------------ token arithmetic
 
@@ -332,6 +335,31 @@ class _Automaton:
         self._closures[c] = out
         return out
 
+    def closed(self, raw: frozenset[Config]) -> frozenset[Config]:
+        """Every configuration reachable from ``raw`` by epsilon moves."""
+        hit = self._closed.get(raw)
+        if hit is None:
+            out: set[Config] = set()
+            for c in raw:
+                out |= self.closure(c)
+            hit = self._closed[raw] = frozenset(out)
+        return hit
+
+    def advance(
+        self, raw: frozenset[Config], src: str, hook: str, key: tuple[Any, ...], ctx: Mapping[str, Any]
+    ) -> frozenset[Config]:
+        """The configurations after one event (before epsilon moves); empty when it is not allowed."""
+        memo = (raw, key)
+        hit = self._advances.get(memo)
+        if hit is None:
+            if len(self._advances) > _MEMO_MAX:  # keep memory bounded over many traces
+                self._advances.clear()
+                self._closed.clear()
+                self._steps.clear()
+            taken = (self.step(c, src, hook, key, ctx) for c in self.closed(raw))
+            hit = self._advances[memo] = frozenset(c for c in taken if c is not None)
+        return hit
+
     def ctx_ok(self, s: int, ctx: Mapping[str, Any]) -> bool:
         if "state" in ctx and ctx["state"] != self.states[s]:
             return False
@@ -397,6 +425,20 @@ class _Automaton:
         if anywhere:
             out.append("anywhere in a run: " + " ".join(sorted(anywhere)))
         return tuple(out)
+
+    def ahead(self, c: Config) -> list[str]:
+        """The required events still due in the current transition, in order."""
+        n, m, _, outer, inner = c
+        top = inner if inner is not None else outer
+        if top is None:
+            return []
+        tid, pos, taken = top
+        tokens = self.patterns[tid].tokens
+        return [
+            tokens[i].label()
+            for i in range(pos, len(tokens))
+            if self.bounds(tokens[i], n, m)[0] > (taken if i == pos else 0)
+        ]
 
     def pending(self, c: Config) -> list[str]:
         """The required events ``c`` still waits for, innermost first."""
@@ -487,17 +529,16 @@ def verify_trace(
     candidates = _candidates(checked)
     nfa = _automaton(lifecycle, has_module, candidates)
     raw: frozenset[Config] = frozenset((n, m, nfa.initial, None, None) for n, m in nfa.splits)
-    current = _closed(nfa, raw)
     counts: Counter[tuple[str, str]] = Counter()
     for i, src, hook, ctx in checked:
         key = (src, hook, *((k, ctx[k]) for k in ("stage", "state", "fn") if k in ctx))
-        taken = {c2 for c2 in (nfa.step(c, src, hook, key, ctx) for c in current) if c2 is not None}
+        taken = nfa.advance(raw, src, hook, key, ctx)
         if not taken:
-            violation = _violation(nfa, events, i, src, hook, ctx, current, raw)
+            violation = _violation(nfa, events, i, src, hook, ctx, nfa.closed(raw), raw)
             return VerifyResult(False, sum(counts.values()), dict(counts), dict(ignored), candidates, violation)
         counts[(src, hook)] += 1
-        raw = frozenset(taken)
-        current = _closed(nfa, raw)
+        raw = taken
+    current = nfa.closed(raw)
     finished = [c for c in current if c[2] == nfa.initial and c[3] is None and c[4] is None]
     used = tuple(sorted({c[0] for c in (finished or current)}))
     if not finished and not partial:
@@ -512,13 +553,6 @@ def verify_trace(
         violation = Violation(len(events), None, message, states, nfa.allowed(current), context)
         return VerifyResult(False, sum(counts.values()), dict(counts), dict(ignored), used, violation)
     return VerifyResult(True, sum(counts.values()), dict(counts), dict(ignored), used)
-
-
-def _closed(nfa: _Automaton, raw: Iterable[Config]) -> frozenset[Config]:
-    out: set[Config] = set()
-    for c in raw:
-        out |= nfa.closure(c)
-    return frozenset(out)
 
 
 def _violation(
@@ -554,10 +588,15 @@ def _violation(
             )
             break
     else:
-        later = sorted({p for c in current if not nfa.from_anywhere(c) for p in nfa.pending(c)})
-        if any(p.startswith(label + " ") for p in later):
-            firsts = [p for p in later if not p.startswith(label + " ")]
-            reason = f"comes too early: {', '.join(firsts[:4]) or 'another hook'} must come first (dropped or swapped?)"
+        firsts: set[str] = set()
+        for c in current:
+            if nfa.from_anywhere(c):
+                continue
+            ahead = nfa.ahead(c)
+            if label in ahead[1:]:
+                firsts.update(ahead[: ahead.index(label)])
+        if firsts:
+            reason = f"comes too early: {' and '.join(sorted(firsts))} must come first (dropped or swapped?)"
     if reason == "is not allowed here":
         expected = [a for a in nfa.allowed(current) if not a.startswith("anywhere")]
         if expected:

@@ -208,7 +208,7 @@ class LifecycleDriver:
 
         def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
             def observed(*args: Any, **kwargs: Any) -> Any:
-                named = dict(zip(names, args))
+                named = dict(zip(names, args, strict=False))
                 named.update(kwargs)
                 for obs in observers:
                     obs.record_hook(op.src, op.name, named)
@@ -331,17 +331,17 @@ class LifecycleDriver:
                     for fn in op.fns:
                         try:
                             fn(*a)
-                        except BaseException as err:  # noqa: BLE001 - every handler must run
+                        except BaseException as err:  # every handler must run
                             self._isolated_failures.append((_owner(fn, op), err))
                 elif kind == _COLLECT:
                     result = {}
-                    for key, fn in zip(op.keys, op.fns):
+                    for key, fn in zip(op.keys, op.fns, strict=True):
                         value = fn()
                         if value:
                             result[key] = value
                 else:  # PER_KEY
                     states = a[0]
-                    for key, fn in zip(op.keys, op.fns):
+                    for key, fn in zip(op.keys, op.fns, strict=True):
                         value = states.get(key)
                         if value:
                             fn(copy.deepcopy(value))
@@ -371,7 +371,7 @@ class LifecycleDriver:
         if teardown is not None:
             try:
                 teardown()
-            except BaseException as err:  # noqa: BLE001 - never hide the original
+            except BaseException as err:  # never hide the original
                 self._isolated_failures.append(("internal teardown", err))
         self._trainer_state.stage = None
         if self.can_fire(FINISH):
@@ -379,8 +379,10 @@ class LifecycleDriver:
         else:
             self.reset()
         self.secondary_errors = [err for _, err in self._isolated_failures]
-        for owner, err in self._isolated_failures:
-            exception.add_note(f"lightcycle: {owner} also failed while handling this: {type(err).__name__}: {err}")
+        for owner, failure in self._isolated_failures:
+            exception.add_note(
+                f"lightcycle: {owner} also failed while handling this: {type(failure).__name__}: {failure}"
+            )
 
     @contextmanager
     def guard(self, teardown: Callable[[], None] | None = None) -> Iterator[None]:
