@@ -192,6 +192,8 @@ def resolve(
         if isinstance(gradient_clip_val, bool) or not isinstance(gradient_clip_val, numbers.Real) or gradient_clip_val < 0:
             raise _fail("gradient_clip_val", gradient_clip_val, "a number >= 0 or None")
         gradient_clip_val = float(gradient_clip_val)
+    if isinstance(gradient_clip_algorithm, str):
+        gradient_clip_algorithm = gradient_clip_algorithm.lower()  # Lightning: case-insensitive
     if gradient_clip_algorithm is not None and gradient_clip_algorithm not in ("norm", "value"):
         raise _fail("gradient_clip_algorithm", gradient_clip_algorithm, "'norm', 'value' or None")
     if deterministic not in (None, True, False, "warn"):
