@@ -363,7 +363,7 @@ class Trainer:
         if model is not None:
             return model
         if self.lightning_module is None:
-            raise MisconfigurationException(
+            raise TypeError(  # Lightning's type
                 f"`trainer.{verb}()` needs a model: pass one, or call it after `trainer.fit(model)`."
             )
         return self.lightning_module
