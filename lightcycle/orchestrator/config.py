@@ -167,9 +167,10 @@ def resolve(
     elif num_sanity_val_steps == -1:
         sanity = float("inf")
     else:
-        if isinstance(num_sanity_val_steps, bool) or not isinstance(num_sanity_val_steps, numbers.Integral) or num_sanity_val_steps < 0:
-            raise _fail("num_sanity_val_steps", num_sanity_val_steps, "an int >= 0, -1 (all validation batches) or None")
-        sanity = int(num_sanity_val_steps)
+        n_sanity = num_sanity_val_steps
+        if isinstance(n_sanity, bool) or not isinstance(n_sanity, numbers.Integral) or n_sanity < 0:
+            raise _fail("num_sanity_val_steps", n_sanity, "an int >= 0, -1 (all validation batches) or None")
+        sanity = int(n_sanity)
     if check_val_every_n_epoch is None and isinstance(val_check_interval, float):
         raise MisconfigurationException(
             f"Trainer(val_check_interval={val_check_interval!r}) is a fraction of an epoch, but "
