@@ -78,11 +78,17 @@ class Behaviour:
     scheduler: str | None = None  # None | "step" | "epoch" | "plateau"
     log_metrics: bool = False
     fail_in_on_exception: bool = False
+    # Injections at the n-th recorded event of a hook (1-based; every event counts: sanity-check
+    # calls and the "return" phase of a module hook too), so a point drawn from one run's trace
+    # can be hit exactly in another run of the same scenario.
+    stop_at_call: tuple[str, int] | None = None  # (callback hook, n): set trainer.should_stop there
+    raise_at_call: dict[tuple[str, str, int], BaseException] = field(default_factory=dict)  # (src, hook, n) -> exc
 
 
 def build(pl: types.ModuleType) -> types.SimpleNamespace:
     """The recording classes for framework ``pl``."""
     events: list[dict[str, Any]] = []
+    calls: dict[tuple[str, str], int] = {}  # (src, hook) -> events recorded so far
     beh = Behaviour()
 
     def ctx(trainer: Any, module: Any) -> dict[str, Any]:
@@ -105,8 +111,14 @@ def build(pl: types.ModuleType) -> types.SimpleNamespace:
         if phase:
             ev["phase"] = phase
         events.append(ev)
+        calls[(src, hook)] = calls.get((src, hook), 0) + 1
 
     def maybe_raise(src: str, hook: str, trainer: Any) -> None:
+        at = (src, hook, calls.get((src, hook), 0))
+        if at in beh.raise_at_call:
+            exc = beh.raise_at_call.pop(at)
+            events[-1]["args"]["_action"] = f"raise {type(exc).__name__}"
+            raise exc
         exc = beh.raise_in.get((src, hook))
         if exc is None:
             return
@@ -137,6 +149,9 @@ def build(pl: types.ModuleType) -> types.SimpleNamespace:
             if name == "setup":
                 self._trainer = trainer
             if name == "on_train_batch_end" and beh.stop_at == (trainer.current_epoch, passed["batch_idx"]):
+                trainer.should_stop = True
+                events[-1]["args"]["_action"] = "set trainer.should_stop=True"
+            if beh.stop_at_call == (name, calls[("callback", name)]) and trainer is not None:
                 trainer.should_stop = True
                 events[-1]["args"]["_action"] = "set trainer.should_stop=True"
             if beh.stop_in_hook == name and trainer is not None and not trainer.sanity_checking:
