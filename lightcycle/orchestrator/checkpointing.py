@@ -3,18 +3,31 @@
 Files are written atomically: to a temporary file in the same folder, flushed, fsynced,
 then renamed over the target, so a crash never leaves a truncated checkpoint where a good
 one was.
+
+A fit checkpoint holds Lightning's top-level keys (``epoch``, ``global_step``, the version,
+``state_dict``, ``loops``, ``callbacks``, ``optimizer_states``, ``lr_schedulers``,
+hyper-parameters, the datamodule's state). What exact resume needs more lives inside
+``loops["fit_loop"]``: where in the fit the checkpoint was taken (its *position*), the
+progress counters, the random-number-generator states at that moment and at the start of
+the epoch, and the train loader's own state when it has one. ``docs/checkpoints.md``
+describes the format and the guarantees.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import tempfile
 import warnings
+import zipfile
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import torch
 
 from lightcycle.errors import MisconfigurationException
+from lightcycle.orchestrator.data import Lookahead
 from lightcycle.orchestrator.state import TrainerFn
 from lightcycle.states import declaration as ev
 
@@ -23,6 +36,23 @@ if TYPE_CHECKING:
 
 VERSION_KEY = "lightcycle_version"
 REQUIRED_KEYS = ("epoch", "global_step", "state_dict")
+LOOP_FORMAT = 1
+"""Version of the ``loops["fit_loop"]`` layout written by :meth:`CheckpointConnector.dump`."""
+
+# Where in a fit a checkpoint was taken (``loops["fit_loop"]["position"]``).
+BOUNDARY = "boundary"
+"""Between epochs, before training, or after it (all progress counters agree)."""
+EPOCH_START = "epoch_start"
+"""In ``on_train_epoch_start``: the epoch has begun, no batch has run."""
+IN_BATCH = "in_batch"
+"""Inside a training batch (e.g. an exception in ``training_step``): the batch is run again."""
+BATCH_END = "batch_end"
+"""In ``on_train_batch_end``: resume right after that hook."""
+VALIDATION = "validation"
+"""During or at the end of an in-fit validation run: resume right after it."""
+EPOCH_END = "epoch_end"
+"""In ``on_train_epoch_end``: the epoch's batches ran, ``current_epoch`` not yet advanced."""
+MID_EPOCH = (IN_BATCH, BATCH_END, VALIDATION)
 
 
 def _version() -> str:
@@ -36,6 +66,9 @@ def _version() -> str:
 
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to ``path`` via a temporary file in the same folder and a rename.
+
+    A failure at any point (including a crash of the process) leaves the previous file at
+    ``path`` untouched; the temporary file is removed when Python can still do so.
 
     Args:
         obj: what to save.
@@ -52,10 +85,8 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     try:  # make the rename itself durable
         dir_fd = os.open(folder, os.O_RDONLY)
@@ -77,6 +108,11 @@ def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu"
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path!r} does not exist. Pass the path of a saved .ckpt file.")
+    if os.path.getsize(path) == 0:
+        raise MisconfigurationException(
+            f"checkpoint {path!r} is empty (0 bytes): it was truncated. Pass another checkpoint; nothing was changed."
+        )
+    _check_archive(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as err:
@@ -92,10 +128,210 @@ def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu"
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise MisconfigurationException(
-            f"checkpoint {path!r} is not a lightcycle/Lightning checkpoint: it lacks {missing}. Pass a file written "
-            "by Trainer.save_checkpoint or ModelCheckpoint."
+            f"checkpoint {path!r} is not a lightcycle/Lightning checkpoint: it lacks {missing}"
+            + (
+                " (it looks like a bare model state_dict)"
+                if ckpt and all(torch.is_tensor(v) for v in ckpt.values())
+                else ""
+            )
+            + ". Pass a file written by Trainer.save_checkpoint or ModelCheckpoint."
         )
     return ckpt
+
+
+def _check_archive(path: str) -> None:
+    """Verify the CRC of every record of a zip-format torch file (``torch.load`` does not, so a
+    damaged tensor would load as garbage). Other files are left to ``torch.load``."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise MisconfigurationException(
+            f"checkpoint {path!r} cannot be read ({type(err).__name__}: {err}); the file is truncated or corrupt. "
+            "Pass another checkpoint; nothing was changed."
+        ) from err
+    if bad is not None:
+        raise MisconfigurationException(
+            f"checkpoint {path!r} is corrupt: the checksum of its record {bad!r} does not match (the file was "
+            "damaged after it was written). Pass another checkpoint; nothing was changed."
+        )
+
+
+# --------------------------------------------------------------------------- random number generators
+
+
+def collect_rng_states() -> dict[str, Any]:
+    """The global RNG states: torch (CPU, and CUDA when initialised), Python, NumPy."""
+    states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy is optional
+        pass
+    else:
+        kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+        states["numpy"] = (
+            kind,
+            torch.from_numpy(np.asarray(keys).astype(np.int64)),
+            int(pos),
+            int(has_gauss),
+            float(cached),
+        )
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    """Put back what :func:`collect_rng_states` returned."""
+    torch.set_rng_state(states["torch"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "numpy" in states:
+        try:
+            import numpy as np
+        except ImportError:  # pragma: no cover
+            pass
+        else:
+            kind, keys, pos, has_gauss, cached = states["numpy"]
+            np.random.set_state((kind, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, cached))
+    if "cuda" in states and torch.cuda.is_available():
+        with contextlib.suppress(RuntimeError):  # a different number of devices now
+            torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _loader_generators(loader: Any) -> list[torch.Generator]:
+    """Generators a DataLoader draws its order from besides the global one (``generator=``)."""
+    found: list[torch.Generator] = []
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    for owner in (loader, getattr(loader, "sampler", None), getattr(batch_sampler, "sampler", None)):
+        gen = getattr(owner, "generator", None)
+        if isinstance(gen, torch.Generator) and all(gen is not g for g in found):
+            found.append(gen)
+    return found
+
+
+def _epoch_rng(loader: Any) -> dict[str, Any]:
+    return {"global": collect_rng_states(), "generators": [g.get_state() for g in _loader_generators(loader)]}
+
+
+def _restore_epoch_rng(loader: Any, state: dict[str, Any]) -> None:
+    restore_rng_states(state["global"])
+    for gen, gen_state in zip(_loader_generators(loader), state.get("generators", []), strict=False):
+        gen.set_state(gen_state)
+
+
+# --------------------------------------------------------------------------- train data on resume
+
+
+def stateful_loader_part(loader: Any) -> Any:
+    """The object that saves the loader's position: the loader or its dataset, if either has
+    ``state_dict`` and ``load_state_dict``; else ``None``."""
+    for obj in (loader, getattr(loader, "dataset", None)):
+        if (
+            obj is not None
+            and callable(getattr(obj, "state_dict", None))
+            and callable(getattr(obj, "load_state_dict", None))
+        ):
+            return obj
+    return None
+
+
+def is_replayable(loader: Any) -> bool:
+    """Whether iterating ``loader`` again from the same RNG state gives the same batches:
+    a torch DataLoader over a map-style dataset, or a list/tuple of batches."""
+    from torch.utils.data import DataLoader, IterableDataset
+
+    if isinstance(loader, (list, tuple)):
+        return True
+    return isinstance(loader, DataLoader) and not isinstance(loader.dataset, IterableDataset)
+
+
+@attrs.define
+class ResumePlan:
+    """How the first epoch of a resumed fit begins (built from the checkpoint's position).
+
+    Args:
+        position: where the checkpoint was taken (see the module constants).
+        fire_epoch_start: begin with ``on_train_epoch_start`` (else the epoch continues).
+        skip: index of the first batch to run.
+        pending: work of the saved batch still to do: ``"batch"`` (the validation check and
+            plateau schedulers that follow ``on_train_batch_end``), ``"validation"`` (what
+            follows an in-fit validation run) or ``None``.
+        is_last_batch: ``trainer.is_last_batch`` of the saved batch.
+        rng: the RNG states at the save, restored where the uninterrupted run went on.
+        epoch_rng: the RNG states (and loader generators) at the start of the saved epoch.
+        loader_state: the train loader's own state (``state_dict``), if it has one.
+    """
+
+    position: str
+    fire_epoch_start: bool
+    skip: int
+    pending: str | None = None
+    is_last_batch: bool = False
+    rng: dict[str, Any] | None = None
+    epoch_rng: dict[str, Any] | None = None
+    loader_state: Any = None
+
+
+def _from_lightning(fit: dict[str, Any], ckpt: dict[str, Any]) -> dict[str, Any]:
+    """Read the progress of a checkpoint written by Lightning into lightcycle's layout."""
+    ep = fit.get("epoch_progress", {}).get("total", {})
+    bp = fit.get("epoch_loop.batch_progress", {})
+    cur = bp.get("current", {})
+    tot = bp.get("total", {})
+    ready, started, processed, completed = (int(ep.get(k, 0)) for k in ("ready", "started", "processed", "completed"))
+    b_ready, b_processed, b_completed = (int(cur.get(k, 0)) for k in ("ready", "processed", "completed"))
+    position = BOUNDARY
+    if started == ready and processed == started - 1 and completed == processed:
+        if b_ready == b_processed and b_completed == b_processed - 1:
+            position = BATCH_END
+        elif b_ready == b_processed == b_completed and b_ready > 0:
+            position = VALIDATION
+        else:
+            position = IN_BATCH
+    elif started == ready and processed == started and completed == processed - 1:
+        position = EPOCH_END
+    elif started == ready - 1:
+        position = EPOCH_START
+    return {
+        "position": position,
+        "epochs_processed": processed,
+        "epochs_completed": completed,
+        "global_step": int(ckpt["global_step"]),
+        "batch_idx": b_ready - 1,
+        "total_batch_idx": int(tot.get("ready", 0)) - 1,
+        "batches_ready": b_ready,
+        "is_last_batch": bool(bp.get("is_last_batch", False)),
+    }
+
+
+def _fit_state(ckpt: dict[str, Any]) -> dict[str, Any]:
+    fit = (ckpt.get("loops") or {}).get("fit_loop") or {}
+    if "lightcycle" in fit:
+        return dict(fit)
+    if "epoch_progress" in fit:
+        return _from_lightning(fit, ckpt)
+    epoch = int(ckpt["epoch"])  # no progress stored: treat as taken between epochs
+    return {
+        "position": BOUNDARY,
+        "epochs_processed": epoch,
+        "epochs_completed": epoch,
+        "global_step": int(ckpt["global_step"]),
+    }
+
+
+def _position(state: str, processed: int, completed: int, batches_ready: int) -> str:
+    if state.startswith("fit.train.epoch.validation"):
+        return VALIDATION
+    if state.startswith("fit.train.epoch.batch"):
+        return IN_BATCH
+    if state in ("fit.train.epoch.running", "fit.train.epoch.cut"):
+        return BATCH_END if batches_ready > 0 else EPOCH_START
+    if state == "fit.train.epoch_done" and completed < processed:
+        return EPOCH_END
+    return BOUNDARY
 
 
 class CheckpointConnector:
@@ -131,15 +367,16 @@ class CheckpointConnector:
             ckpt["callbacks"] = fire(ev.COLLECT_STATE) or {}
             ckpt["optimizer_states"] = [opt.state_dict() for opt in t.optimizers]
             ckpt["lr_schedulers"] = [cfg.scheduler.state_dict() for cfg in t.lr_scheduler_configs]
-        hparams = getattr(module, "_hparams", None)
-        if hparams:
-            ckpt["hyper_parameters"] = dict(hparams)
-            ckpt["hparams_name"] = getattr(module, "_hparams_name", "kwargs")
+        for obj, prefix in ((module, ""), (t.datamodule, "datamodule_")):
+            if obj is not None and getattr(obj, "hparams", None):
+                entries = obj._hparams_checkpoint_entries(
+                    f"{prefix}hyper_parameters", f"{prefix}hparams_name", f"{prefix}hparams_type"
+                )
+                if not type(obj.hparams).__module__.startswith("omegaconf"):
+                    entries.pop(f"{prefix}hparams_type", None)  # Lightning stores the type for OmegaConf only
+                ckpt.update(entries)
         dm = t.datamodule
         if dm is not None:
-            dm_hparams = getattr(dm, "_hparams", None)
-            if dm_hparams:
-                ckpt["datamodule_hyper_parameters"] = dict(dm_hparams)
             dm_state = fire(ev.COLLECT_DATAMODULE_STATE)
             if dm_state:
                 ckpt[type(dm).__qualname__] = dm_state
@@ -151,46 +388,108 @@ class CheckpointConnector:
         atomic_save(self.dump(weights_only), path)
 
     def _loops_state(self) -> dict[str, Any]:
-        loop = self.trainer.fit_loop
-        return {
-            "fit_loop": {
-                "epochs_processed": loop.epochs_processed,
-                "epochs_completed": loop.epochs_completed,
-                "global_step": loop.global_step,
-                "batch_idx": loop.batch_idx,
-                "total_batch_idx": loop.total_batch_idx,
-                "batches_ready": loop.batches_ready,
-                "is_last_batch": loop.is_last_batch,
-            }
+        t = self.trainer
+        loop = t.fit_loop
+        state = t._driver.state
+        if state == "interrupted" and t._interrupted_from is not None:
+            state = t._interrupted_from
+        position = _position(state, loop.epochs_processed, loop.epochs_completed, loop.batches_ready)
+        batches = loop.batches
+        loader_state = None
+        if batches is not None and position in MID_EPOCH:
+            loader_state = batches.state if position == IN_BATCH else batches.next_state
+        n = t.num_training_batches
+        fit = {
+            "lightcycle": LOOP_FORMAT,
+            "position": position,
+            "epochs_processed": loop.epochs_processed,
+            "epochs_completed": loop.epochs_completed,
+            "global_step": loop.global_step,
+            "batch_idx": loop.batch_idx,
+            "total_batch_idx": loop.total_batch_idx,
+            "batches_ready": loop.batches_ready,
+            "is_last_batch": loop.is_last_batch,
+            "num_training_batches": None if n == float("inf") else int(n),
+            "rng": collect_rng_states(),
+            "epoch_rng": loop.epoch_rng if position in MID_EPOCH or position == EPOCH_END else None,
+            "loader_state": loader_state,
         }
+        return {"fit_loop": fit, "validate_loop": {}, "test_loop": {}, "predict_loop": {}}
 
     # ------------------------------------------------------------------ restore
 
-    def resolve_path(self, ckpt_path: Any, fn: TrainerFn) -> str | None:
-        """Turn ``ckpt_path`` ("last", "best" or a path) into a file and read it now.
+    def resolve_path(self, ckpt_path: Any, fn: TrainerFn, model_provided: bool = True) -> str | None:
+        """Turn ``ckpt_path`` (a path, ``"last"`` or ``"best"``) into a file and read it now.
 
-        Reading happens before the run starts, so a bad file raises before any hook.
+        Reading happens before the run starts, so a bad file raises before any hook. As in
+        Lightning, ``validate``/``test``/``predict`` without a model after a fit use
+        ``"best"``, and ``"last"`` with no last checkpoint warns and starts from scratch.
         """
+        t = self.trainer
         self._pending = None
+        t.ckpt_path = None
+        if ckpt_path is None and not model_provided and t.lightning_module is not None:
+            ckpt_path = "best"
+            warnings.warn(
+                f"`.{fn.value}(ckpt_path=None)` was called without a model. The best model of the previous `fit` "
+                f"call will be used. You can pass `.{fn.value}(ckpt_path='best')` to use the best model or "
+                f"`.{fn.value}(ckpt_path='last')` to use the last model. If you pass a value, this warning will be "
+                "silenced.",
+                UserWarning,
+                stacklevel=3,
+            )
         if ckpt_path is None:
             return None
-        path = os.fspath(ckpt_path)
-        if path in ("last", "best"):
-            path = self._special_path(path)
+        path: str | None = os.fspath(ckpt_path)
+        if path == "best":
+            path = self._best_path(fn)
+        elif path == "last":
+            path = self._last_path(fn)
+            if path is None:
+                return None
+        assert path is not None
         self._pending = load_checkpoint_file(path)
-        self.trainer.ckpt_path = path
+        t.ckpt_path = path
         return path
 
-    def _special_path(self, which: str) -> str:
+    def _best_path(self, fn: TrainerFn) -> str:
         t = self.trainer
+        if len(t.checkpoint_callbacks) > 1:
+            warnings.warn(
+                f'`.{fn.value}(ckpt_path="best")` is called with Trainer configured with multiple `ModelCheckpoint`'
+                " callbacks. It will use the best checkpoint path from first checkpoint callback.",
+                UserWarning,
+                stacklevel=4,
+            )
+        cb = t.checkpoint_callback
+        if cb is None:
+            raise ValueError(f'`.{fn.value}(ckpt_path="best")` is set but `ModelCheckpoint` is not configured.')
+        best = getattr(cb, "best_model_path", None)
+        if not best:
+            raise ValueError(
+                f'`.{fn.value}(ckpt_path="best")` is set but `ModelCheckpoint` is not configured to save the best '
+                "model."
+            )
+        return str(best)
+
+    def _last_path(self, fn: TrainerFn) -> str | None:
+        from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
+
+        t = self.trainer
+        candidates: set[str] = set()
         for cb in t.checkpoint_callbacks:
-            candidate = getattr(cb, "last_model_path" if which == "last" else "best_model_path", "")
-            if candidate:
-                return str(candidate)
-        raise MisconfigurationException(
-            f'ckpt_path="{which}" but no checkpoint callback has a {which} checkpoint yet. Pass a file path, or '
-            "fit with a ModelCheckpoint first."
-        )
+            if isinstance(cb, ModelCheckpoint):
+                candidates |= cb._find_last_checkpoints(t)
+        existing = {p: os.path.getmtime(p) for p in candidates if os.path.exists(p)}
+        if not existing:
+            warnings.warn(
+                f'.{fn.value}(ckpt_path="last") is set, but there is no last checkpoint available. No checkpoint '
+                "will be loaded. HINT: Set `ModelCheckpoint(..., save_last=True)`.",
+                UserWarning,
+                stacklevel=4,
+            )
+            return None
+        return max(existing, key=existing.__getitem__)
 
     def restore_start(self, path: str) -> dict[str, Any]:
         """Restore the module, datamodule and callbacks (spec 3.14 steps 2-7)."""
@@ -205,14 +504,15 @@ class CheckpointConnector:
         dm = t.datamodule
         if dm is not None and type(dm).__qualname__ in ckpt:
             fire(ev.LOAD_DATAMODULE_STATE, ckpt[type(dm).__qualname__])
-        if "callbacks" in ckpt:
+        if ckpt.get("callbacks") is not None:
             states = ckpt["callbacks"]
             known = {cb.state_key for cb in t.callbacks}
             unmatched = [k for k in states if k not in known]
             if unmatched:
                 warnings.warn(
-                    f"checkpoint {path!r} holds states for callbacks that are not in this Trainer: {unmatched}. "
-                    "They were not restored; add those callbacks to restore them.",
+                    f"checkpoint {path!r} holds states of callbacks that this Trainer does not have: {unmatched}. "
+                    "They were not restored: add those callbacks to the Trainer (with the same arguments, so that "
+                    "their state_key matches) to restore them.",
                     UserWarning,
                     stacklevel=2,
                 )
@@ -220,22 +520,138 @@ class CheckpointConnector:
         return ckpt
 
     def restore_training_state(self, ckpt: dict[str, Any]) -> None:
-        """Restore loop progress, optimizers and schedulers (after on_fit_start)."""
+        """Restore loop progress, optimizers and schedulers (after on_fit_start), and plan the resume."""
         t = self.trainer
+        state = _fit_state(ckpt)
+        loop = t.fit_loop
+        loop.global_step = int(state.get("global_step", ckpt["global_step"]))
+        loop.epochs_processed = int(state["epochs_processed"])
+        loop.epochs_completed = int(state["epochs_completed"])
+        loop.batch_idx = int(state.get("batch_idx", -1))
+        loop.total_batch_idx = int(state.get("total_batch_idx", -1))
+        loop.batches_ready = int(state.get("batches_ready", 0))
+        loop.is_last_batch = bool(state.get("is_last_batch", False))
+        if t._cfg.max_epochs != -1 and t.current_epoch > t._cfg.max_epochs:
+            raise MisconfigurationException(
+                f"You restored a checkpoint with current_epoch={t.current_epoch}, but you have set "
+                f"Trainer(max_epochs={t._cfg.max_epochs})."
+            )
+        plan = self._plan(state)
+        loop.resume = plan
+        loop.restarting = t._cfg.max_steps != -1 or plan.position not in (BOUNDARY, EPOCH_END)
         if "optimizer_states" not in ckpt:
             raise KeyError(
                 "Trying to restore optimizer state but checkpoint contains only the model. This is probably due to "
                 "`ModelCheckpoint.save_weights_only` being set to `True`."
             )
-        loop = ckpt.get("loops", {}).get("fit_loop", {})
-        progress = t.fit_loop
-        progress.global_step = int(ckpt["global_step"])
-        progress.epochs_completed = int(loop.get("epochs_completed", ckpt["epoch"]))
-        progress.epochs_processed = int(loop.get("epochs_processed", progress.epochs_completed))
-        for opt, state in zip(t.optimizers, ckpt["optimizer_states"]):
-            opt.load_state_dict(state)
-        for cfg, state in zip(t.lr_scheduler_configs, ckpt.get("lr_schedulers", [])):
-            cfg.scheduler.load_state_dict(state)
+        if "lr_schedulers" not in ckpt:
+            raise KeyError(
+                "Trying to restore learning rate scheduler state but checkpoint contains only the model. This is "
+                "probably due to `ModelCheckpoint.save_weights_only` being set to `True`."
+            )
+        for opt, opt_state in zip(t.optimizers, ckpt["optimizer_states"], strict=False):
+            opt.load_state_dict(opt_state)
+        for cfg, sched_state in zip(t.lr_scheduler_configs, ckpt["lr_schedulers"], strict=False):
+            cfg.scheduler.load_state_dict(sched_state)
+
+    def _plan(self, state: dict[str, Any]) -> ResumePlan:
+        """Lightning's restart rules (fit loop ``reset``) for each position, in lightcycle's terms.
+
+        Mid-epoch (in a batch, after a batch, after an in-fit validation): no sanity check,
+        no ``on_train_epoch_start``; the epoch continues with the next batch after any work
+        the saved batch still had to do. End of an epoch or between epochs: the next epoch
+        begins normally, after a sanity check, except under ``max_steps`` (iteration-based
+        training), where Lightning continues the saved epoch's batch count instead.
+        """
+        t = self.trainer
+        iteration_based = t._cfg.max_steps != -1
+        position = state.get("position", BOUNDARY)
+        ready = int(state.get("batches_ready", 0))
+        rng: dict[str, Any] | None = state.get("rng")
+
+        def mid(skip: int, pending: str | None = None) -> ResumePlan:
+            return ResumePlan(
+                position,
+                fire_epoch_start=False,
+                skip=skip,
+                pending=pending,
+                is_last_batch=bool(state.get("is_last_batch", False)),
+                rng=rng,
+                epoch_rng=state.get("epoch_rng"),
+                loader_state=state.get("loader_state"),
+            )
+
+        if position == BATCH_END:
+            return mid(ready, "batch")
+        if position == VALIDATION:
+            return mid(ready, "validation")
+        if position == IN_BATCH:
+            return mid(max(ready - 1, 0))
+        if position == EPOCH_START:
+            return ResumePlan(position, fire_epoch_start=True, skip=0, rng=rng)
+        if iteration_based:
+            # Lightning's loops restart under max_steps: the saved epoch's batch count goes on
+            if position == EPOCH_END:
+                return mid(ready)
+            return ResumePlan(position, fire_epoch_start=True, skip=ready, rng=rng)
+        return ResumePlan(position, fire_epoch_start=True, skip=0, rng=rng)
 
     def restore_eval_state(self, ckpt: dict[str, Any]) -> None:
         """validate/test/predict with ckpt_path: only the module, datamodule and callbacks."""
+
+    # ------------------------------------------------------------------ the first epoch of a resumed fit
+
+    def begin_epoch(self, plan: ResumePlan | None) -> None:
+        """Before an epoch's ``on_train_epoch_start``: a resume at an epoch boundary puts the
+        RNG states of the save back, where the uninterrupted run went on."""
+        if plan is not None and plan.fire_epoch_start and plan.rng is not None:
+            restore_rng_states(plan.rng)
+
+    def open_epoch(self, loader: Any, plan: ResumePlan | None) -> Lookahead:
+        """The batches of an epoch, positioned for a resumed fit when ``plan`` is given.
+
+        A fresh epoch records the RNG states first (for mid-epoch checkpoints). A resumed
+        epoch puts the saved epoch's RNG states back, re-creates the iterator and skips the
+        batches already trained (a replayable loader), or loads the loader's own state (a
+        loader with ``state_dict``/``load_state_dict``), then restores the RNG states of the
+        save. Any other loader restarts its data from the beginning, with a warning.
+        """
+        t = self.trainer
+        loop = t.fit_loop
+        n = t.num_training_batches
+        part = stateful_loader_part(loader)
+        state_fn = part.state_dict if part is not None else None
+        if plan is None or (plan.fire_epoch_start and plan.skip == 0):
+            loop.epoch_rng = _epoch_rng(loader)
+            batches = Lookahead(loader, n, state_fn=state_fn)
+        elif plan.fire_epoch_start:  # max_steps resume between epochs: Lightning keeps counting on fresh data
+            loop.epoch_rng = _epoch_rng(loader)
+            batches = Lookahead(loader, n, skip=plan.skip, consume=False, state_fn=state_fn)
+        else:
+            loop.epoch_rng = plan.epoch_rng
+            if plan.skip >= n:
+                batches = Lookahead((), n, skip=plan.skip, consume=False)
+            elif part is not None and plan.loader_state is not None:
+                if plan.epoch_rng is not None:
+                    _restore_epoch_rng(loader, plan.epoch_rng)
+                part.load_state_dict(plan.loader_state)
+                batches = Lookahead(loader, n, skip=plan.skip, consume=False, state_fn=state_fn)
+            elif is_replayable(loader) and plan.epoch_rng is not None:
+                _restore_epoch_rng(loader, plan.epoch_rng)
+                batches = Lookahead(loader, n, skip=plan.skip, state_fn=state_fn)
+            else:
+                if plan.skip > 0:
+                    warnings.warn(
+                        f"Resuming in the middle of an epoch, but the train loader ({type(loader).__name__}) can "
+                        "neither be replayed (a DataLoader over a map-style dataset) nor restore its position (no "
+                        "`state_dict`/`load_state_dict` on the loader or its dataset): its data restarts from the "
+                        "beginning while batch_idx continues, as in Lightning, so the resumed run is not exact. "
+                        "See docs/checkpoints.md.",
+                        UserWarning,
+                        stacklevel=2,
+                    )
+                batches = Lookahead(loader, n, skip=plan.skip, consume=False, state_fn=state_fn)
+            if plan.rng is not None:
+                restore_rng_states(plan.rng)
+        loop.batches = batches
+        return batches

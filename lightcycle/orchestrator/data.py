@@ -8,7 +8,7 @@ does the same.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from lightcycle.errors import MisconfigurationException
@@ -107,26 +107,45 @@ class Lookahead:
     Args:
         iterable: the dataloader.
         limit: how many items to yield at most.
-        skip: how many leading items to consume silently (mid-epoch resume).
+        skip: the index of the first item (mid-epoch resume).
+        consume: pull and drop the first ``skip`` items of ``iterable`` (replaying a
+            deterministic loader); ``False`` when the loader already resumes by itself.
+        state_fn: for loaders that can save their position (``state_dict``): called before
+            each fetch. While item ``i`` is processed, :attr:`state` is the loader's state
+            with ``i`` items consumed and :attr:`next_state` with ``i + 1`` (taken before
+            the look-ahead fetch).
     """
 
-    __slots__ = ("_it", "_limit", "_next", "_index", "done")
+    __slots__ = ("_index", "_it", "_limit", "_next", "_state_fn", "done", "next_state", "state")
 
     _END = object()
 
-    def __init__(self, iterable: Iterable[Any], limit: int | float, skip: int = 0) -> None:
+    def __init__(
+        self,
+        iterable: Iterable[Any],
+        limit: int | float,
+        skip: int = 0,
+        consume: bool = True,
+        state_fn: Callable[[], Any] | None = None,
+    ) -> None:
         self._it: Iterator[Any] = iter(iterable)
         self._limit = limit
         self._index = skip
-        for _ in range(skip):
-            if next(self._it, self._END) is self._END:
-                break
+        self._state_fn = state_fn
+        self.state: Any = None
+        self.next_state: Any = None
+        if consume:
+            for _ in range(skip):
+                if next(self._it, self._END) is self._END:
+                    break
         self._next = self._fetch()
         self.done = self._next is self._END
 
     def _fetch(self) -> Any:
         if self._index >= self._limit:
             return self._END
+        if self._state_fn is not None:
+            self.next_state = self._state_fn()
         return next(self._it, self._END)
 
     def __iter__(self) -> Lookahead:
@@ -139,6 +158,7 @@ class Lookahead:
             raise StopIteration
         index = self._index
         self._index += 1
+        self.state = self.next_state
         self._next = self._fetch()
         self.done = self._next is self._END
         return index, item

@@ -41,20 +41,25 @@ def run_fit(t: Trainer, ckpt_path: str | None) -> None:
     """``trainer.fit``: setup, sanity check, epochs, teardown (spec 3.1)."""
     fire = t._driver.fire
     t._attach_model_callbacks(fire(ev.ENTRY["fit"]))
+    t.fit_loop.resume = None
     fire(ev.SETUP, TrainerFn.FITTING)
     checkpoint = t._checkpoints.restore_start(ckpt_path) if ckpt_path is not None else None
     t._results.reset_run()
-    t.lightning_module.to(t._cfg.device)
+    module = t.lightning_module
+    assert module is not None
+    module.to(t._cfg.device)
     t._configure_optimizers(fire(ev.CONFIGURE_OPTIMIZERS))
     fire(ev.FIT_START)
     if checkpoint is not None:
         t._checkpoints.restore_training_state(checkpoint)
         checkpoint = None  # release memory, as Lightning does
-    t.lightning_module.zero_grad()
+    module.zero_grad()
     if t._should_sanity_check():
         with _isolate_rng():
             _run_sanity_check(t)
     _run_training(t)
+    t.fit_loop.resume = None
+    t.fit_loop.restarting = False
     t._teardown_internal()
     fire(ev.FIT_END)
     fire(ev.TEARDOWN, TrainerFn.FITTING)
@@ -79,6 +84,8 @@ def _run_training(t: Trainer) -> None:
     loader = t._load_train_loader()
     if _fit_done(t) or t.num_training_batches == 0:
         return  # Lightning's "skip": no on_train_start, no epochs, no on_train_end
+    if t._cfg.max_steps == -1:  # a restored end-of-epoch checkpoint: current_epoch catches up (fit loop on_run_start)
+        loop.epochs_completed = loop.epochs_processed
     if t._should_check_val_epoch() and t.val_dataloaders is None:
         t._load_eval_loaders("val", ev.VAL_DATALOADER, sanity=False)
     fire(ev.TRAIN_START)
@@ -114,20 +121,25 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
     fire = t._driver.fire
     loop = t.fit_loop
     set_sampler_epoch(loader, loop.epochs_processed)
-    skip = 0
-    if loop.resume_batches:
-        skip = loop.resume_batches
-        loop.resume_batches = 0
-        fire(ev.RESUME_EPOCH)
-    else:
-        t._results.start_epoch("train")
-        fire(ev.TRAIN_EPOCH_START)
+    plan, loop.resume = loop.resume, None  # a restored fit's first epoch (checkpointing.ResumePlan)
     results = t._results
+    results.start_epoch("train")
+    if plan is None or plan.fire_epoch_start:
+        t._checkpoints.begin_epoch(plan)
+        fire(ev.TRAIN_EPOCH_START)
+    else:
+        fire(ev.RESUME_EPOCH)
+    batches = t._checkpoints.open_epoch(loader, plan)
+    skip = plan.skip if plan is not None else 0
     loop.batches_ready = skip
     loop.batch_idx = skip - 1
     loop.is_last_batch = False
-    batches = Lookahead(loader, t.num_training_batches, skip=skip)
+    if plan is not None and plan.pending is not None:  # what the saved batch still had to do
+        loop.is_last_batch = plan.is_last_batch
+        _after_batch(t, validate=plan.pending == "batch")
     device = t._cfg.device
+    module = t.lightning_module
+    assert module is not None
     while not _epoch_done(t):
         try:
             batch_idx, batch = next(batches)
@@ -146,33 +158,36 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
             if _ready_reached(t):
                 _update_schedulers(t, "epoch", plateau=False)
             break
-        if t.lightning_module.automatic_optimization:
-            outputs = _automatic_batch(t, batch, batch_idx)
-        else:
-            outputs = _manual_batch(t, batch, batch_idx)
+        automatic = module.automatic_optimization
+        outputs = _automatic_batch(t, batch, batch_idx) if automatic else _manual_batch(t, batch, batch_idx)
         _update_schedulers(t, "step", plateau=False)
         if _ready_reached(t):
             _update_schedulers(t, "epoch", plateau=False)
         fire(ev.TRAIN_BATCH_END, outputs, batch, batch_idx)
         t._log_step(results.end_batch("train"))
-        # epoch loop on_advance_end
-        if _should_check_val(t):
-            if not _should_accumulate(t):
-                fire(ev.EVAL["validation"].model_zero_grad)
-            _run_fit_validation(t)
-            fire(ev.VALIDATION_EXIT)
-        _update_schedulers(t, "step", plateau=True)
-        if not _training_done(t) and t.received_sigterm:
-            raise SIGTERMException()
+        _after_batch(t, validate=True)
     # fit loop on_advance_end
     loop.epochs_processed += 1
     results.end_epoch("train")
     fire(ev.TRAIN_EPOCH_END)
     t._log_epoch(results.close_epoch("train"))
-    if _ready_reached(t):
+    loop.batches = None
+    if _ready_reached(t) and not loop.restarting:  # Lightning: no plateau step at the end of a restarted epoch
         _update_schedulers(t, "epoch", plateau=True)
     loop.epochs_completed += 1
     if t.received_sigterm:
+        raise SIGTERMException()
+
+
+def _after_batch(t: Trainer, validate: bool) -> None:
+    """The epoch loop's ``on_advance_end``: validation when due, plateau schedulers, SIGTERM."""
+    if validate and _should_check_val(t):
+        if not _should_accumulate(t):
+            t._driver.fire(ev.EVAL["validation"].model_zero_grad)
+        _run_fit_validation(t)
+        t._driver.fire(ev.VALIDATION_EXIT)
+    _update_schedulers(t, "step", plateau=True)
+    if not _training_done(t) and t.received_sigterm:
         raise SIGTERMException()
 
 
@@ -229,7 +244,8 @@ def _run_fit_validation(t: Trainer) -> None:
 
 
 def _update_schedulers(t: Trainer, interval: str, plateau: bool) -> None:
-    if not t.lr_scheduler_configs or not t.lightning_module.automatic_optimization:
+    module = t.lightning_module
+    if not t.lr_scheduler_configs or module is None or not module.automatic_optimization:
         return
     if interval == "step" and _should_accumulate(t):
         return
@@ -287,7 +303,9 @@ def _automatic_batch(t: Trainer, batch: Any, batch_idx: int) -> dict[str, Any]:
     def closure() -> torch.Tensor | None:
         loss, extra = _split_output(fire(ev.TRAINING_STEP, batch, batch_idx), accumulate)
         if loss is None:
-            t._warn_once("`training_step` returned `None`. The backward pass and the optimizer's gradients are skipped.")
+            t._warn_once(
+                "`training_step` returned `None`. The backward pass and the optimizer's gradients are skipped."
+            )
         if zero_grad:
             fire(ev.ZERO_GRAD, epoch, batch_idx, optimizer)
         if loss is not None:
@@ -301,8 +319,9 @@ def _automatic_batch(t: Trainer, batch: Any, batch_idx: int) -> dict[str, Any]:
         fire(ev.OPTIMIZER_STEP, epoch, batch_idx, t._lightning_optimizers[0], closure)
         if not result:
             raise MisconfigurationException(
-                "The closure passed to `optimizer_step` was not executed. Call `optimizer.step(closure=optimizer_closure)` "
-                "(or run `optimizer_closure()`) in your `optimizer_step` override."
+                "The closure passed to `optimizer_step` was not executed. Call "
+                "`optimizer.step(closure=optimizer_closure)` (or run `optimizer_closure()`) in your `optimizer_step` "
+                "override."
             )
         fire(ev.OPTIMIZER_STEP_END)
         t.fit_loop.global_step += 1
@@ -347,13 +366,16 @@ def run_evaluation(
     predictions: list[list[Any]] = [[] for _ in loaders]
     stage_name = stage.value
     t._eval_last_outputs = []
+    validating = e.noun == "validation"
+    if validating:
+        t._val_has_run = False  # Lightning's val_loop._has_run (read by ModelCheckpoint)
     with _eval_context(t._cfg.inference_mode):
         results = t._results
         results.start_epoch(stage_name)
         fire(e.start)
         fire(e.epoch_start)
         last_loader = max((i for i, n in enumerate(counts) if n > 0), default=-1)
-        for dl_idx, (loader, n) in enumerate(zip(loaders, counts)):
+        for dl_idx, (loader, n) in enumerate(zip(loaders, counts, strict=True)):
             if n == 0:
                 continue
             log_idx = dl_idx if several else None
@@ -376,6 +398,8 @@ def run_evaluation(
                 if t.received_sigterm and not (batches.done and dl_idx == last_loader):
                     raise SIGTERMException()
         t._current_dataloader_idx = None
+        if validating and stage is not RunningStage.SANITY_CHECKING and last_loader >= 0:
+            t._val_has_run = True
         results.end_epoch(stage_name)
         fire(e.epoch_end)
         epoch_metrics = results.close_epoch(stage_name)
@@ -400,15 +424,20 @@ def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
         checkpoint = t._checkpoints.restore_start(ckpt_path)
         t._checkpoints.restore_eval_state(checkpoint)
     t._results.reset_run()
-    t.lightning_module.to(t._cfg.device)
-    t.lightning_module.zero_grad()
+    module = t.lightning_module
+    assert module is not None
+    module.to(t._cfg.device)
+    module.zero_grad()
     result: Any = None if fn is TrainerFn.PREDICTING else []  # Lightning: a skipped predict returns None
     if t._eval_enabled(kind):
         trigger = {"val": ev.VAL_DATALOADER, "test": ev.TEST_DATALOADER, "predict": ev.PREDICT_DATALOADER}[kind]
         loaders, counts = t._load_eval_loaders(kind, trigger, sanity=False)
         if sum(counts) > 0:
             predictions = run_evaluation(t, ev.EVAL[noun], loaders, counts, stage)
-            result = (predictions[0] if len(predictions) == 1 else predictions) if fn is TrainerFn.PREDICTING else t._eval_last_outputs
+            if fn is TrainerFn.PREDICTING:
+                result = predictions[0] if len(predictions) == 1 else predictions
+            else:
+                result = t._eval_last_outputs
     t._teardown_internal()
     fire(ev.TEARDOWN, fn)
     return result

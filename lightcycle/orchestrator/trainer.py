@@ -13,6 +13,7 @@ import signal
 import threading
 import warnings
 from collections.abc import Iterable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -26,7 +27,7 @@ from lightcycle.orchestrator import loops
 from lightcycle.orchestrator.config import resolve
 from lightcycle.orchestrator.driver import LifecycleDriver
 from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
-from lightcycle.states.declaration import LIFECYCLE, MANUAL_OPTIMIZER_STEP, BACKWARD, BEFORE_OPTIMIZER_STEP
+from lightcycle.states.declaration import BACKWARD, BEFORE_OPTIMIZER_STEP, LIFECYCLE, MANUAL_OPTIMIZER_STEP
 from lightcycle.states.model import Lifecycle, Trigger
 
 if TYPE_CHECKING:
@@ -50,8 +51,13 @@ class FitLoopProgress:
     total_batch_idx: int = -1
     batches_ready: int = 0
     is_last_batch: bool = False
-    resume_batches: int = 0
     restarting: bool = False
+    resume: Any = None
+    """The :class:`~lightcycle.orchestrator.checkpointing.ResumePlan` of a restored fit, until its first epoch."""
+    epoch_rng: Any = None
+    """RNG states at the start of the current epoch (stored in mid-epoch checkpoints)."""
+    batches: Any = None
+    """The current epoch's :class:`~lightcycle.orchestrator.data.Lookahead` (for the loader's saved state)."""
     max_epochs: int = 0
     min_epochs: int | None = None
     max_steps: int = -1
@@ -163,7 +169,7 @@ class Trainer:
             min_steps=self._cfg.min_steps,
         )
         self.strategy = _Strategy(self._cfg.device)
-        self.lightning_module: LightningModule | None = None  # type: ignore[assignment]
+        self.lightning_module: LightningModule | None = None
         self.datamodule: LightningDataModule | None = None
         self.optimizers: list[torch.optim.Optimizer] = []
         self.lr_scheduler_configs: list[LRSchedulerConfig] = []
@@ -180,6 +186,8 @@ class Trainer:
         self.num_predict_batches: list[int | float] = []
         self.val_check_batch: int | float = float("inf")
         self.ckpt_path: str | None = None
+        self._val_has_run = False  # a (non-sanity) validation batch ran in the last validation run
+        self._interrupted_from: str | None = None
         self._explicit: dict[str, Any] = {}
         self._current_dataloader_idx: int | None = None
         self._eval_last_outputs: list[dict[str, float]] = []
@@ -316,21 +324,37 @@ class Trainer:
 
         if isinstance(dataloaders, LightningDataModule):
             datamodule, dataloaders = dataloaders, None
+        provided = model is not None
         model = self._model_or_current(model, "predict")
         self._begin(TrainerFn.PREDICTING, model, datamodule, {"predict": dataloaders})
-        ckpt = self._checkpoints.resolve_path(ckpt_path, TrainerFn.PREDICTING)
+        ckpt = self._checkpoints.resolve_path(ckpt_path, TrainerFn.PREDICTING, model_provided=provided)
         out = self._run(lambda: loops.run_eval_entry(self, TrainerFn.PREDICTING, ckpt))
         return out if return_predictions is not False else None
 
-    def save_checkpoint(self, filepath: str | os.PathLike[str], weights_only: bool = False, storage_options: Any = None) -> None:
-        """Write a checkpoint of the current state to ``filepath`` (atomically)."""
+    def save_checkpoint(
+        self, filepath: str | os.PathLike[str], weights_only: bool | None = False, storage_options: Any = None
+    ) -> None:
+        """Write a checkpoint of the current state to ``filepath``.
+
+        The file is written atomically (a temporary file in the same folder, flushed,
+        fsynced, then renamed), so an existing checkpoint at ``filepath`` is replaced by a
+        whole new one or stays as it was. Contents and resume guarantees:
+        ``docs/checkpoints.md``.
+
+        Args:
+            filepath: where to write (its folder is created).
+            weights_only: only the weights, progress and hyper-parameters (no optimizer,
+                scheduler or callback states; cannot resume a fit).
+            storage_options: not supported (Lightning's CheckpointIO option).
+        """
         if self.lightning_module is None:
-            raise MisconfigurationException(
-                "save_checkpoint needs a model: call it after `trainer.fit/validate/test/predict(model)` attached one."
+            raise AttributeError(
+                "Saving a checkpoint is only possible if a model is attached to the Trainer. Did you call"
+                " `Trainer.save_checkpoint()` before calling `Trainer.{fit,validate,test,predict}`?"
             )
         if storage_options is not None:
             raise MisconfigurationException("save_checkpoint(storage_options=...) is not supported; remove it.")
-        self._checkpoints.save(filepath, weights_only)
+        self._checkpoints.save(filepath, bool(weights_only))
 
     def _evaluate(
         self,
@@ -346,14 +370,16 @@ class Trainer:
 
         if isinstance(dataloaders, LightningDataModule):
             datamodule, dataloaders = dataloaders, None
+        provided = model is not None
         model = self._model_or_current(model, fn.value)
         self._begin(fn, model, datamodule, {kind: dataloaders})
         step = "validation_step" if fn is TrainerFn.VALIDATING else "test_step"
         if not is_overridden(step, model, _module_base()):
             raise MisconfigurationException(
-                f"No `{step}()` method defined to run `Trainer.{fn.value}`. Implement `{step}` in {type(model).__name__}."
+                f"No `{step}()` method defined to run `Trainer.{fn.value}`. "
+                f"Implement `{step}` in {type(model).__name__}."
             )
-        ckpt = self._checkpoints.resolve_path(ckpt_path, fn)
+        ckpt = self._checkpoints.resolve_path(ckpt_path, fn, model_provided=provided)
         results: list[dict[str, float]] = self._run(lambda: loops.run_eval_entry(self, fn, ckpt))
         if verbose and results:
             _print_results(results, fn.value)
@@ -425,10 +451,10 @@ class Trainer:
         self.state.fn = fn
         self.lightning_module = model
         self.strategy.lightning_module = model
-        model.trainer = self  # type: ignore[assignment]
+        model.trainer = self
         self.datamodule = datamodule
         if datamodule is not None:
-            datamodule.trainer = self  # type: ignore[assignment]
+            datamodule.trainer = self
         self._explicit = given
         if fn is TrainerFn.FITTING:
             self.train_dataloader = None
@@ -449,7 +475,11 @@ class Trainer:
         self._install_sigterm()
         try:
             with driver.guard(teardown=self._teardown_after_exception):
-                result = body()
+                try:
+                    result = body()
+                except BaseException:
+                    self._interrupted_from = driver.state  # where a checkpoint saved in on_exception was taken
+                    raise
         finally:
             self._restore_sigterm()
         self.state.status = TrainerStatus.FINISHED
@@ -481,7 +511,7 @@ class Trainer:
 
         def handler(signum: int, frame: Any) -> None:
             self.received_sigterm = True
-            if callable(previous) and previous not in (signal.SIG_DFL, signal.SIG_IGN):
+            if callable(previous):  # not SIG_DFL / SIG_IGN
                 previous(signum, frame)
 
         self._sigterm_previous = previous
@@ -514,14 +544,18 @@ class Trainer:
         self.optimizers = optimizers
         self.lr_scheduler_configs = schedulers
         fire = self._driver.fire
+        cfg = self._cfg
         wrapped = []
         for opt in optimizers:
             lopt = LightningOptimizer(opt)
             if module.automatic_optimization:
-                cfg = self._cfg
-                lopt._on_before_step = lambda o=opt: fire(BEFORE_OPTIMIZER_STEP, o, cfg.gradient_clip_val, cfg.gradient_clip_algorithm)
+
+                def before_step(o: torch.optim.Optimizer = opt) -> None:
+                    fire(BEFORE_OPTIMIZER_STEP, o, cfg.gradient_clip_val, cfg.gradient_clip_algorithm)
+
+                lopt._on_before_step = before_step
             else:
-                lopt._on_before_step = lambda o=opt: fire(MANUAL_OPTIMIZER_STEP, o)
+                lopt._on_before_step = partial(fire, MANUAL_OPTIMIZER_STEP, opt)
                 lopt._on_after_step = self._count_manual_step
             wrapped.append(lopt)
         self._lightning_optimizers = wrapped
@@ -645,7 +679,7 @@ class Trainer:
             self.val_dataloaders = stored
             self.num_val_batches = counts
             if sanity:
-                counts = [min(self._cfg.num_sanity_val_steps, c) for c in counts]  # type: ignore[type-var]
+                counts = [min(self._cfg.num_sanity_val_steps, c) for c in counts]
                 self.num_sanity_val_batches = counts
         elif kind == "test":
             self.test_dataloaders = stored
@@ -770,8 +804,8 @@ class Trainer:
         if self.train_dataloader is None:
             source = self._explicit.get("train")
             if source is None and self.lightning_module is not None and self._source_defines("train"):
-                source = getattr(self._source(), "train_dataloader")()
-            loaders, counts = loops.load_loaders(source, "train", self._cfg.limit_train_batches, "limit_train_batches")
+                source = self._source().train_dataloader()
+            _, counts = loops.load_loaders(source, "train", self._cfg.limit_train_batches, "limit_train_batches")
             batches = counts[0]
         else:
             batches = self.num_training_batches
@@ -909,7 +943,7 @@ class Trainer:
             self.state.stage = None
 
 
-def _module_base() -> type:
+def _module_base() -> type[LightningModule]:
     from lightcycle.core.module import LightningModule
 
     return LightningModule
