@@ -160,9 +160,10 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
             break
         automatic = module.automatic_optimization
         outputs = _automatic_batch(t, batch, batch_idx) if automatic else _manual_batch(t, batch, batch_idx)
-        _update_schedulers(t, "step", plateau=False)
-        if _ready_reached(t):
-            _update_schedulers(t, "epoch", plateau=False)
+        if t.lr_scheduler_configs:  # (both calls return at once without schedulers)
+            _update_schedulers(t, "step", plateau=False)
+            if _ready_reached(t):
+                _update_schedulers(t, "epoch", plateau=False)
         fire(ev.TRAIN_BATCH_END, outputs, batch, batch_idx)
         t._log_step(results.end_batch("train"))
         _after_batch(t, validate=True)
@@ -201,7 +202,12 @@ def _training_done(t: Trainer) -> bool:
 
 
 def _epoch_done(t: Trainer) -> bool:
-    if _training_done(t):
+    # ``_training_done`` inlined: this runs before every batch
+    max_steps = t._cfg.max_steps
+    if max_steps != -1 and t.global_step >= max_steps:
+        return True
+    loop = t.fit_loop
+    if loop.batches_ready == t.num_training_batches or loop.is_last_batch:
         return True
     if t.should_stop:
         return _can_stop_early(t)
@@ -215,22 +221,22 @@ def _should_accumulate(t: Trainer) -> bool:
 
 
 def _should_check_val(t: Trainer) -> bool:
-    if not t._should_check_val_epoch():
-        return False
+    # Lightning's rules, with the costly one (is validation on this epoch at all: hooks
+    # overridden, loaders, limits) asked last; all of them are side-effect free, so the
+    # answer is the same, but most batches are settled by the cheap position checks.
     loop = t.fit_loop
     infinite = t.val_check_batch == _INF
-    if loop.is_last_batch and infinite:
-        return True
-    if t.should_stop and _can_stop_early(t):
-        return True
-    check = loop.is_last_batch
-    limit = t._cfg.limit_train_batches
-    if isinstance(limit, int) and infinite:
-        check = (loop.batch_idx + 1) % limit == 0
-    elif t.val_check_batch != _INF:
-        current = loop.total_batch_idx if t._cfg.check_val_every_n_epoch is None else loop.batch_idx
-        check = (current + 1) % t.val_check_batch == 0
-    return bool(check)
+    if (loop.is_last_batch and infinite) or (t.should_stop and _can_stop_early(t)):
+        check = True
+    else:
+        check = loop.is_last_batch
+        limit = t._cfg.limit_train_batches
+        if isinstance(limit, int) and infinite:
+            check = (loop.batch_idx + 1) % limit == 0
+        elif t.val_check_batch != _INF:
+            current = loop.total_batch_idx if t._cfg.check_val_every_n_epoch is None else loop.batch_idx
+            check = (current + 1) % t.val_check_batch == 0
+    return bool(check) and t._should_check_val_epoch()
 
 
 def _run_fit_validation(t: Trainer) -> None:
