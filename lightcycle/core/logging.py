@@ -801,7 +801,10 @@ class MetricStore:
             batch: the batch, used to infer the batch size for mean reductions when
                 ``log`` gets no ``batch_size``. Only read when needed.
         """
-        coll = self._activate(stage)
+        coll = self._collections.get(stage)
+        stack = self._stack
+        if coll is None or not stack or stack[-1] is not coll:
+            coll = self._activate(stage)
         if coll.seen_batch and dataloader_idx != coll.dataloader_idx and not coll.training:
             self._store_dataloader(coll)
         coll.seen_batch = True
@@ -821,10 +824,20 @@ class MetricStore:
             The step values to send to the loggers for this batch (empty during the sanity
             check). The Trainer decides whether to send them (``log_every_n_steps``).
         """
-        coll = self._activate(stage)
-        view = self._merge_live()
+        coll = self._collections.get(stage)
+        stack = self._stack
+        if coll is None or not stack or stack[-1] is not coll:
+            coll = self._activate(stage)
         coll.batch = None
         coll.batch_size = None
+        if not coll.entries:
+            # Nothing was ever logged in this stage: the live view is empty, merging it
+            # changes nothing. O(1), no allocation but the returned dict.
+            gen = self._gen
+            self._view = _EMPTY_VIEW
+            self._view_gen = self._callback_gen = self._logged_gen = self._pbar_gen = gen
+            return {}
+        view = self._merge_live()
         if coll.stage == "sanity_check":
             return {}
         return dict(view[1])
