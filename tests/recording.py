@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 for _name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
     logging.getLogger(_name).setLevel(logging.ERROR)
@@ -60,6 +60,16 @@ def ckpt_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class Stream(IterableDataset):  # type: ignore[type-arg]
+    """A dataset's items as a stream: a loader over it has no length."""
+
+    def __init__(self, dataset: TensorDataset) -> None:
+        self.dataset = dataset
+
+    def __iter__(self) -> Any:
+        return iter(self.dataset)
+
+
 @dataclass
 class Behaviour:
     """What the recording objects do besides recording (one scenario's injections)."""
@@ -83,6 +93,8 @@ class Behaviour:
     # can be hit exactly in another run of the same scenario.
     stop_at_call: tuple[str, int] | None = None  # (callback hook, n): set trainer.should_stop there
     raise_at_call: dict[tuple[str, str, int], BaseException] = field(default_factory=dict)  # (src, hook, n) -> exc
+    iterable_train: bool = False  # the train loader iterates an IterableDataset (no length)
+    iterable_eval: bool = False  # so do the val/test/predict loaders
 
 
 def build(pl: types.ModuleType) -> types.SimpleNamespace:
@@ -186,6 +198,9 @@ def build(pl: types.ModuleType) -> types.SimpleNamespace:
         g = torch.Generator().manual_seed(seed)
         return TensorDataset(torch.randn(n, 4, generator=g), torch.randn(n, 1, generator=g))
 
+    def loader(ds: TensorDataset, iterable: bool) -> DataLoader:
+        return DataLoader(Stream(ds) if iterable else ds, batch_size=beh.batch_size)
+
     def dl(idx: Any) -> dict[str, Any]:
         return {} if idx is None else {"dataloader_idx": idx}
 
@@ -218,25 +233,25 @@ def build(pl: types.ModuleType) -> types.SimpleNamespace:
 
         def train_dataloader(self) -> Any:
             self._r("train_dataloader")
-            return DataLoader(data(beh.n_train, 1), batch_size=beh.batch_size)
+            return loader(data(beh.n_train, 1), beh.iterable_train)
 
         def val_dataloader(self) -> Any:
             self._r("val_dataloader")
             if beh.two_val_loaders:
-                return [DataLoader(data(beh.n_eval, 2), batch_size=beh.batch_size), DataLoader(data(beh.n_eval, 3), batch_size=beh.batch_size)]
-            return DataLoader(data(beh.n_eval, 2), batch_size=beh.batch_size)
+                return [loader(data(beh.n_eval, 2), beh.iterable_eval), loader(data(beh.n_eval, 3), beh.iterable_eval)]
+            return loader(data(beh.n_eval, 2), beh.iterable_eval)
 
         def test_dataloader(self) -> Any:
             self._r("test_dataloader")
             if beh.two_val_loaders:
-                return [DataLoader(data(beh.n_eval, 4), batch_size=beh.batch_size), DataLoader(data(beh.n_eval, 6), batch_size=beh.batch_size)]
-            return DataLoader(data(beh.n_eval, 4), batch_size=beh.batch_size)
+                return [loader(data(beh.n_eval, 4), beh.iterable_eval), loader(data(beh.n_eval, 6), beh.iterable_eval)]
+            return loader(data(beh.n_eval, 4), beh.iterable_eval)
 
         def predict_dataloader(self) -> Any:
             self._r("predict_dataloader")
             if beh.two_val_loaders:
-                return [DataLoader(data(beh.n_eval, 5), batch_size=beh.batch_size), DataLoader(data(beh.n_eval, 7), batch_size=beh.batch_size)]
-            return DataLoader(data(beh.n_eval, 5), batch_size=beh.batch_size)
+                return [loader(data(beh.n_eval, 5), beh.iterable_eval), loader(data(beh.n_eval, 7), beh.iterable_eval)]
+            return loader(data(beh.n_eval, 5), beh.iterable_eval)
 
         def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
             self._r("on_before_batch_transfer", dataloader_idx=dataloader_idx)

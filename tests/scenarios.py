@@ -76,6 +76,9 @@ EXTRA = {
     # found by test_hypothesis_differential
     "fit_plateau_metric_missing": Scenario(dict(max_epochs=1, limit_train_batches=1, limit_val_batches=1), behaviour=dict(scheduler="plateau")),
     "fit_should_stop_min_steps_only": Scenario(dict(max_epochs=2, min_steps=0, limit_train_batches=1, limit_val_batches=1), behaviour=dict(stop_in_hook="setup")),
+    "fit_iterable_train_fraction_val_check": Scenario(
+        dict(max_epochs=1, limit_val_batches=1, val_check_interval=0.5), behaviour=dict(iterable_train=True)
+    ),
     "predict_limit_zero": Scenario(dict(limit_predict_batches=0), entry="predict"),  # returns None, not []
     "fit_limit_val_fraction_too_small": Scenario(dict(max_epochs=1, limit_train_batches=1, limit_val_batches=0.25), behaviour=dict(n_eval=2)),
 }

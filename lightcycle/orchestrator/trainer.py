@@ -659,9 +659,9 @@ class Trainer:
                 )
         elif n == float("inf"):
             if cfg.val_check_interval != 1.0:
-                raise MisconfigurationException(
-                    "When the train dataloader has no length, `Trainer(val_check_interval)` must be 1.0 or an int "
-                    "(validate every k training batches)."
+                raise MisconfigurationException(  # Lightning's message, word for word
+                    "When using an IterableDataset for `train_dataloader`, `Trainer(val_check_interval)` must be time "
+                    "based, `1.0` or an int. An int k specifies checking validation every k training batches."
                 )
             self.val_check_batch = float("inf")
         else:
