@@ -18,6 +18,7 @@ import tempfile
 import types
 import warnings
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from tests.recording import BASE_KWARGS, build, end_state, jsonable
@@ -264,6 +265,12 @@ SCENARIOS: dict[str, ResumeScenario] = {
         pick="last.ckpt",
         behaviour=dict(step_raise={(1, 1): RuntimeError("injected: training_step")}),
     ),
+    # trainer.save_checkpoint after a fit that failed inside training_step: the batch runs again
+    "resume_after_interrupted_fit": ResumeScenario(
+        dict(max_epochs=2, limit_train_batches=3, limit_val_batches=1),
+        dict(max_epochs=2, limit_train_batches=3, limit_val_batches=1),
+        behaviour=dict(step_raise={(1, 1): RuntimeError("injected: training_step")}),
+    ),
 }
 """Scenarios whose both runs equal Lightning's, event for event."""
 
@@ -325,6 +332,26 @@ CALLBACK_SCENARIOS: dict[str, ResumeScenario] = {
         entry=None,
         behaviour=LOGGED,
     ),
+    "save_on_train_epoch_end_false": ResumeScenario(
+        dict(max_epochs=3, limit_train_batches=2, limit_val_batches=1),
+        {},
+        checkpoint=dict(save_on_train_epoch_end=False, save_last=True, monitor="val_loss", verbose=True),
+        entry=None,
+        behaviour=LOGGED,
+    ),
+    "save_on_train_epoch_end_true_mid_epoch_validation": ResumeScenario(
+        dict(max_epochs=2, limit_train_batches=4, limit_val_batches=1, val_check_interval=0.5),
+        {},
+        checkpoint=dict(save_on_train_epoch_end=True, monitor="train_loss", save_top_k=2),
+        entry=None,
+        behaviour=LOGGED,
+    ),
+    "train_time_interval_zero": ResumeScenario(
+        dict(max_epochs=2, limit_train_batches=2, limit_val_batches=1),
+        {},
+        checkpoint=dict(train_time_interval=timedelta(0), save_top_k=-1, save_last=True),
+        entry=None,
+    ),
     "save_weights_only": ResumeScenario(
         ONE_EPOCH,
         dict(limit_val_batches=1),
@@ -353,7 +380,7 @@ CALLBACK_SCENARIOS: dict[str, ResumeScenario] = {
     "early_stopping_patience": ResumeScenario(
         dict(max_epochs=8, limit_train_batches=2, limit_val_batches=2),
         {},
-        early_stopping=dict(monitor="val_loss", patience=1, min_delta=10.0),
+        early_stopping=dict(monitor="val_loss", patience=1, min_delta=10.0, verbose=True),
         entry=None,
         behaviour=LOGGED,
     ),

@@ -391,8 +391,8 @@ class CheckpointConnector:
         t = self.trainer
         loop = t.fit_loop
         state = t._driver.state
-        if state == "interrupted" and t._interrupted_from is not None:
-            state = t._interrupted_from
+        if state in ("interrupted", "idle") and t._interrupted_from is not None:
+            state = t._interrupted_from  # saved in on_exception, or after the interrupted run returned
         position = _position(state, loop.epochs_processed, loop.epochs_completed, loop.batches_ready)
         batches = loop.batches
         loader_state = None

@@ -470,6 +470,7 @@ class Trainer:
     def _run(self, body: Any) -> Any:
         self.state.status = TrainerStatus.RUNNING
         self.received_sigterm = False
+        self._interrupted_from = None
         driver = self._driver
         driver.bind(self.lightning_module, self.callbacks, self.datamodule, skip=self._skip_hooks())
         self._install_sigterm()
@@ -478,7 +479,7 @@ class Trainer:
                 try:
                     result = body()
                 except BaseException:
-                    self._interrupted_from = driver.state  # where a checkpoint saved in on_exception was taken
+                    self._interrupted_from = driver.state  # for checkpoints saved in on_exception or afterwards
                     raise
         finally:
             self._restore_sigterm()
