@@ -41,7 +41,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lightcycle.states.declaration import LIFECYCLE
@@ -134,7 +134,6 @@ class VerifyResult:
     ignored: Mapping[str, int]
     callbacks: tuple[int, ...]
     violation: Violation | None = None
-    stages: Mapping[str, int] = field(default_factory=dict)
 
     def report(self, name: str = "trace") -> str:
         """A human-readable report: ``OK`` with per-hook counts, or the violation."""

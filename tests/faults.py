@@ -265,10 +265,22 @@ class TinyDataModule(L.LightningDataModule):
 
 BASE_KWARGS: dict[str, Any] = dict(
     accelerator="cpu",
-    logger=False,
     enable_progress_bar=False,
     enable_model_summary=False,
 )
+
+
+class StatusLogger:
+    """A logger that only remembers how the Trainer finalized it (internal teardown)."""
+
+    def __init__(self) -> None:
+        self.finalized: list[str] = []
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        pass
+
+    def finalize(self, status: str) -> None:
+        self.finalized.append(status)
 
 
 @dataclass
@@ -282,6 +294,7 @@ class Run:
     first: Probe
     injector: Probe
     log: list[LogEntry]
+    logger: StatusLogger
     exception: BaseException | None = None
     output: Any = None
 
@@ -305,6 +318,7 @@ class Run:
         self.log.clear()
         self.first.reset()
         self.injector.reset()
+        self.logger.finalized.clear()
         if self.datamodule is not None:
             self.datamodule.exceptions.clear()
 
@@ -319,9 +333,12 @@ def make_run(cfg: Config, checked: bool = False, root: str | None = None) -> Run
         root = tempfile.mkdtemp(prefix="lc_faults_")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer = L.Trainer(callbacks=[first, injector], default_root_dir=root, checked=checked, **kwargs)
+        logger = StatusLogger()
+        trainer = L.Trainer(
+            callbacks=[first, injector], default_root_dir=root, checked=checked, logger=logger, **kwargs
+        )
     dm = TinyDataModule(cfg) if cfg.datamodule else None
-    return Run(cfg, trainer, TinyModule(cfg), dm, first, injector, log)
+    return Run(cfg, trainer, TinyModule(cfg), dm, first, injector, log, logger)
 
 
 def sites(run: Run) -> list[Site]:

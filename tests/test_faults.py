@@ -11,7 +11,8 @@ callback's on_exception. Each injection checks the exception contract:
 - status is interrupted, the stage is reset, the lifecycle is back in idle;
 - every callback's on_exception fires exactly once, with that object, and the datamodule's
   after them; they come right after the hook that raised and nothing else fires after
-  them (no teardown, no *_end hook, no checkpoint save);
+  them (no teardown, no *_end hook, no checkpoint save); the internal teardown runs
+  (loggers finalized "failed"), a failing handler notwithstanding;
 - the recorded trace passes ``lightcycle verify``;
 - the same Trainer, module and callbacks then run again to completion.
 
@@ -115,6 +116,8 @@ def check_injection(cfg: Config, site: Site, kind: str, reference: Run | None = 
         problems.append(f"fn {st_.fn!r}")
     if trainer.lifecycle_state != "idle":
         problems.append(f"lifecycle left in {trainer.lifecycle_state!r}")
+    if run.logger.finalized != ["failed"]:
+        problems.append(f"internal teardown: logger finalized {run.logger.finalized}, expected ['failed']")
 
     # on_exception: once per callback, the very object, datamodule after the callbacks
     for probe in (run.first, run.injector):
@@ -147,6 +150,8 @@ def check_injection(cfg: Config, site: Site, kind: str, reference: Run | None = 
         problems.append(f"rerun ended {trainer.state.status!r} at stage {trainer.state.stage!r}")
     if run.first.exceptions or run.injector.exceptions:
         problems.append("on_exception fired during the rerun")
+    if run.logger.finalized != ["success"]:
+        problems.append(f"rerun: logger finalized {run.logger.finalized}")
     verdict = verify_trace(run.first.events)
     if not verdict.ok:
         problems.append(f"rerun trace fails verify:\n{verdict.report()}")
