@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lightcycle.errors import MisconfigurationException, SIGTERMException
+from lightcycle.orchestrator import steps
 from lightcycle.orchestrator.data import Lookahead, as_loader_list, num_batches, set_sampler_epoch
 from lightcycle.orchestrator.state import RunningStage, TrainerFn
 from lightcycle.states import declaration as ev
@@ -279,75 +280,26 @@ def _update_schedulers(t: Trainer, interval: str, plateau: bool) -> None:
 # --------------------------------------------------------------------------- one training batch
 
 
-def _split_output(output: Any, normalize: int) -> tuple[torch.Tensor | None, dict[str, Any]]:
-    if output is None:
-        return None, {}
-    if isinstance(output, torch.Tensor):
-        return output / normalize if normalize > 1 else output, {}
-    if isinstance(output, dict):
-        if "loss" not in output:
-            raise MisconfigurationException(
-                "training_step returned a dict without a 'loss' key. Return the loss tensor, or a dict with 'loss'."
-            )
-        loss = output["loss"]
-        extra = {k: v for k, v in output.items() if k != "loss"}
-        return (loss / normalize if normalize > 1 else loss), extra
-    raise MisconfigurationException(
-        f"training_step returned {type(output).__name__}; return a loss tensor, a dict with 'loss', or None."
-    )
-
-
 def _automatic_batch(t: Trainer, batch: Any, batch_idx: int) -> dict[str, Any]:
-    """Automatic optimization of one batch (Lightning's ``_AutomaticOptimization.run``)."""
-    fire = t._driver.fire
-    optimizer = t.optimizers[0]
-    accumulate = t._cfg.accumulate_grad_batches
-    epoch = t.current_epoch
-    zero_grad = batch_idx % accumulate == 0
-    result: list[Any] = []
-
-    def closure() -> torch.Tensor | None:
-        loss, extra = _split_output(fire(ev.TRAINING_STEP, batch, batch_idx), accumulate)
-        if loss is None:
-            t._warn_once(
-                "`training_step` returned `None`. The backward pass and the optimizer's gradients are skipped."
-            )
-        if zero_grad:
-            fire(ev.ZERO_GRAD, epoch, batch_idx, optimizer)
-        if loss is not None:
-            fire(ev.BACKWARD, loss)
-        result[:] = [loss, extra]
-        return loss
-
-    if _should_accumulate(t):
-        closure()
-    else:
-        fire(ev.OPTIMIZER_STEP, epoch, batch_idx, t._lightning_optimizers[0], closure)
-        if not result:
-            raise MisconfigurationException(
-                "The closure passed to `optimizer_step` was not executed. Call "
-                "`optimizer.step(closure=optimizer_closure)` (or run `optimizer_closure()`) in your `optimizer_step` "
-                "override."
-            )
-        fire(ev.OPTIMIZER_STEP_END)
-        t.fit_loop.global_step += 1
-    loss, extra = result
-    if loss is None:
-        return {}
-    return {"loss": loss.detach().clone(), **extra}
+    """Automatic optimization of one batch: the shared :func:`steps.automatic_step`."""
+    return steps.automatic_step(
+        t._driver.fire,
+        t.fit_loop,
+        batch,
+        batch_idx,
+        t.current_epoch,
+        t.optimizers[0],
+        t._lightning_optimizers[0],
+        accumulate=t._cfg.accumulate_grad_batches,
+        zero_grad=batch_idx % t._cfg.accumulate_grad_batches == 0,
+        step=not _should_accumulate(t),
+        warn=t._warn_once,
+    )
 
 
 def _manual_batch(t: Trainer, batch: Any, batch_idx: int) -> dict[str, Any]:
-    output = t._driver.fire(ev.MANUAL_TRAINING_STEP, batch, batch_idx)
-    if output is None:
-        return {}
-    if isinstance(output, torch.Tensor):
-        return {"loss": output.detach()}
-    if isinstance(output, dict):
-        return {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in output.items()}
-    raise MisconfigurationException(
-        f"training_step returned {type(output).__name__}; under manual optimization return a tensor, a dict or None."
-    )
+    """Manual optimization: the module's training_step steps its optimizers itself."""
+    return steps.manual_outputs(t._driver.fire(ev.MANUAL_TRAINING_STEP, batch, batch_idx))
 
 
 # --------------------------------------------------------------------------- evaluation

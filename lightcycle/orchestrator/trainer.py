@@ -13,7 +13,6 @@ import signal
 import threading
 import warnings
 from collections.abc import Iterable, Sequence
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -23,11 +22,11 @@ from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.monitoring import Checkpoint
 from lightcycle.errors import MisconfigurationException
-from lightcycle.orchestrator import loops
+from lightcycle.orchestrator import loops, steps
 from lightcycle.orchestrator.config import resolve
 from lightcycle.orchestrator.driver import LifecycleDriver
 from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
-from lightcycle.states.declaration import BACKWARD, BEFORE_OPTIMIZER_STEP, LIFECYCLE, MANUAL_OPTIMIZER_STEP
+from lightcycle.states.declaration import BACKWARD, LIFECYCLE
 from lightcycle.states.model import Lifecycle, Trigger
 
 if TYPE_CHECKING:
@@ -537,29 +536,21 @@ class Trainer:
             self._driver.bind(self.lightning_module, self.callbacks, self.datamodule, skip=self._skip_hooks())
 
     def _configure_optimizers(self, returned: Any) -> None:
-        from lightcycle.core.optim import LightningOptimizer, resolve_optimizers
+        from lightcycle.core.optim import resolve_optimizers
 
         module = self.lightning_module
         assert module is not None
         optimizers, schedulers = resolve_optimizers(module, returned)
         self.optimizers = optimizers
         self.lr_scheduler_configs = schedulers
-        fire = self._driver.fire
-        cfg = self._cfg
-        wrapped = []
-        for opt in optimizers:
-            lopt = LightningOptimizer(opt)
-            if module.automatic_optimization:
-
-                def before_step(o: torch.optim.Optimizer = opt) -> None:
-                    fire(BEFORE_OPTIMIZER_STEP, o, cfg.gradient_clip_val, cfg.gradient_clip_algorithm)
-
-                lopt._on_before_step = before_step
-            else:
-                lopt._on_before_step = partial(fire, MANUAL_OPTIMIZER_STEP, opt)
-                lopt._on_after_step = self._count_manual_step
-            wrapped.append(lopt)
-        self._lightning_optimizers = wrapped
+        self._lightning_optimizers = steps.wrap_optimizers(
+            self._driver.fire,
+            module.automatic_optimization,
+            optimizers,
+            self._cfg.gradient_clip_val,
+            self._cfg.gradient_clip_algorithm,
+            self._count_manual_step,
+        )
 
     def _count_manual_step(self) -> None:
         self.fit_loop.global_step += 1
