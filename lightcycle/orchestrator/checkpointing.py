@@ -16,6 +16,7 @@ describes the format and the guarantees.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import tempfile
@@ -55,7 +56,9 @@ EPOCH_END = "epoch_end"
 MID_EPOCH = (IN_BATCH, BATCH_END, VALIDATION)
 
 
+@functools.cache
 def _version() -> str:
+    """lightcycle's installed version (looked up once: the metadata scan costs ~20 ms)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
