@@ -79,6 +79,14 @@ EXTRA = {
     "fit_iterable_train_fraction_val_check": Scenario(
         dict(max_epochs=1, limit_val_batches=1, val_check_interval=0.5), behaviour=dict(iterable_train=True)
     ),
+    "fit_iterable_train_shorter_than_limit_accum2": Scenario(
+        dict(max_epochs=1, limit_train_batches=2, limit_val_batches=1, accumulate_grad_batches=2),
+        behaviour=dict(n_train=1, iterable_train=True),
+    ),
+    "fit_iterable_train_shorter_than_limit_epoch_scheduler": Scenario(
+        dict(max_epochs=2, limit_train_batches=3, limit_val_batches=1),
+        behaviour=dict(n_train=2, iterable_train=True, scheduler="epoch"),
+    ),
     "predict_limit_zero": Scenario(dict(limit_predict_batches=0), entry="predict"),  # returns None, not []
     "fit_limit_val_fraction_too_small": Scenario(dict(max_epochs=1, limit_train_batches=1, limit_val_batches=0.25), behaviour=dict(n_eval=2)),
 }

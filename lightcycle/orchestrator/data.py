@@ -116,7 +116,7 @@ class Lookahead:
             the look-ahead fetch).
     """
 
-    __slots__ = ("_index", "_it", "_limit", "_next", "_state_fn", "done", "next_state", "state")
+    __slots__ = ("_index", "_it", "_lazy", "_limit", "_next", "_state_fn", "done", "next_state", "state")
 
     _END = object()
 
@@ -138,6 +138,15 @@ class Lookahead:
             for _ in range(skip):
                 if next(self._it, self._END) is self._END:
                     break
+        # Lightning's data fetcher looks ahead only when the (limited) length is unknown. An
+        # unsized loader under an int limit has a known length: the limit. Then no look-ahead:
+        # an item is the last when the limit is reached, and a loader that runs out earlier
+        # just stops (its real last item is not marked as last).
+        self._lazy = limit != math.inf and length(iterable) == math.inf
+        if self._lazy:
+            self._next = None
+            self.done = self._index >= limit
+            return
         self._next = self._fetch()
         self.done = self._next is self._END
 
@@ -153,6 +162,8 @@ class Lookahead:
 
     def __next__(self) -> tuple[int, Any]:
         """Returns ``(index, batch)``; afterwards :attr:`done` says whether it was the last."""
+        if self._lazy:
+            return self._next_lazy()
         item = self._next
         if item is self._END:
             raise StopIteration
@@ -161,6 +172,22 @@ class Lookahead:
         self.state = self.next_state
         self._next = self._fetch()
         self.done = self._next is self._END
+        return index, item
+
+    def _next_lazy(self) -> tuple[int, Any]:
+        if self._index >= self._limit:
+            raise StopIteration
+        if self._state_fn is not None:
+            self.state = self._state_fn()
+        item = next(self._it, self._END)
+        if item is self._END:
+            self.done = True
+            raise StopIteration
+        if self._state_fn is not None:
+            self.next_state = self._state_fn()
+        index = self._index
+        self._index += 1
+        self.done = self._index >= self._limit
         return index, item
 
 
