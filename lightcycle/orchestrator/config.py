@@ -155,7 +155,9 @@ def resolve(
             "Use torch.autocast inside training_step for mixed precision."
         )
     device = _device(accelerator, devices)
-    if max_epochs is not None and (isinstance(max_epochs, bool) or not isinstance(max_epochs, numbers.Integral) or max_epochs < -1):
+    if max_epochs is not None and (
+        isinstance(max_epochs, bool) or not isinstance(max_epochs, numbers.Integral) or max_epochs < -1
+    ):
         raise _fail("max_epochs", max_epochs, "an int >= -1 (-1 means unlimited) or None")
     if isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral) or max_steps < -1:
         raise _fail("max_steps", max_steps, "an int >= -1 (-1 means unlimited)")
@@ -187,10 +189,18 @@ def resolve(
         val_check_interval = int(val_check_interval)
     elif not 0.0 < float(val_check_interval) <= 1.0:
         raise _fail("val_check_interval", val_check_interval, "an int >= 1 (batches) or a float in (0.0, 1.0]")
-    if isinstance(accumulate_grad_batches, bool) or not isinstance(accumulate_grad_batches, numbers.Integral) or accumulate_grad_batches < 1:
+    if (
+        isinstance(accumulate_grad_batches, bool)
+        or not isinstance(accumulate_grad_batches, numbers.Integral)
+        or accumulate_grad_batches < 1
+    ):
         raise _fail("accumulate_grad_batches", accumulate_grad_batches, "an int >= 1")
     if gradient_clip_val is not None:
-        if isinstance(gradient_clip_val, bool) or not isinstance(gradient_clip_val, numbers.Real) or gradient_clip_val < 0:
+        if (
+            isinstance(gradient_clip_val, bool)
+            or not isinstance(gradient_clip_val, numbers.Real)
+            or gradient_clip_val < 0
+        ):
             raise _fail("gradient_clip_val", gradient_clip_val, "a number >= 0 or None")
         gradient_clip_val = float(gradient_clip_val)
     if isinstance(gradient_clip_algorithm, str):

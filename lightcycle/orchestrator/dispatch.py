@@ -110,7 +110,7 @@ def _selector(trigger: Trigger, names: tuple[str, ...]) -> Selector:
         i = idx[0]
         return lambda args: (args[i],)
     getter = itemgetter(*idx)
-    return getter  # type: ignore[return-value]
+    return getter
 
 
 def _no_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -170,7 +170,11 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
         fns = _module_fns(hook, r.datamodule, r.datamodule_base, r.keep_noops)
         src = "datamodule"
     elif hook.target is Target.BATCH_HOOK:
-        if r.datamodule is not None and r.datamodule_base is not None and is_overridden(hook.name, r.datamodule, r.datamodule_base):
+        if (
+            r.datamodule is not None
+            and r.datamodule_base is not None
+            and is_overridden(hook.name, r.datamodule, r.datamodule_base)
+        ):
             fns = (getattr(r.datamodule, hook.name),)
             src = "datamodule"
         else:
