@@ -54,7 +54,12 @@ INVALID: list[tuple[dict[str, Any], type[BaseException], str, bool]] = [
     (dict(min_epochs=True), MisconfigurationException, r"min_epochs=True.*int >= 0", False),
     (dict(min_steps=-1), MisconfigurationException, r"min_steps=-1.*int >= 0", False),
     (dict(min_steps=0.5), MisconfigurationException, r"min_steps=0\.5.*int >= 0", False),
-    (dict(limit_train_batches=-1), MisconfigurationException, r"limit_train_batches=-1.*int >= 0.*\[0\.0, 1\.0\]", True),
+    (
+        dict(limit_train_batches=-1),
+        MisconfigurationException,
+        r"limit_train_batches=-1.*int >= 0.*\[0\.0, 1\.0\]",
+        True,
+    ),
     (dict(limit_train_batches=1.5), MisconfigurationException, r"limit_train_batches=1\.5.*\[0\.0, 1\.0\]", True),
     (dict(limit_val_batches=-0.5), MisconfigurationException, r"limit_val_batches=-0\.5.*\[0\.0, 1\.0\]", True),
     (dict(limit_val_batches=True), MisconfigurationException, r"limit_val_batches=True.*int >= 0", False),
@@ -63,7 +68,12 @@ INVALID: list[tuple[dict[str, Any], type[BaseException], str, bool]] = [
     (dict(num_sanity_val_steps=-2), MisconfigurationException, r"num_sanity_val_steps=-2.*int >= 0, -1", False),
     (dict(num_sanity_val_steps=1.5), MisconfigurationException, r"num_sanity_val_steps=1\.5.*int >= 0, -1", False),
     (dict(num_sanity_val_steps=True), MisconfigurationException, r"num_sanity_val_steps=True.*int >= 0, -1", False),
-    (dict(val_check_interval=0.0), MisconfigurationException, r"val_check_interval=0\.0.*int >= 1.*\(0\.0, 1\.0\]", False),
+    (
+        dict(val_check_interval=0.0),
+        MisconfigurationException,
+        r"val_check_interval=0\.0.*int >= 1.*\(0\.0, 1\.0\]",
+        False,
+    ),
     (dict(val_check_interval=0), MisconfigurationException, r"val_check_interval=0\b.*int >= 1", False),
     (dict(val_check_interval=-1), MisconfigurationException, r"val_check_interval=-1.*int >= 1", True),
     (dict(val_check_interval=1.5), MisconfigurationException, r"val_check_interval=1\.5.*\(0\.0, 1\.0\]", True),
@@ -75,7 +85,12 @@ INVALID: list[tuple[dict[str, Any], type[BaseException], str, bool]] = [
         True,
     ),
     (dict(check_val_every_n_epoch=0), MisconfigurationException, r"check_val_every_n_epoch=0.*int >= 1 or None", False),
-    (dict(check_val_every_n_epoch=1.5), MisconfigurationException, r"check_val_every_n_epoch=1\.5.*int >= 1 or None", True),
+    (
+        dict(check_val_every_n_epoch=1.5),
+        MisconfigurationException,
+        r"check_val_every_n_epoch=1\.5.*int >= 1 or None",
+        True,
+    ),
     (dict(check_val_every_n_epoch=True), MisconfigurationException, r"check_val_every_n_epoch=True.*int >= 1", False),
     (dict(accumulate_grad_batches=0), MisconfigurationException, r"accumulate_grad_batches=0.*int >= 1", False),
     (dict(accumulate_grad_batches=1.5), MisconfigurationException, r"accumulate_grad_batches=1\.5.*int >= 1", False),
@@ -83,11 +98,21 @@ INVALID: list[tuple[dict[str, Any], type[BaseException], str, bool]] = [
     (dict(gradient_clip_val=-1), MisconfigurationException, r"gradient_clip_val=-1.*number >= 0", False),
     (dict(gradient_clip_val="x"), MisconfigurationException, r"gradient_clip_val='x'.*number >= 0", False),
     (dict(gradient_clip_val=True), MisconfigurationException, r"gradient_clip_val=True.*number >= 0", False),
-    (dict(gradient_clip_algorithm="bogus"), MisconfigurationException, r"gradient_clip_algorithm='bogus'.*'norm', 'value'", True),
+    (
+        dict(gradient_clip_algorithm="bogus"),
+        MisconfigurationException,
+        r"gradient_clip_algorithm='bogus'.*'norm', 'value'",
+        True,
+    ),
     (dict(deterministic="bogus"), MisconfigurationException, r"deterministic='bogus'.*True, False, 'warn'", False),
     (dict(log_every_n_steps=-1), MisconfigurationException, r"log_every_n_steps=-1.*int >= 0", False),
     (dict(log_every_n_steps=1.5), MisconfigurationException, r"log_every_n_steps=1\.5.*int >= 0", False),
-    (dict(accelerator="bogus"), MisconfigurationException, r"accelerator='bogus'.*'cpu', 'cuda', 'gpu' or 'auto'", False),
+    (
+        dict(accelerator="bogus"),
+        MisconfigurationException,
+        r"accelerator='bogus'.*'cpu', 'cuda', 'gpu' or 'auto'",
+        False,
+    ),
     (dict(accelerator="tpu"), MisconfigurationException, r"accelerator='tpu'.*'cpu', 'cuda', 'gpu' or 'auto'", False),
     (dict(accelerator="mps"), MisconfigurationException, r"accelerator='mps'.*'cpu', 'cuda', 'gpu' or 'auto'", False),
     (dict(devices=2), MisconfigurationException, r"devices=2.*one device.*devices=1", False),
@@ -98,13 +123,20 @@ INVALID: list[tuple[dict[str, Any], type[BaseException], str, bool]] = [
     (dict(max_epoch=1), TypeError, r"unexpected keyword argument 'max_epoch'.*spelling", True),
     (dict(limit_train_batch=1), TypeError, r"unexpected keyword argument 'limit_train_batch'.*spelling", True),
     (dict(callbacks=object()), MisconfigurationException, r"callbacks=.*Callback or a list.*got object", False),
-    (dict(callbacks=[object()]), MisconfigurationException, r"callbacks=.*got object.*Subclass lightcycle\.Callback", False),
+    (
+        dict(callbacks=[object()]),
+        MisconfigurationException,
+        r"callbacks=.*got object.*Subclass lightcycle\.Callback",
+        False,
+    ),
     (dict(callbacks=[PL.Callback()]), MisconfigurationException, r"callbacks=.*not a lightcycle\.Callback", False),
     (dict(logger=object()), MisconfigurationException, r"logger=.*got object.*log_metrics", False),
 ]
 
 
-@pytest.mark.parametrize(("kwargs", "exc_type", "pattern", "lightning_same"), INVALID, ids=[repr(c[0]) for c in INVALID])
+@pytest.mark.parametrize(
+    ("kwargs", "exc_type", "pattern", "lightning_same"), INVALID, ids=[repr(c[0]) for c in INVALID]
+)
 def test_invalid_trainer_argument_is_refused_at_construction(
     kwargs: dict[str, Any], exc_type: type[BaseException], pattern: str, lightning_same: bool
 ) -> None:
@@ -181,7 +213,10 @@ def test_duplicate_state_key_of_stateful_callbacks() -> None:
                 return {"n": 1}
 
         ns = build(pl)
-        with warnings.catch_warnings(), pytest.raises(RuntimeError, match=r"more than one stateful callback of type `Stateful`"):
+        with (
+            warnings.catch_warnings(),
+            pytest.raises(RuntimeError, match=r"more than one stateful callback of type `Stateful`"),
+        ):
             warnings.simplefilter("ignore")
             pl.Trainer(**QUIET, callbacks=[ns.RecordingCallback(), Stateful(), Stateful()])
     with pytest.raises(RuntimeError, match=r"state_key '[^']*Stateful'.*unique `state_key`"):
@@ -190,19 +225,30 @@ def test_duplicate_state_key_of_stateful_callbacks() -> None:
 
 def test_checkpoint_callback_with_checkpointing_disabled() -> None:
     for pl in (PL, LC):
-        with warnings.catch_warnings(), pytest.raises(_lightning_type(MisconfigurationException) if pl is PL else MisconfigurationException):
+        with (
+            warnings.catch_warnings(),
+            pytest.raises(_lightning_type(MisconfigurationException) if pl is PL else MisconfigurationException),
+        ):
             warnings.simplefilter("ignore")
             pl.Trainer(**QUIET, callbacks=[pl.callbacks.ModelCheckpoint()])
-    with pytest.raises(MisconfigurationException, match=r"enable_checkpointing=False.*Remove the callback or set enable_checkpointing=True"):
+    with pytest.raises(
+        MisconfigurationException,
+        match=r"enable_checkpointing=False.*Remove the callback or set enable_checkpointing=True",
+    ):
         LC.Trainer(**QUIET, callbacks=[LC.callbacks.ModelCheckpoint()])
 
 
 def test_progress_bar_with_progress_bar_disabled() -> None:
     for pl in (PL, LC):
-        with warnings.catch_warnings(), pytest.raises(_lightning_type(MisconfigurationException) if pl is PL else MisconfigurationException):
+        with (
+            warnings.catch_warnings(),
+            pytest.raises(_lightning_type(MisconfigurationException) if pl is PL else MisconfigurationException),
+        ):
             warnings.simplefilter("ignore")
             pl.Trainer(**QUIET, callbacks=[pl.callbacks.TQDMProgressBar()])
-    with pytest.raises(MisconfigurationException, match=r"enable_progress_bar=False.*Remove it or set enable_progress_bar=True"):
+    with pytest.raises(
+        MisconfigurationException, match=r"enable_progress_bar=False.*Remove it or set enable_progress_bar=True"
+    ):
         LC.Trainer(**QUIET, callbacks=[LC.callbacks.TQDMProgressBar()])
 
 
@@ -243,7 +289,8 @@ def _modules(pl: Any) -> Any:
             self.automatic_optimization = False
 
     ns.cases = {
-        c.__name__: c for c in (NoTrainingStep, NoConfigureOptimizers, NoTrainDataloader, NoValidationStep, NoTestStep, Manual)
+        c.__name__: c
+        for c in (NoTrainingStep, NoConfigureOptimizers, NoTrainDataloader, NoValidationStep, NoTestStep, Manual)
     }
     return ns
 
@@ -286,7 +333,11 @@ ENTRY_CASES: list[tuple[str, dict[str, Any], str | None, Any, type[BaseException
         "fit with datamodule and dataloaders",
         {},
         None,
-        lambda t, m, pl: t.fit(m, train_dataloaders=_loader(), datamodule=pl.LightningDataModule.from_datasets(train_dataset=_loader().dataset)),
+        lambda t, m, pl: t.fit(
+            m,
+            train_dataloaders=_loader(),
+            datamodule=pl.LightningDataModule.from_datasets(train_dataset=_loader().dataset),
+        ),
         MisconfigurationException,
         r"cannot pass `train_dataloaders` and `datamodule` together",
         True,
@@ -367,10 +418,17 @@ ENTRY_CASES: list[tuple[str, dict[str, Any], str | None, Any, type[BaseException
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "case", "call", "exc_type", "pattern", "lightning_same"), [c[1:] for c in ENTRY_CASES], ids=[c[0] for c in ENTRY_CASES]
+    ("kwargs", "case", "call", "exc_type", "pattern", "lightning_same"),
+    [c[1:] for c in ENTRY_CASES],
+    ids=[c[0] for c in ENTRY_CASES],
 )
 def test_bad_entry_point_call_is_refused_before_any_hook(
-    kwargs: dict[str, Any], case: str | None, call: Any, exc_type: type[BaseException], pattern: str, lightning_same: bool
+    kwargs: dict[str, Any],
+    case: str | None,
+    call: Any,
+    exc_type: type[BaseException],
+    pattern: str,
+    lightning_same: bool,
 ) -> None:
     ns = _modules(LC)
     trainer = LC.Trainer(**{**QUIET, **kwargs}, callbacks=[ns.RecordingCallback()])
@@ -405,7 +463,9 @@ def test_lightning_module_of_pytorch_lightning_is_refused_with_the_fix() -> None
     """A module written for pytorch_lightning, run with lightcycle's Trainer: the import to change."""
     ns = build(LC)
     trainer = LC.Trainer(**QUIET, callbacks=[ns.RecordingCallback()])
-    with pytest.raises(TypeError, match=r"must be a lightcycle\.LightningModule, got RecModule.*import lightcycle as L"):
+    with pytest.raises(
+        TypeError, match=r"must be a lightcycle\.LightningModule, got RecModule.*import lightcycle as L"
+    ):
         trainer.fit(build(PL).RecModule())
     assert ns.events == []
 
@@ -445,7 +505,9 @@ def test_train_dataloader_returning_none() -> None:
             return None
 
     trainer = LC.Trainer(**QUIET, callbacks=[ns.RecordingCallback()])
-    with pytest.raises(MisconfigurationException, match=r"`train_dataloader` returned None\. Return a DataLoader") as info:
+    with pytest.raises(
+        MisconfigurationException, match=r"`train_dataloader` returned None\. Return a DataLoader"
+    ) as info:
         trainer.fit(NoneLoader())
     hooks = [(e["src"], e["hook"]) for e in ns.events]
     at = hooks.index(("module", "train_dataloader"))

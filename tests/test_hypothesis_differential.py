@@ -118,6 +118,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         manual=manual,
         scheduler=draw(st.sampled_from([None, "step", "epoch", "plateau"])),
         log_metrics=draw(st.booleans()),
+        # loaders without a length (an IterableDataset): unknown epoch length, look-ahead ends
+        iterable_train=draw(st.sampled_from([False, False, True])),
+        iterable_eval=draw(st.sampled_from([False, False, True])),
     )
     if draw(st.booleans()):
         epoch, batch = draw(st.integers(0, 2)), draw(st.integers(0, 5))
