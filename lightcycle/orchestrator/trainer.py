@@ -74,6 +74,22 @@ class _Strategy:
         """Single process: nothing to wait for."""
 
 
+class _StageFlag:
+    """A trainer flag that is true while ``state.stage`` is one stage (Lightning's
+    ``trainer.training``, ``validating``, ...); setting it to True sets that stage."""
+
+    def __init__(self, stage: RunningStage) -> None:
+        self.stage = stage
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj.state.stage is self.stage
+
+    def __set__(self, obj: Any, value: bool) -> None:
+        obj._set_stage(self.stage, value)
+
+
 def _env_checked() -> bool:
     return os.environ.get("LIGHTCYCLE_CHECKED", "") not in ("", "0")
 
@@ -880,48 +896,11 @@ class Trainer:
         """The lifecycle's current state path (lightcycle's addition), e.g. ``fit.train.epoch.running``."""
         return self._driver.state
 
-    def _stage_is(self, stage: RunningStage) -> bool:
-        return self.state.stage is stage
-
-    @property
-    def training(self) -> bool:
-        return self.state.stage is RunningStage.TRAINING
-
-    @training.setter
-    def training(self, value: bool) -> None:
-        self._set_stage(RunningStage.TRAINING, value)
-
-    @property
-    def sanity_checking(self) -> bool:
-        return self.state.stage is RunningStage.SANITY_CHECKING
-
-    @sanity_checking.setter
-    def sanity_checking(self, value: bool) -> None:
-        self._set_stage(RunningStage.SANITY_CHECKING, value)
-
-    @property
-    def validating(self) -> bool:
-        return self.state.stage is RunningStage.VALIDATING
-
-    @validating.setter
-    def validating(self, value: bool) -> None:
-        self._set_stage(RunningStage.VALIDATING, value)
-
-    @property
-    def testing(self) -> bool:
-        return self.state.stage is RunningStage.TESTING
-
-    @testing.setter
-    def testing(self, value: bool) -> None:
-        self._set_stage(RunningStage.TESTING, value)
-
-    @property
-    def predicting(self) -> bool:
-        return self.state.stage is RunningStage.PREDICTING
-
-    @predicting.setter
-    def predicting(self, value: bool) -> None:
-        self._set_stage(RunningStage.PREDICTING, value)
+    training = _StageFlag(RunningStage.TRAINING)
+    sanity_checking = _StageFlag(RunningStage.SANITY_CHECKING)
+    validating = _StageFlag(RunningStage.VALIDATING)
+    testing = _StageFlag(RunningStage.TESTING)
+    predicting = _StageFlag(RunningStage.PREDICTING)
 
     @property
     def evaluating(self) -> bool:
