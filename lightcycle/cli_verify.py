@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -30,7 +31,10 @@ def add_parser(sub: Any) -> None:
         "--lifecycle",
         metavar="MODULE:ATTR",
         default=None,
-        help="check against an extended declaration, e.g. mypkg.loop:LIFECYCLE (default: lightcycle's)",
+        help=(
+            "check against an extended declaration, e.g. mypkg.loop:LIFECYCLE, importable or found "
+            "from the working directory (default: lightcycle's)"
+        ),
     )
     p.add_argument(
         "--partial",
@@ -49,7 +53,7 @@ def load_lifecycle(spec: str) -> Lifecycle:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"--lifecycle expects MODULE:ATTR (e.g. mypkg.loop:LIFECYCLE), got {spec!r}")
-    obj: Any = importlib.import_module(module_name)
+    obj: Any = _import_from_cwd(module_name)
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ValueError(f"--lifecycle {spec}: {module_name} has no attribute {attr!r}")
@@ -57,6 +61,24 @@ def load_lifecycle(spec: str) -> Lifecycle:
     if not isinstance(obj, Lifecycle):
         raise ValueError(f"--lifecycle {spec}: expected a lightcycle Lifecycle, got {type(obj).__name__}")
     return obj
+
+
+def _import_from_cwd(module_name: str) -> Any:
+    """Import ``module_name``; if its package is not found, look in the working directory too.
+
+    ``python -m lightcycle.cli`` puts the working directory on ``sys.path``, the installed
+    ``lightcycle`` script does not; either way ``--lifecycle examples.custom_event:LIFECYCLE``
+    run from a project's root finds the project's modules (installed ones come first).
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        cwd = os.getcwd()
+        top = module_name.split(".")[0]
+        if err.name != top or cwd in sys.path or "" in sys.path:
+            raise
+    sys.path.append(cwd)  # kept: the module may import more of its project later
+    return importlib.import_module(module_name)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,16 @@ a leaf state plus the position reached in the current transition's pattern:
   split for the whole run), which see ``on_train_epoch_end`` after the module;
   ``load_state_dict`` goes only to callbacks that stored a state (0 to ``n``);
 - module hooks are required when the trace has module events at all, except those that
-  run only if overridden; datamodule, batch-transfer and dataloader hooks may be absent;
+  run only if overridden and those :class:`~lightcycle.LightningModule` does not define
+  (a custom event's module hook: a module without the method is not called);
+  datamodule, batch-transfer and dataloader hooks may be absent;
+- a transition to a destination whose only hook is a module hook producing its result
+  (``configure_optimizers``, ``training_step``, ``validation_step``, ...; not a run's
+  entry) may happen unrecorded, the caller supplying the result (a
+  :class:`~lightcycle.orchestrator.LoopDriver` given its optimizers, or whose loop is the
+  step), but only when the next event carries ``ctx.state``: that state, the transition's
+  destination or one reached from it, proves the transition happened. In traces without
+  ``ctx.state`` (Lightning's) such a hook is required as before;
 - a transition whose hooks may all be absent (or that has none) is an epsilon move;
 - a transition declared from ``ANY`` may happen inside another transition's hooks (a
   callback saving a checkpoint), and one declared from ``ANY`` to a destination (the
@@ -45,7 +54,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lightcycle.states.declaration import LIFECYCLE
-from lightcycle.states.model import ANY, SEPARATOR, Hook, Lifecycle, Stage, Target
+from lightcycle.states.model import ANY, SEPARATOR, Hook, Lifecycle, Result, Stage, Target, Transition
 
 __all__ = ["VerifyResult", "Violation", "load_trace", "verify_trace"]
 
@@ -85,6 +94,7 @@ class _Pattern:
     tokens: tuple[_Token, ...]
     nestable: bool  # internal and declared from ANY: may run inside another transition's hooks
     preempts: bool  # declared from ANY to a destination: may cut any pattern short
+    silent: bool  # its one required module hook may be supplied by the caller (see _silent)
 
 
 Cursor = tuple[int, int, int]  # (pattern id, token position, events taken at that position)
@@ -202,7 +212,14 @@ def _describe(event: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- compiling
 
 
-def _token(hook: Hook, module_events: bool) -> _Token:
+def _base_module_hooks() -> frozenset[str]:
+    """Every attribute of the base LightningModule (a module hook it lacks may be missing)."""
+    from lightcycle.core.module import LightningModule
+
+    return frozenset(dir(LightningModule))
+
+
+def _token(hook: Hook, module_events: bool, base: frozenset[str]) -> _Token:
     target = hook.target
     if target is Target.CALLBACKS:
         return _Token(frozenset({"callback"}), hook.name, _CB_SOME if hook.per_state_key else _CB_ALL)
@@ -211,11 +228,26 @@ def _token(hook: Hook, module_events: bool) -> _Token:
     if target is Target.MONITORING_CALLBACKS:
         return _Token(frozenset({"callback"}), hook.name, _CB_MONITORING)
     if target is Target.MODULE:
-        required = module_events and not hook.only_if_overridden and hook.otherwise is None
+        required = module_events and not hook.only_if_overridden and hook.otherwise is None and hook.name in base
         return _Token(frozenset({"module"}), hook.name, _REQUIRED if required else _OPTIONAL)
     if target is Target.DATAMODULE:
         return _Token(frozenset({"datamodule"}), hook.name, _OPTIONAL)
     return _Token(frozenset({"module", "datamodule"}), hook.name, _OPTIONAL)  # batch hook, data source
+
+
+def _silent(transition: Transition, tokens: tuple[_Token, ...], initial: str) -> bool:
+    """Whether the runtime may move through ``transition`` without recording its hook.
+
+    That is a transition to a destination whose one hook is a required module hook
+    producing the trigger's result: the caller may supply that result instead (a loop
+    given its optimizers, a loop whose code is the step), and the runtime then skips it.
+    A run's entry (from the initial state, ``configure_callbacks``) is not: every run
+    calls it, and nothing else would show where the run began.
+    """
+    if transition.dest is None or len(transition.hooks) != 1 or initial in transition.source:
+        return False
+    hook = transition.hooks[0]
+    return hook.target is Target.MODULE and hook.result is Result.RETURN and tokens[0].kind == _REQUIRED
 
 
 class _Automaton:
@@ -236,25 +268,29 @@ class _Automaton:
         self.starts: list[list[_Pattern]] = [[] for _ in self.states]
         self.nested: list[list[_Pattern]] = [[] for _ in self.states]
         self.preempt: list[list[_Pattern]] = [[] for _ in self.states]
+        base = _base_module_hooks()
         for t in lifecycle.transitions:
             from_any = ANY in t.source
+            tokens = tuple(_token(h, module_events, base) for h in t.hooks)
             pattern = _Pattern(
                 tid=len(self.patterns),
                 trigger=t.trigger.name,
                 sources=tuple(index[s] for s in lifecycle.sources(t)),
                 dest=None if t.dest is None else index[t.dest],
-                tokens=tuple(_token(h, module_events) for h in t.hooks),
+                tokens=tokens,
                 nestable=from_any and t.dest is None,
                 preempts=from_any and t.dest is not None,
+                silent=_silent(t, tokens, lifecycle.initial),
             )
             self.patterns.append(pattern)
             for s in pattern.sources:
                 (self.preempt if pattern.preempts else self.starts)[s].append(pattern)
                 if pattern.nestable:
                     self.nested[s].append(pattern)
-        self._closures: dict[Config, frozenset[Config]] = {}
+        self.has_silent = any(p.silent for p in self.patterns)
+        self._closures: dict[tuple[Config, bool], frozenset[Config]] = {}
         self._steps: dict[tuple[Config, tuple[Any, ...]], Config | None] = {}
-        self._closed: dict[frozenset[Config], frozenset[Config]] = {}
+        self._closed: dict[tuple[frozenset[Config], bool], frozenset[Config]] = {}
         self._advances: dict[tuple[frozenset[Config], tuple[Any, ...]], frozenset[Config]] = {}
 
     # ------------------------------------------------------------------ token arithmetic
@@ -291,7 +327,8 @@ class _Automaton:
         """
         return cursor is None or cursor[2] > 0 or self.token(cursor).kind != _REQUIRED
 
-    def _epsilon(self, c: Config) -> Iterator[Config]:
+    def _epsilon(self, c: Config, proven: bool) -> Iterator[Config]:
+        """The epsilon moves from ``c``; ``proven``: the next event's ``ctx.state`` pins it."""
         n, m, s, outer, inner = c
         top = inner if inner is not None else outer
         if self._open(outer) and self._open(inner):
@@ -300,11 +337,13 @@ class _Automaton:
                 yield (n, m, p.dest, self.start(p), None)
         if top is None:
             for p in self.starts[s]:
-                if s == self.initial and p.dest is not None:
-                    for n2, m2 in self.splits:
-                        yield (n2, m2, p.dest, self.start(p), None)
-                else:
-                    yield (n, m, s if p.dest is None else p.dest, self.start(p), None)
+                cursors = (self.start(p), None) if proven and p.silent else (self.start(p),)
+                for cursor in cursors:
+                    if s == self.initial and p.dest is not None:
+                        for n2, m2 in self.splits:
+                            yield (n2, m2, p.dest, cursor, None)
+                    else:
+                        yield (n, m, s if p.dest is None else p.dest, cursor, None)
             return
         tid, pos, taken = top
         pattern = self.patterns[tid]
@@ -318,8 +357,9 @@ class _Automaton:
                 if cursor is not None:
                     yield (n, m, s, outer, cursor)
 
-    def closure(self, c: Config) -> frozenset[Config]:
-        hit = self._closures.get(c)
+    def closure(self, c: Config, proven: bool = False) -> frozenset[Config]:
+        proven = proven and self.has_silent
+        hit = self._closures.get((c, proven))
         if hit is not None:
             return hit
         seen: set[Config] = set()
@@ -329,19 +369,23 @@ class _Automaton:
             if x in seen:
                 continue
             seen.add(x)
-            todo.extend(self._epsilon(x))
+            todo.extend(self._epsilon(x, proven))
         out = frozenset(seen)
-        self._closures[c] = out
+        self._closures[(c, proven)] = out
         return out
 
-    def closed(self, raw: frozenset[Config]) -> frozenset[Config]:
-        """Every configuration reachable from ``raw`` by epsilon moves."""
-        hit = self._closed.get(raw)
+    def closed(self, raw: frozenset[Config], proven: bool = False) -> frozenset[Config]:
+        """Every configuration reachable from ``raw`` by epsilon moves.
+
+        With ``proven`` (the next event carries ``ctx.state``), silent transitions too.
+        """
+        proven = proven and self.has_silent
+        hit = self._closed.get((raw, proven))
         if hit is None:
             out: set[Config] = set()
             for c in raw:
-                out |= self.closure(c)
-            hit = self._closed[raw] = frozenset(out)
+                out |= self.closure(c, proven)
+            hit = self._closed[(raw, proven)] = frozenset(out)
         return hit
 
     def advance(
@@ -355,7 +399,7 @@ class _Automaton:
                 self._advances.clear()
                 self._closed.clear()
                 self._steps.clear()
-            taken = (self.step(c, src, hook, key, ctx) for c in self.closed(raw))
+            taken = (self.step(c, src, hook, key, ctx) for c in self.closed(raw, "state" in ctx))
             hit = self._advances[memo] = frozenset(c for c in taken if c is not None)
         return hit
 
@@ -533,7 +577,7 @@ def verify_trace(
         key = (src, hook, *((k, ctx[k]) for k in ("stage", "state", "fn") if k in ctx))
         taken = nfa.advance(raw, src, hook, key, ctx)
         if not taken:
-            violation = _violation(nfa, events, i, src, hook, ctx, nfa.closed(raw), raw)
+            violation = _violation(nfa, events, i, src, hook, ctx, nfa.closed(raw, "state" in ctx), raw)
             return VerifyResult(False, sum(counts.values()), dict(counts), dict(ignored), candidates, violation)
         counts[(src, hook)] += 1
         raw = taken
