@@ -117,6 +117,31 @@ def _no_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return ()
 
 
+def _pass_through(self: Any, batch: Any, *args: Any) -> Any:
+    return batch
+
+
+_PASS_THROUGH_CODE = _pass_through.__code__.co_code
+
+
+def is_pass_through(method: Any) -> bool:
+    """Whether a bound method's body is just ``return <its first argument>``.
+
+    Such a ``PIPE`` hook (the default ``on_before_batch_transfer`` /
+    ``on_after_batch_transfer``) hands on the object it got: calling it changes nothing.
+    Recognised by its bytecode, so a subclass that overrides the hook with real work is
+    never mistaken for one.
+
+    Args:
+        method: the attribute found on the receiver.
+
+    Returns:
+        True for a bound method whose code is ``return <first argument after self>``.
+    """
+    code = getattr(getattr(method, "__func__", None), "__code__", None)
+    return code is not None and code.co_argcount >= 2 and code.co_code == _PASS_THROUGH_CODE
+
+
 def _module_fns(hook: Hook, obj: Any, base: type | None, keep_noops: bool) -> tuple[Callable[..., Any], ...]:
     if obj is None or base is None:
         return ()
@@ -125,8 +150,12 @@ def _module_fns(hook: Hook, obj: Any, base: type | None, keep_noops: bool) -> tu
         return ()  # a hook set to None is skipped, as in Lightning
     if hook.only_if_overridden and not is_overridden(hook.name, obj, base):
         return ()
-    if is_noop(method) and hook.result is not Result.PIPE and not keep_noops:
-        return ()
+    if not keep_noops:
+        if hook.result is Result.PIPE:
+            if is_pass_through(method):
+                return ()  # hands its argument on unchanged: the next hook gets the same object
+        elif is_noop(method):
+            return ()
     return (method,)
 
 
