@@ -51,10 +51,12 @@ class _Step:
     """A table entry with its hooks compiled for the current run.
 
     ``after`` is the destination's row keyed by ``id(trigger)`` (``None`` for an internal
-    transition): :meth:`LifecycleDriver.fire` moves with one attribute read.
+    transition): :meth:`LifecycleDriver.fire` moves with one attribute read. ``single``
+    is ``(hook name, function, returns)`` when the step is one call of one function with
+    all the trigger's arguments (most per-batch steps): ``fire`` then calls it directly.
     """
 
-    __slots__ = ("after", "dest", "ops", "stage", "trigger")
+    __slots__ = ("after", "dest", "ops", "single", "stage", "trigger")
 
     def __init__(self, trigger: Trigger, dest: int | None, stage: Any, ops: tuple[d.Op, ...]) -> None:
         self.trigger = trigger
@@ -62,6 +64,12 @@ class _Step:
         self.stage = stage
         self.ops = ops
         self.after: dict[int, _Step] | None = None
+        self.single: tuple[str, Callable[..., Any], bool] | None = None
+        if len(ops) == 1:
+            op = ops[0]
+            if op.kind in (_CALL, _RETURN, _PIPE) and len(op.fns) == 1 and op.select is None and not op.kwargs:
+                # CALL gives no result; RETURN, and PIPE alone, give the function's
+                self.single = (op.name, op.fns[0], op.kind != _CALL)
 
 
 class _Checker:
@@ -278,6 +286,17 @@ class LifecycleDriver:
         stage = step.stage
         if stage is not _KEEP:
             self._trainer_state.stage = stage
+        single = step.single
+        if single is not None:  # _run for one op of one function, inlined
+            name, fn, returns = single
+            fx = self._fx
+            prev = fx.get(_FX)
+            fx[_FX] = name
+            try:
+                result = fn(*args)
+            finally:
+                fx[_FX] = prev
+            return result if returns else None
         ops = step.ops
         if ops:
             return self._run(ops, args)
