@@ -188,8 +188,9 @@ def _after_batch(t: Trainer, validate: bool) -> None:
             t._driver.fire(ev.EVAL["validation"].model_zero_grad)
         _run_fit_validation(t)
         t._driver.fire(ev.VALIDATION_EXIT)
-    _update_schedulers(t, "step", plateau=True)
-    if not _training_done(t) and t.received_sigterm:
+    if t.lr_scheduler_configs:  # (returns at once without schedulers)
+        _update_schedulers(t, "step", plateau=True)
+    if t.received_sigterm and not _training_done(t):  # the flag first: it is almost always False
         raise SIGTERMException()
 
 
