@@ -10,8 +10,8 @@ Variants (each run in a fresh subprocess, variants interleaved within every repe
 * ``callbacks`` ``lightcycle.Trainer`` with five callbacks, each overriding the six
   per-batch training hooks (``on_train_batch_start/end``, ``on_before_zero_grad``,
   ``on_before_backward``, ``on_after_backward``, ``on_before_optimizer_step``);
-* ``driver``    the custom-loop driver: a hand-written loop firing the training-batch
-  events of the declared lifecycle through ``LifecycleDriver`` (see :func:`_driver_loop`);
+* ``driver``    the custom-loop driver (``lightcycle.orchestrator.LoopDriver``) around the
+  raw loop's own step (see :func:`_run_driver`);
 * ``log``       as ``trainer``, plus ``self.log("loss", loss)`` in ``training_step``;
 * ``lightning`` ``pytorch_lightning.Trainer`` (when installed);
 * ``ignite``    ``ignite.engine.Engine`` with the same step (when installed);
@@ -198,72 +198,42 @@ def _run_lightcycle(
 
 
 def _run_driver(clock: _Clock, total: int, device: str) -> None:
-    """(d): the custom-loop driver.
+    """(d): the custom-loop driver, :class:`lightcycle.orchestrator.LoopDriver`.
 
-    Until the public custom-loop API (``lightcycle.orchestrator.loop``) lands, this drives
-    :class:`~lightcycle.orchestrator.driver.LifecycleDriver` directly: it sets the run up
-    by firing the fit events, then runs :func:`_driver_loop`, the per-batch part, which is
-    all that is timed. Switching to the public API means replacing this function's body.
+    The loop is the raw loop's, with the driver's calls around it (the documented custom
+    loop, ``docs/custom-loop.md``): the module has no ``training_step``, so the code
+    between ``train_batch_start`` and ``train_batch_end`` is the step, and ``backward`` /
+    ``optimizer_step`` fire what Lightning's manual optimization fires.
     """
     import torch
+    from torch.nn import functional as F
 
-    from lightcycle.core.optim import LightningOptimizer
-    from lightcycle.orchestrator.driver import LifecycleDriver
-    from lightcycle.orchestrator.state import TrainerFn, TrainerState
-    from lightcycle.states import declaration as ev
+    import lightcycle as L
+    from lightcycle.orchestrator import LoopDriver
 
-    class Holder:
-        """The trainer-like object the driver passes to callbacks."""
-
+    class Model(L.LightningModule):
         def __init__(self) -> None:
-            self.state = TrainerState()
+            super().__init__()
+            self.net = _net()
 
-    holder = Holder()
-    module = _lightcycle_module(clock)
+        def forward(self, x: Any) -> Any:
+            return self.net(x)
+
     dev = torch.device(device)
-    module.to(dev)
-    driver = LifecycleDriver(holder, ev.LIFECYCLE)
-    driver.bind(module, [], None)
-    fire = driver.fire
-    fire(ev.ENTRY["fit"])
-    fire(ev.SETUP, TrainerFn.FITTING)
-    optimizer = fire(ev.CONFIGURE_OPTIMIZERS)
-    lopt = LightningOptimizer(optimizer)
-    lopt._on_before_step = lambda: fire(ev.BEFORE_OPTIMIZER_STEP, optimizer, None, None)
-    fire(ev.FIT_START)
-    fire(ev.TRAIN_DATALOADER)
-    fire(ev.TRAIN_START)
-    fire(ev.TRAIN_EPOCH_START)
-    _driver_loop(fire, ev, _loader(total), dev, optimizer, lopt, epoch=0)
-    fire(ev.TRAIN_EPOCH_END)
-    fire(ev.TRAIN_END)
-    fire(ev.FIT_END)
-    fire(ev.TEARDOWN, TrainerFn.FITTING)
-    fire(ev.FINISH)
-
-
-def _driver_loop(
-    fire: Callable[..., Any], ev: Any, loader: Any, device: Any, optimizer: Any, lopt: Any, epoch: int
-) -> None:
-    """One epoch of automatic optimisation, firing what ``loops._run_epoch`` fires per batch."""
-    TRANSFER, START, OPT_STEP = ev.TRAIN_BATCH_TRANSFER, ev.TRAIN_BATCH_START, ev.OPTIMIZER_STEP
-    STEP, ZERO, BACKWARD = ev.TRAINING_STEP, ev.ZERO_GRAD, ev.BACKWARD
-    STEP_END, END = ev.OPTIMIZER_STEP_END, ev.TRAIN_BATCH_END
-    for batch_idx, raw_batch in enumerate(loader):
-        batch = fire(TRANSFER, raw_batch, device, 0)
-        fire(START, batch, batch_idx)
-        out: list[Any] = []
-
-        def closure(batch: Any = batch, batch_idx: int = batch_idx, out: list[Any] = out) -> Any:
-            loss = fire(STEP, batch, batch_idx)
-            fire(ZERO, epoch, batch_idx, optimizer)
-            fire(BACKWARD, loss)
-            out.append(loss)
-            return loss
-
-        fire(OPT_STEP, epoch, batch_idx, lopt, closure)
-        fire(STEP_END)
-        fire(END, {"loss": out[0].detach()}, batch, batch_idx)
+    model = Model().to(dev)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    lc = LoopDriver(model, device=dev)
+    loader = _loader(total)
+    with lc.fit(optimizers=[opt]):
+        for _epoch in lc.epochs(max_epochs=1):
+            for i, batch in enumerate(loader):
+                x, y = lc.train_batch_start(batch, i)
+                clock.tick()
+                opt.zero_grad()
+                loss = F.mse_loss(model(x), y)
+                lc.backward(loss)
+                lc.optimizer_step(opt)
+                lc.train_batch_end(loss)
 
 
 def _run_raw(clock: _Clock, total: int, device: str) -> None:

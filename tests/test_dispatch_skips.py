@@ -1,0 +1,254 @@
+"""Hooks nobody overrides are not compiled, so they cost nothing per batch (issue 7).
+
+The driver compiles each transition's hooks once per run (``LifecycleDriver.bind``):
+callback hooks a callback does not override and module hooks that are base no-ops are
+left out, and so are ``PIPE`` hooks that only hand their argument on (the default
+``on_before_batch_transfer`` / ``on_after_batch_transfer``). An observer (HookRecorder)
+turns that off, so traces still show every call Lightning makes. These tests pin the
+compiled ops of a training batch and check, by profiling a real fit, that no base no-op
+hook is ever entered.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+import lightcycle as L
+from lightcycle._hooks import is_noop
+from lightcycle.callbacks import HookRecorder
+from lightcycle.core.datamodule import DataHooks
+from lightcycle.orchestrator.dispatch import is_pass_through
+from lightcycle.orchestrator.driver import LifecycleDriver
+from lightcycle.orchestrator.state import TrainerState
+from lightcycle.states import declaration as ev
+
+_B = "fit.train.epoch.batch."
+_C = _B + "closure."
+
+# (state the event fires from, event) for one training batch that steps the optimizer
+_BATCH = (
+    ("fit.train.epoch.running", ev.TRAIN_BATCH_TRANSFER),
+    (_B + "transferred", ev.TRAIN_BATCH_START),
+    (_B + "started", ev.OPTIMIZER_STEP),
+    (_C + "entered", ev.TRAINING_STEP),
+    (_C + "forwarded", ev.ZERO_GRAD),
+    (_C + "zeroed", ev.BACKWARD),
+    (_C + "backwarded", ev.BEFORE_OPTIMIZER_STEP),
+    (_C + "clipped", ev.OPTIMIZER_STEP_END),
+    (_B + "stepped", ev.TRAIN_BATCH_END),
+)
+
+
+class _Model(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Linear(4, 1)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        x, y = batch
+        return F.mse_loss(self.net(x), y)
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class _Plain(L.Callback):
+    """Overrides nothing."""
+
+
+class _TwoHooks(L.Callback):
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        pass
+
+    def on_before_backward(self, trainer: Any, pl_module: Any, loss: Any) -> None:
+        pass
+
+
+class _Holder:
+    """The trainer-like object a bare driver needs."""
+
+    def __init__(self) -> None:
+        self.state = TrainerState()
+
+
+def _bound(module: L.LightningModule, callbacks: list[L.Callback]) -> LifecycleDriver:
+    driver = LifecycleDriver(_Holder())
+    driver.bind(module, callbacks)
+    return driver
+
+
+def _ops(driver: LifecycleDriver) -> dict[str, list[tuple[str, int]]]:
+    """Per training-batch event: the compiled ``(hook, number of receivers)``."""
+    table = driver.table
+    out = {}
+    for state, trigger in _BATCH:
+        step = driver._rows[table.index[state]][trigger]
+        out[trigger.name] = [(op.name, len(op.fns)) for op in step.ops]
+    return out
+
+
+def test_a_training_batch_compiles_only_the_hooks_that_do_something() -> None:
+    driver = _bound(_Model(), [_Plain(), L.Callback()])
+    assert _ops(driver) == {
+        "train_batch_transfer": [("transfer_batch_to_device", 1)],  # the pass-through hooks are left out
+        "train_batch_start": [],
+        "optimizer_step": [("optimizer_step", 1)],
+        "training_step": [("training_step", 1)],
+        "zero_grad": [("optimizer_zero_grad", 1)],
+        "backward": [("backward", 1)],
+        "before_optimizer_step": [("configure_gradient_clipping", 1)],
+        "optimizer_step_end": [],
+        "train_batch_end": [],
+    }
+    # six hook calls per batch, five of them called directly by fire (one function, all arguments)
+    table = driver.table
+    singles = [driver._rows[table.index[s]][t].single is not None for s, t in _BATCH]
+    assert sum(singles) == 5
+
+
+def test_overridden_callback_hooks_are_compiled_for_exactly_the_overriding_callbacks() -> None:
+    driver = _bound(_Model(), [_TwoHooks(), _Plain(), _TwoHooks()])
+    ops = _ops(driver)
+    assert ops["train_batch_end"] == [("on_train_batch_end", 2)]
+    assert ops["backward"] == [("on_before_backward", 2), ("backward", 1)]
+    assert ops["train_batch_start"] == []
+    assert ops["zero_grad"] == [("optimizer_zero_grad", 1)]
+
+
+def test_module_overrides_are_compiled() -> None:
+    class Busy(_Model):
+        def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+            pass
+
+        def on_after_backward(self) -> None:
+            pass
+
+        def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+            return [t * 1.0 for t in batch]
+
+    ops = _ops(_bound(Busy(), []))
+    assert ops["train_batch_start"] == [("on_train_batch_start", 1)]
+    assert ops["backward"] == [("backward", 1), ("on_after_backward", 1)]
+    assert ops["train_batch_transfer"] == [("on_before_batch_transfer", 1), ("transfer_batch_to_device", 1)]
+
+
+def test_pass_through_is_recognised_by_what_the_body_does() -> None:
+    class Same(_Model):
+        def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+            """Documented, but only hands the batch on."""
+            return batch
+
+    class Other(_Model):
+        def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+            return dataloader_idx
+
+    base = _Model()
+    assert is_pass_through(base.on_before_batch_transfer)
+    assert is_pass_through(base.on_after_batch_transfer)
+    assert not is_pass_through(base.transfer_batch_to_device)
+    assert is_pass_through(Same().on_after_batch_transfer)
+    assert not is_pass_through(Other().on_after_batch_transfer)
+    assert _ops(_bound(Same(), []))["train_batch_transfer"] == [("transfer_batch_to_device", 1)]
+    assert _ops(_bound(Other(), []))["train_batch_transfer"] == [
+        ("transfer_batch_to_device", 1),
+        ("on_after_batch_transfer", 1),
+    ]
+
+
+def test_an_observer_keeps_every_module_hook() -> None:
+    ops = _ops(_bound(_Model(), [HookRecorder()]))
+    assert ops["train_batch_transfer"] == [
+        ("on_before_batch_transfer", 1),
+        ("transfer_batch_to_device", 1),
+        ("on_after_batch_transfer", 1),
+    ]
+    assert ("on_train_batch_start", 1) in ops["train_batch_start"]
+    assert ("on_train_batch_end", 1) in ops["train_batch_end"]
+
+
+# --------------------------------------------------------------------------- a real fit
+
+
+def _skippable_codes() -> dict[Any, str]:
+    """Code objects of every base hook that dispatch leaves out: no-ops and pass-throughs."""
+    codes = {}
+    for cls in (L.Callback, L.LightningModule, DataHooks, L.LightningDataModule):
+        for name in dir(cls):
+            fn = getattr(cls, name, None)
+            code = getattr(fn, "__code__", None)
+            if code is None:
+                continue
+            if is_noop(fn) or (name in ("on_before_batch_transfer", "on_after_batch_transfer")):
+                codes.setdefault(code, f"{cls.__name__}.{name}")
+    return codes
+
+
+class _Loader:
+    def __init__(self, n: int) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.batches = [[torch.randn(3, 4, generator=g), torch.randn(3, 1, generator=g)] for _ in range(n)]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.batches)
+
+
+def test_no_base_noop_hook_is_entered_during_a_fit() -> None:
+    codes = _skippable_codes()
+    assert len(codes) > 40  # the callback and module no-op hooks, and the two pass-throughs
+    entered: list[str] = []
+    hook_calls = 0
+    module_hooks = ("transfer_batch_to_device", "optimizer_step", "optimizer_zero_grad", "backward")
+    called = {getattr(L.LightningModule, n).__code__ for n in (*module_hooks, "configure_gradient_clipping")}
+    called |= {_Model.training_step.__code__, _TwoHooks.on_before_backward.__code__}
+    called.add(_TwoHooks.on_train_batch_end.__code__)
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        nonlocal hook_calls
+        if event == "call":
+            name = codes.get(frame.f_code)
+            if name is not None:
+                entered.append(name)
+            elif frame.f_code in called:
+                hook_calls += 1
+
+    trainer = L.Trainer(
+        max_epochs=2,
+        callbacks=[_Plain(), _TwoHooks()],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        logger=False,
+    )
+    sys.setprofile(profile)
+    try:
+        trainer.fit(_Model(), train_dataloaders=_Loader(5))
+    finally:
+        sys.setprofile(None)
+    assert trainer.global_step == 10
+    assert entered == []
+    # per batch: the six module hooks of the first test, plus _TwoHooks' two
+    assert hook_calls == 10 * 8
+    # not vacuous: with an observer, which keeps every module hook, the base ones are entered
+    observed = L.Trainer(
+        max_epochs=1,
+        callbacks=[HookRecorder()],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        logger=False,
+    )
+    sys.setprofile(profile)
+    try:
+        observed.fit(_Model(), train_dataloaders=_Loader(5))
+    finally:
+        sys.setprofile(None)
+    assert "LightningModule.on_train_batch_start" in entered
+    assert sum(name.endswith(".on_before_batch_transfer") for name in entered) == 5
