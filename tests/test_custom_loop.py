@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
 import itertools
 import json
 import warnings
@@ -597,13 +596,6 @@ def test_min_epochs_and_max_steps() -> None:
     assert lc.global_step == 4 and lc.current_epoch == 2
 
 
-def _early_stopping_ready() -> bool:
-    from lightcycle.callbacks import EarlyStopping
-
-    return "monitor" in inspect.signature(EarlyStopping).parameters
-
-
-@pytest.mark.skipif(not _early_stopping_ready(), reason="lightcycle.callbacks.EarlyStopping is not complete yet")
 def test_lightcycle_early_stopping_stops_a_custom_loop() -> None:
     from lightcycle.callbacks import EarlyStopping
 
@@ -687,7 +679,6 @@ def _load_example(name: str) -> Any:
     return module
 
 
-@pytest.mark.skipif(not _early_stopping_ready(), reason="lightcycle.callbacks.EarlyStopping is not complete yet")
 def test_custom_loop_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     example = _load_example("custom_loop")
     lc = example.main(max_epochs=2, n_train=256)
