@@ -252,3 +252,19 @@ def test_no_base_noop_hook_is_entered_during_a_fit() -> None:
         sys.setprofile(None)
     assert "LightningModule.on_train_batch_start" in entered
     assert sum(name.endswith(".on_before_batch_transfer") for name in entered) == 5
+
+
+def test_a_transfer_of_pass_throughs_only_still_hands_the_batch_on() -> None:
+    """With every transfer hook a pass-through, one is kept: the event returns the batch."""
+
+    class NoTransfer(_Model):
+        def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+            return batch
+
+    ops = _ops(_bound(NoTransfer(), []))
+    assert ops["train_batch_transfer"] == [("on_before_batch_transfer", 1)]
+    trainer = L.Trainer(
+        max_epochs=1, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False, logger=False
+    )
+    trainer.fit(NoTransfer(), train_dataloaders=_Loader(3))
+    assert trainer.global_step == 3

@@ -256,6 +256,16 @@ def _positional_capacity(fn: Callable[..., Any]) -> int:
 def compile_transition(transition: Transition, r: Receivers) -> tuple[Op, ...]:
     """Compile every hook of a transition, dropping the ones nobody receives."""
     ops = [compile_hook(h, transition.trigger, r) for h in transition.hooks]
+    if not r.keep_noops and not any(op is not None and op.kind == PIPE for op in ops):
+        # Every PIPE hook was left out as a pass-through (e.g. a transfer_batch_to_device
+        # overridden to 'return batch'): keep the first one, so that the event still
+        # returns the value handed through rather than None.
+        for i, hook in enumerate(transition.hooks):
+            if hook.result is Result.PIPE:
+                kept = compile_hook(hook, transition.trigger, attrs.evolve(r, keep_noops=True))
+                if kept is not None:
+                    ops[i] = kept
+                    break
     before = [Op(ACTION, a.value, (), action=a) for a in transition.before]
     after = [Op(ACTION, a.value, (), action=a) for a in transition.after]
     return tuple(before + [op for op in ops if op is not None] + after)
