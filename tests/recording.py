@@ -95,6 +95,7 @@ class Behaviour:
     raise_at_call: dict[tuple[str, str, int], BaseException] = field(default_factory=dict)  # (src, hook, n) -> exc
     iterable_train: bool = False  # the train loader iterates an IterableDataset (no length)
     iterable_eval: bool = False  # so do the val/test/predict loaders
+    max_events: int | None = None  # a run that records more raises RuntimeError once (a runaway loop)
 
 
 def build(pl: types.ModuleType) -> types.SimpleNamespace:
@@ -124,6 +125,9 @@ def build(pl: types.ModuleType) -> types.SimpleNamespace:
             ev["phase"] = phase
         events.append(ev)
         calls[(src, hook)] = calls.get((src, hook), 0) + 1
+        if beh.max_events is not None and len(events) == beh.max_events + 1:
+            ev["args"]["_action"] = "raise RuntimeError"
+            raise RuntimeError(f"recording: more than {beh.max_events} events (a runaway loop?)")
 
     def maybe_raise(src: str, hook: str, trainer: Any) -> None:
         at = (src, hook, calls.get((src, hook), 0))
