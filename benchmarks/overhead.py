@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import os
 import platform
 import resource
@@ -81,42 +82,108 @@ LR = 0.01
 
 
 class _Clock:
-    """Counts training steps and stamps the timed window every ``block`` steps.
+    """Counts training steps and times the window ``[warmup, warmup + steps)`` in blocks.
 
-    The stamps are taken at steps ``warmup``, ``warmup + block``, ... ``warmup + steps``.
-    A run's figure is the median over its blocks of the time per step: a burst of
-    activity elsewhere on the machine during one block does not move it. The mean over
-    the whole window is kept too (``mean_us_per_step``).
+    Every ``block`` steps the time per step of the block just finished is recorded
+    (wall-clock and process CPU time). A run's figure is the median over its blocks: a
+    burst of activity elsewhere on the machine during one block does not move it. The
+    mean over the window is kept too.
+
+    Paired mode (``paired``: a function running ``block`` steps of the raw loop on its own
+    model and data and returning their wall and CPU µs per step): between two blocks of
+    the variant, outside the timed blocks, a block of the raw loop runs in the same
+    process. The difference between each variant block and the raw block next to it is
+    the overhead measured under the same conditions (load from other processes, clock
+    frequency, cache state), which a machine shared with other work needs.
     """
 
-    def __init__(self, warmup: int, steps: int, sync: Callable[[], None] | None, block: int = 100) -> None:
+    def __init__(
+        self,
+        warmup: int,
+        steps: int,
+        sync: Callable[[], None] | None,
+        block: int = 100,
+        paired: Callable[[int], tuple[float, float]] | None = None,
+    ) -> None:
         self.n = 0
         self.marks = [*range(warmup, warmup + steps, max(1, block)), warmup + steps]
         self.next = self.marks[0]
-        self.stamps: list[float] = []
-        self.cpu_stamps: list[float] = []
+        self.seen = 0  # marks reached
         self.sync = sync
+        self.paired = paired
+        self.start = (0.0, 0.0)
+        self.blocks: list[tuple[float, float]] = []  # (wall, cpu) µs per step, one per block
+        self.raw_blocks: list[tuple[float, float]] = []  # the paired raw blocks
+        self.total = (0.0, 0.0)
 
     def tick(self) -> None:
         n = self.n
         if n == self.next:
             if self.sync is not None:
                 self.sync()
-            stamps = self.stamps
-            stamps.append(time.perf_counter())
-            self.cpu_stamps.append(time.process_time())
-            self.next = self.marks[len(stamps)] if len(stamps) < len(self.marks) else -1
+            now = (time.perf_counter(), time.process_time())
+            k = self.seen
+            if k:
+                size = self.marks[k] - self.marks[k - 1]
+                block = ((now[0] - self.start[0]) / size * 1e6, (now[1] - self.start[1]) / size * 1e6)
+                self.blocks.append(block)
+                self.total = (self.total[0] + block[0] * size, self.total[1] + block[1] * size)
+            self.seen = k = k + 1
+            if k < len(self.marks):
+                self.next = self.marks[k]
+                if self.paired is not None:
+                    self.raw_blocks.append(self.paired(self.marks[k] - self.marks[k - 1]))
+                    now = (time.perf_counter(), time.process_time())
+            else:
+                self.next = -1
+            self.start = now
         self.n = n + 1
 
-    def per_step_us(self, cpu: bool = False) -> tuple[float, float]:
-        """(median over blocks, mean over the window) of microseconds per step.
+    @property
+    def done(self) -> bool:
+        return self.seen == len(self.marks)
 
-        Args:
-            cpu: process CPU time instead of wall-clock time.
-        """
-        s, m = (self.cpu_stamps if cpu else self.stamps), self.marks
-        rates = [(s[i + 1] - s[i]) / (m[i + 1] - m[i]) * 1e6 for i in range(len(m) - 1)]
-        return statistics.median(rates), (s[-1] - s[0]) / (m[-1] - m[0]) * 1e6
+    def summary(self) -> dict[str, float]:
+        """Medians over blocks (µs per step) and, when paired, of the block differences."""
+        out = {
+            "us_per_step": statistics.median(b[0] for b in self.blocks),
+            "cpu_us_per_step": statistics.median(b[1] for b in self.blocks),
+            "mean_us_per_step": self.total[0] / (self.marks[-1] - self.marks[0]),
+        }
+        if self.raw_blocks:
+            pairs = list(zip(self.blocks, self.raw_blocks, strict=True))
+            out["paired_raw_us_per_step"] = statistics.median(r[0] for _, r in pairs)
+            out["paired_over_us"] = statistics.median(b[0] - r[0] for b, r in pairs)
+            out["paired_cpu_over_us"] = statistics.median(b[1] - r[1] for b, r in pairs)
+        return out
+
+
+def _raw_blocks(device: str, total: int, sync: Callable[[], None] | None) -> Callable[[int], tuple[float, float]]:
+    """A raw loop on its own model and data, run ``n`` steps at a time (paired mode)."""
+    import torch
+    from torch.nn import functional as F
+
+    dev = torch.device(device)
+    net = _net().to(dev)
+    opt = torch.optim.SGD(net.parameters(), lr=LR)
+    batches = iter(_loader(total))
+
+    def run(n: int) -> tuple[float, float]:
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            x, y = next(batches)
+            x, y = x.to(dev), y.to(dev)
+            loss = F.mse_loss(net(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if sync is not None:
+            sync()
+        return (time.perf_counter() - t0) / n * 1e6, (time.process_time() - c0) / n * 1e6
+
+    for _ in range(2):
+        run(10)  # warm-up
+    return run
 
 
 def _net() -> Any:
@@ -309,7 +376,7 @@ RUNNERS: dict[str, Callable[[_Clock, int, str], None]] = {
 }
 
 
-def child(variant: str, steps: int, warmup: int, device: str, block: int = 100) -> dict[str, Any]:
+def child(variant: str, steps: int, warmup: int, device: str, block: int = 100, paired: bool = True) -> dict[str, Any]:
     """Run one variant in this process and return its measurement."""
     import warnings
 
@@ -319,19 +386,14 @@ def child(variant: str, steps: int, warmup: int, device: str, block: int = 100) 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     sync = torch.cuda.synchronize if device == "cuda" else None
-    clock = _Clock(warmup, steps, sync, block)
     total = warmup + steps + 1
+    raw = _raw_blocks(device, steps + 2 * block + 40, sync) if paired else None
+    clock = _Clock(warmup, steps, sync, block, raw)
     RUNNERS[variant](clock, total, device)
-    if len(clock.stamps) < len(clock.marks):
+    if not clock.done:
         raise RuntimeError(f"{variant}: only {clock.n} of {total} training steps ran")
-    median_us, mean_us = clock.per_step_us()
-    out = {
-        "variant": variant,
-        "us_per_step": median_us,
-        "mean_us_per_step": mean_us,
-        "cpu_us_per_step": clock.per_step_us(cpu=True)[0],
-        "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+    out: dict[str, Any] = {"variant": variant, **clock.summary()}
+    out["maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device == "cuda":
         out["cuda_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return out
@@ -385,6 +447,7 @@ def measure(variant: str, args: argparse.Namespace) -> dict[str, Any]:
         args.device,
         "--block",
         str(args.block),
+        *(["--no-paired"] if args.no_paired else []),
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env.pop("LIGHTCYCLE_CHECKED", None)
@@ -395,50 +458,65 @@ def measure(variant: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> str:
-    med = {v: statistics.median(r["us_per_step"] for r in rs) for v, rs in results.items()}
-    raw = med.get("raw")
-    pl_over = med["lightning"] - raw if raw is not None and "lightning" in med else None
+    """The table: medians over the runs of each variant (each run: medians over its blocks)."""
+
+    def med(v: str, key: str = "us_per_step") -> float:
+        values = [r[key] for r in results[v] if key in r]
+        return statistics.median(values) if values else math.nan
+
+    raw = med("raw") if "raw" in results else math.nan
+    pl_over = med("lightning") - raw if "lightning" in results else math.nan
+    cuda = args.device == "cuda"
+    paired = not args.no_paired
     lines = [
         f"machine: {machine()}",
-        f"device {args.device}, {args.steps} timed steps after {args.warmup} warm-up steps, "
-        f"median of {args.repeats} fresh-process runs per variant (interleaved), 1 torch thread",
+        f"device {args.device}; {args.steps} timed steps after {args.warmup} warm-up steps, in blocks of"
+        f" {args.block}; median of {args.repeats} fresh-process runs per variant, interleaved; 1 torch thread",
+        "us/step: median over the runs of each run's median block. over raw: minus raw's. paired: median over the"
+        " runs of each run's median difference between its blocks and raw-loop blocks run between them in the"
+        " same process (robust to load from other processes)."
+        if paired
+        else "",
         "",
-        f"{'variant':<50}{'us/step':>9}{'min':>9}{'max':>9}{'over raw':>10}{'x raw':>7}{'/ PL over':>10}"
-        f"{'target':>8}{'RSS MiB':>9}" + (f"{'CUDA MiB':>10}" if args.device == "cuda" else ""),
+        f"{'variant':<48}{'us/step':>9}{'over raw':>10}{'x raw':>7}{'/PL over':>9}"
+        + (f"{'paired':>8}{'cpu':>7}" if paired else "")
+        + f"{'target':>8}{'RSS MiB':>9}"
+        + (f"{'CUDA MiB':>10}" if cuda else ""),
     ]
-    for v in [v for v in ALL_VARIANTS if v in results]:
-        rs = results[v]
-        us = [r["us_per_step"] for r in rs]
-        over = med[v] - raw if raw is not None else float("nan")
-        ratio = med[v] / raw if raw else float("nan")
-        vs_pl = f"{over / pl_over:10.3f}" if pl_over and v not in ("raw", "lightning") else f"{'':>10}"
+
+    def row(v: str) -> str:
+        over = med(v) - raw
+        vs_pl = f"{over / pl_over:9.3f}" if v not in ("raw", "lightning") and pl_over > 0 else f"{'':>9}"
         target = f"{'<=' + format(TARGETS_US[v], 'g'):>8}" if v in TARGETS_US else f"{'':>8}"
-        rss = statistics.median(r["maxrss_mib"] for r in rs)
-        line = (
-            f"{LABELS[v]:<50}{med[v]:9.1f}{min(us):9.1f}{max(us):9.1f}"
-            f"{over if v != 'raw' else 0.0:10.1f}{ratio:7.3f}{vs_pl}{target}{rss:9.0f}"
-        )
-        if args.device == "cuda":
-            line += f"{statistics.median(r['cuda_peak_mib'] for r in rs):10.2f}"
-        lines.append(line)
-        if v == "lightning" and v not in TARGETS_US:
-            pass
-    verdict = []
-    for v, limit in TARGETS_US.items():
-        if v in med and raw is not None:
-            over = med[v] - raw
-            verdict.append(f"{v}: {over:.1f} us over raw (target {limit:g}) {'OK' if over <= limit else 'MISSED'}")
-    if verdict:
-        lines += ["", "targets: " + "; ".join(verdict)]
-    if pl_over:
-        lines.append(
-            f"Lightning overhead {pl_over:.1f} us/step; lightcycle Trainer overhead is "
-            f"{pl_over / max(med.get('trainer', raw) - raw, 1e-9):.0f}x smaller"
-            if "trainer" in med and raw is not None
-            else ""
-        )
-    lines.append("(g) checked mode runs the transitions machine in lockstep: for tests only, not a target.")
-    return "\n".join(lines)
+        line = f"{LABELS[v]:<48}{med(v):9.1f}{over:10.1f}{med(v) / raw:7.3f}{vs_pl}"
+        if paired:
+            line += f"{med(v, 'paired_over_us'):8.1f}{med(v, 'paired_cpu_over_us'):7.1f}"
+        line += f"{target}{med(v, 'maxrss_mib'):9.0f}"
+        return line + (f"{med(v, 'cuda_peak_mib'):10.2f}" if cuda else "")
+
+    lines += [row(v) for v in ALL_VARIANTS if v in results and v != "checked"]
+    if "checked" in results:
+        lines += ["", "tests only (the transitions machine in lockstep; not a target):", row("checked")]
+    for key, what in (("us_per_step", "over raw"), ("paired_over_us", "paired")):
+        if key == "paired_over_us" and not paired:
+            continue
+        verdict = []
+        for v, limit in TARGETS_US.items():
+            if v in results:
+                over = med(v, key) - (raw if key == "us_per_step" else 0.0)
+                verdict.append(f"{v} {over:+.1f} us (<= {limit:g}: {'met' if over <= limit else 'MISSED'})")
+        if verdict:
+            lines.append(f"targets, {what}: " + "; ".join(verdict))
+    for other in ("lightning", "ignite"):
+        if other in results and "trainer" in results:
+            key = "paired_over_us" if paired else "us_per_step"
+            base = 0.0 if paired else raw
+            o, t = med(other, key) - base, med("trainer", key) - base
+            lines.append(
+                f"{other} overhead {o:.1f} us/step, lightcycle Trainer {t:.1f} us/step"
+                f" ({'paired' if paired else 'over raw'}): {o / t:.1f}x"
+            )
+    return "\n".join(line for line in lines if line is not None)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -451,11 +529,14 @@ def main(argv: list[str] | None = None) -> None:
         "--variants", nargs="+", choices=ALL_VARIANTS, default=None, help="default: all that are installed"
     )
     parser.add_argument("--block", type=int, default=100, help="steps per timing block")
+    parser.add_argument(
+        "--no-paired", action="store_true", help="no raw-loop blocks between the variant's blocks (see _Clock)"
+    )
     parser.add_argument("--json", help="also write the raw measurements to this file")
     parser.add_argument("--child", choices=ALL_VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.steps, args.warmup, args.device, args.block)))
+        print(json.dumps(child(args.child, args.steps, args.warmup, args.device, args.block, not args.no_paired)))
         return
     variants = [v for v in (args.variants or ALL_VARIANTS) if available(v)]
     if "raw" not in variants:
