@@ -59,8 +59,6 @@ def _args(named: dict[str, Any]) -> dict[str, Any]:
             continue
         if key == "checkpoint" and isinstance(value, dict):
             out[key] = checkpoint_summary(value)
-        elif key in ("batch", "optimizer", "optimizer_closure", "scheduler", "loss", "device"):
-            out[key] = jsonable(value)
         else:
             out[key] = jsonable(value)
     return out

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import attrs
+
 from lightcycle.errors import LifecycleError
 from lightcycle.orchestrator import dispatch as d
 from lightcycle.orchestrator.state import TrainerStatus
@@ -224,8 +226,6 @@ class LifecycleDriver:
 
             return observed
 
-        import attrs
-
         return attrs.evolve(op, fns=tuple(wrap(f) for f in op.fns))
 
     # ------------------------------------------------------------------ state
@@ -337,7 +337,9 @@ class LifecycleDriver:
                 if op.kwargs:
                     kw = {k: args[i] for k, i in op.kwargs}
                     for fn in op.fns:
-                        result = fn(*a, **kw) if kind == _RETURN else (fn(*a, **kw), result)[1]
+                        value = fn(*a, **kw)
+                        if kind == _RETURN:
+                            result = value
                 elif kind == _CALL:
                     for fn in op.fns:
                         fn(*a)
