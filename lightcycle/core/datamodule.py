@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from lightcycle.orchestrator.trainer import Trainer
 
 _BLOCKING_DEVICE_TYPES = ("cpu", "mps")
+_Tensor = torch.Tensor
 
 
 def apply_to_collection(data: Any, is_leaf: Callable[[Any], bool], fn: Callable[[Any], Any]) -> Any:
@@ -91,14 +92,33 @@ def move_data_to_device(batch: Any, device: torch.device | str | int) -> Any:
         The same structure with its contents on ``device``.
     """
     target = torch.device(device) if isinstance(device, str) else device
+    non_blocking = isinstance(target, torch.device) and target.type not in _BLOCKING_DEVICE_TYPES
+    # Fast path for what collate functions return: a tensor, or a flat list, tuple or dict
+    # of tensors. Exact type checks, so subclasses, namedtuples and anything else take the
+    # general walk below, which gives the same result for these shapes.
+    kind = type(batch)
+    if kind is _Tensor:
+        return batch.to(target, non_blocking=True) if non_blocking else batch.to(target)
+    if kind is list or kind is tuple:
+        moved: list[Any] = []
+        for item in batch:
+            if type(item) is not _Tensor:
+                break
+            moved.append(item.to(target, non_blocking=True) if non_blocking else item.to(target))
+        else:
+            return moved if kind is list else tuple(moved)
+    elif kind is dict:
+        mapped: dict[Any, Any] = {}
+        for key, item in batch.items():
+            if type(item) is not _Tensor:
+                break
+            mapped[key] = item.to(target, non_blocking=True) if non_blocking else item.to(target)
+        else:
+            return mapped
 
     def move(data: Any) -> Any:
         kwargs: dict[str, Any] = {}
-        if (
-            isinstance(data, torch.Tensor)
-            and isinstance(target, torch.device)
-            and target.type not in _BLOCKING_DEVICE_TYPES
-        ):
+        if non_blocking and isinstance(data, torch.Tensor):
             kwargs["non_blocking"] = True
         moved = data.to(target, **kwargs)
         return data if moved is None else moved

@@ -690,6 +690,28 @@ def test_transfer_batch_to_device_nested_matches_lightning() -> None:
     assert ours["custom"].seen == {"device": torch.device("meta")}  # non-tensors get no non_blocking
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: torch.ones(2),
+        lambda: [torch.ones(2), torch.zeros(1)],
+        lambda: (torch.ones(2), torch.zeros(1)),
+        lambda: {"x": torch.ones(2), "y": torch.zeros(1)},
+        lambda: [torch.ones(2), "label"],  # a flat collection that leaves the fast path half-way
+        lambda: {"x": torch.ones(2), "meta": {"id": 3}},
+        lambda: [],
+        lambda: {},
+    ],
+    ids=["tensor", "list", "tuple", "dict", "list-mixed", "dict-mixed", "empty-list", "empty-dict"],
+)
+def test_transfer_flat_batches_match_lightning(make: Any) -> None:
+    # the exact-type fast path for what collate functions return must give Lightning's result
+    ours = move_data_to_device(make(), torch.device("meta"))
+    theirs = pl_move_data_to_device(make(), torch.device("meta"))
+    assert _leaves(ours) == _leaves(theirs)
+    assert type(ours) is type(theirs)
+
+
 def test_transfer_is_non_blocking_only_for_accelerators() -> None:
     seen: list[dict[str, Any]] = []
 
