@@ -206,7 +206,8 @@ def test_no_base_noop_hook_is_entered_during_a_fit() -> None:
     entered: list[str] = []
     hook_calls = 0
     module_hooks = ("transfer_batch_to_device", "optimizer_step", "optimizer_zero_grad", "backward")
-    called = {getattr(L.LightningModule, n).__code__ for n in (*module_hooks, "configure_gradient_clipping")}
+    called = {getattr(L.LightningModule, n).__code__ for n in module_hooks}
+    clipping = L.LightningModule.configure_gradient_clipping.__code__
     called |= {_Model.training_step.__code__, _TwoHooks.on_before_backward.__code__}
     called.add(_TwoHooks.on_train_batch_end.__code__)
 
@@ -216,6 +217,8 @@ def test_no_base_noop_hook_is_entered_during_a_fit() -> None:
             name = codes.get(frame.f_code)
             if name is not None:
                 entered.append(name)
+            elif frame.f_code is clipping:
+                entered.append("LightningModule.configure_gradient_clipping")
             elif frame.f_code in called:
                 hook_calls += 1
 
@@ -234,8 +237,8 @@ def test_no_base_noop_hook_is_entered_during_a_fit() -> None:
         sys.setprofile(None)
     assert trainer.global_step == 10
     assert entered == []
-    # per batch: the six module hooks of the first test, plus _TwoHooks' two
-    assert hook_calls == 10 * 8
+    # per batch: the five module hooks of the first test, plus _TwoHooks' two
+    assert hook_calls == 10 * 7
     # not vacuous: with an observer, which keeps every module hook, the base ones are entered
     observed = L.Trainer(
         max_epochs=1,
@@ -252,6 +255,62 @@ def test_no_base_noop_hook_is_entered_during_a_fit() -> None:
         sys.setprofile(None)
     assert "LightningModule.on_train_batch_start" in entered
     assert sum(name.endswith(".on_before_batch_transfer") for name in entered) == 5
+    assert entered.count("LightningModule.configure_gradient_clipping") == 5
+
+
+def _clipping_calls(model: L.LightningModule, **trainer_kwargs: Any) -> int:
+    """How many times a fit of 4 steps enters the base ``configure_gradient_clipping``."""
+    code = L.LightningModule.configure_gradient_clipping.__code__
+    calls = 0
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        if event == "call" and frame.f_code is code:
+            calls += 1
+
+    trainer = L.Trainer(
+        max_epochs=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        logger=False,
+        **trainer_kwargs,
+    )
+    sys.setprofile(profile)
+    try:
+        trainer.fit(model, train_dataloaders=_Loader(4))
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_default_gradient_clipping_is_left_out_only_while_it_would_do_nothing() -> None:
+    """``configure_gradient_clipping`` is compiled out when clipping is off and the module
+    keeps both defaults (``clip_gradients`` would return at once); it runs otherwise."""
+    assert _clipping_calls(_Model()) == 0
+    assert _clipping_calls(_Model(), gradient_clip_val=0) == 0
+    assert _clipping_calls(_Model(), gradient_clip_val=0.5) == 4
+
+    clipped: list[Any] = []
+
+    class OwnClip(_Model):
+        def clip_gradients(
+            self, optimizer: Any, gradient_clip_val: Any = None, gradient_clip_algorithm: Any = None
+        ) -> None:
+            clipped.append(gradient_clip_val)
+
+    assert _clipping_calls(OwnClip()) == 4  # the default hook runs, and calls the override
+    assert clipped == [None] * 4
+
+    class OwnHook(_Model):
+        def configure_gradient_clipping(
+            self, optimizer: Any, gradient_clip_val: Any = None, gradient_clip_algorithm: Any = None
+        ) -> None:
+            clipped.append("hook")
+
+    clipped.clear()
+    _clipping_calls(OwnHook())
+    assert clipped == ["hook"] * 4
 
 
 def test_a_transfer_of_pass_throughs_only_still_hands_the_batch_on() -> None:

@@ -286,6 +286,7 @@ class LoopDriver:
         self.optimizers: list[torch.optim.Optimizer] = []
         self.lr_scheduler_configs: list[LRSchedulerConfig] = []
         self._lightning_optimizers: list[LightningOptimizer] = []
+        self._automatic_step: steps.AutomaticStep | None = None
         self.loggers: list[Any] = []
         self.accumulate_grad_batches = accumulate_grad_batches
         self.gradient_clip_val = gradient_clip_val
@@ -753,19 +754,17 @@ class LoopDriver:
         n = self.accumulate_grad_batches
         if step is None:
             step = (batch_idx + 1) % n == 0
-        return steps.automatic_step(
-            self._fire,
-            self.fit_loop,
-            batch,
-            batch_idx,
-            self.current_epoch,
-            self.optimizers[0],
-            self._lightning_optimizers[0],
-            accumulate=n,
-            zero_grad=batch_idx % n == 0,
-            step=step,
-            warn=self._warn_once,
-        )
+        auto = self._automatic_step
+        if auto is None or auto.lightning_optimizer is not self._lightning_optimizers[0] or auto.accumulate != n:
+            auto = self._automatic_step = steps.AutomaticStep(
+                self._fire,
+                self.fit_loop,
+                self.optimizers[0],
+                self._lightning_optimizers[0],
+                accumulate=n,
+                warn=self._warn_once,
+            )
+        return auto(batch, batch_idx, self.current_epoch, batch_idx % n == 0, step)
 
     def backward(self, loss: torch.Tensor) -> None:
         """``on_before_backward``, the module's ``backward`` (``loss.backward()``), ``on_after_backward``.

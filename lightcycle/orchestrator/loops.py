@@ -141,6 +141,11 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
     device = t._cfg.device
     module = t.lightning_module
     assert module is not None
+    # Per-epoch constants of the batch loop, read once: the events (module attributes) and
+    # the automatic-optimization step for the first optimizer (built at its first use).
+    transfer, batch_start, batch_end = ev.TRAIN_BATCH_TRANSFER, ev.TRAIN_BATCH_START, ev.TRAIN_BATCH_END
+    accumulate = t._cfg.accumulate_grad_batches
+    automatic_step: steps.AutomaticStep | None = None
     while not _epoch_done(t):
         try:
             batch_idx, batch = next(batches)
@@ -148,25 +153,37 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
             break
         loop.is_last_batch = batches.done
         loop.batch_idx = batch_idx
-        batch = fire(ev.TRAIN_BATCH_TRANSFER, batch, device, 0)
+        batch = fire(transfer, batch, device, 0)
         loop.batches_ready += 1
         loop.total_batch_idx += 1
         results.start_batch("train", None, batch)
-        if fire(ev.TRAIN_BATCH_START, batch, batch_idx) == -1:
+        if fire(batch_start, batch, batch_idx) == -1:
             loop.is_last_batch = True
             fire(ev.SKIP_REST_OF_EPOCH)
             _update_schedulers(t, "step", plateau=False)
             if _ready_reached(t):
                 _update_schedulers(t, "epoch", plateau=False)
             break
-        automatic = module.automatic_optimization
-        outputs = _automatic_batch(t, batch, batch_idx) if automatic else _manual_batch(t, batch, batch_idx)
+        if module.automatic_optimization:
+            if automatic_step is None:
+                automatic_step = _automatic_step(t)
+            outputs = automatic_step(
+                batch,
+                batch_idx,
+                loop.epochs_completed,  # current_epoch
+                batch_idx % accumulate == 0,
+                accumulate == 1 or not _should_accumulate(t),
+            )
+        else:
+            outputs = _manual_batch(t, batch, batch_idx)
         if t.lr_scheduler_configs:  # (both calls return at once without schedulers)
             _update_schedulers(t, "step", plateau=False)
             if _ready_reached(t):
                 _update_schedulers(t, "epoch", plateau=False)
-        fire(ev.TRAIN_BATCH_END, outputs, batch, batch_idx)
-        t._log_step(results.end_batch("train"))
+        fire(batch_end, outputs, batch, batch_idx)
+        metrics = results.end_batch("train")
+        if metrics:
+            t._log_step(metrics)
         _after_batch(t, validate=True)
     # fit loop on_advance_end
     loop.epochs_processed += 1
@@ -281,19 +298,14 @@ def _update_schedulers(t: Trainer, interval: str, plateau: bool) -> None:
 # --------------------------------------------------------------------------- one training batch
 
 
-def _automatic_batch(t: Trainer, batch: Any, batch_idx: int) -> dict[str, Any]:
-    """Automatic optimization of one batch: the shared :func:`steps.automatic_step`."""
-    return steps.automatic_step(
+def _automatic_step(t: Trainer) -> steps.AutomaticStep:
+    """Automatic optimization with the first optimizer: the shared :class:`steps.AutomaticStep`."""
+    return steps.AutomaticStep(
         t._driver.fire,
         t.fit_loop,
-        batch,
-        batch_idx,
-        t.current_epoch,
         t.optimizers[0],
         t._lightning_optimizers[0],
         accumulate=t._cfg.accumulate_grad_batches,
-        zero_grad=batch_idx % t._cfg.accumulate_grad_batches == 0,
-        step=not _should_accumulate(t),
         warn=t._warn_once,
     )
 

@@ -22,6 +22,7 @@ from lightcycle.states import declaration as ev
 
 Fire = Callable[..., Any]
 
+_NO_EXTRA: dict[str, Any] = {}  # shared, never mutated: a tensor output has no extra keys
 NO_LOSS_WARNING = "`training_step` returned `None`. The backward pass and the optimizer's gradients are skipped."
 
 
@@ -36,9 +37,9 @@ def split_output(output: Any, normalize: int) -> tuple[torch.Tensor | None, dict
         MisconfigurationException: a dict without ``"loss"``, or another type.
     """
     if output is None:
-        return None, {}
+        return None, _NO_EXTRA
     if isinstance(output, torch.Tensor):
-        return output / normalize if normalize > 1 else output, {}
+        return output / normalize if normalize > 1 else output, _NO_EXTRA
     if isinstance(output, dict):
         if "loss" not in output:
             raise MisconfigurationException(
@@ -76,76 +77,123 @@ def manual_outputs(output: Any) -> dict[str, Any]:
     )
 
 
-def automatic_step(
-    fire: Fire,
-    progress: Any,
-    batch: Any,
-    batch_idx: int,
-    epoch: int,
-    optimizer: Any,
-    lightning_optimizer: Any,
-    *,
-    accumulate: int,
-    zero_grad: bool,
-    step: bool,
-    warn: Callable[[str], None],
-) -> dict[str, Any]:
-    """One batch of automatic optimization (Lightning's ``_AutomaticOptimization.run``).
+class AutomaticStep:
+    """Automatic optimization of one batch (Lightning's ``_AutomaticOptimization.run``).
 
-    When ``step`` is true, ``optimizer_step`` fires with a closure that runs
-    ``training_step``, ``zero_grad`` (when ``zero_grad``) and ``backward``; the wrapped
-    optimizer fires ``before_optimizer_step`` after the closure; then
-    ``optimizer_step_end`` fires and ``progress.global_step`` advances. Otherwise (an
-    accumulating micro-batch) the closure runs on its own.
+    Built once per run for one optimizer and called once per batch. When the batch steps,
+    ``optimizer_step`` fires with :attr:`closure`, which runs ``training_step``,
+    ``zero_grad`` (first micro-batch of a window) and ``backward``; the wrapped optimizer
+    fires ``before_optimizer_step`` after the closure; then ``optimizer_step_end`` fires
+    and ``progress.global_step`` advances. An accumulating micro-batch runs the closure on
+    its own.
+
+    The closure is one bound method reused for every batch (its inputs are set on the
+    object first), so a batch allocates no closure and no result holder.
 
     Args:
         fire: the lifecycle driver's ``fire``.
         progress: has a ``global_step`` counter (``FitLoopProgress``).
-        batch: the batch, already on the device.
-        batch_idx: its index in the epoch.
-        epoch: ``current_epoch``, passed to ``optimizer_step`` / ``optimizer_zero_grad``.
         optimizer: the torch optimizer (passed to the zero-grad hooks).
         lightning_optimizer: its :class:`LightningOptimizer` (passed to ``optimizer_step``).
         accumulate: micro-batches per optimizer step (the loss is divided by it).
-        zero_grad: clear gradients in this batch (first micro-batch of a window).
-        step: step the optimizer after this batch.
         warn: called once with :data:`NO_LOSS_WARNING` when the step returns ``None``.
-
-    Returns:
-        ``{"loss": detached loss, **extra keys}``, or ``{}`` when the step returned ``None``.
-
-    Raises:
-        MisconfigurationException: the module's ``optimizer_step`` did not run the closure.
     """
-    result: list[Any] = []
 
-    def closure() -> torch.Tensor | None:
-        loss, extra = split_output(fire(ev.TRAINING_STEP, batch, batch_idx), accumulate)
+    __slots__ = (
+        "_batch",
+        "_batch_idx",
+        "_epoch",
+        "_ran",
+        "_zero_grad",
+        "accumulate",
+        "closure",
+        "extra",
+        "fire",
+        "lightning_optimizer",
+        "loss",
+        "optimizer",
+        "progress",
+        "warn",
+    )
+
+    def __init__(
+        self,
+        fire: Fire,
+        progress: Any,
+        optimizer: Any,
+        lightning_optimizer: Any,
+        *,
+        accumulate: int,
+        warn: Callable[[str], None],
+    ) -> None:
+        self.fire = fire
+        self.progress = progress
+        self.optimizer = optimizer
+        self.lightning_optimizer = lightning_optimizer
+        self.accumulate = accumulate
+        self.warn = warn
+        self.closure: Callable[[], torch.Tensor | None] = self._closure
+        self._batch: Any = None
+        self._batch_idx = 0
+        self._epoch = 0
+        self._zero_grad = True
+        self._ran = False
+        self.loss: torch.Tensor | None = None
+        self.extra: dict[str, Any] = _NO_EXTRA
+
+    def _closure(self) -> torch.Tensor | None:
+        fire = self.fire
+        loss, extra = split_output(fire(ev.TRAINING_STEP, self._batch, self._batch_idx), self.accumulate)
         if loss is None:
-            warn(NO_LOSS_WARNING)
-        if zero_grad:
-            fire(ev.ZERO_GRAD, epoch, batch_idx, optimizer)
+            self.warn(NO_LOSS_WARNING)
+        if self._zero_grad:
+            fire(ev.ZERO_GRAD, self._epoch, self._batch_idx, self.optimizer)
         if loss is not None:
             fire(ev.BACKWARD, loss)
-        result[:] = [loss, extra]
+        self.loss = loss
+        self.extra = extra
+        self._ran = True
         return loss
 
-    if not step:
-        closure()
-    else:
-        fire(ev.OPTIMIZER_STEP, epoch, batch_idx, lightning_optimizer, closure)
-        if not result:
-            raise MisconfigurationException(
-                "The closure passed to `optimizer_step` was not executed. Call "
-                "`optimizer.step(closure=optimizer_closure)` (or run `optimizer_closure()`) in your "
-                "`optimizer_step` override."
-            )
-        fire(ev.OPTIMIZER_STEP_END)
-        progress.global_step += 1
-    loss, extra = result
-    if loss is None:
-        return {}
-    return {"loss": loss.detach().clone(), **extra}
+    def __call__(self, batch: Any, batch_idx: int, epoch: int, zero_grad: bool, step: bool) -> dict[str, Any]:
+        """Run one batch.
+
+        Args:
+            batch: the batch, already on the device.
+            batch_idx: its index in the epoch.
+            epoch: ``current_epoch``, passed to ``optimizer_step`` / ``optimizer_zero_grad``.
+            zero_grad: clear gradients in this batch (first micro-batch of a window).
+            step: step the optimizer after this batch.
+
+        Returns:
+            ``{"loss": detached loss, **extra keys}``, or ``{}`` when the step returned ``None``.
+
+        Raises:
+            MisconfigurationException: the module's ``optimizer_step`` did not run the closure.
+        """
+        self._batch = batch
+        self._batch_idx = batch_idx
+        self._epoch = epoch
+        self._zero_grad = zero_grad
+        self._ran = False
+        if not step:
+            self._closure()
+        else:
+            fire = self.fire
+            fire(ev.OPTIMIZER_STEP, epoch, batch_idx, self.lightning_optimizer, self.closure)
+            if not self._ran:
+                raise MisconfigurationException(
+                    "The closure passed to `optimizer_step` was not executed. Call "
+                    "`optimizer.step(closure=optimizer_closure)` (or run `optimizer_closure()`) in your "
+                    "`optimizer_step` override."
+                )
+            fire(ev.OPTIMIZER_STEP_END)
+            self.progress.global_step += 1
+        loss, extra = self.loss, self.extra
+        self._batch = self.loss = None  # hold neither the batch nor the graph's output between batches
+        if loss is None:
+            return {}
+        return {"loss": loss.detach().clone(), **extra} if extra else {"loss": loss.detach().clone()}
 
 
 def wrap_optimizers(

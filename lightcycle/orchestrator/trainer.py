@@ -480,7 +480,29 @@ class Trainer:
         self._eval_loaders = {}
 
     def _skip_hooks(self) -> frozenset[str]:
-        return frozenset(f"{kind}_dataloader" for kind in self._explicit)
+        skip = {f"{kind}_dataloader" for kind in self._explicit}
+        if self._clipping_is_noop():
+            skip.add("configure_gradient_clipping")
+        return frozenset(skip)
+
+    def _clipping_is_noop(self) -> bool:
+        """Whether ``configure_gradient_clipping`` would do nothing in this run.
+
+        True when clipping is off in the Trainer and the module keeps the default
+        ``configure_gradient_clipping`` and ``clip_gradients``: the call would only read
+        the Trainer's settings, already checked when it was built. Left in when a callback
+        records module hooks (``HookRecorder``), so that traces show every call Lightning makes.
+        """
+        from lightcycle.core.module import LightningModule
+
+        module = self.lightning_module
+        if module is None or self._cfg.gradient_clip_val:
+            return False
+        if any(callable(getattr(cb, "record_hook", None)) for cb in self.callbacks):
+            return False
+        return not is_overridden("configure_gradient_clipping", module, LightningModule) and not is_overridden(
+            "clip_gradients", module, LightningModule
+        )
 
     def _run(self, body: Any) -> Any:
         self.state.status = TrainerStatus.RUNNING
