@@ -144,19 +144,22 @@ class LightningOptimizer:
         """
         if closure is None:
             self._on_before_step()
-            output = self._optimizer.step(**kwargs)
+            output = self._optimizer.step(**kwargs) if kwargs else self._optimizer.step()
         elif not callable(closure):
             raise MisconfigurationException("When `optimizer.step(closure)` is called, the closure should be callable")
         else:
             user_closure = closure
+            on_before_step = self._on_before_step
 
             def wrapped_closure() -> Any:
                 result = user_closure()
-                self._on_before_step()
+                on_before_step()
                 return result
 
-            output = self._optimizer.step(closure=wrapped_closure, **kwargs)
-        self._on_after_step()
+            step = self._optimizer.step
+            output = step(closure=wrapped_closure, **kwargs) if kwargs else step(closure=wrapped_closure)
+        if self._on_after_step is not _do_nothing:  # (manual optimization counts its steps here)
+            self._on_after_step()
         return output
 
     @contextmanager

@@ -796,7 +796,10 @@ class LoopDriver:
             outputs: a loss tensor (callbacks receive ``{"loss": loss.detach()}``, as
                 from the Trainer), a dict (passed as is), or ``None`` (``{}``).
         """
-        if type(outputs) is not dict:
+        kind = type(outputs)
+        if kind is torch.Tensor:  # the common case, inlined: steps.manual_outputs's first branch
+            outputs = {"loss": outputs.detach()}
+        elif kind is not dict:
             outputs = steps.manual_outputs(outputs)
         self._fire(_TRAIN_END, outputs, self._batch, self._batch_idx)
         self._results.end_batch("train")

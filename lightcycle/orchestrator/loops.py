@@ -223,9 +223,9 @@ def _training_done(t: Trainer) -> bool:
 def _epoch_done(t: Trainer) -> bool:
     # ``_training_done`` inlined: this runs before every batch
     max_steps = t._cfg.max_steps
-    if max_steps != -1 and t.global_step >= max_steps:
-        return True
     loop = t.fit_loop
+    if max_steps != -1 and loop.global_step >= max_steps:  # (trainer.global_step, without the property)
+        return True
     if loop.batches_ready == t.num_training_batches or loop.is_last_batch:
         return True
     if t.should_stop:
