@@ -182,10 +182,11 @@ class AutomaticStep:
             fire = self.fire
             fire(ev.OPTIMIZER_STEP, epoch, batch_idx, self.lightning_optimizer, self.closure)
             if not self._ran:
+                self.progress.global_step += 1  # Lightning counts the step before it finds the closure unused
                 raise MisconfigurationException(
                     "The closure passed to `optimizer_step` was not executed. Call "
                     "`optimizer.step(closure=optimizer_closure)` (or run `optimizer_closure()`) in your "
-                    "`optimizer_step` override."
+                    "`optimizer_step` override; an optimizer whose `step` takes a closure must call it."
                 )
             fire(ev.OPTIMIZER_STEP_END)
             self.progress.global_step += 1
