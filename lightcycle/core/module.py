@@ -27,6 +27,7 @@ from lightcycle.core.hparams import (
     load_hparams_from_yaml,
     restricted_classmethod,
 )
+from lightcycle.core.logging import check_logging_allowed
 from lightcycle.core.optim import LightningOptimizer, _iter_params
 from lightcycle.errors import MisconfigurationException
 
@@ -542,8 +543,6 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
             raise MisconfigurationException(
                 "You are trying to `self.log()` but it is not managed by the `Trainer` control flow"
             )
-        from lightcycle.core.logging import check_logging_allowed
-
         on_step, on_epoch = check_logging_allowed(fx_name, on_step, on_epoch)
         if add_dataloader_idx and "/dataloader_idx_" in name:
             raise MisconfigurationException(
@@ -555,7 +554,7 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
             raise MisconfigurationException(
                 "You are trying to `self.log()` but it is not managed by the `Trainer` control flow"
             )
-        if isinstance(value, numbers.Number) and not isinstance(value, (int, float)):
+        if not isinstance(value, Tensor) and isinstance(value, numbers.Number) and not isinstance(value, (int, float)):
             value = float(value)  # type: ignore[arg-type]  # e.g. numpy scalars
         if logger and getattr(trainer, "logger", None) is None:
             warnings.warn(
@@ -635,6 +634,8 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
     @staticmethod
     def _check_loggable(name: str, value: Any) -> None:
         # ValueError (not TypeError) throughout, as Lightning raises, so `except` clauses keep matching.
+        if isinstance(value, Tensor):  # the common case first: the checks below are abc (slow) isinstance calls
+            return
         if isinstance(value, Mapping):
             raise ValueError(
                 f"`self.log({name}, {value})` was called, but dictionaries cannot be logged with `self.log`;"
