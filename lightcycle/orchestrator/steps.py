@@ -143,7 +143,11 @@ class AutomaticStep:
 
     def _closure(self) -> torch.Tensor | None:
         fire = self.fire
-        loss, extra = split_output(fire(ev.TRAINING_STEP, self._batch, self._batch_idx), self.accumulate)
+        output = fire(ev.TRAINING_STEP, self._batch, self._batch_idx)
+        if type(output) is torch.Tensor and self.accumulate == 1:  # the common case of split_output, inlined
+            loss, extra = output, _NO_EXTRA
+        else:
+            loss, extra = split_output(output, self.accumulate)
         if loss is None:
             self.warn(NO_LOSS_WARNING)
         if self._zero_grad:

@@ -1,0 +1,172 @@
+"""Per-step instructions and cache misses of each variant, counted by valgrind's cachegrind.
+
+Wall-clock overhead on a shared 2-core machine moves by several µs between runs
+(``overhead.py`` pairs raw-loop blocks to survive that, and still has a few µs of noise).
+This script measures what the CPU is asked to do instead, which does not depend on load:
+each variant of ``overhead.py`` runs under ``valgrind --tool=cachegrind --cache-sim=yes``
+twice, for ``N`` and ``3N`` training steps; the difference of the two runs divided by
+``2N`` is the cost of one step, with imports, setup and teardown cancelled out. Reported
+per step: instructions executed (``Ir``), first-level instruction-cache misses (``I1mr``)
+and first-level data-cache read misses (``D1mr``), and the same minus the raw loop's.
+
+Why cache misses: in the training loop the CPU's caches are full of torch's code and data,
+so the orchestrator's Python runs cold. Its time per step follows its instruction-cache
+misses more than its instruction count (an extra function call costs about three times
+more inside the loop than in a micro-benchmark), so a change that executes fewer distinct
+functions helps more than one that executes fewer instructions.
+
+Figures are counts from a simulated cache (cachegrind's model of this machine's L1), not
+time; read them as "what changed", side by side with ``overhead.py``'s µs. BLAS and OpenMP
+thread pools are kept to one thread (``OMP_NUM_THREADS=1`` and friends) so that no idle
+worker's spin loop is counted.
+
+Usage::
+
+    python benchmarks/instructions.py                          # raw, trainer, callbacks, driver, log
+    python benchmarks/instructions.py --variants raw trainer --steps 200
+    python benchmarks/instructions.py --jobs 1                 # one valgrind at a time
+
+Needs ``valgrind`` on the PATH (``apt-get install valgrind``). Each run takes 1-2 minutes
+(importing torch under valgrind dominates); ``--jobs`` runs several at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_VARIANTS = ("raw", "trainer", "callbacks", "driver", "log")
+EVENTS = ("Ir", "I1mr", "D1mr")
+_SINGLE_THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+}
+
+_CHILD = """
+import sys
+sys.path.insert(0, {here!r})
+import warnings
+warnings.filterwarnings("ignore")
+import torch
+torch.set_num_threads(1)
+torch.manual_seed(0)
+import overhead
+
+class Clock:
+    def tick(self):
+        pass
+
+overhead.RUNNERS[{variant!r}](Clock(), {steps}, "cpu")
+"""
+
+
+def totals(path: Path) -> dict[str, int]:
+    """Sum every event over all functions of a cachegrind output file.
+
+    Args:
+        path: a ``cachegrind.out`` file.
+
+    Returns:
+        Event name to total count (the events of :data:`EVENTS` that the file has).
+    """
+    names: list[str] = []
+    sums: dict[str, int] = {}
+    with path.open() as f:
+        for line in f:
+            if line.startswith("events:"):
+                names = line.split()[1:]
+                sums = dict.fromkeys(names, 0)
+            elif line[:1].isdigit():
+                parts = line.split()
+                for name, value in zip(names, parts[1:], strict=False):
+                    sums[name] += int(value)
+    return {e: sums[e] for e in EVENTS if e in sums}
+
+
+def run_once(variant: str, steps: int, workdir: Path) -> dict[str, int]:
+    """One cachegrind run of ``variant`` for ``steps`` training steps.
+
+    Args:
+        variant: a key of ``overhead.RUNNERS``.
+        steps: batches to train.
+        workdir: where the output file goes.
+
+    Returns:
+        The event totals of the run.
+
+    Raises:
+        RuntimeError: valgrind or the child failed (its output is in the message).
+    """
+    out = workdir / f"cg.{variant}.{steps}"
+    code = _CHILD.format(here=str(HERE), variant=variant, steps=steps)
+    env = {**os.environ, **_SINGLE_THREAD_ENV}
+    proc = subprocess.run(
+        [
+            "valgrind",
+            "--tool=cachegrind",
+            "--cache-sim=yes",
+            f"--cachegrind-out-file={out}",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0 or not out.exists():
+        raise RuntimeError(f"{variant} ({steps} steps) failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return totals(out)
+
+
+def per_step(variant: str, steps: int, workdir: Path, jobs: int) -> dict[str, float]:
+    """Events per training step: (run of 3N steps - run of N steps) / 2N."""
+    with ThreadPoolExecutor(max_workers=max(1, min(2, jobs))) as pool:
+        short_f = pool.submit(run_once, variant, steps, workdir)
+        long_f = pool.submit(run_once, variant, 3 * steps, workdir)
+        short, long = short_f.result(), long_f.result()
+    return {e: (long[e] - short[e]) / (2 * steps) for e in short}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), help="overhead.py variants")
+    parser.add_argument("--steps", type=int, default=100, help="N: the runs train N and 3N steps")
+    parser.add_argument("--jobs", type=int, default=2, help="valgrind runs at once")
+    args = parser.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed: apt-get install valgrind")
+    variants = list(args.variants)
+    if "raw" not in variants:
+        variants.insert(0, "raw")
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        results: dict[str, dict[str, float]] = {}
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs // 2)) as pool:
+            futures = {v: pool.submit(per_step, v, args.steps, workdir, args.jobs) for v in variants}
+            for v in variants:
+                results[v] = futures[v].result()
+                print(f"counted {v}", file=sys.stderr, flush=True)
+    raw = results["raw"]
+    print(f"per training step, from cachegrind runs of {args.steps} and {3 * args.steps} steps (Python {sys.version.split()[0]})")
+    print(f"{'variant':<12}{'Ir':>12}{'I1mr':>10}{'D1mr':>10}   {'+Ir':>10}{'+I1mr':>9}{'+D1mr':>9}  (over raw)")
+    for v in variants:
+        r = results[v]
+        print(
+            f"{v:<12}{r['Ir']:>12,.0f}{r['I1mr']:>10,.0f}{r['D1mr']:>10,.0f}   "
+            f"{r['Ir'] - raw['Ir']:>+10,.0f}{r['I1mr'] - raw['I1mr']:>+9,.0f}{r['D1mr'] - raw['D1mr']:>+9,.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
