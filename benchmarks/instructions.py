@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> None:
                 results[v] = futures[v].result()
                 print(f"counted {v}", file=sys.stderr, flush=True)
     raw = results["raw"]
-    print(f"per training step, from cachegrind runs of {args.steps} and {3 * args.steps} steps (Python {sys.version.split()[0]})")
+    python = sys.version.split()[0]
+    print(f"per training step, from cachegrind runs of {args.steps} and {3 * args.steps} steps (Python {python})")
     print(f"{'variant':<12}{'Ir':>12}{'I1mr':>10}{'D1mr':>10}   {'+Ir':>10}{'+I1mr':>9}{'+D1mr':>9}  (over raw)")
     for v in variants:
         r = results[v]
