@@ -125,16 +125,21 @@ class LifecycleDriver:
         self.lifecycle = lifecycle
         self.trainer = trainer
         self._trainer_state = trainer.state
-        self._state = self.table.initial
         self._rows: list[dict[Trigger, _Step]] = []
         # the same rows keyed by ``id(trigger)`` (the table's trigger objects): an int hash
         # instead of the attrs ``__hash__`` of a Trigger on every fire
         self._id_rows: list[dict[int, _Step]] = []
+        # The current state *is* its row: ``fire`` moves by replacing ``_ids`` and nothing
+        # else; the state's index is looked up from the row when asked (``_state``).
         self._ids: dict[int, _Step] = {}
+        self._row_index: dict[int, int] = {id(self._ids): self.table.initial}
         self._module: Any = None
         self._fx: dict[str, Any] = {}
         self._saved_modes: list[tuple[Any, bool]] = []
         self._checker = _Checker(self.table) if checked else None
+        if checked:
+            # every event takes the checked path; ``fire`` itself stays free of the test
+            self.fire = self._fire_checked  # type: ignore[method-assign]
         self._observers: list[Any] = []
         self._isolated_failures: list[tuple[str, BaseException]] = []
         self.secondary_errors: list[BaseException] = []
@@ -206,9 +211,11 @@ class LifecycleDriver:
         for id_row in id_rows:
             for step in id_row.values():
                 step.after = id_rows[step.dest] if step.dest is not None else None
+        state = self._state
         self._rows = rows
         self._id_rows = id_rows
-        self._ids = id_rows[self._state]
+        self._row_index = {id(row): i for i, row in enumerate(id_rows)}
+        self._ids = id_rows[state]
 
     def _observed(self, op: d.Op) -> d.Op:
         if op.src == "callback" or op.kind == d.ACTION:
@@ -231,6 +238,11 @@ class LifecycleDriver:
     # ------------------------------------------------------------------ state
 
     @property
+    def _state(self) -> int:
+        """Index of the current leaf state (the row ``_ids`` is)."""
+        return self._row_index[id(self._ids)]
+
+    @property
     def state(self) -> str:
         """The current leaf state's path, e.g. ``fit.train.epoch.running``."""
         return self.table.states[self._state]
@@ -245,8 +257,7 @@ class LifecycleDriver:
 
     def reset(self) -> None:
         """Return to the initial state without firing anything (a fresh driver)."""
-        self._state = self.table.initial
-        self._ids = self._id_rows[self._state]
+        self._ids = self._id_rows[self.table.initial]
         if self._checker is not None:
             self._checker = _Checker(self.table)
 
@@ -273,15 +284,14 @@ class LifecycleDriver:
         Raises:
             LifecycleError: the event is not legal in the current state; nothing fired.
         """
-        # Fast path: one dict lookup by identity, no checker. Everything else (a trigger
-        # object equal to but not the table's, an illegal event, checked mode) takes
-        # ``_fire_general``, which does the same with the full checks.
+        # Fast path: one dict lookup by identity. Everything else (a trigger object equal
+        # to but not the table's, an illegal event) takes ``_fire_general``, which does the
+        # same with the full checks; checked mode replaces this method (``__init__``).
         step = self._ids.get(id(trigger))
-        if step is None or self._checker is not None:
+        if step is None:
             return self._fire_general(trigger, args)
         after = step.after
         if after is not None:
-            self._state = step.dest  # type: ignore[assignment]
             self._ids = after
         stage = step.stage
         if stage is not _KEEP:
@@ -302,19 +312,22 @@ class LifecycleDriver:
             return self._run(ops, args)
         return None
 
+    def _fire_checked(self, trigger: Trigger, *args: Any) -> Any:
+        return self._fire_general(trigger, args)
+
     def _fire_general(self, trigger: Trigger, args: tuple[Any, ...]) -> Any:
-        step = self._rows[self._state].get(trigger)
+        source = self._state
+        step = self._rows[source].get(trigger)
         if self._checker is not None:
-            self._checker.legal(trigger, self._state, step)
+            self._checker.legal(trigger, source, step)
         if step is None:
             raise LifecycleError(self.state, trigger.name, self.legal())
         if step.dest is not None:
-            self._state = step.dest
             self._ids = self._id_rows[step.dest]
             if self._checker is not None:
                 self._checker.moved(trigger, step.dest)
         elif self._checker is not None:
-            self._checker.moved(trigger, self._state)
+            self._checker.moved(trigger, source)
         if step.stage is not _KEEP:
             self._trainer_state.stage = step.stage
         if not step.ops:
