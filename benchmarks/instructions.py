@@ -16,15 +16,23 @@ more inside the loop than in a micro-benchmark), so a change that executes fewer
 functions helps more than one that executes fewer instructions.
 
 Figures are counts from a simulated cache (cachegrind's model of this machine's L1), not
-time; read them as "what changed", side by side with ``overhead.py``'s µs. BLAS and OpenMP
-thread pools are kept to one thread (``OMP_NUM_THREADS=1`` and friends) so that no idle
-worker's spin loop is counted.
+time; read them as "what changed", side by side with ``overhead.py``'s µs. To make two runs
+of the same code give the same counts: BLAS and OpenMP thread pools are kept to one thread
+(``OMP_NUM_THREADS=1`` and friends) so that no idle worker's spin loop is counted, hashing is
+seeded (``PYTHONHASHSEED=0``), and the cyclic garbage collector is off during the run (one
+more or one fewer full collection in the longer run moves a per-step figure by tens of
+thousands of instructions).
+
+``--bytecodes`` counts, instead, the Python bytecode instructions executed per step, per
+function, with ``sys.settrace`` opcode events over 50 steps after 20 warm-up steps: exact,
+needs no valgrind, takes seconds, and names the functions that add the most.
 
 Usage::
 
     python benchmarks/instructions.py                          # raw, trainer, callbacks, driver, log
     python benchmarks/instructions.py --variants raw trainer --steps 200
     python benchmarks/instructions.py --jobs 1                 # one valgrind at a time
+    python benchmarks/instructions.py --bytecodes              # Python bytecodes per step, by function
 
 Needs ``valgrind`` on the PATH (``apt-get install valgrind``). Each run takes 1-2 minutes
 (importing torch under valgrind dominates); ``--jobs`` runs several at once.
@@ -33,6 +41,7 @@ Needs ``valgrind`` on the PATH (``apt-get install valgrind``). Each run takes 1-
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -45,6 +54,7 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_VARIANTS = ("raw", "trainer", "callbacks", "driver", "log")
 EVENTS = ("Ir", "I1mr", "D1mr")
 _SINGLE_THREAD_ENV = {
+    "PYTHONHASHSEED": "0",
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
@@ -65,8 +75,56 @@ class Clock:
     def tick(self):
         pass
 
+import gc
+gc.disable()
 overhead.RUNNERS[{variant!r}](Clock(), {steps}, "cpu")
 """
+
+_BYTECODE_CHILD = """
+import collections, json, sys
+sys.path.insert(0, {here!r})
+import warnings
+warnings.filterwarnings("ignore")
+import torch
+torch.set_num_threads(1)
+torch.manual_seed(0)
+import overhead
+
+counts = collections.Counter()
+
+def local(frame, event, arg):
+    if event == "opcode":
+        code = frame.f_code
+        counts[code.co_filename + ":" + str(code.co_firstlineno) + ":" + code.co_name] += 1
+    return local
+
+def tracer(frame, event, arg):
+    frame.f_trace_opcodes = True
+    return local
+
+class Clock:
+    n = 0
+    def tick(self):
+        self.n += 1
+        if self.n == {start}:
+            sys.settrace(tracer)
+            f = sys._getframe(1)
+            while f is not None:  # frames already running (the loops) are traced too
+                f.f_trace = local
+                f.f_trace_opcodes = True
+                f = f.f_back
+        elif self.n == {stop}:
+            sys.settrace(None)
+            f = sys._getframe(1)
+            while f is not None:
+                f.f_trace = None
+                f = f.f_back
+
+overhead.RUNNERS[{variant!r}](Clock(), {total}, "cpu")
+print(json.dumps({{k: v / {steps} for k, v in counts.items()}}))
+"""
+_BYTECODE_WARMUP = 20
+_BYTECODE_STEPS = 50
 
 
 def totals(path: Path) -> dict[str, int]:
@@ -138,17 +196,72 @@ def per_step(variant: str, steps: int, workdir: Path, jobs: int) -> dict[str, fl
     return {e: (long[e] - short[e]) / (2 * steps) for e in short}
 
 
+def bytecodes(variant: str) -> dict[str, float]:
+    """Python bytecode instructions per training step of ``variant``, by function.
+
+    Args:
+        variant: a key of ``overhead.RUNNERS``.
+
+    Returns:
+        ``"file:line:function"`` to instructions executed per step.
+
+    Raises:
+        RuntimeError: the child failed.
+    """
+    start = _BYTECODE_WARMUP
+    stop = start + _BYTECODE_STEPS
+    code = _BYTECODE_CHILD.format(
+        here=str(HERE), variant=variant, start=start, stop=stop, total=stop + 5, steps=_BYTECODE_STEPS
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{variant} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def report_bytecodes(variants: list[str], top: int) -> None:
+    """Print bytecodes per step per variant, and the functions that add the most over raw."""
+    counts = {v: bytecodes(v) for v in variants}
+    raw = counts["raw"]
+    raw_total = sum(raw.values())
+    print(f"Python bytecode instructions per training step ({_BYTECODE_STEPS} steps after {_BYTECODE_WARMUP})")
+    for v in variants:
+        total = sum(counts[v].values())
+        print(f"{v:<12}{total:>10,.0f}   {total - raw_total:>+8,.0f} over raw")
+    for v in variants:
+        if v == "raw":
+            continue
+        extra = {k: n - raw.get(k, 0.0) for k, n in counts[v].items()}
+        print(f"\n{v}: the {top} functions adding the most bytecodes per step")
+        for name, n in sorted(extra.items(), key=lambda kv: -kv[1])[:top]:
+            print(f"  {n:>+8.1f}  {_short(name)}")
+
+
+def _short(name: str) -> str:
+    for marker in ("site-packages/", "lightcycle/", "benchmarks/"):
+        i = name.find(marker)
+        if i >= 0:
+            return name[i:]
+    return name
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), help="overhead.py variants")
     parser.add_argument("--steps", type=int, default=100, help="N: the runs train N and 3N steps")
     parser.add_argument("--jobs", type=int, default=2, help="valgrind runs at once")
+    parser.add_argument("--bytecodes", action="store_true", help="count Python bytecodes instead (no valgrind)")
+    parser.add_argument("--top", type=int, default=12, help="--bytecodes: functions listed per variant")
     args = parser.parse_args(argv)
-    if shutil.which("valgrind") is None:
-        sys.exit("valgrind is not installed: apt-get install valgrind")
     variants = list(args.variants)
     if "raw" not in variants:
         variants.insert(0, "raw")
+    if args.bytecodes:
+        report_bytecodes(variants, args.top)
+        return
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed: apt-get install valgrind (or use --bytecodes)")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         results: dict[str, dict[str, float]] = {}
