@@ -21,7 +21,10 @@ of the same code give the same counts: BLAS and OpenMP thread pools are kept to 
 (``OMP_NUM_THREADS=1`` and friends) so that no idle worker's spin loop is counted, hashing is
 seeded (``PYTHONHASHSEED=0``), and the cyclic garbage collector is off during the run (one
 more or one fewer full collection in the longer run moves a per-step figure by tens of
-thousands of instructions).
+thousands of instructions). What remains varies between runs of the same code (allocator
+state, address layout): on the development machine, within about 15k instructions and 1k
+instruction-cache misses per step at the default ``--steps 100``, so read differences
+smaller than that as noise, or raise ``--steps``.
 
 ``--bytecodes`` counts, instead, the Python bytecode instructions executed per step, per
 function, with ``sys.settrace`` opcode events over 50 steps after 20 warm-up steps: exact,
