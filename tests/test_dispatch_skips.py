@@ -200,6 +200,23 @@ class _Loader:
         return iter(self.batches)
 
 
+def _profiled_fit(profile: Any, model: L.LightningModule, batches: int, **trainer_kwargs: Any) -> L.Trainer:
+    """Fit ``model`` on ``batches`` batches with ``profile`` installed by ``sys.setprofile``."""
+    trainer = L.Trainer(
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        logger=False,
+        **trainer_kwargs,
+    )
+    sys.setprofile(profile)
+    try:
+        trainer.fit(model, train_dataloaders=_Loader(batches))
+    finally:
+        sys.setprofile(None)
+    return trainer
+
+
 def test_no_base_noop_hook_is_entered_during_a_fit() -> None:
     codes = _skippable_codes()
     assert len(codes) > 40  # the callback and module no-op hooks, and the two pass-throughs
@@ -222,37 +239,13 @@ def test_no_base_noop_hook_is_entered_during_a_fit() -> None:
             elif frame.f_code in called:
                 hook_calls += 1
 
-    trainer = L.Trainer(
-        max_epochs=2,
-        callbacks=[_Plain(), _TwoHooks()],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        logger=False,
-    )
-    sys.setprofile(profile)
-    try:
-        trainer.fit(_Model(), train_dataloaders=_Loader(5))
-    finally:
-        sys.setprofile(None)
+    trainer = _profiled_fit(profile, _Model(), 5, max_epochs=2, callbacks=[_Plain(), _TwoHooks()])
     assert trainer.global_step == 10
     assert entered == []
     # per batch: the five module hooks of the first test, plus _TwoHooks' two
     assert hook_calls == 10 * 7
     # not vacuous: with an observer, which keeps every module hook, the base ones are entered
-    observed = L.Trainer(
-        max_epochs=1,
-        callbacks=[HookRecorder()],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        logger=False,
-    )
-    sys.setprofile(profile)
-    try:
-        observed.fit(_Model(), train_dataloaders=_Loader(5))
-    finally:
-        sys.setprofile(None)
+    _profiled_fit(profile, _Model(), 5, max_epochs=1, callbacks=[HookRecorder()])
     assert "LightningModule.on_train_batch_start" in entered
     assert sum(name.endswith(".on_before_batch_transfer") for name in entered) == 5
     assert entered.count("LightningModule.configure_gradient_clipping") == 5
@@ -268,19 +261,7 @@ def _clipping_calls(model: L.LightningModule, **trainer_kwargs: Any) -> int:
         if event == "call" and frame.f_code is code:
             calls += 1
 
-    trainer = L.Trainer(
-        max_epochs=1,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        logger=False,
-        **trainer_kwargs,
-    )
-    sys.setprofile(profile)
-    try:
-        trainer.fit(model, train_dataloaders=_Loader(4))
-    finally:
-        sys.setprofile(None)
+    _profiled_fit(profile, model, 4, max_epochs=1, **trainer_kwargs)
     return calls
 
 
