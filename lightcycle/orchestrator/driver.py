@@ -341,13 +341,6 @@ class LifecycleDriver:
         try:
             for op in ops:
                 kind = op.kind
-                if kind == _CALL and not op.kwargs:  # callback hooks: the common case, tested first
-                    fx[_FX] = op.name
-                    select = op.select
-                    a = args if select is None else select(args)
-                    for fn in op.fns:
-                        fn(*a)
-                    continue
                 if kind == _ACTION:
                     self._actions[op.action]()  # type: ignore[index]
                     continue
@@ -360,6 +353,9 @@ class LifecycleDriver:
                         value = fn(*a, **kw)
                         if kind == _RETURN:
                             result = value
+                elif kind == _CALL:
+                    for fn in op.fns:
+                        fn(*a)
                 elif kind == _RETURN:
                     result = op.fns[0](*a)
                 elif kind == _PIPE:
