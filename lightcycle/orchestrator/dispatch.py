@@ -82,6 +82,9 @@ class Receivers:
             loaders were passed to ``fit`` directly).
         keep_noops: also call module hooks that are base no-ops (when an observer
             records module hooks, so that the trace shows every call Lightning makes).
+        noops: module hooks that the run's settings make do nothing (e.g. the default
+            ``configure_gradient_clipping`` with clipping off): left out like base no-ops,
+            and kept like them when ``keep_noops``.
     """
 
     trainer: Any
@@ -93,6 +96,7 @@ class Receivers:
     datamodule_base: type | None
     skip: frozenset[str] = frozenset()
     keep_noops: bool = False
+    noops: frozenset[str] = frozenset()
 
 
 def _selector(trigger: Trigger, names: tuple[str, ...]) -> Selector:
@@ -194,7 +198,10 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
         else:
             fns = tuple(partial(m, r.trainer, r.module) for _, m in pairs)
     elif hook.target is Target.MODULE:
-        fns = _module_fns(hook, r.module, r.module_base, r.keep_noops)
+        if hook.name in r.noops and not r.keep_noops:
+            fns = ()  # does nothing with this run's settings, and nobody records it
+        else:
+            fns = _module_fns(hook, r.module, r.module_base, r.keep_noops)
     elif hook.target is Target.DATAMODULE:
         fns = _module_fns(hook, r.datamodule, r.datamodule_base, r.keep_noops)
         src = "datamodule"

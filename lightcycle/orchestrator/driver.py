@@ -158,6 +158,7 @@ class LifecycleDriver:
         datamodule: Any = None,
         *,
         skip: frozenset[str] = frozenset(),
+        noops: frozenset[str] = frozenset(),
     ) -> None:
         """Compile every transition's hooks against the objects of a run.
 
@@ -170,6 +171,8 @@ class LifecycleDriver:
             callbacks: the callbacks, in dispatch order.
             datamodule: the datamodule, if any.
             skip: hook names not to call in this run.
+            noops: module hooks this run's settings make do nothing: left out unless an
+                observer records module hooks (as base no-ops are).
         """
         from lightcycle.callbacks.monitoring import is_monitoring
         from lightcycle.core.datamodule import LightningDataModule
@@ -192,6 +195,7 @@ class LifecycleDriver:
             datamodule_base=LightningDataModule,
             skip=skip,
             keep_noops=bool(self._observers),
+            noops=noops,
         )
         compiled: dict[int, tuple[d.Op, ...]] = {}
         rows: list[dict[Trigger, _Step]] = []

@@ -479,26 +479,28 @@ class Trainer:
             self.val_dataloaders = None
         self._eval_loaders = {}
 
-    def _skip_hooks(self) -> frozenset[str]:
-        skip = {f"{kind}_dataloader" for kind in self._explicit}
-        if self._clipping_is_noop():
-            skip.add("configure_gradient_clipping")
-        return frozenset(skip)
+    def _bind(self) -> None:
+        """Compile the run's hooks (at its start and after ``configure_callbacks``)."""
+        self._driver.bind(
+            self.lightning_module,
+            self.callbacks,
+            self.datamodule,
+            skip=frozenset(f"{kind}_dataloader" for kind in self._explicit),
+            noops=frozenset({"configure_gradient_clipping"}) if self._clipping_is_noop() else frozenset(),
+        )
 
     def _clipping_is_noop(self) -> bool:
         """Whether ``configure_gradient_clipping`` would do nothing in this run.
 
         True when clipping is off in the Trainer and the module keeps the default
         ``configure_gradient_clipping`` and ``clip_gradients``: the call would only read
-        the Trainer's settings, already checked when it was built. Left in when a callback
-        records module hooks (``HookRecorder``), so that traces show every call Lightning makes.
+        the Trainer's settings, already checked when it was built. (The driver still calls
+        it when a HookRecorder observes, so that traces show every call Lightning makes.)
         """
         from lightcycle.core.module import LightningModule
 
         module = self.lightning_module
         if module is None or self._cfg.gradient_clip_val:
-            return False
-        if any(callable(getattr(cb, "record_hook", None)) for cb in self.callbacks):
             return False
         return not is_overridden("configure_gradient_clipping", module, LightningModule) and not is_overridden(
             "clip_gradients", module, LightningModule
@@ -509,7 +511,7 @@ class Trainer:
         self.received_sigterm = False
         self._interrupted_from = None
         driver = self._driver
-        driver.bind(self.lightning_module, self.callbacks, self.datamodule, skip=self._skip_hooks())
+        self._bind()
         self._install_sigterm()
         try:
             with driver.guard(teardown=self._teardown_after_exception):
@@ -571,7 +573,7 @@ class Trainer:
             merged = [c for c in self.callbacks if type(c) not in override] + list(model_callbacks)
             self.callbacks = _reorder(merged)
             _check_state_keys(self.callbacks)
-            self._driver.bind(self.lightning_module, self.callbacks, self.datamodule, skip=self._skip_hooks())
+            self._bind()
 
     def _configure_optimizers(self, returned: Any) -> None:
         from lightcycle.core.optim import resolve_optimizers
