@@ -168,17 +168,10 @@ class Lookahead:
         if item is self._END:
             raise StopIteration
         index = self._index
-        self._index = index + 1
+        self._index += 1
         self.state = self.next_state
-        # ``_fetch`` inlined: this runs once per batch
-        if index + 1 >= self._limit:
-            nxt = self._END
-        else:
-            if self._state_fn is not None:
-                self.next_state = self._state_fn()
-            nxt = next(self._it, self._END)
-        self._next = nxt
-        self.done = nxt is self._END
+        self._next = self._fetch()
+        self.done = self._next is self._END
         return index, item
 
     def _next_lazy(self) -> tuple[int, Any]:

@@ -143,12 +143,7 @@ class AutomaticStep:
 
     def _closure(self) -> torch.Tensor | None:
         fire = self.fire
-        output = fire(ev.TRAINING_STEP, self._batch, self._batch_idx)
-        loss: torch.Tensor | None
-        if type(output) is torch.Tensor and self.accumulate == 1:  # the common case of split_output, inlined
-            loss, extra = output, _NO_EXTRA
-        else:
-            loss, extra = split_output(output, self.accumulate)
+        loss, extra = split_output(fire(ev.TRAINING_STEP, self._batch, self._batch_idx), self.accumulate)
         if loss is None:
             self.warn(NO_LOSS_WARNING)
         if self._zero_grad:
