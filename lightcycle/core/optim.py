@@ -144,7 +144,7 @@ class LightningOptimizer:
         """
         if closure is None:
             self._on_before_step()
-            output = self._optimizer.step(**kwargs) if kwargs else self._optimizer.step()
+            output = self._optimizer.step(**kwargs)
         elif not callable(closure):
             raise MisconfigurationException("When `optimizer.step(closure)` is called, the closure should be callable")
         else:
@@ -156,8 +156,7 @@ class LightningOptimizer:
                 on_before_step()
                 return result
 
-            step = self._optimizer.step
-            output = step(closure=wrapped_closure, **kwargs) if kwargs else step(closure=wrapped_closure)
+            output = self._optimizer.step(closure=wrapped_closure, **kwargs)
         if self._on_after_step is not _do_nothing:  # (manual optimization counts its steps here)
             self._on_after_step()
         return output
