@@ -64,7 +64,8 @@ _SINGLE_THREAD_ENV = {
     "NUMEXPR_NUM_THREADS": "1",
 }
 
-_CHILD = """
+# What both kinds of child run first: the workload of overhead.py, as its children set it up.
+_PREAMBLE = """
 import sys
 sys.path.insert(0, {here!r})
 import warnings
@@ -73,7 +74,11 @@ import torch
 torch.set_num_threads(1)
 torch.manual_seed(0)
 import overhead
+"""
 
+_CHILD = (
+    _PREAMBLE
+    + """
 class Clock:
     def tick(self):
         pass
@@ -82,16 +87,12 @@ import gc
 gc.disable()
 overhead.RUNNERS[{variant!r}](Clock(), {steps}, "cpu")
 """
+)
 
-_BYTECODE_CHILD = """
-import collections, json, sys
-sys.path.insert(0, {here!r})
-import warnings
-warnings.filterwarnings("ignore")
-import torch
-torch.set_num_threads(1)
-torch.manual_seed(0)
-import overhead
+_BYTECODE_CHILD = (
+    _PREAMBLE
+    + """
+import collections, json
 
 counts = collections.Counter()
 
@@ -126,6 +127,7 @@ class Clock:
 overhead.RUNNERS[{variant!r}](Clock(), {total}, "cpu")
 print(json.dumps({{k: v / {steps} for k, v in counts.items()}}))
 """
+)
 _BYTECODE_WARMUP = 20
 _BYTECODE_STEPS = 50
 
