@@ -51,6 +51,7 @@ def test_bytecode_counts_name_the_orchestrator() -> None:
     trainer = instructions.bytecodes("trainer")
     assert sum(raw.values()) > 1000  # the raw step itself: DataLoader, forward, backward, step
     assert sum(trainer.values()) > sum(raw.values())
-    fire = [name for name in trainer if name.endswith(":fire") and "orchestrator/driver.py" in name]
-    assert fire, "the driver's fire was not counted"
+    # the per-batch events run as generated functions: their bytecodes are counted too
+    generated = [name for name in trainer if name.startswith("<lightcycle event training_step>")]
+    assert generated, "the generated training_step event was not counted"
     assert not any("lightcycle/" in name for name in raw)

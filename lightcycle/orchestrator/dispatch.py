@@ -3,8 +3,8 @@
 For each declared :class:`~lightcycle.states.model.Hook` the receivers are resolved once
 per run: callbacks that do not override a hook, and module hooks that are base no-ops,
 are left out, and callback methods are pre-bound to ``(trainer, pl_module)``. What
-remains is a tuple of :class:`Op` s that :class:`~lightcycle.orchestrator.driver.LifecycleDriver`
-runs with a short loop.
+remains is a tuple of :class:`Op` s per transition, which
+:mod:`~lightcycle.orchestrator.codegen` turns into one plain function per event.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from functools import partial
-from operator import itemgetter
 from typing import Any
 
 import attrs
@@ -36,7 +35,7 @@ ISOLATED = 5
 ACTION = 6
 """Run a runtime action instead of a hook."""
 
-Selector = Callable[[tuple[Any, ...]], tuple[Any, ...]] | None
+Positions = tuple[int, ...] | None
 
 
 @attrs.frozen
@@ -47,8 +46,8 @@ class Op:
         kind: one of the kinds above.
         name: the hook name (set as ``pl_module._current_fx_name`` while it runs).
         fns: the bound functions to call, in order.
-        select: picks the positional arguments from the trigger's arguments;
-            ``None`` passes them all.
+        positions: which of the trigger's arguments are passed positionally, by
+            index; ``None`` passes them all.
         kwargs: ``(keyword, index)`` pairs of keyword arguments.
         keys: the callbacks' state keys, for COLLECT and PER_KEY.
         action: the runtime action, for ACTION.
@@ -58,7 +57,7 @@ class Op:
     kind: int
     name: str
     fns: tuple[Callable[..., Any], ...]
-    select: Selector = None
+    positions: Positions = None
     kwargs: tuple[tuple[str, int], ...] = ()
     keys: tuple[str, ...] = ()
     action: Action | None = None
@@ -99,7 +98,7 @@ class Receivers:
     noops: frozenset[str] = frozenset()
 
 
-def _selector(trigger: Trigger, names: tuple[str, ...]) -> Selector:
+def _positions(trigger: Trigger, names: tuple[str, ...]) -> Positions:
     if names == trigger.params:
         return None
     idx = tuple(trigger.params.index(n) for n in names)
@@ -108,17 +107,7 @@ def _selector(trigger: Trigger, names: tuple[str, ...]) -> Selector:
             f"hook arguments {names} of trigger {trigger.name!r} select its optional dataloader_idx; "
             "bind optional-tail triggers with all their parameters"
         )
-    if not idx:
-        return _no_args
-    if len(idx) == 1:
-        i = idx[0]
-        return lambda args: (args[i],)
-    getter = itemgetter(*idx)
-    return getter
-
-
-def _no_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
-    return ()
+    return idx
 
 
 def _pass_through(self: Any, batch: Any, *args: Any) -> Any:
@@ -176,7 +165,7 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
     """
     if hook.name in r.skip:
         return None
-    select = _selector(trigger, hook.args)
+    positions = _positions(trigger, hook.args)
     kwargs = tuple((k, trigger.params.index(k)) for k in hook.kwargs)
     src = hook.src
     keys: tuple[str, ...] = ()
@@ -225,7 +214,7 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
         accepted = _positional_capacity(fns[0])
         if accepted < len(hook.args):
             names = hook.args[:accepted]
-            select = _selector(trigger, names) if names != trigger.params else None
+            positions = _positions(trigger, names)
     if not fns:
         if hook.otherwise is not None:
             return Op(ACTION, hook.name, (), action=hook.otherwise, src=src)
@@ -242,7 +231,7 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
         kind = RETURN
     else:
         kind = CALL
-    return Op(kind, hook.name, fns, select, kwargs, keys, None, src, hook.args + hook.kwargs)
+    return Op(kind, hook.name, fns, positions, kwargs, keys, None, src, hook.args + hook.kwargs)
 
 
 def _positional_capacity(fn: Callable[..., Any]) -> int:

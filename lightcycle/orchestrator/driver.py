@@ -2,11 +2,13 @@
 
 One driver serves every loop: :class:`~lightcycle.orchestrator.trainer.Trainer` walks the
 lifecycle through it, and custom training loops use it directly (see
-:mod:`lightcycle.orchestrator.loop`). ``fire`` looks the event up in the compiled table
-(one list index, one dict lookup), refuses it with :class:`~lightcycle.errors.LifecycleError`
-if the declaration does not allow it from the current state, moves, sets the stage and
-runs the precompiled hook calls. Nothing on that path logs, formats strings or resolves
-names.
+:mod:`lightcycle.orchestrator.loop`). :meth:`LifecycleDriver.bind` compiles each transition's
+hooks against a run's objects; each event a run fires then gets one generated function
+(:mod:`~lightcycle.orchestrator.codegen`) that finds its step in the current state's row
+(one dict lookup), refuses the event with :class:`~lightcycle.errors.LifecycleError` if the
+declaration does not allow it from there, moves, sets the stage and calls the hooks.
+Nothing on that path logs, formats strings or resolves names. Loops that fire an event
+once per batch hold that function (:meth:`LifecycleDriver.caller`).
 
 In checked mode a ``transitions`` machine built from the same declaration moves in
 lockstep, and every disagreement with the table raises :class:`LifecycleCheckError`.
@@ -14,18 +16,19 @@ lockstep, and every disagreement with the table raises :class:`LifecycleCheckErr
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import attrs
 
 from lightcycle.errors import LifecycleError
+from lightcycle.orchestrator import codegen
 from lightcycle.orchestrator import dispatch as d
 from lightcycle.orchestrator.state import TrainerStatus
 from lightcycle.states.declaration import FINISH, INTERRUPT, LIFECYCLE
-from lightcycle.states.model import Action, Lifecycle, Stage, Trigger
+from lightcycle.states.model import Action, Lifecycle, Trigger
 from lightcycle.states.table import TransitionTable
 
 _TABLES: dict[int, tuple[Lifecycle, TransitionTable]] = {}
@@ -44,34 +47,22 @@ class LifecycleCheckError(AssertionError):
     """Checked mode: the compiled table and the ``transitions`` machine disagree."""
 
 
-_KEEP = Stage.KEEP
-_CALL, _RETURN, _PIPE, _ISOLATED, _COLLECT, _ACTION = d.CALL, d.RETURN, d.PIPE, d.ISOLATED, d.COLLECT, d.ACTION
-_FX = "_current_fx_name"
-
-
 class _Step:
     """A table entry with its hooks compiled for the current run.
 
-    ``after`` is the destination's row keyed by ``id(trigger)`` (``None`` for an internal
-    transition): :meth:`LifecycleDriver.fire` moves with one attribute read. ``single``
-    is ``(hook name, function, returns)`` when the step is one call of one function with
-    all the trigger's arguments (most per-batch steps): ``fire`` then calls it directly.
+    One object per distinct behaviour of a trigger (its transition, destination and
+    stage), shared by every source state where the trigger does the same thing: the
+    generated event function (:mod:`~lightcycle.orchestrator.codegen`) tells the cases
+    apart by identity.
     """
 
-    __slots__ = ("after", "dest", "ops", "single", "stage", "trigger")
+    __slots__ = ("dest", "ops", "stage", "trigger")
 
     def __init__(self, trigger: Trigger, dest: int | None, stage: Any, ops: tuple[d.Op, ...]) -> None:
         self.trigger = trigger
         self.dest = dest
         self.stage = stage
         self.ops = ops
-        self.after: dict[int, _Step] | None = None
-        self.single: tuple[str, Callable[..., Any], bool] | None = None
-        if len(ops) == 1:
-            op = ops[0]
-            if op.kind in (_CALL, _RETURN, _PIPE) and len(op.fns) == 1 and op.select is None and not op.kwargs:
-                # CALL gives no result; RETURN, and PIPE alone, give the function's
-                self.single = (op.name, op.fns[0], op.kind != _CALL)
 
 
 class _Checker:
@@ -129,10 +120,12 @@ class LifecycleDriver:
         # the same rows keyed by ``id(trigger)`` (the table's trigger objects): an int hash
         # instead of the attrs ``__hash__`` of a Trigger on every fire
         self._id_rows: list[dict[int, _Step]] = []
-        # The current state *is* its row: ``fire`` moves by replacing ``_ids`` and nothing
-        # else; the state's index is looked up from the row when asked (``_state``).
+        # The current state *is* its row: an event function moves by replacing ``_ids``
+        # and nothing else; the state's index is looked up from the row when asked (``_state``).
         self._ids: dict[int, _Step] = {}
         self._row_index: dict[int, int] = {id(self._ids): self.table.initial}
+        # per bind: id(table trigger) -> its generated event function, made at first use
+        self._events: dict[int, Callable[..., Any]] = {}
         self._module: Any = None
         self._fx: dict[str, Any] = {}
         self._saved_modes: list[tuple[Any, bool]] = []
@@ -198,28 +191,29 @@ class LifecycleDriver:
             noops=noops,
         )
         compiled: dict[int, tuple[d.Op, ...]] = {}
+        shared: dict[tuple[int, int | None, Any], _Step] = {}
         rows: list[dict[Trigger, _Step]] = []
         for entries in self.table.rows:
             row: dict[Trigger, _Step] = {}
             for trigger, entry in entries.items():
                 key = id(entry.transition)
-                ops = compiled.get(key)
-                if ops is None:
-                    ops = d.compile_transition(entry.transition, receivers) if module is not None else ()
-                    if self._observers:
-                        ops = tuple(self._observed(op) for op in ops)
-                    compiled[key] = ops
-                row[trigger] = _Step(trigger, entry.dest, entry.stage, ops)
+                step = shared.get((key, entry.dest, entry.stage))
+                if step is None:
+                    ops = compiled.get(key)
+                    if ops is None:
+                        ops = d.compile_transition(entry.transition, receivers) if module is not None else ()
+                        if self._observers:
+                            ops = tuple(self._observed(op) for op in ops)
+                        compiled[key] = ops
+                    step = shared[key, entry.dest, entry.stage] = _Step(trigger, entry.dest, entry.stage, ops)
+                row[trigger] = step
             rows.append(row)
-        id_rows = [{id(trigger): step for trigger, step in row.items()} for row in rows]
-        for id_row in id_rows:
-            for step in id_row.values():
-                step.after = id_rows[step.dest] if step.dest is not None else None
         state = self._state
         self._rows = rows
-        self._id_rows = id_rows
-        self._row_index = {id(row): i for i, row in enumerate(id_rows)}
-        self._ids = id_rows[state]
+        self._id_rows = [{id(trigger): step for trigger, step in row.items()} for row in rows]
+        self._row_index = {id(row): i for i, row in enumerate(self._id_rows)}
+        self._ids = self._id_rows[state]
+        self._events = {}
 
     def _observed(self, op: d.Op) -> d.Op:
         if op.src == "callback" or op.kind == d.ACTION:
@@ -287,34 +281,55 @@ class LifecycleDriver:
 
         Raises:
             LifecycleError: the event is not legal in the current state; nothing fired.
+            TypeError: the wrong number of arguments; nothing fired.
         """
-        # Fast path: one dict lookup by identity. Everything else (a trigger object equal
-        # to but not the table's, an illegal event) takes ``_fire_general``, which does the
-        # same with the full checks; checked mode replaces this method (``__init__``).
-        step = self._ids.get(id(trigger))
-        if step is None:
+        # Fast path: the event's generated function, found by identity. Everything else
+        # (its first use in this run, a trigger object equal to but not the table's, an
+        # illegal event) takes ``_fire_general``; checked mode replaces this method.
+        event = self._events.get(id(trigger))
+        if event is None:
             return self._fire_general(trigger, args)
-        after = step.after
-        if after is not None:
-            self._ids = after
-        stage = step.stage
-        if stage is not _KEEP:
-            self._trainer_state.stage = stage
-        single = step.single
-        if single is not None:  # _run for one op of one function, inlined
-            name, fn, returns = single
-            fx = self._fx
-            prev = fx.get(_FX)
-            fx[_FX] = name
-            try:
-                result = fn(*args)
-            finally:
-                fx[_FX] = prev
-            return result if returns else None
-        ops = step.ops
-        if ops:
-            return self._run(ops, args)
-        return None
+        return event(*args)
+
+    def caller(self, trigger: Trigger) -> Callable[..., Any]:
+        """A function that fires ``trigger`` with the given arguments: ``fire`` without the lookup.
+
+        For loops that fire the same event many times (once per batch). It is made for
+        the objects bound now: after a later :meth:`bind` it still fires correctly,
+        through the general path, so fetch it again where the callbacks may change.
+        In checked mode it fires through the checked path.
+
+        Args:
+            trigger: the event.
+
+        Returns:
+            ``f(*args)``, equivalent to ``fire(trigger, *args)``.
+        """
+        table_trigger = self.table.triggers.get(trigger.name)
+        if self._checker is not None or table_trigger is not trigger:
+            return partial(self.fire, trigger)
+        return self._event(trigger)
+
+    def _event(self, trigger: Trigger) -> Callable[..., Any]:
+        """The generated function of a table trigger for this bind, made at first use."""
+        event = self._events.get(id(trigger))
+        if event is None:
+            steps = {id(step): step for row in self._rows if (step := row.get(trigger)) is not None}
+            event = self._events[id(trigger)] = codegen.compile_event(
+                trigger,
+                [
+                    codegen.StepCode(
+                        step, self._id_rows[step.dest] if step.dest is not None else None, step.stage, step.ops, _owner
+                    )
+                    for step in steps.values()
+                ],
+                self,
+                self._trainer_state,
+                self._fx,
+                self._actions,
+                self._fire_general,
+            )
+        return event
 
     def _fire_checked(self, trigger: Trigger, *args: Any) -> Any:
         return self._fire_general(trigger, args)
@@ -326,66 +341,13 @@ class LifecycleDriver:
             self._checker.legal(trigger, source, step)
         if step is None:
             raise LifecycleError(self.state, trigger.name, self.legal())
-        if step.dest is not None:
-            self._ids = self._id_rows[step.dest]
-            if self._checker is not None:
-                self._checker.moved(trigger, step.dest)
-        elif self._checker is not None:
-            self._checker.moved(trigger, source)
-        if step.stage is not _KEEP:
-            self._trainer_state.stage = step.stage
-        if not step.ops:
-            return None
-        return self._run(step.ops, args)
-
-    def _run(self, ops: tuple[d.Op, ...], args: tuple[Any, ...]) -> Any:
-        fx = self._fx
-        prev = fx.get(_FX)
-        result: Any = None
-        try:
-            for op in ops:
-                kind = op.kind
-                if kind == _ACTION:
-                    self._actions[op.action]()  # type: ignore[index]
-                    continue
-                fx[_FX] = op.name
-                select = op.select
-                a = args if select is None else select(args)
-                if op.kwargs:
-                    kw = {k: args[i] for k, i in op.kwargs}
-                    for fn in op.fns:
-                        value = fn(*a, **kw)
-                        if kind == _RETURN:
-                            result = value
-                elif kind == _CALL:
-                    for fn in op.fns:
-                        fn(*a)
-                elif kind == _RETURN:
-                    result = op.fns[0](*a)
-                elif kind == _PIPE:
-                    args = (op.fns[0](*a), *args[1:])
-                    result = args[0]
-                elif kind == _ISOLATED:
-                    for fn in op.fns:
-                        try:
-                            fn(*a)
-                        except BaseException as err:  # every handler must run
-                            self._isolated_failures.append((_owner(fn, op), err))
-                elif kind == _COLLECT:
-                    result = {}
-                    for key, fn in zip(op.keys, op.fns, strict=True):
-                        value = fn()
-                        if value:
-                            result[key] = value
-                else:  # PER_KEY
-                    states = a[0]
-                    for key, fn in zip(op.keys, op.fns, strict=True):
-                        value = states.get(key)
-                        if value:
-                            fn(copy.deepcopy(value))
-        finally:
-            fx[_FX] = prev
-        return result
+        n = len(trigger.params)
+        if not n - trigger.optional_tail <= len(args) <= n:
+            raise TypeError(f"event {trigger.name!r} takes the arguments {trigger.params}, got {len(args)} values")
+        if self._checker is not None:
+            self._checker.moved(trigger, source if step.dest is None else step.dest)
+        # the event's function moves, sets the stage and runs the hooks: the one executor
+        return self._event(step.trigger)(*args)
 
     # ------------------------------------------------------------------ interruption
 

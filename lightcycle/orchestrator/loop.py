@@ -318,8 +318,19 @@ class LoopDriver:
             checked=_env_checked() if checked is None else checked,
         )
         self._fire = self._driver.fire
+        self._hold_events()
         self._triggers = self._driver.table.triggers
         self._log_fx: dict[str, str] = {}
+
+    def _hold_events(self) -> None:
+        """Hold the per-batch training events' functions of the current bind (``fire`` without the lookup)."""
+        caller = self._driver.caller
+        self._transfer_event = caller(_TRAIN_TRANSFER)
+        self._batch_start_event = caller(_TRAIN_START)
+        self._own_step_event = caller(_OWN_STEP)
+        self._backward_event = caller(_BACKWARD)
+        self._own_opt_step_event = caller(_OWN_OPT_STEP)
+        self._batch_end_event = caller(_TRAIN_END)
 
     # -------------------------------------------------------------- more trainer attributes
 
@@ -408,6 +419,7 @@ class LoopDriver:
         self._driver.bind(module, self.callbacks, self.datamodule, skip=self._skip)
         fire = self._fire
         self._attach_model_callbacks(fire(ev.ENTRY[fn.value]))
+        self._hold_events()  # the callbacks are final now
         fire(ev.SETUP, fn)
         self._results.reset_run()
         if fn is TrainerFn.FITTING:
@@ -546,7 +558,7 @@ class LoopDriver:
         self.optimizers = optimizers
         self.lr_scheduler_configs = schedulers
         self._lightning_optimizers = steps.wrap_optimizers(
-            self._fire,
+            self._driver.caller,
             self.lightning_module.automatic_optimization,
             optimizers,
             self.gradient_clip_val,
@@ -701,21 +713,20 @@ class LoopDriver:
             ``None`` when the module's ``on_train_batch_start`` returned -1: the rest of
             the epoch is skipped, so leave the batch loop.
         """
-        fire = self._fire
-        batch = fire(_TRAIN_TRANSFER, batch, self._device, 0)
+        batch = self._transfer_event(batch, self._device, 0)
         loop = self.fit_loop
         loop.batch_idx = batch_idx
         loop.batches_ready += 1
         loop.total_batch_idx += 1
         self._results.start_batch("train", None, batch)
-        if fire(_TRAIN_START, batch, batch_idx) == -1:
+        if self._batch_start_event(batch, batch_idx) == -1:
             loop.is_last_batch = True
-            fire(_SKIP)
+            self._fire(_SKIP)
             return None
         self._batch = batch
         self._batch_idx = batch_idx
         if self._own_train:
-            fire(_OWN_STEP, batch, batch_idx)
+            self._own_step_event(batch, batch_idx)
         return batch
 
     def training_step(self, *, step: bool | None = None) -> dict[str, Any]:
@@ -745,7 +756,7 @@ class LoopDriver:
             )
         batch, batch_idx = self._batch, self._batch_idx
         if not self.lightning_module.automatic_optimization:
-            return steps.manual_outputs(self._fire(_OWN_STEP, batch, batch_idx))
+            return steps.manual_outputs(self._own_step_event(batch, batch_idx))
         if not self.optimizers:
             raise MisconfigurationException(
                 "lc.training_step() under automatic optimization needs an optimizer: pass lc.fit(optimizers=...) "
@@ -757,7 +768,7 @@ class LoopDriver:
         auto = self._automatic_step
         if auto is None or auto.lightning_optimizer is not self._lightning_optimizers[0] or auto.accumulate != n:
             auto = self._automatic_step = steps.AutomaticStep(
-                self._fire,
+                self._driver.caller,
                 self.fit_loop,
                 self.optimizers[0],
                 self._lightning_optimizers[0],
@@ -771,7 +782,7 @@ class LoopDriver:
 
         Pass what should be differentiated (``scaler.scale(loss)`` with a GradScaler).
         """
-        self._fire(_BACKWARD, loss)
+        self._backward_event(loss)
 
     def optimizer_step(self, optimizer: Any, step: Callable[[Any], Any] | None = None) -> Any:
         """``on_before_optimizer_step``, then the step; ``global_step`` advances.
@@ -784,7 +795,7 @@ class LoopDriver:
         Returns:
             What the step returned.
         """
-        self._fire(_OWN_OPT_STEP, optimizer)
+        self._own_opt_step_event(optimizer)
         out = optimizer.step() if step is None else step(optimizer)
         self.fit_loop.global_step += 1
         return out
@@ -801,7 +812,7 @@ class LoopDriver:
             outputs = {"loss": outputs.detach()}
         elif kind is not dict:
             outputs = steps.manual_outputs(outputs)
-        self._fire(_TRAIN_END, outputs, self._batch, self._batch_idx)
+        self._batch_end_event(outputs, self._batch, self._batch_idx)
         self._results.end_batch("train")
 
     def train_batch(self, batch: Any, batch_idx: int, *, step: bool | None = None) -> dict[str, Any] | None:

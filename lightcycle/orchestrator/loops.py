@@ -1,7 +1,8 @@
 """The loops, as straight-line code over the lifecycle driver.
 
 Each function here is the pseudocode of one Lightning loop, with every hook call replaced
-by ``fire(EVENT, ...)``: the driver knows which hooks an event fires and in which order
+by ``fire(EVENT, ...)`` (per-batch events by the event's function, ``fire`` without the
+lookup, fetched once per loop): the driver knows which hooks an event fires and in which order
 (:mod:`lightcycle.states.declaration`), so no hook name appears in this file. What is left
 is the control flow that decides *which* event comes next: epochs, batches, accumulation,
 validation intervals, stopping rules and schedulers, as Lightning 2.6 decides them.
@@ -141,9 +142,14 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
     device = t._cfg.device
     module = t.lightning_module
     assert module is not None
-    # Per-epoch constants of the batch loop, read once: the events (module attributes) and
+    # Per-epoch constants of the batch loop, read once: the per-batch events' functions and
     # the automatic-optimization step for the first optimizer (built at its first use).
-    transfer, batch_start, batch_end = ev.TRAIN_BATCH_TRANSFER, ev.TRAIN_BATCH_START, ev.TRAIN_BATCH_END
+    caller = t._driver.caller
+    transfer, batch_start, batch_end = (
+        caller(ev.TRAIN_BATCH_TRANSFER),
+        caller(ev.TRAIN_BATCH_START),
+        caller(ev.TRAIN_BATCH_END),
+    )
     accumulate = t._cfg.accumulate_grad_batches
     automatic_step: steps.AutomaticStep | None = None
     while not _epoch_done(t):
@@ -153,11 +159,11 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
             break
         loop.is_last_batch = batches.done
         loop.batch_idx = batch_idx
-        batch = fire(transfer, batch, device, 0)
+        batch = transfer(batch, device, 0)
         loop.batches_ready += 1
         loop.total_batch_idx += 1
         results.start_batch("train", None, batch)
-        if fire(batch_start, batch, batch_idx) == -1:
+        if batch_start(batch, batch_idx) == -1:
             loop.is_last_batch = True
             fire(ev.SKIP_REST_OF_EPOCH)
             _update_schedulers(t, "step", plateau=False)
@@ -180,7 +186,7 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
             _update_schedulers(t, "step", plateau=False)
             if _ready_reached(t):
                 _update_schedulers(t, "epoch", plateau=False)
-        fire(batch_end, outputs, batch, batch_idx)
+        batch_end(outputs, batch, batch_idx)
         metrics = results.end_batch("train")
         if metrics:
             t._log_step(metrics)
@@ -301,7 +307,7 @@ def _update_schedulers(t: Trainer, interval: str, plateau: bool) -> None:
 def _automatic_step(t: Trainer) -> steps.AutomaticStep:
     """Automatic optimization with the first optimizer: the shared :class:`steps.AutomaticStep`."""
     return steps.AutomaticStep(
-        t._driver.fire,
+        t._driver.caller,
         t.fit_loop,
         t.optimizers[0],
         t._lightning_optimizers[0],
@@ -345,6 +351,13 @@ def run_evaluation(
         results.start_epoch(stage_name)
         fire(e.start)
         fire(e.epoch_start)
+        caller = t._driver.caller
+        transfer, batch_start, step, batch_end = (
+            caller(e.batch_transfer),
+            caller(e.batch_start),
+            caller(e.step),
+            caller(e.batch_end),
+        )
         last_loader = max((i for i, n in enumerate(counts) if n > 0), default=-1)
         for dl_idx, (loader, n) in enumerate(zip(loaders, counts, strict=True)):
             if n == 0:
@@ -353,16 +366,16 @@ def run_evaluation(
             t._current_dataloader_idx = log_idx
             batches = Lookahead(loader, n)
             for batch_idx, batch in batches:
-                batch = fire(e.batch_transfer, batch, device, dl_idx)
+                batch = transfer(batch, device, dl_idx)
                 results.start_batch(stage_name, log_idx, batch)
                 if several:
-                    fire(e.batch_start, batch, batch_idx, dl_idx)
-                    out = fire(e.step, batch, batch_idx, dl_idx)
-                    fire(e.batch_end, out, batch, batch_idx, dl_idx)
+                    batch_start(batch, batch_idx, dl_idx)
+                    out = step(batch, batch_idx, dl_idx)
+                    batch_end(out, batch, batch_idx, dl_idx)
                 else:
-                    fire(e.batch_start, batch, batch_idx)
-                    out = fire(e.step, batch, batch_idx)
-                    fire(e.batch_end, out, batch, batch_idx)
+                    batch_start(batch, batch_idx)
+                    out = step(batch, batch_idx)
+                    batch_end(out, batch, batch_idx)
                 results.end_batch(stage_name)
                 if predict:
                     predictions[dl_idx].append(out)

@@ -5,7 +5,8 @@ Lightning's automatic optimization (``optimizer_step`` wrapping a closure that r
 ``training_step``, ``zero_grad`` and ``backward``), the normalisation of what a training
 step returns, and the wrapping of optimizers whose ``step`` fires the lifecycle's
 optimizer events. Like :mod:`lightcycle.orchestrator.loops`, nothing here names a hook:
-every hook call is ``fire(EVENT, ...)``.
+every hook call is an event function of the lifecycle driver (``fire(EVENT, ...)`` without
+the lookup, :meth:`~lightcycle.orchestrator.driver.LifecycleDriver.caller`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import torch
 from lightcycle.core.optim import LightningOptimizer
 from lightcycle.errors import MisconfigurationException
 from lightcycle.states import declaration as ev
+from lightcycle.states.model import Trigger
 
-Fire = Callable[..., Any]
+Caller = Callable[[Trigger], Callable[..., Any]]
+"""``LifecycleDriver.caller``: the function that fires an event."""
 
 _NO_EXTRA: dict[str, Any] = {}  # shared, never mutated: a tensor output has no extra keys
 NO_LOSS_WARNING = "`training_step` returned `None`. The backward pass and the optimizer's gradients are skipped."
@@ -91,7 +94,7 @@ class AutomaticStep:
     object first), so a batch allocates no closure and no result holder.
 
     Args:
-        fire: the lifecycle driver's ``fire``.
+        caller: the lifecycle driver's ``caller`` (read once, here).
         progress: has a ``global_step`` counter (``FitLoopProgress``).
         optimizer: the torch optimizer (passed to the zero-grad hooks).
         lightning_optimizer: its :class:`LightningOptimizer` (passed to ``optimizer_step``).
@@ -100,15 +103,19 @@ class AutomaticStep:
     """
 
     __slots__ = (
+        "_backward",
         "_batch",
         "_batch_idx",
         "_epoch",
+        "_optimizer_step",
+        "_optimizer_step_end",
         "_ran",
+        "_training_step",
         "_zero_grad",
+        "_zero_grad_event",
         "accumulate",
         "closure",
         "extra",
-        "fire",
         "lightning_optimizer",
         "loss",
         "optimizer",
@@ -118,7 +125,7 @@ class AutomaticStep:
 
     def __init__(
         self,
-        fire: Fire,
+        caller: Caller,
         progress: Any,
         optimizer: Any,
         lightning_optimizer: Any,
@@ -126,7 +133,11 @@ class AutomaticStep:
         accumulate: int,
         warn: Callable[[str], None],
     ) -> None:
-        self.fire = fire
+        self._training_step = caller(ev.TRAINING_STEP)
+        self._zero_grad_event = caller(ev.ZERO_GRAD)
+        self._backward = caller(ev.BACKWARD)
+        self._optimizer_step = caller(ev.OPTIMIZER_STEP)
+        self._optimizer_step_end = caller(ev.OPTIMIZER_STEP_END)
         self.progress = progress
         self.optimizer = optimizer
         self.lightning_optimizer = lightning_optimizer
@@ -142,14 +153,13 @@ class AutomaticStep:
         self.extra: dict[str, Any] = _NO_EXTRA
 
     def _closure(self) -> torch.Tensor | None:
-        fire = self.fire
-        loss, extra = split_output(fire(ev.TRAINING_STEP, self._batch, self._batch_idx), self.accumulate)
+        loss, extra = split_output(self._training_step(self._batch, self._batch_idx), self.accumulate)
         if loss is None:
             self.warn(NO_LOSS_WARNING)
         if self._zero_grad:
-            fire(ev.ZERO_GRAD, self._epoch, self._batch_idx, self.optimizer)
+            self._zero_grad_event(self._epoch, self._batch_idx, self.optimizer)
         if loss is not None:
-            fire(ev.BACKWARD, loss)
+            self._backward(loss)
         self.loss = loss
         self.extra = extra
         self._ran = True
@@ -179,8 +189,7 @@ class AutomaticStep:
         if not step:
             self._closure()
         else:
-            fire = self.fire
-            fire(ev.OPTIMIZER_STEP, epoch, batch_idx, self.lightning_optimizer, self.closure)
+            self._optimizer_step(epoch, batch_idx, self.lightning_optimizer, self.closure)
             if not self._ran:
                 self.progress.global_step += 1  # Lightning counts the step before it finds the closure unused
                 raise MisconfigurationException(
@@ -188,7 +197,7 @@ class AutomaticStep:
                     "`optimizer.step(closure=optimizer_closure)` (or run `optimizer_closure()`) in your "
                     "`optimizer_step` override; an optimizer whose `step` takes a closure must call it."
                 )
-            fire(ev.OPTIMIZER_STEP_END)
+            self._optimizer_step_end()
             self.progress.global_step += 1
         loss, extra = self.loss, self.extra
         self._batch = self.loss = None  # hold neither the batch nor the graph's output between batches
@@ -198,7 +207,7 @@ class AutomaticStep:
 
 
 def wrap_optimizers(
-    fire: Fire,
+    caller: Caller,
     automatic: bool,
     optimizers: Sequence[Any],
     gradient_clip_val: Any,
@@ -212,7 +221,7 @@ def wrap_optimizers(
     ``manual_optimizer_step`` before the real step and calls ``count_step`` after it.
 
     Args:
-        fire: the lifecycle driver's ``fire``.
+        caller: the lifecycle driver's ``caller``.
         automatic: the module's ``automatic_optimization``.
         optimizers: the torch optimizers.
         gradient_clip_val: passed to ``configure_gradient_clipping``.
@@ -223,14 +232,13 @@ def wrap_optimizers(
         One :class:`LightningOptimizer` per optimizer, in order.
     """
     wrapped = []
+    before_step = caller(ev.BEFORE_OPTIMIZER_STEP if automatic else ev.MANUAL_OPTIMIZER_STEP)
     for opt in optimizers:
         lopt = LightningOptimizer(opt)
         if automatic:
-            lopt._on_before_step = partial(
-                fire, ev.BEFORE_OPTIMIZER_STEP, opt, gradient_clip_val, gradient_clip_algorithm
-            )
+            lopt._on_before_step = partial(before_step, opt, gradient_clip_val, gradient_clip_algorithm)
         else:
-            lopt._on_before_step = partial(fire, ev.MANUAL_OPTIMIZER_STEP, opt)
+            lopt._on_before_step = partial(before_step, opt)
             lopt._on_after_step = count_step
         wrapped.append(lopt)
     return wrapped

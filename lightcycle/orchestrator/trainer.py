@@ -422,9 +422,7 @@ class Trainer:
                 "lightcycle.LightningModule (import lightcycle as L; class M(L.LightningModule))."
             )
         if datamodule is not None and not isinstance(datamodule, LightningDataModule):
-            raise TypeError(
-                f"`datamodule` must be a lightcycle.LightningDataModule, got {type(datamodule).__name__}."
-            )
+            raise TypeError(f"`datamodule` must be a lightcycle.LightningDataModule, got {type(datamodule).__name__}.")
         given = {k: v for k, v in loaders.items() if v is not None}
         if datamodule is not None and given:
             raise MisconfigurationException(
@@ -584,7 +582,7 @@ class Trainer:
         self.optimizers = optimizers
         self.lr_scheduler_configs = schedulers
         self._lightning_optimizers = steps.wrap_optimizers(
-            self._driver.fire,
+            self._driver.caller,
             module.automatic_optimization,
             optimizers,
             self._cfg.gradient_clip_val,

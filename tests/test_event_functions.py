@@ -1,0 +1,177 @@
+"""The generated event functions (``lightcycle.orchestrator.codegen``), edge by edge.
+
+Every hook call of every run goes through these functions, so the differential and
+trace tests exercise them end to end; these tests pin what only the generator can get
+wrong: arity, state after a refusal, held functions across a re-bind, event names that
+could shadow the generator's own names, ``_current_fx_name`` on the error path, checked
+mode, and compiling each shape of source once per process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+import lightcycle as L
+from lightcycle.errors import LifecycleError
+from lightcycle.orchestrator import codegen
+from lightcycle.orchestrator.driver import LifecycleDriver
+from lightcycle.orchestrator.state import TrainerState
+from lightcycle.states import declaration as ev
+from lightcycle.states.declaration import LIFECYCLE
+from lightcycle.states.model import Hook, Target, Transition, Trigger
+
+_RUNNING = "fit.train.epoch.running"
+_STARTED = "fit.train.epoch.batch.started"
+
+
+class _Holder:
+    def __init__(self) -> None:
+        self.state = TrainerState()
+
+
+class _Model(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Linear(4, 1)
+        self.seen_fx: list[Any] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        self.seen_fx.append(self._current_fx_name)
+        if batch is None:
+            raise RuntimeError("no batch")
+        return F.mse_loss(self.net(batch), torch.zeros(len(batch), 1))
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class _Starts(L.Callback):
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        self.starts.append(batch_idx)
+
+
+def _driver(module: Any, callbacks: list[Any], *, at: str, checked: bool = False) -> LifecycleDriver:
+    driver = LifecycleDriver(_Holder(), checked=checked)
+    driver.bind(module, callbacks)
+    # put the driver in a state without walking there (the executor is what is tested here)
+    driver._ids = driver._id_rows[driver.table.index[at]]
+    if checked:
+        assert driver._checker is not None
+        driver._checker.machine.set_state(at, model=driver._checker.model)
+    return driver
+
+
+@pytest.mark.parametrize("checked", [False, True])
+def test_wrong_number_of_arguments_is_refused_before_anything_moves(checked: bool) -> None:
+    cb = _Starts()
+    driver = _driver(_Model(), [cb], at="fit.train.epoch.batch.transferred", checked=checked)
+    with pytest.raises(TypeError, match="train_batch_start"):
+        driver.fire(ev.TRAIN_BATCH_START, torch.ones(2, 4))  # batch_idx missing
+    with pytest.raises(TypeError, match="train_batch_start"):
+        driver.caller(ev.TRAIN_BATCH_START)(torch.ones(2, 4), 0, "extra")
+    assert driver.state == "fit.train.epoch.batch.transferred" and cb.starts == []
+    driver.fire(ev.TRAIN_BATCH_START, torch.ones(2, 4), 7)
+    assert driver.state == "fit.train.epoch.batch.started" and cb.starts == [7]
+
+
+def test_an_illegal_event_through_a_held_function_changes_nothing() -> None:
+    cb = _Starts()
+    driver = _driver(_Model(), [cb], at=_RUNNING)
+    driver._trainer_state.stage = "before"
+    start = driver.caller(ev.TRAIN_BATCH_START)
+    with pytest.raises(LifecycleError) as err:
+        start(torch.ones(2, 4), 0)  # the batch was not transferred yet
+    assert err.value.state == _RUNNING and driver.state == _RUNNING and cb.starts == []
+    assert driver._trainer_state.stage == "before"
+
+
+def test_a_function_held_across_a_rebind_reaches_the_new_callbacks() -> None:
+    first, second = _Starts(), _Starts()
+    module = _Model()
+    driver = _driver(module, [first], at="fit.train.epoch.batch.transferred")
+    held = driver.caller(ev.TRAIN_BATCH_START)
+    driver.bind(module, [second])  # e.g. configure_callbacks replaced the callback list
+    assert driver.caller(ev.TRAIN_BATCH_START) is not held
+    held(torch.ones(2, 4), 3)  # the old function defers to the driver's general path
+    assert (first.starts, second.starts) == ([], [3])
+    assert driver.state == "fit.train.epoch.batch.started"
+
+
+def test_current_fx_name_is_set_during_the_hook_and_restored_when_it_raises() -> None:
+    module = _Model()
+    module._current_fx_name = "outer"
+    driver = _driver(module, [], at=_STARTED)
+    with pytest.raises(RuntimeError, match="no batch"):
+        driver.fire(ev.TRAINING_STEP, None, 0)
+    assert module.seen_fx == ["training_step"] and module._current_fx_name == "outer"
+
+
+def test_checked_mode_fires_held_functions_through_the_machine() -> None:
+    driver = _driver(_Model(), [], at=_STARTED, checked=True)
+    step = driver.caller(ev.TRAINING_STEP)
+    out = step(torch.ones(2, 4), 0)
+    assert isinstance(out, torch.Tensor)
+    assert driver.checked_transitions == 1 and driver.state == "fit.train.epoch.batch.forwarded"
+
+
+_NAMES = ("general", "holder", "step", "make", "fx", "prev", "result", "a0", "tail")
+_CLASHING = LIFECYCLE.extend(
+    transitions=[
+        Transition(
+            Trigger(name, ("value",), "an event named like a generator variable"),
+            (_STARTED,),
+            None,
+            (Hook(f"on_{name}", Target.CALLBACKS, ("value",)),),
+        )
+        for name in _NAMES
+    ]
+)
+
+
+def test_event_names_cannot_shadow_the_generated_code_names() -> None:
+    calls: list[tuple[str, Any]] = []
+
+    class Listener(L.Callback):
+        pass
+
+    for name in _NAMES:
+        setattr(Listener, f"on_{name}", lambda self, trainer, pl_module, value, _n=name: calls.append((_n, value)))
+    driver = LifecycleDriver(_Holder(), _CLASHING)
+    driver.bind(_Model(), [Listener()])
+    driver._ids = driver._id_rows[driver.table.index[_STARTED]]
+    for i, name in enumerate(_NAMES):
+        trigger = driver.table.triggers[name]
+        driver.fire(trigger, i)
+        driver.caller(trigger)(-i)
+    assert calls == [c for i, name in enumerate(_NAMES) for c in ((name, i), (name, -i))]
+
+
+def test_each_shape_of_source_is_compiled_once_per_process() -> None:
+    def fit() -> None:
+        data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 4)), batch_size=4)
+
+        class Module(_Model):
+            def training_step(self, batch: Any, batch_idx: int) -> Any:
+                return super().training_step(batch[0], batch_idx)
+
+        trainer = L.Trainer(
+            max_epochs=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[_Starts()],
+        )
+        trainer.fit(Module(), data)
+
+    fit()
+    compiled = len(codegen._MAKERS)
+    fit()
+    assert len(codegen._MAKERS) == compiled  # a second run reuses every compiled source
