@@ -313,3 +313,44 @@ def test_a_transfer_of_pass_throughs_only_still_hands_the_batch_on() -> None:
     trainer.fit(NoTransfer(), train_dataloaders=_Loader(3))
     assert trainer.global_step == 3
 
+
+def _fit_counting_clones(model: L.LightningModule, callbacks: list[L.Callback]) -> int:
+    """How many times ``Tensor.clone`` runs during a 4-step fit."""
+    clones = 0
+    original = torch.Tensor.clone
+
+    def counting(self: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        nonlocal clones
+        clones += 1
+        return original(self, *args, **kwargs)
+
+    torch.Tensor.clone = counting  # type: ignore[method-assign]
+    try:
+        trainer = _profiled_fit(None, model, 4, max_epochs=1, callbacks=callbacks)
+    finally:
+        torch.Tensor.clone = original  # type: ignore[method-assign]
+    assert trainer.global_step == 4
+    return clones
+
+
+def test_the_outputs_are_built_only_when_on_train_batch_end_has_a_receiver() -> None:
+    seen: list[tuple[Any, Any]] = []
+
+    class Returns(_Model):
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            loss = super().training_step(batch, batch_idx)
+            self.last_loss = loss
+            return loss
+
+    class Receiver(L.Callback):
+        def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+            seen.append((outputs["loss"], pl_module.last_loss))
+
+    # Nobody receives on_train_batch_end: the loss clone Lightning makes for it is skipped.
+    assert _fit_counting_clones(Returns(), [_Plain(), L.Callback()]) == 0
+    # A receiver gets Lightning's outputs: a detached clone of the loss, one per batch.
+    assert _fit_counting_clones(Returns(), [Receiver()]) == 4
+    assert len(seen) == 4
+    for given, loss in seen:
+        assert not given.requires_grad and given.data_ptr() != loss.data_ptr()
+        assert torch.equal(given, loss.detach())

@@ -253,6 +253,15 @@ class LifecycleDriver:
         """Whether ``trigger`` is legal now (no side effects)."""
         return trigger in self._rows[self._state]
 
+    def calls_hooks(self, trigger: Trigger) -> bool:
+        """Whether ``trigger`` calls any hook or action in this bind, from any state.
+
+        ``False`` means its arguments are seen by nobody in this run (e.g. the ``outputs``
+        of ``on_train_batch_end`` when no callback overrides it), so the loop may skip
+        building them.
+        """
+        return any(step.ops for row in self._rows if (step := row.get(trigger)) is not None)
+
     def reset(self) -> None:
         """Return to the initial state without firing anything (a fresh driver)."""
         self._ids = self._id_rows[self.table.initial]

@@ -305,7 +305,11 @@ def _update_schedulers(t: Trainer, interval: str, plateau: bool) -> None:
 
 
 def _automatic_step(t: Trainer) -> steps.AutomaticStep:
-    """Automatic optimization with the first optimizer: the shared :class:`steps.AutomaticStep`."""
+    """Automatic optimization with the first optimizer: the shared :class:`steps.AutomaticStep`.
+
+    The outputs (a clone of the loss) are built only when ``on_train_batch_end`` has a
+    receiver in this run: with none, nothing could see them.
+    """
     return steps.AutomaticStep(
         t._driver.caller,
         t.fit_loop,
@@ -313,6 +317,7 @@ def _automatic_step(t: Trainer) -> steps.AutomaticStep:
         t._lightning_optimizers[0],
         accumulate=t._cfg.accumulate_grad_batches,
         warn=t._warn_once,
+        outputs=t._driver.calls_hooks(ev.TRAIN_BATCH_END),
     )
 
 

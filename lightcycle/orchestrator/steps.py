@@ -100,6 +100,9 @@ class AutomaticStep:
         lightning_optimizer: its :class:`LightningOptimizer` (passed to ``optimizer_step``).
         accumulate: micro-batches per optimizer step (the loss is divided by it).
         warn: called once with :data:`NO_LOSS_WARNING` when the step returns ``None``.
+        outputs: build the outputs (``{"loss": loss.detach().clone(), ...}``); ``False``
+            when nobody receives them in this run (no ``on_train_batch_end`` to call):
+            the batch then returns an empty dict and skips the clone.
     """
 
     __slots__ = (
@@ -119,6 +122,7 @@ class AutomaticStep:
         "lightning_optimizer",
         "loss",
         "optimizer",
+        "outputs",
         "progress",
         "warn",
     )
@@ -132,6 +136,7 @@ class AutomaticStep:
         *,
         accumulate: int,
         warn: Callable[[str], None],
+        outputs: bool = True,
     ) -> None:
         self._training_step = caller(ev.TRAINING_STEP)
         self._zero_grad_event = caller(ev.ZERO_GRAD)
@@ -143,6 +148,7 @@ class AutomaticStep:
         self.lightning_optimizer = lightning_optimizer
         self.accumulate = accumulate
         self.warn = warn
+        self.outputs = outputs
         self.closure: Callable[[], torch.Tensor | None] = self._closure
         self._batch: Any = None
         self._batch_idx = 0
@@ -176,7 +182,8 @@ class AutomaticStep:
             step: step the optimizer after this batch.
 
         Returns:
-            ``{"loss": detached loss, **extra keys}``, or ``{}`` when the step returned ``None``.
+            ``{"loss": detached loss, **extra keys}``, or ``{}`` when the step returned
+            ``None`` or the outputs are not wanted (``outputs=False``).
 
         Raises:
             MisconfigurationException: the module's ``optimizer_step`` did not run the closure.
@@ -201,7 +208,7 @@ class AutomaticStep:
             self.progress.global_step += 1
         loss, extra = self.loss, self.extra
         self._batch = self.loss = None  # hold neither the batch nor the graph's output between batches
-        if loss is None:
+        if loss is None or not self.outputs:
             return {}
         return {"loss": loss.detach().clone(), **extra} if extra else {"loss": loss.detach().clone()}
 
