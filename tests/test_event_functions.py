@@ -175,3 +175,14 @@ def test_each_shape_of_source_is_compiled_once_per_process() -> None:
     compiled = len(codegen._MAKERS)
     fit()
     assert len(codegen._MAKERS) == compiled  # a second run reuses every compiled source
+
+
+def test_a_traceback_through_a_hook_shows_the_generated_line() -> None:
+    import traceback
+
+    driver = _driver(_Model(), [], at=_STARTED)
+    with pytest.raises(RuntimeError, match="no batch") as err:
+        driver.fire(ev.TRAINING_STEP, None, 0)
+    frames = [f for f in traceback.extract_tb(err.value.__traceback__) if f.filename.startswith("<lightcycle event")]
+    assert [f.name for f in frames] == ["fire_training_step"]
+    assert frames[0].line is not None and frames[0].line.startswith("return f")  # the call of the bound hook

@@ -27,6 +27,7 @@ reused by every run. This is the only place where hook calls are executed.
 from __future__ import annotations
 
 import copy
+import linecache
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -133,8 +134,12 @@ def compile_event(
     source = "\n".join([f"def make({', '.join(w.names)}):", *w.lines, f"    return {name}", ""])
     maker = _MAKERS.get(source)
     if maker is None:
+        # one file name per source, registered with linecache (as attrs does), so that a
+        # traceback through a hook shows the generated line that called it
+        filename = f"<lightcycle event {trigger.name} #{len(_MAKERS) + 1}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
         namespace: dict[str, Any] = {"deepcopy": copy.deepcopy}
-        exec(compile(source, f"<lightcycle event {trigger.name}>", "exec"), namespace)
+        exec(compile(source, filename, "exec"), namespace)
         maker = _MAKERS[source] = namespace["make"]
     return maker(*w.values)
 
