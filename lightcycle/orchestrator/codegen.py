@@ -79,6 +79,12 @@ class _Writer:
         self.values.append(value)
         return name
 
+    def shared(self, name: str, value: Any) -> str:
+        """A value named once however many lines use it."""
+        if name not in self.names:
+            self.value(name, value)
+        return name
+
     def line(self, indent: int, text: str) -> None:
         self.lines.append("    " * indent + text)
 
@@ -88,6 +94,8 @@ def compile_event(
     steps: Sequence[StepCode],
     holder: Any,
     trainer_state: Any,
+    trainer: Any,
+    module: Any,
     fx: dict[str, Any],
     actions: dict[Any, Callable[[], None]],
     general: Callable[[Trigger, tuple[Any, ...]], Any],
@@ -100,6 +108,8 @@ def compile_event(
         holder: the driver: ``holder._ids`` is the current row (read and replaced) and
             ``holder._isolated_failures`` collects failures of isolated hooks.
         trainer_state: gets ``stage``.
+        trainer: passed first to callback hooks.
+        module: passed second to callback hooks.
         fx: the module's ``__dict__`` (``_current_fx_name`` is set there).
         actions: runtime actions by :class:`~lightcycle.states.model.Action`.
         general: called with ``(trigger, args)`` when no step matches the current row
@@ -129,7 +139,7 @@ def compile_event(
         w.line(2, "step = holder._ids.get(KEY)")
     for s, code in enumerate(steps):
         w.line(2, f"if step is {w.value(f'S{s}', code.step)}:")
-        _emit_step(w, s, code, trigger, actions)
+        _emit_step(w, s, code, trigger, actions, (trainer, module))
     w.line(2, f"return general(TRIGGER, {args_tuple})")
     source = "\n".join([f"def make({', '.join(w.names)}):", *w.lines, f"    return {name}", ""])
     maker = _MAKERS.get(source)
@@ -152,9 +162,11 @@ def _positional(trigger: Trigger, op: d.Op) -> list[str]:
     return [f"a{i}" for i in op.positions]  # dispatch never selects the optional parameter
 
 
-def _argument_list(trigger: Trigger, op: d.Op) -> str:
-    """The call's arguments: the positional ones, then ``keyword=aN`` pairs."""
+def _argument_list(w: _Writer, trigger: Trigger, op: d.Op, lead: tuple[Any, Any]) -> str:
+    """The call's arguments: ``trainer, pl_module`` for callbacks, the positional ones, then ``keyword=aN`` pairs."""
     parts = _positional(trigger, op)
+    if op.with_trainer:
+        parts = [w.shared("trainer", lead[0]), w.shared("pl_module", lead[1]), *parts]
     for keyword, i in op.kwargs:
         if trigger.optional_tail and i == len(trigger.params) - 1:
             raise ValueError(f"hook {op.name!r} takes the optional parameter of {trigger.name!r} as a keyword")
@@ -162,7 +174,14 @@ def _argument_list(trigger: Trigger, op: d.Op) -> str:
     return ", ".join(parts)
 
 
-def _emit_step(w: _Writer, s: int, code: StepCode, trigger: Trigger, actions: dict[Any, Callable[[], None]]) -> None:
+def _emit_step(
+    w: _Writer,
+    s: int,
+    code: StepCode,
+    trigger: Trigger,
+    actions: dict[Any, Callable[[], None]],
+    lead: tuple[Any, Any],
+) -> None:
     ind = 3
     if code.after is not None:
         w.line(ind, f"holder._ids = {w.value(f'AFTER{s}', code.after)}")
@@ -191,7 +210,7 @@ def _emit_step(w: _Writer, s: int, code: StepCode, trigger: Trigger, actions: di
             w.line(body, f"{w.value(f'act{s}_{o}', actions[op.action])}()")
             continue
         w.line(body, f"fx[{_FX!r}] = {op.name!r}")
-        args = _argument_list(trigger, op)
+        args = _argument_list(w, trigger, op, lead)
         if single:
             w.line(body, f"return {fns[0]}({args})")
         elif op.kind == d.CALL:
@@ -228,4 +247,5 @@ def _emit_step(w: _Writer, s: int, code: StepCode, trigger: Trigger, actions: di
     if hooks:
         w.line(ind, "finally:")
         w.line(ind + 1, f"fx[{_FX!r}] = prev")
-    w.line(ind, "return result" if sets_result else "return None")
+    if not single:  # (a single call has returned inside the try)
+        w.line(ind, "return result" if sets_result else "return None")

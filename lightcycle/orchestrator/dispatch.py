@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any
 
 import attrs
@@ -52,6 +51,9 @@ class Op:
         keys: the callbacks' state keys, for COLLECT and PER_KEY.
         action: the runtime action, for ACTION.
         src: ``callback``, ``module`` or ``datamodule`` (for traces and errors).
+        arg_names: the hook's parameter names (positional, then keywords), for observers.
+        with_trainer: call each function as ``fn(trainer, pl_module, *args)``: the
+            callbacks' bound hook methods (cheaper to call than a ``functools.partial``).
     """
 
     kind: int
@@ -63,6 +65,7 @@ class Op:
     action: Action | None = None
     src: str = "module"
     arg_names: tuple[str, ...] = ()
+    with_trainer: bool = False
 
 
 @attrs.define
@@ -170,6 +173,7 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
     src = hook.src
     keys: tuple[str, ...] = ()
     fns: tuple[Callable[..., Any], ...]
+    with_trainer = False
     if hook.target.is_callbacks:
         chosen = [
             cb
@@ -185,7 +189,8 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
             fns = tuple(m for _, m in pairs)  # state_dict/load_state_dict take no trainer
             keys = tuple(cb.state_key for cb, _ in pairs)
         else:
-            fns = tuple(partial(m, r.trainer, r.module) for _, m in pairs)
+            fns = tuple(m for _, m in pairs)
+            with_trainer = True
     elif hook.target is Target.MODULE:
         if hook.name in r.noops and not r.keep_noops:
             fns = ()  # does nothing with this run's settings, and nobody records it
@@ -231,7 +236,7 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
         kind = RETURN
     else:
         kind = CALL
-    return Op(kind, hook.name, fns, positions, kwargs, keys, None, src, hook.args + hook.kwargs)
+    return Op(kind, hook.name, fns, positions, kwargs, keys, None, src, hook.args + hook.kwargs, with_trainer)
 
 
 def _positional_capacity(fn: Callable[..., Any]) -> int:

@@ -334,6 +334,8 @@ class LifecycleDriver:
                 ],
                 self,
                 self._trainer_state,
+                self.trainer,
+                self._module,
                 self._fx,
                 self._actions,
                 self._fire_general,
