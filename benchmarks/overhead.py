@@ -501,6 +501,15 @@ def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
     lines += [row(v) for v in ALL_VARIANTS if v in results and v != "checked"]
     if "checked" in results:
         lines += ["", "tests only (the transitions machine in lockstep; not a target):", row("checked")]
+    if paired:
+        # the noise a single median hides: this machine moves a figure by several us between runs
+        spread = []
+        for v in ALL_VARIANTS:
+            values = [r["paired_over_us"] for r in results.get(v, []) if "paired_over_us" in r]
+            if values and v != "raw":
+                spread.append(f"{v} {min(values):.1f}..{max(values):.1f}")
+        if spread:
+            lines += ["", "paired, lowest..highest run: " + "; ".join(spread)]
     for key, what in (("us_per_step", "over raw"), ("paired_over_us", "paired")):
         if key == "paired_over_us" and not paired:
             continue

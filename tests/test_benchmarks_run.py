@@ -55,3 +55,24 @@ def test_bytecode_counts_name_the_orchestrator() -> None:
     generated = [name for name in trainer if name.startswith("<lightcycle event training_step #")]
     assert generated, "the generated training_step event was not counted"
     assert not any("lightcycle/" in name for name in raw)
+
+
+def test_the_report_shows_medians_targets_and_the_spread_of_runs() -> None:
+    overhead = _load("overhead")
+    args = overhead.argparse.Namespace(device="cpu", no_paired=False, steps=10, warmup=1, block=5, repeats=3)
+
+    def runs(us: list[float], paired: list[float]) -> list[dict[str, float]]:
+        return [
+            {"us_per_step": u, "paired_over_us": p, "paired_cpu_over_us": p, "maxrss_mib": 300.0}
+            for u, p in zip(us, paired, strict=True)
+        ]
+
+    results = {
+        "raw": runs([100.0, 102.0, 98.0], [0.0, 0.5, -0.5]),
+        "trainer": runs([110.0, 130.0, 112.0], [11.0, 29.0, 12.5]),
+        "driver": runs([105.0, 104.0, 106.0], [5.0, 4.0, 6.0]),
+    }
+    text = overhead.report(results, args)
+    assert "paired, lowest..highest run: trainer 11.0..29.0; driver 4.0..6.0" in text
+    assert "trainer +12.5 us (<= 15: met)" in text  # the median run, not the outlier
+    assert "driver +5.0 us (<= 10: met)" in text
