@@ -315,8 +315,8 @@ class LifecycleDriver:
             ``f(*args)``, equivalent to ``fire(trigger, *args)``.
         """
         table_trigger = self.table.triggers.get(trigger.name)
-        if self._checker is not None or table_trigger is not trigger:
-            return partial(self.fire, trigger)
+        if self._checker is not None or table_trigger is not trigger or self._module is None:
+            return partial(self.fire, trigger)  # (nothing bound yet: no function worth generating)
         return self._event(trigger)
 
     def _event(self, trigger: Trigger) -> Callable[..., Any]:
