@@ -121,7 +121,21 @@ def test_checked_mode_fires_held_functions_through_the_machine() -> None:
     assert driver.checked_transitions == 1 and driver.state == "fit.train.epoch.batch.forwarded"
 
 
-_NAMES = ("general", "holder", "step", "make", "fx", "prev", "result", "a0", "tail")
+_NAMES = (
+    "general",
+    "holder",
+    "step",
+    "make",
+    "fx",
+    "ts",
+    "prev",
+    "result",
+    "a0",
+    "tail",
+    "trainer",
+    "pl_module",
+    "deepcopy",
+)
 _CLASHING = LIFECYCLE.extend(
     transitions=[
         Transition(
