@@ -200,3 +200,24 @@ def test_a_traceback_through_a_hook_shows_the_generated_line() -> None:
     frames = [f for f in traceback.extract_tb(err.value.__traceback__) if f.filename.startswith("<lightcycle event")]
     assert [f.name for f in frames] == ["fire_training_step"]
     assert frames[0].line is not None and frames[0].line.startswith("return f")  # the call of the bound hook
+
+
+def test_a_failing_exception_handler_is_named_by_its_class_in_the_note() -> None:
+    class Broken(L.Callback):
+        def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+            raise ValueError("handler broke")
+
+    seen: list[BaseException] = []
+
+    class Fine(L.Callback):
+        def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+            seen.append(exception)
+
+    driver = _driver(_Model(), [Broken(), Fine()], at=_STARTED)
+    original = RuntimeError("the run failed")
+    driver.interrupt(original)
+    assert seen == [original]  # the next handler still ran
+    assert [type(e) for e in driver.secondary_errors] == [ValueError]
+    assert original.__notes__ == [
+        "lightcycle: Broken.on_exception also failed while handling this: ValueError: handler broke"
+    ]

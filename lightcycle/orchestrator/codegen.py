@@ -46,10 +46,9 @@ class StepCode:
         after: the destination's row, or ``None`` for an internal transition.
         stage: the stage to set, or :attr:`Stage.KEEP`.
         ops: the compiled hook calls.
-        owner: names the owner of an isolated hook function (for failure notes).
     """
 
-    __slots__ = ("after", "ops", "owner", "stage", "step")
+    __slots__ = ("after", "ops", "stage", "step")
 
     def __init__(
         self,
@@ -57,13 +56,11 @@ class StepCode:
         after: object | None,
         stage: Any,
         ops: tuple[d.Op, ...],
-        owner: Callable[[Callable[..., Any], d.Op], str],
     ) -> None:
         self.step = step
         self.after = after
         self.stage = stage
         self.ops = ops
-        self.owner = owner
 
 
 class _Writer:
@@ -154,6 +151,13 @@ def compile_event(
     return maker(*w.values)
 
 
+def _owner(fn: Callable[..., Any], op: d.Op) -> str:
+    """``Class.hook`` of a hook function, for the note on an exception that a failing handler joins."""
+    obj = getattr(fn, "__self__", None)  # hooks are bound methods (observed module hooks are wrappers)
+    name = type(obj).__name__ if obj is not None else op.src
+    return f"{name}.{op.name}"
+
+
 def _positional(trigger: Trigger, op: d.Op) -> list[str]:
     """The call's positional arguments: the selected parameters, or all of them."""
     n = len(trigger.params)
@@ -225,7 +229,7 @@ def _emit_step(
             w.line(body, f"a0 = result = {fns[0]}({args})")
         elif op.kind == d.ISOLATED:  # every handler runs; failures are kept, not raised
             for j, fn in enumerate(fns):
-                owner = w.value(f"owner{s}_{o}_{j}", code.owner(op.fns[j], op))
+                owner = w.value(f"owner{s}_{o}_{j}", _owner(op.fns[j], op))
                 w.line(body, "try:")
                 w.line(body + 1, f"{fn}({args})")
                 w.line(body, "except BaseException as err:")

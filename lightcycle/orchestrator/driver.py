@@ -328,7 +328,7 @@ class LifecycleDriver:
                 trigger,
                 [
                     codegen.StepCode(
-                        step, self._id_rows[step.dest] if step.dest is not None else None, step.stage, step.ops, _owner
+                        step, self._id_rows[step.dest] if step.dest is not None else None, step.stage, step.ops
                     )
                     for step in steps.values()
                 ],
@@ -418,10 +418,3 @@ class LifecycleDriver:
         for m, training in self._saved_modes:
             m.training = training
         self._saved_modes = []
-
-
-def _owner(fn: Callable[..., Any], op: d.Op) -> str:
-    target = getattr(fn, "func", fn)
-    obj = getattr(target, "__self__", None)
-    name = type(obj).__name__ if obj is not None else op.src
-    return f"{name}.{op.name}"
