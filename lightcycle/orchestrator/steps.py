@@ -83,12 +83,12 @@ def manual_outputs(output: Any) -> dict[str, Any]:
 class AutomaticStep:
     """Automatic optimization of one batch (Lightning's ``_AutomaticOptimization.run``).
 
-    Built once per run for one optimizer and called once per batch. When the batch steps,
-    ``optimizer_step`` fires with :attr:`closure`, which runs ``training_step``,
-    ``zero_grad`` (first micro-batch of a window) and ``backward``; the wrapped optimizer
-    fires ``before_optimizer_step`` after the closure; then ``optimizer_step_end`` fires
-    and ``progress.global_step`` advances. An accumulating micro-batch runs the closure on
-    its own.
+    Built for one optimizer (per epoch by the Trainer, per run by LoopDriver) and called once
+    per batch. When the batch steps, ``optimizer_step`` fires with :attr:`closure`, which
+    runs ``training_step``, ``zero_grad`` (first micro-batch of a window) and ``backward``;
+    the wrapped optimizer fires ``before_optimizer_step`` after the closure; then
+    ``optimizer_step_end`` fires and ``progress.global_step`` advances. An accumulating
+    micro-batch runs the closure on its own.
 
     The closure is one bound method reused for every batch (its inputs are set on the
     object first), so a batch allocates no closure and no result holder.
