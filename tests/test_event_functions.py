@@ -221,3 +221,22 @@ def test_a_failing_exception_handler_is_named_by_its_class_in_the_note() -> None
     assert original.__notes__ == [
         "lightcycle: Broken.on_exception also failed while handling this: ValueError: handler broke"
     ]
+
+
+def test_stage_is_written_only_where_it_changes() -> None:
+    from lightcycle.states.table import KEEP, TransitionTable
+
+    table = TransitionTable(LIFECYCLE)
+    writes = 0
+    for i, row in enumerate(table.rows):
+        for trigger, entry in row.items():
+            dest_stage = table.stages[entry.dest] if entry.dest is not None else table.stages[i]
+            expected = table.stages[i] if dest_stage is KEEP else dest_stage
+            after = table.stages[i] if entry.stage is KEEP else entry.stage
+            assert after == expected, (table.states[i], trigger.name)
+            if entry.stage is not KEEP:
+                assert entry.stage != table.stages[i], (table.states[i], trigger.name)
+                writes += 1
+    assert writes > 0  # loop entries and exits do change it
+    batch = table.index[_STARTED]
+    assert all(e.stage is KEEP for e in table.rows[batch].values())  # nothing inside a training batch writes it

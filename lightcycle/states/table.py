@@ -24,7 +24,8 @@ class Entry:
     Args:
         transition: the declared transition.
         dest: index of the destination leaf, or ``None`` to stay (internal).
-        stage: the stage to set: a RunningStage, ``None`` (idle) or :data:`KEEP`.
+        stage: the stage to set: a RunningStage or ``None`` (idle) when the transition
+            changes the stage, else :data:`KEEP`.
     """
 
     transition: Transition
@@ -59,7 +60,11 @@ class TransitionTable:
             dest = None if t.dest is None else self.index[t.dest]
             for src in lifecycle.sources(t):
                 i = self.index[src]
+                # The stage is written only where it changes (as Lightning sets it when a
+                # loop starts, not per hook): no store per batch event.
                 stage = self.stages[i] if dest is None else self.stages[dest]
+                if stage == self.stages[i]:
+                    stage = KEEP
                 self.rows[i][t.trigger] = Entry(t, dest, stage)
         self.initial = self.index[lifecycle.initial]
 
