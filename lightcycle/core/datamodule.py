@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from lightcycle.orchestrator.trainer import Trainer
 
 _BLOCKING_DEVICE_TYPES = ("cpu", "mps")
+# Per target device: may copies to it be non-blocking? Asked once per device, since
+# ``torch.device.type`` builds a new string on every read (a C++ stream per batch).
+_NON_BLOCKING: dict[Any, bool] = {}
 _Tensor = torch.Tensor
 
 
@@ -92,7 +95,11 @@ def move_data_to_device(batch: Any, device: torch.device | str | int) -> Any:
         The same structure with its contents on ``device``.
     """
     target = torch.device(device) if isinstance(device, str) else device
-    non_blocking = isinstance(target, torch.device) and target.type not in _BLOCKING_DEVICE_TYPES
+    non_blocking = _NON_BLOCKING.get(target)
+    if non_blocking is None:
+        non_blocking = _NON_BLOCKING[target] = (
+            isinstance(target, torch.device) and target.type not in _BLOCKING_DEVICE_TYPES
+        )
     # Fast path for what collate functions return: a tensor, or a flat list, tuple or dict
     # of tensors. Exact type checks, so subclasses, namedtuples and anything else take the
     # general walk below, which gives the same result for these shapes.
