@@ -354,3 +354,37 @@ def test_the_outputs_are_built_only_when_on_train_batch_end_has_a_receiver() -> 
     for given, loss in seen:
         assert not given.requires_grad and given.data_ptr() != loss.data_ptr()
         assert torch.equal(given, loss.detach())
+
+
+def _accumulators(loss: torch.Tensor) -> list[Any]:
+    """The ``AccumulateGrad`` nodes of ``loss``'s graph."""
+    found, todo, seen = [], [loss.grad_fn], set()
+    while todo:
+        node = todo.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if type(node).__name__ == "AccumulateGrad":
+            found.append(node)
+        todo.extend(n for n, _ in node.next_functions)
+    return found
+
+
+def test_the_gradient_accumulators_are_reused_from_batch_to_batch() -> None:
+    # The loop drops each batch's loss (and so its graph) after the batch; the step holds
+    # the parameters' AccumulateGrad nodes so that the next graph reuses them instead of
+    # autograd building new ones. A node built in a batch has no metadata yet.
+    fresh: list[int] = []
+
+    class Marks(L.Callback):
+        def on_before_backward(self, trainer: Any, pl_module: Any, loss: torch.Tensor) -> None:
+            nodes = _accumulators(loss)
+            assert len(nodes) == 2  # weight and bias
+            fresh.append(sum("seen" not in n.metadata for n in nodes))
+            for n in nodes:
+                n.metadata["seen"] = True
+
+    _profiled_fit(None, _Model(), 4, max_epochs=2, callbacks=[Marks()])
+    # (a node may be new in an epoch's first batch: the step, and what it holds, is per epoch)
+    assert len(fresh) == 8 and fresh[0] == 2
+    assert fresh[1:4] == fresh[5:] == [0, 0, 0]

@@ -106,6 +106,7 @@ class AutomaticStep:
     """
 
     __slots__ = (
+        "_accumulators",
         "_backward",
         "_batch",
         "_batch_idx",
@@ -157,6 +158,7 @@ class AutomaticStep:
         self._ran = False
         self.loss: torch.Tensor | None = None
         self.extra: dict[str, Any] = _NO_EXTRA
+        self._accumulators = grad_accumulators(optimizer)
 
     def _closure(self) -> torch.Tensor | None:
         loss, extra = split_output(self._training_step(self._batch, self._batch_idx), self.accumulate)
@@ -211,6 +213,33 @@ class AutomaticStep:
         if loss is None or not self.outputs:
             return {}
         return {"loss": loss.detach().clone(), **extra} if extra else {"loss": loss.detach().clone()}
+
+
+def grad_accumulators(optimizer: Any) -> list[Any]:
+    """The autograd nodes that accumulate the gradients of ``optimizer``'s parameters.
+
+    Autograd keeps a parameter's ``AccumulateGrad`` node only while a graph uses it. A raw
+    loop's ``loss`` variable keeps the last graph alive into the next forward pass, so the
+    nodes are reused; a loop that drops the loss after each batch (as Lightning does, and
+    so this one, to free the graph early) makes autograd build and destroy one node per
+    parameter per batch. Holding the nodes (as DDP's reducer does) keeps them reused. They
+    refer to the parameters, which the optimizer holds anyway.
+
+    Args:
+        optimizer: a torch optimizer (anything with ``param_groups``).
+
+    Returns:
+        One node per trainable plain parameter (other tensor types are left to autograd).
+    """
+    nodes = []
+    with torch.enable_grad():
+        for group in getattr(optimizer, "param_groups", ()):
+            for p in group["params"]:
+                if type(p) is torch.nn.Parameter and p.requires_grad and p.is_leaf:
+                    fn = p.view_as(p).grad_fn
+                    if fn is not None and fn.next_functions:
+                        nodes.append(fn.next_functions[0][0])
+    return nodes
 
 
 def wrap_optimizers(
