@@ -157,38 +157,47 @@ class Lookahead:
             self.next_state = self._state_fn()
         return next(self._it, self._END)
 
-    def __iter__(self) -> Lookahead:
-        return self
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        """The items as ``(index, item)``; after each, :attr:`done` says whether it was the last.
 
-    def __next__(self) -> tuple[int, Any]:
-        """Returns ``(index, batch)``; afterwards :attr:`done` says whether it was the last."""
-        if self._lazy:
-            return self._next_lazy()
+        One pass: iterate a Lookahead once. (A generator rather than ``__next__``: resuming
+        it costs less than a method call per batch, and the fetch is inlined.)
+        """
+        return self._lazy_items() if self._lazy else self._eager_items()
+
+    def _eager_items(self) -> Iterator[tuple[int, Any]]:
+        it, limit, state_fn, end = self._it, self._limit, self._state_fn, self._END
         item = self._next
-        if item is self._END:
-            raise StopIteration
-        index = self._index
-        self._index += 1
-        self.state = self.next_state
-        self._next = self._fetch()
-        self.done = self._next is self._END
-        return index, item
+        while item is not end:
+            index = self._index
+            self._index = index + 1
+            self.state = self.next_state
+            if index + 1 >= limit:
+                following = end
+            else:
+                if state_fn is not None:
+                    self.next_state = state_fn()
+                following = next(it, end)
+            self._next = following
+            self.done = following is end
+            yield index, item
+            item = following
 
-    def _next_lazy(self) -> tuple[int, Any]:
-        if self._index >= self._limit:
-            raise StopIteration
-        if self._state_fn is not None:
-            self.state = self._state_fn()
-        item = next(self._it, self._END)
-        if item is self._END:
-            self.done = True
-            raise StopIteration
-        if self._state_fn is not None:
-            self.next_state = self._state_fn()
-        index = self._index
-        self._index += 1
-        self.done = self._index >= self._limit
-        return index, item
+    def _lazy_items(self) -> Iterator[tuple[int, Any]]:
+        it, limit, state_fn, end = self._it, self._limit, self._state_fn, self._END
+        while self._index < limit:
+            if state_fn is not None:
+                self.state = state_fn()
+            item = next(it, end)
+            if item is end:
+                self.done = True
+                return
+            if state_fn is not None:
+                self.next_state = state_fn()
+            index = self._index
+            self._index = index + 1
+            self.done = index + 1 >= limit
+            yield index, item
 
 
 def total(counts: Sequence[int | float]) -> int | float:

@@ -152,9 +152,10 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
     )
     accumulate = t._cfg.accumulate_grad_batches
     automatic_step: steps.AutomaticStep | None = None
+    items = iter(batches)
     while not _epoch_done(t):
         try:
-            batch_idx, batch = next(batches)
+            batch_idx, batch = next(items)
         except StopIteration:
             break
         loop.is_last_batch = batches.done
