@@ -15,6 +15,9 @@ Variants (each run in a fresh subprocess, variants interleaved within every repe
 * ``log``       as ``trainer``, plus ``self.log("loss", loss)`` in ``training_step``;
 * ``lightning`` ``pytorch_lightning.Trainer`` (when installed);
 * ``ignite``    ``ignite.engine.Engine`` with the same step (when installed);
+* ``protocol``  no orchestrator: the module hooks of Lightning's automatic-optimization
+  batch called by hand (see :func:`_run_protocol`). Not a product; the floor under
+  ``trainer``: what any Trainer that keeps Lightning's hook protocol pays per batch;
 * ``checked``   ``lightcycle.Trainer(checked=True)``: the ``transitions`` machine runs in
   lockstep. Tests only; reported separately, not a target.
 
@@ -53,13 +56,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-ALL_VARIANTS = ("raw", "trainer", "callbacks", "driver", "log", "lightning", "ignite", "checked")
+ALL_VARIANTS = ("raw", "trainer", "callbacks", "driver", "log", "protocol", "lightning", "ignite", "checked")
 LABELS = {
     "raw": "(a) raw PyTorch loop",
     "trainer": "(b) lightcycle Trainer",
     "callbacks": "(c) lightcycle Trainer + 5 callbacks x 6 hooks",
     "driver": "(d) lightcycle custom-loop driver",
     "log": "    lightcycle Trainer + self.log(loss)",
+    "protocol": "    Lightning's batch protocol by hand (floor)",
     "lightning": "(e) pytorch-lightning 2.x",
     "ignite": "(f) pytorch-ignite",
     "checked": "(g) lightcycle checked=True (tests only)",
@@ -307,6 +311,38 @@ def _run_driver(clock: _Clock, total: int, device: str) -> None:
                 lc.train_batch_end(loss)
 
 
+def _run_protocol(clock: _Clock, total: int, device: str) -> None:
+    """The floor under (b): Lightning's module protocol for one batch, with nothing around it.
+
+    The calls a Lightning-compatible Trainer cannot leave out, made by hand on the same
+    module as ``trainer``: ``transfer_batch_to_device``, then ``optimizer_step`` with a
+    :class:`~lightcycle.core.optim.LightningOptimizer` whose ``step`` passes a closure to
+    ``SGD.step`` (which runs it under ``torch.enable_grad()``); the closure runs
+    ``training_step``, ``optimizer_zero_grad`` and ``backward``. No lifecycle state, no
+    callbacks, no ``_current_fx_name``, no metrics, no validation or stopping checks:
+    (b) minus this is what the orchestration itself costs.
+    """
+    import torch
+
+    from lightcycle.core.optim import LightningOptimizer
+
+    dev = torch.device(device)
+    model = _lightcycle_module(clock).to(dev)
+    model.train()
+    opt = model.configure_optimizers()
+    lopt = LightningOptimizer(opt)
+    for batch_idx, batch in enumerate(_loader(total)):
+        batch = model.transfer_batch_to_device(batch, dev, 0)
+
+        def closure(batch: Any = batch, batch_idx: int = batch_idx) -> Any:
+            loss = model.training_step(batch, batch_idx)
+            model.optimizer_zero_grad(0, batch_idx, opt)
+            model.backward(loss)
+            return loss
+
+        model.optimizer_step(0, batch_idx, lopt, closure)
+
+
 def _run_raw(clock: _Clock, total: int, device: str) -> None:
     import torch
     from torch.nn import functional as F
@@ -374,6 +410,7 @@ RUNNERS: dict[str, Callable[[_Clock, int, str], None]] = {
     "callbacks": lambda c, n, d: _run_lightcycle(c, n, d, callbacks=5),
     "driver": _run_driver,
     "log": lambda c, n, d: _run_lightcycle(c, n, d, log=True),
+    "protocol": _run_protocol,
     "lightning": _run_lightning,
     "ignite": _run_ignite,
     "checked": lambda c, n, d: _run_lightcycle(c, n, d, checked=True),

@@ -28,7 +28,7 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-@pytest.mark.parametrize("variant", ["raw", "trainer", "callbacks", "driver", "log", "checked"])
+@pytest.mark.parametrize("variant", ["raw", "trainer", "callbacks", "driver", "log", "protocol", "checked"])
 def test_overhead_child_measures_every_lightcycle_variant(variant: str) -> None:
     overhead = _load("overhead")
     threads = torch.get_num_threads()
@@ -55,6 +55,15 @@ def test_bytecode_counts_name_the_orchestrator() -> None:
     generated = [name for name in trainer if name.startswith("<lightcycle event training_step #")]
     assert generated, "the generated training_step event was not counted"
     assert not any("lightcycle/" in name for name in raw)
+
+
+def test_the_protocol_floor_calls_the_hooks_a_trainer_must_call() -> None:
+    # the floor variant is only a floor if it makes Lightning's per-batch module calls
+    protocol = _load("instructions").bytecodes("protocol")
+    called = {name.rsplit(":", 1)[1] for name in protocol if "lightcycle/core/" in name}
+    assert {"transfer_batch_to_device", "optimizer_step", "optimizer_zero_grad", "backward", "step"} <= called
+    assert any(name.endswith(":training_step") for name in protocol)
+    assert not any("orchestrator" in name or name.startswith("<lightcycle event") for name in protocol)
 
 
 def test_the_report_shows_medians_targets_and_the_spread_of_runs() -> None:
