@@ -144,7 +144,7 @@ class LightningOptimizer:
         """
         if closure is None:
             self._on_before_step()
-            output = self._optimizer.step(**kwargs)
+            output = self._optimizer.step(**kwargs) if kwargs else self._optimizer.step()
         elif not callable(closure):
             raise MisconfigurationException("When `optimizer.step(closure)` is called, the closure should be callable")
         else:
@@ -156,7 +156,11 @@ class LightningOptimizer:
                 on_before_step()
                 return result
 
-            output = self._optimizer.step(closure=wrapped_closure, **kwargs)
+            # (no ``**{}``: unpacking an empty dict still builds a new one per step)
+            if kwargs:
+                output = self._optimizer.step(closure=wrapped_closure, **kwargs)
+            else:
+                output = self._optimizer.step(closure=wrapped_closure)
         if self._on_after_step is not _do_nothing:  # (manual optimization counts its steps here)
             self._on_after_step()
         return output
