@@ -1,8 +1,9 @@
 """SIGTERM during a run (spec 4.3), in a real subprocess that receives a real signal.
 
-The child runs four cases in turn; in each, a callback blocks inside a chosen hook, says
-``ready`` on stdout and waits until the Trainer's SIGTERM handler has seen the signal the
-parent sends. The run must then go on to the next point the spec names and raise
+The child runs four cases in turn (through the Trainer, and in a second child through
+:class:`~lightcycle.orchestrator.LoopDriver` with the same schedule as a custom loop); in
+each, a callback blocks inside a chosen hook, says ``ready`` on stdout and waits until the
+run's SIGTERM handler has seen the signal the parent sends. The run must then go on to the next point the spec names and raise
 ``SIGTERMException`` (a ``SystemExit`` with code 143) there:
 
 - ``eval_last``: SIGTERM during the last validation batch of ``validate()``: no check
@@ -103,14 +104,46 @@ CHILD = textwrap.dedent(
                               val_check_interval=1), ("on_train_batch_start", 0, 0)),
     ]
 
+    def custom_loop(lc, entry, kw):
+        """The Trainer's schedule for the case, written as a custom loop (docs/custom-loop.md)."""
+        from itertools import islice
+        model = lc.lightning_module
+        val_limit = kw["limit_val_batches"]
+        if entry == "validate":
+            with lc.validate():
+                for i, batch in enumerate(islice(model.val_dataloader(), val_limit)):
+                    lc.validation_batch(batch, i)
+            return
+
+        def validation():
+            with lc.validation():
+                for j, vb in enumerate(islice(lc.val_dataloaders, val_limit)):
+                    lc.validation_batch(vb, j)
+
+        with lc.fit():
+            for _ in lc.epochs(kw["max_epochs"]):
+                n = kw["limit_train_batches"]
+                for i, batch in enumerate(islice(lc.train_dataloader, n)):
+                    lc.train_batch(batch, i)
+                    if kw.get("val_check_interval") == 1 or i == n - 1:
+                        validation()
+
+    CUSTOM = len(sys.argv) > 2 and sys.argv[2] == "custom"
     for name, entry, kwargs, wait_at in CASES:
         waiter = Waiter(*wait_at)
-        trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
-                            enable_checkpointing=False, callbacks=[waiter], **kwargs)
+        if CUSTOM:
+            from lightcycle.orchestrator import LoopDriver
+            trainer = LoopDriver(Model(), callbacks=[waiter])
+        else:
+            trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                                enable_checkpointing=False, callbacks=[waiter], **kwargs)
         before = len(previous_calls)
         summary = {"case": name}
         try:
-            getattr(trainer, entry)(Model())
+            if CUSTOM:
+                custom_loop(trainer, entry, kwargs)
+            else:
+                getattr(trainer, entry)(Model())
             summary["raised"] = None
         except BaseException as exc:
             summary.update(
@@ -140,9 +173,7 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def child(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, dict[str, Any]]]:
-    tmp = tmp_path_factory.mktemp("sigterm")
+def _run_child(tmp: Path, mode: str) -> tuple[int, dict[str, dict[str, Any]]]:
     script, out = tmp / "child.py", tmp / "out.jsonl"
     script.write_text(CHILD)
     env = {
@@ -150,7 +181,11 @@ def child(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, dict
         "PYTHONPATH": str(Path(__file__).resolve().parent.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [sys.executable, str(script), str(out), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert proc.stdout is not None
     signals = 0
@@ -166,6 +201,17 @@ def child(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, dict
         row = json.loads(line)
         cases[row["case"]] = row
     return code, cases
+
+
+@pytest.fixture(scope="module")
+def child(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, dict[str, Any]]]:
+    return _run_child(tmp_path_factory.mktemp("sigterm"), "trainer")
+
+
+@pytest.fixture(scope="module")
+def custom_child(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, dict[str, Any]]]:
+    """The same four cases through LoopDriver, the Trainer's schedule written as a custom loop."""
+    return _run_child(tmp_path_factory.mktemp("sigterm_custom"), "custom")
 
 
 def _hooks(case: dict[str, Any]) -> list[tuple[str, str, Any, Any]]:
@@ -230,3 +276,34 @@ def test_batch_raises_after_its_end_and_the_validation_it_triggered(
     assert rest[-2:] == [("callback", "on_validation_end"), ("callback", "on_exception")]
     assert ("callback", "on_train_batch_start") not in rest, "no further batch may start"
     assert ("callback", "on_train_epoch_end") not in rest
+
+
+def test_custom_loop_child_exits_with_status_143(custom_child: tuple[int, dict[str, dict[str, Any]]]) -> None:
+    code, cases = custom_child
+    assert code == 143
+    assert set(cases) == {"eval_last", "eval", "epoch", "batch"}
+
+
+@pytest.mark.parametrize("name", ["eval_last", "eval", "epoch", "batch"])
+def test_custom_loop_sees_the_trainers_hooks_and_exception(
+    child: tuple[int, dict[str, dict[str, Any]]], custom_child: tuple[int, dict[str, dict[str, Any]]], name: str
+) -> None:
+    # LoopDriver checks at the next batch start (it cannot know which batch is the last,
+    # nor where the user's validation ends) and at the epoch end: the callbacks see the
+    # Trainer's hooks, the same exception, the same handler chaining and restoring.
+    ours, trainer = custom_child[1][name], child[1][name]
+    assert _hooks(ours) == _hooks(trainer)
+    for key in (
+        "raised",
+        "is_sigterm",
+        "is_system_exit",
+        "code",
+        "same_object",
+        "status",
+        "stage",
+        "received_sigterm",
+        "previous_handler_called",
+        "handler_restored",
+        "on_exception",
+    ):
+        assert ours.get(key) == trainer.get(key), key

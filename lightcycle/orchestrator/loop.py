@@ -53,7 +53,7 @@ import torch
 from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.core.logging import MetricStore
-from lightcycle.errors import LifecycleError, MisconfigurationException
+from lightcycle.errors import LifecycleError, MisconfigurationException, SIGTERMException
 from lightcycle.orchestrator import steps
 from lightcycle.orchestrator.driver import LifecycleDriver
 from lightcycle.orchestrator.loops import _isolate_rng
@@ -124,12 +124,13 @@ def _shared(name: str) -> Any:
 class _EvalRun:
     """The evaluation run in progress: its events, metric stage and whose step runs."""
 
-    __slots__ = ("events", "own_step", "stage")
+    __slots__ = ("ended", "events", "own_step", "stage")
 
     def __init__(self, events: ev.EvalTriggers, stage: str, own_step: bool) -> None:
         self.events = events
         self.stage = stage
         self.own_step = own_step
+        self.ended = False  # a batch of this run has ended (a SIGTERM check point follows it)
 
 
 class _Epochs:
@@ -232,6 +233,8 @@ class LoopDriver:
     _manual_backward: Any = _shared("_manual_backward")
     _count_manual_step: Any = _shared("_count_manual_step")
     _attach_model_callbacks: Any = _shared("_attach_model_callbacks")
+    _install_sigterm: Any = _shared("_install_sigterm")
+    _restore_sigterm: Any = _shared("_restore_sigterm")
 
     # Lightning settings a custom loop does not have; callbacks read them (EarlyStopping
     # checks at on_train_epoch_end when validation runs every epoch). Assign to change.
@@ -321,6 +324,7 @@ class LoopDriver:
         self._hold_events()
         self._triggers = self._driver.table.triggers
         self._log_fx: dict[str, str] = {}
+        self._sigterm_previous: Any = None
 
     def _hold_events(self) -> None:
         """Hold the per-batch training events' functions of the current bind (``fire`` without the lookup)."""
@@ -408,6 +412,9 @@ class LoopDriver:
         module = self.lightning_module
         self.state.fn = fn
         self.state.status = TrainerStatus.RUNNING
+        self.received_sigterm = False
+        self._restore_sigterm()  # (a run opened by begin() that an unguarded exception left)
+        self._install_sigterm()
         module.trainer = self  # type: ignore[assignment]
         if self.datamodule is not None:
             self.datamodule.trainer = self  # type: ignore[assignment]
@@ -471,10 +478,12 @@ class LoopDriver:
         else:
             self._require(ev.TEARDOWN)
         fire(ev.TEARDOWN, fn)
+        self._restore_sigterm()
         self.state.status = TrainerStatus.FINISHED
         fire(ev.FINISH)
 
     def _after_exception(self) -> None:
+        self._restore_sigterm()
         self._eval = None
         self._current_dataloader_idx = None
 
@@ -691,6 +700,8 @@ class LoopDriver:
         self._fire(ev.TRAIN_EPOCH_END)
         self._results.close_epoch("train")
         loop.epochs_completed += 1
+        if self.received_sigterm:  # spec 4.3: at the end of every training epoch
+            raise SIGTERMException()
 
     @contextmanager
     def epoch(self) -> Iterator[int]:
@@ -713,8 +724,13 @@ class LoopDriver:
             ``None`` when the module's ``on_train_batch_start`` returned -1: the rest of
             the epoch is skipped, so leave the batch loop.
         """
-        batch = self._transfer_event(batch, self._device, 0)
         loop = self.fit_loop
+        if self.received_sigterm and loop.batches_ready:
+            # Spec 4.3: after a batch's end-of-batch processing, including the validation
+            # it triggered. A custom loop runs that validation after train_batch_end, so
+            # the check is here, before the next batch fires anything.
+            raise SIGTERMException()
+        batch = self._transfer_event(batch, self._device, 0)
         loop.batch_idx = batch_idx
         loop.batches_ready += 1
         loop.total_batch_idx += 1
@@ -890,6 +906,10 @@ class LoopDriver:
             self.validation_end()
 
     def _eval_batch_start(self, e: ev.EvalTriggers, batch: Any, batch_idx: int, dataloader_idx: int | None) -> Any:
+        if self.received_sigterm and self._eval is not None and self._eval.ended:
+            # Spec 4.3: after every evaluation batch but the last; the driver cannot know
+            # which is the last, so the check waits for the next batch to start.
+            raise SIGTERMException()
         fire = self._fire
         if dataloader_idx is None:
             batch = fire(e.batch_transfer, batch, self._device, 0)
@@ -928,7 +948,9 @@ class LoopDriver:
             self._fire(e.batch_end, outputs, self._ebatch, self._eidx)
         else:
             self._fire(e.batch_end, outputs, self._ebatch, self._eidx, self._edl)
-        self._results.end_batch(cast(_EvalRun, self._eval).stage)
+        run = cast(_EvalRun, self._eval)
+        run.ended = True
+        self._results.end_batch(run.stage)
 
     def _eval_batch(self, e: ev.EvalTriggers, batch: Any, batch_idx: int, dataloader_idx: int | None) -> Any:
         self._eval_batch_start(e, batch, batch_idx, dataloader_idx)
