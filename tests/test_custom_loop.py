@@ -711,3 +711,103 @@ def test_checked_mode_and_trainer_attributes() -> None:
             lc.train_batch_end(jsonable(None))
     assert lc._driver.checked_transitions > 10
     assert lc.is_global_zero and lc.world_size == 1 and lc.logger is None
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+class _Ckpt(lightcycle.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.layer = nn.Linear(4, 1)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        x, y = batch
+        loss = nn.functional.mse_loss(self.layer(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", nn.functional.mse_loss(self.layer(x), y))
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def train_dataloader(self) -> Any:
+        g = torch.Generator().manual_seed(1)
+        ds = torch.utils.data.TensorDataset(torch.randn(8, 4, generator=g), torch.randn(8, 1, generator=g))
+        return torch.utils.data.DataLoader(ds, batch_size=4)
+
+    def val_dataloader(self) -> Any:
+        g = torch.Generator().manual_seed(2)
+        ds = torch.utils.data.TensorDataset(torch.randn(6, 4, generator=g), torch.randn(6, 1, generator=g))
+        return torch.utils.data.DataLoader(ds, batch_size=3)
+
+
+def _checkpointed_run(custom: bool, dirpath: Path, fail_at_epoch: int | None = None) -> Any:
+    from lightcycle.callbacks import ModelCheckpoint
+
+    ck = ModelCheckpoint(dirpath=dirpath, monitor="val_loss", save_top_k=2, save_last=True, save_on_exception=True)
+
+    class Fail(lightcycle.Callback):  # mid-epoch, after a step: on_exception has something new to save
+        def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+            if trainer.current_epoch == fail_at_epoch and batch_idx == 0:
+                raise RuntimeError("stop")
+
+    callbacks = [ck, Fail()]
+    if custom:
+        lc = LoopDriver(_Ckpt(), callbacks)
+        with lc.fit():
+            for _epoch in lc.epochs(3):
+                for i, batch in enumerate(lc.train_dataloader):
+                    lc.train_batch(batch, i)
+                with lc.validation():
+                    for j, vb in enumerate(lc.val_dataloaders):
+                        lc.validation_batch(vb, j)
+    else:
+        trainer = lightcycle.Trainer(
+            max_epochs=3,
+            callbacks=callbacks,
+            num_sanity_val_steps=0,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        trainer.fit(_Ckpt())
+    return ck
+
+
+@pytest.mark.parametrize("fail_at_epoch", [None, 2])
+def test_model_checkpoint_saves_from_a_custom_loop_as_from_the_trainer(
+    tmp_path: Path, fail_at_epoch: int | None
+) -> None:
+    # The Trainer's schedule as a custom loop: ModelCheckpoint (top-k by val_loss, last,
+    # on exception) writes the same files, with the same contents, through lc.save_checkpoint.
+    results = {}
+    for custom in (False, True):
+        folder = tmp_path / ("custom" if custom else "trainer")
+        try:
+            ck = _checkpointed_run(custom, folder, fail_at_epoch)
+        except RuntimeError:
+            assert fail_at_epoch is not None
+            ck = None
+        files = sorted(p.name for p in folder.iterdir())
+        contents = {name: torch.load(folder / name, weights_only=False) for name in files}
+        results[custom] = (files, ck and (Path(ck.best_model_path).name, float(ck.best_model_score)), contents)
+    (files, best, contents), (c_files, c_best, c_contents) = results[False], results[True]
+    assert c_files == files and len(files) >= 3
+    if fail_at_epoch is not None:  # the checkpoint written in on_exception, mid-epoch
+        assert contents["epoch=2-step=5.ckpt"]["loops"]["fit_loop"]["position"] != "epoch_end"
+    assert c_best == best
+    for name in files:
+        ours, theirs = c_contents[name], contents[name]
+        assert (ours["epoch"], ours["global_step"]) == (theirs["epoch"], theirs["global_step"]), name
+        keys = ("position", "epochs_processed", "epochs_completed", "global_step", "batches_ready", "batch_idx")
+        ours_loop, theirs_loop = ours["loops"]["fit_loop"], theirs["loops"]["fit_loop"]
+        assert [ours_loop[k] for k in keys] == [theirs_loop[k] for k in keys], name
+        assert ours["callbacks"].keys() == theirs["callbacks"].keys()
+        for key, value in theirs["state_dict"].items():
+            assert torch.equal(ours["state_dict"][key], value), (name, key)
+        assert ours["optimizer_states"][0]["state"].keys() == theirs["optimizer_states"][0]["state"].keys()

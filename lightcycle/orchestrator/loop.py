@@ -55,6 +55,7 @@ from lightcycle.callbacks.callback import Callback
 from lightcycle.core.logging import MetricStore
 from lightcycle.errors import LifecycleError, MisconfigurationException, SIGTERMException
 from lightcycle.orchestrator import steps
+from lightcycle.orchestrator.checkpointing import CheckpointConnector
 from lightcycle.orchestrator.driver import LifecycleDriver
 from lightcycle.orchestrator.loops import _isolate_rng
 from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
@@ -234,6 +235,7 @@ class LoopDriver:
     _count_manual_step: Any = _shared("_count_manual_step")
     _attach_model_callbacks: Any = _shared("_attach_model_callbacks")
     _install_sigterm: Any = _shared("_install_sigterm")
+    save_checkpoint: Any = _shared("save_checkpoint")
     _restore_sigterm: Any = _shared("_restore_sigterm")
 
     # Lightning settings a custom loop does not have; callbacks read them (EarlyStopping
@@ -245,6 +247,7 @@ class LoopDriver:
     check_val_every_n_epoch: int | None = 1
     log_every_n_steps = 50
     num_training_batches: int | float = float("inf")
+    ckpt_path: str | None = None  # a custom loop restores its own state: nothing to protect from pruning
     default_root_dir = "."
 
     def __init__(
@@ -325,6 +328,9 @@ class LoopDriver:
         self._triggers = self._driver.table.triggers
         self._log_fx: dict[str, str] = {}
         self._sigterm_previous: Any = None
+        self._checkpoints = CheckpointConnector(self)  # type: ignore[arg-type]  # reads what a Trainer has
+        self._interrupted_from: str | None = None
+        self.num_val_batches: list[int | float] = []
 
     def _hold_events(self) -> None:
         """Hold the per-batch training events' functions of the current bind (``fire`` without the lookup)."""
@@ -502,17 +508,22 @@ class LoopDriver:
     @contextmanager
     def _run(self, fn: TrainerFn, optimizers: Any = None) -> Iterator[LoopDriver]:
         self._require(ev.ENTRY[fn.value])
+        self._interrupted_from = None
         with self._driver.guard(self._after_exception):
-            self._begin_run(fn, optimizers)
-            if fn is TrainerFn.FITTING:
-                yield self
-            else:
-                events, _, stage = _EVAL_OF_ENTRY[fn]
-                with self._grad_context():
-                    self._open_eval(events, stage.value)
+            try:
+                self._begin_run(fn, optimizers)
+                if fn is TrainerFn.FITTING:
                     yield self
-                    self._close_eval(cast(_EvalRun, self._eval))
-            self._end_run()
+                else:
+                    events, _, stage = _EVAL_OF_ENTRY[fn]
+                    with self._grad_context():
+                        self._open_eval(events, stage.value)
+                        yield self
+                        self._close_eval(cast(_EvalRun, self._eval))
+                self._end_run()
+            except BaseException:
+                self._interrupted_from = self._driver.state  # for a checkpoint saved in on_exception
+                raise
 
     def fit(self, optimizers: Any = None) -> AbstractContextManager[LoopDriver]:
         """``with lc.fit(optimizers=[opt]):`` — a fit run (:meth:`begin` ... :meth:`end`, guarded).
@@ -625,6 +636,11 @@ class LoopDriver:
             self.val_dataloaders = self._fire(ev.VAL_DATALOADER)
             self._val_requested = True
         self._fire(ev.TRAIN_START)
+
+    @property
+    def enable_validation(self) -> bool:
+        """Whether the module defines ``validation_step`` and its data source ``val_dataloader``."""
+        return self._validation_defined()
 
     def _validation_defined(self) -> bool:
         from lightcycle.core.datamodule import LightningDataModule
