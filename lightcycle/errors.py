@@ -13,6 +13,23 @@ class MisconfigurationException(Exception):
     """
 
 
+class InvalidValueError(MisconfigurationException, ValueError):
+    """An argument has a value it cannot take.
+
+    Also a ``ValueError``: Lightning raises one for some of these (an unknown accelerator
+    name), so ``except ValueError`` written for Lightning catches it too.
+    """
+
+
+class InvalidTypeError(MisconfigurationException, TypeError):
+    """An argument, or what a hook returned, has a type it cannot have.
+
+    Also a ``TypeError``, as Lightning raises for these (a ``gradient_clip_val`` that is
+    not a number, a ``callbacks`` that is not a callback or a list, a dataloader hook
+    that returned ``None``).
+    """
+
+
 class LifecycleError(RuntimeError):
     """A lifecycle event was requested where the declaration does not allow it.
 

@@ -21,7 +21,7 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException as 
 from torch.utils.data import DataLoader, TensorDataset
 
 import lightcycle as LC
-from lightcycle.errors import MisconfigurationException
+from lightcycle.errors import InvalidTypeError, InvalidValueError, MisconfigurationException
 from lightcycle.orchestrator.config import UNSUPPORTED
 from tests.recording import BASE_KWARGS, build
 
@@ -29,7 +29,12 @@ QUIET = dict(BASE_KWARGS, max_epochs=1, limit_train_batches=1, limit_val_batches
 
 
 def _lightning_type(ours: type[BaseException]) -> type[BaseException]:
-    return PLMisconfigurationException if ours is MisconfigurationException else ours
+    """The type Lightning raises where ours is ``ours`` (our Invalid*Error are also its built-in type)."""
+    return {
+        MisconfigurationException: PLMisconfigurationException,
+        InvalidTypeError: TypeError,
+        InvalidValueError: ValueError,
+    }.get(ours, ours)
 
 
 def _construct(pl: Any, **kwargs: Any) -> Any:
@@ -64,7 +69,7 @@ INVALID: list[tuple[dict[str, Any], type[BaseException], str, bool]] = [
     (dict(limit_val_batches=-0.5), MisconfigurationException, r"limit_val_batches=-0\.5.*\[0\.0, 1\.0\]", True),
     (dict(limit_val_batches=True), MisconfigurationException, r"limit_val_batches=True.*int >= 0", False),
     (dict(limit_test_batches=2.0), MisconfigurationException, r"limit_test_batches=2\.0.*int >= 0", False),
-    (dict(limit_predict_batches="a"), MisconfigurationException, r"limit_predict_batches='a'.*int >= 0", False),
+    (dict(limit_predict_batches="a"), InvalidTypeError, r"limit_predict_batches='a'.*int >= 0", True),
     (dict(num_sanity_val_steps=-2), MisconfigurationException, r"num_sanity_val_steps=-2.*int >= 0, -1", False),
     (dict(num_sanity_val_steps=1.5), MisconfigurationException, r"num_sanity_val_steps=1\.5.*int >= 0, -1", False),
     (dict(num_sanity_val_steps=True), MisconfigurationException, r"num_sanity_val_steps=True.*int >= 0, -1", False),
@@ -96,7 +101,7 @@ INVALID: list[tuple[dict[str, Any], type[BaseException], str, bool]] = [
     (dict(accumulate_grad_batches=1.5), MisconfigurationException, r"accumulate_grad_batches=1\.5.*int >= 1", False),
     (dict(accumulate_grad_batches=True), MisconfigurationException, r"accumulate_grad_batches=True.*int >= 1", False),
     (dict(gradient_clip_val=-1), MisconfigurationException, r"gradient_clip_val=-1.*number >= 0", False),
-    (dict(gradient_clip_val="x"), MisconfigurationException, r"gradient_clip_val='x'.*number >= 0", False),
+    (dict(gradient_clip_val="x"), InvalidTypeError, r"gradient_clip_val='x'.*number >= 0", True),
     (dict(gradient_clip_val=True), MisconfigurationException, r"gradient_clip_val=True.*number >= 0", False),
     (
         dict(gradient_clip_algorithm="bogus"),
@@ -109,9 +114,9 @@ INVALID: list[tuple[dict[str, Any], type[BaseException], str, bool]] = [
     (dict(log_every_n_steps=1.5), MisconfigurationException, r"log_every_n_steps=1\.5.*int >= 0", False),
     (
         dict(accelerator="bogus"),
-        MisconfigurationException,
+        InvalidValueError,
         r"accelerator='bogus'.*'cpu', 'cuda', 'gpu' or 'auto'",
-        False,
+        True,
     ),
     (dict(accelerator="tpu"), MisconfigurationException, r"accelerator='tpu'.*'cpu', 'cuda', 'gpu' or 'auto'", False),
     (dict(accelerator="mps"), MisconfigurationException, r"accelerator='mps'.*'cpu', 'cuda', 'gpu' or 'auto'", False),
@@ -122,7 +127,7 @@ INVALID: list[tuple[dict[str, Any], type[BaseException], str, bool]] = [
     (dict(precision=16), MisconfigurationException, r"precision=16.*torch\.autocast", False),
     (dict(max_epoch=1), TypeError, r"unexpected keyword argument 'max_epoch'.*spelling", True),
     (dict(limit_train_batch=1), TypeError, r"unexpected keyword argument 'limit_train_batch'.*spelling", True),
-    (dict(callbacks=object()), MisconfigurationException, r"callbacks=.*Callback or a list.*got object", False),
+    (dict(callbacks=object()), InvalidTypeError, r"callbacks=.*Callback or a list.*got object", True),
     (
         dict(callbacks=[object()]),
         MisconfigurationException,
@@ -496,7 +501,10 @@ def test_nested_fit_from_inside_a_hook() -> None:
 
 
 def test_train_dataloader_returning_none() -> None:
-    """Fires hooks by nature (the hook itself runs); the message names the hook and the fix."""
+    """Fires hooks by nature (the hook itself runs); the message names the hook and the fix.
+
+    A TypeError, as in Lightning, and a MisconfigurationException.
+    """
     ns = build(LC)
 
     class NoneLoader(ns.RecModule):  # type: ignore[name-defined,misc]
@@ -505,17 +513,25 @@ def test_train_dataloader_returning_none() -> None:
             return None
 
     trainer = LC.Trainer(**QUIET, callbacks=[ns.RecordingCallback()])
-    with pytest.raises(
-        MisconfigurationException, match=r"`train_dataloader` returned None\. Return a DataLoader"
-    ) as info:
+    with pytest.raises(InvalidTypeError, match=r"`train_dataloader` returned None\. Return a DataLoader") as info:
         trainer.fit(NoneLoader())
+    assert isinstance(info.value, MisconfigurationException)
     hooks = [(e["src"], e["hook"]) for e in ns.events]
     at = hooks.index(("module", "train_dataloader"))
     assert hooks[at + 1] == ("callback", "on_exception")
-    assert ns.events[at + 1]["args"]["exception"] == f"MisconfigurationException: {info.value}"
+    assert ns.events[at + 1]["args"]["exception"] == f"InvalidTypeError: {info.value}"
     assert ("callback", "on_train_start") not in hooks
     assert trainer.interrupted and trainer.state.stage is None
     assert re.search(r"train_dataloader", str(info.value))
+    pl_ns = build(PL)
+
+    class PLNoneLoader(pl_ns.RecModule):  # type: ignore[name-defined,misc]
+        def train_dataloader(self) -> Any:
+            return None
+
+    with warnings.catch_warnings(), pytest.raises(TypeError):
+        warnings.simplefilter("ignore")
+        PL.Trainer(**QUIET, callbacks=[pl_ns.RecordingCallback()]).fit(PLNoneLoader())
 
 
 def test_gradient_clip_algorithm_is_case_insensitive() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 import torch
 
-from lightcycle.errors import MisconfigurationException
+from lightcycle.errors import InvalidTypeError, InvalidValueError, MisconfigurationException
 
 # Lightning 2.6 Trainer arguments lightcycle does not implement (yet). Passing any of them
 # with a non-default value is an error that names it; nothing is silently ignored.
@@ -49,8 +49,10 @@ def _is_default(value: object, default: object) -> bool:
     return False
 
 
-def _fail(name: str, value: object, expected: str) -> MisconfigurationException:
-    return MisconfigurationException(f"Trainer({name}={value!r}) is invalid: expected {expected}.")
+def _fail(
+    name: str, value: object, expected: str, kind: type[MisconfigurationException] = MisconfigurationException
+) -> MisconfigurationException:
+    return kind(f"Trainer({name}={value!r}) is invalid: expected {expected}.")
 
 
 def _int_or_none(name: str, value: Any, minimum: int) -> int | None:
@@ -72,7 +74,8 @@ def _limit(name: str, value: Any) -> int | float:
         return int(value)
     if isinstance(value, numbers.Real) and 0.0 <= float(value) <= 1.0:
         return float(value)
-    raise _fail(name, value, "an int >= 0 (batches) or a float in [0.0, 1.0] (fraction)")
+    kind = MisconfigurationException if isinstance(value, numbers.Real) else InvalidTypeError
+    raise _fail(name, value, "an int >= 0 (batches) or a float in [0.0, 1.0] (fraction)", kind)
 
 
 @attrs.define
@@ -196,11 +199,9 @@ def resolve(
     ):
         raise _fail("accumulate_grad_batches", accumulate_grad_batches, "an int >= 1")
     if gradient_clip_val is not None:
-        if (
-            isinstance(gradient_clip_val, bool)
-            or not isinstance(gradient_clip_val, numbers.Real)
-            or gradient_clip_val < 0
-        ):
+        if isinstance(gradient_clip_val, bool) or not isinstance(gradient_clip_val, numbers.Real):
+            raise _fail("gradient_clip_val", gradient_clip_val, "a number >= 0 or None", InvalidTypeError)
+        if gradient_clip_val < 0:
             raise _fail("gradient_clip_val", gradient_clip_val, "a number >= 0 or None")
         gradient_clip_val = float(gradient_clip_val)
     if isinstance(gradient_clip_algorithm, str):
@@ -238,7 +239,7 @@ def resolve(
 
 def _device(accelerator: str, devices: Any) -> torch.device:
     if accelerator not in ("auto", "cpu", "cuda", "gpu"):
-        raise _fail("accelerator", accelerator, "'cpu', 'cuda', 'gpu' or 'auto'")
+        raise _fail("accelerator", accelerator, "'cpu', 'cuda', 'gpu' or 'auto'", InvalidValueError)
     if devices not in (1, "1", "auto", [0], (0,), -1) and not (isinstance(devices, list) and len(devices) == 1):
         raise MisconfigurationException(
             f"Trainer(devices={devices!r}) is not supported yet: lightcycle trains on one device. Use devices=1."

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from lightcycle.errors import MisconfigurationException
+from lightcycle.errors import InvalidTypeError, MisconfigurationException
 
 
 def as_loader_list(loaders: Any, kind: str) -> list[Iterable[Any]]:
@@ -25,10 +25,11 @@ def as_loader_list(loaders: Any, kind: str) -> list[Iterable[Any]]:
         The loaders, in order.
 
     Raises:
-        MisconfigurationException: for ``None``, dicts, or several train loaders.
+        MisconfigurationException: for ``None`` (a :class:`~lightcycle.errors.InvalidTypeError`), dicts, or
+            several train loaders.
     """
-    if loaders is None:
-        raise MisconfigurationException(
+    if loaders is None:  # (Lightning: a TypeError)
+        raise InvalidTypeError(
             f"`{kind}_dataloader` returned None. Return a DataLoader (or another iterable of batches)."
         )
     if isinstance(loaders, dict):

@@ -21,7 +21,7 @@ import torch
 from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.monitoring import Checkpoint
-from lightcycle.errors import MisconfigurationException
+from lightcycle.errors import InvalidTypeError, MisconfigurationException
 from lightcycle.orchestrator import loops, steps
 from lightcycle.orchestrator.config import resolve
 from lightcycle.orchestrator.driver import LifecycleDriver
@@ -226,7 +226,7 @@ class Trainer:
         elif isinstance(callbacks, (list, tuple)):
             given = list(callbacks)
         else:
-            raise MisconfigurationException(
+            raise InvalidTypeError(
                 f"Trainer(callbacks=...) takes a Callback or a list of them, got {type(callbacks).__name__}."
             )
         for cb in given:
