@@ -136,9 +136,12 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
     loop.batches_ready = skip
     loop.batch_idx = skip - 1
     loop.is_last_batch = False
+    # Whether validation can run in this epoch at all (hooks overridden, loaders, limits,
+    # check_val_every_n_epoch): fixed for the epoch, so asked once, not after every batch.
+    validate_epoch = t._should_check_val_epoch()
     if plan is not None and plan.pending is not None:  # what the saved batch still had to do
         loop.is_last_batch = plan.is_last_batch
-        _after_batch(t, validate=plan.pending == "batch")
+        _after_batch(t, validate=validate_epoch and plan.pending == "batch")
     device = t._cfg.device
     module = t.lightning_module
     assert module is not None
@@ -191,7 +194,7 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
         metrics = results.end_batch("train")
         if metrics:
             t._log_step(metrics)
-        _after_batch(t, validate=True)
+        _after_batch(t, validate=validate_epoch)
     # fit loop on_advance_end
     loop.epochs_processed += 1
     results.end_epoch("train")
@@ -206,7 +209,12 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
 
 
 def _after_batch(t: Trainer, validate: bool) -> None:
-    """The epoch loop's ``on_advance_end``: validation when due, plateau schedulers, SIGTERM."""
+    """The epoch loop's ``on_advance_end``: validation when due, plateau schedulers, SIGTERM.
+
+    Args:
+        t: the trainer.
+        validate: validation may run after this batch (an epoch where it runs at all).
+    """
     if validate and _should_check_val(t):
         if not _should_accumulate(t):
             t._driver.fire(ev.EVAL["validation"].model_zero_grad)
@@ -247,9 +255,9 @@ def _should_accumulate(t: Trainer) -> bool:
 
 
 def _should_check_val(t: Trainer) -> bool:
-    # Lightning's rules, with the costly one (is validation on this epoch at all: hooks
-    # overridden, loaders, limits) asked last; all of them are side-effect free, so the
-    # answer is the same, but most batches are settled by the cheap position checks.
+    # Lightning's rules for the position in an epoch where validation runs at all (the
+    # caller asked ``_should_check_val_epoch`` once for the epoch; it does not change
+    # within one: hooks overridden, loaders, limits and the epoch number).
     loop = t.fit_loop
     infinite = t.val_check_batch == _INF
     if (loop.is_last_batch and infinite) or (t.should_stop and _can_stop_early(t)):
@@ -262,7 +270,7 @@ def _should_check_val(t: Trainer) -> bool:
         elif t.val_check_batch != _INF:
             current = loop.total_batch_idx if t._cfg.check_val_every_n_epoch is None else loop.batch_idx
             check = (current + 1) % t.val_check_batch == 0
-    return bool(check) and t._should_check_val_epoch()
+    return bool(check)
 
 
 def _run_fit_validation(t: Trainer) -> None:
