@@ -240,3 +240,51 @@ def test_stage_is_written_only_where_it_changes() -> None:
     assert writes > 0  # loop entries and exits do change it
     batch = table.index[_STARTED]
     assert all(e.stage is KEEP for e in table.rows[batch].values())  # nothing inside a training batch writes it
+
+
+@pytest.mark.parametrize("n", [1, 2, codegen._MAX_ROW_TESTS, codegen._MAX_ROW_TESTS + 1])
+def test_the_step_is_found_from_every_source_row_by_identity_or_lookup(n: int) -> None:
+    # An event legal from few rows compares the current row with each; from more, one
+    # dict lookup. Either way: each source row takes its own step, any other row the
+    # general path, and nothing moves on the way there.
+    from lightcycle.states.model import Stage
+
+    trigger = Trigger(f"probe_{n}", ("x",), "a test event")
+    rows: list[dict[int, Any]] = [{} for _ in range(n + 2)]
+    after_a, after_b = {}, {}
+    step_a, step_b = object(), object()
+    for row in rows[:n]:
+        row[id(trigger)] = step_a
+    rows[n][id(trigger)] = step_b
+    holder = _Holder()
+    holder._ids = None  # type: ignore[attr-defined]
+    general_calls: list[tuple[Any, tuple[Any, ...]]] = []
+
+    def general(t: Trigger, args: tuple[Any, ...]) -> str:
+        general_calls.append((t, args))
+        return "general"
+
+    fire = codegen.compile_event(
+        trigger,
+        [
+            codegen.StepCode(step_a, after_a, Stage.KEEP, (), rows[:n]),
+            codegen.StepCode(step_b, after_b, Stage.KEEP, (), rows[n : n + 1]),
+        ],
+        holder,
+        holder.state,
+        None,
+        None,
+        {},
+        {},
+        general,
+    )
+    source = next(src for src in codegen._MAKERS if f"def fire_probe_{n}(" in src)
+    assert ("holder._ids.get(" in source) is (n + 1 > codegen._MAX_ROW_TESTS)
+    for row in rows[:n]:
+        holder._ids = row  # type: ignore[attr-defined]
+        assert fire(1) is None and holder._ids is after_a  # type: ignore[attr-defined]
+    holder._ids = rows[n]  # type: ignore[attr-defined]
+    assert fire(2) is None and holder._ids is after_b  # type: ignore[attr-defined]
+    holder._ids = rows[n + 1]  # type: ignore[attr-defined]
+    assert fire(3) == "general" and holder._ids is rows[n + 1]  # type: ignore[attr-defined]
+    assert general_calls == [(trigger, (3,))]

@@ -7,9 +7,8 @@ event a run fires, this module writes the function a person would write by hand 
 that run (what attrs and dataclasses do for ``__init__``)::
 
     def fire_training_step(a0, a1):
-        step = holder._ids.get(KEY)         # the current state's row: is the event legal?
-        if step is S0:                      # (one branch per distinct step of the event)
-            holder._ids = AFTER0            # move
+        if holder._ids is R0_0:             # the current state's row: is the event legal,
+            holder._ids = AFTER0            # and which step? (one branch per distinct step) move
             ts.stage = STAGE0
             prev = fx.get('_current_fx_name')
             try:
@@ -18,6 +17,9 @@ that run (what attrs and dataclasses do for ``__init__``)::
             finally:
                 fx['_current_fx_name'] = prev
         return general(TRIGGER, (a0, a1))   # illegal here (or a later bind): the general path
+
+An event legal from many states (``interrupt``, say) finds its step with a dict lookup in
+the current row instead of comparing the row with each source row.
 
 The run's objects (bound hooks, rows, stages) are closure cells, so the source depends
 only on the *shape* of the steps; each distinct source is compiled once per process and
@@ -36,6 +38,9 @@ from lightcycle.states.model import Stage, Trigger
 
 _MAKERS: dict[str, Callable[..., Callable[..., Any]]] = {}
 _FX = "_current_fx_name"
+_MAX_ROW_TESTS = 4
+"""Up to this many source rows an event tests the current row by identity (cheaper than
+``row.get``, a C call); more take one dict lookup."""
 
 
 class StepCode:
@@ -46,9 +51,11 @@ class StepCode:
         after: the destination's row, or ``None`` for an internal transition.
         stage: the stage to set, or :attr:`Stage.KEEP`.
         ops: the compiled hook calls.
+        sources: the rows (current-state values of ``holder._ids``) whose entry for the
+            event is this step.
     """
 
-    __slots__ = ("after", "ops", "stage", "step")
+    __slots__ = ("after", "ops", "sources", "stage", "step")
 
     def __init__(
         self,
@@ -56,11 +63,13 @@ class StepCode:
         after: object | None,
         stage: Any,
         ops: tuple[d.Op, ...],
+        sources: Sequence[object] = (),
     ) -> None:
         self.step = step
         self.after = after
         self.stage = stage
         self.ops = ops
+        self.sources = tuple(sources)
 
 
 class _Writer:
@@ -128,14 +137,22 @@ def compile_event(
     w.value("fx", fx)
     w.value("general", general)
     w.value("TRIGGER", trigger)
-    w.value("KEY", id(trigger))
     # prefixed, so that no event name can shadow a closure variable of ``make``
     name = f"fire_{trigger.name}" if trigger.name.isidentifier() else "fire_event"
     w.line(1, f"def {name}({signature}):")
-    if steps:
-        w.line(2, "step = holder._ids.get(KEY)")
+    rows = sum(len(code.sources) for code in steps)
+    by_identity = 0 < rows <= _MAX_ROW_TESTS and all(code.sources for code in steps)
+    if by_identity and rows > 1:
+        w.line(2, "ids = holder._ids")
+    elif steps and not by_identity:
+        w.line(2, f"step = holder._ids.get({w.value('KEY', id(trigger))})")
     for s, code in enumerate(steps):
-        w.line(2, f"if step is {w.value(f'S{s}', code.step)}:")
+        if not by_identity:
+            test = f"step is {w.value(f'S{s}', code.step)}"
+        else:
+            current = "holder._ids" if rows == 1 else "ids"
+            test = " or ".join(f"{current} is {w.value(f'R{s}_{r}', row)}" for r, row in enumerate(code.sources))
+        w.line(2, f"if {test}:")
         _emit_step(w, s, code, trigger, actions, (trainer, module))
     w.line(2, f"return general(TRIGGER, {args_tuple})")
     source = "\n".join([f"def make({', '.join(w.names)}):", *w.lines, f"    return {name}", ""])

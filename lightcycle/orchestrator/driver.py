@@ -4,8 +4,8 @@ One driver serves every loop: :class:`~lightcycle.orchestrator.trainer.Trainer` 
 lifecycle through it, and custom training loops use it directly (see
 :mod:`lightcycle.orchestrator.loop`). :meth:`LifecycleDriver.bind` compiles each transition's
 hooks against a run's objects; each event a run fires then gets one generated function
-(:mod:`~lightcycle.orchestrator.codegen`) that finds its step in the current state's row
-(one dict lookup), refuses the event with :class:`~lightcycle.errors.LifecycleError` if the
+(:mod:`~lightcycle.orchestrator.codegen`) that finds its step from the current state's row
+(an identity test, or a dict lookup for events legal from many states), refuses the event with :class:`~lightcycle.errors.LifecycleError` if the
 declaration does not allow it from there, moves, sets the stage and calls the hooks.
 Nothing on that path logs, formats strings or resolves names. Loops that fire an event
 once per batch hold that function (:meth:`LifecycleDriver.caller`).
@@ -323,14 +323,24 @@ class LifecycleDriver:
         """The generated function of a table trigger for this bind, made at first use."""
         event = self._events.get(id(trigger))
         if event is None:
-            steps = {id(step): step for row in self._rows if (step := row.get(trigger)) is not None}
+            steps: dict[int, _Step] = {}
+            sources: dict[int, list[dict[int, _Step]]] = {}
+            for row, id_row in zip(self._rows, self._id_rows, strict=True):
+                step = row.get(trigger)
+                if step is not None:
+                    steps[id(step)] = step
+                    sources.setdefault(id(step), []).append(id_row)
             event = self._events[id(trigger)] = codegen.compile_event(
                 trigger,
                 [
                     codegen.StepCode(
-                        step, self._id_rows[step.dest] if step.dest is not None else None, step.stage, step.ops
+                        step,
+                        self._id_rows[step.dest] if step.dest is not None else None,
+                        step.stage,
+                        step.ops,
+                        sources[key],
                     )
-                    for step in steps.values()
+                    for key, step in steps.items()
                 ],
                 self,
                 self._trainer_state,
