@@ -5,8 +5,9 @@ lifecycle through it, and custom training loops use it directly (see
 :mod:`lightcycle.orchestrator.loop`). :meth:`LifecycleDriver.bind` compiles each transition's
 hooks against a run's objects; each event a run fires then gets one generated function
 (:mod:`~lightcycle.orchestrator.codegen`) that finds its step from the current state's row
-(an identity test, or a dict lookup for events legal from many states), refuses the event with :class:`~lightcycle.errors.LifecycleError` if the
-declaration does not allow it from there, moves, sets the stage and calls the hooks.
+(an identity test, or a dict lookup for events legal from many states), refuses the event
+with :class:`~lightcycle.errors.LifecycleError` if the declaration does not allow it from
+there, moves, sets the stage and calls the hooks.
 Nothing on that path logs, formats strings or resolves names. Loops that fire an event
 once per batch hold that function (:meth:`LifecycleDriver.caller`).
 
