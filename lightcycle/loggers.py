@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 from typing import Any
 
@@ -53,12 +54,27 @@ class CSVLogger:
             row[key] = float(value.item() if hasattr(value, "item") else value)
         self._rows.append(row)
 
-    def log_hyperparams(self, params: dict[str, Any]) -> None:
-        """Remember hyper-parameters (written as ``hparams.yaml``-like text on save)."""
-        self.hparams.update(params)
+    def log_hyperparams(self, params: Any) -> None:
+        """Remember hyper-parameters (written to ``hparams.yaml`` on save).
+
+        Args:
+            params: a mapping (the module's ``hparams_initial``) or an ``argparse.Namespace``.
+        """
+        self.hparams.update(vars(params) if hasattr(params, "__dict__") and not isinstance(params, dict) else params)
 
     def save(self) -> None:
-        """Write buffered rows to ``metrics.csv``."""
+        """Write ``hparams.yaml`` (when hyper-parameters were logged) and buffered rows to ``metrics.csv``.
+
+        ``hparams.yaml`` has one ``key: value`` line per hyper-parameter, sorted, each value
+        written as JSON (which YAML reads; a tuple becomes a list, a value JSON cannot
+        represent its ``str``), so ``yaml.safe_load`` reads it back. Lightning writes the
+        file with PyYAML's Python tags (``!!python/tuple``), which need an unsafe loader.
+        """
+        if self.hparams:
+            os.makedirs(self.log_dir, exist_ok=True)
+            lines = [f"{json.dumps(str(k))}: {json.dumps(v, default=str)}" for k, v in sorted(self.hparams.items())]
+            with open(os.path.join(self.log_dir, "hparams.yaml"), "w") as fh:
+                fh.write("\n".join(lines) + "\n")
         if not self._rows:
             return
         os.makedirs(self.log_dir, exist_ok=True)

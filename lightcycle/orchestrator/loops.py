@@ -52,6 +52,7 @@ def run_fit(t: Trainer, ckpt_path: str | None) -> None:
     module.to(t._cfg.device)
     t._configure_optimizers(fire(ev.CONFIGURE_OPTIMIZERS))
     fire(ev.FIT_START)
+    t._log_hyperparameters()
     if checkpoint is not None:
         t._checkpoints.restore_training_state(checkpoint)
         checkpoint = None  # release memory, as Lightning does
@@ -425,6 +426,7 @@ def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
     module = t.lightning_module
     assert module is not None
     module.to(t._cfg.device)
+    t._log_hyperparameters()
     module.zero_grad()
     result: Any = None if fn is TrainerFn.PREDICTING else []  # Lightning: a skipped predict returns None
     if t._eval_enabled(kind):

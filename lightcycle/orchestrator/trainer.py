@@ -276,6 +276,49 @@ class Trainer:
                 )
         return items
 
+    def _log_hyperparameters(self) -> None:
+        """Send the initial hyper-parameters to the loggers (Lightning's ``_log_hyperparams``).
+
+        Those of the module and of the datamodule that called ``save_hyperparameters``
+        (with ``logger=True``, the default), merged; then each logger's ``log_graph`` and
+        ``save``, where it has them.
+
+        Raises:
+            RuntimeError: the module and the datamodule log a key with different values
+                (Lightning's message).
+        """
+        if not self.loggers:
+            return
+        module, dm = self.lightning_module, self.datamodule
+        log_module = bool(getattr(module, "_log_hyperparams", False))
+        log_dm = dm is not None and bool(getattr(dm, "_log_hyperparams", False))
+        hparams: Any = None
+        if log_module and log_dm:
+            assert module is not None and dm is not None
+            ours, theirs = module.hparams_initial, dm.hparams_initial
+            clash = [k for k in ours if k in theirs and not _same_value(ours[k], theirs[k])]
+            if clash:
+                raise RuntimeError(
+                    f"Error while merging hparams: the keys {clash} are present in both the LightningModule's and "
+                    "LightningDataModule's hparams but have different values."
+                )
+            hparams = {**ours, **theirs}
+        elif log_module:
+            assert module is not None
+            hparams = module.hparams_initial
+        elif log_dm:
+            assert dm is not None
+            hparams = dm.hparams_initial
+        for lg in self.loggers:
+            if hparams is not None and callable(getattr(lg, "log_hyperparams", None)):
+                lg.log_hyperparams(hparams)
+            log_graph = getattr(lg, "log_graph", None)
+            if callable(log_graph):
+                log_graph(module)
+            save = getattr(lg, "save", None)
+            if callable(save):
+                save()
+
     # ------------------------------------------------------------------ public entry points
 
     def fit(
@@ -934,6 +977,13 @@ class Trainer:
             self.state.stage = stage
         elif self.state.stage is stage:
             self.state.stage = None
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal hyper-parameter values, tensors compared element-wise (Lightning's ``_compare``)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and bool(torch.equal(a, b))
+    return bool(a == b)
 
 
 def _module_base() -> type[LightningModule]:
