@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.util
@@ -811,3 +812,82 @@ def test_model_checkpoint_saves_from_a_custom_loop_as_from_the_trainer(
         for key, value in theirs["state_dict"].items():
             assert torch.equal(ours["state_dict"][key], value), (name, key)
         assert ours["optimizer_states"][0]["state"].keys() == theirs["optimizer_states"][0]["state"].keys()
+
+
+# --------------------------------------------------------------------------- loggers
+
+
+class _Logged(_Ckpt):
+    def __init__(self, lr: float = 0.1) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        loss = super().training_step(batch, batch_idx)
+        self.log("step_loss", loss, on_step=True, on_epoch=True)
+        return loss
+
+
+class _RecordingLogger:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        self.calls.append(("log_metrics", step, {k: round(float(v), 6) for k, v in sorted(metrics.items())}))
+
+    def log_hyperparams(self, params: Any) -> None:
+        self.calls.append(("log_hyperparams", dict(params)))
+
+    def save(self) -> None:
+        self.calls.append(("save",))
+
+    def finalize(self, status: str) -> None:
+        self.calls.append(("finalize", status))
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_loggers_get_from_a_custom_loop_what_they_get_from_the_trainer(fail: bool) -> None:
+    class Fail(lightcycle.Callback):
+        def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+            if fail and trainer.current_epoch == 1 and batch_idx == 1:
+                raise RuntimeError("stop")
+
+    seen = {}
+    for custom in (False, True):
+        logger = _RecordingLogger()
+        if custom:
+            lc = LoopDriver(_Logged(), [Fail()], logger=logger)
+            lc.log_every_n_steps = 1
+            with pytest.raises(RuntimeError) if fail else contextlib.nullcontext(), lc.fit():
+                for _epoch in lc.epochs(2):
+                    for i, batch in enumerate(lc.train_dataloader):
+                        lc.train_batch(batch, i)
+                    with lc.validation():
+                        for j, vb in enumerate(lc.val_dataloaders):
+                            lc.validation_batch(vb, j)
+        else:
+            trainer = lightcycle.Trainer(
+                max_epochs=2,
+                callbacks=[Fail()],
+                logger=logger,
+                log_every_n_steps=1,
+                num_sanity_val_steps=0,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                enable_checkpointing=False,
+            )
+            with pytest.raises(RuntimeError) if fail else contextlib.nullcontext():
+                trainer.fit(_Logged())
+        seen[custom] = logger.calls
+    assert seen[True] == seen[False]
+    kinds = [c[0] for c in seen[True]]
+    assert kinds[0] == "log_hyperparams" and kinds[-1] == "finalize"
+    assert seen[True][-1] == ("finalize", "failed" if fail else "success")
+    assert any(c[0] == "log_metrics" and "val_loss" in c[2] for c in seen[True])  # an epoch's metrics
+    assert sum(c[0] == "log_metrics" and "step_loss_step" in c[2] for c in seen[True]) >= 3  # step metrics
+
+
+def test_a_custom_loop_has_no_logger_unless_given_one() -> None:
+    assert LoopDriver(_Logged()).loggers == []
+    with pytest.raises(MisconfigurationException, match=r"logger=.*log_metrics"):
+        LoopDriver(_Logged(), logger=object())

@@ -193,11 +193,18 @@ class LoopDriver:
         gradient_clip_algorithm: passed to ``configure_gradient_clipping``.
         inference_mode: the evaluation scopes run under ``torch.inference_mode()`` (else
             ``torch.no_grad()``), as the Trainer's evaluation loops do.
+        logger: as the Trainer's ``logger`` (``True`` or ``None``: a CSVLogger under
+            :attr:`default_root_dir`; an object with ``log_metrics``, or a list), except
+            that the default is ``False``: no logger, no files. Loggers get what the
+            Trainer sends them at the same points: hyper-parameters when a run opens, step
+            metrics every :attr:`log_every_n_steps` optimizer steps, epoch metrics, and
+            ``finalize``.
         checked: run the ``transitions`` machine in lockstep (tests; default from the
             environment variable ``LIGHTCYCLE_CHECKED``).
 
     Raises:
         TypeError: ``module`` is not a LightningModule, or a callback is not a Callback.
+        MisconfigurationException: ``logger`` has no ``log_metrics``.
     """
 
     # -------------------------------------------------------------- trainer attributes (shared)
@@ -236,6 +243,12 @@ class LoopDriver:
     _attach_model_callbacks: Any = _shared("_attach_model_callbacks")
     _install_sigterm: Any = _shared("_install_sigterm")
     save_checkpoint: Any = _shared("save_checkpoint")
+    log_dir: str = _shared("log_dir")
+    _make_loggers: Any = _shared("_make_loggers")
+    _log_step: Any = _shared("_log_step")
+    _log_epoch: Any = _shared("_log_epoch")
+    _log_hyperparameters: Any = _shared("_log_hyperparameters")
+    _finalize_loggers: Any = _shared("_finalize_loggers")
     _restore_sigterm: Any = _shared("_restore_sigterm")
 
     # Lightning settings a custom loop does not have; callbacks read them (EarlyStopping
@@ -262,6 +275,7 @@ class LoopDriver:
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str | None = None,
         inference_mode: bool = True,
+        logger: Any = False,
         checked: bool | None = None,
     ) -> None:
         from lightcycle.core.module import LightningModule
@@ -293,7 +307,7 @@ class LoopDriver:
         self.lr_scheduler_configs: list[LRSchedulerConfig] = []
         self._lightning_optimizers: list[LightningOptimizer] = []
         self._automatic_step: steps.AutomaticStep | None = None
-        self.loggers: list[Any] = []
+        self.loggers: list[Any] = self._make_loggers(logger)
         self.accumulate_grad_batches = accumulate_grad_batches
         self.gradient_clip_val = gradient_clip_val
         self.gradient_clip_algorithm = gradient_clip_algorithm
@@ -444,7 +458,9 @@ class LoopDriver:
             returned = fire(ev.CONFIGURE_OPTIMIZERS)
             self._set_optimizers(optimizers if optimizers is not None else returned, given=optimizers is not None)
             fire(ev.FIT_START)
+            self._log_hyperparameters()
             return
+        self._log_hyperparameters()
         loaders = fire(_EVAL_OF_ENTRY[fn][1])
         if fn is TrainerFn.VALIDATING:
             self.val_dataloaders = loaders
@@ -487,9 +503,11 @@ class LoopDriver:
         self._restore_sigterm()
         self.state.status = TrainerStatus.FINISHED
         fire(ev.FINISH)
+        self._finalize_loggers("success")
 
     def _after_exception(self) -> None:
         self._restore_sigterm()
+        self._finalize_loggers("failed")
         self._eval = None
         self._current_dataloader_idx = None
 
@@ -714,7 +732,7 @@ class LoopDriver:
         loop.epochs_processed += 1
         self._results.end_epoch("train")
         self._fire(ev.TRAIN_EPOCH_END)
-        self._results.close_epoch("train")
+        self._log_epoch(self._results.close_epoch("train"))
         loop.epochs_completed += 1
         if self.received_sigterm:  # spec 4.3: at the end of every training epoch
             raise SIGTERMException()
@@ -845,7 +863,9 @@ class LoopDriver:
         elif kind is not dict:
             outputs = steps.manual_outputs(outputs)
         self._batch_end_event(outputs, self._batch, self._batch_idx)
-        self._results.end_batch("train")
+        metrics = self._results.end_batch("train")
+        if metrics:
+            self._log_step(metrics)
 
     def train_batch(self, batch: Any, batch_idx: int, *, step: bool | None = None) -> dict[str, Any] | None:
         """One training batch run by the module: :meth:`train_batch_start`,
@@ -878,7 +898,9 @@ class LoopDriver:
         self._current_dataloader_idx = None
         self._results.end_epoch(run.stage)
         self._fire(e.epoch_end)
-        self._results.close_epoch(run.stage)
+        epoch_metrics = self._results.close_epoch(run.stage)
+        if run.stage not in (RunningStage.SANITY_CHECKING.value, RunningStage.PREDICTING.value):
+            self._log_epoch(epoch_metrics)
         self._fire(e.end)
         self._eval = None
 

@@ -264,7 +264,7 @@ class Trainer:
         if logger is None or logger is True:
             from lightcycle.loggers import CSVLogger
 
-            return [CSVLogger(self._cfg.default_root_dir)]
+            return [CSVLogger(self.default_root_dir)]
         if logger is False:
             return []
         items = list(logger) if isinstance(logger, (list, tuple)) else [logger]
@@ -275,6 +275,12 @@ class Trainer:
                     "Pass True, False, lightcycle.loggers.CSVLogger(...) or an object with log_metrics."
                 )
         return items
+
+    def _finalize_loggers(self, status: str) -> None:
+        for lg in self.loggers:
+            finalize = getattr(lg, "finalize", None)
+            if callable(finalize):
+                finalize(status)
 
     def _log_hyperparameters(self) -> None:
         """Send the initial hyper-parameters to the loggers (Lightning's ``_log_hyperparams``).
@@ -565,10 +571,7 @@ class Trainer:
             self._restore_sigterm()
         self.state.status = TrainerStatus.FINISHED
         driver.fire(_finish())
-        for lg in self.loggers:
-            finalize = getattr(lg, "finalize", None)
-            if callable(finalize):
-                finalize("success")
+        self._finalize_loggers("success")
         return result
 
     def _teardown_internal(self) -> None:
@@ -578,10 +581,7 @@ class Trainer:
             module.to("cpu")
 
     def _teardown_after_exception(self) -> None:
-        for lg in self.loggers:
-            finalize = getattr(lg, "finalize", None)
-            if callable(finalize):
-                finalize("failed")
+        self._finalize_loggers("failed")
         self._teardown_internal()
 
     def _install_sigterm(self) -> None:
@@ -652,8 +652,10 @@ class Trainer:
 
     def _log_step(self, metrics: dict[str, torch.Tensor]) -> None:
         """Send step metrics to the loggers every ``log_every_n_steps`` optimizer steps."""
-        every = self._cfg.log_every_n_steps
-        if not metrics or not self.loggers or every == 0 or (self.global_step % every) != 0:
+        if not metrics or not self.loggers:
+            return
+        every = self.log_every_n_steps
+        if every == 0 or (self.global_step % every) != 0:
             return
         for lg in self.loggers:
             lg.log_metrics(metrics, step=self.global_step)
