@@ -747,6 +747,17 @@ class _Ckpt(lightcycle.LightningModule):
         return torch.utils.data.DataLoader(ds, batch_size=3)
 
 
+def _fit_validating_each_epoch(lc: LoopDriver, epochs: int) -> None:
+    """A Trainer fit with validation at every epoch's end, as a custom loop."""
+    with lc.fit():
+        for _epoch in lc.epochs(epochs):
+            for i, batch in enumerate(lc.train_dataloader):
+                lc.train_batch(batch, i)
+            with lc.validation():
+                for j, vb in enumerate(lc.val_dataloaders):
+                    lc.validation_batch(vb, j)
+
+
 def _checkpointed_run(custom: bool, dirpath: Path, fail_at_epoch: int | None = None) -> Any:
     from lightcycle.callbacks import ModelCheckpoint
 
@@ -759,14 +770,7 @@ def _checkpointed_run(custom: bool, dirpath: Path, fail_at_epoch: int | None = N
 
     callbacks = [ck, Fail()]
     if custom:
-        lc = LoopDriver(_Ckpt(), callbacks)
-        with lc.fit():
-            for _epoch in lc.epochs(3):
-                for i, batch in enumerate(lc.train_dataloader):
-                    lc.train_batch(batch, i)
-                with lc.validation():
-                    for j, vb in enumerate(lc.val_dataloaders):
-                        lc.validation_batch(vb, j)
+        _fit_validating_each_epoch(LoopDriver(_Ckpt(), callbacks), 3)
     else:
         trainer = lightcycle.Trainer(
             max_epochs=3,
@@ -858,13 +862,8 @@ def test_loggers_get_from_a_custom_loop_what_they_get_from_the_trainer(fail: boo
         if custom:
             lc = LoopDriver(_Logged(), [Fail()], logger=logger)
             lc.log_every_n_steps = 1
-            with pytest.raises(RuntimeError) if fail else contextlib.nullcontext(), lc.fit():
-                for _epoch in lc.epochs(2):
-                    for i, batch in enumerate(lc.train_dataloader):
-                        lc.train_batch(batch, i)
-                    with lc.validation():
-                        for j, vb in enumerate(lc.val_dataloaders):
-                            lc.validation_batch(vb, j)
+            with pytest.raises(RuntimeError) if fail else contextlib.nullcontext():
+                _fit_validating_each_epoch(lc, 2)
         else:
             trainer = lightcycle.Trainer(
                 max_epochs=2,
