@@ -242,6 +242,7 @@ class LoopDriver:
     _count_manual_step: Any = _shared("_count_manual_step")
     _attach_model_callbacks: Any = _shared("_attach_model_callbacks")
     _install_sigterm: Any = _shared("_install_sigterm")
+    _restore_sigterm: Any = _shared("_restore_sigterm")
     save_checkpoint: Any = _shared("save_checkpoint")
     log_dir: str = _shared("log_dir")
     _make_loggers: Any = _shared("_make_loggers")
@@ -249,7 +250,6 @@ class LoopDriver:
     _log_epoch: Any = _shared("_log_epoch")
     _log_hyperparameters: Any = _shared("_log_hyperparameters")
     _finalize_loggers: Any = _shared("_finalize_loggers")
-    _restore_sigterm: Any = _shared("_restore_sigterm")
 
     # Lightning settings a custom loop does not have; callbacks read them (EarlyStopping
     # checks at on_train_epoch_end when validation runs every epoch). Assign to change.
@@ -520,28 +520,28 @@ class LoopDriver:
         can start a new run), and the same exception is re-raised. The run scopes
         (:meth:`fit`, :meth:`validate`, ...) are guarded already.
         """
+        self._interrupted_from = None
         with self._driver.guard(self._after_exception):
-            yield
+            try:
+                yield
+            except BaseException:
+                self._interrupted_from = self._driver.state  # for a checkpoint saved in on_exception
+                raise
 
     @contextmanager
     def _run(self, fn: TrainerFn, optimizers: Any = None) -> Iterator[LoopDriver]:
         self._require(ev.ENTRY[fn.value])
-        self._interrupted_from = None
-        with self._driver.guard(self._after_exception):
-            try:
-                self._begin_run(fn, optimizers)
-                if fn is TrainerFn.FITTING:
+        with self.guard():
+            self._begin_run(fn, optimizers)
+            if fn is TrainerFn.FITTING:
+                yield self
+            else:
+                events, _, stage = _EVAL_OF_ENTRY[fn]
+                with self._grad_context():
+                    self._open_eval(events, stage.value)
                     yield self
-                else:
-                    events, _, stage = _EVAL_OF_ENTRY[fn]
-                    with self._grad_context():
-                        self._open_eval(events, stage.value)
-                        yield self
-                        self._close_eval(cast(_EvalRun, self._eval))
-                self._end_run()
-            except BaseException:
-                self._interrupted_from = self._driver.state  # for a checkpoint saved in on_exception
-                raise
+                    self._close_eval(cast(_EvalRun, self._eval))
+            self._end_run()
 
     def fit(self, optimizers: Any = None) -> AbstractContextManager[LoopDriver]:
         """``with lc.fit(optimizers=[opt]):`` — a fit run (:meth:`begin` ... :meth:`end`, guarded).
