@@ -162,23 +162,18 @@ class Lookahead:
         """The items as ``(index, item)``; after each, :attr:`done` says whether it was the last.
 
         One pass: iterate a Lookahead once. (A generator rather than ``__next__``: resuming
-        it costs less than a method call per batch, and the fetch is inlined.)
+        it costs less than a method call per batch.)
         """
         return self._lazy_items() if self._lazy else self._eager_items()
 
     def _eager_items(self) -> Iterator[tuple[int, Any]]:
-        it, limit, state_fn, end = self._it, self._limit, self._state_fn, self._END
+        end = self._END
         item = self._next
         while item is not end:
             index = self._index
             self._index = index + 1
             self.state = self.next_state
-            if index + 1 >= limit:
-                following = end
-            else:
-                if state_fn is not None:
-                    self.next_state = state_fn()
-                following = next(it, end)
+            following = self._fetch()
             self._next = following
             self.done = following is end
             yield index, item

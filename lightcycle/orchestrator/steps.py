@@ -25,7 +25,6 @@ from lightcycle.states.model import Trigger
 Caller = Callable[[Trigger], Callable[..., Any]]
 """``LifecycleDriver.caller``: the function that fires an event."""
 
-_Tensor = torch.Tensor
 _NO_EXTRA: dict[str, Any] = {}  # shared, never mutated: a tensor output has no extra keys
 NO_LOSS_WARNING = "`training_step` returned `None`. The backward pass and the optimizer's gradients are skipped."
 
@@ -162,12 +161,7 @@ class AutomaticStep:
         self._accumulators = grad_accumulators(optimizer)
 
     def _closure(self) -> torch.Tensor | None:
-        output = self._training_step(self._batch, self._batch_idx)
-        loss: torch.Tensor | None
-        if type(output) is _Tensor and self.accumulate == 1:  # the common case, without a call
-            loss, extra = output, _NO_EXTRA
-        else:
-            loss, extra = split_output(output, self.accumulate)
+        loss, extra = split_output(self._training_step(self._batch, self._batch_idx), self.accumulate)
         if loss is None:
             self.warn(NO_LOSS_WARNING)
         if self._zero_grad:
