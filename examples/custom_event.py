@@ -6,7 +6,7 @@ that reads a lifecycle sees it: the driver checks it (fired anywhere else it rai
 ``LifecycleError``), callbacks that define ``on_ema_update`` receive it, and the tools
 draw and verify it::
 
-    python -m lightcycle.cli diagram --lifecycle examples.custom_event   # from the repo root
+    python -m lightcycle diagram --lifecycle examples.custom_event   # from the repo root
 
 (``examples.custom_event:LIFECYCLE`` is the extended lifecycle.) Run the example::
 

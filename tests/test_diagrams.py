@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lightcycle import cli_diagram
+from lightcycle.commands import diagram as cli_diagram
 from lightcycle.diagrams import REGENERATE, files, readme_mermaid, sequence_diagram, stale_files
 from lightcycle.diagrams import dot as dot_mod
 from lightcycle.diagrams import mermaid as mermaid_mod

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import lightcycle as LC
-from lightcycle.cli import main
+from lightcycle.commands.main import main
 from lightcycle.states import LIFECYCLE, Hook, Target, Transition, Trigger
 from lightcycle.verify import load_trace, verify_trace
 from tests.recording import run_scenario
@@ -351,11 +351,11 @@ def test_cli_unreadable_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_console_command_exit_status(tmp_path: Path) -> None:
-    """``python -m lightcycle.cli verify`` exits 1 on a failing trace (0 is checked in-process above)."""
+    """``python -m lightcycle verify`` exits 1 on a failing trace (0 is checked in-process above)."""
     events = _trace("predict")
     events.insert(5, events[5])
     bad = tmp_path / "dup.jsonl"
     bad.write_text("".join(json.dumps(e) + "\n" for e in events))
-    fail = subprocess.run([sys.executable, "-m", "lightcycle.cli", "verify", str(bad)], capture_output=True, text=True)
+    fail = subprocess.run([sys.executable, "-m", "lightcycle", "verify", str(bad)], capture_output=True, text=True)
     assert fail.returncode == 1, fail.stderr
     assert fail.stdout.startswith("FAIL ") and "duplicated" in fail.stdout

@@ -38,7 +38,7 @@ import examples.custom_event as custom_event
 import examples.custom_loop as custom_loop
 import lightcycle as L
 from lightcycle.callbacks import HookRecorder
-from lightcycle.cli import main as cli_main
+from lightcycle.commands.main import main as cli_main
 from lightcycle.orchestrator import LoopDriver
 from lightcycle.states import LIFECYCLE
 from lightcycle.verify import VerifyResult, verify_trace
@@ -150,7 +150,7 @@ def test_cli_verifies_the_examples_traces(
 
     # the installed console script, from the repository root (examples/ is not installed)
     script = Path(sys.executable).with_name("lightcycle")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "lightcycle.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "lightcycle"]
     done = subprocess.run(
         [*command, "verify", str(event_file), "--lifecycle", "examples.custom_event:LIFECYCLE"],
         cwd=ROOT,

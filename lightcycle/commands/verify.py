@@ -66,7 +66,7 @@ def load_lifecycle(spec: str) -> Lifecycle:
 def _import_from_cwd(module_name: str) -> Any:
     """Import ``module_name``; if its package is not found, look in the working directory too.
 
-    ``python -m lightcycle.cli`` puts the working directory on ``sys.path``, the installed
+    ``python -m lightcycle`` puts the working directory on ``sys.path``, the installed
     ``lightcycle`` script does not; either way ``--lifecycle examples.custom_event:LIFECYCLE``
     run from a project's root finds the project's modules (installed ones come first).
     """

@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 _SUBCOMMANDS = {
-    "demo": "lightcycle.demo",
-    "diagram": "lightcycle.cli_diagram",
-    "verify": "lightcycle.cli_verify",
+    "demo": "lightcycle.commands.demo",
+    "diagram": "lightcycle.commands.diagram",
+    "verify": "lightcycle.commands.verify",
 }
 
 
