@@ -1,9 +1,10 @@
 """A tiny training run for the exact-resume tests, also runnable as a script that gets killed.
 
 The model has dropout (consumes the torch RNG every step), the train loader shuffles
-(draws its order from the torch RNG every epoch), the optimizer is Adam (state) and the
-learning rate follows an epoch-interval StepLR. Checkpoints come from
-``ModelCheckpoint(every_n_train_steps=1, save_last=True)``.
+(draws its order from the torch RNG every epoch, or from its own generator: see
+:class:`Setup`), the optimizer is Adam (state) and the learning rate follows an
+epoch-interval StepLR. Checkpoints come from ``ModelCheckpoint(every_n_train_steps=1,
+save_last=True)``, or ``ModelCheckpoint(every_n_epochs=1, save_top_k=-1)``.
 
 ``python -m tests.exact_resume ROOT EPOCH BATCH WHERE`` trains in ``ROOT`` and kills its
 own process with SIGKILL at the given point (see :class:`Crash`).
@@ -11,14 +12,17 @@ own process with SIGKILL at the given point (see :class:`Crash`).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 import lightcycle as L
 from lightcycle.callbacks import ModelCheckpoint
@@ -27,18 +31,105 @@ N_TRAIN = 40  # 5 batches of 8
 N_VAL = 16
 BATCH = 8
 EPOCHS = 3
+LOADERS = ("global", "generator", "sampler", "stateful", "torchdata")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """What varies between the exact-resume runs.
+
+    Args:
+        loader: where the train order comes from: ``global`` (``shuffle=True``, the torch RNG),
+            ``generator`` (``DataLoader(generator=)``), ``sampler`` (``RandomSampler(generator=)``),
+            ``stateful`` (:class:`StatefulBatches`, resumed through ``state_dict``/``load_state_dict``)
+            or ``torchdata`` (torchdata's ``StatefulDataLoader(generator=)``).
+        accumulate: ``accumulate_grad_batches``.
+        val_every: ``val_check_interval`` in batches (``None``: once per epoch).
+        manual: manual optimization.
+        every_n_epochs: checkpoints from ``ModelCheckpoint(every_n_epochs=1, save_top_k=-1)``, resumed from
+            the newest file by its path (else ``every_n_train_steps=1, save_last=True`` and ``"last"``).
+    """
+
+    loader: str = "global"
+    accumulate: int = 1
+    val_every: int | None = None
+    manual: bool = False
+    every_n_epochs: bool = False
+
+
+DEFAULT = Setup()
+
+
+class StatefulBatches:
+    """A train loader that resumes through ``state_dict``/``load_state_dict`` (not replayable by
+    lightcycle: it is no DataLoader). It shuffles with its own ``generator`` once per epoch; a
+    state taken after the last batch makes the next ``iter()`` begin the next epoch."""
+
+    def __init__(self, data: TensorDataset, batch_size: int) -> None:
+        self.data = data
+        self.batch_size = batch_size
+        self.generator = torch.Generator().manual_seed(3)
+        self.order: torch.Tensor | None = None
+        self.pos = 0
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.data) / self.batch_size)
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.order is None or self.pos >= len(self):  # a new epoch
+            self.order = torch.randperm(len(self.data), generator=self.generator)
+            self.pos = 0
+        while self.pos < len(self):
+            idx = self.order[self.pos * self.batch_size : (self.pos + 1) * self.batch_size]
+            self.pos += 1
+            yield self.data[idx]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"order": None if self.order is None else self.order.clone(), "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.order, self.pos = state["order"], state["pos"]
+
+
+def train_loader(kind: str) -> Any:
+    """The shuffled train loader of :class:`Setup` ``loader``."""
+    g = torch.Generator().manual_seed(1)
+    data = TensorDataset(torch.randn(N_TRAIN, 4, generator=g), torch.randn(N_TRAIN, 1, generator=g))
+    own = torch.Generator().manual_seed(5)
+    if kind == "global":
+        return DataLoader(data, batch_size=BATCH, shuffle=True)
+    if kind == "generator":
+        return DataLoader(data, batch_size=BATCH, shuffle=True, generator=own)
+    if kind == "sampler":
+        return DataLoader(data, batch_size=BATCH, sampler=RandomSampler(data, generator=own))
+    if kind == "stateful":
+        return StatefulBatches(data, BATCH)
+    if kind == "torchdata":
+        from torchdata.stateful_dataloader import StatefulDataLoader
+
+        return StatefulDataLoader(data, batch_size=BATCH, shuffle=True, generator=own)
+    raise ValueError(f"unknown loader kind {kind!r}; one of {LOADERS}")
 
 
 class Net(L.LightningModule):
-    def __init__(self, crash: Crash | None = None) -> None:
+    def __init__(self, crash: Crash | None = None, setup: Setup = DEFAULT) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Linear(4, 16), nn.Dropout(0.25), nn.ReLU(), nn.Linear(16, 1))
         self.crash = crash
+        self.setup_ = setup
+        self.automatic_optimization = not setup.manual
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x, y = batch
         loss = nn.functional.mse_loss(self.net(x), y)
         self.log("train_loss", loss, on_step=True, on_epoch=True)
+        if self.setup_.manual:
+            opt = self.optimizers()
+            opt.zero_grad()
+            self.manual_backward(loss)
+            opt.step()
+            if self.trainer.is_last_batch:
+                self.lr_schedulers().step()
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -50,9 +141,7 @@ class Net(L.LightningModule):
         return [opt], [torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)]
 
     def train_dataloader(self) -> Any:
-        g = torch.Generator().manual_seed(1)
-        data = TensorDataset(torch.randn(N_TRAIN, 4, generator=g), torch.randn(N_TRAIN, 1, generator=g))
-        return DataLoader(data, batch_size=BATCH, shuffle=True)
+        return train_loader(self.setup_.loader)
 
     def val_dataloader(self) -> Any:
         g = torch.Generator().manual_seed(2)
@@ -93,8 +182,12 @@ class Crash:
         raise RuntimeError(f"crash at {self.point}")
 
 
-def trainer(root: str, **kw: Any) -> L.Trainer:
-    ckpt = ModelCheckpoint(dirpath=os.path.join(root, "ckpts"), every_n_train_steps=1, save_last=True)
+def trainer(root: str, setup: Setup = DEFAULT, **kw: Any) -> L.Trainer:
+    folder = os.path.join(root, "ckpts")
+    if setup.every_n_epochs:
+        ckpt = ModelCheckpoint(dirpath=folder, every_n_epochs=1, save_top_k=-1)
+    else:
+        ckpt = ModelCheckpoint(dirpath=folder, every_n_train_steps=1, save_last=True)
     return L.Trainer(
         max_epochs=EPOCHS,
         callbacks=[ckpt],
@@ -103,15 +196,26 @@ def trainer(root: str, **kw: Any) -> L.Trainer:
         enable_progress_bar=False,
         enable_model_summary=False,
         deterministic=True,
+        accumulate_grad_batches=setup.accumulate,
+        val_check_interval=1.0 if setup.val_every is None else setup.val_every,
         **kw,
     )
 
 
-def fit(root: str, seed: int, crash: Crash | None = None, ckpt_path: str | None = None) -> Net:
+def resume_path(root: str, setup: Setup = DEFAULT) -> str:
+    """What a user passes as ``ckpt_path`` after the crash: ``"last"``, or the newest epoch file."""
+    if not setup.every_n_epochs:
+        return "last"
+    folder = os.path.join(root, "ckpts")
+    files = [os.path.join(folder, f) for f in os.listdir(folder) if f.startswith("epoch=")]
+    return max(files, key=os.path.getmtime)
+
+
+def fit(root: str, seed: int, crash: Crash | None = None, ckpt_path: str | None = None, setup: Setup = DEFAULT) -> Net:
     """Seed, build, fit (optionally from ``ckpt_path``); returns the module."""
     L.seed_everything(seed, verbose=False)
-    model = Net(crash)
-    trainer(root).fit(model, ckpt_path=ckpt_path)
+    model = Net(crash, setup)
+    trainer(root, setup).fit(model, ckpt_path=ckpt_path)
     return model
 
 

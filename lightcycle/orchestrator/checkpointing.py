@@ -37,8 +37,12 @@ if TYPE_CHECKING:
 
 VERSION_KEY = "lightcycle_version"
 REQUIRED_KEYS = ("epoch", "global_step", "state_dict")
-LOOP_FORMAT = 1
-"""Version of the ``loops["fit_loop"]`` layout written by :meth:`CheckpointConnector.dump`."""
+LOOP_FORMAT = 2
+"""Version of the ``loops["fit_loop"]`` layout written by :meth:`CheckpointConnector.dump`.
+
+2 added ``generators`` (the train loader's generators at the save); 1 lacked it."""
+READABLE_LOOP_FORMATS = (1, 2)
+"""The ``loops["fit_loop"]["lightcycle"]`` versions this release reads."""
 
 # Where in a fit a checkpoint was taken (``loops["fit_loop"]["position"]``).
 BOUNDARY = "boundary"
@@ -219,10 +223,14 @@ def _epoch_rng(loader: Any) -> dict[str, Any]:
     return {"global": collect_rng_states(), "generators": [g.get_state() for g in _loader_generators(loader)]}
 
 
+def _restore_generators(loader: Any, states: list[torch.Tensor] | None) -> None:
+    for gen, gen_state in zip(_loader_generators(loader), states or (), strict=False):
+        gen.set_state(gen_state)
+
+
 def _restore_epoch_rng(loader: Any, state: dict[str, Any]) -> None:
     restore_rng_states(state["global"])
-    for gen, gen_state in zip(_loader_generators(loader), state.get("generators", []), strict=False):
-        gen.set_state(gen_state)
+    _restore_generators(loader, state.get("generators"))
 
 
 # --------------------------------------------------------------------------- train data on resume
@@ -264,6 +272,8 @@ class ResumePlan:
             follows an in-fit validation run) or ``None``.
         is_last_batch: ``trainer.is_last_batch`` of the saved batch.
         rng: the RNG states at the save, restored where the uninterrupted run went on.
+        generators: the states of the train loader's generators at the save (restored with
+            ``rng``: the next epoch's shuffle draws from them); ``None`` in format-1 files.
         epoch_rng: the RNG states (and loader generators) at the start of the saved epoch.
         loader_state: the train loader's own state (``state_dict``), if it has one.
     """
@@ -274,6 +284,7 @@ class ResumePlan:
     pending: str | None = None
     is_last_batch: bool = False
     rng: dict[str, Any] | None = None
+    generators: list[torch.Tensor] | None = None
     epoch_rng: dict[str, Any] | None = None
     loader_state: Any = None
 
@@ -414,6 +425,8 @@ class CheckpointConnector:
             "is_last_batch": loop.is_last_batch,
             "num_training_batches": None if n == float("inf") else int(n),
             "rng": collect_rng_states(),
+            # the loader's own generators go on from here into the next epoch's shuffle
+            "generators": [g.get_state() for g in _loader_generators(t.train_dataloader)],
             "epoch_rng": loop.epoch_rng if position in MID_EPOCH or position == EPOCH_END else None,
             "loader_state": loader_state,
         }
@@ -571,6 +584,7 @@ class CheckpointConnector:
         position = state.get("position", BOUNDARY)
         ready = int(state.get("batches_ready", 0))
         rng: dict[str, Any] | None = state.get("rng")
+        generators: list[torch.Tensor] | None = state.get("generators")
 
         def mid(skip: int, pending: str | None = None) -> ResumePlan:
             return ResumePlan(
@@ -580,6 +594,7 @@ class CheckpointConnector:
                 pending=pending,
                 is_last_batch=bool(state.get("is_last_batch", False)),
                 rng=rng,
+                generators=generators,
                 epoch_rng=state.get("epoch_rng"),
                 loader_state=state.get("loader_state"),
             )
@@ -591,24 +606,26 @@ class CheckpointConnector:
         if position == IN_BATCH:
             return mid(max(ready - 1, 0))
         if position == EPOCH_START:
-            return ResumePlan(position, fire_epoch_start=True, skip=0, rng=rng)
+            return ResumePlan(position, fire_epoch_start=True, skip=0, rng=rng, generators=generators)
         if iteration_based:
             # Lightning's loops restart under max_steps: the saved epoch's batch count goes on
             if position == EPOCH_END:
                 return mid(ready)
-            return ResumePlan(position, fire_epoch_start=True, skip=ready, rng=rng)
-        return ResumePlan(position, fire_epoch_start=True, skip=0, rng=rng)
+            return ResumePlan(position, fire_epoch_start=True, skip=ready, rng=rng, generators=generators)
+        return ResumePlan(position, fire_epoch_start=True, skip=0, rng=rng, generators=generators)
 
     def restore_eval_state(self, ckpt: dict[str, Any]) -> None:
         """validate/test/predict with ckpt_path: only the module, datamodule and callbacks."""
 
     # ------------------------------------------------------------------ the first epoch of a resumed fit
 
-    def begin_epoch(self, plan: ResumePlan | None) -> None:
+    def begin_epoch(self, loader: Any, plan: ResumePlan | None) -> None:
         """Before an epoch's ``on_train_epoch_start``: a resume at an epoch boundary puts the
-        RNG states of the save back, where the uninterrupted run went on."""
+        RNG states of the save back (the global ones and the train loader's generators), where
+        the uninterrupted run went on."""
         if plan is not None and plan.fire_epoch_start and plan.rng is not None:
             restore_rng_states(plan.rng)
+            _restore_generators(loader, plan.generators)
 
     def open_epoch(self, loader: Any, plan: ResumePlan | None) -> Lookahead:
         """The batches of an epoch, positioned for a resumed fit when ``plan`` is given.
@@ -656,5 +673,7 @@ class CheckpointConnector:
                 batches = Lookahead(loader, n, skip=plan.skip, consume=False, state_fn=state_fn)
             if plan.rng is not None:
                 restore_rng_states(plan.rng)
+                # after the epoch's last batch no replay re-drew them: the next epoch shuffles from these
+                _restore_generators(loader, plan.generators)
         loop.batches = batches
         return batches

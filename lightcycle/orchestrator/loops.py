@@ -128,7 +128,7 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
     results = t._results
     results.start_epoch("train")
     if plan is None or plan.fire_epoch_start:
-        t._checkpoints.begin_epoch(plan)
+        t._checkpoints.begin_epoch(loader, plan)
         fire(ev.TRAIN_EPOCH_START)
     else:
         fire(ev.RESUME_EPOCH)
