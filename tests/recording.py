@@ -51,7 +51,7 @@ def jsonable(v: Any) -> Any:
 
 
 def ckpt_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
-    keys = sorted("<version>" if k in ("pytorch-lightning_version", "lightcycle_version") else k for k in ckpt)
+    keys = sorted("<version>" if k == "pytorch-lightning_version" else k for k in ckpt if k != "lightcycle_version")  # lightcycle's own marker beside Lightning's
     return {
         "keys": keys,
         "epoch": ckpt.get("epoch"),

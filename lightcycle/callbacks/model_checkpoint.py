@@ -17,8 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
-import tempfile
 import time
 import warnings
 from copy import deepcopy
@@ -31,6 +29,7 @@ from torch import Tensor
 
 from lightcycle.callbacks.monitoring import Checkpoint
 from lightcycle.errors import MisconfigurationException
+from lightcycle.orchestrator.atomic_io import atomic_link
 
 if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule
@@ -493,25 +492,7 @@ class ModelCheckpoint(Checkpoint):
         """Make ``linkpath`` a whole copy of ``filepath``: a hard link, else a copy, renamed into place."""
         if not trainer.is_global_zero or os.path.abspath(filepath) == os.path.abspath(linkpath):
             return
-        folder = os.path.dirname(os.path.abspath(linkpath))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".ckpt", dir=folder)
-        os.close(fd)
-        try:
-            os.unlink(tmp)
-            try:
-                os.link(filepath, tmp)
-            except OSError:
-                shutil.copyfile(filepath, tmp)
-                with open(tmp, "rb+") as fh:
-                    os.fsync(fh.fileno())
-            if os.path.isdir(linkpath) and not os.path.islink(linkpath):
-                shutil.rmtree(linkpath)
-            os.replace(tmp, linkpath)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_link(filepath, linkpath)
 
     def _save_last_checkpoint(self, trainer: Trainer, candidates: dict[str, Tensor]) -> None:
         if not self.save_last:

@@ -19,7 +19,6 @@ import contextlib
 import functools
 import os
 import random
-import tempfile
 import warnings
 import zipfile
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,21 @@ import attrs
 import torch
 
 from lightcycle.errors import MisconfigurationException
+from lightcycle.orchestrator.atomic_io import atomic_save
+from lightcycle.orchestrator.checkpoint_format import (
+    BATCH_END,
+    BOUNDARY,
+    EPOCH_END,
+    EPOCH_START,
+    IN_BATCH,
+    LIGHTNING_FORMAT_VERSION,
+    LIGHTNING_VERSION_KEY,
+    MID_EPOCH,
+    VALIDATION,
+    checked_path,
+    lightning_fit_loop,
+    validate,
+)
 from lightcycle.orchestrator.data import Lookahead
 from lightcycle.orchestrator.state import TrainerFn
 from lightcycle.states import declaration as ev
@@ -44,20 +58,14 @@ LOOP_FORMAT = 2
 READABLE_LOOP_FORMATS = (1, 2)
 """The ``loops["fit_loop"]["lightcycle"]`` versions this release reads."""
 
-# Where in a fit a checkpoint was taken (``loops["fit_loop"]["position"]``).
-BOUNDARY = "boundary"
-"""Between epochs, before training, or after it (all progress counters agree)."""
-EPOCH_START = "epoch_start"
-"""In ``on_train_epoch_start``: the epoch has begun, no batch has run."""
-IN_BATCH = "in_batch"
-"""Inside a training batch (e.g. an exception in ``training_step``): the batch is run again."""
-BATCH_END = "batch_end"
-"""In ``on_train_batch_end``: resume right after that hook."""
-VALIDATION = "validation"
-"""During or at the end of an in-fit validation run: resume right after it."""
-EPOCH_END = "epoch_end"
-"""In ``on_train_epoch_end``: the epoch's batches ran, ``current_epoch`` not yet advanced."""
-MID_EPOCH = (IN_BATCH, BATCH_END, VALIDATION)
+# Where in a fit a checkpoint was taken (``loops["fit_loop"]["position"]``, from checkpoint_format):
+# BOUNDARY between epochs, before training, or after it (all progress counters agree);
+# EPOCH_START in ``on_train_epoch_start`` (the epoch has begun, no batch has run);
+# IN_BATCH inside a training batch (e.g. an exception in ``training_step``): the batch is run again;
+# BATCH_END in ``on_train_batch_end``: resume right after that hook;
+# VALIDATION during or at the end of an in-fit validation run: resume right after it;
+# EPOCH_END in ``on_train_epoch_end``: the epoch's batches ran, ``current_epoch`` not yet advanced.
+__all__ = ["BATCH_END", "BOUNDARY", "EPOCH_END", "EPOCH_START", "IN_BATCH", "MID_EPOCH", "VALIDATION", "atomic_save"]
 
 
 @functools.cache
@@ -71,48 +79,34 @@ def _version() -> str:
         return "0+unknown"
 
 
-def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` to ``path`` via a temporary file in the same folder and a rename.
-
-    A failure at any point (including a crash of the process) leaves the previous file at
-    ``path`` untouched; the temporary file is removed when Python can still do so.
+def load_checkpoint_file(
+    path: str | os.PathLike[str], map_location: Any = "cpu", fitting: bool = True
+) -> dict[str, Any]:
+    """Read and check a checkpoint file completely; the error names the file and what is wrong.
 
     Args:
-        obj: what to save.
-        path: the destination; its folder is created if missing.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".ckpt", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        path: the file.
+        map_location: as for ``torch.load``.
+        fitting: a fit resumes from it (its loop progress is checked too).
 
-
-def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
-    """Read and check a checkpoint file; the error names the file and what is wrong.
+    Returns:
+        The checkpoint dict.
 
     Raises:
+        TypeError: ``path`` is not a str or ``os.PathLike``.
         FileNotFoundError: no such file.
-        MisconfigurationException: unreadable, truncated, or not a lightcycle/Lightning checkpoint.
+        IsADirectoryError: ``path`` is a folder.
+        MisconfigurationException: unreadable, truncated, not a lightcycle/Lightning checkpoint, a field
+            that a restore reads is missing or wrong, or a format this release does not read.
     """
-    path = os.fspath(path)
+    path = checked_path(path, "ckpt_path")
+    if os.path.isdir(path):
+        found = sorted(f for f in os.listdir(path) if f.endswith(".ckpt"))
+        raise IsADirectoryError(
+            f"checkpoint path {path!r} is a folder, not a checkpoint file. Pass the path of a .ckpt file"
+            + (f" (it holds {found[:5]})" if found else "")
+            + ', or ckpt_path="last" for the newest last.ckpt of the Trainer\'s ModelCheckpoint.'
+        )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path!r} does not exist. Pass the path of a saved .ckpt file.")
     if os.path.getsize(path) == 0:
@@ -143,6 +137,7 @@ def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu"
             )
             + ". Pass a file written by Trainer.save_checkpoint or ModelCheckpoint."
         )
+    validate(ckpt, path, fitting, READABLE_LOOP_FORMATS)
     return ckpt
 
 
@@ -373,6 +368,7 @@ class CheckpointConnector:
         ckpt: dict[str, Any] = {
             "epoch": t.current_epoch,
             "global_step": t.global_step,
+            LIGHTNING_VERSION_KEY: LIGHTNING_FORMAT_VERSION,  # Lightning's loaders require it
             VERSION_KEY: _version(),
             "state_dict": module.state_dict(),
             "loops": self._loops_state(),
@@ -413,7 +409,7 @@ class CheckpointConnector:
         if batches is not None and position in MID_EPOCH:
             loader_state = batches.state if position == IN_BATCH else batches.next_state
         n = t.num_training_batches
-        fit = {
+        fit: dict[str, Any] = {
             "lightcycle": LOOP_FORMAT,
             "position": position,
             "epochs_processed": loop.epochs_processed,
@@ -430,6 +426,10 @@ class CheckpointConnector:
             "epoch_rng": loop.epoch_rng if position in MID_EPOCH or position == EPOCH_END else None,
             "loader_state": loader_state,
         }
+        # Lightning's progress counters beside lightcycle's, so that Lightning resumes from this file too
+        fit.update(lightning_fit_loop(fit))
+        if loader_state is not None and stateful_loader_part(t.train_dataloader) is t.train_dataloader:
+            fit["state_dict"] = {"combined_loader": [loader_state]}  # Lightning loads it into the loader
         return {"fit_loop": fit, "validate_loop": {}, "test_loop": {}, "predict_loop": {}}
 
     # ------------------------------------------------------------------ restore
@@ -456,7 +456,7 @@ class CheckpointConnector:
             )
         if ckpt_path is None:
             return None
-        path: str | None = os.fspath(ckpt_path)
+        path: str | None = checked_path(ckpt_path, "ckpt_path")
         if path == "best":
             path = self._best_path(fn)
         elif path == "last":
@@ -464,7 +464,7 @@ class CheckpointConnector:
             if path is None:
                 return None
         assert path is not None
-        self._pending = load_checkpoint_file(path)
+        self._pending = load_checkpoint_file(path, fitting=fn == TrainerFn.FITTING)
         t.ckpt_path = path
         return path
 
