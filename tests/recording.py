@@ -50,8 +50,14 @@ def jsonable(v: Any) -> Any:
     return type(v).__name__
 
 
+def summary_key(key: str) -> str:
+    """A checkpoint key as the comparisons see it: both writers' version keys look alike
+    (lightcycle's own ``lightcycle_version`` marker is left out by the callers)."""
+    return "<version>" if key == "pytorch-lightning_version" else key
+
+
 def ckpt_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
-    keys = sorted("<version>" if k == "pytorch-lightning_version" else k for k in ckpt if k != "lightcycle_version")  # lightcycle's own marker beside Lightning's
+    keys = sorted(summary_key(k) for k in ckpt if k != "lightcycle_version")
     return {
         "keys": keys,
         "epoch": ckpt.get("epoch"),

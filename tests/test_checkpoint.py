@@ -20,7 +20,7 @@ from lightcycle.callbacks import EarlyStopping, ModelCheckpoint
 from lightcycle.errors import MisconfigurationException
 from lightcycle.orchestrator import checkpointing
 from tests.checkpoint_scenarios import ResumeScenario, run_resume
-from tests.recording import BASE_KWARGS, build
+from tests.recording import BASE_KWARGS, build, summary_key
 
 QUIET = dict(logger=False, enable_progress_bar=False, enable_model_summary=False)
 
@@ -138,7 +138,7 @@ def test_hyperparameters_and_datamodule_state_keys_equal_lightnings(tmp_path: Pa
         ckpt = torch.load(path, weights_only=False)
         assert ckpt["hyper_parameters"] == {"width": 3} and ckpt["datamodule_hyper_parameters"] == {"size": 8}
         assert ckpt[DM.__qualname__] == {"seen": 1}
-        return sorted("<version>" if k == "pytorch-lightning_version" else k for k in ckpt if k != "lightcycle_version")  # lightcycle's own marker beside Lightning's
+        return sorted(summary_key(k) for k in ckpt if k != "lightcycle_version")
 
     assert keys(LC) == keys(PL)
 

@@ -72,11 +72,9 @@ class _RecordingWriter:
 
 def _write_error(err: OSError, path: str) -> OSError:
     reason = os.strerror(err.errno) if err.errno else str(err)
-    hint = " Free some space or save to another folder." if err.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    hint = "; free some space or save to another folder" if err.errno in (errno.ENOSPC, errno.EDQUOT) else ""
     return OSError(
-        err.errno,
-        f"{reason}: cannot write the checkpoint {path!r}; the previous file at that path is intact.{hint}",
-        path,
+        err.errno, f"{reason} while writing a checkpoint (the previous file at this path is intact{hint})", path
     )
 
 
@@ -110,19 +108,21 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
     path = checked_path(path, "filepath")
     folder = _check_destination(path)
     fd, tmp = _create_temporary(folder)
+    writer: _RecordingWriter | None = None
     try:
-        with os.fdopen(fd, "wb") as fh:
-            writer = _RecordingWriter(fh)
-            try:
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                writer = _RecordingWriter(fh)
                 torch.save(obj, writer)  # type: ignore[arg-type]  # a file-like object with write/flush
                 fh.flush()
                 os.fsync(fh.fileno())
-            except OSError as err:
-                raise _write_error(err, path) from err
-            except RuntimeError as err:
-                if writer.error is None:
-                    raise
-                raise _write_error(writer.error, path) from err
+        # (closing the file flushes again: its OSError, not the first one, may be what arrives here)
+        except OSError as err:
+            raise _write_error(err, path) from err
+        except RuntimeError as err:
+            if writer is None or writer.error is None:
+                raise
+            raise _write_error(writer.error, path) from err
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -41,7 +41,8 @@ _FIX = "Pass a checkpoint written by Trainer.save_checkpoint or ModelCheckpoint;
 def describe_path(value: Any) -> str:
     """What a path argument is, for an error message: its type, and the value when short."""
     text = repr(value)
-    return f"a {type(value).__name__} ({text[:80]}{'...' if len(text) > 80 else ''})"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name} ({text[:80]}{'...' if len(text) > 80 else ''})"
 
 
 def checked_path(value: Any, what: str) -> str:
