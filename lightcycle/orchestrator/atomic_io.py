@@ -113,7 +113,7 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
         try:
             with os.fdopen(fd, "wb") as fh:
                 writer = _RecordingWriter(fh)
-                torch.save(obj, writer)  # type: ignore[arg-type]  # a file-like object with write/flush
+                torch.save(obj, writer)  # a file-like object: write, flush, and the file's other methods
                 fh.flush()
                 os.fsync(fh.fileno())
         # (closing the file flushes again: its OSError, not the first one, may be what arrives here)
