@@ -23,14 +23,19 @@ LIGHTNING_FORMAT_VERSION = "2.6.6"
 """The Lightning release whose checkpoint layout lightcycle writes (Lightning migrates older ones by
 this key; a missing key makes ``load_from_checkpoint`` fail with a ``KeyError``)."""
 
-BOUNDARY, EPOCH_START, IN_BATCH, BATCH_END, VALIDATION, EPOCH_END = (
-    "boundary",
-    "epoch_start",
-    "in_batch",
-    "batch_end",
-    "validation",
-    "epoch_end",
-)
+# Where in a fit a checkpoint was taken (``loops["fit_loop"]["position"]``).
+BOUNDARY = "boundary"
+"""Between epochs, before training, or after it (all progress counters agree)."""
+EPOCH_START = "epoch_start"
+"""In ``on_train_epoch_start``: the epoch has begun, no batch has run."""
+IN_BATCH = "in_batch"
+"""Inside a training batch (e.g. an exception in ``training_step``): the batch is run again."""
+BATCH_END = "batch_end"
+"""In ``on_train_batch_end``: resume right after that hook."""
+VALIDATION = "validation"
+"""During or at the end of an in-fit validation run: resume right after it."""
+EPOCH_END = "epoch_end"
+"""In ``on_train_epoch_end``: the epoch's batches ran, ``current_epoch`` not yet advanced."""
 POSITIONS = (BOUNDARY, EPOCH_START, IN_BATCH, BATCH_END, VALIDATION, EPOCH_END)
 MID_EPOCH = (IN_BATCH, BATCH_END, VALIDATION)
 

@@ -58,15 +58,6 @@ LOOP_FORMAT = 2
 READABLE_LOOP_FORMATS = (1, 2)
 """The ``loops["fit_loop"]["lightcycle"]`` versions this release reads."""
 
-# Where in a fit a checkpoint was taken (``loops["fit_loop"]["position"]``, from checkpoint_format):
-# BOUNDARY between epochs, before training, or after it (all progress counters agree);
-# EPOCH_START in ``on_train_epoch_start`` (the epoch has begun, no batch has run);
-# IN_BATCH inside a training batch (e.g. an exception in ``training_step``): the batch is run again;
-# BATCH_END in ``on_train_batch_end``: resume right after that hook;
-# VALIDATION during or at the end of an in-fit validation run: resume right after it;
-# EPOCH_END in ``on_train_epoch_end``: the epoch's batches ran, ``current_epoch`` not yet advanced.
-__all__ = ["BATCH_END", "BOUNDARY", "EPOCH_END", "EPOCH_START", "IN_BATCH", "MID_EPOCH", "VALIDATION", "atomic_save"]
-
 
 @functools.cache
 def _version() -> str:
