@@ -2,8 +2,9 @@
 
 ``python -m tests.lightning_reads FILE...`` loads each file with
 ``LightningModule.load_from_checkpoint`` and resumes ``pytorch_lightning.Trainer.fit`` from it,
-and prints one JSON object per file: what :func:`record` saw. The test runs the same
-resume under lightcycle and compares.
+and prints one JSON object per file: what the recorder saw. The test runs the same resume
+under lightcycle and compares. A ``stateful:`` prefix on a file means its fit trained from
+torchdata's ``StatefulDataLoader``, whose saved state both resumes load.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from torch.utils.data import DataLoader, TensorDataset
 MAX_EPOCHS = 3
 
 
-def make_net(pl: Any) -> Any:
-    """The module class for ``pl`` (``pytorch_lightning`` or ``lightcycle``): same weights, same data."""
+def make_net(pl: Any, stateful: bool = False) -> Any:
+    """The module class for ``pl`` (``pytorch_lightning`` or ``lightcycle``): same weights, same data;
+    ``stateful``: a shuffled ``StatefulDataLoader(generator=)`` instead of a plain DataLoader."""
 
     class Net(pl.LightningModule):  # type: ignore[misc,name-defined]
         def __init__(self, width: int = 4) -> None:
@@ -38,7 +40,12 @@ def make_net(pl: Any) -> Any:
 
         def train_dataloader(self) -> Any:
             g = torch.Generator().manual_seed(0)
-            return DataLoader(TensorDataset(torch.randn(8, self.hparams.width, generator=g)), batch_size=2)
+            data = TensorDataset(torch.randn(8, self.hparams.width, generator=g))
+            if stateful:
+                from torchdata.stateful_dataloader import StatefulDataLoader
+
+                return StatefulDataLoader(data, batch_size=2, shuffle=True, generator=torch.Generator().manual_seed(1))
+            return DataLoader(data, batch_size=2)
 
     return Net
 
@@ -55,6 +62,7 @@ def make_recorder(pl: Any) -> Any:
 
         def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
             self.seen.setdefault("first_batch", [trainer.current_epoch, trainer.global_step, batch_idx])
+            self.seen.setdefault("first_data", batch[0].sum().item())
 
         def on_train_end(self, trainer: Any, pl_module: Any) -> None:
             self.seen["train_end"] = [trainer.current_epoch, trainer.global_step]
@@ -63,7 +71,7 @@ def make_recorder(pl: Any) -> Any:
     return Record
 
 
-def resume(pl: Any, path: str) -> dict[str, Any]:
+def resume(pl: Any, path: str, stateful: bool = False) -> dict[str, Any]:
     """Resume a fit of :func:`make_net` from ``path`` under ``pl``; returns what it saw."""
     record = make_recorder(pl)()
     trainer = pl.Trainer(
@@ -76,19 +84,21 @@ def resume(pl: Any, path: str) -> dict[str, Any]:
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer.fit(make_net(pl)(), ckpt_path=path)
+        trainer.fit(make_net(pl, stateful)(), ckpt_path=path)
     return record.seen
 
 
 def main(paths: list[str]) -> None:
     import pytorch_lightning as pl
 
-    net = make_net(pl)
-    for path in paths:
-        loaded = net.load_from_checkpoint(path)
+    for arg in paths:
+        stateful = arg.startswith("stateful:")
+        path = arg.removeprefix("stateful:")
+        loaded = make_net(pl, stateful).load_from_checkpoint(path)
         weights = torch.load(path, weights_only=False)["state_dict"]
         same = all(torch.equal(v, weights[k]) for k, v in loaded.state_dict().items())
-        print(json.dumps({"path": path, "width": loaded.hparams.width, "same_weights": same, **resume(pl, path)}))
+        seen = resume(pl, path, stateful)
+        print(json.dumps({"path": arg, "width": loaded.hparams.width, "same_weights": same, **seen}))
 
 
 if __name__ == "__main__":

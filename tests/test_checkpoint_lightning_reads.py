@@ -3,7 +3,9 @@
 Live Lightning (in its own process, ``tests/lightning_reads.py``) loads each checkpoint a
 lightcycle fit can write (mid-epoch, epoch end, after a fit) with ``load_from_checkpoint`` and
 resumes ``Trainer.fit`` from it; it must start and end at the same epoch and global step, with
-the same first batch and learning rate, as lightcycle resuming the same file.
+the same first batch and learning rate, as lightcycle resuming the same file; from a
+``StatefulDataLoader`` run, also with the same data (Lightning loads the loader state that
+lightcycle stores as its ``combined_loader`` state).
 """
 
 from __future__ import annotations
@@ -27,25 +29,34 @@ FIXTURE = Path(__file__).parent / "fixtures" / "lightcycle-format1-epoch1-step3.
 QUIET = dict(logger=False, enable_progress_bar=False, enable_model_summary=False)
 
 
-def _write_checkpoints(folder: Path) -> list[Path]:
+def _write_checkpoints(folder: Path) -> list[str]:
     steps = ModelCheckpoint(dirpath=folder, every_n_train_steps=3, save_top_k=-1)
     epochs = ModelCheckpoint(dirpath=folder, filename="end-{epoch}", every_n_epochs=1, save_top_k=-1)
-    trainer = LC.Trainer(max_epochs=2, callbacks=[steps, epochs], **QUIET)
+    stateful = ModelCheckpoint(dirpath=folder / "stateful", every_n_train_steps=3, save_top_k=-1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        trainer = LC.Trainer(max_epochs=2, callbacks=[steps, epochs], **QUIET)
         trainer.fit(make_net(LC)(width=4))
-    trainer.save_checkpoint(folder / "after_fit.ckpt")
-    files = [folder / n for n in ("epoch=0-step=3.ckpt", "epoch=1-step=6.ckpt", "end-epoch=0.ckpt", "after_fit.ckpt")]
-    positions = [torch.load(f, weights_only=False)["loops"]["fit_loop"]["position"] for f in files]
-    assert positions == ["batch_end", "batch_end", "epoch_end", "boundary"]
-    return files
+        trainer.save_checkpoint(folder / "after_fit.ckpt")
+        LC.Trainer(max_epochs=1, callbacks=[stateful], **QUIET).fit(make_net(LC, stateful=True)(width=4))
+    names = (
+        "epoch=0-step=3.ckpt",
+        "epoch=1-step=6.ckpt",
+        "end-epoch=0.ckpt",
+        "after_fit.ckpt",
+        "stateful/epoch=0-step=3.ckpt",
+    )
+    fit_loops = [torch.load(folder / n, weights_only=False)["loops"]["fit_loop"] for n in names]
+    assert [f["position"] for f in fit_loops] == ["batch_end", "batch_end", "epoch_end", "boundary", "batch_end"]
+    assert fit_loops[-1]["state_dict"]["combined_loader"] == [fit_loops[-1]["loader_state"]]
+    return [str(folder / n) for n in names[:-1]] + [f"stateful:{folder / names[-1]}"]
 
 
 def test_lightning_loads_and_resumes_lightcycle_checkpoints_where_lightcycle_does(tmp_path: Path) -> None:
     files = _write_checkpoints(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
     done = subprocess.run(
-        [sys.executable, "-m", "tests.lightning_reads", *map(str, files)],
+        [sys.executable, "-m", "tests.lightning_reads", *files],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -54,10 +65,13 @@ def test_lightning_loads_and_resumes_lightcycle_checkpoints_where_lightcycle_doe
     )
     assert done.returncode == 0, done.stderr[-3000:]
     lightning = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert [r["path"] for r in lightning] == list(map(str, files))
+    assert [r["path"] for r in lightning] == files
     for seen in lightning:
         assert seen["width"] == 4 and seen["same_weights"], seen
-        ours = resume(LC, seen["path"])
+        stateful = seen["path"].startswith("stateful:")
+        ours = resume(LC, seen["path"].removeprefix("stateful:"), stateful)
+        if not stateful:  # Lightning restarts a plain loader's data mid-epoch (docs: differences, 2)
+            del ours["first_data"]
         assert {k: seen[k] for k in ours} == ours, seen["path"]
 
 
