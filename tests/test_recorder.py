@@ -102,12 +102,12 @@ def _fit_recorded(pl: Any, path: Path) -> HookRecorder:
     """The same program under ``pl`` (pytorch_lightning or lightcycle), recorded to ``path``."""
     rec = HookRecorder(path)
 
-    class Model(pl.LightningModule):  # type: ignore[name-defined,misc]
+    class Model(pl.LightningModule):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
             self.layer = nn.Linear(2, 1)
 
-        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
             return self.layer(batch[0]).pow(2).mean()
 
         def validation_step(self, batch: Any, batch_idx: int) -> None:
