@@ -62,6 +62,7 @@ SOURCES = ("callback", "module", "datamodule")
 """The ``src`` values a trace's hook events have; other values are skipped."""
 
 _CONTEXT = 4  # events shown on either side of a violation
+_CTX_KEYS = ("stage", "state", "fn", "status")  # the ctx keys an event is checked by
 _MAX_CALLBACKS = 16  # the most recording callbacks considered
 _MEMO_MAX = 200_000  # memoized moves kept per compiled automaton
 
@@ -158,7 +159,8 @@ class VerifyResult:
             v = self.violation
             assert v is not None
             lines.append(f"FAIL {name}: {v.message}")
-            lines.append(f"  state before it: {', '.join(v.states) if v.states else '(none)'}")
+            if v.states or v.event is not None:
+                lines.append(f"  state before it: {', '.join(v.states) if v.states else '(none)'}")
             if v.stages:
                 lines.append(f"  stage there:     {', '.join(v.stages)}")
             if v.allowed:
@@ -263,6 +265,13 @@ class _Automaton:
         self.run_of: tuple[str | None, ...] = tuple(
             top if top in runs else None for top in (p.split(SEPARATOR)[0] for p in self.states)
         )
+        # trainer.state.status inside a run is "running"; the interruption (the state that keeps
+        # the interrupted run's stage) sets "interrupted" before its first hook (Lightning's
+        # _interrupt, and lightcycle's Trainer). Other states (idle) may see any status.
+        self.status_of: tuple[str | None, ...] = tuple(
+            "interrupted" if stage is Stage.KEEP else "running" if run is not None else None
+            for stage, run in zip(self.stages, self.run_of, strict=True)
+        )
         self.splits: tuple[tuple[int, int], ...] = tuple((n, m) for n in candidates for m in range(n + 1))
         self.patterns: list[_Pattern] = []
         self.starts: list[list[_Pattern]] = [[] for _ in self.states]
@@ -287,6 +296,11 @@ class _Automaton:
                 (self.preempt if pattern.preempts else self.starts)[s].append(pattern)
                 if pattern.nestable:
                     self.nested[s].append(pattern)
+            if pattern.preempts and self.initial not in pattern.sources:
+                # an entry point that fails before its first hook (bad arguments) interrupts a
+                # run that has its fn and stage but no hook yet: a lone on_exception, which
+                # Lightning records even when the trace has module events (a retry loop)
+                self.preempt[self.initial].append(pattern)
         self.has_silent = any(p.silent for p in self.patterns)
         self._closures: dict[tuple[Config, bool], frozenset[Config]] = {}
         self._steps: dict[tuple[Config, tuple[Any, ...]], Config | None] = {}
@@ -404,13 +418,36 @@ class _Automaton:
         return hit
 
     def ctx_ok(self, s: int, ctx: Mapping[str, Any]) -> bool:
-        if "state" in ctx and ctx["state"] != self.states[s]:
-            return False
+        return self.ctx_problem(s, ctx) is None
+
+    def ctx_problem(self, s: int, ctx: Mapping[str, Any]) -> str | None:
+        """Why an event with ``ctx`` cannot have been recorded in state ``s`` (``None``: it can).
+
+        Only the keys the trace records are checked (Lightning's traces have no ``state``).
+        """
+        name = self.states[s]
+        if "state" in ctx and ctx["state"] != name:
+            return f"its ctx.state is {ctx['state']!r}: it was recorded in another state"
         stage = self.stages[s]
-        if "stage" in ctx and stage is not Stage.KEEP and ctx["stage"] != stage:
-            return False
+        if stage is Stage.KEEP:
+            # an interruption keeps the stage and fn of the run it interrupts, and every entry
+            # point sets both before its first hook: a lone on_exception (the entry point failed
+            # at once) sees them too; they are cleared only after the run's teardown
+            for key in ("stage", "fn"):
+                if key in ctx and ctx[key] is None:
+                    return (
+                        f"its ctx.{key} is None, but state {name!r} keeps the {key} of the interrupted run "
+                        f"(Lightning clears trainer.state.{key} only after on_exception and teardown)"
+                    )
+        elif "stage" in ctx and ctx["stage"] != stage:
+            return f"its ctx.stage is {ctx['stage']!r}: it was recorded in another state"
         run = self.run_of[s]
-        return not (run is not None and ctx.get("fn") is not None and ctx["fn"] != run)
+        if run is not None and ctx.get("fn") is not None and ctx["fn"] != run:
+            return f"its ctx.fn is {ctx['fn']!r}: it was recorded in another run"
+        status = self.status_of[s]
+        if status is not None and "status" in ctx and ctx["status"] != status:
+            return f"its ctx.status is {ctx['status']!r}, but the trainer's status in state {name!r} is {status!r}"
+        return None
 
     def matches(self, c: Config, src: str, hook: str) -> tuple[Cursor, _Token, int] | None:
         """The cursor whose next token is ``src:hook``, with its upper bound (ignores ctx)."""
@@ -568,13 +605,15 @@ def verify_trace(
         else:
             ctx = event.get("ctx")
             checked.append((i, str(src), hook, ctx if isinstance(ctx, dict) else {}))
+    if not checked:
+        return VerifyResult(False, 0, {}, dict(ignored), (), _nothing_checked(events, ignored))
     has_module = any(src == "module" for _, src, _, _ in checked)
     candidates = _candidates(checked)
     nfa = _automaton(lifecycle, has_module, candidates)
     raw: frozenset[Config] = frozenset((n, m, nfa.initial, None, None) for n, m in nfa.splits)
     counts: Counter[tuple[str, str]] = Counter()
     for i, src, hook, ctx in checked:
-        key = (src, hook, *((k, ctx[k]) for k in ("stage", "state", "fn") if k in ctx))
+        key = (src, hook, *((k, ctx[k]) for k in _CTX_KEYS if k in ctx))
         taken = nfa.advance(raw, src, hook, key, ctx)
         if not taken:
             violation = _violation(nfa, events, i, src, hook, ctx, nfa.closed(raw, "state" in ctx), raw)
@@ -598,6 +637,29 @@ def verify_trace(
     return VerifyResult(True, sum(counts.values()), dict(counts), dict(ignored), used)
 
 
+def _nothing_checked(events: Sequence[Mapping[str, Any]], ignored: Mapping[str, int]) -> Violation:
+    """The violation of a trace with no hook event: nothing was verified, which is no pass.
+
+    A Lightning run records at least one hook event (an entry point that fails before its
+    first hook still calls ``on_exception``); lightcycle records none only for a call it
+    refused before any hook fired (bad arguments). Otherwise an empty trace comes from a
+    recorder that was never attached, a wrong file, or a recording that filtered out the hooks.
+    """
+    if not events:
+        message = (
+            "the trace is empty: nothing was verified (was the recorder attached? pass HookRecorder(path) "
+            "in the Trainer's callbacks; or the run was refused before its first hook)"
+        )
+    else:
+        skipped = ", ".join(f"{why}: {count}" for why, count in sorted(ignored.items()))
+        message = (
+            f"the trace has {len(events)} event(s) but no hook call of a callback, module or datamodule "
+            f"({skipped}): nothing was verified"
+        )
+    context = tuple((j, events[j]) for j in range(max(0, len(events) - _CONTEXT), len(events)))
+    return Violation(len(events), None, message, (), (), context)
+
+
 def _violation(
     nfa: _Automaton,
     events: Sequence[Mapping[str, Any]],
@@ -616,12 +678,13 @@ def _violation(
         if found is None:
             continue
         (_, _, taken), token, hi = found
-        if not nfa.ctx_ok(c[2], ctx):
+        problem = nfa.ctx_problem(c[2], ctx)
+        if problem is not None:
             want = nfa.stages[c[2]]
-            seen = {k: ctx[k] for k in ("stage", "state", "fn") if k in ctx}
+            seen = {k: ctx[k] for k in _CTX_KEYS if k in ctx}
             reason = (
                 f"comes where the lifecycle would allow it (state {nfa.states[c[2]]!r}, stage {want!r}), "
-                f"but its ctx says {seen}: it was recorded in another state"
+                f"but {problem} (ctx {seen})"
             )
             break
         if taken >= hi:
