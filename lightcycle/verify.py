@@ -265,6 +265,22 @@ class _Automaton:
         self.run_of: tuple[str | None, ...] = tuple(
             top if top in runs else None for top in (p.split(SEPARATOR)[0] for p in self.states)
         )
+        # A state that keeps the stage (the interruption) gets one copy per run it can interrupt,
+        # so its events are checked against that run's fn and stages; the original stands for an
+        # interruption from the initial state (an entry point failing before its first hook).
+        self.run_stages: dict[str, frozenset[object]] = {
+            r: frozenset(st for st, run in zip(self.stages, self.run_of, strict=True) if run == r) for r in runs
+        }
+        self.kept_run: tuple[str | None, ...] = (None,) * len(self.states)
+        copies: dict[int, dict[str, int]] = {}
+        for k in [i for i, st in enumerate(self.stages) if st is Stage.KEEP]:
+            for r in sorted(runs):
+                copies.setdefault(k, {})[r] = len(self.states)
+                self.states += (self.states[k],)
+                self.stages += (Stage.KEEP,)
+                self.run_of += (None,)
+                self.kept_run += (r,)
+        self._copies = copies
         # trainer.state.status inside a run is "running"; the interruption (the state that keeps
         # the interrupted run's stage) sets "interrupted" before its first hook (Lightning's
         # _interrupt, and lightcycle's Trainer). Other states (idle) may see any status.
@@ -284,7 +300,7 @@ class _Automaton:
             pattern = _Pattern(
                 tid=len(self.patterns),
                 trigger=t.trigger.name,
-                sources=tuple(index[s] for s in lifecycle.sources(t)),
+                sources=tuple(i for s in lifecycle.sources(t) for i in (index[s], *copies.get(index[s], {}).values())),
                 dest=None if t.dest is None else index[t.dest],
                 tokens=tokens,
                 nestable=from_any and t.dest is None,
@@ -325,6 +341,12 @@ class _Automaton:
             return 1, 1
         return 0, 1
 
+    def interrupted(self, dest: int, source: int) -> int:
+        """The copy of ``dest`` (a state keeping the stage) for the run that ``source`` is in."""
+        copies = self._copies.get(dest)
+        run = self.run_of[source] or self.kept_run[source]
+        return dest if copies is None or run is None else copies[run]
+
     def start(self, pattern: _Pattern) -> Cursor | None:
         return (pattern.tid, 0, 0) if pattern.tokens else None
 
@@ -348,7 +370,7 @@ class _Automaton:
         if self._open(outer) and self._open(inner):
             for p in self.preempt[s]:
                 assert p.dest is not None
-                yield (n, m, p.dest, self.start(p), None)
+                yield (n, m, self.interrupted(p.dest, s), self.start(p), None)
         if top is None:
             for p in self.starts[s]:
                 cursors = (self.start(p), None) if proven and p.silent else (self.start(p),)
@@ -439,6 +461,12 @@ class _Automaton:
                         f"its ctx.{key} is None, but state {name!r} keeps the {key} of the interrupted run "
                         f"(Lightning clears trainer.state.{key} only after on_exception and teardown)"
                     )
+            kept = self.kept_run[s]
+            if kept is not None and ctx.get("fn", kept) != kept:
+                return f"its ctx.fn is {ctx['fn']!r}, but the interrupted run is {kept!r}"
+            run = kept if kept is not None else ctx.get("fn")
+            if run in self.run_stages and ctx.get("stage", Stage.KEEP) not in self.run_stages[run] | {Stage.KEEP}:
+                return f"its ctx.stage is {ctx['stage']!r}, which the interrupted run {run!r} never has"
         elif "stage" in ctx and ctx["stage"] != stage:
             return f"its ctx.stage is {ctx['stage']!r}: it was recorded in another state"
         run = self.run_of[s]
@@ -673,7 +701,9 @@ def _violation(
     states = tuple(sorted({nfa.states[c[2]] for c in raw}))
     label = f"{src}:{hook}"
     reason = "is not allowed here"
-    for c in current:
+    # the configurations in the run the event names first, so the reason given is about that run
+    fn = ctx.get("fn")
+    for c in sorted(current, key=lambda c: (nfa.run_of[c[2]] or nfa.kept_run[c[2]]) != fn):
         found = nfa.matches(c, src, hook)
         if found is None:
             continue

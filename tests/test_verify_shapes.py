@@ -200,3 +200,20 @@ def test_cli_rejects_a_cleared_stage(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["verify", str(bad)]) == 1
     out = capsys.readouterr().out
     assert "ctx.stage is None" in out and "state before it:" in out and ">>" in out
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"), [("fn", "validate", "interrupted run is 'fit'"), ("stage", "test", "never has")]
+)
+def test_on_exception_recorded_in_another_run_fails(key: str, value: str, words: str) -> None:
+    """The interruption keeps the interrupted run's fn and one of its stages (sanity_check, train, validate)."""
+    for name in ("fit_exception_step", "fit_exception_callback", "fit_exception_entry", "fit_exception_teardown"):
+        events = copy.deepcopy(_trace(name))
+        assert verify_trace(events).ok
+        events[_on_exception(events)]["ctx"][key] = value
+        msg = _message(events)
+        assert "callback on_exception" in msg
+        if name in ("fit_exception_step", "fit_exception_callback"):
+            assert f"ctx.{key} is {value!r}" in msg and words in msg
+        else:  # after a complete run (or none), it may be a new run's entry failing: stage and fn disagree
+            assert "never has" in msg
