@@ -33,21 +33,25 @@ a leaf state plus the position reached in the current transition's pattern:
   or an unrecorded receiver raised (another callback, the datamodule, runtime code
   between events), but never just before a required module hook that was not recorded;
 - when an event's ``ctx`` has a ``stage``, the state must hold that stage; a ``state``
-  (lightcycle's traces) must be the state itself; a ``fn`` must be the run's.
+  (lightcycle's traces) must be the state itself; a ``fn`` must be the run's; a ``status``
+  must be ``running`` inside a run;
+- the interruption keeps the stage: its events (``on_exception``, saves inside it) must
+  carry the interrupted run's ``fn`` and one of that run's stages, never ``None``, and the
+  status ``interrupted``; an interruption from the initial state (an entry point failing
+  before its first hook: a lone ``on_exception``) carries the ``fn`` and a stage of its run.
 
 Events with ``phase: "return"``, with a ``src`` other than callback/module/datamodule,
 and module events whose hook the declaration never names (user APIs such as
 ``clip_gradients`` or ``manual_backward``, which Lightning's traces record) are skipped
 and counted. A complete trace ends back in the initial state; ``partial=True`` accepts a
-trace that stops mid-run (a crashed process's live trace).
+trace that stops mid-run (a crashed process's live trace). A trace with no hook event to
+check (empty, or only skipped events) fails either way: nothing was verified.
 
 Nothing here knows the hook order: it is all read from the declaration.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,13 +59,13 @@ from typing import Any
 
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import ANY, SEPARATOR, Hook, Lifecycle, Result, Stage, Target, Transition
+from lightcycle.verify_result import CONTEXT, VerifyResult, Violation, load_trace, nothing_checked
 
 __all__ = ["VerifyResult", "Violation", "load_trace", "verify_trace"]
 
 SOURCES = ("callback", "module", "datamodule")
 """The ``src`` values a trace's hook events have; other values are skipped."""
 
-_CONTEXT = 4  # events shown on either side of a violation
 _CTX_KEYS = ("stage", "state", "fn", "status")  # the ctx keys an event is checked by
 _MAX_CALLBACKS = 16  # the most recording callbacks considered
 _MEMO_MAX = 200_000  # memoized moves kept per compiled automaton
@@ -101,114 +105,6 @@ class _Pattern:
 Cursor = tuple[int, int, int]  # (pattern id, token position, events taken at that position)
 Config = tuple[int, int, int, "Cursor | None", "Cursor | None"]
 """(n recording callbacks, m of them monitoring, state, outer cursor, nested cursor)."""
-
-
-@dataclass(frozen=True)
-class Violation:
-    """The first place where a trace leaves the declared lifecycle.
-
-    Attributes:
-        index: position of the offending event in the trace (``len(trace)`` when the
-            trace ends too early).
-        event: the offending event, or ``None`` at the end of the trace.
-        message: what is wrong, naming the hook.
-        states: the state(s) the lifecycle was in just before the event.
-        allowed: the hook events that could have come next, as ``src:hook``.
-        context: ``(index, event)`` pairs around the offending event.
-    """
-
-    index: int
-    event: Mapping[str, Any] | None
-    message: str
-    states: tuple[str, ...]
-    allowed: tuple[str, ...]
-    context: tuple[tuple[int, Mapping[str, Any]], ...]
-    stages: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """The outcome of :func:`verify_trace`.
-
-    Attributes:
-        ok: whether the declaration accepts the whole trace.
-        checked: how many events were checked.
-        counts: checked events per ``(src, hook)``.
-        ignored: skipped events per reason.
-        callbacks: the number(s) of recording callbacks the trace was read with.
-        violation: the first violation, when not ok.
-    """
-
-    ok: bool
-    checked: int
-    counts: Mapping[tuple[str, str], int]
-    ignored: Mapping[str, int]
-    callbacks: tuple[int, ...]
-    violation: Violation | None = None
-
-    def report(self, name: str = "trace") -> str:
-        """A human-readable report: ``OK`` with per-hook counts, or the violation."""
-        lines: list[str] = []
-        if self.ok:
-            cbs = "/".join(str(n) for n in self.callbacks)
-            lines.append(f"OK {name}: {self.checked} events follow the lifecycle ({cbs} recording callback(s))")
-            width = max((len(h) for _, h in self.counts), default=0)
-            for (src, hook), count in sorted(self.counts.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-                lines.append(f"  {hook:<{width}}  {src:<10}  {count}")
-        else:
-            v = self.violation
-            assert v is not None
-            lines.append(f"FAIL {name}: {v.message}")
-            if v.states or v.event is not None:
-                lines.append(f"  state before it: {', '.join(v.states) if v.states else '(none)'}")
-            if v.stages:
-                lines.append(f"  stage there:     {', '.join(v.stages)}")
-            if v.allowed:
-                lines.append(f"  allowed there:   {', '.join(v.allowed)}")
-            if v.context:
-                lines.append("  events around it:")
-                for i, ev in v.context:
-                    mark = ">>" if i == v.index else "  "
-                    lines.append(f"  {mark} {i:5d}  {_describe(ev)}")
-            if v.event is None:
-                lines.append(f"  >> {v.index:5d}  (end of trace)")
-        if self.ignored:
-            skipped = ", ".join(f"{why}: {count}" for why, count in sorted(self.ignored.items()))
-            lines.append(f"  skipped: {skipped}")
-        return "\n".join(lines)
-
-
-def load_trace(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a JSON-lines trace (blank lines are skipped).
-
-    Raises:
-        ValueError: a line is not a JSON object; the message names the line.
-    """
-    events: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{os.fspath(path)}:{lineno}: not JSON: {err}") from None
-            if not isinstance(event, dict):
-                raise ValueError(f"{os.fspath(path)}:{lineno}: expected a JSON object, got {type(event).__name__}")
-            events.append(event)
-    return events
-
-
-def _describe(event: Mapping[str, Any]) -> str:
-    ctx = event.get("ctx") or {}
-    extra = [f"{k}={ctx[k]}" for k in ("stage", "state") if isinstance(ctx, dict) and k in ctx]
-    args = event.get("args") or {}
-    if isinstance(args, dict):
-        shown = [f"{k}={args[k]!r}" for k in ("stage", "batch_idx", "dataloader_idx") if k in args]
-        if shown:
-            extra.append(f"args({', '.join(shown)})")
-    phase = f" ({event['phase']})" if event.get("phase") else ""
-    return f"{event.get('src')!s:<10} {event.get('hook')}{phase}  {' '.join(extra)}".rstrip()
 
 
 # --------------------------------------------------------------------------- compiling
@@ -634,7 +530,7 @@ def verify_trace(
             ctx = event.get("ctx")
             checked.append((i, str(src), hook, ctx if isinstance(ctx, dict) else {}))
     if not checked:
-        return VerifyResult(False, 0, {}, dict(ignored), (), _nothing_checked(events, ignored))
+        return VerifyResult(False, 0, {}, dict(ignored), (), nothing_checked(events, ignored))
     has_module = any(src == "module" for _, src, _, _ in checked)
     candidates = _candidates(checked)
     nfa = _automaton(lifecycle, has_module, candidates)
@@ -659,33 +555,10 @@ def verify_trace(
             + (f"still expected: {', '.join(pending[:6])}; " if pending else "")
             + f"a complete run returns to {nfa.states[nfa.initial]!r} (teardown, or on_exception after an error)"
         )
-        context = tuple((j, events[j]) for j in range(max(0, len(events) - _CONTEXT), len(events)))
+        context = tuple((j, events[j]) for j in range(max(0, len(events) - CONTEXT), len(events)))
         violation = Violation(len(events), None, message, states, nfa.allowed(current), context)
         return VerifyResult(False, sum(counts.values()), dict(counts), dict(ignored), used, violation)
     return VerifyResult(True, sum(counts.values()), dict(counts), dict(ignored), used)
-
-
-def _nothing_checked(events: Sequence[Mapping[str, Any]], ignored: Mapping[str, int]) -> Violation:
-    """The violation of a trace with no hook event: nothing was verified, which is no pass.
-
-    A Lightning run records at least one hook event (an entry point that fails before its
-    first hook still calls ``on_exception``); lightcycle records none only for a call it
-    refused before any hook fired (bad arguments). Otherwise an empty trace comes from a
-    recorder that was never attached, a wrong file, or a recording that filtered out the hooks.
-    """
-    if not events:
-        message = (
-            "the trace is empty: nothing was verified (was the recorder attached? pass HookRecorder(path) "
-            "in the Trainer's callbacks; or the run was refused before its first hook)"
-        )
-    else:
-        skipped = ", ".join(f"{why}: {count}" for why, count in sorted(ignored.items()))
-        message = (
-            f"the trace has {len(events)} event(s) but no hook call of a callback, module or datamodule "
-            f"({skipped}): nothing was verified"
-        )
-    context = tuple((j, events[j]) for j in range(max(0, len(events) - _CONTEXT), len(events)))
-    return Violation(len(events), None, message, (), (), context)
 
 
 def _violation(
@@ -738,7 +611,7 @@ def _violation(
         if expected:
             reason += f"; expected {' or '.join(expected[:5])}" + (" (dropped? moved?)" if len(expected) <= 2 else "")
     message = f"event {index}: {src} {hook} {reason}"
-    lo, hi = max(0, index - _CONTEXT), min(len(events), index + _CONTEXT + 1)
+    lo, hi = max(0, index - CONTEXT), min(len(events), index + CONTEXT + 1)
     context = tuple((j, events[j]) for j in range(lo, hi))
     stages = tuple(sorted({_stage_name(nfa.stages[c[2]]) for c in raw}))
     return Violation(index, events[index], message, states, nfa.allowed(current), context, stages)

@@ -9,7 +9,9 @@ Each scenario runs the recording callback and module of :mod:`tests.recording` (
 - ``fit_exception_on_fit_end``, ``fit_exception_teardown``, ``fit_exception_callback_teardown``:
   a completed run followed by ``on_exception`` (nothing after it: spec section 4);
 - ``fit_on_exception_checkpoint`` / ``..._first``: Lightning's ``OnExceptionCheckpoint`` saves
-  inside ``on_exception``, after or before the recording callback's own ``on_exception``.
+  inside ``on_exception``, listed after or before the recording callback (Lightning moves
+  checkpoint callbacks last, so both of its traces save after the recorder's ``on_exception``;
+  lightcycle's stand-in, not a ``Checkpoint``, keeps the order and saves before it).
 
 Record the Lightning fixtures again (from the repository root; a few seconds)::
 
