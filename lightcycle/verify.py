@@ -576,7 +576,8 @@ def _violation(
     reason = "is not allowed here"
     # the configurations in the run the event names first, so the reason given is about that run
     fn = ctx.get("fn")
-    for c in sorted(current, key=lambda c: (nfa.run_of[c[2]] or nfa.kept_run[c[2]]) != fn):
+    # (then by state and callback split, so the reason does not depend on set order)
+    for c in sorted(current, key=lambda c: ((nfa.run_of[c[2]] or nfa.kept_run[c[2]]) != fn, c[2], c[0], c[1])):
         found = nfa.matches(c, src, hook)
         if found is None:
             continue

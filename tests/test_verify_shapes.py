@@ -215,5 +215,5 @@ def test_on_exception_recorded_in_another_run_fails(key: str, value: str, words:
         assert "callback on_exception" in msg
         if name in ("fit_exception_step", "fit_exception_callback"):
             assert f"ctx.{key} is {value!r}" in msg and words in msg
-        else:  # after a complete run (or none), it may be a new run's entry failing: stage and fn disagree
-            assert "never has" in msg
+        else:  # after a complete run (or none), it may also be a new run's entry failing: stage and fn disagree
+            assert "never has" in msg or (key == "fn" and words in msg)
