@@ -33,21 +33,25 @@ a leaf state plus the position reached in the current transition's pattern:
   or an unrecorded receiver raised (another callback, the datamodule, runtime code
   between events), but never just before a required module hook that was not recorded;
 - when an event's ``ctx`` has a ``stage``, the state must hold that stage; a ``state``
-  (lightcycle's traces) must be the state itself; a ``fn`` must be the run's.
+  (lightcycle's traces) must be the state itself; a ``fn`` must be the run's; a ``status``
+  must be ``running`` inside a run;
+- the interruption keeps the stage: its events (``on_exception``, saves inside it) must
+  carry the interrupted run's ``fn`` and one of that run's stages, never ``None``, and the
+  status ``interrupted``; an interruption from the initial state (an entry point failing
+  before its first hook: a lone ``on_exception``) carries the ``fn`` and a stage of its run.
 
 Events with ``phase: "return"``, with a ``src`` other than callback/module/datamodule,
 and module events whose hook the declaration never names (user APIs such as
 ``clip_gradients`` or ``manual_backward``, which Lightning's traces record) are skipped
 and counted. A complete trace ends back in the initial state; ``partial=True`` accepts a
-trace that stops mid-run (a crashed process's live trace).
+trace that stops mid-run (a crashed process's live trace). A trace with no hook event to
+check (empty, or only skipped events) fails either way: nothing was verified.
 
 Nothing here knows the hook order: it is all read from the declaration.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,13 +59,14 @@ from typing import Any
 
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import ANY, SEPARATOR, Hook, Lifecycle, Result, Stage, Target, Transition
+from lightcycle.verify_result import CONTEXT, VerifyResult, Violation, load_trace, nothing_checked
 
 __all__ = ["VerifyResult", "Violation", "load_trace", "verify_trace"]
 
 SOURCES = ("callback", "module", "datamodule")
 """The ``src`` values a trace's hook events have; other values are skipped."""
 
-_CONTEXT = 4  # events shown on either side of a violation
+_CTX_KEYS = ("stage", "state", "fn", "status")  # the ctx keys an event is checked by
 _MAX_CALLBACKS = 16  # the most recording callbacks considered
 _MEMO_MAX = 200_000  # memoized moves kept per compiled automaton
 
@@ -100,113 +105,6 @@ class _Pattern:
 Cursor = tuple[int, int, int]  # (pattern id, token position, events taken at that position)
 Config = tuple[int, int, int, "Cursor | None", "Cursor | None"]
 """(n recording callbacks, m of them monitoring, state, outer cursor, nested cursor)."""
-
-
-@dataclass(frozen=True)
-class Violation:
-    """The first place where a trace leaves the declared lifecycle.
-
-    Attributes:
-        index: position of the offending event in the trace (``len(trace)`` when the
-            trace ends too early).
-        event: the offending event, or ``None`` at the end of the trace.
-        message: what is wrong, naming the hook.
-        states: the state(s) the lifecycle was in just before the event.
-        allowed: the hook events that could have come next, as ``src:hook``.
-        context: ``(index, event)`` pairs around the offending event.
-    """
-
-    index: int
-    event: Mapping[str, Any] | None
-    message: str
-    states: tuple[str, ...]
-    allowed: tuple[str, ...]
-    context: tuple[tuple[int, Mapping[str, Any]], ...]
-    stages: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """The outcome of :func:`verify_trace`.
-
-    Attributes:
-        ok: whether the declaration accepts the whole trace.
-        checked: how many events were checked.
-        counts: checked events per ``(src, hook)``.
-        ignored: skipped events per reason.
-        callbacks: the number(s) of recording callbacks the trace was read with.
-        violation: the first violation, when not ok.
-    """
-
-    ok: bool
-    checked: int
-    counts: Mapping[tuple[str, str], int]
-    ignored: Mapping[str, int]
-    callbacks: tuple[int, ...]
-    violation: Violation | None = None
-
-    def report(self, name: str = "trace") -> str:
-        """A human-readable report: ``OK`` with per-hook counts, or the violation."""
-        lines: list[str] = []
-        if self.ok:
-            cbs = "/".join(str(n) for n in self.callbacks)
-            lines.append(f"OK {name}: {self.checked} events follow the lifecycle ({cbs} recording callback(s))")
-            width = max((len(h) for _, h in self.counts), default=0)
-            for (src, hook), count in sorted(self.counts.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-                lines.append(f"  {hook:<{width}}  {src:<10}  {count}")
-        else:
-            v = self.violation
-            assert v is not None
-            lines.append(f"FAIL {name}: {v.message}")
-            lines.append(f"  state before it: {', '.join(v.states) if v.states else '(none)'}")
-            if v.stages:
-                lines.append(f"  stage there:     {', '.join(v.stages)}")
-            if v.allowed:
-                lines.append(f"  allowed there:   {', '.join(v.allowed)}")
-            if v.context:
-                lines.append("  events around it:")
-                for i, ev in v.context:
-                    mark = ">>" if i == v.index else "  "
-                    lines.append(f"  {mark} {i:5d}  {_describe(ev)}")
-            if v.event is None:
-                lines.append(f"  >> {v.index:5d}  (end of trace)")
-        if self.ignored:
-            skipped = ", ".join(f"{why}: {count}" for why, count in sorted(self.ignored.items()))
-            lines.append(f"  skipped: {skipped}")
-        return "\n".join(lines)
-
-
-def load_trace(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a JSON-lines trace (blank lines are skipped).
-
-    Raises:
-        ValueError: a line is not a JSON object; the message names the line.
-    """
-    events: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{os.fspath(path)}:{lineno}: not JSON: {err}") from None
-            if not isinstance(event, dict):
-                raise ValueError(f"{os.fspath(path)}:{lineno}: expected a JSON object, got {type(event).__name__}")
-            events.append(event)
-    return events
-
-
-def _describe(event: Mapping[str, Any]) -> str:
-    ctx = event.get("ctx") or {}
-    extra = [f"{k}={ctx[k]}" for k in ("stage", "state") if isinstance(ctx, dict) and k in ctx]
-    args = event.get("args") or {}
-    if isinstance(args, dict):
-        shown = [f"{k}={args[k]!r}" for k in ("stage", "batch_idx", "dataloader_idx") if k in args]
-        if shown:
-            extra.append(f"args({', '.join(shown)})")
-    phase = f" ({event['phase']})" if event.get("phase") else ""
-    return f"{event.get('src')!s:<10} {event.get('hook')}{phase}  {' '.join(extra)}".rstrip()
 
 
 # --------------------------------------------------------------------------- compiling
@@ -263,6 +161,29 @@ class _Automaton:
         self.run_of: tuple[str | None, ...] = tuple(
             top if top in runs else None for top in (p.split(SEPARATOR)[0] for p in self.states)
         )
+        # A state that keeps the stage (the interruption) gets one copy per run it can interrupt,
+        # so its events are checked against that run's fn and stages; the original stands for an
+        # interruption from the initial state (an entry point failing before its first hook).
+        self.run_stages: dict[str, frozenset[object]] = {
+            r: frozenset(st for st, run in zip(self.stages, self.run_of, strict=True) if run == r) for r in runs
+        }
+        self.kept_run: tuple[str | None, ...] = (None,) * len(self.states)
+        copies: dict[int, dict[str, int]] = {}
+        for k in [i for i, st in enumerate(self.stages) if st is Stage.KEEP]:
+            for r in sorted(runs):
+                copies.setdefault(k, {})[r] = len(self.states)
+                self.states += (self.states[k],)
+                self.stages += (Stage.KEEP,)
+                self.run_of += (None,)
+                self.kept_run += (r,)
+        self._copies = copies
+        # trainer.state.status inside a run is "running"; the interruption (the state that keeps
+        # the interrupted run's stage) sets "interrupted" before its first hook (Lightning's
+        # _interrupt, and lightcycle's Trainer). Other states (idle) may see any status.
+        self.status_of: tuple[str | None, ...] = tuple(
+            "interrupted" if stage is Stage.KEEP else "running" if run is not None else None
+            for stage, run in zip(self.stages, self.run_of, strict=True)
+        )
         self.splits: tuple[tuple[int, int], ...] = tuple((n, m) for n in candidates for m in range(n + 1))
         self.patterns: list[_Pattern] = []
         self.starts: list[list[_Pattern]] = [[] for _ in self.states]
@@ -275,7 +196,7 @@ class _Automaton:
             pattern = _Pattern(
                 tid=len(self.patterns),
                 trigger=t.trigger.name,
-                sources=tuple(index[s] for s in lifecycle.sources(t)),
+                sources=tuple(i for s in lifecycle.sources(t) for i in (index[s], *copies.get(index[s], {}).values())),
                 dest=None if t.dest is None else index[t.dest],
                 tokens=tokens,
                 nestable=from_any and t.dest is None,
@@ -287,6 +208,11 @@ class _Automaton:
                 (self.preempt if pattern.preempts else self.starts)[s].append(pattern)
                 if pattern.nestable:
                     self.nested[s].append(pattern)
+            if pattern.preempts and self.initial not in pattern.sources:
+                # an entry point that fails before its first hook (bad arguments) interrupts a
+                # run that has its fn and stage but no hook yet: a lone on_exception, which
+                # Lightning records even when the trace has module events (a retry loop)
+                self.preempt[self.initial].append(pattern)
         self.has_silent = any(p.silent for p in self.patterns)
         self._closures: dict[tuple[Config, bool], frozenset[Config]] = {}
         self._steps: dict[tuple[Config, tuple[Any, ...]], Config | None] = {}
@@ -311,6 +237,12 @@ class _Automaton:
             return 1, 1
         return 0, 1
 
+    def interrupted(self, dest: int, source: int) -> int:
+        """The copy of ``dest`` (a state keeping the stage) for the run that ``source`` is in."""
+        copies = self._copies.get(dest)
+        run = self.run_of[source] or self.kept_run[source]
+        return dest if copies is None or run is None else copies[run]
+
     def start(self, pattern: _Pattern) -> Cursor | None:
         return (pattern.tid, 0, 0) if pattern.tokens else None
 
@@ -334,7 +266,7 @@ class _Automaton:
         if self._open(outer) and self._open(inner):
             for p in self.preempt[s]:
                 assert p.dest is not None
-                yield (n, m, p.dest, self.start(p), None)
+                yield (n, m, self.interrupted(p.dest, s), self.start(p), None)
         if top is None:
             for p in self.starts[s]:
                 cursors = (self.start(p), None) if proven and p.silent else (self.start(p),)
@@ -404,13 +336,42 @@ class _Automaton:
         return hit
 
     def ctx_ok(self, s: int, ctx: Mapping[str, Any]) -> bool:
-        if "state" in ctx and ctx["state"] != self.states[s]:
-            return False
+        return self.ctx_problem(s, ctx) is None
+
+    def ctx_problem(self, s: int, ctx: Mapping[str, Any]) -> str | None:
+        """Why an event with ``ctx`` cannot have been recorded in state ``s`` (``None``: it can).
+
+        Only the keys the trace records are checked (Lightning's traces have no ``state``).
+        """
+        name = self.states[s]
+        if "state" in ctx and ctx["state"] != name:
+            return f"its ctx.state is {ctx['state']!r}: it was recorded in another state"
         stage = self.stages[s]
-        if "stage" in ctx and stage is not Stage.KEEP and ctx["stage"] != stage:
-            return False
+        if stage is Stage.KEEP:
+            # an interruption keeps the stage and fn of the run it interrupts, and every entry
+            # point sets both before its first hook: a lone on_exception (the entry point failed
+            # at once) sees them too; they are cleared only after the run's teardown
+            for key in ("stage", "fn"):
+                if key in ctx and ctx[key] is None:
+                    return (
+                        f"its ctx.{key} is None, but state {name!r} keeps the {key} of the interrupted run "
+                        f"(Lightning clears trainer.state.{key} only after on_exception and teardown)"
+                    )
+            kept = self.kept_run[s]
+            if kept is not None and ctx.get("fn", kept) != kept:
+                return f"its ctx.fn is {ctx['fn']!r}, but the interrupted run is {kept!r}"
+            run = kept if kept is not None else ctx.get("fn")
+            if run in self.run_stages and ctx.get("stage", Stage.KEEP) not in self.run_stages[run] | {Stage.KEEP}:
+                return f"its ctx.stage is {ctx['stage']!r}, which the interrupted run {run!r} never has"
+        elif "stage" in ctx and ctx["stage"] != stage:
+            return f"its ctx.stage is {ctx['stage']!r}: it was recorded in another state"
         run = self.run_of[s]
-        return not (run is not None and ctx.get("fn") is not None and ctx["fn"] != run)
+        if run is not None and ctx.get("fn") is not None and ctx["fn"] != run:
+            return f"its ctx.fn is {ctx['fn']!r}: it was recorded in another run"
+        status = self.status_of[s]
+        if status is not None and "status" in ctx and ctx["status"] != status:
+            return f"its ctx.status is {ctx['status']!r}, but the trainer's status in state {name!r} is {status!r}"
+        return None
 
     def matches(self, c: Config, src: str, hook: str) -> tuple[Cursor, _Token, int] | None:
         """The cursor whose next token is ``src:hook``, with its upper bound (ignores ctx)."""
@@ -568,13 +529,15 @@ def verify_trace(
         else:
             ctx = event.get("ctx")
             checked.append((i, str(src), hook, ctx if isinstance(ctx, dict) else {}))
+    if not checked:
+        return VerifyResult(False, 0, {}, dict(ignored), (), nothing_checked(events, ignored))
     has_module = any(src == "module" for _, src, _, _ in checked)
     candidates = _candidates(checked)
     nfa = _automaton(lifecycle, has_module, candidates)
     raw: frozenset[Config] = frozenset((n, m, nfa.initial, None, None) for n, m in nfa.splits)
     counts: Counter[tuple[str, str]] = Counter()
     for i, src, hook, ctx in checked:
-        key = (src, hook, *((k, ctx[k]) for k in ("stage", "state", "fn") if k in ctx))
+        key = (src, hook, *((k, ctx[k]) for k in _CTX_KEYS if k in ctx))
         taken = nfa.advance(raw, src, hook, key, ctx)
         if not taken:
             violation = _violation(nfa, events, i, src, hook, ctx, nfa.closed(raw, "state" in ctx), raw)
@@ -592,7 +555,7 @@ def verify_trace(
             + (f"still expected: {', '.join(pending[:6])}; " if pending else "")
             + f"a complete run returns to {nfa.states[nfa.initial]!r} (teardown, or on_exception after an error)"
         )
-        context = tuple((j, events[j]) for j in range(max(0, len(events) - _CONTEXT), len(events)))
+        context = tuple((j, events[j]) for j in range(max(0, len(events) - CONTEXT), len(events)))
         violation = Violation(len(events), None, message, states, nfa.allowed(current), context)
         return VerifyResult(False, sum(counts.values()), dict(counts), dict(ignored), used, violation)
     return VerifyResult(True, sum(counts.values()), dict(counts), dict(ignored), used)
@@ -611,17 +574,21 @@ def _violation(
     states = tuple(sorted({nfa.states[c[2]] for c in raw}))
     label = f"{src}:{hook}"
     reason = "is not allowed here"
-    for c in current:
+    # the configurations in the run the event names first, so the reason given is about that run
+    fn = ctx.get("fn")
+    # (then by state and callback split, so the reason does not depend on set order)
+    for c in sorted(current, key=lambda c: ((nfa.run_of[c[2]] or nfa.kept_run[c[2]]) != fn, c[2], c[0], c[1])):
         found = nfa.matches(c, src, hook)
         if found is None:
             continue
         (_, _, taken), token, hi = found
-        if not nfa.ctx_ok(c[2], ctx):
+        problem = nfa.ctx_problem(c[2], ctx)
+        if problem is not None:
             want = nfa.stages[c[2]]
-            seen = {k: ctx[k] for k in ("stage", "state", "fn") if k in ctx}
+            seen = {k: ctx[k] for k in _CTX_KEYS if k in ctx}
             reason = (
                 f"comes where the lifecycle would allow it (state {nfa.states[c[2]]!r}, stage {want!r}), "
-                f"but its ctx says {seen}: it was recorded in another state"
+                f"but {problem} (ctx {seen})"
             )
             break
         if taken >= hi:
@@ -645,7 +612,7 @@ def _violation(
         if expected:
             reason += f"; expected {' or '.join(expected[:5])}" + (" (dropped? moved?)" if len(expected) <= 2 else "")
     message = f"event {index}: {src} {hook} {reason}"
-    lo, hi = max(0, index - _CONTEXT), min(len(events), index + _CONTEXT + 1)
+    lo, hi = max(0, index - CONTEXT), min(len(events), index + CONTEXT + 1)
     context = tuple((j, events[j]) for j in range(lo, hi))
     stages = tuple(sorted({_stage_name(nfa.stages[c[2]]) for c in raw}))
     return Violation(index, events[index], message, states, nfa.allowed(current), context, stages)

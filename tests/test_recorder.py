@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import lightcycle as L
 from examples.custom_event import LIFECYCLE as WITH_EMA
 from lightcycle.callbacks import HookRecorder
+from lightcycle.commands.main import main
 from lightcycle.orchestrator import LoopDriver
 
 
@@ -37,7 +39,12 @@ def _loader() -> DataLoader:
 
 def _trainer(**kw: Any) -> L.Trainer:
     return L.Trainer(
-        max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False, **kw
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        **kw,
     )
 
 
@@ -89,3 +96,57 @@ def test_records_hooks_of_custom_events() -> None:
     first = hooks.index("on_ema_update")
     assert hooks[first - 1] == "on_before_optimizer_step"
     assert hooks[first + 1] == "on_train_batch_end"
+
+
+def _fit_recorded(pl: Any, path: Path) -> HookRecorder:
+    """The same program under ``pl`` (pytorch_lightning or lightcycle), recorded to ``path``."""
+    rec = HookRecorder(path)
+
+    class Model(pl.LightningModule):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = nn.Linear(2, 1)
+
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            return self.layer(batch[0]).pow(2).mean()
+
+        def validation_step(self, batch: Any, batch_idx: int) -> None:
+            self.log("v", self.layer(batch[0]).mean())
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    trainer = pl.Trainer(
+        max_epochs=2,
+        num_sanity_val_steps=1,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        callbacks=[rec],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(Model(), _loader(), _loader())
+    rec.close()
+    return rec
+
+
+def test_records_a_live_lightning_run_that_lightcycle_verify_accepts(tmp_path: Path) -> None:
+    """HookRecorder in a pytorch_lightning Trainer: the callback events of lightcycle's run, no ``state``."""
+    import pytorch_lightning
+
+    theirs = _fit_recorded(pytorch_lightning, tmp_path / "lightning.jsonl")
+    ours = _fit_recorded(L, tmp_path / "lightcycle.jsonl")
+    assert theirs.events and all(e["src"] == "callback" for e in theirs.events)
+    # what the Lightning trainer exposes, and no lifecycle state (it has no driver)
+    assert {k for e in theirs.events for k in e["ctx"]} == {
+        "fn", "stage", "status", "epoch", "global_step", "sanity", "should_stop", "training"
+    }  # fmt: skip
+    mine = [
+        {**e, "ctx": {k: v for k, v in e["ctx"].items() if k != "state"}} for e in ours.events if e["src"] == "callback"
+    ]
+    assert theirs.events == mine
+    assert main(["verify", str(tmp_path / "lightning.jsonl")]) == 0

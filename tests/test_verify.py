@@ -1,7 +1,8 @@
 """``lightcycle verify``: the trace checker against real traces, our own, and mutated ones.
 
-- every Lightning 2.6.6 trace (the shared folder's and the fixtures' copy) passes,
-  including the checkpoint traces and ``fit_resume__save.jsonl`` (saves outside a run);
+- every Lightning 2.6.6 trace in ``tests/fixtures`` passes, including the checkpoint traces
+  and ``fit_resume__save.jsonl`` (saves outside a run); interrupted runs and DDP ranks are
+  in ``test_verify_shapes.py``;
 - every lightcycle trace of the differential scenarios passes, with one, two or no
   recording callbacks and with or without module events;
 - a trace mutated by a dropped, duplicated, swapped or moved hook, by an event recorded
@@ -30,8 +31,7 @@ from tests.recording import run_scenario
 from tests.scenarios import EXTRA, SHARED
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lightning-2.6.6"
-SHARED_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces" / "lightning-2.6.6-jsonl"
-TRACES = sorted(FIXTURES.glob("*.jsonl")) + (sorted(SHARED_TRACES.glob("*.jsonl")) if SHARED_TRACES.is_dir() else [])
+TRACES = sorted(FIXTURES.glob("*.jsonl"))
 
 Event = dict[str, Any]
 
@@ -73,11 +73,11 @@ def test_lightning_traces_pass(path: Path) -> None:
     assert result.checked > 0 and result.callbacks == (1,)
 
 
-def test_the_shared_folder_is_checked_when_present() -> None:
-    if not SHARED_TRACES.is_dir():
-        pytest.skip("no shared traces folder next to the repository")
-    names = {p.name for p in SHARED_TRACES.glob("*.jsonl")}
-    assert {"fit_resume__save.jsonl", "fit_checkpoint_save.jsonl", "fit_resume.jsonl"} <= names
+def test_the_fixtures_hold_every_recorded_lightning_trace() -> None:
+    """The copies of the shared reference traces are all here (the tests never read ../shared)."""
+    names = {p.name for p in TRACES}
+    recorded = {f"{n}.jsonl" for n in (*SHARED, "fit_checkpoint_save", "fit_resume", "fit_resume__save")}
+    assert recorded | {"fit_keyboard_interrupt.jsonl"} <= names
 
 
 def test_saves_outside_a_run_pass_from_idle() -> None:

@@ -128,7 +128,11 @@ class HookRecorder(Callback):
         module = t.lightning_module
         if module is not None:
             ctx["training"] = module.training
-        ctx["state"] = t._driver.state
+        # lightcycle's Trainer has a lifecycle driver (its state path pins each event to one
+        # state); a Lightning Trainer has none, and its events carry only what it exposes.
+        driver = getattr(t, "_driver", None)
+        if driver is not None:
+            ctx["state"] = driver.state
         return ctx
 
     def record_hook(self, src: str, hook: str, named: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 Prints ``OK`` with per-hook counts for each trace the declaration accepts, or the first
 violation with the events around it, the state it happened in and what was allowed
-there. Exit status 0 when every trace passes, 1 otherwise.
+there. Exit status 0 when every trace passes, 1 otherwise; an empty trace, or one with no
+hook call, is not a pass (nothing was verified).
 """
 
 from __future__ import annotations
