@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import time
 from typing import Any
 
 import torch
@@ -71,14 +72,18 @@ class HookRecorder(Callback):
         path: when given, events are appended to this JSON-lines file as they happen
             (so a crashed run still leaves its trace).
         keep: keep the events in :attr:`events` too.
+        timings: also record ``"t"``, the ``time.perf_counter()`` seconds at each call
+            (``lightcycle diagram --trace T --over-lifecycle`` then shows the time spent
+            in each state); off by default, so traces stay comparable with Lightning's.
 
     Attributes:
         events: the recorded events, in call order.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, keep: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, keep: bool = True, timings: bool = False) -> None:
         self.path = os.fspath(path) if path is not None else None
         self.keep = keep
+        self.timings = timings
         self.events: list[dict[str, Any]] = []
         self._trainer: Any = None
         self._fh: Any = None
@@ -139,7 +144,9 @@ class HookRecorder(Callback):
             hook: the hook name.
             named: the arguments by parameter name.
         """
-        event = {"src": src, "hook": hook, "args": _args(named), "ctx": self._context()}
+        event: dict[str, Any] = {"src": src, "hook": hook, "args": _args(named), "ctx": self._context()}
+        if self.timings:
+            event["t"] = time.perf_counter()
         if self.keep:
             self.events.append(event)
         if self.path is not None:

@@ -325,14 +325,34 @@ class _Renderer:
         return "\n".join(self.lines) + "\n"
 
 
+def run_title(events: Sequence[Mapping[str, Any]]) -> str | None:
+    """What the run was, from its events: the entry points called, e.g. ``trainer.fit, trainer.test``.
+
+    Args:
+        events: trace events.
+
+    Returns:
+        The title, with the number of hook calls; ``None`` when no event names its entry point.
+    """
+    fns: list[str] = []
+    for e in events:
+        fn = (e.get("ctx") or {}).get("fn")
+        if isinstance(fn, str) and (not fns or fns[-1] != fn):
+            fns.append(fn)
+    if not fns:
+        return None
+    return f"{', '.join(f'trainer.{fn}' for fn in fns)} ({len(events)} hook calls)"
+
+
 def sequence_diagram(events: Iterable[Mapping[str, Any]], title: str | None = None) -> str:
     """The Mermaid sequence diagram of a recorded run.
 
     Args:
         events: trace events (see :func:`read_trace`), in call order.
-        title: a title for the diagram (e.g. the trace's file name).
+        title: a title for the diagram; by default what the run was (:func:`run_title`).
 
     Returns:
         ``sequenceDiagram`` text ending in a newline.
     """
-    return _Renderer(list(events)).render(title)
+    listed = list(events)
+    return _Renderer(listed).render(title or run_title(listed))
