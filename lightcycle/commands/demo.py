@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from lightcycle.commands.options import add_lifecycle_option
+
 
 def add_parser(sub: Any) -> None:
     """Register ``lightcycle demo`` on an ``argparse`` subparsers object."""
@@ -32,6 +34,7 @@ def add_parser(sub: Any) -> None:
         help="where the trace and diagrams go (default: lightcycle-demo)",
     )
     p.add_argument("--no-progress-bar", action="store_true", help="hide the progress bar")
+    add_lifecycle_option(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,17 +1,19 @@
-"""``lightcycle demo``: train a small classifier on synthetic data, with validation.
+"""The training half of ``lightcycle demo`` (imported only when the demo runs: it needs torch).
 
-The data is made here (two interleaved spirals), so the demo needs no download. It shows
-the progress bar, prints the metrics of each epoch, and ends with how many hooks fired in
-each part of the lifecycle, read from a :class:`~lightcycle.callbacks.HookRecorder` trace.
+The data is made here (two interleaved spirals), so the demo needs no download. After
+training it shows lightcycle's three uses on that run: the recorded hook trace verified
+against the lifecycle (``lightcycle verify``'s verdict and counts), the run drawn as a
+sequence diagram and over the lifecycle, and the commands that reproduce each.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import tempfile
+import shlex
+import sys
 import time
-from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -64,64 +66,126 @@ class SpiralClassifier(L.LightningModule):
 
 
 class EpochReport(L.Callback):
-    """Prints one line of metrics per epoch."""
+    """Prints one line of metrics per epoch, through tqdm so the progress bar stays whole."""
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         m = {k: float(v) for k, v in trainer.callback_metrics.items()}
         parts = [f"{k}={m[k]:.4f}" for k in ("train_loss_epoch", "val_loss", "val_acc") if k in m]
-        print(f"epoch {trainer.current_epoch}: " + "  ".join(parts), flush=True)
+        say(f"epoch {trainer.current_epoch}: " + "  ".join(parts))
 
 
-def state_counts(events: list[dict[str, Any]], depth: int = 4) -> Counter[str]:
-    """Hook calls per lifecycle state, cut to ``depth`` path components."""
-    return Counter(".".join(e["ctx"].get("state", "?").split(".")[:depth]) for e in events)
+def say(line: str = "") -> None:
+    """Print a line through ``tqdm.write``: it clears the progress bar, prints, and redraws the bar."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stdout)
 
 
-def add_parser(sub: Any) -> None:
-    """Register ``lightcycle demo``."""
-    p = sub.add_parser("demo", help="train a small model on synthetic data and show the lifecycle")
-    p.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
-    p.add_argument("--samples", type=int, default=4096, help="training samples (default 4096)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--no-progress-bar", action="store_true", help="hide the progress bar")
+def _command(*argv: str) -> str:
+    return "lightcycle " + " ".join(shlex.quote(a) for a in argv)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the demo; returns 0."""
+    """Train, verify the run's own trace, draw it, and print how to reproduce each step.
+
+    Args:
+        args: the parsed arguments of :func:`lightcycle.commands.demo.add_parser`'s parser.
+
+    Returns:
+        0 when the trace follows the lifecycle, 1 otherwise.
+    """
+    from lightcycle.commands.options import LifecycleOptionError, lifecycle_from
+    from lightcycle.diagrams import dot as dot_mod
+    from lightcycle.diagrams import files, sequence, views
+    from lightcycle.diagrams.overlay import entry_of
+    from lightcycle.verify import verify_trace
+
+    try:
+        lifecycle = lifecycle_from(args.lifecycle)
+    except LifecycleOptionError as err:
+        print(f"lightcycle demo: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    trace_path = out / "trace.jsonl"
     torch.set_num_threads(min(2, torch.get_num_threads()))
     L.seed_everything(args.seed, verbose=False)
     train = make_spirals(args.samples, seed=args.seed)
     val = make_spirals(max(256, args.samples // 4), seed=args.seed + 1)
-    recorder = HookRecorder()
+    recorder = HookRecorder(timings=True)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="lightcycle-demo-") as root:
-        trainer = L.Trainer(
-            max_epochs=args.epochs,
-            accelerator="cpu",
-            callbacks=[EpochReport(), recorder],
-            default_root_dir=root,
-            enable_progress_bar=not args.no_progress_bar,
-            enable_model_summary=True,
-            logger=False,
-        )
-        model = SpiralClassifier()
-        trainer.fit(
-            model,
-            DataLoader(train, batch_size=64, shuffle=True),
-            DataLoader(val, batch_size=256),
-        )
-        ckpt = trainer.checkpoint_callback
-        saved = getattr(ckpt, "best_model_path", "") if ckpt is not None else ""
-    elapsed = time.perf_counter() - start
-    print(
-        f"\nfinished: status={trainer.state.status.value} epochs={trainer.current_epoch} "
-        f"steps={trainer.global_step} in {elapsed:.1f} s"
-        + (f" (checkpoint: {saved.rsplit('/', 1)[-1]})" if saved else "")
+    say("1. train (lightcycle.Trainer, Lightning's hook order)")
+    trainer = L.Trainer(
+        max_epochs=args.epochs,
+        accelerator="cpu",
+        callbacks=[EpochReport(), recorder],
+        default_root_dir=str(out),
+        enable_progress_bar=not args.no_progress_bar,
+        enable_model_summary=False,
+        logger=False,
     )
-    print("\nhooks fired per lifecycle state (HookRecorder trace):")
-    counts = state_counts(recorder.events)
-    width = max(len(k) for k in counts)
-    for state, n in sorted(counts.items(), key=lambda kv: -kv[1]):
-        print(f"  {state:<{width}}  {n:6d}")
-    print(f"  {'total':<{width}}  {sum(counts.values()):6d}")
-    return 0
+    trainer.fit(
+        SpiralClassifier(),
+        DataLoader(train, batch_size=64, shuffle=True),
+        DataLoader(val, batch_size=256),
+    )
+    elapsed = time.perf_counter() - start
+    recorder.write_jsonl(trace_path)
+    say(
+        f"   finished: status={trainer.state.status.value} epochs={trainer.current_epoch} "
+        f"steps={trainer.global_step} in {elapsed:.1f} s; {len(recorder.events)} hook calls recorded in {trace_path}"
+    )
+
+    say("\n2. verify the recorded hook order against the lifecycle declaration")
+    result = verify_trace(recorder.events, lifecycle)
+    report = result.report(str(trace_path)).splitlines()
+    say("   " + report[0])
+    if result.ok:
+        top = sorted(result.counts.items(), key=lambda kv: -kv[1])[:5]
+        say("   most called: " + ", ".join(f"{hook} ({src}) {n}" for (src, hook), n in top))
+    else:
+        for line in report[1:8]:
+            say("   " + line)
+    lifecycle_arg = ["--lifecycle", args.lifecycle] if args.lifecycle else []
+    say("   reproduce: " + _command("verify", str(trace_path), *lifecycle_arg))
+
+    say("\n3. draw the run")
+    seq_path = out / "trace.mmd"
+    seq_path.write_text(
+        sequence.sequence_diagram(recorder.events, f"{sequence.run_title(recorder.events)}, SpiralClassifier")
+    )
+    say(f"   sequence diagram (Mermaid, repeated batches folded into loops): {seq_path}")
+    say("   reproduce: " + _command("diagram", "--trace", str(trace_path), "-o", str(seq_path)))
+    view = views.with_depth(lifecycle, entry_of(recorder.events, lifecycle), None)
+    title = f"{sequence.run_title(recorder.events)}, SpiralClassifier, over the lifecycle"
+    fmt = "svg"
+    try:
+        text = files.overlay_text(lifecycle, view, recorder.events, fmt, title)
+    except dot_mod.GraphvizNotFoundError:
+        fmt = "mermaid"  # the Mermaid text needs no Graphviz
+        text = files.overlay_text(lifecycle, view, recorder.events, fmt, title)
+    over_path = out / f"trace.lifecycle.{files.EXTENSIONS[fmt]}"
+    over_path.write_text(text)
+    say(f"   the run over the lifecycle (counts per state and edge, time per state): {over_path}")
+    fmt_arg = ["--format", fmt] if fmt != "mermaid" else []
+    say(
+        "   reproduce: "
+        + _command(
+            "diagram", "--trace", str(trace_path), "--over-lifecycle", *fmt_arg, *lifecycle_arg, "-o", str(over_path)
+        )
+    )
+    say(
+        "   drill down: "
+        + _command(
+            "diagram",
+            "--trace",
+            str(trace_path),
+            "--over-lifecycle",
+            "--state",
+            "fit.train.epoch.batch",
+            *fmt_arg,
+            "-o",
+            str(out / f"batch.{files.EXTENSIONS[fmt]}"),
+        )
+    )
+    return 0 if result.ok else 1

@@ -7,7 +7,9 @@ its transition entered) against a built :class:`~lightcycle.diagrams.views.Graph
 * a drawn state's count is how many times the run entered it (a collapsed state or a
   composite counts entries from outside it), with the hook calls that fired in it;
 * an arrow's count is how many times the run went from its source(s) to its
-  destination; two triggers between the same two drawn states share that count;
+  destination. A transition whose hooks did not fire (none declared, or only hooks called
+  when overridden) leaves no event: when the run went from one drawn state to another
+  with no arrow between them, the shortest way through such silent arrows is counted;
 * with ``HookRecorder(timings=True)``, each event's ``t`` gives the time spent in a state:
   the time from each of its events to the next event;
 * states the run never reached, and arrows it never took, are drawn grey.
@@ -39,15 +41,13 @@ class Overlay:
         entered: drawn node path -> times the run entered it.
         hooks: drawn node path -> hook calls that fired in it.
         seconds: drawn node path -> seconds spent in it; ``None`` without timings.
-        moves: ``(drawn source, drawn destination)`` -> times the run went from one to the other.
-        parent: drawn node path -> its drawn parent (composite) path.
+        taken_from: ``(arrow, one of its drawn sources)`` -> times the run went that way.
     """
 
     entered: Mapping[str, int]
     hooks: Mapping[str, int]
     seconds: Mapping[str, float] | None
-    moves: Mapping[tuple[str, str], int]
-    parent: Mapping[str, str]
+    taken_from: Mapping[tuple[Arrow, str], int]
 
     def reached(self, path: str) -> bool:
         """Whether the run was ever in this drawn state.
@@ -86,19 +86,8 @@ class Overlay:
         Returns:
             The count; 0 for a self-loop (its hooks are counted on the state).
         """
-        if arrow.dest is None:
-            return 0
         sources = arrow.sources if source is None else (source,)
-        return sum(n for (src, dest), n in self.moves.items() if dest == arrow.dest and self._within(src, sources))
-
-    def _within(self, path: str, ancestors: Sequence[str]) -> bool:
-        while True:
-            if path in ancestors:
-                return True
-            up = self.parent.get(path)
-            if up is None:
-                return False
-            path = up
+        return sum(self.taken_from.get((arrow, src), 0) for src in sources)
 
 
 def _seconds(value: float) -> str:
@@ -168,7 +157,7 @@ def run_overlay(graph: Graph, events: Sequence[Mapping[str, Any]]) -> Overlay:
     entered: Counter[str] = Counter()
     hooks: Counter[str] = Counter()
     seconds: dict[str, float] = {}
-    moves: Counter[tuple[str, str]] = Counter()
+    moves: Counter[tuple[str, str]] = Counter()  # (drawn state, next drawn state)
     # a run starts and (when complete) ends in the initial state, where no hook fires
     initial = graph.initial if graph.initial in targets else None
     previous: str | None = initial
@@ -184,8 +173,9 @@ def run_overlay(graph: Graph, events: Sequence[Mapping[str, Any]]) -> Overlay:
             gap = float(times[i + 1]) - float(times[i])  # type: ignore[arg-type]
             for path in ups:
                 seconds[path] = seconds.get(path, 0.0) + gap
+        if here != previous and previous is not None:
+            moves[(previous, here)] += 1
         if here != previous:
-            moves[(previous or "", here)] += 1
             left = set(_ancestry(previous, parent)) if previous is not None else set()
             for path in ups:
                 if path not in left:
@@ -194,7 +184,48 @@ def run_overlay(graph: Graph, events: Sequence[Mapping[str, Any]]) -> Overlay:
     if initial is not None and previous not in (None, initial):
         moves[(previous, initial)] += 1
         entered[initial] += 1
-    return Overlay(dict(entered), dict(hooks), seconds if timed else None, dict(moves), parent)
+    taken_from: Counter[tuple[Arrow, str]] = Counter()
+    ways = _Ways(graph, parent)
+    for (src, dest), n in moves.items():
+        for arrow, source, via in ways.find(src, dest):
+            taken_from[(arrow, source)] += n
+            if via is not None:
+                entered[via] += n
+    return Overlay(dict(entered), dict(hooks), seconds if timed else None, dict(taken_from))
+
+
+def _silent(arrow: Arrow) -> bool:
+    """Whether taking the arrow can leave no event (no hook, or only hooks called when overridden)."""
+    return all(h.only_if_overridden for h in arrow.transition.hooks)
+
+
+class _Ways:
+    """The arrows a move between two drawn states went along."""
+
+    def __init__(self, graph: Graph, parent: Mapping[str, str]) -> None:
+        self.parent = parent
+        self.arrows = [a for a in graph.arrows if a.dest is not None]
+
+    def _out(self, node: str) -> list[tuple[Arrow, str]]:
+        ups = _ancestry(node, self.parent)
+        return [(a, s) for a in self.arrows for s in a.sources if s in ups]
+
+    def find(self, src: str, dest: str, max_hops: int = 6) -> list[tuple[Arrow, str, str | None]]:
+        """``(arrow, source, state it led to when that is not dest)`` along the shortest way; empty if none."""
+        frontier: list[tuple[str, list[tuple[Arrow, str, str | None]]]] = [(src, [])]
+        seen = {src}
+        for _ in range(max_hops):
+            following: list[tuple[str, list[tuple[Arrow, str, str | None]]]] = []
+            for node, path in frontier:
+                for arrow, source in self._out(node):
+                    assert arrow.dest is not None
+                    if arrow.dest == dest:
+                        return [*path, (arrow, source, None)]
+                    if _silent(arrow) and arrow.dest not in seen:
+                        seen.add(arrow.dest)
+                        following.append((arrow.dest, [*path, (arrow, source, arrow.dest)]))
+            frontier = following
+        return []
 
 
 def _ancestry(path: str, parent: Mapping[str, str]) -> list[str]:
