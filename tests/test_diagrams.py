@@ -532,7 +532,7 @@ def test_cli_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         (tmp_path / "run.mmd")
         .read_text()
-        .startswith('---\ntitle: "trainer.fit (1 hook calls)"\n---\nsequenceDiagram\n')
+        .startswith('---\ntitle: "trainer.fit: 1 hook calls"\n---\nsequenceDiagram\n')
     )
     assert _cli("--trace", str(trace), "--format", "svg") == 2
     trace.write_text("not json\n")
@@ -547,7 +547,7 @@ def test_run_over_the_lifecycle_in_every_format(tmp_path: Path, capsys: pytest.C
     trace = ROOT / "tests" / "fixtures" / "lightcycle-fit-timed.jsonl"
     assert _cli("--trace", str(trace), "--over-lifecycle") == 0
     text = capsys.readouterr().out
-    assert 'title: "trainer.fit (' in text
+    assert 'title: "trainer.fit(M): 95 hook calls, over the lifecycle"' in text
     # the run entered configuring once, never reached interrupted, took fit_end once from train
     assert 'state "configuring<br/>×1 · 1 hooks' in text
     assert 'state "interrupted<br/>never reached" as interrupted' in text and "class interrupted unreached" in text

@@ -6,7 +6,8 @@ Events have the format of the Lightning reference traces (``shared/traces``)::
 
 ``ctx`` holds the trainer state at the call: ``fn``, ``stage``, ``status``, ``epoch``
 (current_epoch), ``global_step``, ``sanity``, ``should_stop``, ``training``
-(module.training) and ``state`` (the lifecycle state path). The recorder's own callback
+(module.training), ``model`` (the module's class name) and ``state`` (the lifecycle
+state path). The recorder's own callback
 hooks give the ``callback`` events; module and datamodule hooks are observed through the
 lifecycle driver, which calls :meth:`HookRecorder.record_hook` for each of them.
 """
@@ -133,6 +134,7 @@ class HookRecorder(Callback):
         module = t.lightning_module
         if module is not None:
             ctx["training"] = module.training
+            ctx["model"] = type(module).__name__  # for diagram titles: what the run was
         ctx["state"] = t._driver.state
         return ctx
 

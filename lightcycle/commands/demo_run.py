@@ -152,12 +152,12 @@ def run(args: argparse.Namespace) -> int:
     say("\n3. draw the run")
     seq_path = out / "trace.mmd"
     seq_path.write_text(
-        sequence.sequence_diagram(recorder.events, f"{sequence.run_title(recorder.events)}, SpiralClassifier")
+        sequence.sequence_diagram(recorder.events)
     )
     say(f"   sequence diagram (Mermaid, repeated batches folded into loops): {seq_path}")
     say("   reproduce: " + _command("diagram", "--trace", str(trace_path), "-o", str(seq_path)))
     view = views.with_depth(lifecycle, entry_of(recorder.events, lifecycle), None)
-    title = f"{sequence.run_title(recorder.events)}, SpiralClassifier, over the lifecycle"
+    title = f"{sequence.run_title(recorder.events)}, over the lifecycle"  # what the CLI's default is
     fmt = "svg"
     try:
         text = files.overlay_text(lifecycle, view, recorder.events, fmt, title)

@@ -326,7 +326,7 @@ class _Renderer:
 
 
 def run_title(events: Sequence[Mapping[str, Any]]) -> str | None:
-    """What the run was, from its events: the entry points called, e.g. ``trainer.fit, trainer.test``.
+    """What the run was, from its events: entry points and model class, e.g. ``trainer.fit(MyModel)``.
 
     Args:
         events: trace events.
@@ -335,13 +335,18 @@ def run_title(events: Sequence[Mapping[str, Any]]) -> str | None:
         The title, with the number of hook calls; ``None`` when no event names its entry point.
     """
     fns: list[str] = []
+    model = None
     for e in events:
-        fn = (e.get("ctx") or {}).get("fn")
+        ctx = e.get("ctx") or {}
+        fn = ctx.get("fn")
         if isinstance(fn, str) and (not fns or fns[-1] != fn):
             fns.append(fn)
+        if model is None and isinstance(ctx.get("model"), str):
+            model = ctx["model"]
     if not fns:
         return None
-    return f"{', '.join(f'trainer.{fn}' for fn in fns)} ({len(events)} hook calls)"
+    what = ", ".join(f"trainer.{fn}({model})" if model else f"trainer.{fn}" for fn in fns)
+    return f"{what}: {len(events)} hook calls"
 
 
 def sequence_diagram(events: Iterable[Mapping[str, Any]], title: str | None = None) -> str:
