@@ -145,6 +145,7 @@ def test_demo_shows_the_three_uses(tmp_path: Path, capsys: pytest.CaptureFixture
     # the printed commands reproduce the files
     assert main(["diagram", "--trace", str(out / "trace.jsonl"), "-o", str(tmp_path / "again.mmd")]) == 0
     assert (tmp_path / "again.mmd").read_text() == (out / "trace.mmd").read_text()
-    assert 'title: "trainer.fit(SpiralClassifier): ' in text or "trainer.fit(SpiralClassifier)" in (
-        out / "trace.mmd"
-    ).read_text()
+    assert (
+        'title: "trainer.fit(SpiralClassifier): ' in text
+        or "trainer.fit(SpiralClassifier)" in (out / "trace.mmd").read_text()
+    )

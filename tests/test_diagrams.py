@@ -530,9 +530,7 @@ def test_cli_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli("--trace", str(trace), "-o", str(tmp_path) + "/") == 0
     # titled by what the run was (its entry point), not by the file's name
     assert (
-        (tmp_path / "run.mmd")
-        .read_text()
-        .startswith('---\ntitle: "trainer.fit: 1 hook calls"\n---\nsequenceDiagram\n')
+        (tmp_path / "run.mmd").read_text().startswith('---\ntitle: "trainer.fit: 1 hook calls"\n---\nsequenceDiagram\n')
     )
     assert _cli("--trace", str(trace), "--format", "svg") == 2
     trace.write_text("not json\n")

@@ -151,9 +151,7 @@ def run(args: argparse.Namespace) -> int:
 
     say("\n3. draw the run")
     seq_path = out / "trace.mmd"
-    seq_path.write_text(
-        sequence.sequence_diagram(recorder.events)
-    )
+    seq_path.write_text(sequence.sequence_diagram(recorder.events))
     say(f"   sequence diagram (Mermaid, repeated batches folded into loops): {seq_path}")
     say("   reproduce: " + _command("diagram", "--trace", str(trace_path), "-o", str(seq_path)))
     view = views.with_depth(lifecycle, entry_of(recorder.events, lifecycle), None)
