@@ -497,7 +497,13 @@ def test_fit_basic_trace_is_folded_and_readable() -> None:
     events = read_trace(TRACES / "fit_basic.jsonl")
     text = sequence_diagram(events, "fit_basic")
     lines = text.splitlines()
-    assert lines[3:6] == ["sequenceDiagram", "    participant Trainer", "    participant Callbacks"]
+    # the Trainer between callbacks and module: no label is centred on a lifeline in between
+    assert lines[3:7] == [
+        "sequenceDiagram",
+        "    participant Callbacks",
+        "    participant Trainer",
+        "    participant Module as LightningModule",
+    ]
     assert "    participant Module as LightningModule" in lines
     assert "    loop 2× epoch 0–1" in lines
     assert "        loop 2× batch_idx 0–1" in lines
