@@ -79,9 +79,8 @@ def _node_lines(node: Node, ids: _Ids, indent: str, overlay: Overlay | None = No
         return lines
     label = node.label
     if node.kind == "collapsed":
-        label = "<br/>".join([f"<b>{node.label}</b>", *node.summary])
-    elif node.kind == "outside":
-        label = f"<i>{node.label}</i>"
+        # plain text and <br/> only: other HTML in a state's name is not rendered everywhere
+        label = "<br/>".join([f"{node.label} ▸", *node.summary])
     if overlay is not None:
         label += f"<br/>{overlay.node_text(node.path)}"
     return [f'{indent}state "{label}" as {ids[node.path]}']
@@ -135,9 +134,9 @@ def render(graph: Graph, overlay: Overlay | None = None, title: str | None = Non
         lines.append("        ×N on a state = times the run entered it, then hook calls there (and time)")
         lines.append("        ×N on an edge = times the run went that way, grey = never reached")
     if any(n.kind == "collapsed" for n in graph.all_nodes()):
-        lines.append("        Bold box = nested states drawn as one (see its own diagram)")
+        lines.append("        name ▸ = nested states drawn as one box (see the diagram named by its path)")
     if any(n.kind == "outside" for n in graph.all_nodes()):
-        lines.append("        Italic box = a state outside the one drawn")
+        lines.append("        Dashed box = a state outside the one drawn")
     lines.append("    end note")
     classes: dict[str, list[str]] = {}
     outside: list[str] = []
