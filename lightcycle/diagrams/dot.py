@@ -221,48 +221,48 @@ class _Writer:
     def legend(self) -> list[str]:
         rows = ['<tr><td colspan="2" align="left"><b>Legend</b></td></tr>']
         rows.append(
-            '<tr><td colspan="2" align="left"><font point-size="9">edge: <b>trigger</b>, '
+            '<tr><td colspan="2" align="left"><font point-size="10">edge: <b>trigger</b>, '
             "then the hooks it fires, in order</font></td></tr>"
         )
         for kind, notation, meaning in legend_rows(self.graph.transitions()):
             rows.append(
                 f'<tr><td align="left"><font color="{HOOK_COLOURS[kind]}">{_h(notation)}</font></td>'
-                f'<td align="left"><font point-size="9">{_h(meaning)}</font></td></tr>'
+                f'<td align="left"><font point-size="10">{_h(meaning)}</font></td></tr>'
             )
         stages = sorted({n.stage for n in self.graph.all_nodes() if n.kind != "composite"}, key=_stage_order)
-        cells = "".join(f'<td bgcolor="{stage_colour(s)}"><font point-size="9">{_h(s)}</font></td>' for s in stages)
+        cells = "".join(f'<td bgcolor="{stage_colour(s)}"><font point-size="10">{_h(s)}</font></td>' for s in stages)
         rows.append(
-            '<tr><td align="left"><font point-size="9">state fill = stage</font></td>'
+            '<tr><td align="left"><font point-size="10">state fill = stage</font></td>'
             f'<td><table border="0" cellspacing="2" cellpadding="2"><tr>{cells}</tr></table></td></tr>'
         )
         rows.append(
             f'<tr><td align="left"><font color="{_INTERRUPT_COLOUR}">red edge</font></td>'
-            '<td align="left"><font point-size="9">interruption (on_exception fires)</font></td></tr>'
+            '<td align="left"><font point-size="10">interruption (on_exception fires)</font></td></tr>'
         )
         rows.append(
-            '<tr><td align="left">dashed edge</td><td align="left"><font point-size="9">the run ends: '
+            '<tr><td align="left">dashed edge</td><td align="left"><font point-size="10">the run ends: '
             "back to the initial state</font></td></tr>"
         )
         if self.overlay is not None:
             timed = ", time spent" if self.overlay.seconds is not None else ""
             rows.append(
                 f'<tr><td align="left"><font color="{_COUNT_COLOUR}"><b>×N</b></font></td><td align="left">'
-                f'<font point-size="9">the run: times it entered a state (hook calls there{timed}) '
+                f'<font point-size="10">the run: times it entered a state (hook calls there{timed}) '
                 "or took an edge; grey = never</font></td></tr>"
             )
         kinds = {n.kind for n in self.graph.all_nodes()}
         if "collapsed" in kinds:
             rows.append(
-                '<tr><td align="left"><b>3-D box</b></td><td align="left"><font point-size="9">nested states '
+                '<tr><td align="left"><b>3-D box</b></td><td align="left"><font point-size="10">nested states '
                 "drawn as one: see the diagram named by its path</font></td></tr>"
             )
         if "outside" in kinds:
             rows.append(
-                '<tr><td align="left"><i>dashed box</i></td><td align="left"><font point-size="9">'
+                '<tr><td align="left"><i>dashed box</i></td><td align="left"><font point-size="10">'
                 "a state outside the one drawn</font></td></tr>"
             )
         rows.append(
-            '<tr><td align="left">dotted loop</td><td align="left"><font point-size="9">'
+            '<tr><td align="left">dotted loop</td><td align="left"><font point-size="10">'
             "internal event: hooks fire, the state stays</font></td></tr>"
         )
         rows.extend(self.anywhere())
