@@ -567,3 +567,42 @@ def test_run_over_the_lifecycle_in_every_format(tmp_path: Path, capsys: pytest.C
     lightning.write_text(json.dumps(_event("callback", "on_fit_start") | {"ctx": {}}) + "\n")
     assert _cli("--trace", str(lightning), "--over-lifecycle") == 2
     assert "no lifecycle states (ctx.state)" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- overview and drill-downs
+
+
+def test_overview_collapses_to_a_readable_depth_and_every_box_has_its_drill_down() -> None:
+    views = {v.name: v for v in views_mod.views(LIFECYCLE)}
+    for name in ("fit", "validate", "test", "predict"):
+        graph = views_mod.build(LIFECYCLE, views[name])
+        boxes = [n for n in graph.all_nodes() if n.kind != "composite"]
+        assert len(boxes) <= views_mod.MAX_STATES, (name, len(boxes))
+    fit = views_mod.build(LIFECYCLE, views["fit"])
+    collapsed = {n.path: n for n in fit.all_nodes() if n.kind == "collapsed"}
+    assert set(collapsed) == {"fit.sanity_check", "fit.train"}
+    # a collapsed box says what it holds and how many hooks fire inside
+    assert collapsed["fit.train"].summary[0] == "loaded, val_loaded, started"
+    assert re.fullmatch(r"\d+ hooks inside", collapsed["fit.train"].summary[-1])
+    for view in views.values():
+        for node in views_mod.build(LIFECYCLE, view).all_nodes():
+            if node.kind == "collapsed" and view.name != views_mod.INTERRUPT_VIEW:
+                assert node.path in views, f"{view.name}: {node.path} has no drill-down"
+                assert (DIAGRAMS / f"{node.path}.svg").exists()
+
+
+def test_state_and_depth_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli("--state", "fit.train.epoch.batch", "--depth", "2") == 0
+    text = capsys.readouterr().out
+    assert 'state "closure ▸<br/>' in text  # depth 2: the closure is one box
+    assert "fit_train_epoch_running --> fit_train_epoch_batch_transferred : train_batch_transfer" in text
+    assert "class fit_train_epoch_running" in text and "outside" in text  # the epoch around it, dashed
+    assert "[*]" not in text  # a drill-down does not draw the initial state
+    assert _cli("--state", "fit.train.epoch.batch") == 0
+    assert 'state "entered" as fit_train_epoch_batch_closure_entered' in capsys.readouterr().out
+    assert _cli("--entry", "fit", "--depth", "3") == 0
+    assert 'state "epoch ▸<br/>' in capsys.readouterr().out
+    assert _cli("--state", "fit.nope") == 2
+    assert "no view or nested state 'fit.nope'" in capsys.readouterr().err
+    assert _cli("--depth", "0") == 2
+    assert "--depth must be 1 or more" in capsys.readouterr().err
