@@ -180,6 +180,9 @@ def views(lifecycle: Lifecycle) -> tuple[View, ...]:
     Returns:
         The views: each entry point followed by its drill-downs, ``interrupt`` last.
     """
+    cached = _VIEWS.get(id(lifecycle))
+    if cached is not None and cached[0] is lifecycle:
+        return cached[1]
     entries = tuple(s.name for s in lifecycle.states if s.children)
     out: list[View] = []
     for name in entries:
@@ -190,7 +193,13 @@ def views(lifecycle: Lifecycle) -> tuple[View, ...]:
             collapsed = [n.path for n in build(lifecycle, view).all_nodes() if n.kind == "collapsed"]
             todo.extend(fitted(lifecycle, drill_down(path)) for path in collapsed)
     out.append(View(INTERRUPT_VIEW, "lightcycle lifecycle, interruption and run endings", entries, depth=2))
-    return tuple(out)
+    _VIEWS[id(lifecycle)] = (lifecycle, tuple(out))
+    return _VIEWS[id(lifecycle)][1]
+
+
+_VIEWS: dict[int, tuple[Lifecycle, tuple[View, ...]]] = {}
+"""views() by lifecycle: fitting them builds some 40 graphs, and a command asks more than once.
+A lifecycle is frozen; the entry keeps it alive, so its id is not reused while cached."""
 
 
 def drill_down(path: str, depth: int | None = None) -> View:
@@ -218,15 +227,14 @@ def fitted(lifecycle: Lifecycle, view: View, max_states: int = MAX_STATES) -> Vi
         The view with its depth set; ``None`` when every level fits.
     """
     depth = 2
+    graph = build(lifecycle, attrs.evolve(view, depth=depth))
     while True:
-        graph = build(lifecycle, attrs.evolve(view, depth=depth))
-        nodes = graph.all_nodes()
-        if not any(n.kind == "collapsed" for n in nodes):
+        if not any(n.kind == "collapsed" for n in graph.all_nodes()):
             return attrs.evolve(view, depth=None)
         deeper = build(lifecycle, attrs.evolve(view, depth=depth + 1))
         if sum(n.kind != "composite" for n in deeper.all_nodes()) > max_states:
             return attrs.evolve(view, depth=depth)
-        depth += 1
+        depth, graph = depth + 1, deeper
 
 
 def view_named(lifecycle: Lifecycle, name: str) -> View:
@@ -285,6 +293,18 @@ def _leaves_under(state: State, path: str) -> list[str]:
     return [leaf for c in state.children for leaf in _leaves_under(c, f"{path}{SEPARATOR}{c.name}")]
 
 
+_SOURCES: dict[int, tuple[Lifecycle, dict[Transition, tuple[str, ...]]]] = {}
+"""The leaf sources of each transition, by lifecycle (``Lifecycle.sources`` walks the tree each call)."""
+
+
+def _sources_of(lifecycle: Lifecycle) -> dict[Transition, tuple[str, ...]]:
+    cached = _SOURCES.get(id(lifecycle))
+    if cached is None or cached[0] is not lifecycle:
+        cached = (lifecycle, {t: lifecycle.sources(t) for t in lifecycle.transitions})
+        _SOURCES[id(lifecycle)] = cached
+    return cached[1]
+
+
 class _Builder:
     """Maps leaf states to drawn nodes for one view."""
 
@@ -292,6 +312,7 @@ class _Builder:
         self.lifecycle = lifecycle
         self.view = view
         self.paths = lifecycle.paths()
+        self.sources = _sources_of(lifecycle)
         self.leaf_stage = {p: stage_text(s) for p, s in lifecycle.leaves().items()}
         self.shown: dict[str, str] = {}  # leaf path -> drawn node path
         self.leaves_of: dict[str, list[str]] = {}  # drawn node path -> leaf paths
@@ -329,7 +350,7 @@ class _Builder:
         inside = set(leaves)
         hooks = 0
         for t in self.lifecycle.transitions:
-            if set(self.lifecycle.sources(t)) <= inside and (t.dest is None or t.dest in inside):
+            if set(self.sources[t]) <= inside and (t.dest is None or t.dest in inside):
                 hooks += len(t.hooks)
         names = [c.name for c in state.children]
         rows = [", ".join(names[i : i + 3]) for i in range(0, len(names), 3)]
@@ -374,7 +395,7 @@ class _Builder:
         return out
 
     def arrow(self, transition: Transition) -> Arrow | Anywhere | None:
-        declared = self.lifecycle.sources(transition)
+        declared = self.sources[transition]
         sources = self.cover(declared)
         dest = None if transition.dest is None else self.shown.get(transition.dest)
         if self.view.state is not None:
