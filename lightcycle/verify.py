@@ -110,11 +110,20 @@ Config = tuple[int, int, int, "Cursor | None", "Cursor | None"]
 # --------------------------------------------------------------------------- compiling
 
 
-def _base_module_hooks() -> frozenset[str]:
-    """Every attribute of the base LightningModule (a module hook it lacks may be missing)."""
+def _base_module_hooks(names: Iterable[str]) -> frozenset[str]:
+    """Which of ``names`` the base LightningModule has (a module hook it lacks may be missing).
+
+    Answered from a torch-free table for the standard hooks, so ``lightcycle verify`` does
+    not import torch; a custom module hook makes it look at the class itself.
+    """
+    from lightcycle.core.module_hooks import BASE_MODULE_HOOKS
+
+    wanted = set(names)
+    if wanted <= BASE_MODULE_HOOKS:
+        return frozenset(wanted)
     from lightcycle.core.module import LightningModule
 
-    return frozenset(dir(LightningModule))
+    return frozenset(wanted & set(dir(LightningModule)))
 
 
 def _token(hook: Hook, module_events: bool, base: frozenset[str]) -> _Token:
@@ -189,7 +198,7 @@ class _Automaton:
         self.starts: list[list[_Pattern]] = [[] for _ in self.states]
         self.nested: list[list[_Pattern]] = [[] for _ in self.states]
         self.preempt: list[list[_Pattern]] = [[] for _ in self.states]
-        base = _base_module_hooks()
+        base = _base_module_hooks(h.name for t in lifecycle.transitions for h in t.hooks if h.target is Target.MODULE)
         for t in lifecycle.transitions:
             from_any = ANY in t.source
             tokens = tuple(_token(h, module_events, base) for h in t.hooks)

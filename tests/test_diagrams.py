@@ -35,6 +35,8 @@ DIAGRAMS = ROOT / "diagrams"
 TRACES = Path(__file__).resolve().parent / "fixtures" / "lightning-2.6.6"
 VIEW_NAMES = [v.name for v in views_mod.views(LIFECYCLE)]
 HAVE_DOT = shutil.which("dot") is not None
+FULL_FIT = views_mod.View("fit", "lightcycle lifecycle, fit", ("fit",))
+"""The fit view with every level drawn (the committed fit view is the overview)."""
 # The README's test command installs Graphviz; without it these tests fail (not skip) with how to get it.
 needs_dot = pytest.mark.usefixtures("require_dot")
 
@@ -42,6 +44,7 @@ needs_dot = pytest.mark.usefixtures("require_dot")
 @pytest.fixture
 def require_dot() -> None:
     assert HAVE_DOT, "Graphviz `dot` is not installed: apt-get install -y graphviz (the README's test command does)"
+
 
 EMA = Transition(
     Trigger("ema_update", ("optimizer",)),
@@ -201,7 +204,7 @@ def test_committed_svg_renders_to_a_non_blank_png(name: str) -> None:
     assert len(root.findall(".//{http://www.w3.org/2000/svg}text")) > 30
     dot_text = (DIAGRAMS / f"{name}.dot").read_text()
     assert dot_mod.svg_source_hash(svg_text) == dot_mod.dot_hash(dot_text)
-    pixels = _png_pixels(dot_mod.run_dot(dot_text, "png", ["-Gdpi=24"]))[..., :3].astype(np.float64)
+    pixels = _png_pixels(dot_mod.run_dot(dot_text, "png", ["-Gdpi=36"]))[..., :3].astype(np.float64)
     height, width, _ = pixels.shape
     assert height > 200 and width > 200, pixels.shape
     grey = pixels.mean(axis=2)
@@ -210,6 +213,24 @@ def test_committed_svg_renders_to_a_non_blank_png(name: str) -> None:
     assert 0.005 < inked < 0.5, f"{name}: {inked:.1%} of the pixels are dark"
     coloured = float((pixels.max(axis=2) - pixels.min(axis=2) > 40).mean())
     assert coloured > 0.001, f"{name}: no coloured hooks or stage fills visible"
+
+
+README_WIDTH_PX = 880
+"""What GitHub gives an image in a README (and a diagram linked from it, at fit-to-width)."""
+
+SMALLEST_TEXT_PT = 10
+"""The edge labels' hook lines, the smallest text a reader needs."""
+
+
+@pytest.mark.parametrize("name", VIEW_NAMES)
+def test_committed_svg_is_legible_at_readme_width(name: str) -> None:
+    # fit.svg was 2952x3284 pt: shown 880 px wide, its 10 pt hooks were 3 px high
+    found = re.search(r'<svg width="(\d+)pt" height="(\d+)pt"', (DIAGRAMS / f"{name}.svg").read_text())
+    assert found, f"{name}.svg has no size in pt"
+    width, height = int(found.group(1)), int(found.group(2))
+    text_px = SMALLEST_TEXT_PT * README_WIDTH_PX / max(width, README_WIDTH_PX)
+    assert text_px >= 7, f"{name}.svg is {width} pt wide: its {SMALLEST_TEXT_PT} pt text is {text_px:.1f} px at 880 px"
+    assert height <= 2000, f"{name}.svg is {height} pt high: split it (lightcycle diagram --depth / --state)"
 
 
 # --------------------------------------------------------------------------- completeness
@@ -268,7 +289,7 @@ def test_every_declared_transition_is_in_the_mermaid_output() -> None:
 
 def test_hookless_nested_transitions_are_drawn() -> None:
     # pytransitions issue 706: its mermaid engine drops unlabelled edges between nested states
-    fit = _mermaid_edges(mermaid_mod.mermaid(LIFECYCLE, "fit"))
+    fit = _mermaid_edges(mermaid_mod.mermaid(LIFECYCLE, FULL_FIT))
     hookless = {t.trigger.name for t in LIFECYCLE.transitions if not t.hooks}
     assert {"optimizer_step_end", "finish", "resume_epoch", "skip_rest_of_epoch", "validation_exit"} <= hookless
     expected = [
@@ -290,14 +311,15 @@ def test_any_source_is_one_edge_per_run_state() -> None:
     for name in VIEW_NAMES:
         text = mermaid_mod.mermaid(LIFECYCLE, name)
         into = [k for k, labels in _mermaid_edges(text).items() if k[1] == "interrupted" and "interrupt" in labels]
-        roots = views_mod.view_named(LIFECYCLE, name).roots
-        assert sorted(src for src, _ in into) == sorted(roots), name
+        view = views_mod.view_named(LIFECYCLE, name)
+        roots = view.roots if view.state is None else (view.state,)
+        assert sorted(src for src, _ in into) == sorted(mermaid_mod.mermaid_id(r) for r in roots), name
         dot_text = dot_mod.dot(LIFECYCLE, name)
         assert dot_text.count('-> "t') and dot_text.count('ltail="cluster_') == len(roots), name
 
 
 def test_labels_name_hooks_in_order_with_their_receivers() -> None:
-    fit = _mermaid_edges(mermaid_mod.mermaid(LIFECYCLE, "fit"))
+    fit = _mermaid_edges(mermaid_mod.mermaid(LIFECYCLE, FULL_FIT))
     assert fit[("fit_configured", "fit_started")] == ["fit_start", "cb.on_fit_start", "lm.on_fit_start"]
     assert fit[("fit_train_epoch_running", "fit_train_epoch_done")] == [
         "train_epoch_end",
@@ -306,7 +328,7 @@ def test_labels_name_hooks_in_order_with_their_receivers() -> None:
         "cb(monitor).on_train_epoch_end",
     ]
     assert fit[("fit_setup", "fit_setup")][:2] == ["load_checkpoint", "lm.on_load_checkpoint"]
-    dot_text = dot_mod.dot(LIFECYCLE, "fit")
+    dot_text = dot_mod.dot(LIFECYCLE, FULL_FIT)
     assert re.search(r"<b>fit_start</b>.*cb\.on_fit_start.*lm\.on_fit_start", dot_text)
     # callbacks and module hooks are told apart by colour too
     assert '<font color="#1d4ed8" point-size="10">cb.on_fit_start</font>' in dot_text
@@ -315,10 +337,10 @@ def test_labels_name_hooks_in_order_with_their_receivers() -> None:
 
 def test_legend_lists_only_the_notation_a_view_uses() -> None:
     predict = mermaid_mod.mermaid(LIFECYCLE, "predict")
-    fit = mermaid_mod.mermaid(LIFECYCLE, "fit")
+    fit = mermaid_mod.mermaid(LIFECYCLE, FULL_FIT)
     assert "cb(plain).hook" not in predict and "cb(plain).hook" in fit
     assert "dm|lm.hook" in predict and "hook! = isolated" in predict
-    assert "cb(monitor).hook" in dot_mod.dot(LIFECYCLE, "fit")
+    assert "cb(monitor).hook" in dot_mod.dot(LIFECYCLE, FULL_FIT)
     assert "cb(monitor).hook" not in dot_mod.dot(LIFECYCLE, "test")
 
 
@@ -358,20 +380,20 @@ def test_views_show_their_entry_point_and_the_run_endings() -> None:
 def test_custom_event_shows_in_every_format() -> None:
     custom = LIFECYCLE.extend(transitions=[EMA])
     validate(custom)
-    text = mermaid_mod.mermaid(custom, "fit")
+    text = mermaid_mod.mermaid(custom, FULL_FIT)
     loop = _mermaid_edges(text)[("fit_train_epoch_batch_stepped", "fit_train_epoch_batch_stepped")]
     assert "ema_update" in loop and "cb.on_ema_update" in loop
-    assert "ema_update" not in mermaid_mod.mermaid(LIFECYCLE, "fit")
+    assert "ema_update" not in mermaid_mod.mermaid(LIFECYCLE, FULL_FIT)
     assert _missing_transitions(custom) == []
-    dot_text = dot_mod.dot(custom, "fit")
+    dot_text = dot_mod.dot(custom, FULL_FIT)
     assert "<b>ema_update</b>" in dot_text and "cb.on_ema_update" in dot_text
     if HAVE_DOT:
-        svg_text = dot_mod.svg(custom, "fit")
+        svg_text = dot_mod.svg(custom, FULL_FIT)
         assert ">ema_update</text>" in svg_text and ">cb.on_ema_update</text>" in svg_text
 
 
 def test_custom_states_and_cli_lifecycle_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _cli("--lifecycle", "tests.test_diagrams:CUSTOM", "--format", "dot") == 0
+    assert _cli("--lifecycle", "tests.test_diagrams:CUSTOM", "--state", "fit.train.epoch.batch", "--format", "dot") == 0
     out = capsys.readouterr().out
     assert "on_ema_update" in out
     assert _cli("--lifecycle", "tests.test_diagrams:EMA") == 2
@@ -395,7 +417,7 @@ def test_cli_single_view_to_stdout_and_file(tmp_path: Path, capsys: pytest.Captu
 
 def test_cli_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli("--entry", "nope") == 2
-    assert "fit, validate, test, predict, interrupt, all" in capsys.readouterr().err
+    assert "fit, fit.sanity_check, fit.train" in capsys.readouterr().err
     assert _cli("--entry", "all") == 2
     assert "-o FOLDER" in capsys.readouterr().err
     assert _cli("--check") == 2
@@ -475,7 +497,13 @@ def test_fit_basic_trace_is_folded_and_readable() -> None:
     events = read_trace(TRACES / "fit_basic.jsonl")
     text = sequence_diagram(events, "fit_basic")
     lines = text.splitlines()
-    assert lines[3:6] == ["sequenceDiagram", "    participant Trainer", "    participant Callbacks"]
+    # the Trainer between callbacks and module: no label is centred on a lifeline in between
+    assert lines[3:7] == [
+        "sequenceDiagram",
+        "    participant Callbacks",
+        "    participant Trainer",
+        "    participant Module as LightningModule",
+    ]
     assert "    participant Module as LightningModule" in lines
     assert "    loop 2× epoch 0–1" in lines
     assert "        loop 2× batch_idx 0–1" in lines
@@ -506,8 +534,75 @@ def test_cli_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli("--trace", str(trace)) == 0
     assert "Trainer->>Callbacks: on_fit_start()" in capsys.readouterr().out
     assert _cli("--trace", str(trace), "-o", str(tmp_path) + "/") == 0
-    assert (tmp_path / "run.mmd").read_text().startswith('---\ntitle: "run"\n---\nsequenceDiagram\n')
+    # titled by what the run was (its entry point), not by the file's name
+    assert (
+        (tmp_path / "run.mmd").read_text().startswith('---\ntitle: "trainer.fit: 1 hook calls"\n---\nsequenceDiagram\n')
+    )
     assert _cli("--trace", str(trace), "--format", "svg") == 2
     trace.write_text("not json\n")
     assert _cli("--trace", str(trace)) == 2
     assert "run.jsonl:1: not JSON" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- a run over the lifecycle
+
+
+def test_run_over_the_lifecycle_in_every_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = ROOT / "tests" / "fixtures" / "lightcycle-fit-timed.jsonl"
+    assert _cli("--trace", str(trace), "--over-lifecycle") == 0
+    text = capsys.readouterr().out
+    assert 'title: "trainer.fit(M): 95 hook calls, over the lifecycle"' in text
+    # the run entered configuring once, never reached interrupted, took fit_end once from train
+    assert 'state "configuring<br/>×1 · 1 hooks' in text
+    assert 'state "interrupted<br/>never reached" as interrupted' in text and "class interrupted unreached" in text
+    assert "fit_train --> fit_ended : ×1 fit_end" in text and "fit_started --> fit_ended : ×0 fit_end" in text
+    assert re.search(r"×1 · \d+ hooks · [\d.]+ m?s", text), "timings recorded but not shown"
+    assert _cli("--trace", str(trace), "--over-lifecycle", "--state", "fit.train.epoch.batch", "--format", "dot") == 0
+    dot_text = capsys.readouterr().out
+    assert "×2</b>" in dot_text and "never reached" in dot_text  # two batches; manual optimization unused
+    if HAVE_DOT:
+        assert _cli("--trace", str(trace), "--over-lifecycle", "--format", "svg", "-o", str(tmp_path) + "/") == 0
+        assert "never reached" in (tmp_path / "lightcycle-fit-timed.lifecycle.svg").read_text()
+    lightning = tmp_path / "lightning.jsonl"
+    lightning.write_text(json.dumps(_event("callback", "on_fit_start") | {"ctx": {}}) + "\n")
+    assert _cli("--trace", str(lightning), "--over-lifecycle") == 2
+    assert "no lifecycle states (ctx.state)" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- overview and drill-downs
+
+
+def test_overview_collapses_to_a_readable_depth_and_every_box_has_its_drill_down() -> None:
+    views = {v.name: v for v in views_mod.views(LIFECYCLE)}
+    for name in ("fit", "validate", "test", "predict"):
+        graph = views_mod.build(LIFECYCLE, views[name])
+        boxes = [n for n in graph.all_nodes() if n.kind != "composite"]
+        assert len(boxes) <= views_mod.MAX_STATES, (name, len(boxes))
+    fit = views_mod.build(LIFECYCLE, views["fit"])
+    collapsed = {n.path: n for n in fit.all_nodes() if n.kind == "collapsed"}
+    assert set(collapsed) == {"fit.sanity_check", "fit.train"}
+    # a collapsed box says what it holds and how many hooks fire inside
+    assert collapsed["fit.train"].summary[0] == "loaded, val_loaded, started"
+    assert re.fullmatch(r"\d+ hooks inside", collapsed["fit.train"].summary[-1])
+    for view in views.values():
+        for node in views_mod.build(LIFECYCLE, view).all_nodes():
+            if node.kind == "collapsed" and view.name != views_mod.INTERRUPT_VIEW:
+                assert node.path in views, f"{view.name}: {node.path} has no drill-down"
+                assert (DIAGRAMS / f"{node.path}.svg").exists()
+
+
+def test_state_and_depth_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli("--state", "fit.train.epoch.batch", "--depth", "2") == 0
+    text = capsys.readouterr().out
+    assert 'state "closure ▸<br/>' in text  # depth 2: the closure is one box
+    assert "fit_train_epoch_running --> fit_train_epoch_batch_transferred : train_batch_transfer" in text
+    assert "class fit_train_epoch_running" in text and "outside" in text  # the epoch around it, dashed
+    assert "[*]" not in text  # a drill-down does not draw the initial state
+    assert _cli("--state", "fit.train.epoch.batch") == 0
+    assert 'state "entered" as fit_train_epoch_batch_closure_entered' in capsys.readouterr().out
+    assert _cli("--entry", "fit", "--depth", "3") == 0
+    assert 'state "epoch ▸<br/>' in capsys.readouterr().out
+    assert _cli("--state", "fit.nope") == 2
+    assert "no view or nested state 'fit.nope'" in capsys.readouterr().err
+    assert _cli("--depth", "0") == 2
+    assert "--depth must be 1 or more" in capsys.readouterr().err

@@ -143,7 +143,7 @@ def test_records_a_live_lightning_run_that_lightcycle_verify_accepts(tmp_path: P
     assert theirs.events and all(e["src"] == "callback" for e in theirs.events)
     # what the Lightning trainer exposes, and no lifecycle state (it has no driver)
     assert {k for e in theirs.events for k in e["ctx"]} == {
-        "fn", "stage", "status", "epoch", "global_step", "sanity", "should_stop", "training"
+        "fn", "stage", "status", "epoch", "global_step", "sanity", "should_stop", "training", "model"
     }  # fmt: skip
     mine = [
         {**e, "ctx": {k: v for k, v in e["ctx"].items() if k != "state"}} for e in ours.events if e["src"] == "callback"

@@ -6,7 +6,8 @@ Events have the format of the Lightning reference traces (``shared/traces``)::
 
 ``ctx`` holds the trainer state at the call: ``fn``, ``stage``, ``status``, ``epoch``
 (current_epoch), ``global_step``, ``sanity``, ``should_stop``, ``training``
-(module.training) and ``state`` (the lifecycle state path). The recorder's own callback
+(module.training), ``model`` (the module's class name) and ``state`` (the lifecycle
+state path). The recorder's own callback
 hooks give the ``callback`` events; module and datamodule hooks are observed through the
 lifecycle driver, which calls :meth:`HookRecorder.record_hook` for each of them.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import time
 from typing import Any
 
 import torch
@@ -71,14 +73,18 @@ class HookRecorder(Callback):
         path: when given, events are appended to this JSON-lines file as they happen
             (so a crashed run still leaves its trace).
         keep: keep the events in :attr:`events` too.
+        timings: also record ``"t"``, the ``time.perf_counter()`` seconds at each call
+            (``lightcycle diagram --trace T --over-lifecycle`` then shows the time spent
+            in each state); off by default, so traces stay comparable with Lightning's.
 
     Attributes:
         events: the recorded events, in call order.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, keep: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, keep: bool = True, timings: bool = False) -> None:
         self.path = os.fspath(path) if path is not None else None
         self.keep = keep
+        self.timings = timings
         self.events: list[dict[str, Any]] = []
         self._trainer: Any = None
         self._fh: Any = None
@@ -128,6 +134,7 @@ class HookRecorder(Callback):
         module = t.lightning_module
         if module is not None:
             ctx["training"] = module.training
+            ctx["model"] = type(module).__name__  # for diagram titles: what the run was
         # lightcycle's Trainer has a lifecycle driver (its state path pins each event to one
         # state); a Lightning Trainer has none, and its events carry only what it exposes.
         driver = getattr(t, "_driver", None)
@@ -143,7 +150,9 @@ class HookRecorder(Callback):
             hook: the hook name.
             named: the arguments by parameter name.
         """
-        event = {"src": src, "hook": hook, "args": _args(named), "ctx": self._context()}
+        event: dict[str, Any] = {"src": src, "hook": hook, "args": _args(named), "ctx": self._context()}
+        if self.timings:
+            event["t"] = time.perf_counter()
         if self.keep:
             self.events.append(event)
         if self.path is not None:

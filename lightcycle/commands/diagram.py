@@ -1,27 +1,29 @@
-"""``lightcycle diagram``: the lifecycle as Mermaid, DOT or SVG; a trace as a sequence diagram.
+"""``lightcycle diagram``: the lifecycle as Mermaid, DOT or SVG; a recorded run drawn too.
+
+A run is drawn as a sequence diagram, or over the lifecycle (``--over-lifecycle``).
 
 Examples::
 
-    lightcycle diagram                                   # fit lifecycle, Mermaid, to stdout
-    lightcycle diagram --entry interrupt --format svg -o interrupt.svg
+    lightcycle diagram                                   # fit overview, Mermaid, to stdout
+    lightcycle diagram --state fit.train.epoch.batch --format svg -o batch.svg
+    lightcycle diagram --entry fit --depth 3             # one level deeper than the overview
     lightcycle diagram --entry all --format all -o diagrams/   # regenerate the committed folder
     lightcycle diagram --check -o diagrams/              # exit 1 when diagrams/ is stale
     lightcycle diagram --trace run.jsonl -o run.mmd      # sequence diagram of a recorded run
+    lightcycle diagram --trace run.jsonl --over-lifecycle --format svg -o run.svg
 
-The diagram modules are imported only when the subcommand runs, so ``lightcycle --help``
-stays fast.
+The diagram modules are imported only when the subcommand runs, and none imports torch,
+so ``lightcycle --help`` and ``lightcycle diagram`` stay well under a second.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from lightcycle.states.model import Lifecycle
+from lightcycle.commands.options import LifecycleOptionError, add_lifecycle_option, lifecycle_from
 
 ENTRIES = ("fit", "validate", "test", "predict", "interrupt")
 """The standard views of :data:`~lightcycle.states.LIFECYCLE` (``all`` means every one)."""
@@ -41,21 +43,35 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "diagram",
-        help="draw the lifecycle (Mermaid, DOT, SVG) or a recorded run (sequence diagram)",
+        help="draw the lifecycle (Mermaid, DOT, SVG) or a recorded run (sequence diagram, or over the lifecycle)",
         description=(
-            "Draw the lifecycle declaration: one view per entry point (fit, validate, test, predict) "
-            "and the interruption overview (interrupt). Edge labels give the trigger and the hooks it "
-            "fires in order (cb. = callbacks, lm. = LightningModule, dm. = datamodule). With --trace, "
-            "draw a HookRecorder trace as a Mermaid sequence diagram with repeated batches/epochs folded "
-            "into loops."
+            "Draw the lifecycle declaration: one view per entry point (fit, validate, test, predict), drill-downs "
+            "of nested states (e.g. fit.train.epoch.batch) and the interruption overview (interrupt). Edge labels "
+            "give the trigger and the hooks it fires in order (cb. = callbacks, lm. = LightningModule, "
+            "dm. = datamodule). With --trace, draw a HookRecorder trace as a Mermaid sequence diagram with "
+            "repeated batches/epochs folded into loops, or with --over-lifecycle as the lifecycle labelled with "
+            "how often the run was in each state and took each edge."
         ),
         epilog="Regenerate the committed folder: lightcycle diagram --entry all --format all -o diagrams/",
     )
     parser.add_argument(
         "--entry",
-        default="fit",
-        metavar="{" + ",".join((*ENTRIES, "all")) + "}",
-        help="the view to draw (default: fit); 'all' draws every view into the -o folder",
+        default=None,
+        metavar="VIEW",
+        help="the view to draw: fit (default), validate, test, predict, interrupt, a drill-down such as "
+        "fit.train, or 'all' (every view, into the -o folder)",
+    )
+    parser.add_argument(
+        "--state",
+        metavar="PATH",
+        help="draw this nested state alone, e.g. fit.train.epoch.batch (instead of --entry)",
+    )
+    parser.add_argument(
+        "--depth",
+        type=int,
+        metavar="N",
+        help="draw N levels (the top state counting as 1); deeper nested states become one box saying what "
+        "they hold (default: as deep as stays within 15 boxes)",
     )
     parser.add_argument(
         "--format",
@@ -69,13 +85,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="PATH",
         help="output file, or folder (needed for --entry all / --format all); default: stdout",
     )
-    parser.add_argument("--trace", metavar="TRACE.jsonl", help="draw this HookRecorder trace as a sequence diagram")
-    parser.add_argument("--title", help="diagram title for --trace (default: the trace's file name)")
+    parser.add_argument("--trace", metavar="TRACE.jsonl", help="draw this HookRecorder trace")
     parser.add_argument(
-        "--lifecycle",
-        metavar="MODULE:ATTR",
-        help="draw this Lifecycle instead of lightcycle's (e.g. myproject.loop:LIFECYCLE, an extended copy)",
+        "--over-lifecycle",
+        action="store_true",
+        help="with --trace: draw the lifecycle (--entry/--state/--depth view; default: the run's entry point) "
+        "with the run's counts on states and edges (and times, from HookRecorder(timings=True)); "
+        "never reached states are grey",
     )
+    parser.add_argument(
+        "--title", help="diagram title for --trace (default: the run's entry point and model class, from the trace)"
+    )
+    add_lifecycle_option(parser)
     parser.add_argument(
         "--check",
         action="store_true",
@@ -83,19 +104,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.set_defaults(func=run)
     return parser
-
-
-def _load_lifecycle(spec: str | None) -> Lifecycle:
-    from lightcycle.states.declaration import LIFECYCLE
-    from lightcycle.states.model import Lifecycle
-
-    if spec is None:
-        return LIFECYCLE
-    module_name, _, attr = spec.partition(":")
-    obj = getattr(importlib.import_module(module_name), attr or "LIFECYCLE")
-    if not isinstance(obj, Lifecycle):
-        raise ValueError(f"{spec} is a {type(obj).__name__}, not a lightcycle Lifecycle")
-    return obj
 
 
 def _emit(text: str, output: str | None, name: str) -> None:
@@ -110,6 +118,11 @@ def _emit(text: str, output: str | None, name: str) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+def _error(message: str) -> int:
+    print(f"lightcycle diagram: {message}", file=sys.stderr)
+    return 2
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``lightcycle diagram``.
 
@@ -121,31 +134,38 @@ def run(args: argparse.Namespace) -> int:
         a usage error.
     """
     from lightcycle.diagrams import dot as dot_mod
-    from lightcycle.diagrams import files, sequence, views
+    from lightcycle.diagrams import files, overlay, sequence, views
 
     try:
-        if args.trace is not None:
+        lifecycle = lifecycle_from(args.lifecycle)
+        if args.over_lifecycle and args.trace is None:
+            return _error("--over-lifecycle draws a recorded run: give --trace TRACE.jsonl")
+        if args.trace is not None and not args.over_lifecycle:
             if args.format != "mermaid":
-                print(
-                    "lightcycle diagram: --trace draws a Mermaid sequence diagram; use --format mermaid",
-                    file=sys.stderr,
+                return _error(
+                    "--trace draws a Mermaid sequence diagram; use --format mermaid (or add --over-lifecycle)"
                 )
-                return 2
             trace = Path(args.trace)
-            text = sequence.sequence_diagram(sequence.read_trace(trace), args.title or trace.stem)
+            events = sequence.read_trace(trace)
+            text = sequence.sequence_diagram(events, args.title or sequence.run_title(events) or trace.stem)
             _emit(text, args.output, f"{trace.stem}.mmd")
             return 0
-        lifecycle = _load_lifecycle(args.lifecycle)
         known = [v.name for v in views.views(lifecycle)]
-        if args.entry != "all" and args.entry not in known:
-            print(
-                f"lightcycle diagram: no view {args.entry!r}; choose from {', '.join([*known, 'all'])}", file=sys.stderr
-            )
-            return 2
+        if args.trace is not None:
+            trace = Path(args.trace)
+            events = sequence.read_trace(trace)
+            name = args.state or args.entry or overlay.entry_of(events, lifecycle)
+            view = views.with_depth(lifecycle, name, args.depth)
+            fmt = args.format
+            if fmt == "all":
+                return _error("--over-lifecycle writes one format: mermaid, dot or svg")
+            title = args.title or f"{sequence.run_title(events) or trace.stem}, over the lifecycle"
+            text = files.overlay_text(lifecycle, view, events, fmt, title)
+            _emit(text, args.output, f"{trace.stem}.lifecycle.{files.EXTENSIONS[fmt]}")
+            return 0
         if args.check:
             if args.output is None:
-                print("lightcycle diagram: --check needs -o FOLDER (e.g. -o diagrams/)", file=sys.stderr)
-                return 2
+                return _error("--check needs -o FOLDER (e.g. -o diagrams/)")
             stale = files.stale_files(args.output, lifecycle)
             for line in stale:
                 print(f"{args.output.rstrip('/')}/{line}", file=sys.stderr)
@@ -153,12 +173,21 @@ def run(args: argparse.Namespace) -> int:
                 print(f"diagrams are stale; regenerate with: {files.REGENERATE}", file=sys.stderr)
                 return 1
             return 0
-        names = known if args.entry == "all" else [args.entry]
+        entry = args.entry or "fit"
+        if args.state is not None or args.depth is not None:
+            view = views.with_depth(lifecycle, args.state or entry, args.depth)
+            fmt = args.format
+            if fmt == "all":
+                return _error("--state / --depth draw one view: use --format mermaid, dot or svg")
+            _emit(files.render_text(lifecycle, view, fmt), args.output, f"{view.name}.{files.EXTENSIONS[fmt]}")
+            return 0
+        if entry != "all" and entry not in known:
+            return _error(f"no view {entry!r}; choose from {', '.join([*known, 'all'])} (or --state PATH)")
+        names = known if entry == "all" else [entry]
         formats = list(files.FORMATS) if args.format == "all" else [args.format]
         if len(names) * len(formats) > 1:
             if args.output is None:
-                print("lightcycle diagram: --entry all / --format all write files: give -o FOLDER", file=sys.stderr)
-                return 2
+                return _error("--entry all / --format all write files: give -o FOLDER")
             written = files.write_views(args.output, lifecycle, names, formats)
             print(f"{len(written)} file(s) updated in {args.output}", file=sys.stderr)
             return 0
@@ -168,6 +197,5 @@ def run(args: argparse.Namespace) -> int:
     except dot_mod.GraphvizNotFoundError as exc:
         print(f"lightcycle diagram: {exc}", file=sys.stderr)
         return 1
-    except (OSError, ValueError) as exc:
-        print(f"lightcycle diagram: {exc}", file=sys.stderr)
-        return 2
+    except (OSError, ValueError, LifecycleOptionError) as exc:
+        return _error(str(exc))

@@ -23,10 +23,14 @@ import re
 import shutil
 import subprocess
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from lightcycle.diagrams.labels import HOOK_COLOURS, legend_rows, stage_colour, steps
 from lightcycle.diagrams.views import Arrow, Graph, Node, View, build, view_named
 from lightcycle.states.model import SEPARATOR, Lifecycle, Transition
+
+if TYPE_CHECKING:
+    from lightcycle.diagrams.overlay import Overlay
 
 FONT = "Helvetica"
 """Font of every text in the drawings."""
@@ -45,6 +49,8 @@ INSTALL_HINT = (
 _INTERRUPT_COLOUR = "#b91c1c"
 _EDGE_COLOUR = "#4b5563"
 _CLUSTER_COLOURS = ("#9ca3af", "#9ca3af", "#d1d5db")
+_UNREACHED = 'style="rounded,filled", fillcolor="#f9fafb", color="#d1d5db", fontcolor="#9ca3af"'
+_COUNT_COLOUR = "#be185d"  # a run's counts: a colour no hook or stage uses
 
 
 class GraphvizNotFoundError(RuntimeError):
@@ -76,8 +82,10 @@ def _cluster(path: str) -> str:
 class _Writer:
     """Accumulates DOT lines for one graph."""
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, overlay: Overlay | None = None, title: str | None = None) -> None:
         self.graph = graph
+        self.overlay = overlay
+        self.title = title or graph.view.title
         self.nodes = {n.path: n for n in graph.all_nodes()}
         self.lines: list[str] = []
         self.junctions: dict[str, list[str]] = {}  # cluster path ("" top level) -> lines
@@ -101,9 +109,20 @@ class _Writer:
     def node_line(self, node: Node, indent: str) -> str:
         label = _h(node.label)
         shape = "box"
+        style = ""
         if node.kind == "collapsed":
-            label = f'<b>{label}</b><br/><i><font point-size="9">nested states</font></i>'
+            rows = "".join(f'<br/><font point-size="10">{_h(row)}</font>' for row in node.summary)
+            label = f"<b>{label}</b>{rows}"
             shape = "box3d"
+        elif node.kind == "outside":
+            label = f"<i>{label}</i>"
+            style = 'style="rounded,dashed", fillcolor="white", fontcolor="#4b5563"'
+        if self.overlay is not None:
+            label += (
+                f'<br/><font point-size="10" color="{_COUNT_COLOUR}">{_h(self.overlay.node_text(node.path))}</font>'
+            )
+            if not self.overlay.reached(node.path):
+                style = _UNREACHED
         tooltip = node.path + (f": {node.doc}" if node.doc else "") + f" (stage: {node.stage})"
         attrs = [
             f"label=<{label}>",
@@ -111,6 +130,8 @@ class _Writer:
             f'fillcolor="{stage_colour(node.stage)}"',
             f"tooltip={_q(tooltip)}",
         ]
+        if style:
+            attrs[2] = style
         if node.path == self.graph.initial:
             attrs.append("penwidth=2")
         return f"{indent}{_q(node.path)} [{', '.join(attrs)}];"
@@ -122,7 +143,7 @@ class _Writer:
         colour = _CLUSTER_COLOURS[min(depth - 1, len(_CLUSTER_COLOURS) - 1)]
         out = [
             f"{indent}subgraph {_q(_cluster(node.path))} {{",
-            f"{indent}    label=<<b>{_h(node.label)}</b>>;",
+            f"{indent}    label=<<b>{_h(node.label)}</b>{self._cluster_counts(node)}>; labelloc=t; labeljust=c;",
             f'{indent}    style="rounded"; color="{colour}"; fontsize={max(16 - 2 * depth, 10)};',
             f"{indent}    tooltip={_q(node.path + (': ' + node.doc if node.doc else ''))};",
         ]
@@ -131,6 +152,11 @@ class _Writer:
         out.extend(self.junctions.get(node.path, []))
         out.append(f"{indent}}}")
         return out
+
+    def _cluster_counts(self, node: Node) -> str:
+        if self.overlay is None:
+            return ""
+        return f' <font point-size="10" color="{_COUNT_COLOUR}">{_h(self.overlay.node_text(node.path))}</font>'
 
     def common_cluster(self, paths: list[str]) -> str:
         """The deepest composite containing every path ("" for the top level)."""
@@ -173,7 +199,14 @@ class _Writer:
             tooltip = [a for a in style if a.startswith("tooltip=")]
             colour = [a for a in style if not a.startswith("tooltip=")]
             font = [f'fontcolor="{_INTERRUPT_COLOUR}"'] if arrow.dest in self.keep else []
-            node_attrs = ["shape=plain", 'style=""', f"label=<{_transition_html(arrow.transition)}>", *tooltip, *font]
+            text = _transition_html(arrow.transition)
+            if self.overlay is not None:
+                taken = self.overlay.taken(arrow)
+                text = f'<font color="{_COUNT_COLOUR}"><b>×{taken}</b></font> ' + text
+                if not taken:
+                    colour = ['color="#d1d5db"']
+                    font = ['fontcolor="#9ca3af"']
+            node_attrs = ["shape=plain", 'style=""', f"label=<{text}>", *tooltip, *font]
             self.junctions.setdefault(where, []).append(f"        {_q(label_node)} [{', '.join(node_attrs)}];")
             for src in arrow.sources:
                 tail, ltail = self.endpoint(src)
@@ -188,74 +221,106 @@ class _Writer:
     def legend(self) -> list[str]:
         rows = ['<tr><td colspan="2" align="left"><b>Legend</b></td></tr>']
         rows.append(
-            '<tr><td colspan="2" align="left"><font point-size="9">edge: <b>trigger</b>, '
+            '<tr><td colspan="2" align="left"><font point-size="10">edge: <b>trigger</b>, '
             "then the hooks it fires, in order</font></td></tr>"
         )
         for kind, notation, meaning in legend_rows(self.graph.transitions()):
             rows.append(
                 f'<tr><td align="left"><font color="{HOOK_COLOURS[kind]}">{_h(notation)}</font></td>'
-                f'<td align="left"><font point-size="9">{_h(meaning)}</font></td></tr>'
+                f'<td align="left"><font point-size="10">{_h(meaning)}</font></td></tr>'
             )
         stages = sorted({n.stage for n in self.graph.all_nodes() if n.kind != "composite"}, key=_stage_order)
-        cells = "".join(f'<td bgcolor="{stage_colour(s)}"><font point-size="9">{_h(s)}</font></td>' for s in stages)
+        cells = "".join(f'<td bgcolor="{stage_colour(s)}"><font point-size="10">{_h(s)}</font></td>' for s in stages)
         rows.append(
-            '<tr><td align="left"><font point-size="9">state fill = stage</font></td>'
+            '<tr><td align="left"><font point-size="10">state fill = stage</font></td>'
             f'<td><table border="0" cellspacing="2" cellpadding="2"><tr>{cells}</tr></table></td></tr>'
         )
         rows.append(
             f'<tr><td align="left"><font color="{_INTERRUPT_COLOUR}">red edge</font></td>'
-            '<td align="left"><font point-size="9">interruption (on_exception fires)</font></td></tr>'
+            '<td align="left"><font point-size="10">interruption (on_exception fires)</font></td></tr>'
         )
         rows.append(
-            '<tr><td align="left">dashed edge</td><td align="left"><font point-size="9">the run ends: '
+            '<tr><td align="left">dashed edge</td><td align="left"><font point-size="10">the run ends: '
             "back to the initial state</font></td></tr>"
         )
+        if self.overlay is not None:
+            timed = ", time spent" if self.overlay.seconds is not None else ""
+            rows.append(
+                f'<tr><td align="left"><font color="{_COUNT_COLOUR}"><b>×N</b></font></td><td align="left">'
+                f'<font point-size="10">the run: times it entered a state (hook calls there{timed}) '
+                "or took an edge; grey = never</font></td></tr>"
+            )
+        kinds = {n.kind for n in self.graph.all_nodes()}
+        if "collapsed" in kinds:
+            rows.append(
+                '<tr><td align="left"><b>3-D box</b></td><td align="left"><font point-size="10">nested states '
+                "drawn as one: see the diagram named by its path</font></td></tr>"
+            )
+        if "outside" in kinds:
+            rows.append(
+                '<tr><td align="left"><i>dashed box</i></td><td align="left"><font point-size="10">'
+                "a state outside the one drawn</font></td></tr>"
+            )
         rows.append(
-            '<tr><td align="left">dotted loop</td><td align="left"><font point-size="9">'
+            '<tr><td align="left">dotted loop</td><td align="left"><font point-size="10">'
             "internal event: hooks fire, the state stays</font></td></tr>"
         )
+        rows.extend(self.anywhere())
         table = '<table border="0" cellborder="0" cellspacing="1" cellpadding="1">' + "".join(rows) + "</table>"
-        return [f'    "__legend" [shape=box, style="rounded", color="#d1d5db", label=<{table}>];']
+        return [f"<{table}>"]
 
     def anywhere(self) -> list[str]:
-        if not self.graph.anywhere:
-            return []
+        """Rows of the legend's table listing the internal events allowed in whole nested states.
+
+        They share the legend's box (not a note of their own beside it): two boxes side by
+        side at the top made every view wider than its states and its text smaller.
+        """
         groups: dict[tuple[str, ...], list[Transition]] = {}
         for item in self.graph.anywhere:
             groups.setdefault(item.where, []).append(item.transition)
-        parts = []
+        rows = []
         for where, transitions in groups.items():
-            parts.append(f"<b>No state change, allowed in every state of {_h(', '.join(where))}:</b>")
+            rows.append(
+                '<tr><td colspan="2" align="left" bgcolor="#fffbeb">'
+                f"<b>No state change, allowed in every state of {_h(', '.join(where))}:</b></td></tr>"
+            )
             for t in transitions:
-                hooks = " → ".join(f'<font color="{HOOK_COLOURS[kind]}">{_h(text)}</font>' for kind, text in steps(t))
-                parts.append(f"<b>{_h(t.trigger.name)}</b>: {hooks}")
-        label = '<br align="left"/>'.join(parts) + '<br align="left"/>'
-        return [
-            f'    "__anywhere" [shape=note, style="filled", fillcolor="#fffbeb", color="#d1d5db", label=<{label}>];'
-        ]
+                hooks = "<br/>".join(f'<font color="{HOOK_COLOURS[kind]}">{_h(text)}</font>' for kind, text in steps(t))
+                rows.append(
+                    f'<tr><td align="left" valign="top" bgcolor="#fffbeb"><b>{_h(t.trigger.name)}</b></td>'
+                    f'<td align="left" bgcolor="#fffbeb" balign="left">{hooks}</td></tr>'
+                )
+        return rows
 
     def write(self) -> str:
         g = self.graph
         edges = self.edges()  # first: fills self.junctions
         lines = [
             f"digraph {_q('lightcycle_' + g.view.name)} {{",
-            f"    graph [label=<<b>{_h(g.view.title)}</b>>, labelloc=t, fontsize=20, fontname={_q(FONT)},",
+            # the legend is the graph's label, under the states: beside them it made every
+            # drawing wider, and at a page's width a wider drawing has smaller text
+            f"    graph [label={self.legend()[0]}, labelloc=b, labeljust=l, fontsize=12, fontname={_q(FONT)},",
             "           compound=true, newrank=true, rankdir=TB, nodesep=0.25, ranksep=0.3,",
             '           bgcolor="white", tooltip=" "];',
             f'    node [shape=box, style="rounded,filled", fontname={_q(FONT)}, fontsize=12, color="#6b7280",'
             ' margin="0.12,0.04", height=0.3];',
             f'    edge [fontname={_q(FONT)}, fontsize=10, color="{_EDGE_COLOUR}", arrowsize=0.7];',
-            '    "__start" [shape=circle, style=filled, fillcolor=black, width=0.18, label="", tooltip="start"];',
         ]
+        if g.initial is not None:
+            lines.append(
+                '    "__start" [shape=circle, style=filled, fillcolor=black, width=0.18, label="", tooltip="start"];'
+            )
         for node in g.nodes:
             lines.extend(self.tree(node, 1))
         lines.extend(self.junctions.get("", []))
-        lines.extend(self.legend())
-        lines.extend(self.anywhere())
-        lines.append(f"    {_q('__start')} -> {_q(g.initial)};")
+        lines.append(
+            f'    "__title" [shape=plain, style="", fontsize=20, label=<<b>{_h(self.title)}</b>>, tooltip=" "];'
+        )
+        if g.initial is not None:
+            lines.append(f"    {_q('__start')} -> {_q(g.initial)};")
         lines.extend(edges)
-        extras = [q for q in ('"__legend"', '"__anywhere"' if g.anywhere else "") if q]
-        lines.append(f"    {{rank=same; {_q('__start')}; {'; '.join(extras)};}}")
+        top = ['"__title"', '"__start"'] if g.initial is not None else ['"__title"']
+        lines.append(f"    {{rank=min; {'; '.join(top)};}}")
         lines.append("}")
         return "\n".join(lines) + "\n"
 
@@ -265,16 +330,19 @@ def _stage_order(stage: str) -> tuple[int, str]:
     return (order.index(stage), "") if stage in order else (len(order), stage)
 
 
-def render(graph: Graph) -> str:
+def render(graph: Graph, overlay: Overlay | None = None, title: str | None = None) -> str:
     """The DOT text of a built graph.
 
     Args:
         graph: from :func:`lightcycle.diagrams.views.build`.
+        overlay: a run to draw over it (:func:`lightcycle.diagrams.overlay.run_overlay`):
+            counts on states and arrows, what it never reached in grey.
+        title: the title; the view's when omitted.
 
     Returns:
         A ``digraph``, ending in a newline.
     """
-    return _Writer(graph).write()
+    return _Writer(graph, overlay, title).write()
 
 
 def dot(lifecycle: Lifecycle, view: View | str) -> str:

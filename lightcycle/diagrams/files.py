@@ -11,12 +11,14 @@ regenerating re-renders an SVG only when its DOT changed.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from lightcycle.diagrams import dot as dot_mod
 from lightcycle.diagrams import mermaid as mermaid_mod
-from lightcycle.diagrams.views import View, view_named, views
+from lightcycle.diagrams.overlay import run_overlay
+from lightcycle.diagrams.views import View, build, view_named, views
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Lifecycle
 
@@ -57,6 +59,36 @@ def render_text(lifecycle: Lifecycle, view: View | str, fmt: str) -> str:
         return dot_mod.dot(lifecycle, view)
     if fmt == "svg":
         return dot_mod.svg(lifecycle, view)
+    raise ValueError(f"unknown diagram format {fmt!r}; known: {', '.join(FORMATS)}")
+
+
+def overlay_text(
+    lifecycle: Lifecycle, view: View, events: Sequence[Mapping[str, Any]], fmt: str, title: str | None = None
+) -> str:
+    """A recorded run drawn over one view, in one format.
+
+    Args:
+        lifecycle: the declaration.
+        view: the view to draw over.
+        events: a lightcycle HookRecorder trace.
+        fmt: ``mermaid``, ``dot`` or ``svg`` (needs Graphviz).
+        title: the title; the view's when omitted.
+
+    Returns:
+        The diagram text.
+
+    Raises:
+        ValueError: unknown format, or a trace without lifecycle states.
+        lightcycle.diagrams.dot.GraphvizNotFoundError: ``svg`` without Graphviz.
+    """
+    graph = build(lifecycle, view)
+    overlay = run_overlay(graph, events)
+    if fmt == "mermaid":
+        return mermaid_mod.render(graph, overlay, title)
+    if fmt == "dot":
+        return dot_mod.render(graph, overlay, title)
+    if fmt == "svg":
+        return dot_mod.svg_from_dot(dot_mod.render(graph, overlay, title))
     raise ValueError(f"unknown diagram format {fmt!r}; known: {', '.join(FORMATS)}")
 
 

@@ -2,10 +2,11 @@
 
 A trace is JSON lines ``{"src", "hook", "args", "ctx"[, "phase"]}`` as
 :class:`lightcycle.callbacks.recorder.HookRecorder` writes them (and as the Lightning
-reference traces in ``shared/traces`` are). The diagram has the participants Trainer,
-the callbacks (one per callback name when events carry a ``name``, else one
-"Callbacks"), the LightningModule and the LightningDataModule; every hook call is an
-arrow from the Trainer.
+reference traces in ``shared/traces`` are). The diagram has the participants: the
+callbacks (one per callback name when events carry a ``name``, else one "Callbacks") to
+the left of the Trainer, the LightningModule and the LightningDataModule to its right;
+every hook call is an arrow from the Trainer. The title says what the run was
+(:func:`run_title`: entry points and model class).
 
 Repetition is folded: runs of identical hook sequences (same source, hook, stage and
 arguments apart from the counters ``batch_idx``/``epoch``/``global_step``) become
@@ -219,12 +220,17 @@ class _Renderer:
                     callbacks.append(key)
             else:
                 others.add(key)
-        self.participants: list[tuple[str, str]] = [("Trainer", "Trainer")]
+        # the Trainer in the middle: callbacks to its left (the first nearest), module and
+        # datamodule to its right. Mermaid centres a message's label between the two
+        # lifelines, so with every participant on one side the module's labels sat on the
+        # callbacks' lifeline.
+        left: list[tuple[str, str]] = []
         for n, key in enumerate(callbacks):
             name = key.split(":", 1)[1]
             pid = "Callbacks" if name == "Callbacks" else f"CB{n}"
             self.ids[key] = pid
-            self.participants.append((pid, name))
+            left.insert(0, (pid, name))
+        self.participants: list[tuple[str, str]] = [*left, ("Trainer", "Trainer")]
         for key in ("module", "datamodule"):
             if key in others:
                 pid, alias = _PARTICIPANTS[key]
@@ -256,8 +262,8 @@ class _Renderer:
         if (stage, fn, status) == self.stage:
             return
         self.stage = (stage, fn, status)
-        last = self.participants[-1][0]
-        span = "Trainer" if last == "Trainer" else f"Trainer,{last}"
+        first, last = self.participants[0][0], self.participants[-1][0]
+        span = first if first == last else f"{first},{last}"
         text = (
             f"stage = {stage}" + (f" ({fn})" if fn else "") + (f", {status}" if status not in (None, "running") else "")
         )
@@ -325,14 +331,39 @@ class _Renderer:
         return "\n".join(self.lines) + "\n"
 
 
+def run_title(events: Sequence[Mapping[str, Any]]) -> str | None:
+    """What the run was, from its events: entry points and model class, e.g. ``trainer.fit(MyModel)``.
+
+    Args:
+        events: trace events.
+
+    Returns:
+        The title, with the number of hook calls; ``None`` when no event names its entry point.
+    """
+    fns: list[str] = []
+    model = None
+    for e in events:
+        ctx = e.get("ctx") or {}
+        fn = ctx.get("fn")
+        if isinstance(fn, str) and (not fns or fns[-1] != fn):
+            fns.append(fn)
+        if model is None and isinstance(ctx.get("model"), str):
+            model = ctx["model"]
+    if not fns:
+        return None
+    what = ", ".join(f"trainer.{fn}({model})" if model else f"trainer.{fn}" for fn in fns)
+    return f"{what}: {len(events)} hook calls"
+
+
 def sequence_diagram(events: Iterable[Mapping[str, Any]], title: str | None = None) -> str:
     """The Mermaid sequence diagram of a recorded run.
 
     Args:
         events: trace events (see :func:`read_trace`), in call order.
-        title: a title for the diagram (e.g. the trace's file name).
+        title: a title for the diagram; by default what the run was (:func:`run_title`).
 
     Returns:
         ``sequenceDiagram`` text ending in a newline.
     """
-    return _Renderer(list(events)).render(title)
+    listed = list(events)
+    return _Renderer(listed).render(title or run_title(listed))
