@@ -10,6 +10,7 @@ from lightcycle.callbacks.callback import Callback
 from lightcycle.core.datamodule import LightningDataModule
 from lightcycle.core.module import LightningModule
 from lightcycle.errors import LifecycleError, MisconfigurationException
+from lightcycle.logo import LIGHTNING_LOGO, cli_lightning_logo
 from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
 from lightcycle.orchestrator.trainer import Trainer
 from lightcycle.seed import seed_everything
@@ -17,6 +18,7 @@ from lightcycle.states import LIFECYCLE
 
 __all__ = [
     "LIFECYCLE",
+    "LIGHTNING_LOGO",
     "Callback",
     "LifecycleError",
     "LightningDataModule",
@@ -27,5 +29,6 @@ __all__ = [
     "TrainerFn",
     "TrainerState",
     "TrainerStatus",
+    "cli_lightning_logo",
     "seed_everything",
 ]
