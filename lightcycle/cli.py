@@ -14,19 +14,37 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import partial, update_wrapper
-from importlib import import_module
 from types import MethodType
-from typing import TYPE_CHECKING, Any, TypeVar, Union
+from typing import Any, TypeVar, Union
 
 import torch
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
 
 from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
+from lightcycle.cli_parser import (
+    _JSONARGPARSE_AVAILABLE,
+    _MISSING_JSONARGPARSE,
+    JSONARGPARSE_REQUIREMENT,
+    ActionConfigFile,
+    ArgsType,
+    ArgumentParser,
+    LightningArgumentParser,
+    LRSchedulerCallable,
+    LRSchedulerTypeTuple,
+    LRSchedulerTypeUnion,
+    Namespace,
+    OptimizerCallable,
+    ReduceLROnPlateau,
+    _global_add_class_path,
+    _Register,
+    class_from_function,
+    instantiate_class,
+)
 from lightcycle.core.datamodule import LightningDataModule
+from lightcycle.core.hparams import given_hyperparameters
 from lightcycle.core.module import LightningModule
 from lightcycle.errors import MisconfigurationException
 from lightcycle.orchestrator.trainer import Trainer
@@ -43,191 +61,10 @@ __all__ = [
     "ReduceLROnPlateau",
     "SaveConfigCallback",
     "instantiate_class",
+    "instantiate_module",
 ]
 
-#: The jsonargparse range Lightning 2.6 accepts (its ``RequirementCache``); pyproject's ``cli`` extra pins it.
-JSONARGPARSE_REQUIREMENT = "jsonargparse[signatures]>=4.39.0"
-_MISSING_JSONARGPARSE = (
-    "LightningCLI needs jsonargparse with its signatures extra ({req}), which is not installed. "
-    "Install it with: pip install 'lightcycle[cli]'"
-)
-
-if TYPE_CHECKING:
-    from jsonargparse import ActionConfigFile, ArgumentParser, Namespace, class_from_function
-
-    _JSONARGPARSE_AVAILABLE = True
-else:
-    try:
-        from jsonargparse import ActionConfigFile, ArgumentParser, Namespace, class_from_function
-
-        _JSONARGPARSE_AVAILABLE = True
-    except ImportError:  # the optional extra is missing: the module still imports, building a parser fails
-
-        class ArgumentParser:
-            """Stands in for jsonargparse's parser so that this module imports without it."""
-
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                raise ModuleNotFoundError(_MISSING_JSONARGPARSE.format(req=JSONARGPARSE_REQUIREMENT))
-
-        Namespace = dict
-        _JSONARGPARSE_AVAILABLE = False
-
 ModuleType = TypeVar("ModuleType")
-
-
-class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
-    """PyTorch's ``ReduceLROnPlateau`` with the ``monitor`` (metric name) that ``configure_optimizers`` must report.
-
-    Args:
-        optimizer: the optimizer to schedule.
-        monitor: the metric whose plateau lowers the learning rate.
-        *args: PyTorch's ``ReduceLROnPlateau`` arguments.
-        **kwargs: PyTorch's ``ReduceLROnPlateau`` arguments.
-    """
-
-    def __init__(self, optimizer: Optimizer, monitor: str, *args: Any, **kwargs: Any) -> None:
-        super().__init__(optimizer, *args, **kwargs)
-        self.monitor = monitor
-
-
-# As in Lightning, the CLI takes this module's ReduceLROnPlateau (it knows its monitor), not PyTorch's.
-LRSchedulerTypeTuple = (LRScheduler, ReduceLROnPlateau)
-LRSchedulerTypeUnion = Union[LRScheduler, ReduceLROnPlateau]  # noqa: UP007 - a runtime alias, as in Lightning
-LRSchedulerType = Union[type[LRScheduler], type[ReduceLROnPlateau]]  # noqa: UP007
-
-ArgsType = Union[list[str], dict[str, Any], Namespace, None]  # noqa: UP007
-OptimizerCallable = Callable[[Iterable[Any]], Optimizer]
-LRSchedulerCallable = Callable[[Optimizer], Union[LRScheduler, ReduceLROnPlateau]]  # noqa: UP007
-
-_Register = dict[str, tuple[Union[type, tuple[type, ...]], str]]  # noqa: UP007
-
-
-class LightningArgumentParser(ArgumentParser):
-    """jsonargparse's ``ArgumentParser`` that knows lightcycle's classes, optimizers and schedulers.
-
-    Args:
-        *args: jsonargparse ``ArgumentParser`` arguments.
-        description: the ``--help`` description.
-        env_prefix: prefix of environment variables (read only with ``default_env=True``).
-        default_env: whether to read arguments from environment variables (``PL_TRAINER__MAX_EPOCHS``, ...).
-        **kwargs: jsonargparse ``ArgumentParser`` arguments.
-
-    Raises:
-        ModuleNotFoundError: jsonargparse is not installed (``pip install 'lightcycle[cli]'``).
-    """
-
-    def __init__(
-        self,
-        *args: Any,
-        description: str = "Lightning Trainer command line tool",
-        env_prefix: str = "PL",
-        default_env: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        if not _JSONARGPARSE_AVAILABLE:
-            raise ModuleNotFoundError(_MISSING_JSONARGPARSE.format(req=JSONARGPARSE_REQUIREMENT))
-        super().__init__(*args, description=description, env_prefix=env_prefix, default_env=default_env, **kwargs)
-        self.callback_keys: list[str] = []
-        # kept apart so that the CLI knows which optimizer and scheduler groups were added, and how linked
-        self._optimizers: _Register = {}
-        self._lr_schedulers: _Register = {}
-
-    def add_lightning_class_args(
-        self,
-        lightning_class: Callable[..., Any] | type[Any],
-        nested_key: str,
-        subclass_mode: bool = False,
-        required: bool = True,
-    ) -> list[str]:
-        """Add the arguments of a Trainer, LightningModule, LightningDataModule or Callback class under ``nested_key``.
-
-        Args:
-            lightning_class: one of those classes (or a subclass), or a function returning an instance of one.
-            nested_key: the key the arguments go under (``--nested_key.arg``).
-            subclass_mode: accept any subclass, chosen with ``class_path``.
-            required: whether the group must be given (subclass mode only).
-
-        Returns:
-            The names of the arguments added.
-
-        Raises:
-            MisconfigurationException: ``lightning_class`` is none of those classes.
-        """
-        if callable(lightning_class) and not isinstance(lightning_class, type):
-            lightning_class = class_from_function(lightning_class)
-        if isinstance(lightning_class, type) and issubclass(
-            lightning_class, (Trainer, LightningModule, LightningDataModule, Callback)
-        ):
-            if issubclass(lightning_class, Callback):
-                self.callback_keys.append(nested_key)
-            if subclass_mode:
-                added: list[str] = self.add_subclass_arguments(
-                    lightning_class, nested_key, fail_untyped=False, required=required
-                )
-                return added
-            added = self.add_class_arguments(
-                lightning_class,
-                nested_key,
-                fail_untyped=False,
-                instantiate=not issubclass(lightning_class, Trainer),
-                sub_configs=True,
-            )
-            return added
-        raise MisconfigurationException(
-            f"Cannot add arguments from: {lightning_class}. You should provide either a callable or a subclass of: "
-            "Trainer, LightningModule, LightningDataModule, or Callback."
-        )
-
-    def add_optimizer_args(
-        self,
-        optimizer_class: type[Optimizer] | tuple[type[Optimizer], ...] = (Optimizer,),
-        nested_key: str = "optimizer",
-        link_to: str = "AUTOMATIC",
-    ) -> None:
-        """Add an optimizer's arguments (all but ``params``) under ``nested_key``.
-
-        Args:
-            optimizer_class: an ``Optimizer`` subclass, or a tuple of base classes to choose from with ``class_path``.
-            nested_key: the key the arguments go under.
-            link_to: the parser key the optimizer's config is linked to, or ``"AUTOMATIC"`` (the CLI then
-                builds it and replaces the model's ``configure_optimizers``).
-        """
-        classes = optimizer_class if isinstance(optimizer_class, tuple) else (optimizer_class,)
-        if not all(isinstance(c, type) and issubclass(c, Optimizer) for c in classes):
-            raise MisconfigurationException(f"add_optimizer_args: {optimizer_class} is not a torch Optimizer class.")
-        kwargs: dict[str, Any] = {"instantiate": False, "fail_untyped": False, "skip": {"params"}}
-        if isinstance(optimizer_class, tuple):
-            self.add_subclass_arguments(optimizer_class, nested_key, **kwargs)
-        else:
-            self.add_class_arguments(optimizer_class, nested_key, sub_configs=True, **kwargs)
-        self._optimizers[nested_key] = (optimizer_class, link_to)
-
-    def add_lr_scheduler_args(
-        self,
-        lr_scheduler_class: LRSchedulerType | tuple[LRSchedulerType, ...] = LRSchedulerTypeTuple,
-        nested_key: str = "lr_scheduler",
-        link_to: str = "AUTOMATIC",
-    ) -> None:
-        """Add a learning-rate scheduler's arguments (all but ``optimizer``) under ``nested_key``.
-
-        Args:
-            lr_scheduler_class: an ``LRScheduler`` subclass or this module's :class:`ReduceLROnPlateau`, or a
-                tuple of base classes to choose from with ``class_path``.
-            nested_key: the key the arguments go under.
-            link_to: the parser key the scheduler's config is linked to, or ``"AUTOMATIC"``.
-        """
-        classes = lr_scheduler_class if isinstance(lr_scheduler_class, tuple) else (lr_scheduler_class,)
-        if not all(isinstance(c, type) and issubclass(c, LRSchedulerTypeTuple) for c in classes):
-            raise MisconfigurationException(
-                f"add_lr_scheduler_args: {lr_scheduler_class} is not an LRScheduler class "
-                "(for ReduceLROnPlateau, use lightcycle.cli.ReduceLROnPlateau, which takes `monitor`)."
-            )
-        kwargs: dict[str, Any] = {"instantiate": False, "fail_untyped": False, "skip": {"optimizer"}}
-        if isinstance(lr_scheduler_class, tuple):
-            self.add_subclass_arguments(lr_scheduler_class, nested_key, **kwargs)
-        else:
-            self.add_class_arguments(lr_scheduler_class, nested_key, sub_configs=True, **kwargs)
-        self._lr_schedulers[nested_key] = (lr_scheduler_class, link_to)
 
 
 class SaveConfigCallback(Callback):
@@ -321,7 +158,8 @@ class LightningCLI:
         args: the arguments to parse instead of ``sys.argv[1:]``: a list, or a dict / Namespace config.
         run: run a subcommand; ``False``: parse and instantiate only (no subcommands).
         auto_configure_optimizers: add ``--optimizer``/``--lr_scheduler`` and, when given, build them for the model.
-        load_from_checkpoint_support: accepted for Lightning's signature; see ``docs/cli.md``.
+        load_from_checkpoint_support: make ``save_hyperparameters`` store the parsed config (with ``_class_path``
+            and ``_instantiator``), so that ``load_from_checkpoint`` rebuilds nested and injected classes.
     """
 
     def __init__(
@@ -363,8 +201,11 @@ class LightningCLI:
         main_kwargs, subparser_kwargs = self._setup_parser_kwargs(self.parser_kwargs)
         self.setup_parser(run, main_kwargs, subparser_kwargs)
         self.parse_arguments(self.parser, args)
+        self._parse_ckpt_path()
         self.subcommand: str | None = self.config["subcommand"] if run else None
         self._set_seed()
+        if load_from_checkpoint_support:
+            self._add_instantiators()
         self.before_instantiate_classes()
         self.instantiate_classes()
         self.after_instantiate_classes()
@@ -531,6 +372,47 @@ class LightningCLI:
             self.config = parser.parse_object(args)
         else:
             self.config = parser.parse_args(args)
+
+    def _parse_ckpt_path(self) -> None:
+        """With ``--ckpt_path`` of an existing file, take the model's config from the checkpoint's hyper-parameters."""
+        if not self.config.get("subcommand"):
+            return
+        ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
+        if not ckpt_path or not os.path.isfile(ckpt_path):
+            return
+        hparams = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters", {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        try:
+            self.config = self.parser.parse_object({self.config.subcommand: {"model": hparams}}, self.config)
+        except SystemExit:
+            sys.stderr.write("Parsing of ckpt_path hyperparameters failed!\n")
+            raise
+
+    def _dump_config(self) -> None:
+        if hasattr(self, "config_dump"):
+            return
+        import yaml  # jsonargparse's dependency: present whenever a parser exists
+
+        dumped = self.parser.dump(self.config, skip_link_targets=False, skip_none=False, format="yaml")
+        self.config_dump: dict[str, Any] = yaml.safe_load(dumped)
+        if "subcommand" in self.config:
+            self.config_dump = self.config_dump[self.config.subcommand]
+
+    def _add_instantiators(self) -> None:
+        self.parser.add_instantiator(
+            _InstantiatorFn(cli=self, key="model"),
+            _get_module_type(self._model_class),
+            subclasses=self.subclass_mode_model,
+        )
+        self.parser.add_instantiator(
+            _InstantiatorFn(cli=self, key="data"),
+            _get_module_type(self._datamodule_class),
+            subclasses=self.subclass_mode_data,
+        )
 
     # ------------------------------------------------------------------ instantiation
 
@@ -702,30 +584,75 @@ def _automatic(class_type: type | tuple[type, ...], register: _Register) -> list
     return keys
 
 
-def _class_path_from_class(class_type: type) -> str:
-    return class_type.__module__ + "." + class_type.__name__
+def _get_module_type(value: Callable[..., Any] | type) -> Any:
+    """The class a model or data factory builds: itself, or a function's return annotation."""
+    if callable(value) and not isinstance(value, type):
+        return inspect.signature(value).return_annotation
+    return value
 
 
-def _global_add_class_path(class_type: type, init_args: Any = None) -> dict[str, Any]:
-    if isinstance(init_args, Namespace):
-        init_args = init_args.as_dict()
-    return {"class_path": _class_path_from_class(class_type), "init_args": init_args or {}}
+def _set_dict_nested(data: dict[str, Any], key: str, value: Any) -> None:
+    keys = key.split(".")
+    for k in keys[:-1]:
+        if k not in data:
+            raise KeyError(f"Expected key {key} to be in data")
+        data = data[k]
+    data[keys[-1]] = value
 
 
-def instantiate_class(args: Any, init: dict[str, Any]) -> Any:
-    """Build ``init["class_path"]`` with positional ``args`` and keyword ``init["init_args"]``.
+class _InstantiatorFn:
+    """Builds the model or data module inside :func:`given_hyperparameters`, so that ``save_hyperparameters``
+    stores the parsed config (Lightning's ``_InstantiatorFn``)."""
+
+    def __init__(self, cli: LightningCLI, key: str) -> None:
+        self.cli = cli
+        self.key = key
+
+    def __call__(
+        self, class_type: type[ModuleType], *args: Any, applied_instantiation_links: dict[str, Any], **kwargs: Any
+    ) -> ModuleType:
+        self.cli._dump_config()
+        hparams = self.cli.config_dump.get(self.key, {})
+        if "class_path" in hparams:
+            # stored flat, with the class in `_class_path`: the same hparams whether or not subclass mode is on
+            hparams = {
+                "_class_path": hparams["class_path"],
+                **hparams.get("init_args", {}),
+                **hparams.get("dict_kwargs", {}),
+            }
+        for key, value in applied_instantiation_links.items():
+            if not key.startswith(f"{self.key}."):
+                continue
+            key = key[len(f"{self.key}.") :]
+            if key.startswith("init_args."):
+                key = key[len("init_args.") :]
+            _set_dict_nested(hparams, key, value)
+        with given_hyperparameters(hparams, instantiator="lightcycle.cli.instantiate_module"):
+            return class_type(*args, **kwargs)
+
+
+def instantiate_module(class_type: type[ModuleType], config: dict[str, Any]) -> ModuleType:
+    """Rebuild a class from the hyper-parameters LightningCLI stored (``load_from_checkpoint``'s instantiator).
 
     Args:
-        args: the positional argument(s): one value, or a tuple of them.
-        init: ``{"class_path": "module.Class", "init_args": {...}}``.
+        class_type: the class (or base class, with ``_class_path`` in ``config``).
+        config: the stored hyper-parameters.
 
     Returns:
         The instance.
     """
-    kwargs = init.get("init_args", {})
-    positional = args if isinstance(args, tuple) else (args,)
-    module_name, class_name = init["class_path"].rsplit(".", 1)
-    return getattr(import_module(module_name), class_name)(*positional, **kwargs)
+    parser = ArgumentParser(exit_on_error=False)
+    if "_class_path" in config:
+        parser.add_subclass_arguments(class_type, "module", fail_untyped=False)
+        config = {
+            "class_path": config["_class_path"],
+            "dict_kwargs": {k: v for k, v in config.items() if k != "_class_path"},
+        }
+    else:
+        parser.add_class_arguments(class_type, "module", fail_untyped=False)
+    cfg = parser.parse_object({"module": config})
+    built: ModuleType = parser.instantiate_classes(cfg).module
+    return built
 
 
 def _short_description(component: object) -> str | None:

@@ -66,9 +66,9 @@ SCENARIOS: dict[str, tuple[list[str], dict[str, str]]] = {
         {},
     ),
     "test_from_config": (["test", "--config", "{tmp}/config.yaml", "--data.length=8"], {"CLI_SUBCLASS_DATA": "1"}),
-    # `1` is 1.0 (every batch) under LightningCLI, in both
+    # not `1`: Lightning's CLI reads it as 1 or as 1.0 (every batch) depending on what the program imported first
     "run_false": (
-        ["--trainer.max_epochs=2", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1"],
+        ["--trainer.max_epochs=2", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=2"],
         {"CLI_RUN": "0"},
     ),
 }
@@ -165,6 +165,11 @@ def test_fit_runs_like_lightning_and_saves_the_same_config(runs: dict[str, Any])
     results = runs["fit"]
     assert_same_run(results)
     assert results["lightcycle"]["trace"]["optimizer"] == "Adam"
+    assert results["lightcycle"]["trace"]["hparams"] == {
+        "out_features": "3",
+        "batch_size": "2",
+        "_instantiator": "lightcycle.cli.instantiate_module",
+    }
     assert logger_free(results["lightning"]["files"]) == logger_free(results["lightcycle"]["files"])
     saved = "lightning_logs/version_0/config.yaml"
     assert saved in results["lightcycle"]["files"]
@@ -200,7 +205,6 @@ def _no_pytest_argv(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _cli(tmp_path: Path, *args: str, **kwargs: Any) -> LightningCLI:
-    # `2`, not `1`: as in Lightning, the CLI reads `1` as 1.0, every batch
     base = ["--trainer.limit_train_batches=2", "--trainer.limit_val_batches=2", "--trainer.max_epochs=1"]
     defaults = {"enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": str(tmp_path)}
     return LightningCLI(BoringModel, BoringDataModule, trainer_defaults=defaults, args=[*args, *base], **kwargs)
@@ -260,6 +264,38 @@ def test_integral_float_limit_counts_batches_as_in_lightning(tmp_path: Path) -> 
         trainer.fit(BoringModel() if pl is lightcycle else pytorch_lightning.demos.BoringModel())
         steps.append(trainer.global_step)
     assert steps == [3, 3]
+
+
+def test_checkpoint_of_a_cli_run_loads_through_its_instantiator(tmp_path: Path) -> None:
+    from lightcycle.demos.boring_classes import DemoModel
+
+    class Saved(DemoModel):
+        def __init__(self, out_dim: int = 10, learning_rate: float = 0.02) -> None:
+            super().__init__(out_dim, learning_rate)
+            self.save_hyperparameters()
+
+    cli = LightningCLI(
+        Saved,
+        BoringDataModule,
+        args=["fit", "--model.out_dim=3", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=0"]
+        + ["--trainer.max_epochs=1", f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar=false"],
+    )
+    assert dict(cli.model.hparams) == {
+        "out_dim": 3,
+        "learning_rate": 0.02,
+        "_instantiator": "lightcycle.cli.instantiate_module",
+    }
+    ckpt = next(tmp_path.rglob("*.ckpt"))
+    loaded = Saved.load_from_checkpoint(ckpt)
+    assert loaded.l1.out_features == 3 and dict(loaded.hparams) == {"out_dim": 3, "learning_rate": 0.02}
+    # a checkpoint naming an instantiator outside the allowlist is refused before anything is built
+    import torch
+
+    data = torch.load(ckpt, weights_only=False)
+    data["hyper_parameters"]["_instantiator"] = "os.system"
+    torch.save(data, tmp_path / "evil.ckpt")
+    with pytest.raises(ValueError, match="not in the allowlist"):
+        Saved.load_from_checkpoint(tmp_path / "evil.ckpt")
 
 
 def test_dict_args_and_run_false(tmp_path: Path) -> None:

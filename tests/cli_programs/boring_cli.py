@@ -36,6 +36,7 @@ class Model(BoringModel):
 
     def __init__(self, out_features: int = 2, batch_size: int = 1) -> None:
         super().__init__()
+        self.save_hyperparameters()
         self.layer = torch.nn.Linear(32, out_features)
         self.batch_size = batch_size
 
@@ -118,6 +119,8 @@ def main() -> None:
             "events": ns.events,
             "callback_metrics": {k: float(v) for k, v in cli.trainer.callback_metrics.items()},
             "weights": {k: v.tolist() for k, v in cli.model.state_dict().items()},
+            # LightningCLI stores the parsed config; the instantiator's module differs by framework
+            "hparams": {k: str(v).replace("pytorch_lightning", "lightcycle") for k, v in cli.model.hparams.items()},
             "optimizer": type(cli.trainer.optimizers[0]).__name__ if cli.trainer.optimizers else None,
             "lr": [g["lr"] for g in cli.trainer.optimizers[0].param_groups] if cli.trainer.optimizers else None,
         }
