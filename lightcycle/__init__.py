@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs
     from lightcycle.core.datamodule import LightningDataModule
     from lightcycle.core.module import LightningModule
     from lightcycle.errors import LifecycleError, MisconfigurationException
+    from lightcycle.logo import LIGHTNING_LOGO, cli_lightning_logo
     from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
     from lightcycle.orchestrator.trainer import Trainer
     from lightcycle.seed import seed_everything
@@ -33,6 +34,8 @@ _LAZY: dict[str, str] = {
     "LightningModule": "lightcycle.core.module",
     "LifecycleError": "lightcycle.errors",
     "MisconfigurationException": "lightcycle.errors",
+    "LIGHTNING_LOGO": "lightcycle.logo",
+    "cli_lightning_logo": "lightcycle.logo",
     "RunningStage": "lightcycle.orchestrator.state",
     "TrainerFn": "lightcycle.orchestrator.state",
     "TrainerState": "lightcycle.orchestrator.state",
@@ -71,6 +74,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "LIFECYCLE",
+    "LIGHTNING_LOGO",
     "Callback",
     "LifecycleError",
     "LightningDataModule",
@@ -82,5 +86,6 @@ __all__ = [
     "TrainerState",
     "TrainerStatus",
     "__version__",
+    "cli_lightning_logo",
     "seed_everything",
 ]

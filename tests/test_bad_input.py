@@ -68,7 +68,7 @@ INVALID: list[tuple[dict[str, Any], type[BaseException], str, bool]] = [
     (dict(limit_train_batches=1.5), MisconfigurationException, r"limit_train_batches=1\.5.*\[0\.0, 1\.0\]", True),
     (dict(limit_val_batches=-0.5), MisconfigurationException, r"limit_val_batches=-0\.5.*\[0\.0, 1\.0\]", True),
     (dict(limit_val_batches=True), MisconfigurationException, r"limit_val_batches=True.*int >= 0", False),
-    (dict(limit_test_batches=2.0), MisconfigurationException, r"limit_test_batches=2\.0.*int >= 0", False),
+    (dict(limit_test_batches=2.5), MisconfigurationException, r"limit_test_batches=2\.5.*int >= 0", True),
     (dict(limit_predict_batches="a"), InvalidTypeError, r"limit_predict_batches='a'.*int >= 0", True),
     (dict(num_sanity_val_steps=-2), MisconfigurationException, r"num_sanity_val_steps=-2.*int >= 0, -1", False),
     (dict(num_sanity_val_steps=1.5), MisconfigurationException, r"num_sanity_val_steps=1\.5.*int >= 0, -1", False),

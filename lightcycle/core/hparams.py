@@ -14,10 +14,13 @@ import dataclasses
 import functools
 import importlib
 import inspect
+import sys
 import types
 import warnings
 from argparse import Namespace
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +31,36 @@ _PRIMITIVE_TYPES = (bool, int, float, str)
 
 #: Checkpoint key under which checkpoints written by older Lightning versions kept hparams.
 _PAST_HPARAMS_KEYS = ("hparams", "module_arguments")
+
+#: What ``save_hyperparameters`` stores instead of the ``__init__`` arguments while LightningCLI builds a class
+#: (its parsed config, with ``_instantiator``), as Lightning's ``_given_hyperparameters``.
+_given_hyperparameters: ContextVar[dict[str, Any] | None] = ContextVar("_given_hyperparameters", default=None)
+
+#: The instantiators a checkpoint's ``_instantiator`` may name (anything else could run arbitrary code). Lightning's
+#: names map to lightcycle's: a checkpoint written by Lightning's CLI loads here too.
+_ALLOWED_INSTANTIATORS = {
+    "lightcycle.cli.instantiate_module": "lightcycle.cli.instantiate_module",
+    "pytorch_lightning.cli.instantiate_module": "lightcycle.cli.instantiate_module",
+    "lightning.pytorch.cli.instantiate_module": "lightcycle.cli.instantiate_module",
+}
+
+
+@contextmanager
+def given_hyperparameters(hparams: dict[str, Any], instantiator: str) -> Iterator[None]:
+    """While inside, ``save_hyperparameters`` stores ``hparams`` (plus ``_instantiator``) instead of ``__init__``'s.
+
+    Args:
+        hparams: the hyper-parameters to store (LightningCLI's parsed config of the class).
+        instantiator: import path of the function that rebuilds the class from them at checkpoint load.
+
+    Yields:
+        Nothing.
+    """
+    token = _given_hyperparameters.set({**hparams, "_instantiator": instantiator})
+    try:
+        yield
+    finally:
+        _given_hyperparameters.reset(token)
 
 
 class AttributeDict(dict[str, Any]):
@@ -146,7 +179,10 @@ class HyperparametersMixin:
             raise AttributeError("There is no `frame` available while being required.")
 
         init_args: dict[str, Any]
-        if dataclasses.is_dataclass(self) and not isinstance(self, type):
+        given = _given_hyperparameters.get()
+        if given is not None:
+            init_args = dict(given)
+        elif dataclasses.is_dataclass(self) and not isinstance(self, type):
             init_args = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
         else:
             init_args = {}
@@ -352,9 +388,43 @@ def instantiate_from_checkpoint(
             loaded = {args_name: loaded}
     kwargs: dict[str, Any] = dict(loaded)
     kwargs.update(overrides)
+    instantiator = _checkpoint_instantiator(cls, kwargs)
     if var_kwargs is None:
         kwargs = {k: v for k, v in kwargs.items() if k in init_names}
-    return cls(**kwargs)
+    return instantiator(cls, kwargs) if instantiator is not None else cls(**kwargs)
+
+
+def _checkpoint_instantiator(
+    cls: type[Any], kwargs: dict[str, Any]
+) -> Callable[[type[Any], dict[str, Any]], Any] | None:
+    """Pop ``_instantiator`` (written by LightningCLI) from ``kwargs``; the allowed function it names, if any."""
+    path = kwargs.pop("_instantiator", None)
+    if path is None:
+        return None
+    if not isinstance(path, str) or path not in _ALLOWED_INSTANTIATORS:
+        raise ValueError(
+            f"The instantiator {path!r} from the checkpoint is not in the allowlist of trusted instantiators and was "
+            "blocked to prevent arbitrary code execution. If you trust this checkpoint, add the path to "
+            "`lightcycle.core.hparams._ALLOWED_INSTANTIATORS` before loading."
+        )
+    class_path = kwargs.get("_class_path")
+    if class_path is not None and not _is_imported_subclass(class_path, cls):
+        raise ValueError(
+            f"The class {class_path!r} requested by the checkpoint does not resolve to an already imported subclass "
+            f"of {cls.__name__} and was blocked to prevent arbitrary code execution. If you trust this checkpoint, "
+            "import the module that defines the class before loading."
+        )
+    module_name, name = _ALLOWED_INSTANTIATORS[path].rsplit(".", 1)
+    found: Callable[[type[Any], dict[str, Any]], Any] = getattr(importlib.import_module(module_name), name)
+    return found
+
+
+def _is_imported_subclass(class_path: Any, cls: type[Any]) -> bool:
+    if not isinstance(class_path, str) or "." not in class_path:
+        return False
+    module_name, name = class_path.rsplit(".", 1)
+    found = getattr(sys.modules.get(module_name), name, None)
+    return isinstance(found, type) and issubclass(found, cls)
 
 
 if TYPE_CHECKING:

@@ -74,6 +74,8 @@ def _limit(name: str, value: Any) -> int | float:
         return int(value)
     if isinstance(value, numbers.Real) and 0.0 <= float(value) <= 1.0:
         return float(value)
+    if isinstance(value, numbers.Real) and float(value) > 1.0 and float(value) % 1.0 == 0:
+        return int(float(value))  # Lightning's _determine_batch_limits: 3.0 is 3 batches (LightningCLI passes floats)
     kind = MisconfigurationException if isinstance(value, numbers.Real) else InvalidTypeError
     raise _fail(name, value, "an int >= 0 (batches) or a float in [0.0, 1.0] (fraction)", kind)
 
