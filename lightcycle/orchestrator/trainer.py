@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import torch
 
-from lightcycle._hooks import is_overridden
+from lightcycle._hooks import is_base_hook, is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.monitoring import Checkpoint
 from lightcycle.errors import InvalidTypeError, MisconfigurationException
@@ -549,7 +549,8 @@ class Trainer:
         module = self.lightning_module
         if module is None or self._cfg.gradient_clip_val:
             return False
-        return not is_overridden("configure_gradient_clipping", module, LightningModule) and not is_overridden(
+        # a skip, not a Lightning decision: any wrapper around either hook is called
+        return is_base_hook("configure_gradient_clipping", module, LightningModule) and is_base_hook(
             "clip_gradients", module, LightningModule
         )
 
