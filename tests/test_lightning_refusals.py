@@ -169,3 +169,19 @@ def test_the_possible_user_warning_is_a_user_warning() -> None:
     assert issubclass(PossibleUserWarning, UserWarning)
     with pytest.warns(PossibleUserWarning, match="validation_step` but have no `val_dataloader"):
         LC.Trainer(**BASE_KWARGS, max_epochs=1, limit_train_batches=1).fit(_models(LC).Steps())
+
+
+def test_a_batch_hook_set_to_none_is_not_inspected() -> None:
+    """A hook set to None is skipped (lightcycle and Lightning), so its missing signature is no error.
+
+    (Lightning's own check crashes here with ``TypeError: unsupported callable``.)
+    """
+    m = _models(LC)
+
+    class TwoWithIdx(m.TwoLoaders):  # type: ignore[name-defined,misc]
+        def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+            pass
+
+    model = TwoWithIdx()
+    model.on_validation_batch_start = None
+    assert LC.Trainer(**BASE_KWARGS, limit_val_batches=1).validate(model) == [{}, {}]

@@ -90,7 +90,9 @@ def verify_dataloader_idx(module: Any, noun: str, prefix: str, num_loaders: int)
     """
     several = num_loaders > 1
     for hook in (f"{noun}_step", f"on_{noun}_batch_start", f"on_{noun}_batch_end"):
-        fn = getattr(module, hook)
+        fn = getattr(module, hook, None)
+        if not callable(fn):
+            continue  # a hook set to None is not called, so its signature does not matter
         present = _takes(fn, "dataloader_idx")
         if several and not present:
             raise RuntimeError(
