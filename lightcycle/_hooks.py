@@ -70,7 +70,38 @@ def is_noop(name: str, obj: object, base: type | None) -> bool:
     Returns:
         True when calling it would do nothing.
     """
-    return base is not None and is_marked_noop(getattr(base, name, None)) and is_base_hook(name, obj, base)
+    noop = noop_function(base, name)
+    return noop is not None and is_bound_from(getattr(obj, name, None), noop)
+
+
+def noop_function(base: type | None, name: str) -> Any:
+    """``base``'s own function for hook ``name`` when it is a marked no-op, else ``None``.
+
+    Args:
+        base: the class that defines the default (``None``: no base, nothing is a no-op).
+        name: attribute name of the hook.
+
+    Returns:
+        The function, for :func:`is_bound_from` tests against many receivers' methods.
+    """
+    fn = getattr(base, name, None) if base is not None else None
+    return fn if is_marked_noop(fn) else None
+
+
+def is_bound_from(method: Any, fn: Any) -> bool:
+    """Whether ``method`` (an attribute found on a receiver) is ``fn`` bound to it, unreplaced.
+
+    A function set on the instance has no ``__func__``, and mocks refuse dunder attributes they
+    were not configured with: only a method bound from ``fn`` itself matches.
+
+    Args:
+        method: ``getattr(receiver, name)``.
+        fn: the base class's function (not ``None``: anything without ``__func__`` would match).
+
+    Returns:
+        True when calling ``method`` runs exactly ``fn``.
+    """
+    return getattr(method, "__func__", None) is fn
 
 
 def is_base_hook(name: str, obj: object, base: type) -> bool:
@@ -85,9 +116,7 @@ def is_base_hook(name: str, obj: object, base: type) -> bool:
         True when calling it runs exactly ``base``'s implementation.
     """
     base_fn = getattr(base, name, None)
-    # A function set on the instance has no ``__func__``, and mocks refuse dunder attributes
-    # they were not configured with: only a method bound from the base function itself matches.
-    return base_fn is not None and getattr(getattr(obj, name, None), "__func__", None) is base_fn
+    return base_fn is not None and is_bound_from(getattr(obj, name, None), base_fn)
 
 
 def _unwrap(attr: Any) -> Any:

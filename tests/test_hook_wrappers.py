@@ -65,6 +65,9 @@ def _classes(pl: types.ModuleType) -> tuple[type, type]:
         def train_dataloader(self) -> DataLoader[Any]:
             return _loader()
 
+        def val_dataloader(self) -> DataLoader[Any]:
+            return _loader()
+
     return Model, Data
 
 
