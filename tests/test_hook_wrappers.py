@@ -202,3 +202,15 @@ def test_lightning_test_hooks_style_recording_sees_every_call_of_a_fit() -> None
     ours = _test_hooks_style_fit(LC)
     assert len(lightning) > 100, lightning
     assert ours == lightning
+
+
+@pytest.mark.parametrize("kind", sorted(WRAPPERS))
+def test_is_noop_is_false_for_every_wrapper(kind: str) -> None:
+    from lightcycle._hooks import is_noop
+
+    name = WRAPPED["callback"]
+    assert is_noop(name, LC.Callback(), LC.Callback)
+    cb = LC.Callback()
+    WRAPPERS[kind](cb, name, [])
+    assert not is_noop(name, cb, LC.Callback)
+    assert not is_noop(name, LC.Callback(), None)  # no known base: always called
