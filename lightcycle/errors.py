@@ -56,3 +56,11 @@ class SIGTERMException(SystemExit):
 
     def __init__(self) -> None:
         super().__init__(143)
+
+
+class PossibleUserWarning(UserWarning):
+    """A configuration that is valid but often a mistake (Lightning's ``PossibleUserWarning``).
+
+    For example a ``validation_step`` with no validation dataloader: the val loop is skipped.
+    Silence it with ``warnings.filterwarnings("ignore", category=PossibleUserWarning)``.
+    """

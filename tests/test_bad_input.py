@@ -121,7 +121,7 @@ INVALID: list[tuple[dict[str, Any], type[BaseException], str, bool]] = [
     (dict(accelerator="tpu"), MisconfigurationException, r"accelerator='tpu'.*'cpu', 'cuda', 'gpu' or 'auto'", False),
     (dict(accelerator="mps"), MisconfigurationException, r"accelerator='mps'.*'cpu', 'cuda', 'gpu' or 'auto'", False),
     (dict(devices=2), MisconfigurationException, r"devices=2.*one device.*devices=1", False),
-    (dict(devices=[0, 1]), MisconfigurationException, r"devices=\[0, 1\].*devices=1", False),
+    (dict(devices=[0, 1]), TypeError, r"CPUAccelerator. should be an int > 0\. Got devices=\[0, 1\]", True),
     (dict(precision="16-mixed"), MisconfigurationException, r"precision='16-mixed'.*32-true.*torch\.autocast", False),
     (dict(precision="bf16-mixed"), MisconfigurationException, r"precision='bf16-mixed'.*torch\.autocast", False),
     (dict(precision=16), MisconfigurationException, r"precision=16.*torch\.autocast", False),

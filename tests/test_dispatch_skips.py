@@ -19,7 +19,7 @@ import torch
 from torch.nn import functional as F
 
 import lightcycle as L
-from lightcycle._hooks import is_noop
+from lightcycle._hooks import is_marked_noop
 from lightcycle.callbacks import HookRecorder
 from lightcycle.core.datamodule import DataHooks
 from lightcycle.orchestrator.dispatch import is_pass_through
@@ -187,7 +187,7 @@ def _skippable_codes() -> dict[Any, str]:
             code = getattr(fn, "__code__", None)
             if code is None:
                 continue
-            if is_noop(fn) or (name in ("on_before_batch_transfer", "on_after_batch_transfer")):
+            if is_marked_noop(fn) or (name in ("on_before_batch_transfer", "on_after_batch_transfer")):
                 codes.setdefault(code, f"{cls.__name__}.{name}")
     return codes
 

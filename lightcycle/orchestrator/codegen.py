@@ -245,11 +245,12 @@ def _emit_step(
                 raise ValueError(f"PIPE hook {op.name!r} of {trigger.name!r} has no required first argument")
             w.line(body, f"a0 = result = {fns[0]}({args})")
         elif op.kind == d.ISOLATED:  # every handler runs; failures are kept, not raised
+            # ... except a KeyboardInterrupt/SystemExit: the user stops the run (driver.interrupt)
             for j, fn in enumerate(fns):
                 owner = w.value(f"owner{s}_{o}_{j}", _owner(op.fns[j], op))
                 w.line(body, "try:")
                 w.line(body + 1, f"{fn}({args})")
-                w.line(body, "except BaseException as err:")
+                w.line(body, "except Exception as err:")
                 w.line(body + 1, f"holder._isolated_failures.append(({owner}, err))")
         elif op.kind == d.COLLECT:
             w.line(body, "result = {}")

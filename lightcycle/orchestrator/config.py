@@ -242,7 +242,17 @@ def resolve(
 def _device(accelerator: str, devices: Any) -> torch.device:
     if accelerator not in ("auto", "cpu", "cuda", "gpu"):
         raise _fail("accelerator", accelerator, "'cpu', 'cuda', 'gpu' or 'auto'", InvalidValueError)
-    if devices not in (1, "1", "auto", [0], (0,), -1) and not (isinstance(devices, list) and len(devices) == 1):
+    on_cuda = accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
+    if devices in ([], 0, "0"):  # Lightning's accelerator connector, before anything is built
+        raise MisconfigurationException(
+            f"`Trainer(devices={devices!r})` value is not a valid input using {'cuda' if on_cuda else 'cpu'} "
+            "accelerator. Use devices=1 or 'auto'."
+        )
+    if (
+        (_cpu_cores(devices) != 1)
+        if not on_cuda
+        else (devices not in (1, "1", "auto", [0], (0,), -1) and not (isinstance(devices, list) and len(devices) == 1))
+    ):
         raise MisconfigurationException(
             f"Trainer(devices={devices!r}) is not supported yet: lightcycle trains on one device. Use devices=1."
         )
@@ -257,3 +267,21 @@ def _device(accelerator: str, devices: Any) -> torch.device:
     if accelerator == "auto" and torch.cuda.is_available():
         return torch.device("cuda", 0)
     return torch.device("cpu")
+
+
+def _cpu_cores(devices: Any) -> int:
+    """Lightning's CPU ``devices`` rule (lightning_fabric's ``_parse_cpu_cores``): an int > 0 or its digits.
+
+    Raises:
+        TypeError: Lightning's own type and message, e.g. for ``-1``, ``1.0``, ``[0]`` or ``None``.
+    """
+    if devices == "auto":
+        return 1
+    if isinstance(devices, str) and devices.strip().isdigit():
+        devices = int(devices)
+    if not isinstance(devices, int) or devices <= 0:
+        raise TypeError(
+            f"`devices` selected with `CPUAccelerator` should be an int > 0. Got devices={devices!r}; use "
+            "devices=1 or 'auto'."
+        )
+    return devices

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from lightcycle._hooks import is_noop, is_overridden
+from lightcycle._hooks import is_bound_from, is_overridden, noop_function
 from lightcycle.states.model import Action, Hook, Result, Target, Transition, Trigger
 
 # Op kinds, small ints so the driver's loop branches cheaply.
@@ -80,6 +80,8 @@ class Receivers:
         is_monitoring: tells monitoring callbacks (EarlyStopping, Checkpoint) apart.
         module_base: the class whose methods count as "not overridden" for the module.
         datamodule_base: likewise for the datamodule.
+        callback_base: the class whose no-op hooks callbacks may leave unreplaced (``None``:
+            every callback hook found is called).
         skip: hook names not to call in this run (e.g. a dataloader hook when the
             loaders were passed to ``fit`` directly).
         keep_noops: also call module hooks that are base no-ops (when an observer
@@ -96,6 +98,7 @@ class Receivers:
     is_monitoring: Callable[[Any], bool]
     module_base: type
     datamodule_base: type | None
+    callback_base: type | None = None
     skip: frozenset[str] = frozenset()
     keep_noops: bool = False
     noops: frozenset[str] = frozenset()
@@ -150,8 +153,10 @@ def _module_fns(hook: Hook, obj: Any, base: type | None, keep_noops: bool) -> tu
         if hook.result is Result.PIPE:
             if is_pass_through(method):
                 return ()  # hands its argument on unchanged: the next hook gets the same object
-        elif is_noop(method):
-            return ()
+        else:
+            noop = noop_function(base, hook.name)
+            if noop is not None and is_bound_from(method, noop):
+                return ()
     return (method,)
 
 
@@ -184,7 +189,9 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
         # ``Lifecycle.extend``) is simply not a receiver of that hook.
         pairs = [(cb, m) for cb in chosen if (m := getattr(cb, hook.name, None)) is not None]
         if hook.result is not Result.COLLECT and not hook.per_state_key:
-            pairs = [(cb, m) for cb, m in pairs if not is_noop(m)]
+            noop = noop_function(r.callback_base, hook.name)  # looked up once for all callbacks
+            if noop is not None:
+                pairs = [(cb, m) for cb, m in pairs if not is_bound_from(m, noop)]
         if hook.result is Result.COLLECT or hook.per_state_key:
             fns = tuple(m for _, m in pairs)  # state_dict/load_state_dict take no trainer
             keys = tuple(cb.state_key for cb, _ in pairs)

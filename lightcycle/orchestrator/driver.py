@@ -168,6 +168,7 @@ class LifecycleDriver:
             noops: module hooks this run's settings make do nothing: left out unless an
                 observer records module hooks (as base no-ops are).
         """
+        from lightcycle.callbacks.callback import Callback
         from lightcycle.callbacks.monitoring import is_monitoring
         from lightcycle.core.datamodule import LightningDataModule
         from lightcycle.core.module import LightningModule
@@ -187,6 +188,7 @@ class LifecycleDriver:
             is_monitoring=is_monitoring,
             module_base=LightningModule,
             datamodule_base=LightningDataModule,
+            callback_base=Callback,
             skip=skip,
             keep_noops=bool(self._observers),
             noops=noops,
@@ -378,23 +380,39 @@ class LifecycleDriver:
 
         Sets the status to interrupted, fires every callback's ``on_exception`` then
         the datamodule's (each runs even if another fails), runs ``teardown``, resets
-        the stage and returns to idle. Failures of handlers or of ``teardown`` are
-        attached to ``exception`` as notes and kept in :attr:`secondary_errors`; the
-        caller re-raises ``exception`` itself.
+        the stage and returns to idle. Ordinary failures (``Exception``) of handlers or of
+        ``teardown`` are attached to ``exception`` as notes and kept in
+        :attr:`secondary_errors`; the caller re-raises ``exception`` itself.
+
+        A ``KeyboardInterrupt``, ``SystemExit`` or other ``BaseException`` that is not an
+        ``Exception``, raised by a handler or by ``teardown``, is the user stopping the process:
+        the handlers after it are not called (as in Lightning, where it escapes
+        ``on_exception``), ``teardown`` and the return to idle still run, and then it is raised
+        here, with ``exception`` as its ``__context__``, so that nothing retries the run.
 
         Args:
             exception: the exception that aborted the run.
             teardown: internal clean-up to run after the handlers.
+
+        Raises:
+            BaseException: the first non-``Exception`` raised by a handler or by ``teardown``.
         """
         self._isolated_failures = []
         self._trainer_state.status = TrainerStatus.INTERRUPTED
-        if self.can_fire(INTERRUPT):
-            self.fire(INTERRUPT, exception)
+        stop: BaseException | None = None
+        try:
+            if self.can_fire(INTERRUPT):
+                self.fire(INTERRUPT, exception)
+        except BaseException as err:  # the isolated handlers let only non-Exceptions through
+            stop = err
         if teardown is not None:
             try:
                 teardown()
-            except BaseException as err:  # never hide the original
+            except Exception as err:  # never hide the original
                 self._isolated_failures.append(("internal teardown", err))
+            except BaseException as err:
+                if stop is None:
+                    stop = err
         self._trainer_state.stage = None
         if self.can_fire(FINISH):
             self.fire(FINISH)
@@ -405,6 +423,10 @@ class LifecycleDriver:
             exception.add_note(
                 f"lightcycle: {owner} also failed while handling this: {type(failure).__name__}: {failure}"
             )
+        if stop is not None:
+            if stop.__context__ is None and stop is not exception:
+                stop.__context__ = exception
+            raise stop
 
     @contextmanager
     def guard(self, teardown: Callable[[], None] | None = None) -> Iterator[None]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lightcycle.errors import MisconfigurationException, SIGTERMException
-from lightcycle.orchestrator import steps
+from lightcycle.orchestrator import preflight, steps
 from lightcycle.orchestrator.data import Lookahead, as_loader_list, num_batches, set_sampler_epoch
 from lightcycle.orchestrator.state import RunningStage, TrainerFn
 from lightcycle.states import declaration as ev
@@ -351,6 +351,9 @@ def run_evaluation(
     Returns:
         For predict, the predictions per loader; otherwise an empty list.
     """
+    module = t.lightning_module
+    prefix = "val" if e.noun == "validation" else e.noun
+    preflight.verify_dataloader_idx(module, e.noun, prefix, len(loaders))  # where Lightning's loops check
     fire = t._driver.fire
     device = t._cfg.device
     several = len(loaders) > 1

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import torch
 
-from lightcycle._hooks import is_overridden
+from lightcycle._hooks import is_base_hook, is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.monitoring import Checkpoint
 from lightcycle.errors import InvalidTypeError, MisconfigurationException
-from lightcycle.orchestrator import loops, steps
+from lightcycle.orchestrator import loops, preflight, steps
 from lightcycle.orchestrator.config import resolve
 from lightcycle.orchestrator.driver import LifecycleDriver
 from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
@@ -391,6 +391,7 @@ class Trainer:
         provided = model is not None
         model = self._model_or_current(model, "predict")
         self._begin(TrainerFn.PREDICTING, model, datamodule, {"predict": dataloaders})
+        self._check_eval_source("predict")
         ckpt = self._checkpoints.resolve_path(ckpt_path, TrainerFn.PREDICTING, model_provided=provided)
         out = self._run(lambda: loops.run_eval_entry(self, TrainerFn.PREDICTING, ckpt))
         return out if return_predictions is not False else None
@@ -443,6 +444,7 @@ class Trainer:
                 f"No `{step}()` method defined to run `Trainer.{fn.value}`. "
                 f"Implement `{step}` in {type(model).__name__}."
             )
+        self._check_eval_source("val" if fn is TrainerFn.VALIDATING else "test")
         ckpt = self._checkpoints.resolve_path(ckpt_path, fn, model_provided=provided)
         results: list[dict[str, float]] = self._run(lambda: loops.run_eval_entry(self, fn, ckpt))
         if verbose and results:
@@ -519,6 +521,9 @@ class Trainer:
             datamodule.trainer = self
         self._explicit = given
         if fn is TrainerFn.FITTING:
+            preflight.warn_val_loop_configuration(
+                self._source_defines("val"), is_overridden("validation_step", model, base)
+            )
             self.train_dataloader = None
             self.val_dataloaders = None
             self.num_val_batches = []
@@ -549,7 +554,8 @@ class Trainer:
         module = self.lightning_module
         if module is None or self._cfg.gradient_clip_val:
             return False
-        return not is_overridden("configure_gradient_clipping", module, LightningModule) and not is_overridden(
+        # a skip, not a Lightning decision: any wrapper around either hook is called
+        return is_base_hook("configure_gradient_clipping", module, LightningModule) and is_base_hook(
             "clip_gradients", module, LightningModule
         )
 
@@ -686,6 +692,14 @@ class Trainer:
         source = self._source()
         base = LightningDataModule if self.datamodule is not None else _module_base()
         return is_overridden(f"{kind}_dataloader", source, base)
+
+    def _check_eval_source(self, kind: str) -> None:
+        """Refuse validate/test/predict without a loader of its kind, as Lightning does (before any hook)."""
+        from lightcycle.core.datamodule import LightningDataModule
+
+        base = LightningDataModule if self.datamodule is not None else _module_base()
+        limit = getattr(self._cfg, f"limit_{kind}_batches")
+        preflight.check_loaders_defined(kind, self._source(), base, kind in self._explicit, limit)
 
     def _eval_enabled(self, kind: str) -> bool:
         step = {"val": "validation_step", "test": "test_step", "predict": "predict_step"}[kind]

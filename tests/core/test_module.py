@@ -30,7 +30,7 @@ from lightning_fabric.utilities.seed import seed_everything as pl_seed_everythin
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightcycle._hooks import is_noop, is_overridden
+from lightcycle._hooks import is_marked_noop, is_overridden
 from lightcycle.core.datamodule import LightningDataModule, move_data_to_device
 from lightcycle.core.hparams import AttributeDict
 from lightcycle.core.module import LightningModule
@@ -186,13 +186,13 @@ def _param_shape(fn: Any) -> list[tuple[str, Any, Any]]:
 
 @pytest.mark.parametrize("name", NOOP_HOOKS)
 def test_noop_hooks_are_marked(name: str) -> None:
-    assert is_noop(getattr(LightningModule, name)), name
+    assert is_marked_noop(getattr(LightningModule, name)), name
     assert getattr(_Net(), name).__func__ is getattr(LightningModule, name)
 
 
 @pytest.mark.parametrize("name", WORKING_HOOKS)
 def test_working_hooks_are_not_marked(name: str) -> None:
-    assert not is_noop(getattr(LightningModule, name)), name
+    assert not is_marked_noop(getattr(LightningModule, name)), name
 
 
 @pytest.mark.parametrize("name", SIGNATURE_CHECKED)
@@ -227,9 +227,9 @@ def test_datamodule_signatures_match_lightning(name: str) -> None:
 
 def test_datamodule_noop_marks() -> None:
     for name in ("prepare_data", "setup", "teardown", "load_state_dict", "on_exception"):
-        assert is_noop(getattr(LightningDataModule, name)), name
+        assert is_marked_noop(getattr(LightningDataModule, name)), name
     for name in ("state_dict", "transfer_batch_to_device", "train_dataloader"):
-        assert not is_noop(getattr(LightningDataModule, name)), name
+        assert not is_marked_noop(getattr(LightningDataModule, name)), name
 
 
 def test_is_overridden_detects_steps() -> None:
