@@ -2,6 +2,7 @@
 
 from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.early_stopping import EarlyStopping
+from lightcycle.callbacks.lr_monitor import LearningRateMonitor
 from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
 from lightcycle.callbacks.model_summary import ModelSummary
 from lightcycle.callbacks.monitoring import Checkpoint
@@ -13,6 +14,7 @@ __all__ = [
     "Checkpoint",
     "EarlyStopping",
     "HookRecorder",
+    "LearningRateMonitor",
     "ModelCheckpoint",
     "ModelSummary",
     "ProgressBar",
