@@ -6,8 +6,9 @@ from lightcycle.callbacks.lr_monitor import LearningRateMonitor
 from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
 from lightcycle.callbacks.model_summary import ModelSummary
 from lightcycle.callbacks.monitoring import Checkpoint
-from lightcycle.callbacks.progress import ProgressBar, TQDMProgressBar
+from lightcycle.callbacks.progress import ProgressBar
 from lightcycle.callbacks.recorder import HookRecorder
+from lightcycle.callbacks.tqdm_progress import TQDMProgressBar
 
 __all__ = [
     "Callback",

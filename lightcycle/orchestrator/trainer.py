@@ -237,7 +237,8 @@ class Trainer:
                 )
         from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
         from lightcycle.callbacks.model_summary import ModelSummary
-        from lightcycle.callbacks.progress import ProgressBar, TQDMProgressBar
+        from lightcycle.callbacks.progress import ProgressBar
+        from lightcycle.callbacks.tqdm_progress import TQDMProgressBar
 
         out = list(given)
         has_checkpoint = any(isinstance(cb, Checkpoint) for cb in out)
