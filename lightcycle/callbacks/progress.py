@@ -162,4 +162,3 @@ def get_standard_metrics(trainer: Any) -> dict[str, int | str]:
         if version not in ("", None):
             items["v_num"] = version[-4:] if isinstance(version, str) else version
     return items
-
