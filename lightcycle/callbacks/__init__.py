@@ -1,13 +1,16 @@
-"""Callbacks: the base class and the built-in callbacks."""
+"""Callbacks: the base class and the built-in callbacks (Lightning 2.6's names and behaviour)."""
 
 from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.early_stopping import EarlyStopping
+from lightcycle.callbacks.lambda_function import LambdaCallback
 from lightcycle.callbacks.lr_monitor import LearningRateMonitor
 from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
 from lightcycle.callbacks.model_summary import ModelSummary
 from lightcycle.callbacks.monitoring import Checkpoint
+from lightcycle.callbacks.on_exception_checkpoint import OnExceptionCheckpoint
 from lightcycle.callbacks.progress import ProgressBar
 from lightcycle.callbacks.recorder import HookRecorder
+from lightcycle.callbacks.timer import Timer
 from lightcycle.callbacks.tqdm_progress import TQDMProgressBar
 
 __all__ = [
@@ -15,9 +18,12 @@ __all__ = [
     "Checkpoint",
     "EarlyStopping",
     "HookRecorder",
+    "LambdaCallback",
     "LearningRateMonitor",
     "ModelCheckpoint",
     "ModelSummary",
+    "OnExceptionCheckpoint",
     "ProgressBar",
     "TQDMProgressBar",
+    "Timer",
 ]

@@ -73,6 +73,20 @@ class _Strategy:
     def barrier(self, name: str | None = None) -> None:
         """Single process: nothing to wait for."""
 
+    def broadcast(self, obj: Any, src: int = 0) -> Any:
+        """Single process: every rank already has ``obj``."""
+        return obj
+
+    def remove_checkpoint(self, filepath: str | os.PathLike[str]) -> None:
+        """Delete a checkpoint file or folder if it exists (Lightning's ``strategy.remove_checkpoint``)."""
+        import shutil
+
+        path = os.fspath(filepath)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
 
 class _StageFlag:
     """A trainer flag that is true while ``state.stage`` is one stage (Lightning's
