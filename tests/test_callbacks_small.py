@@ -92,7 +92,7 @@ def test_on_exception_checkpoint_saves_what_lightning_saves(tmp_path: Path) -> N
         with pytest.raises(RuntimeError, match="injected"):
             run(
                 fw,
-                lambda fw: [fw.callbacks.OnExceptionCheckpoint(folder)],
+                lambda fw, folder=folder: [fw.callbacks.OnExceptionCheckpoint(folder)],
                 module=_failing_module(fw),
                 enable_checkpointing=True,
             )
