@@ -62,9 +62,7 @@ class LambdaCallback(Callback):
     def __init__(self, **hooks: Callable[..., Any] | None) -> None:
         unknown = sorted(set(hooks) - set(self.HOOKS))
         if unknown:
-            raise TypeError(
-                f"LambdaCallback got unexpected hook name(s) {unknown}; it takes {', '.join(self.HOOKS)}."
-            )
+            raise TypeError(f"LambdaCallback got unexpected hook name(s) {unknown}; it takes {', '.join(self.HOOKS)}.")
         for name, fn in hooks.items():
             if fn is not None:
                 setattr(self, name, fn)  # an instance attribute replaces the base no-op for dispatch

@@ -17,6 +17,7 @@ import torch
 
 from lightcycle.callbacks.callback import Callback
 from lightcycle.errors import MisconfigurationException
+from lightcycle.orchestrator.surface import should_update_logs
 
 if TYPE_CHECKING:
     from torch.optim import Optimizer
@@ -24,20 +25,6 @@ if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule
     from lightcycle.core.optim import LRSchedulerConfig
     from lightcycle.orchestrator.trainer import Trainer
-
-
-def should_update_logs(trainer: Any) -> bool:
-    """Lightning's ``_LoggerConnector.should_update_logs``: the coming step is a logging step.
-
-    Args:
-        trainer: the running trainer.
-
-    Returns:
-        True when ``global_step + 1`` is a multiple of ``log_every_n_steps`` (``+ 1``: it is
-        asked before the step runs), or the trainer is stopping.
-    """
-    every = trainer.log_every_n_steps
-    return bool(every and (trainer.global_step + 1) % every == 0) or bool(trainer.should_stop)
 
 
 class LearningRateMonitor(Callback):

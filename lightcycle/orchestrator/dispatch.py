@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from lightcycle._foreign import lightning_class
 from lightcycle._hooks import is_noop, is_overridden
 from lightcycle.states.model import Action, Hook, Result, Target, Transition, Trigger
 
@@ -155,6 +156,18 @@ def _module_fns(hook: Hook, obj: Any, base: type | None, keep_noops: bool) -> tu
     return (method,)
 
 
+def _callback_default(cb: Any, name: str, method: Any) -> bool:
+    """Whether a callback's hook is its base class's no-op (left out of dispatch).
+
+    A callback built on Lightning's ``Callback`` inherits Lightning's no-ops, which carry no
+    marker: for it the hook counts as default when it is the foreign base's own function.
+    """
+    foreign = lightning_class(cb, "Callback")
+    if foreign is not None:
+        return not is_overridden(name, cb, foreign)
+    return is_noop(method)
+
+
 def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
     """Resolve one declared hook against the run's objects.
 
@@ -184,7 +197,7 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
         # ``Lifecycle.extend``) is simply not a receiver of that hook.
         pairs = [(cb, m) for cb in chosen if (m := getattr(cb, hook.name, None)) is not None]
         if hook.result is not Result.COLLECT and not hook.per_state_key:
-            pairs = [(cb, m) for cb, m in pairs if not is_noop(m)]
+            pairs = [(cb, m) for cb, m in pairs if not _callback_default(cb, hook.name, m)]
         if hook.result is Result.COLLECT or hook.per_state_key:
             fns = tuple(m for _, m in pairs)  # state_dict/load_state_dict take no trainer
             keys = tuple(cb.state_key for cb, _ in pairs)
