@@ -2,6 +2,7 @@
 
 from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.early_stopping import EarlyStopping
+from lightcycle.callbacks.finetuning import BackboneFinetuning, BaseFinetuning
 from lightcycle.callbacks.lambda_function import LambdaCallback
 from lightcycle.callbacks.lr_monitor import LearningRateMonitor
 from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
@@ -14,6 +15,8 @@ from lightcycle.callbacks.timer import Timer
 from lightcycle.callbacks.tqdm_progress import TQDMProgressBar
 
 __all__ = [
+    "BackboneFinetuning",
+    "BaseFinetuning",
     "Callback",
     "Checkpoint",
     "EarlyStopping",
