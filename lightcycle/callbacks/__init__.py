@@ -3,6 +3,7 @@
 from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.early_stopping import EarlyStopping
 from lightcycle.callbacks.finetuning import BackboneFinetuning, BaseFinetuning
+from lightcycle.callbacks.gradient_accumulation_scheduler import GradientAccumulationScheduler
 from lightcycle.callbacks.lambda_function import LambdaCallback
 from lightcycle.callbacks.lr_monitor import LearningRateMonitor
 from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
@@ -20,6 +21,7 @@ __all__ = [
     "Callback",
     "Checkpoint",
     "EarlyStopping",
+    "GradientAccumulationScheduler",
     "HookRecorder",
     "LambdaCallback",
     "LearningRateMonitor",

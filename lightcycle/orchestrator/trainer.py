@@ -831,6 +831,16 @@ class Trainer:
     def accumulate_grad_batches(self) -> int:
         return self._cfg.accumulate_grad_batches
 
+    @accumulate_grad_batches.setter
+    def accumulate_grad_batches(self, value: int) -> None:
+        # Lightning's is a plain attribute; GradientAccumulationScheduler sets it at each epoch start,
+        # and the epoch loop reads it after on_train_epoch_start.
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise MisconfigurationException(
+                f"trainer.accumulate_grad_batches = {value!r} is invalid: expected an int >= 1."
+            )
+        self._cfg.accumulate_grad_batches = value
+
     @property
     def gradient_clip_val(self) -> float | None:
         return self._cfg.gradient_clip_val
