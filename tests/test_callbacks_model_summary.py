@@ -76,3 +76,22 @@ def test_bad_max_depth_is_refused() -> None:
 
     with pytest.raises(ValueError, match="max_depth"):
         summarize(torch.nn.Linear(1, 1), max_depth=-2)
+
+
+def test_rich_model_summary_equals_lightning(capsys: pytest.CaptureFixture[str]) -> None:
+    outs = []
+    for fw in (PL, LC):
+        capsys.readouterr()
+        run(fw, lambda fw: [fw.callbacks.RichModelSummary(max_depth=-1)], module=_model(fw, True, True))
+        outs.append(capsys.readouterr().out)
+    assert "Total FLOPs" in outs[0]
+    assert outs[1] == outs[0]
+
+
+def test_rich_model_summary_without_rich_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "rich" else real(name, *a))
+    with pytest.raises(ModuleNotFoundError, match=r"pip install lightcycle\[rich\]"):
+        LC.callbacks.RichModelSummary()

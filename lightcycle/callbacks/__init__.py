@@ -12,6 +12,7 @@ from lightcycle.callbacks.monitoring import Checkpoint
 from lightcycle.callbacks.on_exception_checkpoint import OnExceptionCheckpoint
 from lightcycle.callbacks.progress import ProgressBar
 from lightcycle.callbacks.recorder import HookRecorder
+from lightcycle.callbacks.rich_model_summary import RichModelSummary
 from lightcycle.callbacks.timer import Timer
 from lightcycle.callbacks.tqdm_progress import TQDMProgressBar
 
@@ -29,6 +30,7 @@ __all__ = [
     "ModelSummary",
     "OnExceptionCheckpoint",
     "ProgressBar",
+    "RichModelSummary",
     "TQDMProgressBar",
     "Timer",
 ]
