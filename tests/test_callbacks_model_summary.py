@@ -58,10 +58,16 @@ def test_model_summary_table_equals_lightning(
         assert ours.rstrip("\n") == lightning
 
 
-def test_default_summary_is_on_like_lightning(capsys: pytest.CaptureFixture[str]) -> None:
-    run(LC, lambda fw: [], enable_model_summary=True, module=_model(LC, False, False))
-    out = capsys.readouterr().out
-    assert "| Name " in out and "Total estimated model params size (MB)" in out
+def test_default_summary_is_lightnings(capsys: pytest.CaptureFixture[str]) -> None:
+    """On by default, and the rich table when rich is installed (it is, with the test extra), as in Lightning."""
+    outs = []
+    for fw in (PL, LC):
+        capsys.readouterr()
+        trainer = run(fw, lambda fw: [], enable_model_summary=True, module=_model(fw, False, False))["trainer"]
+        outs.append(capsys.readouterr().out)
+        assert type(trainer.callbacks[-1]).__name__ == "RichModelSummary"
+    assert "Total estimated model params size (MB)" in outs[0]
+    assert outs[1] == outs[0]
 
 
 @pytest.mark.parametrize("n", [0, 123, 1234, 2_000_000, 3_000_000_000, 4 * 10**14, 5 * 10**15])

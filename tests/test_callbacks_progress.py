@@ -69,7 +69,9 @@ def test_tqdm_bar_test_and_predict_like_lightning() -> None:
         model.test_step = lambda batch, batch_idx, dataloader_idx=0: None
         model.predict_step = lambda batch, batch_idx: batch[0]
         _, val = loaders()
-        trainer = fw.Trainer(logger=False, enable_checkpointing=False, enable_model_summary=False)
+        # Explicit: Lightning's default bar is its RichProgressBar when rich is installed.
+        bar = fw.callbacks.TQDMProgressBar()
+        trainer = fw.Trainer(callbacks=[bar], logger=False, enable_checkpointing=False, enable_model_summary=False)
         with contextlib.redirect_stdout(out):
             trainer.validate(model, val, verbose=False)
             trainer.test(model, [val, val], verbose=False)

@@ -13,6 +13,7 @@ from lightcycle.callbacks.on_exception_checkpoint import OnExceptionCheckpoint
 from lightcycle.callbacks.progress import ProgressBar
 from lightcycle.callbacks.recorder import HookRecorder
 from lightcycle.callbacks.rich_model_summary import RichModelSummary
+from lightcycle.callbacks.stochastic_weight_avg import StochasticWeightAveraging
 from lightcycle.callbacks.timer import Timer
 from lightcycle.callbacks.tqdm_progress import TQDMProgressBar
 
@@ -31,6 +32,7 @@ __all__ = [
     "OnExceptionCheckpoint",
     "ProgressBar",
     "RichModelSummary",
+    "StochasticWeightAveraging",
     "TQDMProgressBar",
     "Timer",
 ]

@@ -62,6 +62,8 @@ class FitLoopProgress:
     min_epochs: int | None = None
     max_steps: int = -1
     min_steps: int | None = None
+    _skip_backward: bool = False
+    """Lightning's flag: the current epoch runs no backward (set by StochasticWeightAveraging)."""
 
     @property
     def epoch_loop(self) -> Any:
@@ -280,7 +282,12 @@ class Trainer:
                 "Remove it or set enable_progress_bar=True."
             )
         if self._cfg.enable_model_summary and not any(is_kind(cb, ModelSummary, "ModelSummary") for cb in out):
-            out.append(ModelSummary())
+            import importlib.util
+
+            from lightcycle.callbacks.rich_model_summary import RichModelSummary
+
+            # Lightning's choice: the rich table when rich is installed.
+            out.append(RichModelSummary() if importlib.util.find_spec("rich") is not None else ModelSummary())
         return out
 
     def _make_loggers(self, logger: Any) -> list[Any]:
@@ -813,7 +820,7 @@ class Trainer:
 
     @property
     def max_epochs(self) -> int:
-        return self._cfg.max_epochs
+        return self.fit_loop.max_epochs  # Lightning's: a callback may change fit_loop.max_epochs
 
     @property
     def min_epochs(self) -> int | None:
