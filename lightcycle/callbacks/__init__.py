@@ -1,6 +1,7 @@
 """Callbacks: the base class and the built-in callbacks (Lightning 2.6's names and behaviour)."""
 
 from lightcycle.callbacks.callback import Callback
+from lightcycle.callbacks.device_stats_monitor import DeviceStatsMonitor
 from lightcycle.callbacks.early_stopping import EarlyStopping
 from lightcycle.callbacks.finetuning import BackboneFinetuning, BaseFinetuning
 from lightcycle.callbacks.gradient_accumulation_scheduler import GradientAccumulationScheduler
@@ -22,6 +23,7 @@ __all__ = [
     "BaseFinetuning",
     "Callback",
     "Checkpoint",
+    "DeviceStatsMonitor",
     "EarlyStopping",
     "GradientAccumulationScheduler",
     "HookRecorder",

@@ -27,6 +27,30 @@ def should_update_logs(trainer: Any) -> bool:
     return (trainer.global_step + 1) % every == 0 or bool(trainer.should_stop)
 
 
+def batches_that_stepped(trainer: Any, in_batch: bool) -> int:
+    """Lightning's ``fit_loop.epoch_loop._batches_that_stepped``, the step its loggers are given.
+
+    Lightning counts a batch that stepped only once the batch is over (after ``on_train_batch_end``
+    and the validation that follows it); lightcycle's ``global_step`` counts the optimizer step at
+    once. Under manual optimization this is ``global_step``.
+
+    Args:
+        trainer: the running trainer.
+        in_batch: asked from inside a fit's training batch, after its optimizer step could have run
+            (``on_train_batch_end``, or validation run after the batch).
+
+    Returns:
+        The count.
+    """
+    step = int(trainer.global_step)
+    module = trainer.lightning_module
+    if in_batch and module is not None and module.automatic_optimization:
+        from lightcycle.orchestrator.loops import _should_accumulate
+
+        step -= not _should_accumulate(trainer)
+    return step
+
+
 class LoggerConnectorView:
     """``trainer._logger_connector``: only ``should_update_logs``."""
 
