@@ -8,6 +8,7 @@ state and the hooks they fired.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -124,6 +125,8 @@ def run(
         enable_model_summary=False,
         log_every_n_steps=1,
         accelerator="cpu",
+        # Default checkpoints and logs go to a fresh folder, never into the working directory.
+        default_root_dir=tempfile.mkdtemp(prefix="lc_callbacks_"),
     )
     kwargs.update(trainer_kwargs)
     trainer = fw.Trainer(callbacks=callbacks, **kwargs)

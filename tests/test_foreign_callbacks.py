@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -118,12 +119,14 @@ def _datamodule(fw: ModuleType) -> Any:
     return Data()
 
 
-def test_a_lightning_datamodule_is_driven_like_lightcycles() -> None:
+def test_a_lightning_datamodule_is_driven_like_lightcycles(tmp_path: Path) -> None:
     results = {}
     for name, fw in (("pl", PL), ("lc", LC)):
         dm = _datamodule(PL)
         model = make_module(fw)
-        trainer = fw.Trainer(max_epochs=2, logger=False, enable_progress_bar=False, enable_model_summary=False)
+        trainer = fw.Trainer(
+            max_epochs=2, logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path
+        )
         trainer.fit(model, datamodule=dm)
         results[name] = (dm.calls, trainer.global_step, {k: v.clone() for k, v in model.state_dict().items()})
     assert results["lc"][:2] == results["pl"][:2]
