@@ -1,59 +1,76 @@
-"""ModelSummary: a table of the module's top-level layers and parameter counts at fit start."""
+"""ModelSummary: print Lightning 2.6's summary table of the module when fit starts (on by default)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lightcycle.callbacks.callback import Callback
 
 if TYPE_CHECKING:
+    from lightcycle.core.model_summary import ModelSummary as Summary
     from lightcycle.core.module import LightningModule
     from lightcycle.orchestrator.trainer import Trainer
 
 
-def summarize(module: LightningModule, max_depth: int = 1) -> str:
-    """The summary table as text.
-
-    Args:
-        module: the module to describe.
-        max_depth: 1 lists direct children only.
-
-    Returns:
-        Rows of name, type and parameter count, then totals.
-    """
-    rows = [("", "Name", "Type", "Params")]
-    for i, (name, child) in enumerate(module.named_children()):
-        count = sum(p.numel() for p in child.parameters())
-        rows.append((str(i), name, type(child).__name__, _human(count)))
-    total = sum(p.numel() for p in module.parameters())
-    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-    widths = [max(len(r[c]) for r in rows) for c in range(4)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
-    rule = "-" * len(lines[0])
-    lines.insert(1, rule)
-    lines.append(rule)
-    lines.append(f"{_human(trainable)}  Trainable params")
-    lines.append(f"{_human(total - trainable)}  Non-trainable params")
-    lines.append(f"{_human(total)}  Total params")
-    return "\n".join(lines)
-
-
-def _human(n: int) -> str:
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return str(n)
-
-
 class ModelSummary(Callback):
-    """Prints :func:`summarize` once when fit starts (on by default, as in Lightning).
+    """Print the module's layer table (:mod:`lightcycle.core.model_summary`) at ``on_fit_start``.
+
+    Lightning sends the table to its ``logging`` logger at INFO level (shown on the console by the
+    handler Lightning installs); lightcycle installs no handler, so it prints the table to stdout.
 
     Args:
-        max_depth: how deep to list submodules (1: direct children).
+        max_depth: deepest layer nesting listed; 0 turns the summary off, -1 lists all. Default 1.
+        **summarize_kwargs: passed on to :meth:`summarize` (for subclasses that override it).
     """
 
-    def __init__(self, max_depth: int = 1) -> None:
-        self.max_depth = max_depth
+    def __init__(self, max_depth: int = 1, **summarize_kwargs: Any) -> None:
+        self._max_depth: int = max_depth
+        self._summarize_kwargs: dict[str, Any] = summarize_kwargs
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        print(summarize(pl_module, self.max_depth))
+        if not self._max_depth:
+            return
+        summary = self._summary(trainer, pl_module)
+        if trainer.is_global_zero:
+            self.summarize(
+                summary._get_summary_data(),
+                summary.total_parameters,
+                summary.trainable_parameters,
+                summary.model_size,
+                summary.total_training_modes,
+                total_flops=summary.total_flops,
+                **self._summarize_kwargs,
+            )
+
+    def _summary(self, trainer: Trainer, pl_module: LightningModule) -> Summary:
+        from lightcycle.core.model_summary import summarize
+
+        return summarize(pl_module, max_depth=self._max_depth)
+
+    @staticmethod
+    def summarize(
+        summary_data: list[tuple[str, list[str]]],
+        total_parameters: int,
+        trainable_parameters: int,
+        model_size: float,
+        total_training_modes: dict[str, int],
+        total_flops: int,
+        **summarize_kwargs: Any,
+    ) -> None:
+        """Print the table (override to show it elsewhere, as RichModelSummary does).
+
+        Args:
+            summary_data: the columns, ``(header, cells)``.
+            total_parameters: all parameters.
+            trainable_parameters: those with ``requires_grad``.
+            model_size: estimated size in MB.
+            total_training_modes: ``{"train": n, "eval": m}`` submodule counts.
+            total_flops: FLOPs of the example input's forward (0 without one).
+            **summarize_kwargs: unused here.
+        """
+        from lightcycle.core.model_summary import _format_summary_table
+
+        table = _format_summary_table(
+            total_parameters, trainable_parameters, model_size, total_training_modes, total_flops, *summary_data
+        )
+        print("\n" + table)

@@ -8,6 +8,9 @@ EarlyStopping lives in their own modules.
 
 from __future__ import annotations
 
+from typing import Any
+
+from lightcycle._foreign import is_kind
 from lightcycle.callbacks.callback import Callback
 
 
@@ -15,8 +18,13 @@ class Checkpoint(Callback):
     """Base class of callbacks that save checkpoints (always last in the list)."""
 
 
-def is_monitoring(callback: Callback) -> bool:
-    """True for EarlyStopping and Checkpoint instances (Lightning's definition)."""
+def is_checkpoint(callback: Any) -> bool:
+    """True for Checkpoint instances, lightcycle's or Lightning's (e.g. its ModelCheckpoint)."""
+    return is_kind(callback, Checkpoint, "Checkpoint")
+
+
+def is_monitoring(callback: Any) -> bool:
+    """True for EarlyStopping and Checkpoint instances, lightcycle's or Lightning's (Lightning's definition)."""
     from lightcycle.callbacks.early_stopping import EarlyStopping
 
-    return isinstance(callback, (Checkpoint, EarlyStopping))
+    return is_checkpoint(callback) or is_kind(callback, EarlyStopping, "EarlyStopping")

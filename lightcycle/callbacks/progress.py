@@ -1,157 +1,164 @@
-"""Progress bars. ``TQDMProgressBar`` is on by default, as Lightning's is.
+"""ProgressBar: the base class of progress bars, with Lightning 2.6's totals and descriptions.
 
-Metric values shown in a bar are converted to Python numbers only when the bar is
-redrawn (at most every ``refresh_interval`` seconds), so the bar forces no device
-synchronisation per step.
+``TQDMProgressBar`` (the default bar, on as in Lightning) lives in
+:mod:`lightcycle.callbacks.tqdm_progress`.
 """
 
 from __future__ import annotations
 
-import math
-import sys
-import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from lightcycle.callbacks.callback import Callback
 
 if TYPE_CHECKING:
-    from tqdm import tqdm
-
     from lightcycle.core.module import LightningModule
     from lightcycle.orchestrator.trainer import Trainer
 
 
 class ProgressBar(Callback):
-    """Base class of progress bars (``trainer.progress_bar_callback``)."""
+    """Base class of progress bars (``trainer.progress_bar_callback``), as Lightning's.
 
-    def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
-        """The values shown: ``trainer.progress_bar_metrics`` as plain numbers."""
-        out: dict[str, Any] = {}
-        for key, value in trainer.progress_bar_metrics.items():
-            out[key] = value.item() if hasattr(value, "item") else value
-        return out
-
-
-def _total(n: Any) -> int | None:
-    if isinstance(n, (list, tuple)):
-        n = sum(n)
-    return None if n is None or n == math.inf else int(n)
-
-
-class TQDMProgressBar(ProgressBar):
-    """A tqdm bar per training epoch and per evaluation run, on stderr.
-
-    Args:
-        refresh_interval: seconds between redraws of the metric values.
-        leave: keep each epoch's bar on screen after it ends.
+    Subclasses implement :meth:`disable`, :meth:`enable` and draw in the hooks they need;
+    the ``total_*`` properties say how many batches the current run or dataloader has.
     """
 
-    def __init__(self, refresh_interval: float = 0.5, leave: bool = True) -> None:
-        self.refresh_interval = refresh_interval
-        self.leave = leave
-        self._train: tqdm[Any] | None = None
-        self._eval: tqdm[Any] | None = None
-        self._last_draw = 0.0
+    def __init__(self) -> None:
+        self._trainer: Trainer | None = None
+        self._current_eval_dataloader_idx: int | None = None
 
-    def _bar(self, desc: str, total: Any, leave: bool) -> tqdm[Any]:
-        from tqdm import tqdm
+    @property
+    def trainer(self) -> Trainer:
+        """The trainer this bar was set up with (at ``setup``)."""
+        if self._trainer is None:
+            raise TypeError(f"The `{self.__class__.__name__}._trainer` reference has not been set yet.")
+        return self._trainer
 
-        return tqdm(desc=desc, total=_total(total), leave=leave, dynamic_ncols=True, file=sys.stderr, smoothing=0)
+    @property
+    def sanity_check_description(self) -> str:
+        return "Sanity Checking"
 
-    def _maybe_postfix(
-        self, bar: tqdm[Any] | None, trainer: Trainer, pl_module: LightningModule, force: bool = False
-    ) -> None:
-        now = time.monotonic()
-        if bar is None or (not force and now - self._last_draw < self.refresh_interval):
-            return
-        self._last_draw = now
-        metrics = self.get_metrics(trainer, pl_module)
-        if metrics:
-            bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in metrics.items()}, refresh=False)
+    @property
+    def train_description(self) -> str:
+        return "Training"
 
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._train = self._bar(f"Epoch {trainer.current_epoch}", trainer.num_training_batches, self.leave)
+    @property
+    def validation_description(self) -> str:
+        return "Validation"
 
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        if self._train is not None:
-            self._maybe_postfix(self._train, trainer, pl_module)
-            self._train.update(1)
+    @property
+    def test_description(self) -> str:
+        return "Testing"
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._train is not None:
-            self._maybe_postfix(self._train, trainer, pl_module, force=True)
-            self._train.close()
-            self._train = None
+    @property
+    def predict_description(self) -> str:
+        return "Predicting"
 
-    def _eval_start(self, desc: str, total: Any) -> None:
-        self._eval = self._bar(desc, total, leave=False)
+    @property
+    def total_train_batches(self) -> int | float:
+        """Training batches this epoch (fewer when ``max_steps`` ends it first; ``inf`` if unknown)."""
+        t = self.trainer
+        if t.max_epochs == -1 and t.max_steps is not None and t.max_steps > 0:
+            return min(t.num_training_batches, t.max_steps - t.global_step)
+        return t.num_training_batches
 
-    def _eval_step(self) -> None:
-        if self._eval is not None:
-            self._eval.update(1)
+    def _current(self, batches: Any) -> int | float:
+        if isinstance(batches, list):
+            assert self._current_eval_dataloader_idx is not None
+            return batches[self._current_eval_dataloader_idx]  # type: ignore[no-any-return]
+        return batches  # type: ignore[no-any-return]
 
-    def _eval_end(self) -> None:
-        if self._eval is not None:
-            self._eval.close()
-            self._eval = None
+    @property
+    def total_val_batches_current_dataloader(self) -> int | float:
+        """Batches of the current validation (or sanity-check) dataloader."""
+        t = self.trainer
+        return self._current(t.num_sanity_val_batches if t.sanity_checking else t.num_val_batches)
 
-    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        total = trainer.num_sanity_val_batches if trainer.sanity_checking else trainer.num_val_batches
-        self._eval_start("Sanity Checking" if trainer.sanity_checking else "Validation", total)
+    @property
+    def total_test_batches_current_dataloader(self) -> int | float:
+        """Batches of the current test dataloader."""
+        return self._current(self.trainer.num_test_batches)
 
-    def on_validation_batch_end(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        self._eval_step()
+    @property
+    def total_predict_batches_current_dataloader(self) -> int | float:
+        """Batches of the current predict dataloader."""
+        return self._current(self.trainer.num_predict_batches)
 
-    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._eval_end()
-        self._maybe_postfix(self._train, trainer, pl_module, force=True)
+    @property
+    def total_val_batches(self) -> int | float:
+        """Validation batches of all dataloaders this epoch (0 when this epoch does not validate)."""
+        t = self.trainer
+        if not t._should_check_val_epoch():
+            return 0
+        return sum(t.num_val_batches) if isinstance(t.num_val_batches, list) else t.num_val_batches
 
-    def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._eval_start("Testing", trainer.num_test_batches)
+    def has_dataloader_changed(self, dataloader_idx: int) -> bool:
+        """Record ``dataloader_idx`` as current; True when it differs from the previous one."""
+        old = self._current_eval_dataloader_idx
+        self._current_eval_dataloader_idx = dataloader_idx
+        return old != dataloader_idx
 
-    def on_test_batch_end(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        self._eval_step()
+    def reset_dataloader_idx_tracker(self) -> None:
+        self._current_eval_dataloader_idx = None
 
-    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._eval_end()
+    def disable(self) -> None:
+        """Stop drawing (subclasses implement it)."""
+        raise NotImplementedError
 
-    def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._eval_start("Predicting", trainer.num_predict_batches)
+    def enable(self) -> None:
+        """Draw again (subclasses implement it)."""
+        raise NotImplementedError
 
-    def on_predict_batch_end(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        self._eval_step()
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        """Print without breaking the bar (subclasses write through their bar)."""
+        print(*args, **kwargs)
 
-    def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._eval_end()
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._trainer = trainer
+        if not trainer.is_global_zero:
+            self.disable()
 
-    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        for bar in (self._train, self._eval):
-            if bar is not None:
-                bar.close()
-        self._train = self._eval = None
+    def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
+        """The values shown: the logger version as ``v_num``, then ``trainer.progress_bar_metrics``.
+
+        Args:
+            trainer: the running trainer.
+            pl_module: the module.
+
+        Returns:
+            Name to plain Python value.
+        """
+        standard = get_standard_metrics(trainer)
+        pbar: dict[str, Any] = {}
+        for key, value in trainer.progress_bar_metrics.items():
+            pbar[key] = value.item() if hasattr(value, "item") else value
+        duplicates = list(standard.keys() & pbar.keys())
+        if duplicates:
+            warnings.warn(
+                f"The progress bar already tracks a metric with the name(s) '{', '.join(duplicates)}' and"
+                f" `self.log('{duplicates[0]}', ..., prog_bar=True)` will overwrite this value. "
+                " If this is undesired, change the name or override `get_metrics()` in the progress bar callback.",
+                stacklevel=2,
+            )
+        return {**standard, **pbar}
+
+
+def get_standard_metrics(trainer: Any) -> dict[str, int | str]:
+    """Lightning's standard bar items: ``v_num``, the loggers' version (a string's last 4 characters).
+
+    Args:
+        trainer: the running trainer.
+
+    Returns:
+        ``{"v_num": version}``, or empty without loggers or a version.
+    """
+    items: dict[str, int | str] = {}
+    loggers = trainer.loggers
+    if loggers:
+        if len(loggers) == 1:
+            version = getattr(loggers[0], "version", None)
+        else:  # Lightning's `_version`: the distinct versions joined with "_"
+            version = "_".join(dict.fromkeys(str(getattr(lg, "version", None)) for lg in loggers))
+        if version not in ("", None):
+            items["v_num"] = version[-4:] if isinstance(version, str) else version
+    return items

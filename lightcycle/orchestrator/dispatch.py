@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from lightcycle._foreign import lightning_class
 from lightcycle._hooks import is_bound_from, is_overridden, noop_function
 from lightcycle.states.model import Action, Hook, Result, Target, Transition, Trigger
 
@@ -160,6 +161,30 @@ def _module_fns(hook: Hook, obj: Any, base: type | None, keep_noops: bool) -> tu
     return (method,)
 
 
+def _callback_default(cb: Any, name: str, method: Any, noop: Any) -> bool:
+    """Whether a callback's hook is its base class's no-op (left out of dispatch).
+
+    Decided by identity with the base's own function, never by a marker a wrapper can copy.
+    A callback built on Lightning's ``Callback`` inherits Lightning's hooks, which carry no
+    marker but are all no-ops: for it the hook is default when it is that foreign base's own
+    function, bound and unreplaced.
+
+    Args:
+        cb: the callback.
+        name: the hook name.
+        method: ``getattr(cb, name)``.
+        noop: lightcycle's ``Callback`` no-op for ``name`` (``None`` when it has none).
+
+    Returns:
+        True when calling ``method`` would do nothing.
+    """
+    foreign = lightning_class(cb, "Callback")
+    if foreign is not None:
+        base_fn = getattr(foreign, name, None)
+        return base_fn is not None and is_bound_from(method, base_fn)
+    return noop is not None and is_bound_from(method, noop)
+
+
 def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
     """Resolve one declared hook against the run's objects.
 
@@ -190,8 +215,7 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
         pairs = [(cb, m) for cb in chosen if (m := getattr(cb, hook.name, None)) is not None]
         if hook.result is not Result.COLLECT and not hook.per_state_key:
             noop = noop_function(r.callback_base, hook.name)  # looked up once for all callbacks
-            if noop is not None:
-                pairs = [(cb, m) for cb, m in pairs if not is_bound_from(m, noop)]
+            pairs = [(cb, m) for cb, m in pairs if not _callback_default(cb, hook.name, m, noop)]
         if hook.result is Result.COLLECT or hook.per_state_key:
             fns = tuple(m for _, m in pairs)  # state_dict/load_state_dict take no trainer
             keys = tuple(cb.state_key for cb, _ in pairs)

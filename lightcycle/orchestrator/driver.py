@@ -168,6 +168,7 @@ class LifecycleDriver:
             noops: module hooks this run's settings make do nothing: left out unless an
                 observer records module hooks (as base no-ops are).
         """
+        from lightcycle._foreign import hook_base
         from lightcycle.callbacks.callback import Callback
         from lightcycle.callbacks.monitoring import is_monitoring
         from lightcycle.core.datamodule import LightningDataModule
@@ -187,7 +188,7 @@ class LifecycleDriver:
             datamodule=datamodule,
             is_monitoring=is_monitoring,
             module_base=LightningModule,
-            datamodule_base=LightningDataModule,
+            datamodule_base=hook_base(datamodule, LightningDataModule),
             callback_base=Callback,
             skip=skip,
             keep_noops=bool(self._observers),

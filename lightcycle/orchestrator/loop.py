@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
+from lightcycle._foreign import is_kind
 from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.core.logging import MetricStore
@@ -285,12 +286,15 @@ class LoopDriver:
                 f"LoopDriver(module=...) must be a lightcycle.LightningModule, got {type(module).__name__}. "
                 "Subclass lightcycle.LightningModule instead of torch.nn.Module (forward is all it needs)."
             )
-        given = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or ())
+        # A single callback (lightcycle's or one built on Lightning's class), or a sequence of them.
+        given: list[Callback] = (
+            [cast(Callback, callbacks)] if is_kind(callbacks, Callback, "Callback") else list(callbacks or ())  # type: ignore[arg-type]
+        )
         for cb in given:
-            if not isinstance(cb, Callback):
+            if not is_kind(cb, Callback, "Callback"):
                 raise TypeError(
-                    f"LoopDriver(callbacks=...) got {type(cb).__name__}, which is not a lightcycle.Callback. "
-                    "Subclass lightcycle.Callback."
+                    f"LoopDriver(callbacks=...) got {type(cb).__name__}, which is not a Callback. "
+                    "Subclass lightcycle.Callback (or Lightning's Callback)."
                 )
         if accumulate_grad_batches < 1:
             raise MisconfigurationException(

@@ -113,7 +113,7 @@ def _fit_done(t: Trainer) -> bool:
         return True
     if _limit_reached(t.global_step, t._cfg.max_steps):
         return True
-    if _limit_reached(t.fit_loop.epochs_processed, t._cfg.max_epochs):
+    if _limit_reached(t.fit_loop.epochs_processed, t.fit_loop.max_epochs):  # a callback may change it (SWA)
         t.fit_loop.epochs_completed = t.fit_loop.epochs_processed
         return True
     return t.should_stop and _can_stop_early(t)
@@ -327,6 +327,7 @@ def _automatic_step(t: Trainer) -> steps.AutomaticStep:
         t._lightning_optimizers[0],
         accumulate=t._cfg.accumulate_grad_batches,
         warn=t._warn_once,
+        skip_backward=t.fit_loop._skip_backward,
         outputs=t._driver.calls_hooks(ev.TRAIN_BATCH_END),
     )
 

@@ -138,10 +138,14 @@ class AutomaticStep:
         accumulate: int,
         warn: Callable[[str], None],
         outputs: bool = True,
+        skip_backward: bool = False,
     ) -> None:
         self._training_step = caller(ev.TRAINING_STEP)
-        self._zero_grad_event = caller(ev.ZERO_GRAD)
-        self._backward = caller(ev.BACKWARD)
+        # Lightning's fit_loop._skip_backward (set for an epoch, e.g. by StochasticWeightAveraging's
+        # BatchNorm pass): no zero_grad, no backward, none of their hooks; the optimizer still steps
+        # (on the gradients left from before). Chosen once per epoch, not per batch.
+        self._zero_grad_event = _skipped if skip_backward else caller(ev.ZERO_GRAD)
+        self._backward = _skipped if skip_backward else caller(ev.BACKWARD)
         self._optimizer_step = caller(ev.OPTIMIZER_STEP)
         self._optimizer_step_end = caller(ev.OPTIMIZER_STEP_END)
         self.progress = progress
@@ -213,6 +217,10 @@ class AutomaticStep:
         if loss is None or not self.outputs:
             return {}
         return {"loss": loss.detach().clone(), **extra} if extra else {"loss": loss.detach().clone()}
+
+
+def _skipped(*args: Any) -> None:
+    """zero_grad and backward in an epoch that skips backward."""
 
 
 def grad_accumulators(optimizer: Any) -> list[Any]:

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import torch
 
+from lightcycle._foreign import hook_base, is_kind, refuse_lightning_module
 from lightcycle._hooks import is_base_hook, is_overridden
 from lightcycle.callbacks.callback import Callback
-from lightcycle.callbacks.monitoring import Checkpoint
+from lightcycle.callbacks.monitoring import Checkpoint, is_checkpoint
 from lightcycle.errors import InvalidTypeError, MisconfigurationException
 from lightcycle.orchestrator import loops, preflight, steps
 from lightcycle.orchestrator.config import resolve
@@ -61,6 +62,15 @@ class FitLoopProgress:
     min_epochs: int | None = None
     max_steps: int = -1
     min_steps: int | None = None
+    _skip_backward: bool = False
+    """Lightning's flag: the current epoch runs no backward (set by StochasticWeightAveraging)."""
+
+    @property
+    def epoch_loop(self) -> Any:
+        """Lightning's ``fit_loop.epoch_loop``, as far as Lightning's callbacks read it."""
+        from lightcycle.orchestrator.surface import EpochLoopView
+
+        return EpochLoopView(self)
 
 
 @attrs.define
@@ -72,6 +82,20 @@ class _Strategy:
 
     def barrier(self, name: str | None = None) -> None:
         """Single process: nothing to wait for."""
+
+    def broadcast(self, obj: Any, src: int = 0) -> Any:
+        """Single process: every rank already has ``obj``."""
+        return obj
+
+    def remove_checkpoint(self, filepath: str | os.PathLike[str]) -> None:
+        """Delete a checkpoint file or folder if it exists (Lightning's ``strategy.remove_checkpoint``)."""
+        import shutil
+
+        path = os.fspath(filepath)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
 
 
 class _StageFlag:
@@ -221,8 +245,8 @@ class Trainer:
     def _initial_callbacks(self, callbacks: Callback | Sequence[Callback] | None) -> list[Callback]:
         if callbacks is None:
             given: list[Callback] = []
-        elif isinstance(callbacks, Callback):
-            given = [callbacks]
+        elif is_kind(callbacks, Callback, "Callback"):
+            given = [callbacks]  # type: ignore[list-item]
         elif isinstance(callbacks, (list, tuple)):
             given = list(callbacks)
         else:
@@ -230,17 +254,18 @@ class Trainer:
                 f"Trainer(callbacks=...) takes a Callback or a list of them, got {type(callbacks).__name__}."
             )
         for cb in given:
-            if not isinstance(cb, Callback):
+            if not is_kind(cb, Callback, "Callback"):
                 raise MisconfigurationException(
-                    f"Trainer(callbacks=...) got {type(cb).__name__}, which is not a lightcycle.Callback. "
-                    "Subclass lightcycle.Callback (or lightcycle.callbacks.Callback)."
+                    f"Trainer(callbacks=...) got {type(cb).__name__}, which is not a Callback. Subclass "
+                    "lightcycle.Callback (or Lightning's Callback: both are driven alike)."
                 )
         from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
         from lightcycle.callbacks.model_summary import ModelSummary
-        from lightcycle.callbacks.progress import ProgressBar, TQDMProgressBar
+        from lightcycle.callbacks.progress import ProgressBar
+        from lightcycle.callbacks.tqdm_progress import TQDMProgressBar
 
         out = list(given)
-        has_checkpoint = any(isinstance(cb, Checkpoint) for cb in out)
+        has_checkpoint = any(is_checkpoint(cb) for cb in out)
         if self._cfg.enable_checkpointing and not has_checkpoint:
             out.append(ModelCheckpoint())
         elif not self._cfg.enable_checkpointing and has_checkpoint:
@@ -248,7 +273,7 @@ class Trainer:
                 "Trainer was configured with enable_checkpointing=False but found a Checkpoint callback in "
                 "callbacks. Remove the callback or set enable_checkpointing=True."
             )
-        has_bar = any(isinstance(cb, ProgressBar) for cb in out)
+        has_bar = any(is_kind(cb, ProgressBar, "ProgressBar") for cb in out)
         if self._cfg.enable_progress_bar and not has_bar:
             out.append(TQDMProgressBar())
         elif not self._cfg.enable_progress_bar and has_bar:
@@ -256,8 +281,13 @@ class Trainer:
                 "Trainer was configured with enable_progress_bar=False but found a progress bar in callbacks. "
                 "Remove it or set enable_progress_bar=True."
             )
-        if self._cfg.enable_model_summary and not any(isinstance(cb, ModelSummary) for cb in out):
-            out.append(ModelSummary())
+        if self._cfg.enable_model_summary and not any(is_kind(cb, ModelSummary, "ModelSummary") for cb in out):
+            import importlib.util
+
+            from lightcycle.callbacks.rich_model_summary import RichModelSummary
+
+            # Lightning's choice: the rich table when rich is installed.
+            out.append(RichModelSummary() if importlib.util.find_spec("rich") is not None else ModelSummary())
         return out
 
     def _make_loggers(self, logger: Any) -> list[Any]:
@@ -346,7 +376,7 @@ class Trainer:
         """
         from lightcycle.core.datamodule import LightningDataModule
 
-        if isinstance(train_dataloaders, LightningDataModule):
+        if is_kind(train_dataloaders, LightningDataModule, "LightningDataModule"):
             datamodule, train_dataloaders = train_dataloaders, None
         self._begin(TrainerFn.FITTING, model, datamodule, {"train": train_dataloaders, "val": val_dataloaders})
         ckpt = self._checkpoints.resolve_path(ckpt_path, TrainerFn.FITTING)
@@ -386,7 +416,7 @@ class Trainer:
         """Run prediction. Returns the predictions (a list per dataloader when several)."""
         from lightcycle.core.datamodule import LightningDataModule
 
-        if isinstance(dataloaders, LightningDataModule):
+        if is_kind(dataloaders, LightningDataModule, "LightningDataModule"):
             datamodule, dataloaders = dataloaders, None
         provided = model is not None
         model = self._model_or_current(model, "predict")
@@ -433,7 +463,7 @@ class Trainer:
     ) -> list[dict[str, float]]:
         from lightcycle.core.datamodule import LightningDataModule
 
-        if isinstance(dataloaders, LightningDataModule):
+        if is_kind(dataloaders, LightningDataModule, "LightningDataModule"):
             datamodule, dataloaders = dataloaders, None
         provided = model is not None
         model = self._model_or_current(model, fn.value)
@@ -467,13 +497,17 @@ class Trainer:
         from lightcycle.core.datamodule import LightningDataModule
 
         base = _module_base()
+        refuse_lightning_module(model)
         if not isinstance(model, base):
             raise TypeError(
                 f"`model` must be a lightcycle.LightningModule, got {type(model).__name__}. Subclass "
                 "lightcycle.LightningModule (import lightcycle as L; class M(L.LightningModule))."
             )
-        if datamodule is not None and not isinstance(datamodule, LightningDataModule):
-            raise TypeError(f"`datamodule` must be a lightcycle.LightningDataModule, got {type(datamodule).__name__}.")
+        if datamodule is not None and not is_kind(datamodule, LightningDataModule, "LightningDataModule"):
+            raise TypeError(
+                f"`datamodule` must be a lightcycle.LightningDataModule (or one built on Lightning's), got "
+                f"{type(datamodule).__name__}."
+            )
         given = {k: v for k, v in loaders.items() if v is not None}
         if datamodule is not None and given:
             raise MisconfigurationException(
@@ -495,7 +529,7 @@ class Trainer:
                     f"{type(model).__name__} to fit: return an optimizer (and optionally LR schedulers)."
                 )
             source = datamodule if datamodule is not None else model
-            source_base = LightningDataModule if datamodule is not None else base
+            source_base = hook_base(datamodule, LightningDataModule) if datamodule is not None else base
             if loaders.get("train") is None and not is_overridden("train_dataloader", source, source_base):
                 raise MisconfigurationException(
                     f"No `train_dataloader()` method defined and no `train_dataloaders` passed. Implement "
@@ -612,7 +646,7 @@ class Trainer:
     def _attach_model_callbacks(self, model_callbacks: Any) -> None:
         """Merge what ``configure_callbacks`` returned (Lightning's rules) and recompile."""
         if model_callbacks:
-            if isinstance(model_callbacks, Callback):
+            if is_kind(model_callbacks, Callback, "Callback"):
                 model_callbacks = [model_callbacks]
             model_types = {type(c) for c in model_callbacks}
             trainer_types = {type(c) for c in self.callbacks} - {Callback}
@@ -690,14 +724,14 @@ class Trainer:
         if kind in self._explicit:
             return True
         source = self._source()
-        base = LightningDataModule if self.datamodule is not None else _module_base()
+        base = hook_base(self.datamodule, LightningDataModule) if self.datamodule is not None else _module_base()
         return is_overridden(f"{kind}_dataloader", source, base)
 
     def _check_eval_source(self, kind: str) -> None:
         """Refuse validate/test/predict without a loader of its kind, as Lightning does (before any hook)."""
         from lightcycle.core.datamodule import LightningDataModule
 
-        base = LightningDataModule if self.datamodule is not None else _module_base()
+        base = hook_base(self.datamodule, LightningDataModule) if self.datamodule is not None else _module_base()
         limit = getattr(self._cfg, f"limit_{kind}_batches")
         preflight.check_loaders_defined(kind, self._source(), base, kind in self._explicit, limit)
 
@@ -800,7 +834,7 @@ class Trainer:
 
     @property
     def max_epochs(self) -> int:
-        return self._cfg.max_epochs
+        return self.fit_loop.max_epochs  # Lightning's: a callback may change fit_loop.max_epochs
 
     @property
     def min_epochs(self) -> int | None:
@@ -817,6 +851,16 @@ class Trainer:
     @property
     def accumulate_grad_batches(self) -> int:
         return self._cfg.accumulate_grad_batches
+
+    @accumulate_grad_batches.setter
+    def accumulate_grad_batches(self, value: int) -> None:
+        # Lightning's is a plain attribute; GradientAccumulationScheduler sets it at each epoch start,
+        # and the epoch loop reads it after on_train_epoch_start.
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise MisconfigurationException(
+                f"trainer.accumulate_grad_batches = {value!r} is invalid: expected an int >= 1."
+            )
+        self._cfg.accumulate_grad_batches = value
 
     @property
     def gradient_clip_val(self) -> float | None:
@@ -907,6 +951,13 @@ class Trainer:
         return total
 
     @property
+    def _logger_connector(self) -> Any:
+        # What Lightning's own LearningRateMonitor reads (a callback built on Lightning's classes).
+        from lightcycle.orchestrator.surface import LoggerConnectorView
+
+        return LoggerConnectorView(self)
+
+    @property
     def callback_metrics(self) -> dict[str, torch.Tensor]:
         return self._results.callback_metrics
 
@@ -919,8 +970,9 @@ class Trainer:
         return self._results.progress_bar_metrics
 
     @property
-    def checkpoint_callbacks(self) -> list[Checkpoint]:
-        return [cb for cb in self.callbacks if isinstance(cb, Checkpoint)]
+    def checkpoint_callbacks(self) -> list[Any]:
+        # Checkpoint instances, lightcycle's or Lightning's (which do not derive from ours).
+        return [cb for cb in self.callbacks if is_checkpoint(cb)]
 
     @property
     def checkpoint_callback(self) -> Checkpoint | None:
@@ -931,7 +983,7 @@ class Trainer:
     def early_stopping_callbacks(self) -> list[Callback]:
         from lightcycle.callbacks.early_stopping import EarlyStopping
 
-        return [cb for cb in self.callbacks if isinstance(cb, EarlyStopping)]
+        return [cb for cb in self.callbacks if is_kind(cb, EarlyStopping, "EarlyStopping")]
 
     @property
     def early_stopping_callback(self) -> Callback | None:
@@ -942,7 +994,7 @@ class Trainer:
     def progress_bar_callback(self) -> Callback | None:
         from lightcycle.callbacks.progress import ProgressBar
 
-        return next((cb for cb in self.callbacks if isinstance(cb, ProgressBar)), None)
+        return next((cb for cb in self.callbacks if is_kind(cb, ProgressBar, "ProgressBar")), None)
 
     @property
     def global_rank(self) -> int:
@@ -1017,13 +1069,13 @@ def _finish() -> Trigger:
 def _reorder(callbacks: Iterable[Callback]) -> list[Callback]:
     """Lightning's ``_reorder_callbacks``: checkpoint callbacks last, order kept otherwise."""
     items = list(callbacks)
-    return [c for c in items if not isinstance(c, Checkpoint)] + [c for c in items if isinstance(c, Checkpoint)]
+    return [c for c in items if not is_checkpoint(c)] + [c for c in items if is_checkpoint(c)]
 
 
 def _check_state_keys(callbacks: Sequence[Callback]) -> None:
     seen: dict[str, Callback] = {}
     for cb in callbacks:
-        if not is_overridden("state_dict", cb, Callback):
+        if not is_overridden("state_dict", cb, hook_base(cb, Callback)):
             continue
         if cb.state_key in seen:
             raise RuntimeError(
