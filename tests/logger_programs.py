@@ -38,6 +38,9 @@ def model_class(fw: ModuleType) -> Any:
             torch.manual_seed(0)
             self.layer = torch.nn.Linear(2, 1)
 
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.layer(x)
+
         def training_step(self, batch: Any, batch_idx: int) -> Any:
             x, y = batch
             loss = torch.nn.functional.mse_loss(self.layer(x), y)

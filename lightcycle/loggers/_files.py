@@ -85,9 +85,7 @@ def sanitize_params(params: dict[str, Any]) -> dict[str, Any]:
         item = getattr(v, "item", None)
         if type(v).__module__ == "numpy" and callable(item) and getattr(v, "ndim", 1) == 0:
             v = item()
-        if type(v) not in (bool, int, float, str, Tensor):
-            v = str(v)
-        elif hasattr(v, "ndim") and v.ndim > 1:
+        if type(v) not in (bool, int, float, str, Tensor) or (isinstance(v, Tensor) and v.ndim > 1):
             v = str(v)
         out[k] = v
     return out

@@ -75,7 +75,7 @@ class Logger(ABC):
             kwargs: logger-specific keyword arguments.
         """
 
-    def log_graph(self, model: Module, input_array: Tensor | None = None) -> None:
+    def log_graph(self, model: Module, input_array: Tensor | None = None) -> None:  # noqa: B027 (optional hook, a no-op as in Lightning)
         """Record the model's graph (default: nothing).
 
         Args:
@@ -83,7 +83,7 @@ class Logger(ABC):
             input_array: the input of ``forward``; ``model.example_input_array`` when ``None``.
         """
 
-    def save(self) -> None:
+    def save(self) -> None:  # noqa: B027 (optional hook, a no-op as in Lightning)
         """Write what was logged to storage (default: nothing)."""
 
     def finalize(self, status: str) -> None:
@@ -94,7 +94,7 @@ class Logger(ABC):
         """
         self.save()
 
-    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:  # noqa: B027 (optional hook, a no-op as in Lightning)
         """Called by ``ModelCheckpoint`` after it saved a checkpoint (default: nothing).
 
         Args:

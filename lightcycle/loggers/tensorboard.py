@@ -45,6 +45,11 @@ def tensorboardx_available() -> bool:
     return importlib.util.find_spec("tensorboardX") is not None
 
 
+def _writer_module(sub: str) -> Any:
+    # torch's writer needs the tensorboard package; tensorboardX stands in for it (Lightning's order).
+    return importlib.import_module(("torch.utils.tensorboard" if tensorboard_available() else "tensorboardX") + sub)
+
+
 class TensorBoardLogger(Logger):
     """Logs to ``<save_dir>/<name>/version_<n>[/<sub_dir>]`` in TensorBoard's event format.
 
@@ -150,10 +155,7 @@ class TensorBoardLogger(Logger):
         if self._experiment is None:
             if self.root_dir:
                 os.makedirs(self.root_dir, exist_ok=True)
-            if tensorboard_available():
-                from torch.utils.tensorboard import SummaryWriter
-            else:
-                from tensorboardX import SummaryWriter
+            SummaryWriter = _writer_module("").SummaryWriter
             self._experiment = SummaryWriter(log_dir=self.log_dir, **self._kwargs)
         return self._experiment
 
@@ -206,10 +208,7 @@ class TensorBoardLogger(Logger):
         if not metrics:
             return
         self.log_metrics(metrics, step)
-        if tensorboard_available():
-            from torch.utils.tensorboard.summary import hparams
-        else:
-            from tensorboardX.summary import hparams
+        hparams = _writer_module(".summary").hparams
         exp, ssi, sei = hparams(flat, metrics)
         writer = self.experiment._get_file_writer()
         writer.add_summary(exp, step)

@@ -265,7 +265,9 @@ class Trainer:
 
     def _make_loggers(self, logger: Any) -> list[Any]:
         # Lightning's Trainer: ``logger=None`` is ``logger=True`` (the default logger).
-        return logger_connector.make_loggers(True if logger is None else logger, self.default_root_dir, type(self).__name__)
+        return logger_connector.make_loggers(
+            True if logger is None else logger, self.default_root_dir, type(self).__name__
+        )
 
     def _finalize_loggers(self, status: str) -> None:
         for lg in self.loggers:
