@@ -22,7 +22,9 @@ from tests.logger_programs import QUIET, loaders, model_class, recording_logger
 CASES = {
     "plain": dict(max_epochs=2, log_every_n_steps=1),
     "accumulate_every2": dict(max_epochs=2, accumulate_grad_batches=2, log_every_n_steps=2),
-    "accumulate3_every1_midval": dict(max_epochs=2, accumulate_grad_batches=3, log_every_n_steps=1, val_check_interval=3),
+    "accumulate3_every1_midval": dict(
+        max_epochs=2, accumulate_grad_batches=3, log_every_n_steps=1, val_check_interval=3
+    ),
     "every3_sanity": dict(max_epochs=2, log_every_n_steps=3, num_sanity_val_steps=2),
     "no_step_logs": dict(max_epochs=1, log_every_n_steps=0),
     "max_steps": dict(max_epochs=-1, max_steps=5, log_every_n_steps=2),

@@ -197,12 +197,13 @@ class LoopDriver:
         gradient_clip_algorithm: passed to ``configure_gradient_clipping``.
         inference_mode: the evaluation scopes run under ``torch.inference_mode()`` (else
             ``torch.no_grad()``), as the Trainer's evaluation loops do.
-        logger: as the Trainer's ``logger`` (``True`` or ``None``: a CSVLogger under
-            :attr:`default_root_dir`; an object with ``log_metrics``, or a list), except
+        logger: as the Trainer's ``logger`` (``True`` or ``None``: Lightning's default
+            logger under :attr:`default_root_dir`, a TensorBoardLogger when ``tensorboard``
+            is installed, else a CSVLogger; an object with ``log_metrics``, or a list), except
             that the default is ``False``: no logger, no files. Loggers get what the
             Trainer sends them at the same points: hyper-parameters when a run opens, step
-            metrics every :attr:`log_every_n_steps` optimizer steps, epoch metrics, and
-            ``finalize``.
+            metrics of batches that stepped the optimizer every :attr:`log_every_n_steps`
+            of them, evaluation step metrics, epoch metrics, and ``finalize``.
         checked: run the ``transitions`` machine in lockstep (tests; default from the
             environment variable ``LIGHTCYCLE_CHECKED``).
 
