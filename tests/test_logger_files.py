@@ -190,3 +190,25 @@ def test_a_run_killed_with_sigkill_keeps_every_row_lightning_keeps(tmp_path: Pat
     ours_keys, ours = rows["lightcycle"]
     assert len(theirs) > 10  # two epochs and a half of rows
     assert ours_keys == theirs_keys and ours == theirs
+
+
+def test_trainer_log_dir_follows_lightnings_rule(tmp_path: Path) -> None:
+    # The first logger's log_dir for a CSV/TensorBoard logger (ours or Lightning's), else its save_dir.
+    from tests.logger_programs import recording_logger
+
+    for fw in (LC, PL):
+        made = {
+            "csv": _loggers(fw).CSVLogger(tmp_path, name="n"),
+            "pl_csv": PL.loggers.CSVLogger(tmp_path, name="m"),
+            "other": recording_logger(fw),
+        }
+        seen = {}
+        for key, logger in made.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                seen[key] = fw.Trainer(logger=[logger, made["csv"]], default_root_dir=str(tmp_path), **QUIET).log_dir
+        assert seen == {
+            "csv": str(tmp_path / "n" / "version_0"),
+            "pl_csv": str(tmp_path / "m" / "version_0"),
+            "other": None,
+        }

@@ -101,6 +101,35 @@ def make_loggers(logger: Any, root_dir: str, owner: str = "Trainer") -> list[Any
     return items
 
 
+_FILE_LOGGERS = frozenset(("CSVLogger", "TensorBoardLogger"))
+_FILE_LOGGER_MODULES = ("lightcycle.loggers.", "pytorch_lightning.loggers.", "lightning.pytorch.loggers.")
+
+
+def _is_file_logger(logger: Any) -> bool:
+    # Lightning's isinstance(logger, (TensorBoardLogger, CSVLogger)), for its classes and
+    # ours (and their subclasses), without importing Lightning.
+    return any(
+        c.__name__ in _FILE_LOGGERS and c.__module__.startswith(_FILE_LOGGER_MODULES) for c in type(logger).__mro__
+    )
+
+
+def log_dir(loggers: list[Any], default_root_dir: str) -> str | None:
+    """``trainer.log_dir`` (Lightning's rule).
+
+    Args:
+        loggers: the trainer's loggers.
+        default_root_dir: the Trainer's ``default_root_dir``.
+
+    Returns:
+        The first logger's ``log_dir`` for a CSV or TensorBoard logger, its ``save_dir``
+        for another (``None`` when it has none); ``default_root_dir`` without loggers.
+    """
+    if not loggers:
+        return default_root_dir
+    first = loggers[0]
+    return str(first.log_dir) if _is_file_logger(first) else getattr(first, "save_dir", None)
+
+
 def _scalar(value: Any) -> Any:
     # Lightning's convert_tensors_to_scalars: one-element tensors become Python numbers.
     if isinstance(value, Tensor):

@@ -249,7 +249,7 @@ class LoopDriver:
     _install_sigterm: Any = _shared("_install_sigterm")
     _restore_sigterm: Any = _shared("_restore_sigterm")
     save_checkpoint: Any = _shared("save_checkpoint")
-    log_dir: str = _shared("log_dir")
+    log_dir: str | None = _shared("log_dir")
     _make_loggers: Any = _shared("_make_loggers")
     _log_step: Any = _shared("_log_step")
     _log_epoch: Any = _shared("_log_epoch")

@@ -843,12 +843,9 @@ class Trainer:
         return self._cfg.default_root_dir
 
     @property
-    def log_dir(self) -> str:
-        for lg in self.loggers:
-            path = getattr(lg, "log_dir", None)
-            if path is not None:
-                return str(path)
-        return self._cfg.default_root_dir
+    def log_dir(self) -> str | None:
+        """The first logger's folder (Lightning's rule: see :func:`logger_connector.log_dir`)."""
+        return logger_connector.log_dir(self.loggers, self.default_root_dir)
 
     @property
     def logger(self) -> Any:
