@@ -28,8 +28,11 @@ def loaders(n_train: int = 7, n_val: int = 3, batch_size: int = 2) -> tuple[Data
     )
 
 
-def model_class(fw: ModuleType) -> Any:
-    """The module class for ``fw``: logs ``loss`` (step+epoch), ``lr_x`` (step), ``val_loss`` (step+epoch)..."""
+def model_class(fw: ModuleType, manual: bool = False) -> Any:
+    """The module class for ``fw``: logs ``loss`` (step+epoch), ``batch_x`` (step), ``val_loss`` (step+epoch)...
+
+    With ``manual``, it optimizes manually (one optimizer step per batch, none on odd batches).
+    """
 
     class Model(fw.LightningModule):  # type: ignore[misc, name-defined]
         def __init__(self, lr: float = 0.05) -> None:
@@ -37,6 +40,7 @@ def model_class(fw: ModuleType) -> Any:
             self.save_hyperparameters()
             torch.manual_seed(0)
             self.layer = torch.nn.Linear(2, 1)
+            self.automatic_optimization = not manual
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.layer(x)
@@ -47,6 +51,11 @@ def model_class(fw: ModuleType) -> Any:
             self.log("loss", loss, on_step=True, on_epoch=True)
             self.log("batch_x", float(batch_idx), on_step=True, on_epoch=False)
             self.log("n", torch.tensor(batch_idx), on_step=False, on_epoch=True, reduce_fx="max")
+            if manual and batch_idx % 2 == 0:
+                opt = self.optimizers()
+                opt.zero_grad()
+                self.manual_backward(loss)
+                opt.step()
             return loss
 
         def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:

@@ -31,14 +31,26 @@ CASES = {
 }
 
 
-def _fit(fw: ModuleType, trainer_args: dict[str, Any], two_val: bool = False, then: tuple[str, ...] = ()) -> Any:
+def _fit(
+    fw: ModuleType,
+    trainer_args: dict[str, Any],
+    two_val: bool = False,
+    then: tuple[str, ...] = (),
+    manual: bool = False,
+    stop_at: tuple[int, int] | None = None,
+) -> Any:
+    class Stop(fw.Callback):  # type: ignore[misc, name-defined]
+        def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
+            if (trainer.current_epoch, args[-1]) == stop_at:
+                trainer.should_stop = True
+
     logger = recording_logger(fw)
     train, val = loaders()
     args = {"num_sanity_val_steps": 0, **QUIET, **trainer_args}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer = fw.Trainer(logger=logger, **args)
-        model = model_class(fw)()
+        trainer = fw.Trainer(logger=logger, callbacks=[Stop()], **args)
+        model = model_class(fw, manual)()
         trainer.fit(model, train, [val, val] if two_val else val)
         for entry in then:
             getattr(trainer, entry)(model, val, verbose=False)
@@ -55,6 +67,15 @@ def test_two_validation_loaders_and_entry_points_after_fit() -> None:
     args = dict(max_epochs=1, log_every_n_steps=2)
     ours = _fit(LC, args, two_val=True, then=("validate", "test", "validate"))
     theirs = _fit(PL, args, two_val=True, then=("validate", "test", "validate"))
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("manual", [False, True])
+def test_should_stop_and_manual_optimization(manual: bool) -> None:
+    # should_stop set mid-epoch: Lightning logs that batch whatever log_every_n_steps says, and saves.
+    args = dict(max_epochs=3, log_every_n_steps=4)
+    ours = _fit(LC, args, manual=manual, stop_at=(1, 2))
+    theirs = _fit(PL, args, manual=manual, stop_at=(1, 2))
     assert ours == theirs
 
 
