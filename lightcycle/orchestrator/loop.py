@@ -772,7 +772,9 @@ class LoopDriver:
             the epoch is skipped, so leave the batch loop.
         """
         loop = self.fit_loop
-        self._count_stepped()
+        if self._stepped_pending:  # (_count_stepped, inlined: this runs before every batch)
+            self._stepped_pending = False
+            loop.batches_that_stepped += 1
         self._step_at_batch = loop.global_step
         if self.received_sigterm and loop.batches_ready:
             # Spec 4.3: after a batch's end-of-batch processing, including the validation
