@@ -111,6 +111,7 @@ class SaveConfigCallback(Callback):
         # lightcycle runs one process: Lightning's broadcasts of "file exists" and "saved" are no-ops here.
         if self.save_to_log_dir:
             log_dir = trainer.log_dir
+            assert log_dir is not None  # as Lightning's: a logger without a save_dir has no log_dir
             config_path = os.path.join(log_dir, self.config_filename)
             if not self.overwrite and os.path.isfile(config_path):
                 raise RuntimeError(

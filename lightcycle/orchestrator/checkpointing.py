@@ -532,6 +532,9 @@ class CheckpointConnector:
         state = _fit_state(ckpt)
         loop = t.fit_loop
         loop.global_step = int(state.get("global_step", ckpt["global_step"]))
+        # The loggers' step (Lightning's ``_batches_that_stepped``): one optimizer step per
+        # stepping batch under automatic optimization with one optimizer.
+        loop.batches_that_stepped = loop.global_step
         loop.epochs_processed = int(state["epochs_processed"])
         loop.epochs_completed = int(state["epochs_completed"])
         loop.batch_idx = int(state.get("batch_idx", -1))

@@ -55,7 +55,7 @@ from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.core.logging import MetricStore
 from lightcycle.errors import LifecycleError, MisconfigurationException, SIGTERMException
-from lightcycle.orchestrator import steps
+from lightcycle.orchestrator import logger_connector, steps
 from lightcycle.orchestrator.checkpointing import CheckpointConnector
 from lightcycle.orchestrator.driver import LifecycleDriver
 from lightcycle.orchestrator.loops import _isolate_rng
@@ -111,6 +111,10 @@ _LOG_FX = {
     RunningStage.TESTING: ("test_step", "on_test_epoch_end"),
     RunningStage.PREDICTING: ("predict_step", "on_predict_epoch_end"),
 }
+
+
+# Stages whose batches send no step metrics to the loggers (as in Lightning).
+_NO_STEP_LOGS = frozenset((RunningStage.SANITY_CHECKING.value, RunningStage.PREDICTING.value))
 
 
 def _shared(name: str) -> Any:
@@ -194,12 +198,13 @@ class LoopDriver:
         gradient_clip_algorithm: passed to ``configure_gradient_clipping``.
         inference_mode: the evaluation scopes run under ``torch.inference_mode()`` (else
             ``torch.no_grad()``), as the Trainer's evaluation loops do.
-        logger: as the Trainer's ``logger`` (``True`` or ``None``: a CSVLogger under
-            :attr:`default_root_dir`; an object with ``log_metrics``, or a list), except
+        logger: as the Trainer's ``logger`` (``True`` or ``None``: Lightning's default
+            logger under :attr:`default_root_dir`, a TensorBoardLogger when ``tensorboard``
+            is installed, else a CSVLogger; an object with ``log_metrics``, or a list), except
             that the default is ``False``: no logger, no files. Loggers get what the
             Trainer sends them at the same points: hyper-parameters when a run opens, step
-            metrics every :attr:`log_every_n_steps` optimizer steps, epoch metrics, and
-            ``finalize``.
+            metrics of batches that stepped the optimizer every :attr:`log_every_n_steps`
+            of them, evaluation step metrics, epoch metrics, and ``finalize``.
         checked: run the ``transitions`` machine in lockstep (tests; default from the
             environment variable ``LIGHTCYCLE_CHECKED``).
 
@@ -245,10 +250,12 @@ class LoopDriver:
     _install_sigterm: Any = _shared("_install_sigterm")
     _restore_sigterm: Any = _shared("_restore_sigterm")
     save_checkpoint: Any = _shared("save_checkpoint")
-    log_dir: str = _shared("log_dir")
+    log_dir: str | None = _shared("log_dir")
     _make_loggers: Any = _shared("_make_loggers")
     _log_step: Any = _shared("_log_step")
     _log_epoch: Any = _shared("_log_epoch")
+    _log_train_epoch: Any = _shared("_log_train_epoch")
+    _log_eval_step: Any = _shared("_log_eval_step")
     _log_hyperparameters: Any = _shared("_log_hyperparameters")
     _finalize_loggers: Any = _shared("_finalize_loggers")
 
@@ -312,6 +319,9 @@ class LoopDriver:
         self._lightning_optimizers: list[LightningOptimizer] = []
         self._automatic_step: steps.AutomaticStep | None = None
         self.loggers: list[Any] = self._make_loggers(logger)
+        self._eval_steps = logger_connector.EvalSteps()
+        self._step_at_batch = 0  # global_step when the current training batch started
+        self._stepped_pending = False  # the last batch stepped: counted once its validation ran
         self.accumulate_grad_batches = accumulate_grad_batches
         self.gradient_clip_val = gradient_clip_val
         self.gradient_clip_algorithm = gradient_clip_algorithm
@@ -453,6 +463,8 @@ class LoopDriver:
         self._hold_events()  # the callbacks are final now
         fire(ev.SETUP, fn)
         self._results.reset_run()
+        self._eval_steps.reset()
+        self._stepped_pending = False
         if fn is TrainerFn.FITTING:
             self.should_stop = False
             self.fit_loop = FitLoopProgress(max_epochs=-1)
@@ -735,8 +747,9 @@ class LoopDriver:
         loop = self.fit_loop
         loop.epochs_processed += 1
         self._results.end_epoch("train")
+        self._count_stepped()
         self._fire(ev.TRAIN_EPOCH_END)
-        self._log_epoch(self._results.close_epoch("train"))
+        self._log_train_epoch(self._results.close_epoch("train"))
         loop.epochs_completed += 1
         if self.received_sigterm:  # spec 4.3: at the end of every training epoch
             raise SIGTERMException()
@@ -763,6 +776,10 @@ class LoopDriver:
             the epoch is skipped, so leave the batch loop.
         """
         loop = self.fit_loop
+        if self._stepped_pending:  # (_count_stepped, inlined: this runs before every batch)
+            self._stepped_pending = False
+            loop.batches_that_stepped += 1
+        self._step_at_batch = loop.global_step
         if self.received_sigterm and loop.batches_ready:
             # Spec 4.3: after a batch's end-of-batch processing, including the validation
             # it triggered. A custom loop runs that validation after train_batch_end, so
@@ -868,8 +885,18 @@ class LoopDriver:
             outputs = steps.manual_outputs(outputs)
         self._batch_end_event(outputs, self._batch, self._batch_idx)
         metrics = self._results.end_batch("train")
-        if metrics:
+        # As the Trainer: a batch "stepped" when the optimizer stepped in it (always under
+        # manual optimization); only those log step metrics, and they are counted after
+        # the validation your loop may run next.
+        stepped = self.fit_loop.global_step != self._step_at_batch or not self.lightning_module.automatic_optimization
+        if metrics and stepped:
             self._log_step(metrics)
+        self._stepped_pending = stepped
+
+    def _count_stepped(self) -> None:
+        if self._stepped_pending:
+            self._stepped_pending = False
+            self.fit_loop.batches_that_stepped += 1
 
     def train_batch(self, batch: Any, batch_idx: int, *, step: bool | None = None) -> dict[str, Any] | None:
         """One training batch run by the module: :meth:`train_batch_start`,
@@ -992,7 +1019,9 @@ class LoopDriver:
             self._fire(e.batch_end, outputs, self._ebatch, self._eidx, self._edl)
         run = cast(_EvalRun, self._eval)
         run.ended = True
-        self._results.end_batch(run.stage)
+        metrics = self._results.end_batch(run.stage)
+        if self.loggers and run.stage not in _NO_STEP_LOGS:
+            self._log_eval_step(metrics, self._edl or 0)
 
     def _eval_batch(self, e: ev.EvalTriggers, batch: Any, batch_idx: int, dataloader_idx: int | None) -> Any:
         self._eval_batch_start(e, batch, batch_idx, dataloader_idx)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lightcycle.errors import MisconfigurationException, SIGTERMException
-from lightcycle.orchestrator import preflight, steps
+from lightcycle.orchestrator import logger_connector, preflight, steps
 from lightcycle.orchestrator.data import Lookahead, as_loader_list, num_batches, set_sampler_epoch
 from lightcycle.orchestrator.state import RunningStage, TrainerFn
 from lightcycle.states import declaration as ev
@@ -47,6 +47,7 @@ def run_fit(t: Trainer, ckpt_path: str | None) -> None:
     fire(ev.SETUP, TrainerFn.FITTING)
     checkpoint = t._checkpoints.restore_start(ckpt_path) if ckpt_path is not None else None
     t._results.reset_run()
+    t._eval_steps.reset()
     module = t.lightning_module
     assert module is not None
     module.to(t._cfg.device)
@@ -175,7 +176,9 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
             if _ready_reached(t):
                 _update_schedulers(t, "epoch", plateau=False)
             break
-        if module.automatic_optimization:
+        stepping = accumulate == 1 or not _should_accumulate(t)
+        automatic = module.automatic_optimization
+        if automatic:
             if automatic_step is None:
                 automatic_step = _automatic_step(t)
             outputs = automatic_step(
@@ -183,7 +186,7 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
                 batch_idx,
                 loop.epochs_completed,  # current_epoch
                 batch_idx % accumulate == 0,
-                accumulate == 1 or not _should_accumulate(t),
+                stepping,
             )
         else:
             outputs = _manual_batch(t, batch, batch_idx)
@@ -193,14 +196,18 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
                 _update_schedulers(t, "epoch", plateau=False)
         batch_end(outputs, batch, batch_idx)
         metrics = results.end_batch("train")
-        if metrics:
+        if metrics and (stepping or not automatic):  # Lightning logs no step metrics while accumulating
             t._log_step(metrics)
         _after_batch(t, validate=validate_epoch)
+        if stepping:  # after the validation this batch ran: its epoch metrics have the step before
+            loop.batches_that_stepped += 1
+        if t.should_stop and t.loggers:
+            logger_connector.save_on_stop(t)
     # fit loop on_advance_end
     loop.epochs_processed += 1
     results.end_epoch("train")
     fire(ev.TRAIN_EPOCH_END)
-    t._log_epoch(results.close_epoch("train"))
+    t._log_train_epoch(results.close_epoch("train"))
     loop.batches = None
     if _ready_reached(t) and not loop.restarting:  # Lightning: no plateau step at the end of a restarted epoch
         _update_schedulers(t, "epoch", plateau=True)
@@ -378,6 +385,8 @@ def run_evaluation(
             caller(e.batch_end),
         )
         last_loader = max((i for i, n in enumerate(counts) if n > 0), default=-1)
+        # Lightning logs evaluation step metrics after every batch, outside the sanity check
+        log_step = t._log_eval_step if t.loggers and stage is not RunningStage.SANITY_CHECKING and not predict else None
         for dl_idx, (loader, n) in enumerate(zip(loaders, counts, strict=True)):
             if n == 0:
                 continue
@@ -395,7 +404,9 @@ def run_evaluation(
                     batch_start(batch, batch_idx)
                     out = step(batch, batch_idx)
                     batch_end(out, batch, batch_idx)
-                results.end_batch(stage_name)
+                metrics = results.end_batch(stage_name)
+                if log_step is not None:
+                    log_step(metrics, dl_idx)
                 if predict:
                     predictions[dl_idx].append(out)
                 if t.received_sigterm and not (batches.done and dl_idx == last_loader):
@@ -427,6 +438,7 @@ def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
         checkpoint = t._checkpoints.restore_start(ckpt_path)
         t._checkpoints.restore_eval_state(checkpoint)
     t._results.reset_run()
+    t._eval_steps.reset()
     module = t.lightning_module
     assert module is not None
     module.to(t._cfg.device)

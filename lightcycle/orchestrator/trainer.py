@@ -23,7 +23,7 @@ from lightcycle._hooks import is_base_hook, is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.monitoring import Checkpoint, is_checkpoint
 from lightcycle.errors import InvalidTypeError, MisconfigurationException
-from lightcycle.orchestrator import loops, preflight, steps
+from lightcycle.orchestrator import logger_connector, loops, preflight, steps
 from lightcycle.orchestrator.config import resolve
 from lightcycle.orchestrator.driver import LifecycleDriver
 from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
@@ -47,6 +47,8 @@ class FitLoopProgress:
     epochs_processed: int = 0
     epochs_completed: int = 0
     global_step: int = 0
+    batches_that_stepped: int = 0
+    """Batches after which the optimizer stepped (Lightning's ``_batches_that_stepped``): the loggers' step."""
     batch_idx: int = -1
     total_batch_idx: int = -1
     batches_ready: int = 0
@@ -199,6 +201,7 @@ class Trainer:
         self.callbacks: list[Callback] = _reorder(self._initial_callbacks(callbacks))
         _check_state_keys(self.callbacks)
         self.loggers: list[Any] = self._make_loggers(logger)
+        self._eval_steps = logger_connector.EvalSteps()
         self.should_stop = False
         self.received_sigterm = False
         self.fit_loop = FitLoopProgress(
@@ -291,20 +294,10 @@ class Trainer:
         return out
 
     def _make_loggers(self, logger: Any) -> list[Any]:
-        if logger is None or logger is True:
-            from lightcycle.loggers import CSVLogger
-
-            return [CSVLogger(self.default_root_dir)]
-        if logger is False:
-            return []
-        items = list(logger) if isinstance(logger, (list, tuple)) else [logger]
-        for item in items:
-            if not callable(getattr(item, "log_metrics", None)):
-                raise MisconfigurationException(
-                    f"Trainer(logger=...) got {type(item).__name__}, which has no log_metrics(metrics, step) method. "
-                    "Pass True, False, lightcycle.loggers.CSVLogger(...) or an object with log_metrics."
-                )
-        return items
+        # Lightning's Trainer: ``logger=None`` is ``logger=True`` (the default logger).
+        return logger_connector.make_loggers(
+            True if logger is None else logger, self.default_root_dir, type(self).__name__
+        )
 
     def _finalize_loggers(self, status: str) -> None:
         for lg in self.loggers:
@@ -691,22 +684,19 @@ class Trainer:
         self._driver.fire(BACKWARD, loss)
 
     def _log_step(self, metrics: dict[str, torch.Tensor]) -> None:
-        """Send step metrics to the loggers every ``log_every_n_steps`` optimizer steps."""
-        if not metrics or not self.loggers:
-            return
-        every = self.log_every_n_steps
-        if every == 0 or (self.global_step % every) != 0:
-            return
-        for lg in self.loggers:
-            lg.log_metrics(metrics, step=self.global_step)
+        """Training step metrics of a batch that stepped, every ``log_every_n_steps`` (Lightning's rule)."""
+        if self.loggers:
+            logger_connector.log_train_step(self, metrics)
+
+    def _log_train_epoch(self, metrics: dict[str, torch.Tensor]) -> None:
+        logger_connector.log_train_epoch(self, metrics)
+
+    def _log_eval_step(self, metrics: dict[str, torch.Tensor], dataloader_idx: int) -> None:
+        self._eval_steps.log(self, metrics, dataloader_idx)
 
     def _log_epoch(self, metrics: dict[str, torch.Tensor]) -> None:
-        if not metrics or not self.loggers:
-            return
-        with_epoch = dict(metrics)
-        with_epoch["epoch"] = torch.tensor(float(self.current_epoch))
-        for lg in self.loggers:
-            lg.log_metrics(with_epoch, step=self.global_step)
+        """Evaluation epoch metrics (with ``epoch``, at ``batches_that_stepped``)."""
+        logger_connector.send(self, metrics)
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warned:
@@ -911,12 +901,9 @@ class Trainer:
         return self._cfg.default_root_dir
 
     @property
-    def log_dir(self) -> str:
-        for lg in self.loggers:
-            path = getattr(lg, "log_dir", None)
-            if path is not None:
-                return str(path)
-        return self._cfg.default_root_dir
+    def log_dir(self) -> str | None:
+        """The first logger's folder (Lightning's rule: see :func:`logger_connector.log_dir`)."""
+        return logger_connector.log_dir(self.loggers, self.default_root_dir)
 
     @property
     def logger(self) -> Any:
