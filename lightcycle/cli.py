@@ -48,6 +48,7 @@ from lightcycle.core.hparams import given_hyperparameters
 from lightcycle.core.module import LightningModule
 from lightcycle.errors import MisconfigurationException
 from lightcycle.orchestrator.trainer import Trainer
+from lightcycle.runtime.host import RunHost
 from lightcycle.seed import seed_everything
 
 __all__ = [
@@ -105,7 +106,7 @@ class SaveConfigCallback(Callback):
                 "`save_config` and it is desired to disable the standard behavior of saving to log_dir."
             )
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+    def setup(self, trainer: RunHost, pl_module: LightningModule, stage: str) -> None:
         if self.already_saved:
             return
         # lightcycle runs one process: Lightning's broadcasts of "file exists" and "saved" are no-ops here.
@@ -128,7 +129,7 @@ class SaveConfigCallback(Callback):
         self.save_config(trainer, pl_module, stage)
         self.already_saved = True
 
-    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+    def save_config(self, trainer: RunHost, pl_module: LightningModule, stage: str) -> None:
         """Override to save the config somewhere else too (e.g. ``trainer.logger.log_hyperparams``).
 
         Args:

@@ -890,3 +890,37 @@ def test_a_custom_loop_has_no_logger_unless_given_one() -> None:
     assert LoopDriver(_Logged()).loggers == []
     with pytest.raises(MisconfigurationException, match=r"logger=.*log_metrics"):
         LoopDriver(_Logged(), logger=object())
+
+
+def test_callbacks_from_configure_callbacks_join_a_custom_loop_as_in_the_trainer() -> None:
+    # The Trainer merges what configure_callbacks returns and recompiles the run's hooks; the
+    # driver shares that code (RunHost._attach_model_callbacks), so the added callback hears
+    # the same hooks from both front ends.
+    class Heard(lightcycle.Callback):
+        def __init__(self) -> None:
+            self.hooks: list[str] = []
+
+        def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+            self.hooks.append("on_fit_start")
+
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            self.hooks.append("on_train_epoch_start")
+
+        def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+            self.hooks.append("on_fit_end")
+
+    class WithCallbacks(_Plain):
+        def __init__(self) -> None:
+            super().__init__()
+            self.heard = Heard()
+
+        def configure_callbacks(self) -> Any:
+            return [self.heard]
+
+    module = WithCallbacks()
+    lc = LoopDriver(module)
+    with lc.fit():
+        for _epoch in lc.epochs(2):
+            pass
+    assert module.heard in lc.callbacks
+    assert module.heard.hooks == ["on_fit_start", "on_train_epoch_start", "on_train_epoch_start", "on_fit_end"]

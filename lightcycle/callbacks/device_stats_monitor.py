@@ -18,7 +18,7 @@ from lightcycle.orchestrator.surface import batches_that_stepped
 
 if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule
-    from lightcycle.orchestrator.trainer import Trainer
+    from lightcycle.runtime.host import RunHost
 
 
 def get_cpu_stats() -> dict[str, float]:
@@ -70,7 +70,7 @@ class DeviceStatsMonitor(Callback):
     def __init__(self, cpu_stats: bool | None = None) -> None:
         self._cpu_stats = cpu_stats
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+    def setup(self, trainer: RunHost, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit":
             return
         if not trainer.loggers:
@@ -82,7 +82,7 @@ class DeviceStatsMonitor(Callback):
                 "`pip install lightcycle[psutil]`."
             )
 
-    def _log(self, trainer: Trainer, key: str, ready: int | None, in_batch: bool) -> None:
+    def _log(self, trainer: RunHost, key: str, ready: int | None, in_batch: bool) -> None:
         # Lightning's should_update_logs: in training, the coming step (batches that stepped + 1);
         # in evaluation, the batches made ready in this run.
         step = batches_that_stepped(trainer, in_batch)
@@ -107,27 +107,27 @@ class DeviceStatsMonitor(Callback):
         done = sum(int(n) for n in batches[:dataloader_idx]) if isinstance(batches, list) else 0
         return done + batch_idx + 1
 
-    def _val(self, trainer: Trainer, key: str, batch_idx: int, dataloader_idx: int) -> None:
+    def _val(self, trainer: RunHost, key: str, batch_idx: int, dataloader_idx: int) -> None:
         batches = trainer.num_sanity_val_batches if trainer.sanity_checking else trainer.num_val_batches
         in_batch = trainer.state.fn == "fit" and not trainer.sanity_checking  # validation inside a training batch
         self._log(trainer, key, self._eval_ready(batches, batch_idx, dataloader_idx), in_batch)
 
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(self, trainer: RunHost, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         self._log(trainer, "on_train_batch_start", None, in_batch=False)
 
     def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+        self, trainer: RunHost, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         self._log(trainer, "on_train_batch_end", None, in_batch=True)
 
     def on_validation_batch_start(
-        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+        self, trainer: RunHost, pl_module: LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
         self._val(trainer, "on_validation_batch_start", batch_idx, dataloader_idx)
 
     def on_validation_batch_end(
         self,
-        trainer: Trainer,
+        trainer: RunHost,
         pl_module: LightningModule,
         outputs: Any,
         batch: Any,
@@ -137,14 +137,14 @@ class DeviceStatsMonitor(Callback):
         self._val(trainer, "on_validation_batch_end", batch_idx, dataloader_idx)
 
     def on_test_batch_start(
-        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+        self, trainer: RunHost, pl_module: LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
         ready = self._eval_ready(trainer.num_test_batches, batch_idx, dataloader_idx)
         self._log(trainer, "on_test_batch_start", ready, in_batch=False)
 
     def on_test_batch_end(
         self,
-        trainer: Trainer,
+        trainer: RunHost,
         pl_module: LightningModule,
         outputs: Any,
         batch: Any,

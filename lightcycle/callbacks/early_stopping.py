@@ -21,7 +21,7 @@ from lightcycle.errors import MisconfigurationException
 
 if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule
-    from lightcycle.orchestrator.trainer import Trainer
+    from lightcycle.runtime.host import RunHost
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class EarlyStopping(Callback):
     def monitor_op(self) -> Callable[..., Tensor]:
         return self.mode_dict[self.mode]
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+    def setup(self, trainer: RunHost, pl_module: LightningModule, stage: str) -> None:
         if self._check_on_train_epoch_end is None:
             # validation several times per epoch, or not every epoch: check after validation instead
             self._check_on_train_epoch_end = trainer.val_check_interval == 1.0 and trainer.check_val_every_n_epoch == 1
@@ -132,17 +132,17 @@ class EarlyStopping(Callback):
         )
         self.stopping_reason_message = state_dict.get("stopping_reason_message")
 
-    def _should_skip_check(self, trainer: Trainer) -> bool:
+    def _should_skip_check(self, trainer: RunHost) -> bool:
         from lightcycle.orchestrator.state import TrainerFn
 
         return trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_epoch_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         if not self._check_on_train_epoch_end or self._should_skip_check(trainer):
             return
         self._run_early_stopping_check(trainer)
 
-    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_validation_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         if self._check_on_train_epoch_end or self._should_skip_check(trainer):
             return
         self._run_early_stopping_check(trainer)
@@ -161,7 +161,7 @@ class EarlyStopping(Callback):
             warnings.warn(error_msg, RuntimeWarning, stacklevel=2)
         return False
 
-    def _run_early_stopping_check(self, trainer: Trainer) -> None:
+    def _run_early_stopping_check(self, trainer: RunHost) -> None:
         """Check the stopping criteria and set ``trainer.should_stop`` when met."""
         logs = trainer.callback_metrics
         if trainer.fast_dev_run or not self._validate_condition_metric(logs):
@@ -225,5 +225,5 @@ class EarlyStopping(Callback):
         return f"Metric {self.monitor} improved. New best score: {current:.3f}"
 
     @staticmethod
-    def _log_info(trainer: Trainer, message: str, log_rank_zero_only: bool) -> None:
+    def _log_info(trainer: RunHost, message: str, log_rank_zero_only: bool) -> None:
         log.info(message)

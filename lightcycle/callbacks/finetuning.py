@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from torch.optim import Optimizer
 
     from lightcycle.core.module import LightningModule
-    from lightcycle.orchestrator.trainer import Trainer
+    from lightcycle.runtime.host import RunHost
 
 Modules = Module | Iterable[Module | Iterable[Any]]
 
@@ -52,7 +52,7 @@ class BaseFinetuning(Callback):
         # Lightning's checkpoints before its PR #11887 stored the metadata itself.
         self._internal_optimizer_metadata = state_dict.get("internal_optimizer_metadata", state_dict)
 
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_fit_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         # A resumed fit: give the optimizers back the parameter groups the previous fit added.
         if self._restarting:
             if self._internal_optimizer_metadata:
@@ -161,7 +161,7 @@ class BaseFinetuning(Callback):
         if kept:
             optimizer.add_param_group({"params": kept, "lr": params_lr / denom_lr})
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+    def setup(self, trainer: RunHost, pl_module: LightningModule, stage: str) -> None:
         self.freeze_before_training(pl_module)
 
     @staticmethod
@@ -186,7 +186,7 @@ class BaseFinetuning(Callback):
                 self._apply_mapping_to_param_groups(current[num_param_groups:], mapping)
             )
 
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_epoch_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         for opt_idx, optimizer in enumerate(trainer.optimizers):
             num_param_groups = len(optimizer.param_groups)
             self.finetune_function(pl_module, trainer.current_epoch, optimizer)
@@ -251,7 +251,7 @@ class BackboneFinetuning(BaseFinetuning):
         self.previous_backbone_lr = state_dict["previous_backbone_lr"]
         super().load_state_dict(state_dict)
 
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_fit_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         if hasattr(pl_module, "backbone") and isinstance(pl_module.backbone, Module):
             return super().on_fit_start(trainer, pl_module)
         raise MisconfigurationException("The LightningModule should have a nn.Module `backbone` attribute")

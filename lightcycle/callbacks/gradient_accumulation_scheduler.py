@@ -11,7 +11,7 @@ from lightcycle.errors import MisconfigurationException
 
 if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule
-    from lightcycle.orchestrator.trainer import Trainer
+    from lightcycle.runtime.host import RunHost
 
 
 class GradientAccumulationScheduler(Callback):
@@ -54,7 +54,7 @@ class GradientAccumulationScheduler(Callback):
                 return self.scheduling[iter_epoch]
         return 1
 
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         from lightcycle.core.module import LightningModule as Base
 
         if not pl_module.automatic_optimization:
@@ -78,5 +78,5 @@ class GradientAccumulationScheduler(Callback):
                 "callback. Either remove `accumulate_grad_batches` from the Trainer or remove the callback."
             )
 
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_epoch_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         trainer.accumulate_grad_batches = self.get_accumulate_grad_batches(trainer.current_epoch)

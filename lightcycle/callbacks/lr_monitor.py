@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from lightcycle.core.module import LightningModule
     from lightcycle.core.optim import LRSchedulerConfig
-    from lightcycle.orchestrator.trainer import Trainer
+    from lightcycle.runtime.host import RunHost
 
 
 class LearningRateMonitor(Callback):
@@ -58,7 +58,7 @@ class LearningRateMonitor(Callback):
         self.last_momentum_values: dict[str, float | None] = {}
         self.last_weight_decay_values: dict[str, float | None] = {}
 
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         if not trainer.loggers:
             raise MisconfigurationException(
                 "Cannot use `LearningRateMonitor` callback with `Trainer` that has no logger."
@@ -89,22 +89,22 @@ class LearningRateMonitor(Callback):
         self.last_momentum_values = {name + "-momentum": None for name in flat}
         self.last_weight_decay_values = {name + "-weight_decay": None for name in flat}
 
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(self, trainer: RunHost, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         if self.logging_interval == "epoch" or not should_update_logs(trainer):
             return
         self._log(trainer, "step" if self.logging_interval is None else "any")
 
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_epoch_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         if self.logging_interval != "step":
             self._log(trainer, "epoch" if self.logging_interval is None else "any")
 
-    def _log(self, trainer: Trainer, interval: str) -> None:
+    def _log(self, trainer: RunHost, interval: str) -> None:
         latest = self._extract_stats(trainer, interval)
         if latest:
             for logger in trainer.loggers:
                 logger.log_metrics(latest, step=trainer.global_step)
 
-    def _extract_stats(self, trainer: Trainer, interval: str) -> dict[str, float]:
+    def _extract_stats(self, trainer: RunHost, interval: str) -> dict[str, float]:
         latest: dict[str, float] = {}
         sched_keys, with_scheduler, with_scheduler_types = self._find_names_from_schedulers(
             trainer.lr_scheduler_configs

@@ -33,7 +33,7 @@ from lightcycle.orchestrator.atomic_io import atomic_link
 
 if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule
-    from lightcycle.orchestrator.trainer import Trainer
+    from lightcycle.runtime.host import RunHost
 
 log = logging.getLogger(__name__)
 
@@ -189,16 +189,16 @@ class ModelCheckpoint(Checkpoint):
 
     # ------------------------------------------------------------------ hooks
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+    def setup(self, trainer: RunHost, pl_module: LightningModule, stage: str) -> None:
         self.dirpath = self._resolve_ckpt_dir(trainer)
         if trainer.is_global_zero and stage == "fit":
             self._warn_if_dir_not_empty(self.dirpath)
 
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self._last_time_checked = time.monotonic()
 
     def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+        self, trainer: RunHost, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         """Save for ``every_n_train_steps`` / ``train_time_interval``."""
         if not pl_module.automatic_optimization:
@@ -248,7 +248,7 @@ class ModelCheckpoint(Checkpoint):
         self._save_topk_checkpoint(trainer, candidates)
         self._save_last_checkpoint(trainer, candidates)
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_epoch_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         """Save at the end of the training epoch (when that is where this callback saves)."""
         if not self._should_skip_saving_checkpoint(trainer) and self._should_save_on_train_epoch_end(trainer):
             candidates = self._monitor_candidates(trainer)
@@ -259,7 +259,7 @@ class ModelCheckpoint(Checkpoint):
             ):
                 self._save_last_checkpoint(trainer, candidates)
 
-    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_validation_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         """Save at the end of validation (when that is where this callback saves)."""
         if not self._should_skip_saving_checkpoint(trainer) and not self._should_save_on_train_epoch_end(trainer):
             candidates = self._monitor_candidates(trainer)
@@ -275,7 +275,7 @@ class ModelCheckpoint(Checkpoint):
             ):
                 self._save_last_checkpoint(trainer, candidates)
 
-    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+    def on_exception(self, trainer: RunHost, pl_module: LightningModule, exception: BaseException) -> None:
         """Save when the run is interrupted (``save_on_exception=True``)."""
         if not self._should_save_on_exception(trainer):
             return
@@ -285,14 +285,14 @@ class ModelCheckpoint(Checkpoint):
         self._save_last_checkpoint(trainer, candidates)
         log.info(f"An {type(exception).__name__} was raised with message: {exception}, saved checkpoint to {filepath}")
 
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         """Apply a pending ``save_last`` when training ends."""
         if self.save_last and not self._last_checkpoint_saved:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     # ------------------------------------------------------------------ decisions
 
-    def _should_skip_saving_checkpoint(self, trainer: Trainer) -> bool:
+    def _should_skip_saving_checkpoint(self, trainer: RunHost) -> bool:
         from lightcycle.orchestrator.state import TrainerFn
 
         return (
@@ -302,7 +302,7 @@ class ModelCheckpoint(Checkpoint):
             or self._last_global_step_saved == trainer.global_step
         )
 
-    def _should_save_on_exception(self, trainer: Trainer) -> bool:
+    def _should_save_on_exception(self, trainer: RunHost) -> bool:
         return (
             self.save_on_exception
             and not bool(trainer.fast_dev_run)
@@ -310,7 +310,7 @@ class ModelCheckpoint(Checkpoint):
             and self._last_global_step_saved != trainer.global_step
         )
 
-    def _should_save_on_train_epoch_end(self, trainer: Trainer) -> bool:
+    def _should_save_on_train_epoch_end(self, trainer: RunHost) -> bool:
         if self._save_on_train_epoch_end is not None:
             return self._save_on_train_epoch_end
         if getattr(trainer, "_val_check_time_interval", None) is not None:
@@ -346,7 +346,7 @@ class ModelCheckpoint(Checkpoint):
                 " configuration. No quantity for top_k to track."
             )
 
-    def check_monitor_top_k(self, trainer: Trainer, current: Tensor | None = None) -> bool:
+    def check_monitor_top_k(self, trainer: RunHost, current: Tensor | None = None) -> bool:
         """Whether ``current`` enters the top-k."""
         if current is None:
             return False
@@ -402,7 +402,7 @@ class ModelCheckpoint(Checkpoint):
         ckpt_name = f"{name}{self.FILE_EXTENSION}"
         return os.path.join(self.dirpath, ckpt_name) if self.dirpath else ckpt_name
 
-    def _resolve_ckpt_dir(self, trainer: Trainer) -> str:
+    def _resolve_ckpt_dir(self, trainer: RunHost) -> str:
         """``dirpath``, else ``<logger dir>/checkpoints``, else ``<default_root_dir>/checkpoints``."""
         if self.dirpath is not None:
             return self.dirpath
@@ -420,7 +420,7 @@ class ModelCheckpoint(Checkpoint):
                 return os.path.join(str(log_dir), "checkpoints")
         return os.path.join(trainer.default_root_dir, "checkpoints")
 
-    def _find_last_checkpoints(self, trainer: Trainer) -> set[str]:
+    def _find_last_checkpoints(self, trainer: RunHost) -> set[str]:
         """Files named ``last*.ckpt`` in this callback's folder (for ``ckpt_path="last"``)."""
         folder = self._resolve_ckpt_dir(trainer)
         pattern = rf"^{self.CHECKPOINT_NAME_LAST}(-(\d+))?"
@@ -438,7 +438,7 @@ class ModelCheckpoint(Checkpoint):
             warnings.warn(f"Checkpoint directory {dirpath} exists and is not empty.", UserWarning, stacklevel=2)
 
     def _get_metric_interpolated_filepath_name(
-        self, candidates: dict[str, Tensor], trainer: Trainer, del_filepath: str | None = None
+        self, candidates: dict[str, Tensor], trainer: RunHost, del_filepath: str | None = None
     ) -> str:
         filepath = self.format_checkpoint_name(candidates)
         if self._enable_version_counter:
@@ -448,7 +448,7 @@ class ModelCheckpoint(Checkpoint):
                 version += 1
         return filepath
 
-    def _monitor_candidates(self, trainer: Trainer) -> dict[str, Tensor]:
+    def _monitor_candidates(self, trainer: RunHost) -> dict[str, Tensor]:
         candidates = deepcopy(trainer.callback_metrics)
         epoch = candidates.get("epoch")
         candidates["epoch"] = epoch.int() if isinstance(epoch, Tensor) else torch.tensor(trainer.current_epoch)
@@ -458,7 +458,7 @@ class ModelCheckpoint(Checkpoint):
 
     # ------------------------------------------------------------------ saving
 
-    def _save_topk_checkpoint(self, trainer: Trainer, candidates: dict[str, Tensor]) -> None:
+    def _save_topk_checkpoint(self, trainer: RunHost, candidates: dict[str, Tensor]) -> None:
         if self.save_top_k == 0:
             return
         if self.monitor is not None:
@@ -477,7 +477,7 @@ class ModelCheckpoint(Checkpoint):
         else:
             self._save_none_monitor_checkpoint(trainer, candidates)
 
-    def _save_checkpoint(self, trainer: Trainer, filepath: str) -> None:
+    def _save_checkpoint(self, trainer: RunHost, filepath: str) -> None:
         trainer.save_checkpoint(filepath, self.save_weights_only)
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
@@ -488,13 +488,13 @@ class ModelCheckpoint(Checkpoint):
                     after(self)
 
     @staticmethod
-    def _link_checkpoint(trainer: Trainer, filepath: str, linkpath: str) -> None:
+    def _link_checkpoint(trainer: RunHost, filepath: str, linkpath: str) -> None:
         """Make ``linkpath`` a whole copy of ``filepath``: a hard link, else a copy, renamed into place."""
         if not trainer.is_global_zero or os.path.abspath(filepath) == os.path.abspath(linkpath):
             return
         atomic_link(filepath, linkpath)
 
-    def _save_last_checkpoint(self, trainer: Trainer, candidates: dict[str, Tensor]) -> None:
+    def _save_last_checkpoint(self, trainer: RunHost, candidates: dict[str, Tensor]) -> None:
         if not self.save_last:
             return
         filepath = self.format_checkpoint_name(candidates, self.CHECKPOINT_NAME_LAST)
@@ -512,7 +512,7 @@ class ModelCheckpoint(Checkpoint):
         if previous and self._should_remove_checkpoint(trainer, previous, filepath):
             self._remove_checkpoint(trainer, previous)
 
-    def _save_monitor_checkpoint(self, trainer: Trainer, candidates: dict[str, Tensor]) -> None:
+    def _save_monitor_checkpoint(self, trainer: RunHost, candidates: dict[str, Tensor]) -> None:
         assert self.monitor
         current = candidates.get(self.monitor)
         if self.check_monitor_top_k(trainer, current):
@@ -523,14 +523,14 @@ class ModelCheckpoint(Checkpoint):
             step = int(candidates["step"])
             log.info(f"Epoch {epoch:d}, global step {step:d}: {self.monitor!r} was not in top {self.save_top_k}")
 
-    def _save_none_monitor_checkpoint(self, trainer: Trainer, candidates: dict[str, Tensor]) -> None:
+    def _save_none_monitor_checkpoint(self, trainer: RunHost, candidates: dict[str, Tensor]) -> None:
         filepath = self._get_metric_interpolated_filepath_name(candidates, trainer, self.best_model_path)
         previous, self.best_model_path = self.best_model_path, filepath
         self._save_checkpoint(trainer, filepath)
         if self.save_top_k == 1 and previous and self._should_remove_checkpoint(trainer, previous, filepath):
             self._remove_checkpoint(trainer, previous)
 
-    def _update_best_and_save(self, current: Tensor, trainer: Trainer, candidates: dict[str, Tensor]) -> None:
+    def _update_best_and_save(self, current: Tensor, trainer: RunHost, candidates: dict[str, Tensor]) -> None:
         k = len(self.best_k_models) + 1 if self.save_top_k == -1 else self.save_top_k
         del_filepath = None
         if len(self.best_k_models) == k and k > 0:
@@ -568,10 +568,10 @@ class ModelCheckpoint(Checkpoint):
             for path, score in self.best_k_models.items():
                 fh.write(f"{path!r}: {float(score)!r}\n")
 
-    def file_exists(self, filepath: _PATH, trainer: Trainer) -> bool:
+    def file_exists(self, filepath: _PATH, trainer: RunHost) -> bool:
         return os.path.exists(filepath)
 
-    def _should_remove_checkpoint(self, trainer: Trainer, previous: str, current: str) -> bool:
+    def _should_remove_checkpoint(self, trainer: RunHost, previous: str, current: str) -> bool:
         """Never the file just written, one outside ``dirpath``, or the one this run resumed from."""
         if previous == current:
             return False
@@ -582,6 +582,6 @@ class ModelCheckpoint(Checkpoint):
         assert self.dirpath is not None
         return Path(self.dirpath).absolute() in prev.parents
 
-    def _remove_checkpoint(self, trainer: Trainer, filepath: str) -> None:
+    def _remove_checkpoint(self, trainer: RunHost, filepath: str) -> None:
         if trainer.is_global_zero and os.path.exists(filepath):
             os.remove(filepath)

@@ -9,7 +9,7 @@ from lightcycle.callbacks.callback import Callback
 if TYPE_CHECKING:
     from lightcycle.core.model_summary import ModelSummary as Summary
     from lightcycle.core.module import LightningModule
-    from lightcycle.orchestrator.trainer import Trainer
+    from lightcycle.runtime.host import RunHost
 
 
 class ModelSummary(Callback):
@@ -27,7 +27,7 @@ class ModelSummary(Callback):
         self._max_depth: int = max_depth
         self._summarize_kwargs: dict[str, Any] = summarize_kwargs
 
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_fit_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         if not self._max_depth:
             return
         summary = self._summary(trainer, pl_module)
@@ -42,7 +42,7 @@ class ModelSummary(Callback):
                 **self._summarize_kwargs,
             )
 
-    def _summary(self, trainer: Trainer, pl_module: LightningModule) -> Summary:
+    def _summary(self, trainer: RunHost, pl_module: LightningModule) -> Summary:
         from lightcycle.core.model_summary import summarize
 
         return summarize(pl_module, max_depth=self._max_depth)

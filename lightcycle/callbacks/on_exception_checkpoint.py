@@ -9,7 +9,7 @@ from lightcycle.callbacks.monitoring import Checkpoint
 
 if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule
-    from lightcycle.orchestrator.trainer import Trainer
+    from lightcycle.runtime.host import RunHost
 
 
 class OnExceptionCheckpoint(Checkpoint):
@@ -39,8 +39,8 @@ class OnExceptionCheckpoint(Checkpoint):
     def ckpt_path(self) -> str:
         return os.path.join(self.dirpath, self.filename + self.FILE_EXTENSION)
 
-    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+    def on_exception(self, trainer: RunHost, pl_module: LightningModule, exception: BaseException) -> None:
         trainer.save_checkpoint(self.ckpt_path)
 
-    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+    def teardown(self, trainer: RunHost, pl_module: LightningModule, stage: str) -> None:
         trainer.strategy.remove_checkpoint(self.ckpt_path)

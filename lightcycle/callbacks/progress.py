@@ -13,7 +13,7 @@ from lightcycle.callbacks.callback import Callback
 
 if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule
-    from lightcycle.orchestrator.trainer import Trainer
+    from lightcycle.runtime.host import RunHost
 
 
 class ProgressBar(Callback):
@@ -24,11 +24,11 @@ class ProgressBar(Callback):
     """
 
     def __init__(self) -> None:
-        self._trainer: Trainer | None = None
+        self._trainer: RunHost | None = None
         self._current_eval_dataloader_idx: int | None = None
 
     @property
-    def trainer(self) -> Trainer:
+    def trainer(self) -> RunHost:
         """The trainer this bar was set up with (at ``setup``)."""
         if self._trainer is None:
             raise TypeError(f"The `{self.__class__.__name__}._trainer` reference has not been set yet.")
@@ -113,12 +113,12 @@ class ProgressBar(Callback):
         """Print without breaking the bar (subclasses write through their bar)."""
         print(*args, **kwargs)
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+    def setup(self, trainer: RunHost, pl_module: LightningModule, stage: str) -> None:
         self._trainer = trainer
         if not trainer.is_global_zero:
             self.disable()
 
-    def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
+    def get_metrics(self, trainer: RunHost, pl_module: LightningModule) -> dict[str, Any]:
         """The values shown: the logger version as ``v_num``, then ``trainer.progress_bar_metrics``.
 
         Args:

@@ -21,7 +21,7 @@ from lightcycle.errors import MisconfigurationException
 
 if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule
-    from lightcycle.orchestrator.trainer import Trainer
+    from lightcycle.runtime.host import RunHost
 
 _AVG_FN = Callable[[Tensor, Tensor, Tensor], Tensor]
 
@@ -98,10 +98,10 @@ class StochasticWeightAveraging(Callback):
     def pl_module_contains_batch_norm(pl_module: LightningModule) -> bool:
         return any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in pl_module.modules())
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+    def setup(self, trainer: RunHost, pl_module: LightningModule, stage: str) -> None:
         self._average_model = deepcopy(pl_module)  # before the module moves to its device
 
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_fit_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         if len(trainer.optimizers) != 1:
             raise MisconfigurationException("SWA currently works with 1 `optimizer`.")
         if len(trainer.lr_scheduler_configs) > 1:
@@ -120,7 +120,7 @@ class StochasticWeightAveraging(Callback):
         if self._scheduler_state is not None:
             self._clear_schedulers(trainer)
 
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_epoch_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         from torch.optim.swa_utils import SWALR
 
         from lightcycle.core.optim import LRSchedulerConfig
@@ -177,10 +177,10 @@ class StochasticWeightAveraging(Callback):
             assert isinstance(max_batches, int), "Iterable-style datasets are not supported"
             trainer.accumulate_grad_batches = max_batches + 1
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_epoch_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         trainer.fit_loop._skip_backward = False
 
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         # current_epoch was already advanced past the last epoch
         if self._model_contains_batch_norm and self._max_epochs != -1 and trainer.current_epoch - 1 == self.swa_end + 1:
             trainer.accumulate_grad_batches = self._accumulate_grad_batches
@@ -247,7 +247,7 @@ class StochasticWeightAveraging(Callback):
             self._average_model.load_state_dict(state_dict["average_model_state"])
 
     @staticmethod
-    def _clear_schedulers(trainer: Trainer) -> None:
+    def _clear_schedulers(trainer: RunHost) -> None:
         # Restored scheduler state is SWALR's: the schedule is rebuilt (and its state loaded) at epoch start.
         if trainer.lr_scheduler_configs:
             assert len(trainer.lr_scheduler_configs) == 1

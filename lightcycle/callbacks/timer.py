@@ -13,7 +13,7 @@ from lightcycle.orchestrator.state import RunningStage
 
 if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule
-    from lightcycle.orchestrator.trainer import Trainer
+    from lightcycle.runtime.host import RunHost
 
 _INTERVALS = ("step", "epoch")
 
@@ -83,36 +83,36 @@ class Timer(Callback):
         """Seconds left of ``duration`` (``None`` without one)."""
         return None if self._duration is None else self._duration - self.time_elapsed(stage)
 
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self._start_time[RunningStage.TRAINING] = time.monotonic()
 
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self._end_time[RunningStage.TRAINING] = time.monotonic()
 
-    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_validation_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self._start_time[RunningStage.VALIDATING] = time.monotonic()
 
-    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_validation_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self._end_time[RunningStage.VALIDATING] = time.monotonic()
 
-    def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_test_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self._start_time[RunningStage.TESTING] = time.monotonic()
 
-    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_test_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self._end_time[RunningStage.TESTING] = time.monotonic()
 
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_fit_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         # After a restore: a timer already used up stops the run before it trains.
         if self._duration is not None:
             self._check_time_remaining(trainer)
 
     def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+        self, trainer: RunHost, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if self._interval == "step" and self._duration is not None:
             self._check_time_remaining(trainer)
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_epoch_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         if self._interval == "epoch" and self._duration is not None:
             self._check_time_remaining(trainer)
 
@@ -122,7 +122,7 @@ class Timer(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._offset = state_dict.get("time_elapsed", {}).get(RunningStage.TRAINING.value, 0)
 
-    def _check_time_remaining(self, trainer: Trainer) -> None:
+    def _check_time_remaining(self, trainer: RunHost) -> None:
         assert self._duration is not None
         should_stop = self.time_elapsed() >= self._duration
         trainer.should_stop = trainer.should_stop or should_stop

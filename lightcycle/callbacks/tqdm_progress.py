@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from tqdm import tqdm
 
     from lightcycle.core.module import LightningModule
-    from lightcycle.orchestrator.trainer import Trainer
+    from lightcycle.runtime.host import RunHost
 
 _PAD_SIZE = 5
 
@@ -219,18 +219,18 @@ class TQDMProgressBar(ProgressBar):
         """The test bar (override to customise)."""
         return self._new_bar("Testing", 2 * self.process_position, True, False)
 
-    def on_sanity_check_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_sanity_check_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self.val_progress_bar = self.init_sanity_tqdm()
         self.train_progress_bar = Tqdm(disable=True)  # a placeholder until training starts
 
-    def on_sanity_check_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_sanity_check_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self.val_progress_bar.close()
         self.train_progress_bar.close()
 
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self.train_progress_bar = self.init_train_tqdm()
 
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_epoch_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         if self._leave:
             self.train_progress_bar = self.init_train_tqdm()
         self._reset(self.train_progress_bar, self.total_train_batches, f"Epoch {trainer.current_epoch}")
@@ -243,28 +243,28 @@ class TQDMProgressBar(ProgressBar):
         bar.set_description(desc)
 
     def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+        self, trainer: RunHost, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         n = batch_idx + 1
         if self._train_progress_bar is not None and self._should_update(n, self._train_progress_bar.total):
             _update_n(self._train_progress_bar, n)
             self._train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_epoch_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         if not self.train_progress_bar.disable:
             self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
         if self._leave:
             self.train_progress_bar.close()
 
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self.train_progress_bar.close()
 
-    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_validation_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         if not trainer.sanity_checking:
             self.val_progress_bar = self.init_validation_tqdm()
 
     def on_validation_batch_start(
-        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+        self, trainer: RunHost, pl_module: LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
         if self.has_dataloader_changed(dataloader_idx):
             desc = self.sanity_check_description if trainer.sanity_checking else self.validation_description
@@ -273,7 +273,7 @@ class TQDMProgressBar(ProgressBar):
 
     def on_validation_batch_end(
         self,
-        trainer: Trainer,
+        trainer: RunHost,
         pl_module: LightningModule,
         outputs: Any,
         batch: Any,
@@ -287,17 +287,17 @@ class TQDMProgressBar(ProgressBar):
         if bar is not None and self._should_update(n, bar.total):
             _update_n(bar, n)
 
-    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_validation_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self.val_progress_bar.close()
         self.reset_dataloader_idx_tracker()
         if self._train_progress_bar is not None and trainer.state.fn == "fit":
             self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
 
-    def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_test_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self.test_progress_bar = self.init_test_tqdm()
 
     def on_test_batch_start(
-        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+        self, trainer: RunHost, pl_module: LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
         if self.has_dataloader_changed(dataloader_idx):
             total = self.total_test_batches_current_dataloader
@@ -305,7 +305,7 @@ class TQDMProgressBar(ProgressBar):
 
     def on_test_batch_end(
         self,
-        trainer: Trainer,
+        trainer: RunHost,
         pl_module: LightningModule,
         outputs: Any,
         batch: Any,
@@ -314,15 +314,15 @@ class TQDMProgressBar(ProgressBar):
     ) -> None:
         self._step(self._test_progress_bar, batch_idx)
 
-    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_test_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self.test_progress_bar.close()
         self.reset_dataloader_idx_tracker()
 
-    def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_predict_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self.predict_progress_bar = self.init_predict_tqdm()
 
     def on_predict_batch_start(
-        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+        self, trainer: RunHost, pl_module: LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
         if self.has_dataloader_changed(dataloader_idx):
             total = self.total_predict_batches_current_dataloader
@@ -330,7 +330,7 @@ class TQDMProgressBar(ProgressBar):
 
     def on_predict_batch_end(
         self,
-        trainer: Trainer,
+        trainer: RunHost,
         pl_module: LightningModule,
         outputs: Any,
         batch: Any,
@@ -339,7 +339,7 @@ class TQDMProgressBar(ProgressBar):
     ) -> None:
         self._step(self._predict_progress_bar, batch_idx)
 
-    def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_predict_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self.predict_progress_bar.close()
         self.reset_dataloader_idx_tracker()
 

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lightcycle as L
 from lightcycle.callbacks import HookRecorder
+from lightcycle.runtime.host import RunHost
 
 
 def make_spirals(n: int, seed: int) -> TensorDataset:
@@ -68,7 +69,7 @@ class SpiralClassifier(L.LightningModule):
 class EpochReport(L.Callback):
     """Prints one line of metrics per epoch, through tqdm so the progress bar stays whole."""
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_epoch_end(self, trainer: RunHost, pl_module: L.LightningModule) -> None:
         m = {k: float(v) for k, v in trainer.callback_metrics.items()}
         parts = [f"{k}={m[k]:.4f}" for k in ("train_loss_epoch", "val_loss", "val_acc") if k in m]
         say(f"epoch {trainer.current_epoch}: " + "  ".join(parts))

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-    from lightcycle.orchestrator.trainer import Trainer
+    from lightcycle.runtime.host import RunHost
 
 _BLOCKING_DEVICE_TYPES = ("cpu", "mps")
 # Per target device: may copies to it be non-blocking? Asked once per device, since
@@ -247,7 +247,7 @@ class LightningDataModule(DataHooks, HyperparametersMixin):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
-        self.trainer: Trainer | None = None
+        self.trainer: RunHost | None = None
 
     @classmethod
     def from_datasets(

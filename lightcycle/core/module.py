@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-    from lightcycle.orchestrator.trainer import Trainer
+    from lightcycle.runtime.host import RunHost
 
 _CLIP_ALGORITHMS = ("value", "norm")
 _PAST_HPARAMS_KEYS = ("hparams", "module_arguments")
@@ -68,7 +68,7 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._trainer: Trainer | None = None
+        self._trainer: RunHost | None = None
         self._example_input_array: Any = None
         self._automatic_optimization: bool = True
         self._strict_loading: bool | None = None
@@ -80,7 +80,7 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
     # ------------------------------------------------------------------ properties
 
     @property
-    def trainer(self) -> Trainer:
+    def trainer(self) -> RunHost:
         """The attached Trainer.
 
         Raises:
@@ -92,7 +92,7 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
         return trainer
 
     @trainer.setter
-    def trainer(self, trainer: Trainer | None) -> None:
+    def trainer(self, trainer: RunHost | None) -> None:
         for child in self.children():
             if isinstance(child, LightningModule):
                 child.trainer = trainer

@@ -47,7 +47,7 @@ from lightcycle.orchestrator.state import TrainerFn
 from lightcycle.states import declaration as ev
 
 if TYPE_CHECKING:
-    from lightcycle.orchestrator.trainer import Trainer
+    from lightcycle.runtime.host import RunHost
 
 VERSION_KEY = "lightcycle_version"
 REQUIRED_KEYS = ("epoch", "global_step", "state_dict")
@@ -335,9 +335,9 @@ def _position(state: str, processed: int, completed: int, batches_ready: int) ->
 
 
 class CheckpointConnector:
-    """Builds checkpoint dicts and restores them for one trainer."""
+    """Builds checkpoint dicts and restores them for one run host (a Trainer or a LoopDriver)."""
 
-    def __init__(self, trainer: Trainer) -> None:
+    def __init__(self, trainer: RunHost) -> None:
         self.trainer = trainer
         self._pending: dict[str, Any] | None = None
 
@@ -541,14 +541,14 @@ class CheckpointConnector:
         loop.total_batch_idx = int(state.get("total_batch_idx", -1))
         loop.batches_ready = int(state.get("batches_ready", 0))
         loop.is_last_batch = bool(state.get("is_last_batch", False))
-        if t._cfg.max_epochs != -1 and t.current_epoch > t._cfg.max_epochs:
+        if t.max_epochs != -1 and t.current_epoch > t.max_epochs:
             raise MisconfigurationException(
                 f"You restored a checkpoint with current_epoch={t.current_epoch}, but you have set "
-                f"Trainer(max_epochs={t._cfg.max_epochs})."
+                f"Trainer(max_epochs={t.max_epochs})."
             )
         plan = self._plan(state)
         loop.resume = plan
-        loop.restarting = t._cfg.max_steps != -1 or plan.position not in (BOUNDARY, EPOCH_END)
+        loop.restarting = t.max_steps != -1 or plan.position not in (BOUNDARY, EPOCH_END)
         if "optimizer_states" not in ckpt:
             raise KeyError(
                 "Trying to restore optimizer state but checkpoint contains only the model. This is probably due to "
@@ -574,7 +574,7 @@ class CheckpointConnector:
         training), where Lightning continues the saved epoch's batch count instead.
         """
         t = self.trainer
-        iteration_based = t._cfg.max_steps != -1
+        iteration_based = t.max_steps != -1
         position = state.get("position", BOUNDARY)
         ready = int(state.get("batches_ready", 0))
         rng: dict[str, Any] | None = state.get("rng")

@@ -53,30 +53,19 @@ import torch
 from lightcycle._foreign import is_kind
 from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
-from lightcycle.core.logging import MetricStore
 from lightcycle.errors import LifecycleError, MisconfigurationException, SIGTERMException
-from lightcycle.orchestrator import logger_connector, steps
-from lightcycle.orchestrator.checkpointing import CheckpointConnector
-from lightcycle.orchestrator.driver import LifecycleDriver
+from lightcycle.orchestrator import steps
 from lightcycle.orchestrator.loops import _isolate_rng
-from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
-from lightcycle.orchestrator.trainer import (
-    FitLoopProgress,
-    Trainer,
-    _check_state_keys,
-    _env_checked,
-    _reorder,
-    _Strategy,
-)
+from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerStatus
+from lightcycle.runtime.host import RunHost
+from lightcycle.runtime.progress import FitLoopProgress
 from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Lifecycle, Trigger
 
 if TYPE_CHECKING:
-    from lightcycle.callbacks.monitoring import Checkpoint
     from lightcycle.core.datamodule import LightningDataModule
     from lightcycle.core.module import LightningModule
-    from lightcycle.core.optim import LightningOptimizer, LRSchedulerConfig
 
 __all__ = ["LoopDriver"]
 
@@ -115,16 +104,6 @@ _LOG_FX = {
 
 # Stages whose batches send no step metrics to the loggers (as in Lightning).
 _NO_STEP_LOGS = frozenset((RunningStage.SANITY_CHECKING.value, RunningStage.PREDICTING.value))
-
-
-def _shared(name: str) -> Any:
-    """The Trainer's own implementation of an attribute, shared verbatim.
-
-    These properties and methods only read attributes a :class:`LoopDriver` has under the
-    same names (``state``, ``fit_loop``, ``_results``, ``callbacks``, ``_driver``, ...), so
-    callbacks see the same values from either.
-    """
-    return Trainer.__dict__[name]
 
 
 class _EvalRun:
@@ -173,7 +152,7 @@ class _Epochs:
         return lc.current_epoch
 
 
-class LoopDriver:
+class LoopDriver(RunHost):
     """The lifecycle of fit, validate, test and predict, driven from your own loop.
 
     It is also the ``trainer`` every callback receives: ``current_epoch``,
@@ -213,63 +192,15 @@ class LoopDriver:
         MisconfigurationException: ``logger`` has no ``log_metrics``.
     """
 
-    # -------------------------------------------------------------- trainer attributes (shared)
-
-    current_epoch: int = _shared("current_epoch")
-    global_step: int = _shared("global_step")
-    is_last_batch: bool = _shared("is_last_batch")
-    model: Any = _shared("model")
-    callback_metrics: dict[str, torch.Tensor] = _shared("callback_metrics")
-    logged_metrics: dict[str, torch.Tensor] = _shared("logged_metrics")
-    progress_bar_metrics: dict[str, float] = _shared("progress_bar_metrics")
-    checkpoint_callbacks: list[Checkpoint] = _shared("checkpoint_callbacks")
-    checkpoint_callback: Checkpoint | None = _shared("checkpoint_callback")
-    early_stopping_callbacks: list[Callback] = _shared("early_stopping_callbacks")
-    early_stopping_callback: Callback | None = _shared("early_stopping_callback")
-    progress_bar_callback: Callback | None = _shared("progress_bar_callback")
-    global_rank: int = _shared("global_rank")
-    local_rank: int = _shared("local_rank")
-    node_rank: int = _shared("node_rank")
-    world_size: int = _shared("world_size")
-    num_devices: int = _shared("num_devices")
-    is_global_zero: bool = _shared("is_global_zero")
-    interrupted: bool = _shared("interrupted")
-    lifecycle_state: str = _shared("lifecycle_state")
-    training: bool = _shared("training")
-    sanity_checking: bool = _shared("sanity_checking")
-    validating: bool = _shared("validating")
-    testing: bool = _shared("testing")
-    predicting: bool = _shared("predicting")
-    evaluating: bool = _shared("evaluating")
-    logger: Any = _shared("logger")
-    _set_stage: Any = _shared("_set_stage")
-    _warn_once: Any = _shared("_warn_once")
-    _manual_backward: Any = _shared("_manual_backward")
-    _count_manual_step: Any = _shared("_count_manual_step")
-    _attach_model_callbacks: Any = _shared("_attach_model_callbacks")
-    _install_sigterm: Any = _shared("_install_sigterm")
-    _restore_sigterm: Any = _shared("_restore_sigterm")
-    save_checkpoint: Any = _shared("save_checkpoint")
-    log_dir: str | None = _shared("log_dir")
-    _make_loggers: Any = _shared("_make_loggers")
-    _log_step: Any = _shared("_log_step")
-    _log_epoch: Any = _shared("_log_epoch")
-    _log_train_epoch: Any = _shared("_log_train_epoch")
-    _log_eval_step: Any = _shared("_log_eval_step")
-    _log_hyperparameters: Any = _shared("_log_hyperparameters")
-    _finalize_loggers: Any = _shared("_finalize_loggers")
-
     # Lightning settings a custom loop does not have; callbacks read them (EarlyStopping
     # checks at on_train_epoch_end when validation runs every epoch). Assign to change.
     fast_dev_run = False
     barebones = False
-    received_sigterm = False
     val_check_interval: int | float = 1.0
     check_val_every_n_epoch: int | None = 1
     log_every_n_steps = 50
-    num_training_batches: int | float = float("inf")
-    ckpt_path: str | None = None  # a custom loop restores its own state: nothing to protect from pruning
     default_root_dir = "."
+    lightning_module: LightningModule  # given at construction, never None
 
     def __init__(
         self,
@@ -307,35 +238,28 @@ class LoopDriver:
             raise MisconfigurationException(
                 f"LoopDriver(accumulate_grad_batches={accumulate_grad_batches}) is invalid: expected an int >= 1."
             )
-        self.callbacks: list[Callback] = _reorder(given)
-        _check_state_keys(self.callbacks)
+        self._device_arg = torch.device(device) if device is not None else None
+        self._device = self._device_arg if self._device_arg is not None else torch.device("cpu")
+        # No limits until lc.epochs(...) sets them; ckpt_path stays None: a custom loop restores its
+        # own state, so no checkpoint needs protecting from pruning.
+        super().__init__(
+            given,
+            logger,
+            FitLoopProgress(max_epochs=-1),
+            self._device,
+            lifecycle if lifecycle is not None else LIFECYCLE,
+            checked,
+        )
         self.lightning_module = module
+        self.strategy.lightning_module = module
         self.datamodule = datamodule
-        self.state = TrainerState()
-        self.should_stop = False
-        self.fit_loop = FitLoopProgress(max_epochs=-1)
-        self.optimizers: list[torch.optim.Optimizer] = []
-        self.lr_scheduler_configs: list[LRSchedulerConfig] = []
-        self._lightning_optimizers: list[LightningOptimizer] = []
         self._automatic_step: steps.AutomaticStep | None = None
-        self.loggers: list[Any] = self._make_loggers(logger)
-        self._eval_steps = logger_connector.EvalSteps()
         self._step_at_batch = 0  # global_step when the current training batch started
         self._stepped_pending = False  # the last batch stepped: counted once its validation ran
         self.accumulate_grad_batches = accumulate_grad_batches
         self.gradient_clip_val = gradient_clip_val
         self.gradient_clip_algorithm = gradient_clip_algorithm
         self.inference_mode = inference_mode
-        self.train_dataloader: Any = None
-        self.val_dataloaders: Any = None
-        self.test_dataloaders: Any = None
-        self.predict_dataloaders: Any = None
-        self._device_arg = torch.device(device) if device is not None else None
-        self._device = self._device_arg if self._device_arg is not None else torch.device("cpu")
-        self.strategy = _Strategy(self._device, module)
-        self._results = MetricStore()
-        self._current_dataloader_idx: int | None = None
-        self._warned: set[str] = set()
         self._skip: frozenset[str] = frozenset()
         self._own_train = True
         self._own_eval: dict[str, bool] = {}
@@ -346,19 +270,14 @@ class LoopDriver:
         self._ebatch: Any = None
         self._eidx = 0
         self._edl: int | None = None
-        self._driver = LifecycleDriver(
-            self,
-            lifecycle if lifecycle is not None else LIFECYCLE,
-            checked=_env_checked() if checked is None else checked,
-        )
         self._fire = self._driver.fire
         self._hold_events()
         self._triggers = self._driver.table.triggers
         self._log_fx: dict[str, str] = {}
-        self._sigterm_previous: Any = None
-        self._checkpoints = CheckpointConnector(self)  # type: ignore[arg-type]  # reads what a Trainer has
-        self._interrupted_from: str | None = None
-        self.num_val_batches: list[int | float] = []
+
+    def _bind(self) -> None:
+        """Compile the run's hooks (at its start and after ``configure_callbacks``)."""
+        self._driver.bind(self.lightning_module, self.callbacks, self.datamodule, skip=self._skip)
 
     def _hold_events(self) -> None:
         """Hold the per-batch training events' functions of the current bind (``fire`` without the lookup)."""
@@ -376,23 +295,6 @@ class LoopDriver:
     def device(self) -> torch.device:
         """Where batches are moved by the transfer hook in the current run."""
         return self._device
-
-    @property
-    def max_epochs(self) -> int:
-        """The ``max_epochs`` given to :meth:`epochs` (-1: none)."""
-        return self.fit_loop.max_epochs
-
-    @property
-    def min_epochs(self) -> int | None:
-        return self.fit_loop.min_epochs
-
-    @property
-    def max_steps(self) -> int:
-        return self.fit_loop.max_steps
-
-    @property
-    def min_steps(self) -> int | None:
-        return self.fit_loop.min_steps
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -449,15 +351,15 @@ class LoopDriver:
         self.received_sigterm = False
         self._restore_sigterm()  # (a run opened by begin() that an unguarded exception left)
         self._install_sigterm()
-        module.trainer = self  # type: ignore[assignment]
+        module.trainer = self
         if self.datamodule is not None:
-            self.datamodule.trainer = self  # type: ignore[assignment]
+            self.datamodule.trainer = self
         self._device = self._device_arg if self._device_arg is not None else _device_of(module)
         self.strategy.root_device = self._device
         self._eval = None
         self._current_dataloader_idx = None
         self._skip = self._hooks_to_skip(fn, optimizers is not None)
-        self._driver.bind(module, self.callbacks, self.datamodule, skip=self._skip)
+        self._bind()
         fire = self._fire
         self._attach_model_callbacks(fire(ev.ENTRY[fn.value]))
         self._hold_events()  # the callbacks are final now
@@ -718,16 +620,7 @@ class LoopDriver:
         return _Epochs(self)
 
     def _fit_done(self) -> bool:
-        loop = self.fit_loop
-        if loop.max_steps != -1 and loop.global_step >= loop.max_steps:
-            return True
-        if loop.max_epochs != -1 and loop.epochs_processed >= loop.max_epochs:
-            return True
-        if not self.should_stop:
-            return False
-        return (loop.min_epochs is None or loop.epochs_completed >= loop.min_epochs) and (
-            loop.min_steps is None or loop.global_step >= loop.min_steps
-        )
+        return self.fit_loop.fit_done(self.num_training_batches, self.should_stop)
 
     def train_epoch_start(self) -> None:
         """``on_train_epoch_start`` (training starts first if it has not)."""

@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 _INF = math.inf
 
 
-def _limit_reached(current: int, maximum: int) -> bool:
-    return maximum != -1 and current >= maximum
-
-
 # --------------------------------------------------------------------------- fit
 
 
@@ -88,7 +84,7 @@ def _run_training(t: Trainer) -> None:
     loader = t._load_train_loader()
     if _fit_done(t) or t.num_training_batches == 0:
         return  # Lightning's "skip": no on_train_start, no epochs, no on_train_end
-    if t._cfg.max_steps == -1:  # a restored end-of-epoch checkpoint: current_epoch catches up (fit loop on_run_start)
+    if loop.max_steps == -1:  # a restored end-of-epoch checkpoint: current_epoch catches up (fit loop on_run_start)
         loop.epochs_completed = loop.epochs_processed
     if t._should_check_val_epoch() and t.val_dataloaders is None:
         t._load_eval_loaders("val", ev.VAL_DATALOADER, sanity=False)
@@ -100,24 +96,8 @@ def _run_training(t: Trainer) -> None:
     fire(ev.TRAIN_END)
 
 
-def _can_stop_early(t: Trainer) -> bool:
-    cfg = t._cfg
-    # Lightning's _parse_loop_limits: with min_steps set and min_epochs not, at least one epoch runs
-    min_epochs = 1 if cfg.min_epochs is None and cfg.min_steps is not None else cfg.min_epochs
-    met_epochs = t.fit_loop.epochs_processed >= min_epochs if min_epochs else True
-    met_steps = t.global_step >= cfg.min_steps if cfg.min_steps else True
-    return met_epochs and met_steps
-
-
 def _fit_done(t: Trainer) -> bool:
-    if t.num_training_batches == 0:
-        return True
-    if _limit_reached(t.global_step, t._cfg.max_steps):
-        return True
-    if _limit_reached(t.fit_loop.epochs_processed, t.fit_loop.max_epochs):  # a callback may change it (SWA)
-        t.fit_loop.epochs_completed = t.fit_loop.epochs_processed
-        return True
-    return t.should_stop and _can_stop_early(t)
+    return t.fit_loop.fit_done(t.num_training_batches, t.should_stop)
 
 
 def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
@@ -155,7 +135,7 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
         caller(ev.TRAIN_BATCH_START),
         caller(ev.TRAIN_BATCH_END),
     )
-    accumulate = t._cfg.accumulate_grad_batches
+    accumulate = t.accumulate_grad_batches
     automatic_step: steps.AutomaticStep | None = None
     items = iter(batches)
     while not _epoch_done(t):
@@ -240,25 +220,25 @@ def _ready_reached(t: Trainer) -> bool:
 
 
 def _training_done(t: Trainer) -> bool:
-    return _limit_reached(t.global_step, t._cfg.max_steps) or _ready_reached(t)
+    return t.fit_loop.max_steps_reached() or _ready_reached(t)
 
 
 def _epoch_done(t: Trainer) -> bool:
     # ``_training_done`` inlined: this runs before every batch
-    max_steps = t._cfg.max_steps
     loop = t.fit_loop
-    if max_steps != -1 and loop.global_step >= max_steps:  # (trainer.global_step, without the property)
+    max_steps = loop.max_steps
+    if max_steps != -1 and loop.global_step >= max_steps:  # (loop.max_steps_reached(), without the call)
         return True
     if loop.batches_ready == t.num_training_batches or loop.is_last_batch:
         return True
     if t.should_stop:
-        return _can_stop_early(t)
+        return loop.can_stop_early()
     return False
 
 
 def _should_accumulate(t: Trainer) -> bool:
     loop = t.fit_loop
-    accumulation_done = loop.batches_ready % t._cfg.accumulate_grad_batches == 0
+    accumulation_done = loop.batches_ready % t.accumulate_grad_batches == 0
     return not accumulation_done and not _ready_reached(t)
 
 
@@ -268,7 +248,7 @@ def _should_check_val(t: Trainer) -> bool:
     # within one: hooks overridden, loaders, limits and the epoch number).
     loop = t.fit_loop
     infinite = t.val_check_batch == _INF
-    if (loop.is_last_batch and infinite) or (t.should_stop and _can_stop_early(t)):
+    if (loop.is_last_batch and infinite) or (t.should_stop and loop.can_stop_early()):
         check = True
     else:
         check = loop.is_last_batch
@@ -332,7 +312,7 @@ def _automatic_step(t: Trainer) -> steps.AutomaticStep:
         t.fit_loop,
         t.optimizers[0],
         t._lightning_optimizers[0],
-        accumulate=t._cfg.accumulate_grad_batches,
+        accumulate=t.accumulate_grad_batches,
         warn=t._warn_once,
         skip_backward=t.fit_loop._skip_backward,
         outputs=t._driver.calls_hooks(ev.TRAIN_BATCH_END),

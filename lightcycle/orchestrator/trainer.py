@@ -1,126 +1,41 @@
 """``lightcycle.Trainer``: Lightning's Trainer API on the declared lifecycle.
 
-The Trainer checks its arguments, owns the run's state (``trainer.state``, counters,
-callbacks, optimizers, metrics) and walks the lifecycle through one
-:class:`~lightcycle.orchestrator.driver.LifecycleDriver`; the loops themselves live in
+The Trainer checks its arguments and resolves its settings; the run's state (``trainer.state``,
+counters, callbacks, optimizers, metrics, loggers) and the attributes callbacks read are its
+:class:`~lightcycle.runtime.host.RunHost`'s, shared with
+:class:`~lightcycle.orchestrator.LoopDriver`; the loops themselves live in
 :mod:`lightcycle.orchestrator.loops`.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import threading
-import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import torch
 
 from lightcycle._foreign import hook_base, is_kind, refuse_lightning_module
 from lightcycle._hooks import is_base_hook, is_overridden
 from lightcycle.callbacks.callback import Callback
-from lightcycle.callbacks.monitoring import Checkpoint, is_checkpoint
+from lightcycle.callbacks.monitoring import is_checkpoint
 from lightcycle.errors import InvalidTypeError, MisconfigurationException
-from lightcycle.orchestrator import logger_connector, loops, preflight, steps
+from lightcycle.orchestrator import loops, preflight, steps
 from lightcycle.orchestrator.config import resolve
-from lightcycle.orchestrator.driver import LifecycleDriver
-from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
-from lightcycle.states.declaration import BACKWARD, LIFECYCLE
+from lightcycle.orchestrator.state import TrainerFn, TrainerStatus
+from lightcycle.runtime.host import RunHost
+from lightcycle.runtime.progress import FitLoopProgress
+from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Lifecycle, Trigger
 
 if TYPE_CHECKING:
     from lightcycle.core.datamodule import LightningDataModule
     from lightcycle.core.module import LightningModule
-    from lightcycle.core.optim import LightningOptimizer, LRSchedulerConfig
+
+__all__ = ["FitLoopProgress", "Trainer"]
 
 
-@attrs.define
-class FitLoopProgress:
-    """Progress of the fit loop, with Lightning's attribute names where users read them.
-
-    ``epochs_processed`` counts epochs whose batches ran; ``epochs_completed`` (which is
-    ``trainer.current_epoch``) is incremented after ``on_train_epoch_end``.
-    """
-
-    epochs_processed: int = 0
-    epochs_completed: int = 0
-    global_step: int = 0
-    batches_that_stepped: int = 0
-    """Batches after which the optimizer stepped (Lightning's ``_batches_that_stepped``): the loggers' step."""
-    batch_idx: int = -1
-    total_batch_idx: int = -1
-    batches_ready: int = 0
-    is_last_batch: bool = False
-    restarting: bool = False
-    resume: Any = None
-    """The :class:`~lightcycle.orchestrator.checkpointing.ResumePlan` of a restored fit, until its first epoch."""
-    epoch_rng: Any = None
-    """RNG states at the start of the current epoch (stored in mid-epoch checkpoints)."""
-    batches: Any = None
-    """The current epoch's :class:`~lightcycle.orchestrator.data.Lookahead` (for the loader's saved state)."""
-    max_epochs: int = 0
-    min_epochs: int | None = None
-    max_steps: int = -1
-    min_steps: int | None = None
-    _skip_backward: bool = False
-    """Lightning's flag: the current epoch runs no backward (set by StochasticWeightAveraging)."""
-
-    @property
-    def epoch_loop(self) -> Any:
-        """Lightning's ``fit_loop.epoch_loop``, as far as Lightning's callbacks read it."""
-        from lightcycle.orchestrator.surface import EpochLoopView
-
-        return EpochLoopView(self)
-
-
-@attrs.define
-class _Strategy:
-    """The little of Lightning's ``trainer.strategy`` that user code reads."""
-
-    root_device: torch.device
-    lightning_module: Any = None
-
-    def barrier(self, name: str | None = None) -> None:
-        """Single process: nothing to wait for."""
-
-    def broadcast(self, obj: Any, src: int = 0) -> Any:
-        """Single process: every rank already has ``obj``."""
-        return obj
-
-    def remove_checkpoint(self, filepath: str | os.PathLike[str]) -> None:
-        """Delete a checkpoint file or folder if it exists (Lightning's ``strategy.remove_checkpoint``)."""
-        import shutil
-
-        path = os.fspath(filepath)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
-
-
-class _StageFlag:
-    """A trainer flag that is true while ``state.stage`` is one stage (Lightning's
-    ``trainer.training``, ``validating``, ...); setting it to True sets that stage."""
-
-    def __init__(self, stage: RunningStage) -> None:
-        self.stage = stage
-
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        if obj is None:
-            return self
-        return obj.state.stage is self.stage
-
-    def __set__(self, obj: Any, value: bool) -> None:
-        obj._set_stage(self.stage, value)
-
-
-def _env_checked() -> bool:
-    return os.environ.get("LIGHTCYCLE_CHECKED", "") not in ("", "0")
-
-
-class Trainer:
+class Trainer(RunHost):
     """Runs a LightningModule through fit, validate, test and predict.
 
     Takes Lightning 2.6's arguments with their meaning and defaults (see the README's
@@ -197,51 +112,25 @@ class Trainer:
         )
         if self._cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=self._cfg.deterministic == "warn")
-        self.state = TrainerState()
-        self.callbacks: list[Callback] = _reorder(self._initial_callbacks(callbacks))
-        _check_state_keys(self.callbacks)
-        self.loggers: list[Any] = self._make_loggers(logger)
-        self._eval_steps = logger_connector.EvalSteps()
-        self.should_stop = False
-        self.received_sigterm = False
-        self.fit_loop = FitLoopProgress(
-            max_epochs=self._cfg.max_epochs,
-            min_epochs=self._cfg.min_epochs,
-            max_steps=self._cfg.max_steps,
-            min_steps=self._cfg.min_steps,
+        super().__init__(
+            self._initial_callbacks(callbacks),
+            logger,
+            FitLoopProgress(
+                max_epochs=self._cfg.max_epochs,
+                min_epochs=self._cfg.min_epochs,
+                max_steps=self._cfg.max_steps,
+                min_steps=self._cfg.min_steps,
+            ),
+            self._cfg.device,
+            lifecycle if lifecycle is not None else LIFECYCLE,
+            checked,
         )
-        self.strategy = _Strategy(self._cfg.device)
-        self.lightning_module: LightningModule | None = None
-        self.datamodule: LightningDataModule | None = None
-        self.optimizers: list[torch.optim.Optimizer] = []
-        self.lr_scheduler_configs: list[LRSchedulerConfig] = []
-        self._lightning_optimizers: list[LightningOptimizer] = []
-        self.train_dataloader: Any = None
-        self.val_dataloaders: Any = None
-        self.test_dataloaders: Any = None
-        self.predict_dataloaders: Any = None
+        self.accumulate_grad_batches = self._cfg.accumulate_grad_batches  # a callback may change it
         self._eval_loaders: dict[str, list[Any]] = {}
-        self.num_training_batches: int | float = float("inf")
-        self.num_val_batches: list[int | float] = []
-        self.num_sanity_val_batches: list[int | float] = []
-        self.num_test_batches: list[int | float] = []
-        self.num_predict_batches: list[int | float] = []
         self.val_check_batch: int | float = float("inf")
-        self.ckpt_path: str | None = None
         self._val_has_run = False  # a (non-sanity) validation batch ran in the last validation run
-        self._interrupted_from: str | None = None
         self._explicit: dict[str, Any] = {}
-        self._current_dataloader_idx: int | None = None
         self._eval_last_outputs: list[dict[str, float]] = []
-        self._warned: set[str] = set()
-        self._sigterm_previous: Any = None
-        from lightcycle.core.logging import MetricStore
-        from lightcycle.orchestrator.checkpointing import CheckpointConnector
-
-        self._results = MetricStore()
-        self._checkpoints = CheckpointConnector(self)
-        lifecycle = lifecycle if lifecycle is not None else LIFECYCLE
-        self._driver = LifecycleDriver(self, lifecycle, checked=_env_checked() if checked is None else checked)
 
     # ------------------------------------------------------------------ construction helpers
 
@@ -292,61 +181,6 @@ class Trainer:
             # Lightning's choice: the rich table when rich is installed.
             out.append(RichModelSummary() if importlib.util.find_spec("rich") is not None else ModelSummary())
         return out
-
-    def _make_loggers(self, logger: Any) -> list[Any]:
-        # Lightning's Trainer: ``logger=None`` is ``logger=True`` (the default logger).
-        return logger_connector.make_loggers(
-            True if logger is None else logger, self.default_root_dir, type(self).__name__
-        )
-
-    def _finalize_loggers(self, status: str) -> None:
-        for lg in self.loggers:
-            finalize = getattr(lg, "finalize", None)
-            if callable(finalize):
-                finalize(status)
-
-    def _log_hyperparameters(self) -> None:
-        """Send the initial hyper-parameters to the loggers (Lightning's ``_log_hyperparams``).
-
-        Those of the module and of the datamodule that called ``save_hyperparameters``
-        (with ``logger=True``, the default), merged; then each logger's ``log_graph`` and
-        ``save``, where it has them.
-
-        Raises:
-            RuntimeError: the module and the datamodule log a key with different values
-                (Lightning's message).
-        """
-        if not self.loggers:
-            return
-        module, dm = self.lightning_module, self.datamodule
-        log_module = bool(getattr(module, "_log_hyperparams", False))
-        log_dm = dm is not None and bool(getattr(dm, "_log_hyperparams", False))
-        hparams: Any = None
-        if log_module and log_dm:
-            assert module is not None and dm is not None
-            ours, theirs = module.hparams_initial, dm.hparams_initial
-            clash = [k for k in ours if k in theirs and not _same_value(ours[k], theirs[k])]
-            if clash:
-                raise RuntimeError(
-                    f"Error while merging hparams: the keys {clash} are present in both the LightningModule's and "
-                    "LightningDataModule's hparams but have different values."
-                )
-            hparams = {**ours, **theirs}
-        elif log_module:
-            assert module is not None
-            hparams = module.hparams_initial
-        elif log_dm:
-            assert dm is not None
-            hparams = dm.hparams_initial
-        for lg in self.loggers:
-            if hparams is not None and callable(getattr(lg, "log_hyperparams", None)):
-                lg.log_hyperparams(hparams)
-            log_graph = getattr(lg, "log_graph", None)
-            if callable(log_graph):
-                log_graph(module)
-            save = getattr(lg, "save", None)
-            if callable(save):
-                save()
 
     # ------------------------------------------------------------------ public entry points
 
@@ -418,31 +252,6 @@ class Trainer:
         ckpt = self._checkpoints.resolve_path(ckpt_path, TrainerFn.PREDICTING, model_provided=provided)
         out = self._run(lambda: loops.run_eval_entry(self, TrainerFn.PREDICTING, ckpt))
         return out if return_predictions is not False else None
-
-    def save_checkpoint(
-        self, filepath: str | os.PathLike[str], weights_only: bool | None = False, storage_options: Any = None
-    ) -> None:
-        """Write a checkpoint of the current state to ``filepath``.
-
-        The file is written atomically (a temporary file in the same folder, flushed,
-        fsynced, then renamed), so an existing checkpoint at ``filepath`` is replaced by a
-        whole new one or stays as it was. Contents and resume guarantees:
-        ``docs/checkpoints.md``.
-
-        Args:
-            filepath: where to write (its folder is created).
-            weights_only: only the weights, progress and hyper-parameters (no optimizer,
-                scheduler or callback states; cannot resume a fit).
-            storage_options: not supported (Lightning's CheckpointIO option).
-        """
-        if self.lightning_module is None:
-            raise AttributeError(
-                "Saving a checkpoint is only possible if a model is attached to the Trainer. Did you call"
-                " `Trainer.save_checkpoint()` before calling `Trainer.{fit,validate,test,predict}`?"
-            )
-        if storage_options is not None:
-            raise MisconfigurationException("save_checkpoint(storage_options=...) is not supported; remove it.")
-        self._checkpoints.save(filepath, bool(weights_only))
 
     def _evaluate(
         self,
@@ -529,7 +338,7 @@ class Trainer:
                     f"`train_dataloader` in {type(source).__name__} or pass `train_dataloaders` to `fit`."
                 )
             if not model.automatic_optimization:
-                if self._cfg.accumulate_grad_batches != 1:
+                if self.accumulate_grad_batches != 1:
                     raise MisconfigurationException(
                         "Automatic gradient accumulation is not supported for manual optimization. Remove "
                         "`Trainer(accumulate_grad_batches=...)` or switch to automatic optimization."
@@ -617,38 +426,6 @@ class Trainer:
         self._finalize_loggers("failed")
         self._teardown_internal()
 
-    def _install_sigterm(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            self._sigterm_previous = None
-            return
-        previous = signal.getsignal(signal.SIGTERM)
-
-        def handler(signum: int, frame: Any) -> None:
-            self.received_sigterm = True
-            if callable(previous):  # not SIG_DFL / SIG_IGN
-                previous(signum, frame)
-
-        self._sigterm_previous = previous
-        signal.signal(signal.SIGTERM, handler)
-
-    def _restore_sigterm(self) -> None:
-        if self._sigterm_previous is not None:
-            signal.signal(signal.SIGTERM, self._sigterm_previous)
-            self._sigterm_previous = None
-
-    def _attach_model_callbacks(self, model_callbacks: Any) -> None:
-        """Merge what ``configure_callbacks`` returned (Lightning's rules) and recompile."""
-        if model_callbacks:
-            if is_kind(model_callbacks, Callback, "Callback"):
-                model_callbacks = [model_callbacks]
-            model_types = {type(c) for c in model_callbacks}
-            trainer_types = {type(c) for c in self.callbacks} - {Callback}
-            override = {tt for mt in model_types for tt in trainer_types if issubclass(mt, tt)}
-            merged = [c for c in self.callbacks if type(c) not in override] + list(model_callbacks)
-            self.callbacks = _reorder(merged)
-            _check_state_keys(self.callbacks)
-            self._bind()
-
     def _configure_optimizers(self, returned: Any) -> None:
         from lightcycle.core.optim import resolve_optimizers
 
@@ -665,43 +442,6 @@ class Trainer:
             self._cfg.gradient_clip_algorithm,
             self._count_manual_step,
         )
-
-    def _count_manual_step(self) -> None:
-        self.fit_loop.global_step += 1
-
-    def _manual_backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
-        module = self.lightning_module
-        if module is None or module.automatic_optimization:
-            raise MisconfigurationException(
-                "`manual_backward` is for manual optimization. Set `self.automatic_optimization = False` in your "
-                "module's __init__, or return the loss from training_step and let the Trainer call backward."
-            )
-        if args or kwargs:
-            raise MisconfigurationException(
-                "manual_backward(loss, *args, **kwargs): extra arguments are not supported yet; call "
-                "manual_backward(loss) (or override `backward` in your module)."
-            )
-        self._driver.fire(BACKWARD, loss)
-
-    def _log_step(self, metrics: dict[str, torch.Tensor]) -> None:
-        """Training step metrics of a batch that stepped, every ``log_every_n_steps`` (Lightning's rule)."""
-        if self.loggers:
-            logger_connector.log_train_step(self, metrics)
-
-    def _log_train_epoch(self, metrics: dict[str, torch.Tensor]) -> None:
-        logger_connector.log_train_epoch(self, metrics)
-
-    def _log_eval_step(self, metrics: dict[str, torch.Tensor], dataloader_idx: int) -> None:
-        self._eval_steps.log(self, metrics, dataloader_idx)
-
-    def _log_epoch(self, metrics: dict[str, torch.Tensor]) -> None:
-        """Evaluation epoch metrics (with ``epoch``, at ``batches_that_stepped``)."""
-        logger_connector.send(self, metrics)
-
-    def _warn_once(self, message: str) -> None:
-        if message not in self._warned:
-            self._warned.add(message)
-            warnings.warn(message, UserWarning, stacklevel=3)
 
     # ------------------------------------------------------------------ data
 
@@ -739,10 +479,6 @@ class Trainer:
 
     def _should_sanity_check(self) -> bool:
         return self.enable_validation and self._cfg.num_sanity_val_steps > 0 and not self.fit_loop.restarting
-
-    def _should_check_val_epoch(self) -> bool:
-        n = self._cfg.check_val_every_n_epoch
-        return self.enable_validation and (n is None or (self.current_epoch + 1) % n == 0)
 
     def _load_train_loader(self) -> Any:
         from lightcycle.states.declaration import TRAIN_DATALOADER
@@ -805,54 +541,6 @@ class Trainer:
     # ------------------------------------------------------------------ attributes (spec 5)
 
     @property
-    def current_epoch(self) -> int:
-        """Completed epochs; unchanged inside an epoch, including its on_train_epoch_end."""
-        return self.fit_loop.epochs_completed
-
-    @property
-    def global_step(self) -> int:
-        """Optimizer steps taken."""
-        return self.fit_loop.global_step
-
-    @property
-    def is_last_batch(self) -> bool:
-        return self.fit_loop.is_last_batch
-
-    @property
-    def model(self) -> Any:
-        return self.lightning_module
-
-    @property
-    def max_epochs(self) -> int:
-        return self.fit_loop.max_epochs  # Lightning's: a callback may change fit_loop.max_epochs
-
-    @property
-    def min_epochs(self) -> int | None:
-        return self._cfg.min_epochs
-
-    @property
-    def max_steps(self) -> int:
-        return self._cfg.max_steps
-
-    @property
-    def min_steps(self) -> int | None:
-        return self._cfg.min_steps
-
-    @property
-    def accumulate_grad_batches(self) -> int:
-        return self._cfg.accumulate_grad_batches
-
-    @accumulate_grad_batches.setter
-    def accumulate_grad_batches(self, value: int) -> None:
-        # Lightning's is a plain attribute; GradientAccumulationScheduler sets it at each epoch start,
-        # and the epoch loop reads it after on_train_epoch_start.
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise MisconfigurationException(
-                f"trainer.accumulate_grad_batches = {value!r} is invalid: expected an int >= 1."
-            )
-        self._cfg.accumulate_grad_batches = value
-
-    @property
     def gradient_clip_val(self) -> float | None:
         return self._cfg.gradient_clip_val
 
@@ -901,15 +589,6 @@ class Trainer:
         return self._cfg.default_root_dir
 
     @property
-    def log_dir(self) -> str | None:
-        """The first logger's folder (Lightning's rule: see :func:`logger_connector.log_dir`)."""
-        return logger_connector.log_dir(self.loggers, self.default_root_dir)
-
-    @property
-    def logger(self) -> Any:
-        return self.loggers[0] if self.loggers else None
-
-    @property
     def device(self) -> torch.device:
         """The device the module trains on (lightcycle's addition; Lightning: strategy.root_device)."""
         return self._cfg.device
@@ -931,7 +610,7 @@ class Trainer:
             batches = self.num_training_batches
         if batches == float("inf"):
             return self._cfg.max_steps if self._cfg.max_steps != -1 else float("inf")
-        per_epoch = -(-batches // self._cfg.accumulate_grad_batches)  # ceil
+        per_epoch = -(-batches // self.accumulate_grad_batches)  # ceil
         total = per_epoch * self._cfg.max_epochs if self._cfg.max_epochs != -1 else float("inf")
         if self._cfg.max_steps != -1:
             return min(total, self._cfg.max_steps)
@@ -944,102 +623,6 @@ class Trainer:
 
         return LoggerConnectorView(self)
 
-    @property
-    def callback_metrics(self) -> dict[str, torch.Tensor]:
-        return self._results.callback_metrics
-
-    @property
-    def logged_metrics(self) -> dict[str, torch.Tensor]:
-        return self._results.logged_metrics
-
-    @property
-    def progress_bar_metrics(self) -> dict[str, float]:
-        return self._results.progress_bar_metrics
-
-    @property
-    def checkpoint_callbacks(self) -> list[Any]:
-        # Checkpoint instances, lightcycle's or Lightning's (which do not derive from ours).
-        return [cb for cb in self.callbacks if is_checkpoint(cb)]
-
-    @property
-    def checkpoint_callback(self) -> Checkpoint | None:
-        cbs = self.checkpoint_callbacks
-        return cbs[0] if cbs else None
-
-    @property
-    def early_stopping_callbacks(self) -> list[Callback]:
-        from lightcycle.callbacks.early_stopping import EarlyStopping
-
-        return [cb for cb in self.callbacks if is_kind(cb, EarlyStopping, "EarlyStopping")]
-
-    @property
-    def early_stopping_callback(self) -> Callback | None:
-        cbs = self.early_stopping_callbacks
-        return cbs[0] if cbs else None
-
-    @property
-    def progress_bar_callback(self) -> Callback | None:
-        from lightcycle.callbacks.progress import ProgressBar
-
-        return next((cb for cb in self.callbacks if is_kind(cb, ProgressBar, "ProgressBar")), None)
-
-    @property
-    def global_rank(self) -> int:
-        return 0
-
-    @property
-    def local_rank(self) -> int:
-        return 0
-
-    @property
-    def node_rank(self) -> int:
-        return 0
-
-    @property
-    def world_size(self) -> int:
-        return 1
-
-    @property
-    def num_devices(self) -> int:
-        return 1
-
-    @property
-    def is_global_zero(self) -> bool:
-        return True
-
-    @property
-    def interrupted(self) -> bool:
-        return self.state.status is TrainerStatus.INTERRUPTED
-
-    @property
-    def lifecycle_state(self) -> str:
-        """The lifecycle's current state path (lightcycle's addition), e.g. ``fit.train.epoch.running``."""
-        return self._driver.state
-
-    training = _StageFlag(RunningStage.TRAINING)
-    sanity_checking = _StageFlag(RunningStage.SANITY_CHECKING)
-    validating = _StageFlag(RunningStage.VALIDATING)
-    testing = _StageFlag(RunningStage.TESTING)
-    predicting = _StageFlag(RunningStage.PREDICTING)
-
-    @property
-    def evaluating(self) -> bool:
-        stage = self.state.stage
-        return stage is not None and stage.evaluating
-
-    def _set_stage(self, stage: RunningStage, value: bool) -> None:
-        if value:
-            self.state.stage = stage
-        elif self.state.stage is stage:
-            self.state.stage = None
-
-
-def _same_value(a: Any, b: Any) -> bool:
-    """Equal hyper-parameter values, tensors compared element-wise (Lightning's ``_compare``)."""
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and bool(torch.equal(a, b))
-    return bool(a == b)
-
 
 def _module_base() -> type[LightningModule]:
     from lightcycle.core.module import LightningModule
@@ -1051,26 +634,6 @@ def _finish() -> Trigger:
     from lightcycle.states.declaration import FINISH
 
     return FINISH
-
-
-def _reorder(callbacks: Iterable[Callback]) -> list[Callback]:
-    """Lightning's ``_reorder_callbacks``: checkpoint callbacks last, order kept otherwise."""
-    items = list(callbacks)
-    return [c for c in items if not is_checkpoint(c)] + [c for c in items if is_checkpoint(c)]
-
-
-def _check_state_keys(callbacks: Sequence[Callback]) -> None:
-    seen: dict[str, Callback] = {}
-    for cb in callbacks:
-        if not is_overridden("state_dict", cb, hook_base(cb, Callback)):
-            continue
-        if cb.state_key in seen:
-            raise RuntimeError(
-                f"Found more than one stateful callback of type `{type(cb).__name__}` with state_key "
-                f"{cb.state_key!r}. Their checkpointed states would overwrite each other. Give each instance a "
-                "unique `state_key` (override the property, e.g. with `self._generate_state_key(...)`)."
-            )
-        seen[cb.state_key] = cb
 
 
 def _print_results(results: list[dict[str, float]], verb: str) -> None:
