@@ -57,6 +57,7 @@ from lightcycle.errors import LifecycleError, MisconfigurationException, SIGTERM
 from lightcycle.orchestrator import steps
 from lightcycle.orchestrator.loops import _isolate_rng
 from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerStatus
+from lightcycle.runtime.evaluation import EvalRun
 from lightcycle.runtime.host import RunHost
 from lightcycle.runtime.progress import FitLoopProgress
 from lightcycle.states import declaration as ev
@@ -100,22 +101,6 @@ _LOG_FX = {
     RunningStage.TESTING: ("test_step", "on_test_epoch_end"),
     RunningStage.PREDICTING: ("predict_step", "on_predict_epoch_end"),
 }
-
-
-# Stages whose batches send no step metrics to the loggers (as in Lightning).
-_NO_STEP_LOGS = frozenset((RunningStage.SANITY_CHECKING.value, RunningStage.PREDICTING.value))
-
-
-class _EvalRun:
-    """The evaluation run in progress: its events, metric stage and whose step runs."""
-
-    __slots__ = ("ended", "events", "own_step", "stage")
-
-    def __init__(self, events: ev.EvalTriggers, stage: str, own_step: bool) -> None:
-        self.events = events
-        self.stage = stage
-        self.own_step = own_step
-        self.ended = False  # a batch of this run has ended (a SIGTERM check point follows it)
 
 
 class _Epochs:
@@ -264,7 +249,7 @@ class LoopDriver(RunHost):
         self._own_train = True
         self._own_eval: dict[str, bool] = {}
         self._val_requested = False
-        self._eval: _EvalRun | None = None
+        self._eval: EvalRun | None = None
         self._batch: Any = None
         self._batch_idx = 0
         self._ebatch: Any = None
@@ -458,7 +443,7 @@ class LoopDriver(RunHost):
                 with self._grad_context():
                     self._open_eval(events, stage.value)
                     yield self
-                    self._close_eval(cast(_EvalRun, self._eval))
+                    self._close_eval(cast(EvalRun, self._eval))
             self._end_run()
 
     def fit(self, optimizers: Any = None) -> AbstractContextManager[LoopDriver]:
@@ -811,21 +796,14 @@ class LoopDriver(RunHost):
     # -------------------------------------------------------------- evaluation runs
 
     def _open_eval(self, events: ev.EvalTriggers, stage: str) -> None:
-        self._eval = _EvalRun(events, stage, self._own_eval.get(events.noun, True))
-        self._results.start_epoch(stage)
-        self._fire(events.start)
-        self._fire(events.epoch_start)
+        run = self._eval = EvalRun(self, events, stage)
+        run.own_step = self._own_eval.get(events.noun, True)
+        run.open()
 
-    def _close_eval(self, run: _EvalRun) -> None:
-        e = run.events
-        self._require(e.epoch_end)
-        self._current_dataloader_idx = None
-        self._results.end_epoch(run.stage)
-        self._fire(e.epoch_end)
-        epoch_metrics = self._results.close_epoch(run.stage)
-        if run.stage not in (RunningStage.SANITY_CHECKING.value, RunningStage.PREDICTING.value):
-            self._log_epoch(epoch_metrics)
-        self._fire(e.end)
+    def _close_eval(self, run: EvalRun) -> None:
+        self._require(run.events.epoch_end)
+        run.end_epoch()
+        run.end()
         self._eval = None
 
     def validation_start(self, *, zero_grad: bool = True) -> None:
@@ -867,54 +845,41 @@ class LoopDriver(RunHost):
             yield self
             self.validation_end()
 
+    def _run_of(self, e: ev.EvalTriggers, event: Trigger) -> EvalRun:
+        """The open run of ``e``'s loop; else LifecycleError naming ``event`` (nothing fires)."""
+        run = self._eval
+        if run is None or run.events is not e:
+            raise LifecycleError(self._driver.state, event.name, self._driver.legal())
+        return run
+
     def _eval_batch_start(self, e: ev.EvalTriggers, batch: Any, batch_idx: int, dataloader_idx: int | None) -> Any:
         if self.received_sigterm and self._eval is not None and self._eval.ended:
             # Spec 4.3: after every evaluation batch but the last; the driver cannot know
             # which is the last, so the check waits for the next batch to start.
             raise SIGTERMException()
-        fire = self._fire
-        if dataloader_idx is None:
-            batch = fire(e.batch_transfer, batch, self._device, 0)
-            run = cast(_EvalRun, self._eval)
-            self._results.start_batch(run.stage, None, batch)
-            fire(e.batch_start, batch, batch_idx)
-            if run.own_step:
-                fire(e.step, batch, batch_idx)
-        else:
-            batch = fire(e.batch_transfer, batch, self._device, dataloader_idx)
-            run = cast(_EvalRun, self._eval)
+        run = self._run_of(e, e.batch_transfer)
+        if dataloader_idx is not None:
             self._current_dataloader_idx = dataloader_idx
-            self._results.start_batch(run.stage, dataloader_idx, batch)
-            fire(e.batch_start, batch, batch_idx, dataloader_idx)
-            if run.own_step:
-                fire(e.step, batch, batch_idx, dataloader_idx)
+        batch = run.start_batch(batch, batch_idx, dataloader_idx)
+        if run.own_step:
+            run.step(batch, batch_idx, dataloader_idx)
         self._ebatch = batch
         self._eidx = batch_idx
         self._edl = dataloader_idx
         return batch
 
     def _eval_step(self, e: ev.EvalTriggers) -> Any:
-        run = self._eval
-        if run is not None and run.own_step and run.events is e:
+        run = self._run_of(e, e.step)
+        if run.own_step:
             name = _STEP_HOOKS[e.noun]
             raise MisconfigurationException(
                 f"{type(self.lightning_module).__name__} has no `{name}`, so your loop is the step: compute the "
                 f"outputs yourself and pass them to lc.{e.noun}_batch_end(outputs)."
             )
-        if self._edl is None:
-            return self._fire(e.step, self._ebatch, self._eidx)
-        return self._fire(e.step, self._ebatch, self._eidx, self._edl)
+        return run.step(self._ebatch, self._eidx, self._edl)
 
     def _eval_batch_end(self, e: ev.EvalTriggers, outputs: Any) -> None:
-        if self._edl is None:
-            self._fire(e.batch_end, outputs, self._ebatch, self._eidx)
-        else:
-            self._fire(e.batch_end, outputs, self._ebatch, self._eidx, self._edl)
-        run = cast(_EvalRun, self._eval)
-        run.ended = True
-        metrics = self._results.end_batch(run.stage)
-        if self.loggers and run.stage not in _NO_STEP_LOGS:
-            self._log_eval_step(metrics, self._edl or 0)
+        self._run_of(e, e.batch_end).end_batch(outputs, self._ebatch, self._eidx, self._edl)
 
     def _eval_batch(self, e: ev.EvalTriggers, batch: Any, batch_idx: int, dataloader_idx: int | None) -> Any:
         self._eval_batch_start(e, batch, batch_idx, dataloader_idx)

@@ -22,6 +22,7 @@ from lightcycle.errors import MisconfigurationException, SIGTERMException
 from lightcycle.orchestrator import logger_connector, preflight, steps
 from lightcycle.orchestrator.data import Lookahead, as_loader_list, num_batches, set_sampler_epoch
 from lightcycle.orchestrator.state import RunningStage, TrainerFn
+from lightcycle.runtime.evaluation import EvalRun
 from lightcycle.states import declaration as ev
 
 if TYPE_CHECKING:
@@ -342,8 +343,6 @@ def run_evaluation(
     module = t.lightning_module
     prefix = "val" if e.noun == "validation" else e.noun
     preflight.verify_dataloader_idx(module, e.noun, prefix, len(loaders))  # where Lightning's loops check
-    fire = t._driver.fire
-    device = t._cfg.device
     several = len(loaders) > 1
     predict = e.noun == "predict"
     predictions: list[list[Any]] = [[] for _ in loaders]
@@ -353,20 +352,10 @@ def run_evaluation(
     if validating:
         t._val_has_run = False  # Lightning's val_loop._has_run (read by ModelCheckpoint)
     with _eval_context(t._cfg.inference_mode):
-        results = t._results
-        results.start_epoch(stage_name)
-        fire(e.start)
-        fire(e.epoch_start)
-        caller = t._driver.caller
-        transfer, batch_start, step, batch_end = (
-            caller(e.batch_transfer),
-            caller(e.batch_start),
-            caller(e.step),
-            caller(e.batch_end),
-        )
+        run = EvalRun(t, e, stage_name)
+        run.open()
+        start_batch, step, end_batch = run.start_batch, run.step, run.end_batch
         last_loader = max((i for i, n in enumerate(counts) if n > 0), default=-1)
-        # Lightning logs evaluation step metrics after every batch, outside the sanity check
-        log_step = t._log_eval_step if t.loggers and stage is not RunningStage.SANITY_CHECKING and not predict else None
         for dl_idx, (loader, n) in enumerate(zip(loaders, counts, strict=True)):
             if n == 0:
                 continue
@@ -374,33 +363,19 @@ def run_evaluation(
             t._current_dataloader_idx = log_idx
             batches = Lookahead(loader, n)
             for batch_idx, batch in batches:
-                batch = transfer(batch, device, dl_idx)
-                results.start_batch(stage_name, log_idx, batch)
-                if several:
-                    batch_start(batch, batch_idx, dl_idx)
-                    out = step(batch, batch_idx, dl_idx)
-                    batch_end(out, batch, batch_idx, dl_idx)
-                else:
-                    batch_start(batch, batch_idx)
-                    out = step(batch, batch_idx)
-                    batch_end(out, batch, batch_idx)
-                metrics = results.end_batch(stage_name)
-                if log_step is not None:
-                    log_step(metrics, dl_idx)
+                batch = start_batch(batch, batch_idx, log_idx)
+                out = step(batch, batch_idx, log_idx)
+                end_batch(out, batch, batch_idx, log_idx)
                 if predict:
                     predictions[dl_idx].append(out)
                 if t.received_sigterm and not (batches.done and dl_idx == last_loader):
                     raise SIGTERMException()
-        t._current_dataloader_idx = None
         if validating and stage is not RunningStage.SANITY_CHECKING and last_loader >= 0:
             t._val_has_run = True
-        results.end_epoch(stage_name)
-        fire(e.epoch_end)
-        epoch_metrics = results.close_epoch(stage_name)
+        run.end_epoch()
         if stage is not RunningStage.SANITY_CHECKING and not predict:
-            t._log_epoch(epoch_metrics)
-            t._eval_last_outputs = [{k: float(v) for k, v in d.items()} for d in results.eval_outputs]
-        fire(e.end)
+            t._eval_last_outputs = [{k: float(v) for k, v in d.items()} for d in t._results.eval_outputs]
+        run.end()
     return predictions
 
 
