@@ -60,6 +60,7 @@ from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerStatus
 from lightcycle.runtime.evaluation import EvalRun
 from lightcycle.runtime.host import RunHost
 from lightcycle.runtime.progress import FitLoopProgress
+from lightcycle.runtime.training import SKIPPED, TrainBatch
 from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Lifecycle, Trigger
@@ -71,13 +72,9 @@ if TYPE_CHECKING:
 __all__ = ["LoopDriver"]
 
 # Per-batch events, bound once (the hot path looks nothing up by name).
-_TRAIN_TRANSFER = ev.TRAIN_BATCH_TRANSFER
-_TRAIN_START = ev.TRAIN_BATCH_START
-_SKIP = ev.SKIP_REST_OF_EPOCH
 _OWN_STEP = ev.MANUAL_TRAINING_STEP
 _BACKWARD = ev.BACKWARD
 _OWN_OPT_STEP = ev.MANUAL_OPTIMIZER_STEP
-_TRAIN_END = ev.TRAIN_BATCH_END
 _VAL = ev.EVAL["validation"]
 _TEST = ev.EVAL["test"]
 _PREDICT = ev.EVAL["predict"]
@@ -267,12 +264,10 @@ class LoopDriver(RunHost):
     def _hold_events(self) -> None:
         """Hold the per-batch training events' functions of the current bind (``fire`` without the lookup)."""
         caller = self._driver.caller
-        self._transfer_event = caller(_TRAIN_TRANSFER)
-        self._batch_start_event = caller(_TRAIN_START)
+        self._bracket = TrainBatch(self, self._device)
         self._own_step_event = caller(_OWN_STEP)
         self._backward_event = caller(_BACKWARD)
         self._own_opt_step_event = caller(_OWN_OPT_STEP)
-        self._batch_end_event = caller(_TRAIN_END)
 
     # -------------------------------------------------------------- more trainer attributes
 
@@ -663,14 +658,8 @@ class LoopDriver(RunHost):
             # it triggered. A custom loop runs that validation after train_batch_end, so
             # the check is here, before the next batch fires anything.
             raise SIGTERMException()
-        batch = self._transfer_event(batch, self._device, 0)
-        loop.batch_idx = batch_idx
-        loop.batches_ready += 1
-        loop.total_batch_idx += 1
-        self._results.start_batch("train", None, batch)
-        if self._batch_start_event(batch, batch_idx) == -1:
-            loop.is_last_batch = True
-            self._fire(_SKIP)
+        batch = self._bracket.start(batch, batch_idx)
+        if batch is SKIPPED:
             return None
         self._batch = batch
         self._batch_idx = batch_idx
@@ -761,14 +750,11 @@ class LoopDriver(RunHost):
             outputs = {"loss": outputs.detach()}
         elif kind is not dict:
             outputs = steps.manual_outputs(outputs)
-        self._batch_end_event(outputs, self._batch, self._batch_idx)
-        metrics = self._results.end_batch("train")
         # As the Trainer: a batch "stepped" when the optimizer stepped in it (always under
         # manual optimization); only those log step metrics, and they are counted after
         # the validation your loop may run next.
         stepped = self.fit_loop.global_step != self._step_at_batch or not self.lightning_module.automatic_optimization
-        if metrics and stepped:
-            self._log_step(metrics)
+        self._bracket.end(outputs, self._batch, self._batch_idx, stepped)
         self._stepped_pending = stepped
 
     def _count_stepped(self) -> None:

@@ -23,6 +23,7 @@ from lightcycle.orchestrator import logger_connector, preflight, steps
 from lightcycle.orchestrator.data import Lookahead, as_loader_list, num_batches, set_sampler_epoch
 from lightcycle.orchestrator.state import RunningStage, TrainerFn
 from lightcycle.runtime.evaluation import EvalRun
+from lightcycle.runtime.training import SKIPPED, TrainBatch
 from lightcycle.states import declaration as ev
 
 if TYPE_CHECKING:
@@ -125,17 +126,12 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
     if plan is not None and plan.pending is not None:  # what the saved batch still had to do
         loop.is_last_batch = plan.is_last_batch
         _after_batch(t, validate=validate_epoch and plan.pending == "batch")
-    device = t._cfg.device
     module = t.lightning_module
     assert module is not None
-    # Per-epoch constants of the batch loop, read once: the per-batch events' functions and
-    # the automatic-optimization step for the first optimizer (built at its first use).
-    caller = t._driver.caller
-    transfer, batch_start, batch_end = (
-        caller(ev.TRAIN_BATCH_TRANSFER),
-        caller(ev.TRAIN_BATCH_START),
-        caller(ev.TRAIN_BATCH_END),
-    )
+    # Per-epoch constants of the batch loop, read once: the batch bracket (its events' functions)
+    # and the automatic-optimization step for the first optimizer (built at its first use).
+    bracket = TrainBatch(t, t._cfg.device)
+    start_batch, end_batch = bracket.start, bracket.end
     accumulate = t.accumulate_grad_batches
     automatic_step: steps.AutomaticStep | None = None
     items = iter(batches)
@@ -145,14 +141,8 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
         except StopIteration:
             break
         loop.is_last_batch = batches.done
-        loop.batch_idx = batch_idx
-        batch = transfer(batch, device, 0)
-        loop.batches_ready += 1
-        loop.total_batch_idx += 1
-        results.start_batch("train", None, batch)
-        if batch_start(batch, batch_idx) == -1:
-            loop.is_last_batch = True
-            fire(ev.SKIP_REST_OF_EPOCH)
+        batch = start_batch(batch, batch_idx)
+        if batch is SKIPPED:
             _update_schedulers(t, "step", plateau=False)
             if _ready_reached(t):
                 _update_schedulers(t, "epoch", plateau=False)
@@ -175,10 +165,7 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
             _update_schedulers(t, "step", plateau=False)
             if _ready_reached(t):
                 _update_schedulers(t, "epoch", plateau=False)
-        batch_end(outputs, batch, batch_idx)
-        metrics = results.end_batch("train")
-        if metrics and (stepping or not automatic):  # Lightning logs no step metrics while accumulating
-            t._log_step(metrics)
+        end_batch(outputs, batch, batch_idx, stepping or not automatic)
         _after_batch(t, validate=validate_epoch)
         if stepping:  # after the validation this batch ran: its epoch metrics have the step before
             loop.batches_that_stepped += 1
