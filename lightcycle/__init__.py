@@ -23,10 +23,10 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs
     from lightcycle.core.module import LightningModule
     from lightcycle.errors import LifecycleError, MisconfigurationException
     from lightcycle.logo import LIGHTNING_LOGO, cli_lightning_logo
-    from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
     from lightcycle.orchestrator.trainer import Trainer
     from lightcycle.seed import seed_everything
     from lightcycle.states import LIFECYCLE
+    from lightcycle.states.stages import RunningStage, TrainerFn, TrainerState, TrainerStatus
 
 _LAZY: dict[str, str] = {
     "Callback": "lightcycle.callbacks.callback",
@@ -36,10 +36,10 @@ _LAZY: dict[str, str] = {
     "MisconfigurationException": "lightcycle.errors",
     "LIGHTNING_LOGO": "lightcycle.logo",
     "cli_lightning_logo": "lightcycle.logo",
-    "RunningStage": "lightcycle.orchestrator.state",
-    "TrainerFn": "lightcycle.orchestrator.state",
-    "TrainerState": "lightcycle.orchestrator.state",
-    "TrainerStatus": "lightcycle.orchestrator.state",
+    "RunningStage": "lightcycle.states.stages",
+    "TrainerFn": "lightcycle.states.stages",
+    "TrainerState": "lightcycle.states.stages",
+    "TrainerStatus": "lightcycle.states.stages",
     "Trainer": "lightcycle.orchestrator.trainer",
     "seed_everything": "lightcycle.seed",
     "LIFECYCLE": "lightcycle.states",

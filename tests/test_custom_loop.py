@@ -34,10 +34,10 @@ from torch import nn
 import lightcycle
 from lightcycle.errors import LifecycleError, MisconfigurationException
 from lightcycle.orchestrator import LoopDriver
-from lightcycle.orchestrator.state import TrainerStatus
 from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Hook, Lifecycle, Target, Transition, Trigger
+from lightcycle.states.stages import TrainerStatus
 from tests.recording import Scenario, build, end_state, jsonable, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]

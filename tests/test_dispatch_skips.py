@@ -24,8 +24,8 @@ from lightcycle.callbacks import HookRecorder
 from lightcycle.core.datamodule import DataHooks
 from lightcycle.orchestrator.dispatch import is_pass_through
 from lightcycle.orchestrator.driver import LifecycleDriver
-from lightcycle.orchestrator.state import TrainerState
 from lightcycle.states import declaration as ev
+from lightcycle.states.stages import TrainerState
 
 _B = "fit.train.epoch.batch."
 _C = _B + "closure."

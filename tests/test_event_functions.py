@@ -19,10 +19,10 @@ import lightcycle as L
 from lightcycle.errors import LifecycleError
 from lightcycle.orchestrator import codegen
 from lightcycle.orchestrator.driver import LifecycleDriver
-from lightcycle.orchestrator.state import TrainerState
 from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Hook, Target, Transition, Trigger
+from lightcycle.states.stages import TrainerState
 
 _RUNNING = "fit.train.epoch.running"
 _STARTED = "fit.train.epoch.batch.started"

@@ -28,7 +28,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightcycle.orchestrator.state import TrainerStatus
+from lightcycle.states.stages import TrainerStatus
 from lightcycle.verify import verify_trace
 from tests.faults import KINDS, Config, Plan, Run, SecondaryFailure, Site, log_index, make_exception, make_run, sites
 

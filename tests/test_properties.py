@@ -27,7 +27,7 @@ from typing import Any
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from lightcycle.orchestrator.state import TrainerStatus
+from lightcycle.states.stages import TrainerStatus
 from lightcycle.verify import verify_trace
 from tests.faults import Config, Run, make_run
 

@@ -27,8 +27,8 @@ from lightcycle._hooks import is_overridden
 from lightcycle.callbacks import HookRecorder
 from lightcycle.errors import LifecycleError
 from lightcycle.orchestrator.driver import LifecycleDriver
-from lightcycle.orchestrator.state import TrainerFn
 from lightcycle.states import ANY, LIFECYCLE, Stage, Target, Transition, Trigger
+from lightcycle.states.stages import TrainerFn
 from tests.faults import Config, TinyModule
 
 _ANYWHERE = frozenset(t.trigger.name for t in LIFECYCLE.transitions if ANY in t.source)

@@ -133,7 +133,7 @@ class EarlyStopping(Callback):
         self.stopping_reason_message = state_dict.get("stopping_reason_message")
 
     def _should_skip_check(self, trainer: RunHost) -> bool:
-        from lightcycle.orchestrator.state import TrainerFn
+        from lightcycle.states.stages import TrainerFn
 
         return trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking
 

@@ -293,7 +293,7 @@ class ModelCheckpoint(Checkpoint):
     # ------------------------------------------------------------------ decisions
 
     def _should_skip_saving_checkpoint(self, trainer: RunHost) -> bool:
-        from lightcycle.orchestrator.state import TrainerFn
+        from lightcycle.states.stages import TrainerFn
 
         return (
             bool(trainer.fast_dev_run)

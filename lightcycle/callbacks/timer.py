@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from lightcycle.callbacks.callback import Callback
 from lightcycle.errors import MisconfigurationException
-from lightcycle.orchestrator.state import RunningStage
+from lightcycle.states.stages import RunningStage
 
 if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule

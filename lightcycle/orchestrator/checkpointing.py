@@ -43,8 +43,8 @@ from lightcycle.orchestrator.checkpoint_format import (
     validate,
 )
 from lightcycle.orchestrator.data import Lookahead
-from lightcycle.orchestrator.state import TrainerFn
 from lightcycle.states import declaration as ev
+from lightcycle.states.stages import TrainerFn
 
 if TYPE_CHECKING:
     from lightcycle.runtime.host import RunHost

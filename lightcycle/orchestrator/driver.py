@@ -27,9 +27,9 @@ import attrs
 from lightcycle.errors import LifecycleError
 from lightcycle.orchestrator import codegen
 from lightcycle.orchestrator import dispatch as d
-from lightcycle.orchestrator.state import TrainerStatus
 from lightcycle.states.declaration import FINISH, INTERRUPT, LIFECYCLE
 from lightcycle.states.model import Action, Lifecycle, Trigger
+from lightcycle.states.stages import TrainerStatus
 from lightcycle.states.table import TransitionTable
 
 _TABLES: dict[int, tuple[Lifecycle, TransitionTable]] = {}
@@ -101,7 +101,7 @@ class LifecycleDriver:
 
     Args:
         trainer: passed as ``trainer`` to callback hooks; its ``state`` (a
-            :class:`~lightcycle.orchestrator.state.TrainerState`) gets the stage and
+            :class:`~lightcycle.states.stages.TrainerState`) gets the stage and
             status.
         lifecycle: the declaration to follow; a copy extended with custom events
             works the same way.

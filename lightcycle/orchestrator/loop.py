@@ -56,7 +56,6 @@ from lightcycle.callbacks.callback import Callback
 from lightcycle.errors import LifecycleError, MisconfigurationException, SIGTERMException
 from lightcycle.orchestrator import steps
 from lightcycle.orchestrator.loops import _isolate_rng
-from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerStatus
 from lightcycle.runtime.evaluation import EvalRun
 from lightcycle.runtime.host import RunHost
 from lightcycle.runtime.progress import FitLoopProgress
@@ -64,6 +63,7 @@ from lightcycle.runtime.training import SKIPPED, TrainBatch
 from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Lifecycle, Trigger
+from lightcycle.states.stages import RunningStage, TrainerFn, TrainerStatus
 
 if TYPE_CHECKING:
     from lightcycle.core.datamodule import LightningDataModule

@@ -21,10 +21,10 @@ import torch
 from lightcycle.errors import MisconfigurationException, SIGTERMException
 from lightcycle.orchestrator import logger_connector, preflight, steps
 from lightcycle.orchestrator.data import Lookahead, as_loader_list, num_batches, set_sampler_epoch
-from lightcycle.orchestrator.state import RunningStage, TrainerFn
 from lightcycle.runtime.evaluation import EvalRun
 from lightcycle.runtime.training import SKIPPED, TrainBatch
 from lightcycle.states import declaration as ev
+from lightcycle.states.stages import RunningStage, TrainerFn
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

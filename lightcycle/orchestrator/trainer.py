@@ -22,11 +22,11 @@ from lightcycle.callbacks.monitoring import is_checkpoint
 from lightcycle.errors import InvalidTypeError, MisconfigurationException
 from lightcycle.orchestrator import loops, preflight, steps
 from lightcycle.orchestrator.config import resolve
-from lightcycle.orchestrator.state import TrainerFn, TrainerStatus
 from lightcycle.runtime.host import RunHost
 from lightcycle.runtime.progress import FitLoopProgress
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Lifecycle, Trigger
+from lightcycle.states.stages import TrainerFn, TrainerStatus
 
 if TYPE_CHECKING:
     from lightcycle.core.datamodule import LightningDataModule

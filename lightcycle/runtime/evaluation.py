@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lightcycle.orchestrator.state import RunningStage
+from lightcycle.states.stages import RunningStage
 
 if TYPE_CHECKING:
     import torch

@@ -32,10 +32,10 @@ from lightcycle.errors import MisconfigurationException
 from lightcycle.orchestrator import logger_connector
 from lightcycle.orchestrator.checkpointing import CheckpointConnector
 from lightcycle.orchestrator.driver import LifecycleDriver
-from lightcycle.orchestrator.state import RunningStage, TrainerState, TrainerStatus
 from lightcycle.runtime.progress import FitLoopProgress
 from lightcycle.states.declaration import BACKWARD
 from lightcycle.states.model import Lifecycle
+from lightcycle.states.stages import RunningStage, TrainerState, TrainerStatus
 
 if TYPE_CHECKING:
     from lightcycle.core.datamodule import LightningDataModule

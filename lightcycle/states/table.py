@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import attrs
 
-from lightcycle.orchestrator.state import RunningStage
 from lightcycle.states.model import Lifecycle, Stage, Transition, Trigger
+from lightcycle.states.stages import RunningStage
 from lightcycle.states.validate import validate
 
 KEEP = Stage.KEEP

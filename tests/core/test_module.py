@@ -36,8 +36,8 @@ from lightcycle.core.hparams import AttributeDict
 from lightcycle.core.module import LightningModule
 from lightcycle.core.optim import LightningOptimizer, LRSchedulerConfig
 from lightcycle.errors import MisconfigurationException
-from lightcycle.orchestrator.state import RunningStage, TrainerState
 from lightcycle.seed import seed_everything
+from lightcycle.states.stages import RunningStage, TrainerState
 
 # --------------------------------------------------------------------------- fixtures
 
