@@ -55,10 +55,10 @@ from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.errors import LifecycleError, MisconfigurationException, SIGTERMException
 from lightcycle.orchestrator import steps
-from lightcycle.orchestrator.loops import _isolate_rng
 from lightcycle.runtime.evaluation import EvalRun
 from lightcycle.runtime.host import RunHost
 from lightcycle.runtime.progress import FitLoopProgress
+from lightcycle.runtime.rng import isolate_rng
 from lightcycle.runtime.training import SKIPPED, TrainBatch
 from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
@@ -527,7 +527,7 @@ class LoopDriver(RunHost):
         Trainer).
         """
         self._require(ev.SANITY_CHECK_START)
-        with _isolate_rng(), self._grad_context():
+        with isolate_rng(), self._grad_context():
             self.sanity_check_start()
             self.validation_start()
             yield self

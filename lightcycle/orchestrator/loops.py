@@ -11,7 +11,6 @@ validation intervals, stopping rules and schedulers, as Lightning 2.6 decides th
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Iterable
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from lightcycle.errors import MisconfigurationException, SIGTERMException
 from lightcycle.orchestrator import logger_connector, preflight, steps
 from lightcycle.orchestrator.data import Lookahead, as_loader_list, num_batches, set_sampler_epoch
 from lightcycle.runtime.evaluation import EvalRun
+from lightcycle.runtime.rng import isolate_rng
 from lightcycle.runtime.training import SKIPPED, TrainBatch
 from lightcycle.states import declaration as ev
 from lightcycle.states.stages import RunningStage, TrainerFn
@@ -57,7 +57,7 @@ def run_fit(t: Trainer, ckpt_path: str | None) -> None:
         checkpoint = None  # release memory, as Lightning does
     module.zero_grad()
     if t._should_sanity_check():
-        with _isolate_rng():
+        with isolate_rng():
             _run_sanity_check(t)
     _run_training(t)
     t.fit_loop.resume = None
@@ -408,30 +408,6 @@ def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
 def _eval_context(inference: bool) -> Iterator[None]:
     with torch.inference_mode() if inference else torch.no_grad():
         yield
-
-
-@contextmanager
-def _isolate_rng() -> Iterator[None]:
-    """Restore every RNG after the block, so the sanity check does not shift training."""
-    py_state = random.getstate()
-    torch_state = torch.get_rng_state()
-    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    np_state = None
-    try:
-        import numpy as np
-
-        np_state = np.random.get_state()
-    except ImportError:  # pragma: no cover - numpy is optional
-        np = None  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        random.setstate(py_state)
-        torch.set_rng_state(torch_state)
-        if cuda_states is not None:
-            torch.cuda.set_rng_state_all(cuda_states)
-        if np_state is not None and np is not None:
-            np.random.set_state(np_state)
 
 
 def load_loaders(value: Any, kind: str, limit: int | float, what: str) -> tuple[list[Any], list[int | float]]:
