@@ -79,24 +79,11 @@ _VAL = ev.EVAL["validation"]
 _TEST = ev.EVAL["test"]
 _PREDICT = ev.EVAL["predict"]
 
-_EVAL_OF_ENTRY = {
-    TrainerFn.VALIDATING: (_VAL, ev.VAL_DATALOADER, RunningStage.VALIDATING),
-    TrainerFn.TESTING: (_TEST, ev.TEST_DATALOADER, RunningStage.TESTING),
-    TrainerFn.PREDICTING: (_PREDICT, ev.PREDICT_DATALOADER, RunningStage.PREDICTING),
-}
-_STEP_HOOKS = {
-    "train": "training_step",
-    "validation": "validation_step",
-    "test": "test_step",
-    "predict": "predict_step",
-}
 _LOG_FX = {
     # stage -> (fx inside a batch, fx between batches): what ``lc.log`` logs as
     RunningStage.TRAINING: ("training_step", "on_train_epoch_end"),
-    RunningStage.SANITY_CHECKING: ("validation_step", "on_validation_epoch_end"),
-    RunningStage.VALIDATING: ("validation_step", "on_validation_epoch_end"),
-    RunningStage.TESTING: ("test_step", "on_test_epoch_end"),
-    RunningStage.PREDICTING: ("predict_step", "on_predict_epoch_end"),
+    RunningStage.SANITY_CHECKING: (_VAL.step_hook, _VAL.epoch_end_hook),
+    **{e.stage: (e.step_hook, e.epoch_end_hook) for e in ev.EVAL.values()},
 }
 
 
@@ -318,8 +305,8 @@ class LoopDriver(RunHost):
         fn = TrainerFn(fn)
         self._begin_run(fn, optimizers)
         if fn is not TrainerFn.FITTING:
-            events, _, stage = _EVAL_OF_ENTRY[fn]
-            self._open_eval(events, stage.value)
+            events = ev.EVAL_OF_ENTRY[fn.value]
+            self._open_eval(events, events.stage.value)
 
     def _begin_run(self, fn: TrainerFn, optimizers: Any) -> None:
         self._require(ev.ENTRY[fn.value])
@@ -359,7 +346,7 @@ class LoopDriver(RunHost):
             self._log_hyperparameters()
             return
         self._log_hyperparameters()
-        loaders = fire(_EVAL_OF_ENTRY[fn][1])
+        loaders = fire(ev.EVAL_OF_ENTRY[fn.value].loader)
         if fn is TrainerFn.VALIDATING:
             self.val_dataloaders = loaders
         elif fn is TrainerFn.TESTING:
@@ -381,7 +368,12 @@ class LoopDriver(RunHost):
         """
         fn = self.state.fn
         run = self._eval
-        if fn is not None and fn is not TrainerFn.FITTING and run is not None and run.events is _EVAL_OF_ENTRY[fn][0]:
+        if (
+            fn is not None
+            and fn is not TrainerFn.FITTING
+            and run is not None
+            and run.events is ev.EVAL_OF_ENTRY[fn.value]
+        ):
             self._close_eval(run)
         self._end_run()
 
@@ -434,9 +426,9 @@ class LoopDriver(RunHost):
             if fn is TrainerFn.FITTING:
                 yield self
             else:
-                events, _, stage = _EVAL_OF_ENTRY[fn]
+                events = ev.EVAL_OF_ENTRY[fn.value]
                 with self._grad_context():
-                    self._open_eval(events, stage.value)
+                    self._open_eval(events, events.stage.value)
                     yield self
                     self._close_eval(cast(EvalRun, self._eval))
             self._end_run()
@@ -468,10 +460,9 @@ class LoopDriver(RunHost):
         from lightcycle.core.module import LightningModule
 
         module = self.lightning_module
-        own = {kind: not is_overridden(name, module, LightningModule) for kind, name in _STEP_HOOKS.items()}
-        self._own_train = own.pop("train")
-        self._own_eval = own
-        skip = {_STEP_HOOKS[kind] for kind, yes in own.items() if yes}
+        self._own_train = not is_overridden("training_step", module, LightningModule)
+        self._own_eval = {e.noun: not is_overridden(e.step_hook, module, LightningModule) for e in ev.EVAL.values()}
+        skip = {ev.EVAL[noun].step_hook for noun, own in self._own_eval.items() if own}
         if self._own_train:
             skip.add("training_step")
         if fn is TrainerFn.FITTING and (
@@ -857,7 +848,7 @@ class LoopDriver(RunHost):
     def _eval_step(self, e: ev.EvalTriggers) -> Any:
         run = self._run_of(e, e.step)
         if run.own_step:
-            name = _STEP_HOOKS[e.noun]
+            name = e.step_hook
             raise MisconfigurationException(
                 f"{type(self.lightning_module).__name__} has no `{name}`, so your loop is the step: compute the "
                 f"outputs yourself and pass them to lc.{e.noun}_batch_end(outputs)."

@@ -71,7 +71,7 @@ def _run_sanity_check(t: Trainer) -> None:
     fire = t._driver.fire
     t._results.reset_run()
     fire(ev.SANITY_CHECK_START)
-    loaders, counts = t._load_eval_loaders("val", ev.VAL_DATALOADER, sanity=True)
+    loaders, counts = t._load_eval_loaders("val", sanity=True)
     if sum(counts) > 0:
         run_evaluation(t, ev.EVAL["validation"], loaders, counts, RunningStage.SANITY_CHECKING)
     fire(ev.SANITY_CHECK_END)
@@ -89,7 +89,7 @@ def _run_training(t: Trainer) -> None:
     if loop.max_steps == -1:  # a restored end-of-epoch checkpoint: current_epoch catches up (fit loop on_run_start)
         loop.epochs_completed = loop.epochs_processed
     if t._should_check_val_epoch() and t.val_dataloaders is None:
-        t._load_eval_loaders("val", ev.VAL_DATALOADER, sanity=False)
+        t._load_eval_loaders("val", sanity=False)
     fire(ev.TRAIN_START)
     while not _fit_done(t):
         _run_epoch(t, loader)
@@ -252,7 +252,7 @@ def _should_check_val(t: Trainer) -> bool:
 def _run_fit_validation(t: Trainer) -> None:
     loaders = t.val_dataloaders
     if loaders is None:
-        loaders_list, counts = t._load_eval_loaders("val", ev.VAL_DATALOADER, sanity=False)
+        loaders_list, counts = t._load_eval_loaders("val", sanity=False)
     else:
         loaders_list, counts = t._eval_loaders["val"], t.num_val_batches
     if sum(counts) > 0:
@@ -328,7 +328,7 @@ def run_evaluation(
         For predict, the predictions per loader; otherwise an empty list.
     """
     module = t.lightning_module
-    prefix = "val" if e.noun == "validation" else e.noun
+    prefix = e.kind
     preflight.verify_dataloader_idx(module, e.noun, prefix, len(loaders))  # where Lightning's loops check
     several = len(loaders) > 1
     predict = e.noun == "predict"
@@ -369,11 +369,7 @@ def run_evaluation(
 def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
     """``validate``/``test``/``predict``: setup, one evaluation run, teardown (spec 3.11-3.13)."""
     fire = t._driver.fire
-    kind, noun, stage = {
-        TrainerFn.VALIDATING: ("val", "validation", RunningStage.VALIDATING),
-        TrainerFn.TESTING: ("test", "test", RunningStage.TESTING),
-        TrainerFn.PREDICTING: ("predict", "predict", RunningStage.PREDICTING),
-    }[fn]
+    e = ev.EVAL_OF_ENTRY[fn.value]
     t._attach_model_callbacks(fire(ev.ENTRY[fn.value]))
     fire(ev.SETUP, fn)
     if ckpt_path is not None:
@@ -387,11 +383,10 @@ def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
     t._log_hyperparameters()
     module.zero_grad()
     result: Any = None if fn is TrainerFn.PREDICTING else []  # Lightning: a skipped predict returns None
-    if t._eval_enabled(kind):
-        trigger = {"val": ev.VAL_DATALOADER, "test": ev.TEST_DATALOADER, "predict": ev.PREDICT_DATALOADER}[kind]
-        loaders, counts = t._load_eval_loaders(kind, trigger, sanity=False)
+    if t._eval_enabled(e.kind):
+        loaders, counts = t._load_eval_loaders(e.kind, sanity=False)
         if sum(counts) > 0:
-            predictions = run_evaluation(t, ev.EVAL[noun], loaders, counts, stage)
+            predictions = run_evaluation(t, e, loaders, counts, e.stage)
             if fn is TrainerFn.PREDICTING:
                 result = predictions[0] if len(predictions) == 1 else predictions
             else:

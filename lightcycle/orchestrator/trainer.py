@@ -24,7 +24,7 @@ from lightcycle.orchestrator import loops, preflight, steps
 from lightcycle.orchestrator.config import resolve
 from lightcycle.runtime.host import RunHost
 from lightcycle.runtime.progress import FitLoopProgress
-from lightcycle.states.declaration import LIFECYCLE
+from lightcycle.states.declaration import EVAL_OF_ENTRY, EVAL_OF_KIND, LIFECYCLE
 from lightcycle.states.model import Lifecycle, Trigger
 from lightcycle.states.stages import TrainerFn, TrainerStatus
 
@@ -270,13 +270,13 @@ class Trainer(RunHost):
         provided = model is not None
         model = self._model_or_current(model, fn.value)
         self._begin(fn, model, datamodule, {kind: dataloaders})
-        step = "validation_step" if fn is TrainerFn.VALIDATING else "test_step"
+        step = EVAL_OF_ENTRY[fn.value].step_hook
         if not is_overridden(step, model, _module_base()):
             raise MisconfigurationException(
                 f"No `{step}()` method defined to run `Trainer.{fn.value}`. "
                 f"Implement `{step}` in {type(model).__name__}."
             )
-        self._check_eval_source("val" if fn is TrainerFn.VALIDATING else "test")
+        self._check_eval_source(EVAL_OF_ENTRY[fn.value].kind)
         ckpt = self._checkpoints.resolve_path(ckpt_path, fn, model_provided=provided)
         results: list[dict[str, float]] = self._run(lambda: loops.run_eval_entry(self, fn, ckpt))
         if verbose and results:
@@ -466,7 +466,7 @@ class Trainer(RunHost):
         preflight.check_loaders_defined(kind, self._source(), base, kind in self._explicit, limit)
 
     def _eval_enabled(self, kind: str) -> bool:
-        step = {"val": "validation_step", "test": "test_step", "predict": "predict_step"}[kind]
+        step = EVAL_OF_KIND[kind].step_hook
         limit = getattr(self._cfg, f"limit_{kind}_batches")
         if kind == "predict":
             return self._source_defines(kind) and limit > 0
@@ -516,8 +516,8 @@ class Trainer(RunHost):
         else:
             self.val_check_batch = max(1, int(n * cfg.val_check_interval))
 
-    def _load_eval_loaders(self, kind: str, trigger: Trigger, sanity: bool) -> tuple[list[Any], list[int | float]]:
-        value = self._driver.fire(trigger)
+    def _load_eval_loaders(self, kind: str, sanity: bool) -> tuple[list[Any], list[int | float]]:
+        value = self._driver.fire(EVAL_OF_KIND[kind].loader)
         if kind in self._explicit:
             value = self._explicit[kind]
         limit = getattr(self._cfg, f"limit_{kind}_batches")

@@ -33,6 +33,7 @@ from lightcycle.states.model import (
     Transition,
     Trigger,
 )
+from lightcycle.states.stages import RunningStage
 
 # --------------------------------------------------------------------------- vocabulary
 
@@ -156,14 +157,32 @@ TEARDOWN = Trigger("teardown", ("stage",), "a successful run ends: datamodule â†
 FINISH = Trigger("finish", (), "the run is over; back to idle")
 INTERRUPT = Trigger("interrupt", ("exception",), "any BaseException inside a run")
 
-EVAL_NOUNS = ("validation", "test", "predict")
-
 
 class EvalTriggers:
-    """The events of one evaluation loop (validation, test or predict)."""
+    """The events and the vocabulary of one evaluation loop (validation, test or predict).
 
-    def __init__(self, noun: str) -> None:
+    The one table of the words each loop goes by, read by this declaration, the Trainer, its
+    loops and :class:`~lightcycle.orchestrator.LoopDriver`.
+
+    Args:
+        noun: the loop's name in event and hook names (``validation``: ``on_validation_start``).
+        entry: the entry point that runs it alone (``validate``; a :class:`TrainerFn` value).
+        kind: its name in loader hooks and Trainer arguments (``val``: ``val_dataloader``,
+            ``limit_val_batches``).
+        stage: the running stage while it runs as its own entry point.
+        loader: the event that requests its dataloaders.
+    """
+
+    def __init__(self, noun: str, entry: str, kind: str, stage: RunningStage, loader: Trigger) -> None:
         self.noun = noun
+        self.entry = entry
+        self.kind = kind
+        self.stage = stage
+        self.loader = loader
+        self.step_hook = f"{noun}_step"
+        """The module's step (``validation_step``)."""
+        self.epoch_end_hook = f"on_{noun}_epoch_end"
+        """Where ``self.log`` between batches logs from (``on_validation_epoch_end``)."""
         self.model_zero_grad = Trigger(f"{noun}_model_zero_grad", (), "in-fit validation only, not mid-accumulation")
         self.start = Trigger(f"{noun}_start")
         self.epoch_start = Trigger(f"{noun}_epoch_start")
@@ -176,7 +195,20 @@ class EvalTriggers:
         self.end = Trigger(f"{noun}_end")
 
 
-EVAL = {noun: EvalTriggers(noun) for noun in EVAL_NOUNS}
+EVAL = {
+    e.noun: e
+    for e in (
+        EvalTriggers("validation", "validate", "val", RunningStage.VALIDATING, VAL_DATALOADER),
+        EvalTriggers("test", "test", "test", RunningStage.TESTING, TEST_DATALOADER),
+        EvalTriggers("predict", "predict", "predict", RunningStage.PREDICTING, PREDICT_DATALOADER),
+    )
+}
+"""The evaluation loops by noun."""
+EVAL_NOUNS = tuple(EVAL)
+EVAL_OF_ENTRY = {e.entry: e for e in EVAL.values()}
+"""The evaluation loops by entry point (``validate``, ``test``, ``predict``)."""
+EVAL_OF_KIND = {e.kind: e for e in EVAL.values()}
+"""The evaluation loops by loader kind (``val``, ``test``, ``predict``)."""
 
 # --------------------------------------------------------------------------- evaluation
 
@@ -220,7 +252,7 @@ def _evaluation(noun: str, at: str, entry: tuple[str, ...], zero_grad: bool = Fa
     """
     t = EVAL[noun]
     p = at + "."
-    step_name = "validation_step" if noun == "validation" else f"{noun}_step"
+    step_name = t.step_hook
     train_hook: tuple[Hook, ...] = ()
     after: tuple[Action, ...] = (Action.RESTORE_TRAIN_MODE,)
     if noun != "predict":  # Lightning has no on_predict_model_train hook
@@ -499,13 +531,10 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
 
 # --------------------------------------------------------------------------- validate / test / predict
 
-_ENTRY_NOUN = {"validate": "validation", "test": "test", "predict": "predict"}
-_LOADER_TRIGGER = {"validate": VAL_DATALOADER, "test": TEST_DATALOADER, "predict": PREDICT_DATALOADER}
-
 
 def _eval_entry(fn: str) -> tuple[State, tuple[Transition, ...]]:
-    noun = _ENTRY_NOUN[fn]
-    kind = "val" if fn == "validate" else fn
+    e = EVAL_OF_ENTRY[fn]
+    noun, kind = e.noun, e.kind
     state = State(
         fn,
         stage=fn,
@@ -521,7 +550,7 @@ def _eval_entry(fn: str) -> tuple[State, tuple[Transition, ...]]:
     transitions = (
         Transition(ENTRY[fn], ("idle",), f"{fn}.configuring", (lm("configure_callbacks", result=Result.RETURN),)),
         Transition(SETUP, (f"{fn}.configuring",), f"{fn}.setup", _setup_hooks()),
-        Transition(_LOADER_TRIGGER[fn], (f"{fn}.setup",), f"{fn}.loaded", (_loader(kind),)),
+        Transition(e.loader, (f"{fn}.setup",), f"{fn}.loaded", (_loader(kind),)),
         *_evaluation(noun, f"{fn}.{noun}", (f"{fn}.loaded",)),
         Transition(
             TEARDOWN, (f"{fn}.setup", f"{fn}.loaded", f"{fn}.{noun}.ended"), f"{fn}.torn_down", _teardown_hooks()
