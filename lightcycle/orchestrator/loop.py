@@ -127,8 +127,8 @@ class LoopDriver(RunHost):
     It is also the ``trainer`` every callback receives: ``current_epoch``,
     ``global_step``, ``state`` (fn, stage, status), ``sanity_checking``,
     ``should_stop``, ``callback_metrics`` and the other attributes callbacks read mean
-    what they mean on :class:`~lightcycle.Trainer` (the implementations are the
-    Trainer's). ``lc.should_stop`` set by a callback (EarlyStopping) ends
+    what they mean on :class:`~lightcycle.Trainer` (both are a
+    :class:`~lightcycle.runtime.host.RunHost`). ``lc.should_stop`` set by a callback (EarlyStopping) ends
     :meth:`epochs`.
 
     Args:
