@@ -1,4 +1,4 @@
-"""The ``lightcycle`` command: ``demo``, ``diagram`` and ``verify``.
+"""The ``lightcycle`` command: ``demo``, ``diagram``, ``run`` and ``verify``.
 
 Each subcommand lives in its own module and is imported only when used, so
 ``lightcycle --help`` stays fast.
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 _SUBCOMMANDS = {
     "demo": "lightcycle.commands.demo",
     "diagram": "lightcycle.commands.diagram",
+    "run": "lightcycle.commands.run",
     "verify": "lightcycle.commands.verify",
 }
 

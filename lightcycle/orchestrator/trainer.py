@@ -238,8 +238,9 @@ class Trainer:
         from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
         from lightcycle.callbacks.model_summary import ModelSummary
         from lightcycle.callbacks.progress import ProgressBar, TQDMProgressBar
+        from lightcycle.compat.run_trace import recorders_from_env
 
-        out = list(given)
+        out = given + recorders_from_env()  # `lightcycle run --trace`: one recorder per Trainer
         has_checkpoint = any(isinstance(cb, Checkpoint) for cb in out)
         if self._cfg.enable_checkpointing and not has_checkpoint:
             out.append(ModelCheckpoint())
