@@ -6,6 +6,8 @@ Drop-in for the Lightning 2.x API: ``import lightcycle as L`` gives ``L.Trainer`
 :mod:`lightcycle.states.declaration`.
 """
 
+from importlib.metadata import version as _version
+
 from lightcycle.callbacks.callback import Callback
 from lightcycle.core.datamodule import LightningDataModule
 from lightcycle.core.module import LightningModule
@@ -14,6 +16,8 @@ from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState,
 from lightcycle.orchestrator.trainer import Trainer
 from lightcycle.seed import seed_everything
 from lightcycle.states import LIFECYCLE
+
+__version__ = _version("lightcycle")
 
 __all__ = [
     "LIFECYCLE",

@@ -16,6 +16,10 @@ import sys
 _ONE_DEVICE = "lightcycle trains on one device in one process; pass accelerator=/devices= as strings"
 _NOT_YET_CALLBACK = "this callback is not in lightcycle.callbacks yet"
 _NOT_YET_LOGGER = "this logger is not in lightcycle.loggers yet"
+_PROGRESS_INTERNAL = "a progress-bar internal of Lightning's"
+_HPARAMS_FILES = "hparams file helpers are not offered yet (lightcycle.core.hparams reads them)"
+_ENUMS = "gradient_clip_algorithm takes the strings 'norm' and 'value'"
+_HELPER = "this Lightning helper is not offered yet"
 
 NOT_OFFERED: dict[str, str] = {
     "lightning.fabric": "lightcycle replaces Lightning's Trainer (lightning.pytorch) only; Fabric has no counterpart",
@@ -53,6 +57,44 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.utilities.testing": "Lightning's test helpers have no counterpart",
     "lightning.pytorch.utilities.argparse": "Lightning's argparse helpers have no counterpart (LightningCLI instead)",
     "lightning.pytorch.utilities.CombinedLoader": "CombinedLoader is not supported yet",
+    "lightning.pytorch.callbacks.progress.progress_bar.get_standard_metrics": _PROGRESS_INTERNAL,
+    "lightning.pytorch.callbacks.progress.tqdm_progress.Tqdm": _PROGRESS_INTERNAL,
+    "lightning.pytorch.callbacks.progress.tqdm_progress.convert_inf": _PROGRESS_INTERNAL,
+    "lightning.pytorch.core.saving.convert": _HPARAMS_FILES,
+    "lightning.pytorch.core.saving.save_hparams_to_tags_csv": _HPARAMS_FILES,
+    "lightning.pytorch.core.saving.save_hparams_to_yaml": _HPARAMS_FILES,
+    "lightning.pytorch.core.saving.update_hparams": _HPARAMS_FILES,
+    "lightning.pytorch.utilities.GradClipAlgorithmType": _ENUMS,
+    "lightning.pytorch.utilities.LightningEnum": _ENUMS,
+    "lightning.pytorch.utilities.enums": _ENUMS,
+    "lightning.pytorch.core.optimizer.do_nothing_closure": _HELPER,
+    "lightning.pytorch.utilities.disable_possible_user_warnings": _HELPER,
+    "lightning.pytorch.utilities.warnings": _HELPER,
+    "lightning.pytorch.utilities.find_shared_parameters": _HELPER,
+    "lightning.pytorch.utilities.set_shared_parameters": _HELPER,
+    "lightning.pytorch.utilities.parameter_tying": _HELPER,
+    "lightning.pytorch.utilities.is_picklable": _HELPER,
+    "lightning.pytorch.utilities.is_shared_filesystem": _HELPER,
+    "lightning.pytorch.utilities.measure_flops": _HELPER,
+    "lightning.pytorch.utilities.suggested_max_num_workers": _HELPER,
+    "lightning.pytorch.utilities.data": _HELPER,
+    "lightning.pytorch.utilities.imports": _HELPER,
+    "lightning.pytorch.utilities.memory": _HELPER,
+    "lightning.pytorch.utilities.signature_utils": _HELPER,
+    "lightning.pytorch.utilities.model_helpers.get_torchvision_model": _HELPER,
+    "lightning.pytorch.utilities.parsing.clean_namespace": _HELPER,
+    "lightning.pytorch.utilities.parsing.collect_init_args": _HELPER,
+    "lightning.pytorch.utilities.parsing.get_init_args": _HELPER,
+    "lightning.pytorch.utilities.parsing.is_picklable": _HELPER,
+    "lightning.pytorch.utilities.parsing.lightning_getattr": _HELPER,
+    "lightning.pytorch.utilities.parsing.lightning_hasattr": _HELPER,
+    "lightning.pytorch.utilities.parsing.lightning_setattr": _HELPER,
+    "lightning.pytorch.utilities.parsing.parse_class_init_keys": _HELPER,
+    "lightning.pytorch.utilities.parsing.save_hyperparameters": _HELPER,
+    "lightning.pytorch.utilities.types.DistributedDataParallel": _HELPER,
+    "lightning.pytorch.utilities.types.LRSchedulerConfigType": _HELPER,
+    "lightning.pytorch.utilities.types.OptimizerConfig": _HELPER,
+    "lightning.pytorch.utilities.types.OptimizerLRSchedulerConfig": _HELPER,
     "lightning.pytorch.callbacks.BackboneFinetuning": _NOT_YET_CALLBACK,
     "lightning.pytorch.callbacks.BaseFinetuning": _NOT_YET_CALLBACK,
     "lightning.pytorch.callbacks.finetuning": _NOT_YET_CALLBACK,
