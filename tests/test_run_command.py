@@ -103,18 +103,26 @@ def test_example_runs_as_under_lightning(tmp_path: Path, example: str, args: lis
 
 
 PROGRAM = """
-import os, subprocess, sys
+import multiprocessing, os, subprocess, sys
 import lightning.pytorch as pl
 import pytorch_lightning
 import lightning
-print("main", __name__, os.path.basename(__file__), sys.argv[1:], os.path.basename(sys.path[0]))
-print("same", pl.Trainer is pytorch_lightning.Trainer is lightning.Trainer, pl.Trainer.__module__)
-child = subprocess.run(
-    [sys.executable, "-c", "from lightning.pytorch.callbacks import ModelCheckpoint as M; print(M.__module__)"],
-    capture_output=True, text=True,
-)
-print("child", child.stdout.strip(), child.returncode)
-sys.exit(int(sys.argv[1]))
+
+def worker(_):
+    from pytorch_lightning.callbacks import EarlyStopping
+    return EarlyStopping.__module__
+
+if __name__ == "__main__":
+    print("main", __name__, os.path.basename(__file__), sys.argv[1:], os.path.basename(sys.path[0]))
+    print("same", pl.Trainer is pytorch_lightning.Trainer is lightning.Trainer, pl.Trainer.__module__)
+    child = subprocess.run(
+        [sys.executable, "-c", "from lightning.pytorch.callbacks import ModelCheckpoint as M; print(M.__module__)"],
+        capture_output=True, text=True,
+    )
+    print("child", child.stdout.strip(), child.returncode)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:  # re-imports this file as __mp_main__
+        print("spawned", pool.map(worker, [0])[0])
+    sys.exit(int(sys.argv[1]))
 """
 
 
@@ -128,6 +136,7 @@ def test_argv_main_file_exit_status_and_child_processes(tmp_path: Path) -> None:
     assert lines[0] == "main __main__ prog.py ['3', '--flag'] prog"
     assert lines[1] == "same True lightcycle.orchestrator.trainer"
     assert lines[2] == "child lightcycle.callbacks.model_checkpoint 0"
+    assert lines[3] == "spawned lightcycle.callbacks.early_stopping"
 
 
 def test_module_form(tmp_path: Path) -> None:
@@ -203,7 +212,13 @@ def test_trace_series_diagrams_and_checked_mode(tmp_path: Path) -> None:
     assert "sequenceDiagram" in second and "Trainer 2" in second
 
 
-def test_usage_errors(tmp_path: Path) -> None:
-    assert lightcycle_run(cwd=tmp_path).returncode == 2
-    missing = lightcycle_run("nope.py", cwd=tmp_path)
-    assert missing.returncode == 2 and "nope.py" in missing.stderr
+def test_usage_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from lightcycle.commands.main import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["run"]) == 2
+    assert main(["run", "nope.py"]) == 2
+    assert main(["run", "--trace", "t.jsonl", "-m"]) == 2
+    err = capsys.readouterr().err
+    assert "SCRIPT [ARGS...] or -m MODULE" in err and "'nope.py'" in err and "-m needs a MODULE" in err
+    assert list(tmp_path.iterdir()) == []  # nothing ran, nothing was written

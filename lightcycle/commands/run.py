@@ -78,6 +78,10 @@ def _child_env(trace: str | None, checked: bool) -> None:
         paths.append(root)
     previous = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(paths + ([previous] if previous else []))
+    # multiprocessing's spawn start method hands the child this process's sys.path (not
+    # PYTHONPATH's), so the shim goes here too, ahead of site-packages; in this process the
+    # finder answers Lightning names before any path entry is looked at.
+    sys.path[1:1] = [p for p in paths if p not in sys.path]
     if trace is not None:
         from lightcycle.compat.run_trace import TRACE_ENV
 
@@ -136,11 +140,11 @@ def run(args: argparse.Namespace) -> int:
     files are written.
     """
     program: list[str] = args.program or []
-    if not args.module and not program:
-        print("lightcycle run: give SCRIPT [ARGS...] or -m MODULE [ARGS...]", file=sys.stderr)
-        return 2
     if args.module == []:
         print("lightcycle run: -m needs a MODULE name", file=sys.stderr)
+        return 2
+    if not args.module and not program:
+        print("lightcycle run: give SCRIPT [ARGS...] or -m MODULE [ARGS...]", file=sys.stderr)
         return 2
     if not args.module and not os.path.exists(program[0]):
         print(f"lightcycle run: can't open file {program[0]!r}: no such file", file=sys.stderr)
