@@ -18,6 +18,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities import grad_norm, rank_zero_only
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, random_split
 
@@ -60,6 +61,10 @@ class Regressor(pl.LightningModule):
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True)
         return loss
 
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Lightning's documented way to watch gradient norms
+        self.log_dict(grad_norm(self.net, norm_type=2))
+
     def validation_step(self, batch, batch_idx):
         x, y = batch
         self.log("val_loss", nn.functional.mse_loss(self(x), y), prog_bar=True)
@@ -72,6 +77,13 @@ class Regressor(pl.LightningModule):
         optimizer = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=0.9)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+@rank_zero_only
+def report(trainer: pl.Trainer, checkpoint: ModelCheckpoint, results: list) -> None:
+    metrics = {k: round(float(v), 6) for k, v in sorted(trainer.callback_metrics.items())}
+    print("RESULT", json.dumps({"fit": metrics, "test": results, "epoch": trainer.current_epoch}))
+    print("RESULT", json.dumps({"best": os.path.basename(checkpoint.best_model_path), "step": trainer.global_step}))
 
 
 def main() -> None:
@@ -95,10 +107,9 @@ def main() -> None:
     )
     model, data = Regressor(), SyntheticDataModule()
     trainer.fit(model, datamodule=data)
-    results = trainer.test(model, datamodule=data, ckpt_path="best", verbose=False)
-    metrics = {k: round(float(v), 6) for k, v in sorted(trainer.callback_metrics.items())}
-    print("RESULT", json.dumps({"fit": metrics, "test": results, "epoch": trainer.current_epoch}))
-    print("RESULT", json.dumps({"best": os.path.basename(checkpoint.best_model_path), "step": trainer.global_step}))
+    fit_metrics = {k: round(float(v), 6) for k, v in sorted(trainer.callback_metrics.items())}
+    print("RESULT", json.dumps({"after_fit": fit_metrics}))
+    report(trainer, checkpoint, trainer.test(model, datamodule=data, ckpt_path="best", verbose=False))
 
 
 if __name__ == "__main__":
