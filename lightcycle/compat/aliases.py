@@ -27,6 +27,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import os
 import sys
 import types
 from collections.abc import Sequence
@@ -147,11 +148,23 @@ class LightningAliasFinder(importlib.abc.MetaPathFinder):
             found = importlib.util.find_spec(lightcycle_name)
         except ModuleNotFoundError:  # a parent of lightcycle_name is a module, not a package
             found = None
-        if found is None:
+        if found is None or not _in_this_lightcycle(found):
             raise not_offered(fullname)
         # Every alias is a package (``__path__ = []``) so that deeper imports reach this finder,
         # which then answers or refuses them; the empty path finds nothing on disk.
         return importlib.machinery.ModuleSpec(fullname, _AliasLoader(lightcycle_name), is_package=True)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _in_this_lightcycle(spec: importlib.machinery.ModuleSpec) -> bool:
+    """Whether ``spec`` is a module of the lightcycle package in use.
+
+    Another finder (e.g. a stale editable install of a different checkout) can answer for a
+    ``lightcycle.X`` this package lacks; that module would mix two versions, so it is refused.
+    """
+    return spec.origin is not None and os.path.abspath(spec.origin).startswith(_PACKAGE_DIR + os.sep)
 
 
 def _is_lightning_name(name: str) -> bool:
