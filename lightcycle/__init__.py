@@ -6,6 +6,7 @@ Drop-in for the Lightning 2.x API: ``import lightcycle as L`` gives ``L.Trainer`
 :mod:`lightcycle.states.declaration`.
 """
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
 from lightcycle.callbacks.callback import Callback
@@ -17,7 +18,10 @@ from lightcycle.orchestrator.trainer import Trainer
 from lightcycle.seed import seed_everything
 from lightcycle.states import LIFECYCLE
 
-__version__ = _version("lightcycle")
+try:
+    __version__ = _version("lightcycle")  # the package metadata: pyproject's version, one source
+except _PackageNotFoundError:  # a source checkout used without installing it
+    __version__ = "0+unknown"
 
 __all__ = [
     "LIFECYCLE",
