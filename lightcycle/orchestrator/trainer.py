@@ -266,8 +266,9 @@ class Trainer:
         from lightcycle.callbacks.model_summary import ModelSummary
         from lightcycle.callbacks.progress import ProgressBar
         from lightcycle.callbacks.tqdm_progress import TQDMProgressBar
+        from lightcycle.compat.run_trace import recorders_from_env
 
-        out = list(given)
+        out = list(given) + recorders_from_env()  # `lightcycle run --trace`: one recorder per Trainer
         has_checkpoint = any(is_checkpoint(cb) for cb in out)
         if self._cfg.enable_checkpointing and not has_checkpoint:
             out.append(ModelCheckpoint())
