@@ -59,6 +59,7 @@ def _context(trainer: Any) -> dict[str, Any]:
     }
     if trainer.lightning_module is not None:
         ctx["training"] = trainer.lightning_module.training
+        ctx["model"] = type(trainer.lightning_module).__name__  # as HookRecorder records it
     return ctx
 
 
