@@ -159,3 +159,14 @@ def test_rich_bar_without_rich_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "rich" else real(name, *a))
     with pytest.raises(ModuleNotFoundError, match=r"pip install lightcycle\[rich\]"):
         LC.callbacks.RichProgressBar()
+
+
+def test_lightnings_rich_bar_under_lightcycle_draws_the_same() -> None:
+    # A foreign bar (Lightning's own class) driven by lightcycle's Trainer, against Lightning's run.
+    lightning_text, lightning_bar, _ = _fit(PL, {})
+    stream = io.StringIO()
+    bar = _bar(PL, stream)
+    result = run(LC, lambda fw: [bar], module=_model(LC), enable_progress_bar=True)
+    assert result["trainer"].progress_bar_callback is bar
+    assert _TIMES.sub("T", stream.getvalue()) == lightning_text
+    assert bar.log_ == lightning_bar.log_
