@@ -170,3 +170,28 @@ def test_lightnings_rich_bar_under_lightcycle_draws_the_same() -> None:
     assert result["trainer"].progress_bar_callback is bar
     assert _TIMES.sub("T", stream.getvalue()) == lightning_text
     assert bar.log_ == lightning_bar.log_
+
+
+def test_rich_bar_stops_its_display_on_an_exception_like_lightning() -> None:
+    def screen(fw: ModuleType) -> tuple[str, list[Any]]:
+        stream = io.StringIO()
+        bar = _bar(fw, stream)
+        model = _model(fw)
+        step = model.training_step
+
+        def failing_step(batch: Any, batch_idx: int) -> Any:
+            if model.current_epoch == 1 and batch_idx == 2:
+                raise RuntimeError("boom")
+            return step(batch, batch_idx)
+
+        model.training_step = failing_step
+        with pytest.raises(RuntimeError, match="boom"):
+            run(fw, lambda fw: [bar], module=model, enable_progress_bar=True)
+        assert bar._progress_stopped  # the display was stopped: its last frame is on the stream
+        return _TIMES.sub("T", stream.getvalue()), bar.log_
+
+    ours, lightning = screen(LC), screen(PL)
+    assert ours == lightning
+    assert "2/4" in ours[0]
+    # The console is free for the next display (a new fit draws again).
+    assert _fit(LC, {})[0] == _fit(PL, {})[0]
