@@ -195,3 +195,26 @@ def test_rich_bar_stops_its_display_on_an_exception_like_lightning() -> None:
     assert "2/4" in ours[0]
     # The console is free for the next display (a new fit draws again).
     assert _fit(LC, {})[0] == _fit(PL, {})[0]
+
+
+class _Stream(torch.utils.data.IterableDataset[Any]):
+    """Four batches from a dataset without a length: the bars' total is infinite."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter([(torch.ones(4),)] * 4)
+
+
+def test_rich_bar_without_a_length_like_lightning() -> None:
+    def screen(fw: ModuleType) -> tuple[str, list[Any]]:
+        stream = io.StringIO()
+        bar = _bar(fw, stream)
+        trainer = fw.Trainer(
+            callbacks=[bar], logger=False, enable_checkpointing=False, enable_model_summary=False, max_epochs=2
+        )
+        loader = torch.utils.data.DataLoader(_Stream(), batch_size=2)
+        trainer.fit(_model(fw), loader, loader)
+        return _TIMES.sub("T", stream.getvalue()), bar.log_
+
+    ours, lightning = screen(LC), screen(PL)
+    assert ours == lightning
+    assert "2/--" in ours[0]
