@@ -265,6 +265,8 @@ class Trainer:
         from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
         from lightcycle.callbacks.model_summary import ModelSummary
         from lightcycle.callbacks.progress import ProgressBar
+        from lightcycle.callbacks.rich_model_summary import RichModelSummary
+        from lightcycle.callbacks.rich_progress import RichProgressBar, rich_available
         from lightcycle.callbacks.tqdm_progress import TQDMProgressBar
         from lightcycle.compat.run_trace import recorders_from_env
 
@@ -279,19 +281,16 @@ class Trainer:
             )
         has_bar = any(is_kind(cb, ProgressBar, "ProgressBar") for cb in out)
         if self._cfg.enable_progress_bar and not has_bar:
-            out.append(TQDMProgressBar())
+            # Lightning's choice (callback_connector): the rich bar when rich >= 10.2.2 is installed.
+            out.append(RichProgressBar() if rich_available() else TQDMProgressBar())
         elif not self._cfg.enable_progress_bar and has_bar:
             raise MisconfigurationException(
                 "Trainer was configured with enable_progress_bar=False but found a progress bar in callbacks. "
                 "Remove it or set enable_progress_bar=True."
             )
         if self._cfg.enable_model_summary and not any(is_kind(cb, ModelSummary, "ModelSummary") for cb in out):
-            import importlib.util
-
-            from lightcycle.callbacks.rich_model_summary import RichModelSummary
-
-            # Lightning's choice: the rich table when rich is installed.
-            out.append(RichModelSummary() if importlib.util.find_spec("rich") is not None else ModelSummary())
+            # Lightning's choice: the rich table when rich >= 10.2.2 is installed.
+            out.append(RichModelSummary() if rich_available() else ModelSummary())
         return out
 
     def _make_loggers(self, logger: Any) -> list[Any]:
