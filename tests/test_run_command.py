@@ -52,13 +52,16 @@ def lightning_run(trace: Path, *args: str, cwd: Path) -> subprocess.CompletedPro
 
 
 def _normalize(value: Any) -> Any:
-    """Checkpoint summaries: the version key and the recorder's state key differ by design."""
+    """Checkpoint summaries: the version values and the recorder's state key differ by design, and
+    lightcycle's files carry its own ``lightcycle_version`` beside Lightning's version key."""
     if isinstance(value, dict):
         return {k: _normalize(v) for k, v in value.items()}
     if isinstance(value, list):
         out = []
         for v in value:
-            if v in ("lightcycle_version", "pytorch-lightning_version"):
+            if v == "lightcycle_version":
+                continue
+            if v == "pytorch-lightning_version":
                 v = "<version>"
             elif isinstance(v, str) and v.startswith("HookRecorder"):
                 v = "HookRecorder"
