@@ -4,28 +4,55 @@ Drop-in for the Lightning 2.x API: ``import lightcycle as L`` gives ``L.Trainer`
 ``L.LightningModule``, ``L.LightningDataModule``, ``L.Callback`` and
 ``L.seed_everything``, with Lightning's hook order, declared once in
 :mod:`lightcycle.states.declaration`.
+
+The names are resolved on first use (PEP 562), so importing a submodule that needs no
+torch (the pytest plugin :mod:`lightcycle.testing.pytest_plugin`, loaded in every pytest
+run of an environment where lightcycle is installed) does not import torch.
 """
 
-from lightcycle.callbacks.callback import Callback
-from lightcycle.core.datamodule import LightningDataModule
-from lightcycle.core.module import LightningModule
-from lightcycle.errors import LifecycleError, MisconfigurationException
-from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
-from lightcycle.orchestrator.trainer import Trainer
-from lightcycle.seed import seed_everything
-from lightcycle.states import LIFECYCLE
+from __future__ import annotations
 
-__all__ = [
-    "LIFECYCLE",
-    "Callback",
-    "LifecycleError",
-    "LightningDataModule",
-    "LightningModule",
-    "MisconfigurationException",
-    "RunningStage",
-    "Trainer",
-    "TrainerFn",
-    "TrainerState",
-    "TrainerStatus",
-    "seed_everything",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lightcycle.callbacks.callback import Callback
+    from lightcycle.core.datamodule import LightningDataModule
+    from lightcycle.core.module import LightningModule
+    from lightcycle.errors import LifecycleError, MisconfigurationException
+    from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
+    from lightcycle.orchestrator.trainer import Trainer
+    from lightcycle.seed import seed_everything
+    from lightcycle.states import LIFECYCLE
+
+_WHERE = {
+    "LIFECYCLE": "lightcycle.states",
+    "Callback": "lightcycle.callbacks.callback",
+    "LifecycleError": "lightcycle.errors",
+    "LightningDataModule": "lightcycle.core.datamodule",
+    "LightningModule": "lightcycle.core.module",
+    "MisconfigurationException": "lightcycle.errors",
+    "RunningStage": "lightcycle.orchestrator.state",
+    "Trainer": "lightcycle.orchestrator.trainer",
+    "TrainerFn": "lightcycle.orchestrator.state",
+    "TrainerState": "lightcycle.orchestrator.state",
+    "TrainerStatus": "lightcycle.orchestrator.state",
+    "seed_everything": "lightcycle.seed",
+}
+"""Where each public name is defined."""
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module at first use and cache the name here."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lightcycle' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
