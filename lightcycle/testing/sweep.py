@@ -20,8 +20,17 @@ from lightcycle.testing.probe import Call, Probe
 Site = Call
 """A hook site: ``receiver``, ``hook``, ``occurrence``, lifecycle ``state``; ``key`` names it."""
 
-TALLY: dict[str, list[int]] = {}
-"""Per sweep name: [sites swept, fault kinds, injections] (the pytest plugin's summary)."""
+@dataclass
+class Tally:
+    """What the sweeps of one name tried (the pytest plugin's summary)."""
+
+    sites: set[str] = field(default_factory=set)
+    faults: set[str] = field(default_factory=set)
+    injections: int = 0
+
+
+TALLY: dict[str, Tally] = {}
+"""Per sweep name (the test's, for the marker), what was tried."""
 
 
 class SweepError(RuntimeError):
@@ -215,6 +224,47 @@ def inject(
     return target, Outcome(site, fault, exc if reached else None, raised, after, reached)
 
 
+def select_sites(
+    sites: list[Site], *, max_sites: int | None = None, seed: int = 0, only: Iterable[str] | None = None
+) -> list[Site]:
+    """The sites to inject at: those named by ``only``, then at most ``max_sites`` drawn with ``seed``.
+
+    Args:
+        sites: every site of the run, in order.
+        max_sites: keep at most this many (a seeded draw, kept in run order).
+        seed: the seed of the draw.
+        only: site keys (``receiver.hook#occurrence``) to keep.
+
+    Returns:
+        The chosen sites, in run order.
+
+    Raises:
+        SweepError: ``only`` names a site the run does not reach.
+        ValueError: ``max_sites`` < 1.
+    """
+    if max_sites is not None and max_sites < 1:
+        raise ValueError(f"max_sites must be at least 1, got {max_sites}")
+    tried = sites
+    if only is not None:
+        wanted = set(only)
+        missing = sorted(wanted - {s.key for s in sites})
+        if missing:
+            raise SweepError(f"the run reaches no site {missing}; its first sites are {[s.key for s in sites[:5]]}")
+        tried = [s for s in sites if s.key in wanted]
+    if max_sites is not None and max_sites < len(tried):
+        picked = sorted(random.Random(seed).sample(range(len(tried)), max_sites))
+        tried = [tried[i] for i in picked]
+    return tried
+
+
+def tally(name: str, sites: Iterable[Site], faults: Iterable[str], injections: int) -> None:
+    """Add what a sweep tried to :data:`TALLY` (printed by the pytest plugin at the end)."""
+    row = TALLY.setdefault(name, Tally())
+    row.sites.update(s.key for s in sites)
+    row.faults.update(faults)
+    row.injections += injections
+
+
 def interruption_sweep(
     make_trainer: Callable[[], Any],
     run: Callable[[Any], Any],
@@ -249,20 +299,8 @@ def interruption_sweep(
         ValueError: an unknown fault kind, or ``max_sites`` < 1.
     """
     kinds = check_faults(faults)
-    if max_sites is not None and max_sites < 1:
-        raise ValueError(f"max_sites must be at least 1, got {max_sites}")
     sites = enumerate_sites(make_trainer, run)
-    tried = sites
-    if only is not None:
-        wanted = list(only)
-        known = {s.key for s in sites}
-        missing = [k for k in wanted if k not in known]
-        if missing:
-            raise SweepError(f"the run reaches no site {missing}; its first sites are {[s.key for s in sites[:5]]}")
-        tried = [s for s in sites if s.key in set(wanted)]
-    if max_sites is not None and max_sites < len(tried):
-        picked = sorted(random.Random(seed).sample(range(len(tried)), max_sites))
-        tried = [tried[i] for i in picked]
+    tried = select_sites(sites, max_sites=max_sites, seed=seed, only=only)
     report = SweepReport(sites, tried, kinds)
     for site in tried:
         for fault in kinds:
@@ -276,8 +314,5 @@ def interruption_sweep(
                     check(target, outcome)
             except AssertionError as err:
                 report.failures.append(Failure(site, fault, str(err) or repr(err)))
-    row = TALLY.setdefault(name or "sweep", [0, 0, 0])
-    row[0] += len(tried)
-    row[1] = max(row[1], len(kinds))
-    row[2] += report.injections
+    tally(name or "sweep", tried, kinds, report.injections)
     return report

@@ -54,6 +54,7 @@ class TinyModule(LightningModule):
         manual: manual optimization (``training_step`` calls ``manual_backward`` and ``opt.step``).
         scheduler: ``None``, ``"step"`` or ``"epoch"``: a StepLR stepped at that interval.
         lr: the SGD learning rate.
+        log: log ``train_loss``, ``val_loss`` and ``test_loss`` from the steps.
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class TinyModule(LightningModule):
         manual: bool = False,
         scheduler: str | None = None,
         lr: float = 0.05,
+        log: bool = True,
     ) -> None:
         super().__init__()
         if scheduler not in (None, "step", "epoch"):
@@ -71,6 +73,7 @@ class TinyModule(LightningModule):
         self.automatic_optimization = not manual
         self.scheduler = scheduler
         self.lr = lr
+        self.log_losses = log
         self.loaders = tiny_loaders(batches, eval_batches)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,17 +90,20 @@ class TinyModule(LightningModule):
             opt.zero_grad()
             self.manual_backward(loss)
             opt.step()
-        self.log("train_loss", loss)
+        if self.log_losses:
+            self.log("train_loss", loss)
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         loss = self._loss(batch)
-        self.log("val_loss", loss)
+        if self.log_losses:
+            self.log("val_loss", loss)
         return loss
 
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         loss = self._loss(batch)
-        self.log("test_loss", loss)
+        if self.log_losses:
+            self.log("test_loss", loss)
         return loss
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
