@@ -117,6 +117,8 @@ def contract_problems(run: Run, outcome: Outcome, reference: Run | None = None) 
 
     # right after the hook that raised: the handlers, then nothing
     expected = [("callback:Probe", "on_exception"), ("callback:Probe[1]", "on_exception")]
+    if run.cfg.checkpointing:
+        expected.append(("callback:ModelCheckpoint", "on_exception"))  # last in trainer.callbacks
     if run.datamodule is not None:
         expected.append(("datamodule", "on_exception"))
     if outcome.after_hooks != expected:

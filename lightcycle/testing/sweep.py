@@ -299,6 +299,8 @@ def interruption_sweep(
         ValueError: an unknown fault kind, or ``max_sites`` < 1.
     """
     kinds = check_faults(faults)
+    if max_sites is not None and max_sites < 1:
+        raise ValueError(f"max_sites must be at least 1, got {max_sites}")
     sites = enumerate_sites(make_trainer, run)
     tried = select_sites(sites, max_sites=max_sites, seed=seed, only=only)
     report = SweepReport(sites, tried, kinds)
