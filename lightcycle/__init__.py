@@ -15,15 +15,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from lightcycle.callbacks.callback import Callback
-    from lightcycle.core.datamodule import LightningDataModule
-    from lightcycle.core.module import LightningModule
-    from lightcycle.errors import LifecycleError, MisconfigurationException
-    from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
-    from lightcycle.orchestrator.trainer import Trainer
-    from lightcycle.seed import seed_everything
-    from lightcycle.states import LIFECYCLE
+if TYPE_CHECKING:  # the names for type checkers (explicit re-exports); at run time see __getattr__
+    from lightcycle.callbacks.callback import Callback as Callback
+    from lightcycle.core.datamodule import LightningDataModule as LightningDataModule
+    from lightcycle.core.module import LightningModule as LightningModule
+    from lightcycle.errors import LifecycleError as LifecycleError
+    from lightcycle.errors import MisconfigurationException as MisconfigurationException
+    from lightcycle.orchestrator.state import RunningStage as RunningStage
+    from lightcycle.orchestrator.state import TrainerFn as TrainerFn
+    from lightcycle.orchestrator.state import TrainerState as TrainerState
+    from lightcycle.orchestrator.state import TrainerStatus as TrainerStatus
+    from lightcycle.orchestrator.trainer import Trainer as Trainer
+    from lightcycle.seed import seed_everything as seed_everything
+    from lightcycle.states import LIFECYCLE as LIFECYCLE
 
 _WHERE = {
     "LIFECYCLE": "lightcycle.states",
@@ -41,7 +45,20 @@ _WHERE = {
 }
 """Where each public name is defined."""
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "LIFECYCLE",
+    "Callback",
+    "LifecycleError",
+    "LightningDataModule",
+    "LightningModule",
+    "MisconfigurationException",
+    "RunningStage",
+    "Trainer",
+    "TrainerFn",
+    "TrainerState",
+    "TrainerStatus",
+    "seed_everything",
+]
 
 
 def __getattr__(name: str) -> Any:

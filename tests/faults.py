@@ -214,8 +214,6 @@ def make_run(cfg: Config, checked: bool = False, root: str | None = None) -> Run
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logger = StatusLogger()
-        trainer = L.Trainer(
-            callbacks=[first, second], default_root_dir=root, checked=checked, logger=logger, **kwargs
-        )
+        trainer = L.Trainer(callbacks=[first, second], default_root_dir=root, checked=checked, logger=logger, **kwargs)
     dm = TinyDataModule(cfg) if cfg.datamodule else None
     return Run(cfg, trainer, TinyModule(cfg), dm, first, second, log, logger)

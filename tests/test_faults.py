@@ -5,7 +5,8 @@ module or the datamodule, steps, dataloader and batch-transfer hooks included) g
 exception injected there (the hook raises instead of running) by the public kit,
 :func:`lightcycle.testing.interruption_sweep`, with its four fault kinds: a RuntimeError, a
 KeyboardInterrupt, a custom BaseException subclass, and a RuntimeError followed by a second
-failure inside another callback's on_exception (the kit's handler, first in the list). Each injection checks the exception contract:
+failure inside another callback's on_exception (the kit's handler, first in the list). Each
+injection checks the exception contract:
 
 - the very exception object reaches the caller (KeyboardInterrupt too: deviation 1), with
   a note describing the secondary failure when there is one (deviation 2);

@@ -9,12 +9,12 @@ import re
 import subprocess
 import sys
 import textwrap
-import tomllib
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 import torch
 from hypothesis import given
 
@@ -26,7 +26,6 @@ from lightcycle.testing import (
     Outcome,
     SweepError,
     assert_hook_order,
-    enumerate_sites,
     interruption_sweep,
     tiny_loaders,
     tiny_module,
@@ -143,12 +142,22 @@ def test_outcome_says_what_fired_after_the_fault(tmp_path: Path) -> None:
     seen: list[Outcome] = []
 
     def make_trainer() -> L.Trainer:
-        return L.Trainer(max_steps=1, limit_val_batches=0, enable_progress_bar=False, logger=False,
-                         enable_model_summary=False, enable_checkpointing=False, callbacks=[FixedLog(tmp_path / "f")])
+        return L.Trainer(
+            max_steps=1,
+            limit_val_batches=0,
+            enable_progress_bar=False,
+            logger=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+            callbacks=[FixedLog(tmp_path / "f")],
+        )
 
     interruption_sweep(
-        make_trainer, lambda t: t.fit(tiny_module(batches=1)), lambda t, o: seen.append(o),
-        faults=["on_exception_failure"], only=["module.training_step#0"],
+        make_trainer,
+        lambda t: t.fit(tiny_module(batches=1)),
+        lambda t, o: seen.append(o),
+        faults=["on_exception_failure"],
+        only=["module.training_step#0"],
     )
     (outcome,) = seen
     assert outcome.site.state == "fit.train.epoch.batch.closure.forwarded"
@@ -157,7 +166,7 @@ def test_outcome_says_what_fired_after_the_fault(tmp_path: Path) -> None:
 
 
 def test_bad_input_is_refused_before_any_injection(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown fault kind.*choose from exception, keyboard_interrupt"):
+    with pytest.raises(ValueError, match=r"unknown fault kind.*choose from exception, keyboard_interrupt"):
         interruption_sweep(lambda: None, lambda t: None, faults=["segfault"])
     with pytest.raises(SweepError, match="must return a lightcycle Trainer or LoopDriver"):
         interruption_sweep(lambda: object(), lambda t: None)
@@ -228,8 +237,13 @@ def test_a_sweep_over_a_loop_driver_custom_loop(tmp_path: Path) -> None:
     report = interruption_sweep(make_trainer, run, check, faults=["exception", "keyboard_interrupt"], name="loop")
     assert report.ok, str(report)
     hooks = {(s.receiver, s.hook) for s in report.sites}
-    assert {("module", "on_before_backward"), ("module", "backward"), ("module", "on_train_batch_start"),
-            ("module", "on_validation_batch_end"), ("callback:FixedLog", "on_fit_end")} <= hooks
+    assert {
+        ("module", "on_before_backward"),
+        ("module", "backward"),
+        ("module", "on_train_batch_start"),
+        ("module", "on_validation_batch_end"),
+        ("callback:FixedLog", "on_fit_end"),
+    } <= hooks
     # the leaky callback fails the same sweep, at the sites from its file's opening to its closing
     leaky = interruption_sweep(
         lambda: LoopDriver(Plain(), callbacks=[LeakyLog(tmp_path / "l.txt")]), run, check, faults=["exception"]
@@ -244,9 +258,18 @@ def test_a_sweep_over_a_loop_driver_custom_loop(tmp_path: Path) -> None:
 
 def _recorded(tmp_path: Path) -> HookRecorder:
     rec = HookRecorder()
-    trainer = L.Trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=1, num_sanity_val_steps=0,
-                        enable_progress_bar=False, logger=False, enable_model_summary=False,
-                        enable_checkpointing=False, callbacks=[rec], default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        max_epochs=2,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        enable_progress_bar=False,
+        logger=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        callbacks=[rec],
+        default_root_dir=tmp_path,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(tiny_module())
@@ -256,14 +279,21 @@ def _recorded(tmp_path: Path) -> HookRecorder:
 def test_assert_hook_order_relative_each_time_and_immediately(tmp_path: Path) -> None:
     rec = _recorded(tmp_path)
     assert_hook_order(rec, ["setup", "on_fit_start", "on_train_epoch_end", "on_fit_end", "teardown"])
-    assert_hook_order(rec.events, ["callback.on_train_batch_start", "module.training_step", "callback.on_train_batch_end"],
-                      each_time=True)
-    assert_hook_order(rec, ["module.on_before_backward", "module.backward", "callback.on_after_backward", "on_after_backward"],
-                      each_time=True, immediately=True)
+    assert_hook_order(
+        rec.events,
+        ["callback.on_train_batch_start", "module.training_step", "callback.on_train_batch_end"],
+        each_time=True,
+    )
+    assert_hook_order(
+        rec,
+        ["module.on_before_backward", "module.backward", "callback.on_after_backward", "on_after_backward"],
+        each_time=True,
+        immediately=True,
+    )
     with pytest.raises(AssertionError, match=r"expected 'on_fit_start' after 'on_fit_end', at event \d+") as err:
         assert_hook_order(rec, ["on_fit_end", "on_fit_start"])
     assert "(end of trace)" in str(err.value)
-    with pytest.raises(AssertionError, match="immediately after 'module.training_step'") as err:
+    with pytest.raises(AssertionError, match=r"immediately after 'module\.training_step'") as err:
         assert_hook_order(rec, ["module.training_step", "callback.on_train_batch_end"], immediately=True)
     assert ">>" in str(err.value) and "module.on_before_zero_grad" in str(err.value)
     with pytest.raises(AssertionError, match="each time"):
@@ -306,7 +336,7 @@ def test_strategy_arguments_are_checked() -> None:
 
 # --------------------------------------------------------------------------- the pytest plugin
 
-_PLUGIN_TEST = '''
+_PLUGIN_TEST = """
 import pytest
 import lightcycle as L
 from lightcycle.testing import tiny_module
@@ -337,20 +367,37 @@ def test_kit_fixture(lightcycle_kit):
     report = lightcycle_kit.interruption_sweep(make_trainer, run, faults=["base_exception"], max_sites=2)
     assert len(report.tried) == 2
     assert lightcycle_kit.strategies.trainer_configs() is not None
-'''
+"""
 
 
 def test_the_plugin_in_a_pytest_run_of_its_own(tmp_path: Path) -> None:
     (tmp_path / "test_user.py").write_text(textwrap.dedent(_PLUGIN_TEST))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "lightcycle.testing.pytest_plugin", "-p", "no:cacheprovider",
-         "-W", "ignore", "test_user.py"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "lightcycle.testing.pytest_plugin",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore",
+            "test_user.py",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     out = proc.stdout + proc.stderr
     # 5 sites x 2 faults, one test each; the leak shows at the sites between on_fit_start and on_fit_end
-    assert "lightcycle fault injection" in out and "test_each_site: 5 hook sites x 2 fault kinds, 10 injections" in out, out
+    assert (
+        "lightcycle fault injection" in out and "test_each_site: 5 hook sites x 2 fault kinds, 10 injections" in out
+    ), out
     assert "sweep: 2 hook sites x 1 fault kinds, 2 injections" in out, out  # the fixture's sweep
     assert "left open at callback:Leaky.on_fit_end#0" in out, out
     counts = re.search(r"(\d+) failed, (\d+) passed", out)

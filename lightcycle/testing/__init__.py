@@ -19,25 +19,25 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from lightcycle.testing.faults import (
-        FAULTS,
-        InjectedBaseException,
-        InjectedError,
-        OnExceptionFailure,
-    )
-    from lightcycle.testing.order import assert_hook_order, verify
-    from lightcycle.testing.sweep import (
-        Failure,
-        Outcome,
-        Site,
-        SweepError,
-        SweepReport,
-        enumerate_sites,
-        inject,
-        interruption_sweep,
-    )
-    from lightcycle.testing.tiny import TinyLoaders, TinyModule, tiny_loaders, tiny_module
+if TYPE_CHECKING:  # the names for type checkers (explicit re-exports); at run time see __getattr__
+    from lightcycle.testing.faults import FAULTS as FAULTS
+    from lightcycle.testing.faults import InjectedBaseException as InjectedBaseException
+    from lightcycle.testing.faults import InjectedError as InjectedError
+    from lightcycle.testing.faults import OnExceptionFailure as OnExceptionFailure
+    from lightcycle.testing.order import assert_hook_order as assert_hook_order
+    from lightcycle.testing.order import verify as verify
+    from lightcycle.testing.sweep import Failure as Failure
+    from lightcycle.testing.sweep import Outcome as Outcome
+    from lightcycle.testing.sweep import Site as Site
+    from lightcycle.testing.sweep import SweepError as SweepError
+    from lightcycle.testing.sweep import SweepReport as SweepReport
+    from lightcycle.testing.sweep import enumerate_sites as enumerate_sites
+    from lightcycle.testing.sweep import inject as inject
+    from lightcycle.testing.sweep import interruption_sweep as interruption_sweep
+    from lightcycle.testing.tiny import TinyLoaders as TinyLoaders
+    from lightcycle.testing.tiny import TinyModule as TinyModule
+    from lightcycle.testing.tiny import tiny_loaders as tiny_loaders
+    from lightcycle.testing.tiny import tiny_module as tiny_module
 
 _WHERE = {
     "FAULTS": "lightcycle.testing.faults",
@@ -61,7 +61,26 @@ _WHERE = {
 }
 """Where each public name is defined."""
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "FAULTS",
+    "Failure",
+    "InjectedBaseException",
+    "InjectedError",
+    "OnExceptionFailure",
+    "Outcome",
+    "Site",
+    "SweepError",
+    "SweepReport",
+    "TinyLoaders",
+    "TinyModule",
+    "assert_hook_order",
+    "enumerate_sites",
+    "inject",
+    "interruption_sweep",
+    "tiny_loaders",
+    "tiny_module",
+    "verify",
+]
 
 
 def __getattr__(name: str) -> Any:

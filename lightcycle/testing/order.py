@@ -32,9 +32,7 @@ def events_of(trace: Trace) -> list[Mapping[str, Any]]:
     events = getattr(trace, "events", trace)
     if isinstance(events, Sequence) and all(isinstance(e, Mapping) for e in events):
         return list(events)
-    raise TypeError(
-        f"expected a list of trace events, a JSON-lines path or a HookRecorder, got {type(trace).__name__}"
-    )
+    raise TypeError(f"expected a list of trace events, a JSON-lines path or a HookRecorder, got {type(trace).__name__}")
 
 
 def _matches(event: Mapping[str, Any], want: str) -> bool:

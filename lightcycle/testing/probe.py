@@ -75,7 +75,9 @@ class Probe(Callback):
         skip: callbacks not to watch (the sweep's own).
     """
 
-    def __init__(self, target: str | None = None, fault: BaseException | None = None, skip: tuple[Any, ...] = ()) -> None:
+    def __init__(
+        self, target: str | None = None, fault: BaseException | None = None, skip: tuple[Any, ...] = ()
+    ) -> None:
         self.target = target
         self.fault = fault
         self.skip_ids = {id(cb) for cb in skip}

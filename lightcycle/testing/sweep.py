@@ -20,6 +20,7 @@ from lightcycle.testing.probe import Call, Probe
 Site = Call
 """A hook site: ``receiver``, ``hook``, ``occurrence``, lifecycle ``state``; ``key`` names it."""
 
+
 @dataclass
 class Tally:
     """What the sweeps of one name tried (the pytest plugin's summary)."""
@@ -189,7 +190,7 @@ def enumerate_sites(make_trainer: Callable[[], Any], run: Callable[[Any], Any]) 
         SweepError: the run raised (chained), or reached no hook.
     """
     probe = Probe()
-    target, raised = _run(make_trainer, run, probe, None)
+    _, raised = _run(make_trainer, run, probe, None)
     probe.restore()
     if raised is not None:
         raise SweepError(f"the uninterrupted run raised {raised!r}: fix it before sweeping") from raised
@@ -198,9 +199,7 @@ def enumerate_sites(make_trainer: Callable[[], Any], run: Callable[[Any], Any]) 
     return list(probe.calls)
 
 
-def inject(
-    make_trainer: Callable[[], Any], run: Callable[[Any], Any], site: Site, fault: str
-) -> tuple[Any, Outcome]:
+def inject(make_trainer: Callable[[], Any], run: Callable[[Any], Any], site: Site, fault: str) -> tuple[Any, Outcome]:
     """Run once with ``fault`` injected at ``site``.
 
     Args:

@@ -86,7 +86,8 @@ class TinyModule(LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> Any:
         loss = self._loss(batch)
         if not self.automatic_optimization:
-            opt = self.optimizers()
+            opt = self.optimizers(use_pl_optimizer=True)
+            assert not isinstance(opt, list)  # configure_optimizers returns one optimizer
             opt.zero_grad()
             self.manual_backward(loss)
             opt.step()
