@@ -132,7 +132,7 @@ class SweepReport:
         lines = [f"{'site':<{width}}  {'state':<{swidth}}  " + "  ".join(self.faults)]
         for s in rows:
             cells = "  ".join(f"{'FAIL' if (s.key, f) in failed else 'ok':<{len(f)}}" for f in self.faults)
-            lines.append(f"{s.key:<{width}}  {s.state:<{swidth}}  {cells}")
+            lines.append(f"{s.key:<{width}}  {s.state:<{swidth}}  {cells}".rstrip())
         return "\n".join(lines)
 
     def __str__(self) -> str:
