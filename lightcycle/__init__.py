@@ -12,8 +12,9 @@ run of an environment where lightcycle is installed) does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lightcycle._lazy import lazy_names
 
 if TYPE_CHECKING:  # the names for type checkers (explicit re-exports); at run time see __getattr__
     from lightcycle.callbacks.callback import Callback as Callback
@@ -60,16 +61,4 @@ __all__ = [
     "seed_everything",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name's module at first use and cache the name here."""
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lightcycle' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_WHERE])
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, globals())

@@ -19,6 +19,7 @@ from typing import Any
 import lightcycle as L
 from lightcycle.callbacks import HookRecorder
 from lightcycle.testing import tiny_loaders
+from lightcycle.testing.tiny import LoaderHooks
 from lightcycle.testing.tiny import TinyModule as KitModule
 
 LogEntry = tuple[str, str, str]
@@ -116,7 +117,7 @@ class TinyModule(KitModule):
             self.trainer.should_stop = True
 
 
-class TinyDataModule(L.LightningDataModule):
+class TinyDataModule(LoaderHooks, L.LightningDataModule):
     """The same data through a datamodule; keeps the exceptions its on_exception saw."""
 
     def __init__(self, cfg: Config) -> None:
@@ -124,18 +125,6 @@ class TinyDataModule(L.LightningDataModule):
         self.cfg = cfg
         self.loaders = tiny_loaders(cfg.batches[0], cfg.batches[1])
         self.exceptions: list[BaseException] = []
-
-    def train_dataloader(self) -> Any:
-        return self.loaders.train
-
-    def val_dataloader(self) -> Any:
-        return self.loaders.val
-
-    def test_dataloader(self) -> Any:
-        return self.loaders.test
-
-    def predict_dataloader(self) -> Any:
-        return self.loaders.predict
 
     def on_exception(self, exception: BaseException) -> None:
         self.exceptions.append(exception)

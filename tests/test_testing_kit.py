@@ -31,7 +31,7 @@ from lightcycle.testing import (
     tiny_module,
     verify,
 )
-from lightcycle.testing.strategies import any_configs, evaluation_configs, run_config, trainer_configs
+from lightcycle.testing.strategies import QUIET, any_configs, evaluation_configs, run_config, trainer_configs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,11 +79,8 @@ def _log_sweep(tmp_path: Path, cls: type[LeakyLog], **kwargs: Any) -> Any:
             limit_train_batches=1,
             limit_val_batches=1,
             num_sanity_val_steps=0,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            enable_checkpointing=False,
-            logger=False,
             callbacks=[cls(tmp_path / "log.txt")],
+            **QUIET,
         )
 
     def run(trainer: L.Trainer) -> None:
@@ -142,15 +139,7 @@ def test_outcome_says_what_fired_after_the_fault(tmp_path: Path) -> None:
     seen: list[Outcome] = []
 
     def make_trainer() -> L.Trainer:
-        return L.Trainer(
-            max_steps=1,
-            limit_val_batches=0,
-            enable_progress_bar=False,
-            logger=False,
-            enable_model_summary=False,
-            enable_checkpointing=False,
-            callbacks=[FixedLog(tmp_path / "f")],
-        )
+        return L.Trainer(max_steps=1, limit_val_batches=0, callbacks=[FixedLog(tmp_path / "f")], **QUIET)
 
     interruption_sweep(
         make_trainer,
@@ -170,7 +159,7 @@ def test_bad_input_is_refused_before_any_injection(tmp_path: Path) -> None:
         interruption_sweep(lambda: None, lambda t: None, faults=["segfault"])
     with pytest.raises(SweepError, match="must return a lightcycle Trainer or LoopDriver"):
         interruption_sweep(lambda: object(), lambda t: None)
-    quiet = dict(enable_progress_bar=False, logger=False, enable_model_summary=False, enable_checkpointing=False)
+    quiet = QUIET
 
     def broken(trainer: L.Trainer) -> None:
         raise ValueError("my bug")
@@ -259,16 +248,7 @@ def test_a_sweep_over_a_loop_driver_custom_loop(tmp_path: Path) -> None:
 def _recorded(tmp_path: Path) -> HookRecorder:
     rec = HookRecorder()
     trainer = L.Trainer(
-        max_epochs=2,
-        limit_train_batches=2,
-        limit_val_batches=1,
-        num_sanity_val_steps=0,
-        enable_progress_bar=False,
-        logger=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        callbacks=[rec],
-        default_root_dir=tmp_path,
+        max_epochs=2, limit_train_batches=2, limit_val_batches=1, num_sanity_val_steps=0, callbacks=[rec], **QUIET
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

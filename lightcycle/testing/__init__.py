@@ -16,8 +16,9 @@ import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lightcycle._lazy import lazy_names
 
 if TYPE_CHECKING:  # the names for type checkers (explicit re-exports); at run time see __getattr__
     from lightcycle.testing.faults import FAULTS as FAULTS
@@ -82,16 +83,4 @@ __all__ = [
     "verify",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name's module at first use and cache the name here."""
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lightcycle.testing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_WHERE])
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, globals())

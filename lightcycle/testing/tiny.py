@@ -45,7 +45,26 @@ def tiny_loaders(batches: int = 2, eval_batches: int | None = None, batch_size: 
     )
 
 
-class TinyModule(LightningModule):
+class LoaderHooks:
+    """The four dataloader hooks, each returning its loader of ``self.loaders``: mix it into a
+    module or a datamodule that has a :class:`TinyLoaders`."""
+
+    loaders: TinyLoaders
+
+    def train_dataloader(self) -> Any:
+        return self.loaders.train
+
+    def val_dataloader(self) -> Any:
+        return self.loaders.val
+
+    def test_dataloader(self) -> Any:
+        return self.loaders.test
+
+    def predict_dataloader(self) -> Any:
+        return self.loaders.predict
+
+
+class TinyModule(LoaderHooks, LightningModule):
     """``Linear(4, 1)`` with every step and every dataloader hook defined.
 
     Args:
@@ -118,18 +137,6 @@ class TinyModule(LightningModule):
         if self.scheduler == "epoch":
             return [opt], [torch.optim.lr_scheduler.StepLR(opt, 1)]
         return opt
-
-    def train_dataloader(self) -> Any:
-        return self.loaders.train
-
-    def val_dataloader(self) -> Any:
-        return self.loaders.val
-
-    def test_dataloader(self) -> Any:
-        return self.loaders.test
-
-    def predict_dataloader(self) -> Any:
-        return self.loaders.predict
 
 
 def tiny_module(
