@@ -386,8 +386,31 @@ def test_the_plugin_in_a_pytest_run_of_its_own(tmp_path: Path) -> None:
     assert proc.returncode == 1, out  # the leaky callback fails some of its sites
 
 
-def test_the_plugin_imports_no_torch_and_is_registered_by_entry_point() -> None:
-    code = "import sys, lightcycle.testing.pytest_plugin; assert 'torch' not in sys.modules, 'torch imported'"
-    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+def test_the_entry_point_loads_the_plugin_without_importing_torch(tmp_path: Path) -> None:
+    """pyproject's pytest11 entry point, installed as a distribution's metadata would be: a pytest
+    run that uses nothing of the kit gets the marker, and torch stays unimported."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["entry-points"]["pytest11"] == {"lightcycle": "lightcycle.testing.pytest_plugin"}
+    info = tmp_path / "site" / "lightcycle_entry-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lightcycle-entry\nVersion: 0\n")
+    (info / "entry_points.txt").write_text("[pytest11]\nlightcycle = lightcycle.testing.pytest_plugin\n")
+    (tmp_path / "test_plain.py").write_text(
+        "import sys\n"
+        "def test_plain(pytestconfig):\n"
+        "    assert pytestconfig.pluginmanager.has_plugin('lightcycle')\n"
+        "    assert any(m.startswith('lightcycle_fault_sites') for m in pytestconfig.getini('markers'))\n"
+        "    assert 'torch' not in sys.modules, 'the plugin imported torch'\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path / "site")])}
+    env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_plain.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "lightcycle fault injection" not in proc.stdout  # no summary when nothing was swept
