@@ -162,8 +162,10 @@ def _attach(target: Any, probe: Probe, fault: str | None) -> FailingHandler | No
     return handler
 
 
-def _run(make_trainer: Callable[[], Any], run: Callable[[Any], Any], probe: Probe, fault: str | None) -> Any:
-    """Build a target, attach the probe, run; returns (target, what reached the caller)."""
+def _run(
+    make_trainer: Callable[[], Any], run: Callable[[Any], Any], probe: Probe, fault: str | None
+) -> tuple[Any, BaseException | None]:
+    """Build a target, attach the probe, run, detach; returns the target and what reached the caller."""
     target = make_trainer()
     handler = _attach(target, probe, fault)
     if handler is not None:
@@ -173,6 +175,10 @@ def _run(make_trainer: Callable[[], Any], run: Callable[[Any], Any], probe: Prob
         run(target)
     except BaseException as exc:  # the outcome is the check's to judge
         raised = exc
+    finally:
+        probe.restore()
+        # the target's callbacks are the user's again (configure_callbacks may have made a new list)
+        target.callbacks[:] = [cb for cb in target.callbacks if cb is not probe and cb is not handler]
     return target, raised
 
 
@@ -191,7 +197,6 @@ def enumerate_sites(make_trainer: Callable[[], Any], run: Callable[[Any], Any]) 
     """
     probe = Probe()
     _, raised = _run(make_trainer, run, probe, None)
-    probe.restore()
     if raised is not None:
         raise SweepError(f"the uninterrupted run raised {raised!r}: fix it before sweeping") from raised
     if not probe.calls:
@@ -215,7 +220,6 @@ def inject(make_trainer: Callable[[], Any], run: Callable[[Any], Any], site: Sit
     exc = make_fault(fault, site.key)
     probe = Probe(site.key, exc)
     target, raised = _run(make_trainer, run, probe, fault)
-    probe.restore()
     if isinstance(raised, KeyboardInterrupt) and raised is not exc:
         raise raised  # a real Ctrl-C: stop the sweep
     reached = probe.fired_at is not None
