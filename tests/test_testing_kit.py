@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,7 @@ from hypothesis import given
 
 import lightcycle as L
 from lightcycle.callbacks import HookRecorder
+from lightcycle.errors import SIGTERMException
 from lightcycle.orchestrator import LoopDriver
 from lightcycle.testing import (
     FAULTS,
@@ -152,6 +154,31 @@ def test_outcome_says_what_fired_after_the_fault(tmp_path: Path) -> None:
     assert outcome.site.state == "fit.train.epoch.batch.closure.forwarded"
     assert outcome.after_hooks == [("callback:FixedLog", "on_exception")]  # nothing else: no teardown, no *_end
     assert any("OnExceptionFailure" in n for n in outcome.injected.__notes__)  # the kit's failing handler
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the sigterm fault is POSIX only")
+def test_a_sigterm_at_each_site_stops_the_run_where_lightcycle_acts_on_it(tmp_path: Path) -> None:
+    raised: dict[str, BaseException | None] = {}
+
+    def check(trainer: L.Trainer, outcome: Outcome) -> None:
+        raised[outcome.site.key] = outcome.raised
+        assert outcome.injected is None and trainer.received_sigterm
+        assert outcome.raised is None or isinstance(outcome.raised, SIGTERMException), outcome.raised
+        (log,) = [cb for cb in trainer.callbacks if isinstance(cb, LeakyLog)]
+        assert log.fh is None or log.fh.closed, "the log file is left open"
+
+    def make_trainer() -> L.Trainer:
+        return L.Trainer(max_epochs=1, limit_val_batches=0, callbacks=[FixedLog(tmp_path / "s.txt")], **QUIET)
+
+    before = signal.getsignal(signal.SIGTERM)
+    report = interruption_sweep(make_trainer, lambda t: t.fit(tiny_module(batches=2)), check, faults=["sigterm"])
+    assert report.ok, str(report)
+    stopped = [k for k, r in raised.items() if r is not None]
+    # a signal during the first batch stops the run at the second batch's start; one in the
+    # last batch's end-of-batch work stops it after on_train_epoch_end; after that nothing stops it
+    assert "module.training_step#0" in stopped and "callback:FixedLog.on_fit_end#0" not in stopped
+    assert raised["callback:FixedLog.on_fit_end#0"] is None
+    assert signal.getsignal(signal.SIGTERM) is before  # the sweep's own handler is gone again
 
 
 def test_bad_input_is_refused_before_any_injection(tmp_path: Path) -> None:

@@ -10,11 +10,13 @@ judges the result. See ``docs/testing-kit.md``.
 from __future__ import annotations
 
 import random
+import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lightcycle.testing.faults import FAULTS, FailingHandler, check_faults, make_fault
+from lightcycle.errors import SIGTERMException
+from lightcycle.testing.faults import FAULTS, SIGTERM, FailingHandler, check_faults, make_fault
 from lightcycle.testing.probe import Call, Probe
 
 Site = Call
@@ -45,8 +47,10 @@ class Outcome:
     Attributes:
         site: where the fault was injected.
         fault: the fault kind's name.
-        injected: the exception object raised at the site (``None`` if the site was not reached).
-        raised: what reached the caller of ``run`` (``None`` when it returned).
+        injected: the exception object raised at the site (``None`` if the site was not
+            reached, and for the ``"sigterm"`` fault, which raises nothing there).
+        raised: what reached the caller of ``run`` (``None`` when it returned); for
+            ``"sigterm"``, a ``SIGTERMException`` or ``None``.
         after: the hook calls made after the fault, in order (``on_exception`` handlers, ...).
         reached: whether the run reached the site.
     """
@@ -204,6 +208,10 @@ def enumerate_sites(make_trainer: Callable[[], Any], run: Callable[[Any], Any]) 
     return list(probe.calls)
 
 
+def _ignore_sigterm(signum: int, frame: Any) -> None:
+    """The sweep's SIGTERM handler under the run's: the signal was the sweep's own."""
+
+
 def inject(make_trainer: Callable[[], Any], run: Callable[[Any], Any], site: Site, fault: str) -> tuple[Any, Outcome]:
     """Run once with ``fault`` injected at ``site``.
 
@@ -219,7 +227,19 @@ def inject(make_trainer: Callable[[], Any], run: Callable[[Any], Any], site: Sit
     (fault,) = check_faults([fault])
     exc = make_fault(fault, site.key)
     probe = Probe(site.key, exc)
-    target, raised = _run(make_trainer, run, probe, fault)
+    if fault == SIGTERM:
+        # a handler of the sweep's own under the run's (which chains to it): a signal that
+        # arrives while no run handler is installed must not end the process
+        try:
+            previous = signal.signal(signal.SIGTERM, _ignore_sigterm)
+        except ValueError as err:
+            raise SweepError("the 'sigterm' fault needs the main thread (signal handlers live there)") from err
+        try:
+            target, raised = _run(make_trainer, run, probe, fault)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    else:
+        target, raised = _run(make_trainer, run, probe, fault)
     if isinstance(raised, KeyboardInterrupt) and raised is not exc:
         raise raised  # a real Ctrl-C: stop the sweep
     reached = probe.fired_at is not None
@@ -288,7 +308,8 @@ def interruption_sweep(
         check: ``check(trainer, outcome)``, called after each injected run; an
             ``AssertionError`` marks a failure (other exceptions propagate). ``None`` checks
             only that the injected exception reached the caller.
-        faults: fault kind names (:data:`~lightcycle.testing.faults.FAULTS`, all by default).
+        faults: fault kind names (:data:`~lightcycle.testing.faults.FAULTS`, all four by
+            default; ``"sigterm"`` on POSIX too, if named).
         max_sites: inject at most this many sites, drawn with ``seed`` (kept in run order).
         seed: the seed of that draw.
         only: inject only at these site keys (``receiver.hook#occurrence``).
@@ -313,7 +334,11 @@ def interruption_sweep(
             try:
                 if not outcome.reached:
                     raise AssertionError("the run never reached this site (is it deterministic?)")
-                if check is None:
+                if check is None and fault == SIGTERM:
+                    assert outcome.raised is None or isinstance(outcome.raised, SIGTERMException), (
+                        f"the caller got {outcome.raised!r}"
+                    )
+                elif check is None:
                     assert outcome.raised is outcome.injected, f"the caller got {outcome.raised!r}"
                 else:
                     check(target, outcome)
