@@ -1,29 +1,23 @@
 """The module API: LightningModule, LightningDataModule (Lightning's ``lightning.pytorch.core``).
 
-The two names load lazily (PEP 562), as in :mod:`lightcycle`: this ``__init__`` runs on every
-``lightcycle.core.x`` import, and the torch-free command-line tool imports
-:mod:`lightcycle.core.module_hooks` (the hook names), which must not pull in torch.
+The two names resolve on first use (:mod:`lightcycle._lazy`), as in :mod:`lightcycle`: this
+``__init__`` runs on every ``lightcycle.core.x`` import, and the torch-free command-line tool
+imports :mod:`lightcycle.core.module_hooks` (the hook names), which must not pull in torch.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lightcycle._lazy import lazy_names
 
 if TYPE_CHECKING:
-    from lightcycle.core.datamodule import LightningDataModule
-    from lightcycle.core.module import LightningModule
+    from lightcycle.core.datamodule import LightningDataModule as LightningDataModule
+    from lightcycle.core.module import LightningModule as LightningModule
 
-_LAZY = {"LightningDataModule": "lightcycle.core.datamodule", "LightningModule": "lightcycle.core.module"}
+_WHERE = {"LightningDataModule": "lightcycle.core.datamodule", "LightningModule": "lightcycle.core.module"}
+"""Where each public name is defined."""
 
 __all__ = ["LightningDataModule", "LightningModule"]
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first access (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lightcycle.core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, globals())

@@ -161,7 +161,7 @@ def _module_fns(hook: Hook, obj: Any, base: type | None, keep_noops: bool) -> tu
     return (method,)
 
 
-def _callback_default(cb: Any, name: str, method: Any, noop: Any) -> bool:
+def callback_hook_is_default(cb: Any, name: str, method: Any, noop: Any) -> bool:
     """Whether a callback's hook is its base class's no-op (left out of dispatch).
 
     Decided by identity with the base's own function, never by a marker a wrapper can copy.
@@ -215,7 +215,7 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
         pairs = [(cb, m) for cb in chosen if (m := getattr(cb, hook.name, None)) is not None]
         if hook.result is not Result.COLLECT and not hook.per_state_key:
             noop = noop_function(r.callback_base, hook.name)  # looked up once for all callbacks
-            pairs = [(cb, m) for cb, m in pairs if not _callback_default(cb, hook.name, m, noop)]
+            pairs = [(cb, m) for cb, m in pairs if not callback_hook_is_default(cb, hook.name, m, noop)]
         if hook.result is Result.COLLECT or hook.per_state_key:
             fns = tuple(m for _, m in pairs)  # state_dict/load_state_dict take no trainer
             keys = tuple(cb.state_key for cb, _ in pairs)
