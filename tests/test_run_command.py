@@ -155,10 +155,10 @@ def test_module_form(tmp_path: Path) -> None:
 
 
 REFUSED = [
-    ("from pytorch_lightning.callbacks import LearningRateMonitor", "pytorch_lightning.callbacks.LearningRateMonitor"),
+    ("from pytorch_lightning.callbacks import ModelPruning", "pytorch_lightning.callbacks.ModelPruning"),
     ("import lightning.fabric as F", "lightning.fabric"),
     ("from lightning import Fabric", "lightning.Fabric"),
-    ("from lightning.pytorch.strategies import DDPStrategy", "lightning.pytorch.strategies"),
+    ("from lightning.pytorch.tuner import Tuner", "lightning.pytorch.tuner"),
 ]
 
 
