@@ -67,6 +67,7 @@ from lightcycle.orchestrator.trainer import (
     _reorder,
     _Strategy,
 )
+from lightcycle.precision import Precision, resolve_precision
 from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Lifecycle, Trigger
@@ -199,6 +200,11 @@ class LoopDriver:
             Trainer sends them at the same points: hyper-parameters when a run opens, step
             metrics every :attr:`log_every_n_steps` optimizer steps, epoch metrics, and
             ``finalize``.
+        precision: as the Trainer's ``precision`` (``"bf16-mixed"``, ``"16-mixed"``, ...), or a
+            :class:`lightcycle.precision.Precision` plugin: the steps run in its context, the
+            batch and the module are converted, the loss is scaled and the optimizers step
+            through the scaler (``"16-mixed"`` on CPU is ``"bf16-mixed"``, as in Lightning; the
+            autocast device is ``device``'s type, default CPU).
         checked: run the ``transitions`` machine in lockstep (tests; default from the
             environment variable ``LIGHTCYCLE_CHECKED``).
 
@@ -276,6 +282,7 @@ class LoopDriver:
         gradient_clip_algorithm: str | None = None,
         inference_mode: bool = True,
         logger: Any = False,
+        precision: Any = None,
         checked: bool | None = None,
     ) -> None:
         from lightcycle.core.module import LightningModule
@@ -319,6 +326,10 @@ class LoopDriver:
         self._device_arg = torch.device(device) if device is not None else None
         self._device = self._device_arg if self._device_arg is not None else torch.device("cpu")
         self.strategy = _Strategy(self._device, module)
+        self.precision_plugin: Precision = (
+            precision if isinstance(precision, Precision) else resolve_precision(precision, None, self._device)
+        )
+        self.strategy.precision_plugin = self.precision_plugin
         self._results = MetricStore()
         self._current_dataloader_idx: int | None = None
         self._warned: set[str] = set()
@@ -349,10 +360,12 @@ class LoopDriver:
     def _hold_events(self) -> None:
         """Hold the per-batch training events' functions of the current bind (``fire`` without the lookup)."""
         caller = self._driver.caller
-        self._transfer_event = caller(_TRAIN_TRANSFER)
+        p = self.precision_plugin  # wraps nothing in 32-bit
+        self._transfer_event = p.wrap_transfer(caller(_TRAIN_TRANSFER))
         self._batch_start_event = caller(_TRAIN_START)
-        self._own_step_event = caller(_OWN_STEP)
-        self._backward_event = caller(_BACKWARD)
+        self._own_step_event = p.wrap_step(caller(_OWN_STEP), p.train_step_context)
+        self._eval_fire = p.wrap_step(self._fire, p.forward_context)
+        self._backward_event = p.wrap_backward(caller(_BACKWARD))
         self._own_opt_step_event = caller(_OWN_OPT_STEP)
         self._batch_end_event = caller(_TRAIN_END)
 
@@ -438,6 +451,7 @@ class LoopDriver:
         module.trainer = self  # type: ignore[assignment]
         if self.datamodule is not None:
             self.datamodule.trainer = self  # type: ignore[assignment]
+        self.precision_plugin.convert_module(module)
         self._device = self._device_arg if self._device_arg is not None else _device_of(module)
         self.strategy.root_device = self._device
         self._eval = None
@@ -602,6 +616,7 @@ class LoopDriver:
             self.gradient_clip_val,
             self.gradient_clip_algorithm,
             self._count_manual_step,
+            self.precision_plugin.scaler,
         )
 
     # -------------------------------------------------------------- fit: sanity check and training
@@ -824,6 +839,7 @@ class LoopDriver:
                 self._lightning_optimizers[0],
                 accumulate=n,
                 warn=self._warn_once,
+                precision=self.precision_plugin,
             )
         return auto(batch, batch_idx, self.current_epoch, batch_idx % n == 0, step)
 
@@ -949,6 +965,7 @@ class LoopDriver:
             # which is the last, so the check waits for the next batch to start.
             raise SIGTERMException()
         fire = self._fire
+        batch = self.precision_plugin.convert_input(batch)  # Lightning: before on_before_batch_transfer
         if dataloader_idx is None:
             batch = fire(e.batch_transfer, batch, self._device, 0)
             run = cast(_EvalRun, self._eval)
@@ -978,8 +995,8 @@ class LoopDriver:
                 f"outputs yourself and pass them to lc.{e.noun}_batch_end(outputs)."
             )
         if self._edl is None:
-            return self._fire(e.step, self._ebatch, self._eidx)
-        return self._fire(e.step, self._ebatch, self._eidx, self._edl)
+            return self._eval_fire(e.step, self._ebatch, self._eidx)
+        return self._eval_fire(e.step, self._ebatch, self._eidx, self._edl)
 
     def _eval_batch_end(self, e: ev.EvalTriggers, outputs: Any) -> None:
         if self._edl is None:

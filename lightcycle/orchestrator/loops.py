@@ -49,7 +49,7 @@ def run_fit(t: Trainer, ckpt_path: str | None) -> None:
     t._results.reset_run()
     module = t.lightning_module
     assert module is not None
-    module.to(t._cfg.device)
+    t.precision_plugin.convert_module(module).to(t._cfg.device)  # Lightning's strategy.setup order
     t._configure_optimizers(fire(ev.CONFIGURE_OPTIMIZERS))
     fire(ev.FIT_START)
     t._log_hyperparameters()
@@ -149,11 +149,13 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
     # Per-epoch constants of the batch loop, read once: the per-batch events' functions and
     # the automatic-optimization step for the first optimizer (built at its first use).
     caller = t._driver.caller
+    precision = t.precision_plugin
     transfer, batch_start, batch_end = (
-        caller(ev.TRAIN_BATCH_TRANSFER),
+        precision.wrap_transfer(caller(ev.TRAIN_BATCH_TRANSFER)),
         caller(ev.TRAIN_BATCH_START),
         caller(ev.TRAIN_BATCH_END),
     )
+    manual_step = precision.wrap_step(caller(ev.MANUAL_TRAINING_STEP), precision.train_step_context)
     accumulate = t._cfg.accumulate_grad_batches
     automatic_step: steps.AutomaticStep | None = None
     items = iter(batches)
@@ -186,7 +188,7 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
                 accumulate == 1 or not _should_accumulate(t),
             )
         else:
-            outputs = _manual_batch(t, batch, batch_idx)
+            outputs = steps.manual_outputs(manual_step(batch, batch_idx))
         if t.lr_scheduler_configs:  # (both calls return at once without schedulers)
             _update_schedulers(t, "step", plateau=False)
             if _ready_reached(t):
@@ -328,12 +330,8 @@ def _automatic_step(t: Trainer) -> steps.AutomaticStep:
         accumulate=t._cfg.accumulate_grad_batches,
         warn=t._warn_once,
         outputs=t._driver.calls_hooks(ev.TRAIN_BATCH_END),
+        precision=t.precision_plugin,
     )
-
-
-def _manual_batch(t: Trainer, batch: Any, batch_idx: int) -> dict[str, Any]:
-    """Manual optimization: the module's training_step steps its optimizers itself."""
-    return steps.manual_outputs(t._driver.fire(ev.MANUAL_TRAINING_STEP, batch, batch_idx))
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -367,10 +365,16 @@ def run_evaluation(
         fire(e.start)
         fire(e.epoch_start)
         caller = t._driver.caller
+        precision = t.precision_plugin
+        context = {
+            "validation": precision.val_step_context,
+            "test": precision.test_step_context,
+            "predict": precision.predict_step_context,
+        }[e.noun]
         transfer, batch_start, step, batch_end = (
-            caller(e.batch_transfer),
+            precision.wrap_transfer(caller(e.batch_transfer)),
             caller(e.batch_start),
-            caller(e.step),
+            precision.wrap_step(caller(e.step), context),
             caller(e.batch_end),
         )
         last_loader = max((i for i, n in enumerate(counts) if n > 0), default=-1)
@@ -425,7 +429,7 @@ def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
     t._results.reset_run()
     module = t.lightning_module
     assert module is not None
-    module.to(t._cfg.device)
+    t.precision_plugin.convert_module(module).to(t._cfg.device)  # Lightning's strategy.setup order
     t._log_hyperparameters()
     module.zero_grad()
     result: Any = None if fn is TrainerFn.PREDICTING else []  # Lightning: a skipped predict returns None

@@ -19,12 +19,14 @@ import torch
 
 from lightcycle.core.optim import LightningOptimizer
 from lightcycle.errors import MisconfigurationException
+from lightcycle.precision import Precision, scaled_step
 from lightcycle.states import declaration as ev
 from lightcycle.states.model import Trigger
 
 Caller = Callable[[Trigger], Callable[..., Any]]
 """``LifecycleDriver.caller``: the function that fires an event."""
 
+_FULL = Precision()  # 32-bit: wraps nothing
 _NO_EXTRA: dict[str, Any] = {}  # shared, never mutated: a tensor output has no extra keys
 NO_LOSS_WARNING = "`training_step` returned `None`. The backward pass and the optimizer's gradients are skipped."
 
@@ -103,6 +105,7 @@ class AutomaticStep:
         outputs: build the outputs (``{"loss": loss.detach().clone(), ...}``); ``False``
             when nobody receives them in this run (no ``on_train_batch_end`` to call):
             the batch then returns an empty dict and skips the clone.
+        precision: the precision plugin (default: 32-bit, which wraps nothing).
     """
 
     __slots__ = (
@@ -138,10 +141,14 @@ class AutomaticStep:
         accumulate: int,
         warn: Callable[[str], None],
         outputs: bool = True,
+        precision: Precision | None = None,
     ) -> None:
-        self._training_step = caller(ev.TRAINING_STEP)
+        precision = precision or _FULL
+        # the precision wraps the step (autocast) and the backward (loss scaling) once, here;
+        # 32-bit returns the event functions themselves
+        self._training_step = precision.wrap_step(caller(ev.TRAINING_STEP), precision.train_step_context)
         self._zero_grad_event = caller(ev.ZERO_GRAD)
-        self._backward = caller(ev.BACKWARD)
+        self._backward = precision.wrap_backward(caller(ev.BACKWARD))
         self._optimizer_step = caller(ev.OPTIMIZER_STEP)
         self._optimizer_step_end = caller(ev.OPTIMIZER_STEP_END)
         self.progress = progress
@@ -249,6 +256,7 @@ def wrap_optimizers(
     gradient_clip_val: Any,
     gradient_clip_algorithm: Any,
     count_step: Callable[[], None],
+    scaler: Any = None,
 ) -> list[LightningOptimizer]:
     """Wrap optimizers so that their ``step`` fires the lifecycle's optimizer events.
 
@@ -263,6 +271,8 @@ def wrap_optimizers(
         gradient_clip_val: passed to ``configure_gradient_clipping``.
         gradient_clip_algorithm: passed to ``configure_gradient_clipping``.
         count_step: advances ``global_step`` (manual optimization).
+        scaler: a ``GradScaler`` (``"16-mixed"``): ``step`` then unscales, steps and updates
+            through it (:func:`lightcycle.precision.scaled_step`); ``None``: the plain step.
 
     Returns:
         One :class:`LightningOptimizer` per optimizer, in order.
@@ -276,5 +286,7 @@ def wrap_optimizers(
         else:
             lopt._on_before_step = partial(before_step, opt)
             lopt._on_after_step = count_step
+        if scaler is not None:  # an instance attribute: without a scaler, the class's step runs untouched
+            lopt.step = scaled_step(scaler, lopt, automatic)  # type: ignore[method-assign]
         wrapped.append(lopt)
     return wrapped

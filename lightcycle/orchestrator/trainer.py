@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from lightcycle.core.datamodule import LightningDataModule
     from lightcycle.core.module import LightningModule
     from lightcycle.core.optim import LightningOptimizer, LRSchedulerConfig
+    from lightcycle.precision import Precision
 
 
 @attrs.define
@@ -69,6 +70,7 @@ class _Strategy:
 
     root_device: torch.device
     lightning_module: Any = None
+    precision_plugin: Any = None
 
     def barrier(self, name: str | None = None) -> None:
         """Single process: nothing to wait for."""
@@ -138,6 +140,7 @@ class Trainer:
         deterministic: bool | str | None = None,
         log_every_n_steps: int | None = None,
         precision: Any = None,
+        plugins: Any = None,
         lifecycle: Lifecycle | None = None,
         checked: bool | None = None,
         **unsupported: Any,
@@ -167,6 +170,7 @@ class Trainer:
             deterministic=deterministic,
             log_every_n_steps=log_every_n_steps,
             precision=precision,
+            plugins=plugins,
             unsupported=unsupported,
         )
         if self._cfg.deterministic:
@@ -184,6 +188,7 @@ class Trainer:
             min_steps=self._cfg.min_steps,
         )
         self.strategy = _Strategy(self._cfg.device)
+        self.strategy.precision_plugin = self._cfg.precision_plugin
         self.lightning_module: LightningModule | None = None
         self.datamodule: LightningDataModule | None = None
         self.optimizers: list[torch.optim.Optimizer] = []
@@ -631,6 +636,7 @@ class Trainer:
             self._cfg.gradient_clip_val,
             self._cfg.gradient_clip_algorithm,
             self._count_manual_step,
+            self._cfg.precision_plugin.scaler,
         )
 
     def _count_manual_step(self) -> None:
@@ -648,7 +654,8 @@ class Trainer:
                 "manual_backward(loss, *args, **kwargs): extra arguments are not supported yet; call "
                 "manual_backward(loss) (or override `backward` in your module)."
             )
-        self._driver.fire(BACKWARD, loss)
+        # the precision's pre_backward: the scaler's scale, which on_before_backward sees (Lightning)
+        self._driver.fire(BACKWARD, self.precision_plugin.pre_backward(loss, module))
 
     def _log_step(self, metrics: dict[str, torch.Tensor]) -> None:
         """Send step metrics to the loggers every ``log_every_n_steps`` optimizer steps."""
@@ -765,6 +772,16 @@ class Trainer:
         return loaders, counts
 
     # ------------------------------------------------------------------ attributes (spec 5)
+
+    @property
+    def precision_plugin(self) -> Precision:
+        """The precision plugin (Lightning's ``trainer.precision_plugin``)."""
+        return self._cfg.precision_plugin
+
+    @property
+    def precision(self) -> str:
+        """The resolved precision flag, e.g. ``"32-true"`` or ``"bf16-mixed"``."""
+        return self._cfg.precision_plugin.precision
 
     @property
     def current_epoch(self) -> int:
