@@ -166,6 +166,9 @@ class Precision:
     def _changes(self, name: str) -> bool:
         return getattr(type(self), name) is not getattr(Precision, name)
 
+    def _scales_loss(self) -> bool:
+        return self._changes("pre_backward")
+
     def wrap_step(self, step: _STEP, context: Callable[[], contextlib.AbstractContextManager[None]]) -> _STEP:
         """``step`` run inside ``context()`` (one of the ``*_step_context`` methods).
 
@@ -212,7 +215,7 @@ class Precision:
         Returns:
             ``backward`` itself when this precision leaves the loss as it is.
         """
-        if self.scaler is None and not self._changes("pre_backward"):
+        if not self._scales_loss():
             return backward
         pre = self.pre_backward
 
@@ -255,6 +258,9 @@ class MixedPrecision(Precision):
             raise MisconfigurationException(f"`precision='bf16-mixed'` does not use a scaler, found {scaler}.")
         self.device = device
         self.scaler = scaler
+
+    def _scales_loss(self) -> bool:
+        return self.scaler is not None  # bf16-mixed: no scaler, the loss goes to backward as it is
 
     def pre_backward(self, tensor: torch.Tensor, module: Any = None) -> torch.Tensor:
         """Returns:

@@ -212,3 +212,57 @@ def test_cuda_precision_equals_lightning(precision: str) -> None:
     lightning = _run(PL, precision=precision, accelerator="cuda")
     ours = _run(LC, precision=precision, accelerator="cuda")
     _assert_same(lightning, ours)
+
+
+def test_precision_actions_are_declared_at_their_place_and_cost_nothing_in_32_bit() -> None:
+    from lightcycle.diagrams.labels import steps
+    from lightcycle.states import declaration as ev
+    from lightcycle.states.declaration import LIFECYCLE
+
+    texts = {
+        t.trigger.name: [text for _, text in steps(t)]
+        for t in LIFECYCLE.transitions
+        if t.trigger is not ev.ENTRY["fit"]
+    }
+    assert texts["backward"][0] == "[scale_loss]"
+    assert texts["before_optimizer_step"][0] == "[unscale_gradients]"
+    assert texts["before_optimizer_step"][-1] == "[scaler_step]"
+    assert texts["manual_optimizer_step"][0] == "[unscale_gradients]"
+    assert texts["training_step"][0] == "[autocast]"
+    assert texts["validation_step"][0] == "[autocast]"
+    full = LCP.Precision()
+
+    def fn(*a: Any) -> Any:
+        return a
+
+    assert full.wrap_step(fn, full.train_step_context) is fn
+    assert full.wrap_transfer(fn) is fn and full.wrap_backward(fn) is fn
+    mixed = LCP.MixedPrecision("bf16-mixed", "cpu")
+    assert mixed.wrap_step(fn, mixed.train_step_context) is not fn and mixed.wrap_backward(fn) is fn
+
+
+def test_loop_driver_precision_equals_the_trainer() -> None:
+    """LoopDriver(precision=...): the same autocast, scaled loss and scaler steps as the Trainer."""
+    recorder_cls, model_cls = _build(LC)
+    torch.manual_seed(0)
+    model = model_cls()
+    recorder = recorder_cls()
+    plugin = LCP.MixedPrecision("16-mixed", "cpu")
+    from lightcycle.orchestrator import LoopDriver
+
+    lc = LoopDriver(model, [recorder], precision=plugin)
+    loader = model.train_dataloader()
+    with lc.fit():
+        for _epoch in lc.epochs(max_epochs=2):
+            for batch_idx, batch in enumerate(loader):
+                if batch_idx == 3:
+                    break
+                lc.train_batch_start(batch, batch_idx)
+                out = lc.training_step()["loss"]
+                lc.train_batch_end(out)
+    trainer = _run(LC, plugins=[LCP.MixedPrecision("16-mixed", "cpu")], limit_val_batches=0)
+    train_events = [e for e in trainer["events"] if not e[0].startswith("validation")]
+    assert recorder.events == train_events
+    assert plugin.state_dict() == trainer["scaler"]
+    for k, w in trainer["weights"].items():
+        torch.testing.assert_close(model.state_dict()[k], w)

@@ -856,13 +856,21 @@ class LoopDriver:
         Args:
             optimizer: the optimizer (callbacks receive it).
             step: how to step it, called with the optimizer (e.g. ``scaler.step``);
-                default ``optimizer.step()``.
+                default ``optimizer.step()``, or with a ``"16-mixed"`` precision the
+                plugin's scaler: ``unscale_`` before the hooks, ``step`` and ``update`` after.
 
         Returns:
             What the step returned.
         """
-        self._own_opt_step_event(optimizer)
-        out = optimizer.step() if step is None else step(optimizer)
+        scaler = self.precision_plugin.scaler
+        if scaler is not None and step is None:  # "16-mixed": unscale, hooks, scaler.step/update (Lightning's order)
+            scaler.unscale_(optimizer)
+            self._own_opt_step_event(optimizer)
+            out = scaler.step(optimizer)
+            scaler.update()
+        else:
+            self._own_opt_step_event(optimizer)
+            out = optimizer.step() if step is None else step(optimizer)
         self.fit_loop.global_step += 1
         return out
 
