@@ -21,16 +21,12 @@ from lightcycle.precision import Precision, resolve_precision
 UNSUPPORTED: dict[str, object] = {
     "strategy": "auto",
     "num_nodes": 1,
-    "fast_dev_run": False,
     "max_time": None,
     "overfit_batches": 0.0,
     "reload_dataloaders_every_n_epochs": 0,
     "profiler": None,
-    "detect_anomaly": False,
-    "barebones": False,
     "sync_batchnorm": False,
     "use_distributed_sampler": True,
-    "benchmark": None,
     "model_registry": None,
     "enable_autolog_hparams": True,
 }

@@ -60,7 +60,8 @@ def run_fit(t: Trainer, ckpt_path: str | None) -> None:
     if t._should_sanity_check():
         with _isolate_rng():
             _run_sanity_check(t)
-    _run_training(t)
+    with torch.autograd.set_detect_anomaly(t._detect_anomaly):  # Lightning: around the fit loop, not the sanity check
+        _run_training(t)
     t.fit_loop.resume = None
     t.fit_loop.restarting = False
     t._teardown_internal()

@@ -22,7 +22,7 @@ from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.monitoring import Checkpoint
 from lightcycle.errors import InvalidTypeError, MisconfigurationException
-from lightcycle.orchestrator import loops, steps
+from lightcycle.orchestrator import flags, loops, steps
 from lightcycle.orchestrator.config import resolve
 from lightcycle.orchestrator.driver import LifecycleDriver
 from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
@@ -141,44 +141,73 @@ class Trainer:
         log_every_n_steps: int | None = None,
         precision: Any = None,
         plugins: Any = None,
+        fast_dev_run: int | bool = False,
+        benchmark: bool | None = None,
+        detect_anomaly: bool = False,
+        barebones: bool = False,
         lifecycle: Lifecycle | None = None,
         checked: bool | None = None,
         **unsupported: Any,
     ) -> None:
+        opted = flags.barebones(
+            barebones,
+            dict(
+                enable_checkpointing=enable_checkpointing,
+                logger=logger,
+                enable_progress_bar=enable_progress_bar,
+                log_every_n_steps=log_every_n_steps,
+                enable_model_summary=enable_model_summary,
+                num_sanity_val_steps=num_sanity_val_steps,
+                fast_dev_run=fast_dev_run,
+                detect_anomaly=detect_anomaly,
+            ),
+        )
+        logger = opted["logger"]
+        self._barebones = bool(barebones)
+        self._fast_dev_run, loop_args = flags.fast_dev_run(
+            fast_dev_run,
+            dict(
+                max_epochs=max_epochs,
+                max_steps=max_steps,
+                limit_train_batches=limit_train_batches,
+                limit_val_batches=limit_val_batches,
+                limit_test_batches=limit_test_batches,
+                limit_predict_batches=limit_predict_batches,
+                num_sanity_val_steps=opted["num_sanity_val_steps"],
+                val_check_interval=val_check_interval,
+                check_val_every_n_epoch=check_val_every_n_epoch,
+            ),
+        )
+        self._detect_anomaly = flags.check_detect_anomaly(detect_anomaly)
         self._cfg = resolve(
             accelerator=accelerator,
             devices=devices,
-            max_epochs=max_epochs,
             min_epochs=min_epochs,
-            max_steps=max_steps,
             min_steps=min_steps,
-            limit_train_batches=limit_train_batches,
-            limit_val_batches=limit_val_batches,
-            limit_test_batches=limit_test_batches,
-            limit_predict_batches=limit_predict_batches,
-            num_sanity_val_steps=num_sanity_val_steps,
-            val_check_interval=val_check_interval,
-            check_val_every_n_epoch=check_val_every_n_epoch,
             accumulate_grad_batches=accumulate_grad_batches,
             gradient_clip_val=gradient_clip_val,
             gradient_clip_algorithm=gradient_clip_algorithm,
             default_root_dir=default_root_dir,
-            enable_progress_bar=enable_progress_bar,
-            enable_checkpointing=enable_checkpointing,
-            enable_model_summary=enable_model_summary,
+            enable_progress_bar=opted["enable_progress_bar"],
+            enable_checkpointing=opted["enable_checkpointing"],
+            enable_model_summary=opted["enable_model_summary"],
             inference_mode=inference_mode,
             deterministic=deterministic,
-            log_every_n_steps=log_every_n_steps,
+            log_every_n_steps=opted["log_every_n_steps"],
             precision=precision,
             plugins=plugins,
             unsupported=unsupported,
+            **loop_args,
         )
+        flags.set_torch_flags(benchmark, deterministic)
         if self._cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=self._cfg.deterministic == "warn")
         self.state = TrainerState()
         self.callbacks: list[Callback] = _reorder(self._initial_callbacks(callbacks))
         _check_state_keys(self.callbacks)
         self.loggers: list[Any] = self._make_loggers(logger)
+        if self._fast_dev_run:
+            self.loggers = flags.dummy_loggers(self.loggers)  # Lightning: logging is suppressed
         self.should_stop = False
         self.received_sigterm = False
         self.fit_loop = FitLoopProgress(
@@ -862,8 +891,14 @@ class Trainer:
         return self._cfg.log_every_n_steps
 
     @property
-    def fast_dev_run(self) -> bool:
-        return False
+    def fast_dev_run(self) -> int | bool:
+        """``True`` (one batch), the number of batches, or ``False`` (Lightning's ``trainer.fast_dev_run``)."""
+        return self._fast_dev_run
+
+    @property
+    def barebones(self) -> bool:
+        """``Trainer(barebones=True)``: every feature that costs speed is off."""
+        return self._barebones
 
     @property
     def default_root_dir(self) -> str:

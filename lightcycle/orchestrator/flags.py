@@ -1,0 +1,228 @@
+"""Lightning's debugging and speed flags: ``barebones``, ``fast_dev_run``, ``benchmark``, ``detect_anomaly``.
+
+Each function takes the Trainer's raw arguments and returns what they become, with
+Lightning 2.6's checks and messages (``Trainer.__init__``, ``trainer/setup.py``,
+``_set_torch_flags``); nothing here runs per batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import os
+import warnings
+from typing import Any
+
+import torch
+
+from lightcycle.errors import MisconfigurationException
+
+log = logging.getLogger(__name__)
+
+_BAREBONES_OFF = (
+    " - Checkpointing: `Trainer(enable_checkpointing=True)`",
+    " - Progress bar: `Trainer(enable_progress_bar=True)`",
+    " - Model summary: `Trainer(enable_model_summary=True)`",
+    " - Logging: `Trainer(logger=True)`, `Trainer(log_every_n_steps>0)`,"
+    " `LightningModule.log(...)`, `LightningModule.log_dict(...)`",
+    " - Sanity checking: `Trainer(num_sanity_val_steps>0)`",
+    " - Development run: `Trainer(fast_dev_run=True)`",
+    " - Anomaly detection: `Trainer(detect_anomaly=True)`",
+    " - Profiling: `Trainer(profiler=...)`",
+)
+
+
+def barebones(barebones: bool, args: dict[str, Any]) -> dict[str, Any]:
+    """The arguments ``barebones=True`` turns off, checked as Lightning checks them.
+
+    Args:
+        barebones: the ``barebones`` argument.
+        args: ``enable_checkpointing``, ``logger``, ``enable_progress_bar``,
+            ``log_every_n_steps``, ``enable_model_summary``, ``num_sanity_val_steps``,
+            ``fast_dev_run``, ``detect_anomaly`` as passed.
+
+    Returns:
+        ``args`` unchanged without barebones; with it, every feature off.
+
+    Raises:
+        ValueError: barebones with a feature it disables turned on (Lightning's messages).
+    """
+    if not barebones:
+        return args
+
+    def refuse(name: str, what: str, verb: str = "can impact") -> ValueError:
+        return ValueError(
+            f"`Trainer(barebones=True, {name}={args[name]!r})` was passed. {what} {verb} raw speed so it is disabled"
+            " in barebones mode."
+        )
+
+    if args["enable_checkpointing"]:
+        raise refuse("enable_checkpointing", "Checkpointing")
+    if args["logger"] is not None and args["logger"] is not False:
+        raise refuse("logger", "Logging")
+    if args["enable_progress_bar"]:
+        raise refuse("enable_progress_bar", "The progress bar")
+    if args["log_every_n_steps"] is not None and args["log_every_n_steps"] != 0:
+        raise refuse("log_every_n_steps", "Logging")
+    if args["enable_model_summary"]:
+        raise refuse("enable_model_summary", "Model summary")
+    if args["num_sanity_val_steps"] is not None and args["num_sanity_val_steps"] != 0:
+        raise refuse("num_sanity_val_steps", "Sanity checking")
+    if args["fast_dev_run"] is not False and args["fast_dev_run"] != 0:
+        raise ValueError(
+            f"`Trainer(barebones=True, fast_dev_run={args['fast_dev_run']!r})` was passed."
+            " Development run is not meant for raw speed evaluation so it is disabled in barebones mode."
+        )
+    if args["detect_anomaly"]:
+        raise refuse("detect_anomaly", "Anomaly detection")
+    log.info(
+        "You are running in `Trainer(barebones=True)` mode. All features that may impact raw speed have been"
+        " disabled to facilitate analyzing the Trainer overhead. Specifically, the following features are"
+        f" deactivated:{os.linesep}{os.linesep.join(_BAREBONES_OFF)}"
+    )
+    return {
+        **args,
+        "enable_checkpointing": False,
+        "logger": False,
+        "enable_progress_bar": False,
+        "log_every_n_steps": 0,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+    }
+
+
+def fast_dev_run(value: Any, args: dict[str, Any]) -> tuple[int | bool, dict[str, Any]]:
+    """What ``fast_dev_run`` makes of the loop arguments (Lightning's ``_init_debugging_flags``).
+
+    ``True`` is 1 batch, an int ``n`` is ``n`` batches: every limit becomes ``n``
+    (``limit_train/val_batches`` only without ``overfit_batches``), ``max_steps=n``,
+    ``max_epochs=1``, no sanity check, validation after the epoch, every epoch. Loggers
+    and checkpoint writes are suppressed elsewhere (:func:`dummy_loggers`, ModelCheckpoint).
+
+    Args:
+        value: the ``fast_dev_run`` argument.
+        args: the loop arguments as passed (``limit_*``, ``max_steps``, ``max_epochs``, ...).
+
+    Returns:
+        ``(fast_dev_run as Lightning stores it: True for 1, else the int or False, args)``.
+
+    Raises:
+        MisconfigurationException: a negative int or not a bool/int.
+    """
+    if isinstance(value, bool):
+        n = int(value)
+    elif isinstance(value, numbers.Integral):
+        if value < 0:
+            raise MisconfigurationException(f"fast_dev_run={value!r} is not a valid configuration. It should be >= 0.")
+        n = int(value)
+    else:
+        raise MisconfigurationException(
+            f"fast_dev_run={value!r} is not a valid configuration: expected True/False or an int >= 0 (batches)."
+        )
+    if n == 0:
+        return False, args
+    out = dict(args)
+    if not args.get("overfit_batches"):
+        out["limit_train_batches"] = n
+        out["limit_val_batches"] = n
+    out.update(
+        limit_test_batches=n,
+        limit_predict_batches=n,
+        max_steps=n,
+        num_sanity_val_steps=0,
+        max_epochs=1,
+        val_check_interval=1.0,
+        check_val_every_n_epoch=1,
+    )
+    log.info(
+        f"Running in `fast_dev_run` mode: will run the requested loop using {n} batch(es). "
+        "Logging and checkpointing is suppressed."
+    )
+    return (True if n == 1 else n), out
+
+
+class DummyLogger:
+    """Lightning's ``DummyLogger``: what ``fast_dev_run`` puts in place of the loggers; it records nothing."""
+
+    name = ""
+    version = ""
+    save_dir = None
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        """Drop the metrics.
+
+        Args:
+            metrics: ignored.
+            step: ignored.
+        """
+
+    def log_hyperparams(self, *args: Any, **kwargs: Any) -> None:
+        """Drop the hyper-parameters."""
+
+    def save(self) -> None:
+        """Nothing to save."""
+
+    def finalize(self, status: str) -> None:
+        """Nothing to close.
+
+        Args:
+            status: ignored.
+        """
+
+
+def dummy_loggers(loggers: list[Any]) -> list[Any]:
+    """Lightning under ``fast_dev_run``: one :class:`DummyLogger` if there were loggers, else none."""
+    return [DummyLogger()] if loggers else []
+
+
+def set_torch_flags(benchmark: bool | None, deterministic: bool | str | None) -> bool | None:
+    """``torch.backends.cudnn.benchmark`` as Lightning sets it (``_set_torch_flags``).
+
+    ``None`` leaves the global setting as it is, except with ``deterministic``, where it
+    becomes ``False``; ``True`` with ``deterministic`` warns (PyTorch then ignores
+    determinism in cuDNN).
+
+    Args:
+        benchmark: the ``benchmark`` argument.
+        deterministic: the ``deterministic`` argument.
+
+    Returns:
+        The value set, or ``None`` when the setting was left alone.
+
+    Raises:
+        MisconfigurationException: not a bool or None.
+    """
+    if benchmark is not None and not isinstance(benchmark, bool):
+        raise MisconfigurationException(f"Trainer(benchmark={benchmark!r}) is invalid: expected True, False or None.")
+    if deterministic:
+        if benchmark is None:
+            benchmark = False  # determinism needs cuDNN's autotuner off
+        elif benchmark:
+            warnings.warn(
+                "You passed `deterministic=True` and `benchmark=True`. Note that PyTorch ignores"
+                " torch.backends.cudnn.deterministic=True when torch.backends.cudnn.benchmark=True.",
+                UserWarning,
+                stacklevel=3,
+            )
+    if benchmark is not None:
+        torch.backends.cudnn.benchmark = benchmark
+    return benchmark
+
+
+def check_detect_anomaly(detect_anomaly: Any) -> bool:
+    """Returns:
+    ``detect_anomaly`` as a bool, with Lightning's notice when it is on.
+
+    Raises:
+        MisconfigurationException: not a bool.
+    """
+    if not isinstance(detect_anomaly, bool):
+        raise MisconfigurationException(
+            f"Trainer(detect_anomaly={detect_anomaly!r}) is invalid: expected True or False."
+        )
+    if detect_anomaly:
+        log.info(
+            "You have turned on `Trainer(detect_anomaly=True)`. This will significantly slow down compute speed and"
+            " is recommended only for model debugging."
+        )
+    return detect_anomaly
