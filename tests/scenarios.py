@@ -99,5 +99,7 @@ EXTRA = {
     ),
     "fit_detect_anomaly": Scenario(dict(detect_anomaly=True, max_epochs=1, limit_train_batches=2, limit_val_batches=1)),
     "fit_benchmark": Scenario(dict(benchmark=False, max_epochs=1, limit_train_batches=2, limit_val_batches=1)),
+    "fit_overfit_2": Scenario(dict(overfit_batches=2, max_epochs=2, limit_train_batches=5)),
+    "fit_overfit_fraction_fast_dev_run": Scenario(dict(overfit_batches=0.5, fast_dev_run=2, max_epochs=2), behaviour=dict(n_train=6)),
 }
 """Scenarios beyond the shared traces: the rest of the spec's sections 3 and 4."""

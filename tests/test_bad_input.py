@@ -158,16 +158,11 @@ def test_invalid_trainer_argument_is_refused_at_construction(
 NON_DEFAULT: dict[str, Any] = {
     "strategy": "ddp",
     "num_nodes": 2,
-    "fast_dev_run": True,
     "max_time": "00:00:01:00",
-    "overfit_batches": 0.1,
     "reload_dataloaders_every_n_epochs": 1,
     "profiler": "simple",
-    "detect_anomaly": True,
-    "barebones": True,
     "sync_batchnorm": True,
     "use_distributed_sampler": False,
-    "benchmark": True,
     "model_registry": "my-model",
     "enable_autolog_hparams": False,
 }

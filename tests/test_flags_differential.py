@@ -23,21 +23,24 @@ from torch.utils.data import DataLoader, TensorDataset
 import lightcycle as LC
 
 
-def _model(pl: types.ModuleType) -> Any:
+def _model(pl: types.ModuleType, shuffle: bool = False) -> Any:
     class Model(pl.LightningModule):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.layer = torch.nn.Linear(2, 1)
             self.anomaly: list[tuple[str, bool]] = []
+            self.batches: list[tuple[str, list[float]]] = []
 
         def training_step(self, batch: Any, batch_idx: int) -> Any:
             self.anomaly.append(("train", torch.is_anomaly_enabled()))
+            self.batches.append(("train", batch[0][:, 0].tolist()))
             loss = self.layer(batch[0]).pow(2).mean()
             self.log("loss", loss)
             return loss
 
         def validation_step(self, batch: Any, batch_idx: int) -> None:
             self.anomaly.append(("val", torch.is_anomaly_enabled()))
+            self.batches.append(("val", batch[0][:, 0].tolist()))
             self.log("val_loss", self.layer(batch[0]).pow(2).mean())
 
         def test_step(self, batch: Any, batch_idx: int) -> None:
@@ -47,7 +50,8 @@ def _model(pl: types.ModuleType) -> Any:
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
         def _loader(self) -> Any:
-            return DataLoader(TensorDataset(torch.arange(16.0).view(8, 2)), batch_size=2)
+            g = torch.Generator().manual_seed(3)
+            return DataLoader(TensorDataset(torch.arange(16.0).view(8, 2)), batch_size=2, shuffle=shuffle, generator=g)
 
         def train_dataloader(self) -> Any:
             return self._loader()
@@ -61,9 +65,9 @@ def _model(pl: types.ModuleType) -> Any:
     return Model()
 
 
-def _run(pl: types.ModuleType, entry: str = "fit", **kwargs: Any) -> dict[str, Any]:
+def _run(pl: types.ModuleType, entry: str = "fit", shuffle: bool = False, **kwargs: Any) -> dict[str, Any]:
     torch.manual_seed(0)
-    model = _model(pl)
+    model = _model(pl, shuffle)
     root = tempfile.mkdtemp(prefix="lc_flags_")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -78,7 +82,10 @@ def _run(pl: types.ModuleType, entry: str = "fit", **kwargs: Any) -> dict[str, A
         "loggers": [type(lg).__name__ for lg in t.loggers],
         "files": files,
         "anomaly": model.anomaly,
-        "warnings": sorted({str(w.message) for w in caught if "barebones" in str(w.message)}),
+        "batches": model.batches,
+        "warnings": sorted(
+            {str(w.message) for w in caught if "barebones" in str(w.message) or "overfit" in str(w.message)}
+        ),
     }
 
 
@@ -104,6 +111,26 @@ def test_flag_end_state_equals_lightning(entry: str, kwargs: dict[str, Any]) -> 
     lightning = _run(PL, entry, **kwargs)
     ours = _run(LC, entry, **kwargs)
     assert ours == lightning
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("overfit", [2, 0.5])
+def test_overfit_batches_equals_lightning(shuffle: bool, overfit: int | float) -> None:
+    """Train and val limited to overfit_batches; shuffled loaders made sequential, with Lightning's warning."""
+    kwargs: dict[str, Any] = dict(overfit_batches=overfit, max_epochs=2, logger=False, enable_checkpointing=False)
+    lightning = _run(PL, shuffle=shuffle, **kwargs)
+    ours = _run(LC, shuffle=shuffle, **kwargs)
+    assert bool(ours["warnings"]) is shuffle
+    assert ours == lightning
+
+
+def test_overfit_batches_invalid_value_has_lightnings_message() -> None:
+    for bad in (1.5, -1):
+        with pytest.raises(Exception) as theirs:
+            PL.Trainer(overfit_batches=bad)
+        with pytest.raises(Exception) as ours:
+            LC.Trainer(overfit_batches=bad)
+        assert str(ours.value) == str(theirs.value)
 
 
 def test_anomaly_detection_covers_the_fit_loop_only() -> None:

@@ -126,6 +126,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         trainer["fast_dev_run"] = dev
     if draw(st.sampled_from([False, False, True])):
         trainer["detect_anomaly"] = True
+    overfit = draw(st.sampled_from([0, 0, 0, 0, 0, 1, 2, 0.5]))
+    if overfit:
+        trainer["overfit_batches"] = overfit
     bench = draw(st.sampled_from([None, None, False, True]))
     if bench is not None:
         trainer["benchmark"] = bench

@@ -91,7 +91,7 @@ def barebones(barebones: bool, args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def fast_dev_run(value: Any, args: dict[str, Any]) -> tuple[int | bool, dict[str, Any]]:
+def fast_dev_run(value: Any, args: dict[str, Any], overfit: bool = False) -> tuple[int | bool, dict[str, Any]]:
     """What ``fast_dev_run`` makes of the loop arguments (Lightning's ``_init_debugging_flags``).
 
     ``True`` is 1 batch, an int ``n`` is ``n`` batches: every limit becomes ``n``
@@ -102,6 +102,7 @@ def fast_dev_run(value: Any, args: dict[str, Any]) -> tuple[int | bool, dict[str
     Args:
         value: the ``fast_dev_run`` argument.
         args: the loop arguments as passed (``limit_*``, ``max_steps``, ``max_epochs``, ...).
+        overfit: ``overfit_batches`` is on (it sets the train and val limits instead).
 
     Returns:
         ``(fast_dev_run as Lightning stores it: True for 1, else the int or False, args)``.
@@ -122,18 +123,13 @@ def fast_dev_run(value: Any, args: dict[str, Any]) -> tuple[int | bool, dict[str
     if n == 0:
         return False, args
     out = dict(args)
-    if not args.get("overfit_batches"):
+    if not overfit:
         out["limit_train_batches"] = n
         out["limit_val_batches"] = n
-    out.update(
-        limit_test_batches=n,
-        limit_predict_batches=n,
-        max_steps=n,
-        num_sanity_val_steps=0,
-        max_epochs=1,
-        val_check_interval=1.0,
-        check_val_every_n_epoch=1,
-    )
+    out.update(limit_test_batches=n, limit_predict_batches=n, max_steps=n, num_sanity_val_steps=0, max_epochs=1)
+    if not (args["check_val_every_n_epoch"] is None and isinstance(args["val_check_interval"], float)):
+        # (Lightning checks that pair before fast_dev_run overrides it: left as passed, it is refused)
+        out.update(val_check_interval=1.0, check_val_every_n_epoch=1)
     log.info(
         f"Running in `fast_dev_run` mode: will run the requested loop using {n} batch(es). "
         "Logging and checkpointing is suppressed."
@@ -226,3 +222,86 @@ def check_detect_anomaly(detect_anomaly: Any) -> bool:
             " is recommended only for model debugging."
         )
     return detect_anomaly
+
+
+def overfit_batches(value: Any) -> int | float:
+    """``overfit_batches`` checked as Lightning checks it (``_determine_batch_limits``).
+
+    Args:
+        value: an int (batches) or a float in ``[0.0, 1.0]`` (a fraction); ``0`` is off.
+
+    Returns:
+        The value; when positive it becomes ``limit_train_batches`` and ``limit_val_batches``.
+
+    Raises:
+        MisconfigurationException: anything else (Lightning's message).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise MisconfigurationException(
+            f"You have passed invalid value {value} for overfit_batches, it has to be in [0.0, 1.0] or an int."
+        )
+    number = int(value) if isinstance(value, numbers.Integral) else float(value)
+    if 0 <= number <= 1:
+        return number
+    if number > 1 and number % 1.0 == 0:
+        return int(number)
+    raise MisconfigurationException(
+        f"You have passed invalid value {value} for overfit_batches, it has to be in [0.0, 1.0] or an int."
+    )
+
+
+def sequential_loaders(loaders: list[Any], prefix: str) -> list[Any]:
+    """The loaders with shuffling off, as Lightning's ``_resolve_overfit_batches`` makes them.
+
+    Args:
+        loaders: the train (or, in fit, the val) loaders.
+        prefix: ``"train"`` or ``"val"`` (in the warning).
+
+    Returns:
+        ``loaders`` when every sampler is sequential; else each torch ``DataLoader`` rebuilt with
+        a ``SequentialSampler``, after Lightning's warning.
+
+    Raises:
+        MisconfigurationException: a loader that cannot be rebuilt (a DataLoader subclass or a
+            custom batch sampler).
+    """
+    from torch.utils.data import DataLoader, SequentialSampler
+
+    if all(isinstance(dl.sampler, SequentialSampler) for dl in loaders if hasattr(dl, "sampler")):
+        return loaders
+    warnings.warn(
+        f"You requested to overfit but enabled {prefix} dataloader shuffling."
+        f" We are turning off the {prefix} dataloader shuffling for you.",
+        UserWarning,
+        stacklevel=4,
+    )
+    out = []
+    for dl in loaders:
+        if not hasattr(dl, "dataset"):
+            out.append(dl)
+            continue
+        if type(dl) is not DataLoader or dl.batch_size is None:
+            raise MisconfigurationException(
+                f"Trainer(overfit_batches=...) turns shuffling off by rebuilding the {prefix} DataLoader, but "
+                f"{type(dl).__name__} with a custom batch sampler cannot be rebuilt: pass a torch DataLoader with "
+                "shuffle=False."
+            )
+        out.append(
+            DataLoader(
+                dl.dataset,
+                batch_size=dl.batch_size,
+                sampler=SequentialSampler(dl.dataset),  # type: ignore[arg-type]
+                num_workers=dl.num_workers,
+                collate_fn=dl.collate_fn,
+                pin_memory=dl.pin_memory,
+                drop_last=dl.drop_last,
+                timeout=dl.timeout,
+                worker_init_fn=dl.worker_init_fn,
+                multiprocessing_context=dl.multiprocessing_context,
+                generator=dl.generator,
+                prefetch_factor=dl.prefetch_factor,
+                persistent_workers=dl.persistent_workers,
+                pin_memory_device=dl.pin_memory_device,
+            )
+        )
+    return out

@@ -261,6 +261,7 @@ class LoopDriver:
     # checks at on_train_epoch_end when validation runs every epoch). Assign to change.
     fast_dev_run = False
     barebones = False
+    overfit_batches = 0.0
     received_sigterm = False
     val_check_interval: int | float = 1.0
     check_val_every_n_epoch: int | None = 1

@@ -24,6 +24,7 @@ from lightcycle.callbacks.monitoring import Checkpoint
 from lightcycle.errors import InvalidTypeError, MisconfigurationException
 from lightcycle.orchestrator import flags, loops, steps
 from lightcycle.orchestrator.config import resolve
+from lightcycle.orchestrator.data import as_loader_list
 from lightcycle.orchestrator.driver import LifecycleDriver
 from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
 from lightcycle.states.declaration import BACKWARD, LIFECYCLE
@@ -145,6 +146,7 @@ class Trainer:
         benchmark: bool | None = None,
         detect_anomaly: bool = False,
         barebones: bool = False,
+        overfit_batches: int | float = 0.0,
         lifecycle: Lifecycle | None = None,
         checked: bool | None = None,
         **unsupported: Any,
@@ -177,7 +179,11 @@ class Trainer:
                 val_check_interval=val_check_interval,
                 check_val_every_n_epoch=check_val_every_n_epoch,
             ),
+            overfit=bool(overfit_batches),
         )
+        self._overfit_batches = flags.overfit_batches(overfit_batches)
+        if self._overfit_batches > 0:  # Lightning: train and val both limited to it (val: its own loader)
+            loop_args.update(limit_train_batches=self._overfit_batches, limit_val_batches=self._overfit_batches)
         self._detect_anomaly = flags.check_detect_anomaly(detect_anomaly)
         self._cfg = resolve(
             accelerator=accelerator,
@@ -748,6 +754,8 @@ class Trainer:
         value = self._driver.fire(TRAIN_DATALOADER)
         if "train" in self._explicit:
             value = self._explicit["train"]
+        if self._overfit_batches > 0:
+            value = flags.sequential_loaders(as_loader_list(value, "train"), "train")[0]
         loaders, counts = loops.load_loaders(value, "train", self._cfg.limit_train_batches, "limit_train_batches")
         self.train_dataloader = loaders[0]
         self.num_training_batches = counts[0]
@@ -784,6 +792,8 @@ class Trainer:
             value = self._explicit[kind]
         limit = getattr(self._cfg, f"limit_{kind}_batches")
         loaders, counts = loops.load_loaders(value, kind, limit, f"limit_{kind}_batches")
+        if self._overfit_batches > 0 and kind == "val" and self.state.fn is TrainerFn.FITTING:
+            loaders = flags.sequential_loaders(loaders, "val")
         self._eval_loaders[kind] = loaders
         stored = loaders[0] if len(loaders) == 1 else loaders
         if kind == "val":
@@ -894,6 +904,11 @@ class Trainer:
     def fast_dev_run(self) -> int | bool:
         """``True`` (one batch), the number of batches, or ``False`` (Lightning's ``trainer.fast_dev_run``)."""
         return self._fast_dev_run
+
+    @property
+    def overfit_batches(self) -> int | float:
+        """``Trainer(overfit_batches=...)``: ``0.0`` (off), a number of batches or a fraction."""
+        return self._overfit_batches
 
     @property
     def barebones(self) -> bool:
