@@ -99,6 +99,15 @@ EXTRA = {
     ),
     "fit_detect_anomaly": Scenario(dict(detect_anomaly=True, max_epochs=1, limit_train_batches=2, limit_val_batches=1)),
     "fit_benchmark": Scenario(dict(benchmark=False, max_epochs=1, limit_train_batches=2, limit_val_batches=1)),
+    "fit_reload_every_1": Scenario(dict(reload_dataloaders_every_n_epochs=1, max_epochs=3, limit_train_batches=2, limit_val_batches=1)),
+    "fit_reload_every_2_val_half": Scenario(
+        dict(reload_dataloaders_every_n_epochs=2, max_epochs=5, limit_train_batches=4, limit_val_batches=1, val_check_interval=0.5)
+    ),
+    "fit_reload_every_1_val_every_2": Scenario(
+        dict(reload_dataloaders_every_n_epochs=1, max_epochs=4, limit_train_batches=1, limit_val_batches=1, check_val_every_n_epoch=2)
+    ),
+    # found by test_hypothesis_differential: an iterable train loader has no sampler to replace (Lightning still warns)
+    "fit_overfit_iterable_train": Scenario(dict(overfit_batches=1, max_epochs=1), behaviour=dict(n_train=1, iterable_train=True)),
     "fit_overfit_2": Scenario(dict(overfit_batches=2, max_epochs=2, limit_train_batches=5)),
     "fit_overfit_fraction_fast_dev_run": Scenario(dict(overfit_batches=0.5, fast_dev_run=2, max_epochs=2), behaviour=dict(n_train=6)),
 }

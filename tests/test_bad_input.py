@@ -159,7 +159,6 @@ NON_DEFAULT: dict[str, Any] = {
     "strategy": "ddp",
     "num_nodes": 2,
     "max_time": "00:00:01:00",
-    "reload_dataloaders_every_n_epochs": 1,
     "profiler": "simple",
     "sync_batchnorm": True,
     "use_distributed_sampler": False,

@@ -169,6 +169,8 @@ def test_benchmark_none_leaves_cudnn_alone() -> None:
         dict(barebones=True, fast_dev_run=True),
         dict(barebones=True, detect_anomaly=True),
         dict(fast_dev_run=-1),
+        dict(reload_dataloaders_every_n_epochs=-1),
+        dict(reload_dataloaders_every_n_epochs=1.5),
     ],
 )
 def test_refused_combinations_have_lightnings_message(kwargs: dict[str, Any]) -> None:

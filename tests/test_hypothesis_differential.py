@@ -129,6 +129,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     overfit = draw(st.sampled_from([0, 0, 0, 0, 0, 1, 2, 0.5]))
     if overfit:
         trainer["overfit_batches"] = overfit
+    reload = draw(st.sampled_from([0, 0, 0, 1, 2]))
+    if reload:
+        trainer["reload_dataloaders_every_n_epochs"] = reload
     bench = draw(st.sampled_from([None, None, False, True]))
     if bench is not None:
         trainer["benchmark"] = bench

@@ -22,7 +22,6 @@ UNSUPPORTED: dict[str, object] = {
     "strategy": "auto",
     "num_nodes": 1,
     "max_time": None,
-    "reload_dataloaders_every_n_epochs": 0,
     "profiler": None,
     "sync_batchnorm": False,
     "use_distributed_sampler": True,

@@ -265,7 +265,7 @@ def sequential_loaders(loaders: list[Any], prefix: str) -> list[Any]:
         MisconfigurationException: a loader that cannot be rebuilt (a DataLoader subclass or a
             custom batch sampler).
     """
-    from torch.utils.data import DataLoader, SequentialSampler
+    from torch.utils.data import DataLoader, IterableDataset, SequentialSampler
 
     if all(isinstance(dl.sampler, SequentialSampler) for dl in loaders if hasattr(dl, "sampler")):
         return loaders
@@ -277,8 +277,8 @@ def sequential_loaders(loaders: list[Any], prefix: str) -> list[Any]:
     )
     out = []
     for dl in loaders:
-        if not hasattr(dl, "dataset"):
-            out.append(dl)
+        if not hasattr(dl, "dataset") or isinstance(dl.dataset, IterableDataset):
+            out.append(dl)  # (an iterable dataset has no sampler to replace: Lightning drops it too)
             continue
         if type(dl) is not DataLoader or dl.batch_size is None:
             raise MisconfigurationException(
@@ -290,7 +290,7 @@ def sequential_loaders(loaders: list[Any], prefix: str) -> list[Any]:
             DataLoader(
                 dl.dataset,
                 batch_size=dl.batch_size,
-                sampler=SequentialSampler(dl.dataset),  # type: ignore[arg-type]
+                sampler=SequentialSampler(dl.dataset),
                 num_workers=dl.num_workers,
                 collate_fn=dl.collate_fn,
                 pin_memory=dl.pin_memory,
@@ -305,3 +305,29 @@ def sequential_loaders(loaders: list[Any], prefix: str) -> list[Any]:
             )
         )
     return out
+
+
+def reload_every(value: Any) -> int:
+    """Returns:
+    ``reload_dataloaders_every_n_epochs`` checked as Lightning checks it (an int >= 0; 0 is off).
+
+    Raises:
+        MisconfigurationException: anything else (Lightning's message).
+    """
+    if not isinstance(value, int) or value < 0:
+        raise MisconfigurationException(f"`reload_dataloaders_every_n_epochs` should be an int >= 0, got {value}.")
+    return int(value)
+
+
+def reload_due(every: int, current_epoch: int, last: float) -> bool:
+    """Whether a dataloader loaded at epoch ``last`` is due again (Lightning's ``_should_reload_*_dl``).
+
+    Args:
+        every: ``reload_dataloaders_every_n_epochs`` (0: never).
+        current_epoch: the trainer's ``current_epoch``.
+        last: the epoch of the last load.
+
+    Returns:
+        ``True`` when ``every`` epochs or more have passed.
+    """
+    return bool(every and current_epoch - last >= every)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lightcycle.errors import MisconfigurationException, SIGTERMException
-from lightcycle.orchestrator import steps
+from lightcycle.orchestrator import flags, steps
 from lightcycle.orchestrator.data import Lookahead, as_loader_list, num_batches, set_sampler_epoch
 from lightcycle.orchestrator.state import RunningStage, TrainerFn
 from lightcycle.states import declaration as ev
@@ -94,6 +94,8 @@ def _run_training(t: Trainer) -> None:
         t._load_eval_loaders("val", ev.VAL_DATALOADER, sanity=False)
     fire(ev.TRAIN_START)
     while not _fit_done(t):
+        if flags.reload_due(t.reload_dataloaders_every_n_epochs, t.current_epoch, t._train_loaded_at):
+            loader = t._load_train_loader()  # Lightning's fit loop on_advance_start, before on_train_epoch_start
         _run_epoch(t, loader)
         if loop.restarting:
             loop.restarting = False
@@ -279,7 +281,7 @@ def _should_check_val(t: Trainer) -> bool:
 
 def _run_fit_validation(t: Trainer) -> None:
     loaders = t.val_dataloaders
-    if loaders is None:
+    if loaders is None or flags.reload_due(t.reload_dataloaders_every_n_epochs, t.current_epoch, t._val_loaded_at):
         loaders_list, counts = t._load_eval_loaders("val", ev.VAL_DATALOADER, sanity=False)
     else:
         loaders_list, counts = t._eval_loaders["val"], t.num_val_batches

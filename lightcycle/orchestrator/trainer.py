@@ -8,6 +8,7 @@ callbacks, optimizers, metrics) and walks the lifecycle through one
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -147,6 +148,7 @@ class Trainer:
         detect_anomaly: bool = False,
         barebones: bool = False,
         overfit_batches: int | float = 0.0,
+        reload_dataloaders_every_n_epochs: int = 0,
         lifecycle: Lifecycle | None = None,
         checked: bool | None = None,
         **unsupported: Any,
@@ -185,6 +187,8 @@ class Trainer:
         if self._overfit_batches > 0:  # Lightning: train and val both limited to it (val: its own loader)
             loop_args.update(limit_train_batches=self._overfit_batches, limit_val_batches=self._overfit_batches)
         self._detect_anomaly = flags.check_detect_anomaly(detect_anomaly)
+        self.reload_dataloaders_every_n_epochs = flags.reload_every(reload_dataloaders_every_n_epochs)
+        self._train_loaded_at = self._val_loaded_at = -math.inf  # epochs of the last loads (reloading)
         self._cfg = resolve(
             accelerator=accelerator,
             devices=devices,
@@ -757,6 +761,7 @@ class Trainer:
         if self._overfit_batches > 0:
             value = flags.sequential_loaders(as_loader_list(value, "train"), "train")[0]
         loaders, counts = loops.load_loaders(value, "train", self._cfg.limit_train_batches, "limit_train_batches")
+        self._train_loaded_at = self.current_epoch
         self.train_dataloader = loaders[0]
         self.num_training_batches = counts[0]
         self._resolve_val_check_batch()
@@ -797,6 +802,8 @@ class Trainer:
         self._eval_loaders[kind] = loaders
         stored = loaders[0] if len(loaders) == 1 else loaders
         if kind == "val":
+            if self.state.fn is TrainerFn.FITTING:
+                self._val_loaded_at = self.current_epoch
             self.val_dataloaders = stored
             self.num_val_batches = counts
             if sanity:

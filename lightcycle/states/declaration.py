@@ -368,6 +368,8 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         cb_lm("on_train_epoch_start"),
     ),
     Transition(RESUME_EPOCH, ("fit.train.started",), "fit.train.epoch.running"),
+    # reload_dataloaders_every_n_epochs: the train dataloader is requested again before the epoch starts
+    Transition(TRAIN_DATALOADER, ("fit.train.epoch_done",), None, (_loader("train"),)),
     Transition(TRAIN_BATCH_TRANSFER, ("fit.train.epoch.running",), _B + "transferred", _transfer()),
     Transition(
         TRAIN_BATCH_START,
