@@ -158,7 +158,7 @@ class _Epochs:
                 lc.train_epoch_end()
         else:
             self._started = True
-            if can_fire(ev.TRAIN_DATALOADER):
+            if can_fire(ev.TRAIN_DATALOADER) and not can_fire(ev.TRAIN_EPOCH_START):  # (between epochs: a reload)
                 lc._load_train()
         if lc._fit_done():
             self._done = True
@@ -663,6 +663,9 @@ class LoopDriver:
         ``validation_step`` and its data source defines ``val_dataloader`` and no sanity
         check requested it.
         """
+        if self._driver.can_fire(ev.TRAIN_EPOCH_START):
+            # between epochs the train dataloader may be requested again (a reload), but training has started
+            self._require(ev.TRAIN_START)
         self._require(ev.TRAIN_DATALOADER, ev.TRAIN_START)
         if self._driver.can_fire(ev.TRAIN_DATALOADER):
             self._load_train()
