@@ -45,6 +45,7 @@ REDIRECTS: dict[str, str] = {
     "callbacks.checkpoint": "lightcycle.callbacks.monitoring",
     "callbacks.progress.progress_bar": "lightcycle.callbacks.progress",
     "callbacks.progress.tqdm_progress": "lightcycle.callbacks.tqdm_progress",
+    "callbacks.progress.rich_progress": "lightcycle.callbacks.rich_progress",
     "core.optimizer": "lightcycle.core.optim",
     "core.saving": "lightcycle.core.hparams",
     "trainer.trainer": "lightcycle.orchestrator.trainer",

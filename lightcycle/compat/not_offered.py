@@ -99,8 +99,6 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.callbacks.timer.Interval": "Timer takes the interval as a string ('step' or 'epoch')",
     "lightning.pytorch.callbacks.ModelPruning": _NOT_YET_CALLBACK,
     "lightning.pytorch.callbacks.pruning": _NOT_YET_CALLBACK,
-    "lightning.pytorch.callbacks.RichProgressBar": _NOT_YET_CALLBACK,
-    "lightning.pytorch.callbacks.progress.rich_progress": _NOT_YET_CALLBACK,
     "lightning.pytorch.callbacks.SpikeDetection": _NOT_YET_CALLBACK,
     "lightning.pytorch.callbacks.spike": _NOT_YET_CALLBACK,
     "lightning.pytorch.callbacks.ThroughputMonitor": _NOT_YET_CALLBACK,

@@ -17,7 +17,7 @@ import attrs
 
 from lightcycle._foreign import lightning_class
 from lightcycle._hooks import is_bound_from, is_overridden, noop_function
-from lightcycle.states.model import Action, Hook, Result, Target, Transition, Trigger
+from lightcycle.states.model import PRECISION_ACTIONS, Action, Hook, Result, Target, Transition, Trigger
 
 # Op kinds, small ints so the driver's loop branches cheaply.
 CALL = 0
@@ -298,6 +298,7 @@ def compile_transition(transition: Transition, r: Receivers) -> tuple[Op, ...]:
                 if kept is not None:
                     ops[i] = kept
                     break
-    before = [Op(ACTION, a.value, (), action=a) for a in transition.before]
-    after = [Op(ACTION, a.value, (), action=a) for a in transition.after]
+    # precision actions run at the event's call site (lightcycle.precision), not in the event function
+    before = [Op(ACTION, a.value, (), action=a) for a in transition.before if a not in PRECISION_ACTIONS]
+    after = [Op(ACTION, a.value, (), action=a) for a in transition.after if a not in PRECISION_ACTIONS]
     return tuple(before + [op for op in ops if op is not None] + after)

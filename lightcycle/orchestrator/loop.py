@@ -68,6 +68,7 @@ from lightcycle.orchestrator.trainer import (
     _reorder,
     _Strategy,
 )
+from lightcycle.precision import Precision, resolve_precision
 from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Lifecycle, Trigger
@@ -162,7 +163,7 @@ class _Epochs:
                 lc.train_epoch_end()
         else:
             self._started = True
-            if can_fire(ev.TRAIN_DATALOADER):
+            if can_fire(ev.TRAIN_DATALOADER) and not can_fire(ev.TRAIN_EPOCH_START):  # (between epochs: a reload)
                 lc._load_train()
         if lc._fit_done():
             self._done = True
@@ -205,6 +206,11 @@ class LoopDriver:
             Trainer sends them at the same points: hyper-parameters when a run opens, step
             metrics of batches that stepped the optimizer every :attr:`log_every_n_steps`
             of them, evaluation step metrics, epoch metrics, and ``finalize``.
+        precision: as the Trainer's ``precision`` (``"bf16-mixed"``, ``"16-mixed"``, ...), or a
+            :class:`lightcycle.precision.Precision` plugin: the steps run in its context, the
+            batch and the module are converted, the loss is scaled and the optimizers step
+            through the scaler (``"16-mixed"`` on CPU is ``"bf16-mixed"``, as in Lightning; the
+            autocast device is ``device``'s type, default CPU).
         checked: run the ``transitions`` machine in lockstep (tests; default from the
             environment variable ``LIGHTCYCLE_CHECKED``).
 
@@ -263,6 +269,7 @@ class LoopDriver:
     # checks at on_train_epoch_end when validation runs every epoch). Assign to change.
     fast_dev_run = False
     barebones = False
+    overfit_batches = 0.0
     received_sigterm = False
     val_check_interval: int | float = 1.0
     check_val_every_n_epoch: int | None = 1
@@ -284,6 +291,7 @@ class LoopDriver:
         gradient_clip_algorithm: str | None = None,
         inference_mode: bool = True,
         logger: Any = False,
+        precision: Any = None,
         checked: bool | None = None,
     ) -> None:
         from lightcycle.core.module import LightningModule
@@ -333,6 +341,10 @@ class LoopDriver:
         self._device_arg = torch.device(device) if device is not None else None
         self._device = self._device_arg if self._device_arg is not None else torch.device("cpu")
         self.strategy = _Strategy(self._device, module)
+        self.precision_plugin: Precision = (
+            precision if isinstance(precision, Precision) else resolve_precision(precision, None, self._device)
+        )
+        self.strategy.precision_plugin = self.precision_plugin
         self._results = MetricStore()
         self._current_dataloader_idx: int | None = None
         self._warned: set[str] = set()
@@ -363,10 +375,12 @@ class LoopDriver:
     def _hold_events(self) -> None:
         """Hold the per-batch training events' functions of the current bind (``fire`` without the lookup)."""
         caller = self._driver.caller
-        self._transfer_event = caller(_TRAIN_TRANSFER)
+        p = self.precision_plugin  # wraps nothing in 32-bit
+        self._transfer_event = p.wrap_transfer(caller(_TRAIN_TRANSFER))
         self._batch_start_event = caller(_TRAIN_START)
-        self._own_step_event = caller(_OWN_STEP)
-        self._backward_event = caller(_BACKWARD)
+        self._own_step_event = p.wrap_step(caller(_OWN_STEP), p.train_step_context)
+        self._eval_fire = p.wrap_step(self._fire, p.forward_context)
+        self._backward_event = p.wrap_backward(caller(_BACKWARD))
         self._own_opt_step_event = caller(_OWN_OPT_STEP)
         self._batch_end_event = caller(_TRAIN_END)
 
@@ -452,6 +466,7 @@ class LoopDriver:
         module.trainer = self  # type: ignore[assignment]
         if self.datamodule is not None:
             self.datamodule.trainer = self  # type: ignore[assignment]
+        self.precision_plugin.convert_module(module)
         self._device = self._device_arg if self._device_arg is not None else _device_of(module)
         self.strategy.root_device = self._device
         self._eval = None
@@ -618,6 +633,7 @@ class LoopDriver:
             self.gradient_clip_val,
             self.gradient_clip_algorithm,
             self._count_manual_step,
+            self.precision_plugin.scaler,
         )
 
     # -------------------------------------------------------------- fit: sanity check and training
@@ -663,6 +679,9 @@ class LoopDriver:
         ``validation_step`` and its data source defines ``val_dataloader`` and no sanity
         check requested it.
         """
+        if self._driver.can_fire(ev.TRAIN_EPOCH_START):
+            # between epochs the train dataloader may be requested again (a reload), but training has started
+            self._require(ev.TRAIN_START)
         self._require(ev.TRAIN_DATALOADER, ev.TRAIN_START)
         if self._driver.can_fire(ev.TRAIN_DATALOADER):
             self._load_train()
@@ -845,6 +864,7 @@ class LoopDriver:
                 self._lightning_optimizers[0],
                 accumulate=n,
                 warn=self._warn_once,
+                precision=self.precision_plugin,
             )
         return auto(batch, batch_idx, self.current_epoch, batch_idx % n == 0, step)
 
@@ -861,13 +881,21 @@ class LoopDriver:
         Args:
             optimizer: the optimizer (callbacks receive it).
             step: how to step it, called with the optimizer (e.g. ``scaler.step``);
-                default ``optimizer.step()``.
+                default ``optimizer.step()``, or with a ``"16-mixed"`` precision the
+                plugin's scaler: ``unscale_`` before the hooks, ``step`` and ``update`` after.
 
         Returns:
             What the step returned.
         """
-        self._own_opt_step_event(optimizer)
-        out = optimizer.step() if step is None else step(optimizer)
+        scaler = self.precision_plugin.scaler
+        if scaler is not None and step is None:  # "16-mixed": unscale, hooks, scaler.step/update (Lightning's order)
+            scaler.unscale_(optimizer)
+            self._own_opt_step_event(optimizer)
+            out = scaler.step(optimizer)
+            scaler.update()
+        else:
+            self._own_opt_step_event(optimizer)
+            out = optimizer.step() if step is None else step(optimizer)
         self.fit_loop.global_step += 1
         return out
 
@@ -980,6 +1008,7 @@ class LoopDriver:
             # which is the last, so the check waits for the next batch to start.
             raise SIGTERMException()
         fire = self._fire
+        batch = self.precision_plugin.convert_input(batch)  # Lightning: before on_before_batch_transfer
         if dataloader_idx is None:
             batch = fire(e.batch_transfer, batch, self._device, 0)
             run = cast(_EvalRun, self._eval)
@@ -1009,8 +1038,8 @@ class LoopDriver:
                 f"outputs yourself and pass them to lc.{e.noun}_batch_end(outputs)."
             )
         if self._edl is None:
-            return self._fire(e.step, self._ebatch, self._eidx)
-        return self._fire(e.step, self._ebatch, self._eidx, self._edl)
+            return self._eval_fire(e.step, self._ebatch, self._eidx)
+        return self._eval_fire(e.step, self._ebatch, self._eidx, self._edl)
 
     def _eval_batch_end(self, e: ev.EvalTriggers, outputs: Any) -> None:
         if self._edl is None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lightcycle.errors import MisconfigurationException, SIGTERMException
-from lightcycle.orchestrator import logger_connector, preflight, steps
+from lightcycle.orchestrator import flags, logger_connector, preflight, steps
 from lightcycle.orchestrator.data import Lookahead, as_loader_list, num_batches, set_sampler_epoch
 from lightcycle.orchestrator.state import RunningStage, TrainerFn
 from lightcycle.states import declaration as ev
@@ -50,7 +50,7 @@ def run_fit(t: Trainer, ckpt_path: str | None) -> None:
     t._eval_steps.reset()
     module = t.lightning_module
     assert module is not None
-    module.to(t._cfg.device)
+    t.precision_plugin.convert_module(module).to(t._cfg.device)  # Lightning's strategy.setup order
     t._configure_optimizers(fire(ev.CONFIGURE_OPTIMIZERS))
     fire(ev.FIT_START)
     t._log_hyperparameters()
@@ -61,7 +61,8 @@ def run_fit(t: Trainer, ckpt_path: str | None) -> None:
     if t._should_sanity_check():
         with _isolate_rng():
             _run_sanity_check(t)
-    _run_training(t)
+    with torch.autograd.set_detect_anomaly(t._detect_anomaly):  # Lightning: around the fit loop, not the sanity check
+        _run_training(t)
     t.fit_loop.resume = None
     t.fit_loop.restarting = False
     t._teardown_internal()
@@ -94,6 +95,8 @@ def _run_training(t: Trainer) -> None:
         t._load_eval_loaders("val", ev.VAL_DATALOADER, sanity=False)
     fire(ev.TRAIN_START)
     while not _fit_done(t):
+        if flags.reload_due(t.reload_dataloaders_every_n_epochs, t.current_epoch, t._train_loaded_at):
+            loader = t._load_train_loader()  # Lightning's fit loop on_advance_start, before on_train_epoch_start
         _run_epoch(t, loader)
         if loop.restarting:
             loop.restarting = False
@@ -150,11 +153,13 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
     # Per-epoch constants of the batch loop, read once: the per-batch events' functions and
     # the automatic-optimization step for the first optimizer (built at its first use).
     caller = t._driver.caller
+    precision = t.precision_plugin
     transfer, batch_start, batch_end = (
-        caller(ev.TRAIN_BATCH_TRANSFER),
+        precision.wrap_transfer(caller(ev.TRAIN_BATCH_TRANSFER)),
         caller(ev.TRAIN_BATCH_START),
         caller(ev.TRAIN_BATCH_END),
     )
+    manual_step = precision.wrap_step(caller(ev.MANUAL_TRAINING_STEP), precision.train_step_context)
     accumulate = t._cfg.accumulate_grad_batches
     automatic_step: steps.AutomaticStep | None = None
     items = iter(batches)
@@ -189,7 +194,7 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
                 stepping,
             )
         else:
-            outputs = _manual_batch(t, batch, batch_idx)
+            outputs = steps.manual_outputs(manual_step(batch, batch_idx))
         if t.lr_scheduler_configs:  # (both calls return at once without schedulers)
             _update_schedulers(t, "step", plateau=False)
             if _ready_reached(t):
@@ -283,7 +288,7 @@ def _should_check_val(t: Trainer) -> bool:
 
 def _run_fit_validation(t: Trainer) -> None:
     loaders = t.val_dataloaders
-    if loaders is None:
+    if loaders is None or flags.reload_due(t.reload_dataloaders_every_n_epochs, t.current_epoch, t._val_loaded_at):
         loaders_list, counts = t._load_eval_loaders("val", ev.VAL_DATALOADER, sanity=False)
     else:
         loaders_list, counts = t._eval_loaders["val"], t.num_val_batches
@@ -336,12 +341,8 @@ def _automatic_step(t: Trainer) -> steps.AutomaticStep:
         warn=t._warn_once,
         skip_backward=t.fit_loop._skip_backward,
         outputs=t._driver.calls_hooks(ev.TRAIN_BATCH_END),
+        precision=t.precision_plugin,
     )
-
-
-def _manual_batch(t: Trainer, batch: Any, batch_idx: int) -> dict[str, Any]:
-    """Manual optimization: the module's training_step steps its optimizers itself."""
-    return steps.manual_outputs(t._driver.fire(ev.MANUAL_TRAINING_STEP, batch, batch_idx))
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -378,10 +379,16 @@ def run_evaluation(
         fire(e.start)
         fire(e.epoch_start)
         caller = t._driver.caller
+        precision = t.precision_plugin
+        context = {
+            "validation": precision.val_step_context,
+            "test": precision.test_step_context,
+            "predict": precision.predict_step_context,
+        }[e.noun]
         transfer, batch_start, step, batch_end = (
-            caller(e.batch_transfer),
+            precision.wrap_transfer(caller(e.batch_transfer)),
             caller(e.batch_start),
-            caller(e.step),
+            precision.wrap_step(caller(e.step), context),
             caller(e.batch_end),
         )
         last_loader = max((i for i, n in enumerate(counts) if n > 0), default=-1)
@@ -441,7 +448,7 @@ def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
     t._eval_steps.reset()
     module = t.lightning_module
     assert module is not None
-    module.to(t._cfg.device)
+    t.precision_plugin.convert_module(module).to(t._cfg.device)  # Lightning's strategy.setup order
     t._log_hyperparameters()
     module.zero_grad()
     result: Any = None if fn is TrainerFn.PREDICTING else []  # Lightning: a skipped predict returns None

@@ -8,6 +8,7 @@ callbacks, optimizers, metrics) and walks the lifecycle through one
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -23,8 +24,9 @@ from lightcycle._hooks import is_base_hook, is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.monitoring import Checkpoint, is_checkpoint
 from lightcycle.errors import InvalidTypeError, MisconfigurationException
-from lightcycle.orchestrator import logger_connector, loops, preflight, steps
+from lightcycle.orchestrator import flags, logger_connector, loops, preflight, steps
 from lightcycle.orchestrator.config import resolve
+from lightcycle.orchestrator.data import as_loader_list
 from lightcycle.orchestrator.driver import LifecycleDriver
 from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
 from lightcycle.states.declaration import BACKWARD, LIFECYCLE
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from lightcycle.core.datamodule import LightningDataModule
     from lightcycle.core.module import LightningModule
     from lightcycle.core.optim import LightningOptimizer, LRSchedulerConfig
+    from lightcycle.precision import Precision
 
 
 @attrs.define
@@ -81,6 +84,7 @@ class _Strategy:
 
     root_device: torch.device
     lightning_module: Any = None
+    precision_plugin: Any = None
 
     def barrier(self, name: str | None = None) -> None:
         """Single process: nothing to wait for."""
@@ -164,43 +168,82 @@ class Trainer:
         deterministic: bool | str | None = None,
         log_every_n_steps: int | None = None,
         precision: Any = None,
+        plugins: Any = None,
+        fast_dev_run: int | bool = False,
+        benchmark: bool | None = None,
+        detect_anomaly: bool = False,
+        barebones: bool = False,
+        overfit_batches: int | float = 0.0,
+        reload_dataloaders_every_n_epochs: int = 0,
         lifecycle: Lifecycle | None = None,
         checked: bool | None = None,
         **unsupported: Any,
     ) -> None:
+        opted = flags.barebones(
+            barebones,
+            dict(
+                enable_checkpointing=enable_checkpointing,
+                logger=logger,
+                enable_progress_bar=enable_progress_bar,
+                log_every_n_steps=log_every_n_steps,
+                enable_model_summary=enable_model_summary,
+                num_sanity_val_steps=num_sanity_val_steps,
+                fast_dev_run=fast_dev_run,
+                detect_anomaly=detect_anomaly,
+            ),
+        )
+        logger = opted["logger"]
+        self._barebones = bool(barebones)
+        self._fast_dev_run, loop_args = flags.fast_dev_run(
+            fast_dev_run,
+            dict(
+                max_epochs=max_epochs,
+                max_steps=max_steps,
+                limit_train_batches=limit_train_batches,
+                limit_val_batches=limit_val_batches,
+                limit_test_batches=limit_test_batches,
+                limit_predict_batches=limit_predict_batches,
+                num_sanity_val_steps=opted["num_sanity_val_steps"],
+                val_check_interval=val_check_interval,
+                check_val_every_n_epoch=check_val_every_n_epoch,
+            ),
+            overfit=bool(overfit_batches),
+        )
+        self._overfit_batches = flags.overfit_batches(overfit_batches)
+        if self._overfit_batches > 0:  # Lightning: train and val both limited to it (val: its own loader)
+            loop_args.update(limit_train_batches=self._overfit_batches, limit_val_batches=self._overfit_batches)
+        self._detect_anomaly = flags.check_detect_anomaly(detect_anomaly)
+        self.reload_dataloaders_every_n_epochs = flags.reload_every(reload_dataloaders_every_n_epochs)
+        self._train_loaded_at = self._val_loaded_at = -math.inf  # epochs of the last loads (reloading)
         self._cfg = resolve(
             accelerator=accelerator,
             devices=devices,
-            max_epochs=max_epochs,
             min_epochs=min_epochs,
-            max_steps=max_steps,
             min_steps=min_steps,
-            limit_train_batches=limit_train_batches,
-            limit_val_batches=limit_val_batches,
-            limit_test_batches=limit_test_batches,
-            limit_predict_batches=limit_predict_batches,
-            num_sanity_val_steps=num_sanity_val_steps,
-            val_check_interval=val_check_interval,
-            check_val_every_n_epoch=check_val_every_n_epoch,
             accumulate_grad_batches=accumulate_grad_batches,
             gradient_clip_val=gradient_clip_val,
             gradient_clip_algorithm=gradient_clip_algorithm,
             default_root_dir=default_root_dir,
-            enable_progress_bar=enable_progress_bar,
-            enable_checkpointing=enable_checkpointing,
-            enable_model_summary=enable_model_summary,
+            enable_progress_bar=opted["enable_progress_bar"],
+            enable_checkpointing=opted["enable_checkpointing"],
+            enable_model_summary=opted["enable_model_summary"],
             inference_mode=inference_mode,
             deterministic=deterministic,
-            log_every_n_steps=log_every_n_steps,
+            log_every_n_steps=opted["log_every_n_steps"],
             precision=precision,
+            plugins=plugins,
             unsupported=unsupported,
+            **loop_args,
         )
+        flags.set_torch_flags(benchmark, deterministic)
         if self._cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=self._cfg.deterministic == "warn")
         self.state = TrainerState()
         self.callbacks: list[Callback] = _reorder(self._initial_callbacks(callbacks))
         _check_state_keys(self.callbacks)
         self.loggers: list[Any] = self._make_loggers(logger)
+        if self._fast_dev_run:
+            self.loggers = flags.dummy_loggers(self.loggers)  # Lightning: logging is suppressed
         self._eval_steps = logger_connector.EvalSteps()
         self.should_stop = False
         self.received_sigterm = False
@@ -211,6 +254,7 @@ class Trainer:
             min_steps=self._cfg.min_steps,
         )
         self.strategy = _Strategy(self._cfg.device)
+        self.strategy.precision_plugin = self._cfg.precision_plugin
         self.lightning_module: LightningModule | None = None
         self.datamodule: LightningDataModule | None = None
         self.optimizers: list[torch.optim.Optimizer] = []
@@ -664,6 +708,7 @@ class Trainer:
             self._cfg.gradient_clip_val,
             self._cfg.gradient_clip_algorithm,
             self._count_manual_step,
+            self._cfg.precision_plugin.scaler,
         )
 
     def _count_manual_step(self) -> None:
@@ -681,7 +726,8 @@ class Trainer:
                 "manual_backward(loss, *args, **kwargs): extra arguments are not supported yet; call "
                 "manual_backward(loss) (or override `backward` in your module)."
             )
-        self._driver.fire(BACKWARD, loss)
+        # the precision's pre_backward: the scaler's scale, which on_before_backward sees (Lightning)
+        self._driver.fire(BACKWARD, self.precision_plugin.pre_backward(loss, module))
 
     def _log_step(self, metrics: dict[str, torch.Tensor]) -> None:
         """Training step metrics of a batch that stepped, every ``log_every_n_steps`` (Lightning's rule)."""
@@ -750,7 +796,10 @@ class Trainer:
         value = self._driver.fire(TRAIN_DATALOADER)
         if "train" in self._explicit:
             value = self._explicit["train"]
+        if self._overfit_batches > 0:
+            value = flags.sequential_loaders(as_loader_list(value, "train"), "train")[0]
         loaders, counts = loops.load_loaders(value, "train", self._cfg.limit_train_batches, "limit_train_batches")
+        self._train_loaded_at = self.current_epoch
         self.train_dataloader = loaders[0]
         self.num_training_batches = counts[0]
         self._resolve_val_check_batch()
@@ -786,9 +835,13 @@ class Trainer:
             value = self._explicit[kind]
         limit = getattr(self._cfg, f"limit_{kind}_batches")
         loaders, counts = loops.load_loaders(value, kind, limit, f"limit_{kind}_batches")
+        if self._overfit_batches > 0 and kind == "val" and self.state.fn is TrainerFn.FITTING:
+            loaders = flags.sequential_loaders(loaders, "val")
         self._eval_loaders[kind] = loaders
         stored = loaders[0] if len(loaders) == 1 else loaders
         if kind == "val":
+            if self.state.fn is TrainerFn.FITTING:
+                self._val_loaded_at = self.current_epoch
             self.val_dataloaders = stored
             self.num_val_batches = counts
             if sanity:
@@ -803,6 +856,16 @@ class Trainer:
         return loaders, counts
 
     # ------------------------------------------------------------------ attributes (spec 5)
+
+    @property
+    def precision_plugin(self) -> Precision:
+        """The precision plugin (Lightning's ``trainer.precision_plugin``)."""
+        return self._cfg.precision_plugin
+
+    @property
+    def precision(self) -> str:
+        """The resolved precision flag, e.g. ``"32-true"`` or ``"bf16-mixed"``."""
+        return self._cfg.precision_plugin.precision
 
     @property
     def current_epoch(self) -> int:
@@ -893,8 +956,19 @@ class Trainer:
         return self._cfg.log_every_n_steps
 
     @property
-    def fast_dev_run(self) -> bool:
-        return False
+    def fast_dev_run(self) -> int | bool:
+        """``True`` (one batch), the number of batches, or ``False`` (Lightning's ``trainer.fast_dev_run``)."""
+        return self._fast_dev_run
+
+    @property
+    def overfit_batches(self) -> int | float:
+        """``Trainer(overfit_batches=...)``: ``0.0`` (off), a number of batches or a fraction."""
+        return self._overfit_batches
+
+    @property
+    def barebones(self) -> bool:
+        """``Trainer(barebones=True)``: every feature that costs speed is off."""
+        return self._barebones
 
     @property
     def default_root_dir(self) -> str:

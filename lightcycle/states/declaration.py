@@ -250,6 +250,7 @@ def _evaluation(noun: str, at: str, entry: tuple[str, ...], zero_grad: bool = Fa
             (p + "batch.started",),
             p + "batch.stepped",
             (lm(step_name, *batch_args, result=Result.RETURN, trim_args=True),),
+            before=(Action.AUTOCAST,),
         ),
         Transition(
             t.batch_end, (p + "batch.stepped",), p + "running", cb_lm(f"on_{noun}_batch_end", "outputs", *batch_args)
@@ -367,6 +368,8 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         cb_lm("on_train_epoch_start"),
     ),
     Transition(RESUME_EPOCH, ("fit.train.started",), "fit.train.epoch.running"),
+    # reload_dataloaders_every_n_epochs: the train dataloader is requested again before the epoch starts
+    Transition(TRAIN_DATALOADER, ("fit.train.epoch_done",), None, (_loader("train"),)),
     Transition(TRAIN_BATCH_TRANSFER, ("fit.train.epoch.running",), _B + "transferred", _transfer()),
     Transition(
         TRAIN_BATCH_START,
@@ -390,6 +393,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         (_C + "entered", _C + "clipped"),
         _C + "forwarded",
         (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),),
+        before=(Action.AUTOCAST,),
     ),
     Transition(
         ZERO_GRAD,
@@ -402,6 +406,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         (_C + "forwarded", _C + "zeroed"),
         _C + "backwarded",
         (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward")),
+        before=(Action.SCALE_LOSS,),
     ),
     Transition(
         BEFORE_OPTIMIZER_STEP,
@@ -411,6 +416,8 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
             *cb_lm("on_before_optimizer_step", "optimizer"),
             lm("configure_gradient_clipping", "optimizer", kwargs=("gradient_clip_val", "gradient_clip_algorithm")),
         ),
+        before=(Action.UNSCALE_GRADIENTS,),
+        after=(Action.SCALER_STEP,),
     ),
     Transition(OPTIMIZER_STEP_END, (_C + "clipped",), _B + "stepped"),
     # automatic optimization, an accumulating micro-batch: no optimizer_step
@@ -419,6 +426,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         (_B + "started",),
         _B + "forwarded",
         (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),),
+        before=(Action.AUTOCAST,),
     ),
     Transition(
         ZERO_GRAD,
@@ -431,6 +439,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         (_B + "forwarded", _B + "zeroed"),
         _B + "backwarded",
         (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward")),
+        before=(Action.SCALE_LOSS,),
     ),
     # manual optimization: the user's training_step calls manual_backward and opt.step()
     Transition(
@@ -438,14 +447,23 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         (_B + "started",),
         _B + "manual",
         (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),),
+        before=(Action.AUTOCAST,),
     ),
     Transition(
         BACKWARD,
         (_B + "manual",),
         None,
         (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward")),
+        before=(Action.SCALE_LOSS,),
     ),
-    Transition(MANUAL_OPTIMIZER_STEP, (_B + "manual",), None, cb_lm("on_before_optimizer_step", "optimizer")),
+    Transition(
+        MANUAL_OPTIMIZER_STEP,
+        (_B + "manual",),
+        None,
+        cb_lm("on_before_optimizer_step", "optimizer"),
+        before=(Action.UNSCALE_GRADIENTS,),
+        after=(Action.SCALER_STEP,),
+    ),
     # schedulers: step interval after a step; epoch interval on the last batch, or after epoch end (plateau)
     Transition(
         LR_SCHEDULER_STEP,
