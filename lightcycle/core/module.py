@@ -20,6 +20,7 @@ from torch.optim import Optimizer
 
 from lightcycle._hooks import is_overridden, noop_hook
 from lightcycle.core.datamodule import DataHooks
+from lightcycle.core.fx_validator import check_logging_allowed
 from lightcycle.core.hparams import (
     HyperparametersMixin,
     instantiate_from_checkpoint,
@@ -27,7 +28,6 @@ from lightcycle.core.hparams import (
     load_hparams_from_yaml,
     restricted_classmethod,
 )
-from lightcycle.core.logging import check_logging_allowed
 from lightcycle.core.optim import LightningOptimizer, _iter_params
 from lightcycle.errors import MisconfigurationException
 

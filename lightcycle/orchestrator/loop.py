@@ -52,7 +52,7 @@ import torch
 
 from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
-from lightcycle.core.logging import MetricStore
+from lightcycle.core.metric_store import MetricStore
 from lightcycle.errors import LifecycleError, MisconfigurationException, SIGTERMException
 from lightcycle.orchestrator import steps
 from lightcycle.orchestrator.checkpointing import CheckpointConnector

@@ -1,0 +1,611 @@
+"""The metric store behind ``LightningModule.log`` and ``LightningModule.log_dict``.
+
+:class:`MetricStore` holds what was logged during a run and produces
+``trainer.callback_metrics``, ``trainer.logged_metrics`` and ``trainer.progress_bar_metrics``
+with Lightning's semantics (``_step`` / ``_epoch`` forked names, ``/dataloader_idx_{i}``
+suffixes, batch-size weighted means, which values are visible at which hook).
+
+Which hook may log with which arguments is :mod:`lightcycle.core.fx_validator`; the per-key
+records are :mod:`lightcycle.core.results`.
+
+``LightningModule.log_dict`` needs nothing special: it calls ``log`` once per key with the
+same keyword arguments, exactly like Lightning.
+
+Performance: nothing on the ``log`` path forces a host-device synchronisation. Logged
+tensors stay on their device (detached), epoch accumulators are tensors, and values are
+converted to Python numbers only where they are read (``progress_bar_metrics``, in one
+transfer per device). Key strings are formatted once per (hook, name, dataloader) and
+cached.
+
+How the Trainer drives a :class:`MetricStore` (Lightning's order of events)::
+
+    reset_run()                         # start of fit / validate / test / predict
+    # fit, sanity check (eval loop with stage "sanity_check"):
+    start_epoch("sanity_check")         # before on_validation_start hooks
+      start_batch("sanity_check", dataloader_idx, batch)  # before on_validation_batch_start
+      end_batch("sanity_check")         # after on_validation_batch_end hooks
+    end_epoch("sanity_check")           # before on_validation_epoch_end hooks
+    close_epoch("sanity_check")         # after on_validation_epoch_end hooks
+    discard_stage("sanity_check")       # after on_sanity_check_end hooks
+    # each training epoch:
+    start_epoch("train")                # before on_train_epoch_start (may also precede on_train_start)
+      start_batch("train", None, batch) # before on_train_batch_start hooks
+      end_batch("train") -> step dict   # after on_train_batch_end hooks; send to loggers
+      (validation inside the epoch: same calls as the sanity check with stage "validate",
+       close_epoch("validate") -> epoch dict to send to loggers)
+    end_epoch("train")                  # before on_train_epoch_end hooks
+    close_epoch("train") -> epoch dict  # after all on_train_epoch_end hooks; send to loggers
+    teardown()                          # end of the run (moves stored values to CPU)
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections import ChainMap
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+import torch
+from torch import Tensor
+
+from lightcycle.core.batch_size import extract_batch_size
+from lightcycle.core.results import (
+    _EMPTY_VIEW,
+    _MAX,
+    _MEAN,
+    _REDUCE_NAMES,
+    _SUM,
+    STAGES,
+    LogValue,
+    _Collection,
+    _Entry,
+    _float_dtype,
+    _Key,
+    _Meta,
+    _Reduce,
+    _reduce_code,
+    _to_floats,
+    _View,
+)
+from lightcycle.errors import MisconfigurationException
+
+__all__ = ["STAGES", "LogValue", "MetricStore"]
+
+
+class MetricStore:
+    """What ``self.log`` recorded during a run, with Lightning's visibility rules.
+
+    The store mirrors Lightning's logger connector: one collection per stage holds the
+    logged keys and their accumulators; ``callback_metrics``, ``logged_metrics`` and
+    ``progress_bar_metrics`` are persistent dicts (keys stay until :meth:`reset_run`) that
+    are refreshed from the *live view* of the active stage each time they are read and at
+    the structural points (end of batch, end of a dataloader, end of epoch).
+
+    The live view depends on where the active stage is:
+
+    * inside its batches (from the first :meth:`start_batch` to :meth:`end_epoch`): the
+      last step values of keys logged with ``on_step=True`` (forked keys as ``name_step``;
+      in the training stage they also appear as ``name`` in ``callback_metrics``;
+      evaluation step values never reach ``callback_metrics``);
+    * otherwise (epoch start and epoch end hooks): the running epoch reduction of keys
+      logged with ``on_epoch=True`` (forked keys as ``name_epoch``, and ``name`` in
+      ``callback_metrics``).
+
+    Only keys logged under the current dataloader index are in the live view; at epoch
+    end the index is ``None`` (values of each dataloader were stored when it finished).
+    """
+
+    def __init__(self) -> None:
+        self._collections: dict[str, _Collection] = {}
+        self._stack: list[_Collection] = []
+        self._callback: dict[str, Tensor] = {}
+        self._logged: dict[str, Tensor] = {}
+        self._pbar: dict[str, Tensor] = {}
+        self._pbar_floats: dict[str, float] | None = None
+        self._snapshots: dict[str, _View] = {}
+        self._eval_outputs: list[dict[str, Tensor]] = []
+        # generation counter: bumped by anything that changes the live view
+        self._gen = 0
+        self._view: _View = _EMPTY_VIEW
+        self._view_gen = -1
+        self._callback_gen = -1
+        self._logged_gen = -1
+        self._pbar_gen = -1
+
+    # ------------------------------------------------------------------ logging (hot path)
+
+    def log(
+        self,
+        fx: str,
+        name: str,
+        value: LogValue,
+        *,
+        stage: str,
+        prog_bar: bool = False,
+        logger: bool = True,
+        on_step: bool = False,
+        on_epoch: bool = True,
+        reduce_fx: _Reduce = "mean",
+        batch_size: int | None = None,
+        dataloader_idx: int | None = None,
+        add_dataloader_idx: bool = True,
+    ) -> None:
+        """Record one logged value (``LightningModule.log`` after argument resolution).
+
+        ``LightningModule.log_dict`` calls this once per key. Never synchronises with the
+        device: the value is detached and kept where it is.
+
+        Args:
+            fx: the hook the call was made from (``LightningModule._current_fx_name``).
+            name: key name; must not contain ``/dataloader_idx_`` when
+                ``add_dataloader_idx`` is True.
+            value: a Python number or a single-element tensor.
+            stage: the stage whose collection receives the value (one of :data:`STAGES`).
+            prog_bar: also show the value in ``progress_bar_metrics``.
+            logger: also put the value in ``logged_metrics`` (what loggers receive).
+            on_step: keep the step value (resolved by :func:`check_logging_allowed`).
+            on_epoch: accumulate the value into an epoch reduction.
+            reduce_fx: epoch reduction: ``"mean"`` (weighted by batch size), ``"sum"``,
+                ``"max"``, ``"min"`` or the matching ``torch``/builtin function.
+            batch_size: weight of this value in a mean; ``None`` infers it from the batch
+                given to :meth:`start_batch` (1 when there is none).
+            dataloader_idx: index of the dataloader being run, ``None`` to use the one
+                given to :meth:`start_batch` (``None`` for a single dataloader).
+            add_dataloader_idx: suffix the key with ``/dataloader_idx_{i}`` when a
+                dataloader index is set.
+
+        Raises:
+            MisconfigurationException: ``on_step`` and ``on_epoch`` both False, an unknown
+                reduction, a name carrying the dataloader suffix, or the same key logged
+                again from the same hook with different arguments.
+            TypeError: ``value`` is not a number or a tensor.
+            ValueError: ``value`` is a tensor with more than one element, or ``stage`` is
+                unknown.
+        """
+        if not on_step and not on_epoch:
+            raise MisconfigurationException(
+                f"`self.log({name!r}, on_step=False, on_epoch=False)` is not useful: set"
+                " `on_step=True` and/or `on_epoch=True`."
+            )
+        coll = self._collections.get(stage)
+        if coll is None:
+            coll = self._collection(stage)
+        if dataloader_idx is None:
+            dataloader_idx = coll.dataloader_idx
+        code = _reduce_code(reduce_fx)
+        key: _Key = (fx, name, dataloader_idx if add_dataloader_idx else None)
+        meta: _Meta = (prog_bar, logger, on_step, on_epoch, code, add_dataloader_idx, dataloader_idx)
+        entry = coll.entries.get(key)
+        if entry is None:
+            entry = self._new_entry(coll, key, meta)
+        elif entry.meta != meta:
+            self._raise_meta_mismatch(entry, meta)
+
+        # -- value: detached tensor of a floating dtype, no device sync
+        if isinstance(value, Tensor):
+            if value.numel() != 1:
+                raise ValueError(
+                    f"`self.log({name!r}, ...)` was called with a tensor of shape"
+                    f" {tuple(value.shape)}, but the tensor must have a single element. Log a"
+                    f" reduction instead, e.g. `self.log({name!r}, value.mean())`."
+                )
+            tensor = value.detach()
+            if tensor.ndim:
+                tensor = tensor.reshape(())
+            dtype = tensor.dtype
+            if dtype is torch.float32 or dtype is torch.float64:
+                tensor = tensor.clone()  # the caller may modify its tensor in place later
+            else:
+                if not entry.warned_dtype and not tensor.is_floating_point():
+                    entry.warned_dtype = True
+                    warnings.warn(
+                        f"You called `self.log({name!r}, ...)` in `{fx}` with a {dtype} tensor,"
+                        " but the value needs to be floating to be reduced; converting it to"
+                        f" {_float_dtype()}. Convert it to floating point yourself to silence"
+                        " this warning.",
+                        stacklevel=2,
+                    )
+                tensor = tensor.to(_float_dtype())
+        elif type(value) is float or type(value) is int or type(value) is bool:
+            tensor = torch.tensor(value, dtype=_float_dtype())
+        elif isinstance(value, numbers.Real):
+            tensor = torch.tensor(float(value), dtype=_float_dtype())
+        else:
+            self._raise_bad_value(name, value)
+
+        # -- accumulate (Lightning's _ResultMetric.update)
+        entry.active = True
+        self._gen += 1
+        if on_step:
+            entry.step_value = tensor
+            if not on_epoch:
+                return
+        entry.computed = None
+        acc = entry.acc
+        reduce = entry.reduce
+        if reduce == _MEAN:
+            if batch_size is None:
+                batch_size = coll.batch_size
+                if batch_size is None:
+                    if coll.batch is not None:
+                        batch_size = coll.batch_size = extract_batch_size(coll.batch)
+                    else:
+                        batch_size = 1
+            weighted = tensor * batch_size
+            entry.acc = weighted if acc is None else acc + weighted
+            entry.count += batch_size
+        elif acc is None:
+            entry.acc = tensor
+        elif reduce == _SUM:
+            entry.acc = acc + tensor
+        elif reduce == _MAX:
+            entry.acc = torch.maximum(acc, tensor)
+        else:
+            entry.acc = torch.minimum(acc, tensor)
+
+    def _new_entry(self, coll: _Collection, key: _Key, meta: _Meta) -> _Entry:
+        fx, name, _ = key
+        if not isinstance(name, str):
+            raise TypeError(f"`self.log` needs a string name, got {name!r}.")
+        if meta[5] and "/dataloader_idx_" in name:
+            raise MisconfigurationException(
+                f"You called `self.log` with the key `{name}` but it should not contain information"
+                " about `dataloader_idx` when `add_dataloader_idx=True`: the suffix is added for"
+                " you. Drop it from the name, or pass `add_dataloader_idx=False`."
+            )
+        entry = _Entry(fx, name, meta)
+        coll.entries[key] = entry
+        return entry
+
+    @staticmethod
+    def _raise_meta_mismatch(entry: _Entry, meta: _Meta) -> NoReturn:
+        labels = ("prog_bar", "logger", "on_step", "on_epoch", "reduce_fx", "add_dataloader_idx", "dataloader_idx")
+        diffs = []
+        for label, old, new in zip(labels, entry.meta, meta, strict=True):
+            if old != new:
+                if label == "reduce_fx":
+                    before, after = _REDUCE_NAMES[int(old or 0)], _REDUCE_NAMES[int(new or 0)]
+                    diffs.append(f"{label}: {before!r} then {after!r}")
+                else:
+                    diffs.append(f"{label}: {old!r} then {new!r}")
+        raise MisconfigurationException(
+            f"You called `self.log({entry.name!r}, ...)` twice in `{entry.fx}` with different"
+            f" arguments ({'; '.join(diffs)}). This is not allowed: log a key with the same"
+            " arguments every time, or use a different name (with several dataloaders and"
+            " `add_dataloader_idx=False`, one name per dataloader)."
+        )
+
+    @staticmethod
+    def _raise_bad_value(name: str, value: object) -> NoReturn:
+        if isinstance(value, Mapping):
+            raise TypeError(
+                f"`self.log({name!r}, ...)` was called with a dict. Use `self.log_dict(...)` to log"
+                " several values, one number or single-element tensor per key."
+            )
+        raise TypeError(
+            f"`self.log({name!r}, ...)` was called with a value of type {type(value).__name__},"
+            " but only Python numbers and single-element tensors can be logged."
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _collection(self, stage: str) -> _Collection:
+        coll = self._collections.get(stage)
+        if coll is None:
+            if stage not in STAGES:
+                raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+            key = STAGES[STAGES.index(stage)]  # a plain str, also for str-enum stages
+            coll = self._collections[key] = _Collection(key)
+        return coll
+
+    def _merge(self, view: _View) -> None:
+        callback, log, pbar = view
+        self._callback.update(callback)
+        self._logged.update(log)
+        if pbar:
+            self._pbar.update(pbar)
+            self._pbar_floats = None
+
+    def _merge_live(self) -> _View:
+        view = self._live_view()
+        self._merge(view)
+        gen = self._gen
+        self._callback_gen = self._logged_gen = self._pbar_gen = gen
+        return view
+
+    def _close(self, coll: _Collection) -> None:
+        """Merge the epoch view of ``coll`` and reset its accumulators (no output kept)."""
+        self._merge(coll.view(on_step=False))
+        coll.reset()
+        self._gen += 1
+
+    def _activate(self, stage: str) -> _Collection:
+        coll = self._collection(stage)
+        stack = self._stack
+        if stack and stack[-1] is coll:
+            return coll
+        if coll in stack:
+            while stack[-1] is not coll:
+                self._close(stack.pop())
+        else:
+            self._snapshots[stage] = (dict(self._callback), dict(self._logged), dict(self._pbar))
+            stack.append(coll)
+        self._gen += 1
+        return coll
+
+    def reset_run(self) -> None:
+        """Forget everything: call at the start of every fit / validate / test / predict.
+
+        Lightning clears ``callback_metrics`` (and the other two) at the start of each run.
+        """
+        self._collections = {}
+        self._stack = []
+        self._callback = {}
+        self._logged = {}
+        self._pbar = {}
+        self._pbar_floats = None
+        self._snapshots = {}
+        self._eval_outputs = []
+        self._gen += 1
+
+    def start_epoch(self, stage: str) -> None:
+        """Open an epoch of ``stage`` and make it the active stage.
+
+        Call right before the ``on_train_epoch_start`` hooks (training, every epoch; it may
+        also be called before ``on_train_start``), or before the ``on_validation_start`` /
+        ``on_test_start`` hooks (evaluation, including the sanity check with stage
+        ``"sanity_check"``). Evaluation started inside a training epoch stacks on top of
+        the training stage, which becomes active again when it is closed.
+
+        Accumulators are reset by :meth:`close_epoch`; values logged since then (e.g. in
+        ``on_train_start`` / ``on_validation_start``) count toward this epoch, as in
+        Lightning. An epoch that was ended but never closed is closed here; one abandoned
+        after some batches (no :meth:`end_epoch`) has its values dropped.
+
+        Args:
+            stage: one of :data:`STAGES`.
+        """
+        coll = self._activate(stage)
+        if coll.ended:
+            self._close(coll)
+        elif coll.seen_batch:  # the previous epoch was abandoned mid-way: drop its values
+            coll.reset()
+        coll.dataloader_idx = None
+        coll.outputs = []
+        coll.seen_batch = False
+        # Lightning shares ``_first_loop_iter`` between loops: evaluation started inside a
+        # training epoch begins with the training loop's (step-level) view.
+        stack = self._stack
+        coll.in_batches = len(stack) > 1 and stack[-2].in_batches
+        self._gen += 1
+
+    def start_batch(self, stage: str, dataloader_idx: int | None = None, batch: Any = None) -> None:
+        """Enter a batch: call before the ``on_*_batch_start`` hooks.
+
+        When the dataloader index changes (several evaluation dataloaders), the epoch
+        values of the finished dataloader are stored first, as Lightning does.
+
+        Args:
+            stage: one of :data:`STAGES`.
+            dataloader_idx: index of the dataloader the batch comes from, ``None`` when the
+                stage has a single dataloader (Lightning passes ``None`` then).
+            batch: the batch, used to infer the batch size for mean reductions when
+                ``log`` gets no ``batch_size``. Only read when needed.
+        """
+        coll = self._collections.get(stage)
+        stack = self._stack
+        if coll is None or not stack or stack[-1] is not coll:
+            coll = self._activate(stage)
+        if coll.seen_batch and dataloader_idx != coll.dataloader_idx and not coll.training:
+            self._store_dataloader(coll)
+        coll.seen_batch = True
+        coll.in_batches = True
+        coll.dataloader_idx = dataloader_idx
+        coll.batch = batch
+        coll.batch_size = None
+        self._gen += 1
+
+    def end_batch(self, stage: str) -> dict[str, Tensor]:
+        """Leave a batch: call after the ``on_*_batch_end`` hooks (module and callbacks).
+
+        Args:
+            stage: one of :data:`STAGES`.
+
+        Returns:
+            The step values to send to the loggers for this batch (empty during the sanity
+            check). The Trainer decides whether to send them (``log_every_n_steps``).
+        """
+        coll = self._collections.get(stage)
+        stack = self._stack
+        if coll is None or not stack or stack[-1] is not coll:
+            coll = self._activate(stage)
+        coll.batch = None
+        coll.batch_size = None
+        if not coll.entries:
+            # Nothing was ever logged in this stage: the live view is empty, merging it
+            # changes nothing. O(1), no allocation but the returned dict.
+            gen = self._gen
+            self._view = _EMPTY_VIEW
+            self._view_gen = self._callback_gen = self._logged_gen = self._pbar_gen = gen
+            return {}
+        view = self._merge_live()
+        if coll.stage == "sanity_check":
+            return {}
+        return dict(view[1])
+
+    def _store_dataloader(self, coll: _Collection) -> None:
+        view = coll.view(on_step=False)
+        if coll.stage != "sanity_check":
+            self._merge(view)
+            coll.outputs.append(dict(view[1]))
+        self._gen += 1
+
+    def end_epoch(self, stage: str) -> None:
+        """Reduce the epoch accumulators: call before the ``on_*_epoch_end`` hooks.
+
+        From here until :meth:`close_epoch` the live view holds the epoch reductions
+        (including values logged in the epoch-end hooks themselves, so a callback running
+        after ``LightningModule.on_train_epoch_end`` sees what it logged). For evaluation,
+        the values of the last dataloader are stored and the dataloader index becomes
+        ``None``.
+
+        Args:
+            stage: one of :data:`STAGES`.
+        """
+        coll = self._activate(stage)
+        if not coll.training:
+            self._store_dataloader(coll)
+            coll.dataloader_idx = None
+        coll.in_batches = False
+        coll.ended = True
+        coll.batch = None
+        coll.batch_size = None
+        self._gen += 1
+
+    def close_epoch(self, stage: str) -> dict[str, Tensor]:
+        """Finish the epoch: call after all ``on_*_epoch_end`` hooks.
+
+        Merges the epoch values into the stored metrics, resets the stage's accumulators and
+        deactivates it (the enclosing stage, if any, becomes active again).
+
+        Args:
+            stage: one of :data:`STAGES`.
+
+        Returns:
+            The epoch values to send to the loggers (for evaluation: all dataloaders plus
+            what was logged at epoch end; empty for the sanity check). For ``validate`` /
+            ``test``, :attr:`eval_outputs` then holds the per-dataloader results.
+        """
+        coll = self._activate(stage)
+        if not coll.ended:
+            self.end_epoch(stage)
+        view = self._merge_live()
+        out: dict[str, Tensor]
+        if coll.training:
+            out = dict(view[1])
+        elif coll.stage == "sanity_check":
+            out = {}
+        else:
+            final = view[1]
+            outputs = coll.outputs
+            out = dict(ChainMap(*outputs))
+            out.update(final)
+            for per_dl in outputs:
+                per_dl.update(final)
+            self._eval_outputs = outputs
+        coll.reset()
+        self._stack.pop()
+        self._gen += 1
+        return out
+
+    def discard_stage(self, stage: str) -> None:
+        """Drop everything logged during ``stage`` (after the sanity check).
+
+        The stage is closed without merging, its accumulators are reset, and the stored
+        ``callback_metrics`` / ``logged_metrics`` / ``progress_bar_metrics`` go back to
+        what they were when ``stage`` was last activated.
+
+        Args:
+            stage: one of :data:`STAGES`.
+        """
+        coll = self._collection(stage)
+        stack = self._stack
+        if coll in stack:
+            while stack:
+                top = stack.pop()
+                top.reset()
+                if top is coll:
+                    break
+        coll.reset()
+        coll.entries.clear()
+        snapshot = self._snapshots.pop(stage, None)
+        if snapshot is not None:
+            self._callback, self._logged, self._pbar = (dict(d) for d in snapshot)
+            self._pbar_floats = None
+        self._gen += 1
+
+    def teardown(self) -> None:
+        """End of run: fold the live view in and move the stored values to the CPU."""
+        self._merge_live()
+        self._callback = {k: v.cpu() for k, v in self._callback.items()}
+        self._logged = {k: v.cpu() for k, v in self._logged.items()}
+        self._pbar = {k: v.cpu() for k, v in self._pbar.items()}
+        self._eval_outputs = [{k: v.cpu() for k, v in d.items()} for d in self._eval_outputs]
+        self._gen += 1
+
+    # ------------------------------------------------------------------ reading
+
+    def _live_view(self) -> _View:
+        if self._view_gen != self._gen:
+            stack = self._stack
+            if stack:
+                top = stack[-1]
+                self._view = top.view(on_step=top.in_batches)
+            else:
+                self._view = _EMPTY_VIEW
+            self._view_gen = self._gen
+        return self._view
+
+    @property
+    def callback_metrics(self) -> dict[str, Tensor]:
+        """Values callbacks can monitor (``trainer.callback_metrics``).
+
+        Returns:
+            The stored dict (same object between reads), refreshed from the live view.
+        """
+        if self._callback_gen != self._gen:
+            self._callback.update(self._live_view()[0])
+            self._callback_gen = self._gen
+        return self._callback
+
+    @property
+    def logged_metrics(self) -> dict[str, Tensor]:
+        """Values sent to the loggers (``trainer.logged_metrics``).
+
+        Returns:
+            The stored dict (same object between reads), refreshed from the live view.
+        """
+        if self._logged_gen != self._gen:
+            self._logged.update(self._live_view()[1])
+            self._logged_gen = self._gen
+        return self._logged
+
+    @property
+    def progress_bar_metrics(self) -> dict[str, float]:
+        """Values for the progress bar (``trainer.progress_bar_metrics``), as floats.
+
+        Reading converts the tensors with one transfer per device; the result is cached
+        until something changes.
+
+        Returns:
+            A dict of Python floats.
+        """
+        if self._pbar_gen != self._gen:
+            pbar = self._live_view()[2]
+            if pbar:
+                self._pbar.update(pbar)
+                self._pbar_floats = None
+            self._pbar_gen = self._gen
+        if self._pbar_floats is None:
+            self._pbar_floats = _to_floats(self._pbar)
+        return self._pbar_floats
+
+    @property
+    def eval_outputs(self) -> list[dict[str, Tensor]]:
+        """Per-dataloader results of the last closed ``validate`` / ``test`` epoch.
+
+        Returns:
+            One dict per dataloader (what ``Trainer.validate`` / ``test`` return once
+            converted to floats); each includes the values logged at epoch end.
+        """
+        return self._eval_outputs
+
+    @property
+    def active_stage(self) -> str | None:
+        """The stage whose values make up the live view.
+
+        Returns:
+            The stage name, or ``None`` when no stage is open.
+        """
+        return self._stack[-1].stage if self._stack else None
