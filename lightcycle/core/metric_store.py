@@ -43,18 +43,17 @@ from __future__ import annotations
 import numbers
 import warnings
 from collections import ChainMap
-from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from lightcycle.core.batch_size import extract_batch_size
+from lightcycle.core.metric_objects import forward_value
 from lightcycle.core.results import (
     _EMPTY_VIEW,
     _MAX,
     _MEAN,
-    _REDUCE_NAMES,
     _SUM,
     STAGES,
     LogValue,
@@ -67,6 +66,8 @@ from lightcycle.core.results import (
     _reduce_code,
     _to_floats,
     _View,
+    raise_bad_value,
+    raise_meta_mismatch,
 )
 from lightcycle.errors import MisconfigurationException
 
@@ -180,7 +181,7 @@ class MetricStore:
         if entry is None:
             entry = self._new_entry(coll, key, meta)
         elif entry.meta != meta:
-            self._raise_meta_mismatch(entry, meta)
+            raise_meta_mismatch(entry, meta)
 
         # -- value: detached tensor of a floating dtype, no device sync
         if isinstance(value, Tensor):
@@ -212,7 +213,7 @@ class MetricStore:
         elif isinstance(value, numbers.Real):
             tensor = torch.tensor(float(value), dtype=_float_dtype())
         else:
-            self._raise_bad_value(name, value)
+            raise_bad_value(name, value)
 
         # -- accumulate (Lightning's _ResultMetric.update)
         entry.active = True
@@ -244,6 +245,81 @@ class MetricStore:
         else:
             entry.acc = torch.minimum(acc, tensor)
 
+    def log_metric(
+        self,
+        fx: str,
+        name: str,
+        metric: Any,
+        *,
+        stage: str,
+        metric_attribute: str,
+        prog_bar: bool = False,
+        logger: bool = True,
+        on_step: bool = False,
+        on_epoch: bool = True,
+        reduce_fx: _Reduce = "mean",
+        dataloader_idx: int | None = None,
+        add_dataloader_idx: bool = True,
+    ) -> None:
+        """Record a logged ``torchmetrics.Metric`` (Lightning's ``_ResultMetric`` with ``is_tensor=False``).
+
+        The user updates the metric; this records the object and its step value (the metric's
+        last ``forward`` result). The epoch value is ``metric.compute()``, computed when first read
+        and cached until the next call for this key; ``metric.reset()`` is called after the
+        ``on_train_epoch_end`` hooks (:meth:`close_epoch`) or after the ``on_validation_end`` /
+        ``on_test_end`` hooks (:meth:`end_stage`). ``batch_size`` does not apply.
+
+        Args:
+            fx: the hook the call was made from.
+            name: key name.
+            metric: the ``torchmetrics.Metric``.
+            stage: one of :data:`STAGES`.
+            metric_attribute: the module attribute holding ``metric`` (part of the key's metadata,
+                as in Lightning: logging a number under the same key from the same hook is refused).
+            prog_bar: see :meth:`log`.
+            logger: see :meth:`log`.
+            on_step: log the step value.
+            on_epoch: log ``metric.compute()`` at epoch end.
+            reduce_fx: validated as in :meth:`log`, then unused (the metric reduces itself).
+            dataloader_idx: see :meth:`log`.
+            add_dataloader_idx: see :meth:`log`.
+
+        Raises:
+            MisconfigurationException: as :meth:`log`.
+            ValueError: the metric's last ``forward`` result is not a tensor.
+        """
+        if not on_step and not on_epoch:
+            raise MisconfigurationException(
+                f"`self.log({name!r}, on_step=False, on_epoch=False)` is not useful: set"
+                " `on_step=True` and/or `on_epoch=True`."
+            )
+        coll = self._collection(stage)
+        if dataloader_idx is None:
+            dataloader_idx = coll.dataloader_idx
+        code = _reduce_code(reduce_fx)
+        key: _Key = (fx, name, dataloader_idx if add_dataloader_idx else None)
+        meta: _Meta = (
+            prog_bar,
+            logger,
+            on_step,
+            on_epoch,
+            code,
+            add_dataloader_idx,
+            dataloader_idx,
+            metric_attribute,
+        )
+        entry = coll.entries.get(key)
+        if entry is None:
+            entry = self._new_entry(coll, key, meta)
+        elif entry.meta != meta:
+            raise_meta_mismatch(entry, meta)
+        entry.metric = metric  # Lightning keeps the latest object logged under the key
+        entry.active = True
+        entry.computed = None
+        if on_step:
+            entry.step_value = forward_value(name, metric)
+        self._gen += 1
+
     def _new_entry(self, coll: _Collection, key: _Key, meta: _Meta) -> _Entry:
         fx, name, _ = key
         if not isinstance(name, str):
@@ -257,36 +333,6 @@ class MetricStore:
         entry = _Entry(fx, name, meta)
         coll.entries[key] = entry
         return entry
-
-    @staticmethod
-    def _raise_meta_mismatch(entry: _Entry, meta: _Meta) -> NoReturn:
-        labels = ("prog_bar", "logger", "on_step", "on_epoch", "reduce_fx", "add_dataloader_idx", "dataloader_idx")
-        diffs = []
-        for label, old, new in zip(labels, entry.meta, meta, strict=True):
-            if old != new:
-                if label == "reduce_fx":
-                    before, after = _REDUCE_NAMES[int(old or 0)], _REDUCE_NAMES[int(new or 0)]
-                    diffs.append(f"{label}: {before!r} then {after!r}")
-                else:
-                    diffs.append(f"{label}: {old!r} then {new!r}")
-        raise MisconfigurationException(
-            f"You called `self.log({entry.name!r}, ...)` twice in `{entry.fx}` with different"
-            f" arguments ({'; '.join(diffs)}). This is not allowed: log a key with the same"
-            " arguments every time, or use a different name (with several dataloaders and"
-            " `add_dataloader_idx=False`, one name per dataloader)."
-        )
-
-    @staticmethod
-    def _raise_bad_value(name: str, value: object) -> NoReturn:
-        if isinstance(value, Mapping):
-            raise TypeError(
-                f"`self.log({name!r}, ...)` was called with a dict. Use `self.log_dict(...)` to log"
-                " several values, one number or single-element tensor per key."
-            )
-        raise TypeError(
-            f"`self.log({name!r}, ...)` was called with a value of type {type(value).__name__},"
-            " but only Python numbers and single-element tensors can be logged."
-        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -495,9 +541,26 @@ class MetricStore:
                 per_dl.update(final)
             self._eval_outputs = outputs
         coll.reset()
+        if coll.training:  # Lightning's update_train_epoch_metrics -> reset_results
+            coll.reset_metric_objects()
         self._stack.pop()
         self._gen += 1
         return out
+
+    def end_stage(self, stage: str) -> None:
+        """Reset the metric objects logged in an evaluation stage: call after the ``on_*_end`` hooks.
+
+        Lightning resets an evaluation loop's results (calling ``reset()`` on each logged
+        ``torchmetrics.Metric``) after the ``on_validation_end`` / ``on_test_end`` hooks, so those
+        hooks still see the metrics' states. Numbers and tensors were already reset by
+        :meth:`close_epoch`. O(1) when nothing was logged in ``stage``.
+
+        Args:
+            stage: one of :data:`STAGES`.
+        """
+        coll = self._collections.get(stage)
+        if coll is not None:
+            coll.reset_metric_objects()
 
     def discard_stage(self, stage: str) -> None:
         """Drop everything logged during ``stage`` (after the sanity check).

@@ -9,12 +9,13 @@ per logged key (metadata, cached key strings, device-side accumulators) and one
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final, NoReturn
 
 import torch
 from torch import Tensor
 
+from lightcycle.core.metric_objects import compute_metric
 from lightcycle.errors import MisconfigurationException
 
 #: Stage names accepted by :class:`MetricStore`.
@@ -47,7 +48,7 @@ _DATALOADER_SUFFIX: Final = "/dataloader_idx_{}"
 LogValue = Tensor | float | int | bool
 _Reduce = str | Callable[..., Any]
 _Key = tuple[str, str, int | None]
-_Meta = tuple[bool, bool, bool, bool, int, bool, int | None]
+_Meta = tuple[bool, bool, bool, bool, int, bool, int | None] | tuple[bool, bool, bool, bool, int, bool, int | None, str]
 _View = tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]
 
 
@@ -87,6 +88,7 @@ class _Entry:
         "key_step",
         "logger",
         "meta",
+        "metric",
         "name",
         "on_epoch",
         "on_step",
@@ -96,8 +98,9 @@ class _Entry:
         "warned_dtype",
     )
 
-    def __init__(self, fx: str, name: str, meta: _Meta) -> None:
-        prog_bar, logger, on_step, on_epoch, reduce, add_dl_idx, dl_idx = meta
+    def __init__(self, fx: str, name: str, meta: _Meta, metric: Any = None) -> None:
+        # a metric object's meta carries its attribute name as an 8th field (see MetricStore.log_metric)
+        prog_bar, logger, on_step, on_epoch, reduce, add_dl_idx, dl_idx = meta[:7]
         self.fx = fx
         self.name = name
         self.meta = meta
@@ -118,6 +121,9 @@ class _Entry:
         self.acc: Tensor | None = None
         self.count: int = 0
         self.computed: Tensor | None = None
+        # a logged ``torchmetrics.Metric`` (None for numbers and tensors): its values come from the
+        # object itself, which the user updates; ``reset`` leaves it alone (see reset_metric_objects)
+        self.metric: Any = metric
 
     def reset(self) -> None:
         self.active = False
@@ -128,8 +134,11 @@ class _Entry:
 
     def epoch_value(self) -> Tensor | None:
         computed = self.computed
-        if computed is None and self.acc is not None:
-            computed = self.acc / self.count if self.reduce == _MEAN else self.acc
+        if computed is None:
+            if self.acc is not None:
+                computed = self.acc / self.count if self.reduce == _MEAN else self.acc
+            elif self.metric is not None:
+                computed = compute_metric(self.name, self.metric)
             self.computed = computed
         return computed
 
@@ -174,6 +183,13 @@ class _Collection:
         self.batch_size = None
         self.outputs = []
 
+    def reset_metric_objects(self) -> None:
+        """Call ``reset()`` on every metric object logged in this stage (Lightning's ``reset_results``)."""
+        for entry in self.entries.values():
+            if entry.metric is not None:
+                entry.computed = None
+                entry.metric.reset()
+
     def view(self, on_step: bool) -> _View:
         """Lightning's ``_ResultCollection.metrics(on_step)``: (callback, log, pbar)."""
         callback: dict[str, Tensor] = {}
@@ -205,6 +221,47 @@ class _Collection:
             if entry.prog_bar:
                 pbar[forked] = value
         return callback, log, pbar
+
+
+def raise_meta_mismatch(entry: _Entry, meta: _Meta) -> NoReturn:
+    labels = (
+        "prog_bar",
+        "logger",
+        "on_step",
+        "on_epoch",
+        "reduce_fx",
+        "add_dataloader_idx",
+        "dataloader_idx",
+        "metric_attribute",
+    )
+    diffs = []
+    # numbers and tensors have no 8th field (metric_attribute): compare it as None
+    old_meta, new_meta = (m + (None,) * (len(labels) - len(m)) for m in (entry.meta, meta))
+    for label, old, new in zip(labels, old_meta, new_meta, strict=True):
+        if old != new:
+            if label == "reduce_fx":
+                before, after = _REDUCE_NAMES[int(old or 0)], _REDUCE_NAMES[int(new or 0)]
+                diffs.append(f"{label}: {before!r} then {after!r}")
+            else:
+                diffs.append(f"{label}: {old!r} then {new!r}")
+    raise MisconfigurationException(
+        f"You called `self.log({entry.name!r}, ...)` twice in `{entry.fx}` with different"
+        f" arguments ({'; '.join(diffs)}). This is not allowed: log a key with the same"
+        " arguments every time, or use a different name (with several dataloaders and"
+        " `add_dataloader_idx=False`, one name per dataloader)."
+    )
+
+
+def raise_bad_value(name: str, value: object) -> NoReturn:
+    if isinstance(value, Mapping):
+        raise TypeError(
+            f"`self.log({name!r}, ...)` was called with a dict. Use `self.log_dict(...)` to log"
+            " several values, one number or single-element tensor per key."
+        )
+    raise TypeError(
+        f"`self.log({name!r}, ...)` was called with a value of type {type(value).__name__},"
+        " but only Python numbers and single-element tensors can be logged."
+    )
 
 
 def _to_floats(values: dict[str, Tensor]) -> dict[str, float]:

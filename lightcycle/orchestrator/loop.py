@@ -247,6 +247,7 @@ class LoopDriver:
     log_dir: str = _shared("log_dir")
     _make_loggers: Any = _shared("_make_loggers")
     _log_step: Any = _shared("_log_step")
+    _log_eval_step: Any = _shared("_log_eval_step")
     _log_epoch: Any = _shared("_log_epoch")
     _log_hyperparameters: Any = _shared("_log_hyperparameters")
     _finalize_loggers: Any = _shared("_finalize_loggers")
@@ -442,6 +443,7 @@ class LoopDriver:
         self.strategy.root_device = self._device
         self._eval = None
         self._current_dataloader_idx = None
+        self._eval_log_steps: dict[int | None, int] = {}  # a run's evaluation batches sent to the loggers
         self._skip = self._hooks_to_skip(fn, optimizers is not None)
         self._driver.bind(module, self.callbacks, self.datamodule, skip=self._skip)
         fire = self._fire
@@ -902,6 +904,7 @@ class LoopDriver:
         if run.stage not in (RunningStage.SANITY_CHECKING.value, RunningStage.PREDICTING.value):
             self._log_epoch(epoch_metrics)
         self._fire(e.end)
+        self._results.end_stage(run.stage)  # metric objects are reset after on_*_end, as in Lightning
         self._eval = None
 
     def validation_start(self, *, zero_grad: bool = True) -> None:
@@ -988,7 +991,9 @@ class LoopDriver:
             self._fire(e.batch_end, outputs, self._ebatch, self._eidx, self._edl)
         run = cast(_EvalRun, self._eval)
         run.ended = True
-        self._results.end_batch(run.stage)
+        metrics = self._results.end_batch(run.stage)
+        if run.stage not in (RunningStage.SANITY_CHECKING.value, RunningStage.PREDICTING.value):
+            self._log_eval_step(metrics, self._edl)
 
     def _eval_batch(self, e: ev.EvalTriggers, batch: Any, batch_idx: int, dataloader_idx: int | None) -> Any:
         self._eval_batch_start(e, batch, batch_idx, dataloader_idx)

@@ -193,7 +193,8 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
                 _update_schedulers(t, "epoch", plateau=False)
         batch_end(outputs, batch, batch_idx)
         metrics = results.end_batch("train")
-        if metrics:
+        # Lightning's update_train_step_metrics: nothing reaches the loggers on an accumulating batch
+        if metrics and not (accumulate > 1 and module.automatic_optimization and _should_accumulate(t)):
             t._log_step(metrics)
         _after_batch(t, validate=validate_epoch)
     # fit loop on_advance_end
@@ -360,6 +361,7 @@ def run_evaluation(
     predict = e.noun == "predict"
     predictions: list[list[Any]] = [[] for _ in loaders]
     stage_name = stage.value
+    logs_steps = not predict and stage is not RunningStage.SANITY_CHECKING
     t._eval_last_outputs = []
     validating = e.noun == "validation"
     if validating:
@@ -394,7 +396,9 @@ def run_evaluation(
                     batch_start(batch, batch_idx)
                     out = step(batch, batch_idx)
                     batch_end(out, batch, batch_idx)
-                results.end_batch(stage_name)
+                step_metrics = results.end_batch(stage_name)
+                if logs_steps:
+                    t._log_eval_step(step_metrics, log_idx)
                 if predict:
                     predictions[dl_idx].append(out)
                 if t.received_sigterm and not (batches.done and dl_idx == last_loader):
@@ -409,6 +413,7 @@ def run_evaluation(
             t._log_epoch(epoch_metrics)
             t._eval_last_outputs = [{k: float(v) for k, v in d.items()} for d in results.eval_outputs]
         fire(e.end)
+        results.end_stage(stage_name)  # metric objects are reset after on_*_end, as in Lightning
     return predictions
 
 

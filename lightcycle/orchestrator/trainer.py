@@ -206,6 +206,8 @@ class Trainer:
         self._explicit: dict[str, Any] = {}
         self._current_dataloader_idx: int | None = None
         self._eval_last_outputs: list[dict[str, float]] = []
+        # evaluation batches sent to the loggers per dataloader (Lightning's _seen_batches_per_dataloader)
+        self._eval_log_steps: dict[int | None, int] = {}
         self._warned: set[str] = set()
         self._sigterm_previous: Any = None
         from lightcycle.core.metric_store import MetricStore
@@ -666,6 +668,18 @@ class Trainer:
         for lg in self.loggers:
             lg.log_metrics(metrics, step=self.global_step)
 
+    def _log_eval_step(self, metrics: dict[str, torch.Tensor], dataloader_idx: int | None) -> None:
+        """Lightning's ``update_eval_step_metrics``: an evaluation batch's step values reach the loggers.
+
+        The step is the number of batches already seen from that dataloader (counted with or
+        without metrics; not called during the sanity check).
+        """
+        seen = self._eval_log_steps.get(dataloader_idx, 0)
+        self._eval_log_steps[dataloader_idx] = seen + 1
+        if metrics and self.loggers:
+            for lg in self.loggers:
+                lg.log_metrics(metrics, step=seen)
+
     def _log_epoch(self, metrics: dict[str, torch.Tensor]) -> None:
         if not metrics or not self.loggers:
             return
@@ -763,6 +777,7 @@ class Trainer:
         limit = getattr(self._cfg, f"limit_{kind}_batches")
         loaders, counts = loops.load_loaders(value, kind, limit, f"limit_{kind}_batches")
         self._eval_loaders[kind] = loaders
+        self._eval_log_steps = {}  # Lightning resets the count when the loop sets up its data
         stored = loaders[0] if len(loaders) == 1 else loaders
         if kind == "val":
             self.val_dataloaders = stored
