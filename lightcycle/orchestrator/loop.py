@@ -53,7 +53,7 @@ import torch
 from lightcycle._foreign import is_kind
 from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
-from lightcycle.core.logging import MetricStore
+from lightcycle.core.metric_store import MetricStore
 from lightcycle.errors import LifecycleError, MisconfigurationException, SIGTERMException
 from lightcycle.orchestrator import logger_connector, steps
 from lightcycle.orchestrator.checkpointing import CheckpointConnector
@@ -961,6 +961,7 @@ class LoopDriver:
         if run.stage not in (RunningStage.SANITY_CHECKING.value, RunningStage.PREDICTING.value):
             self._log_epoch(epoch_metrics)
         self._fire(e.end)
+        self._results.end_stage(run.stage)  # metric objects are reset after on_*_end, as in Lightning
         self._eval = None
 
     def validation_start(self, *, zero_grad: bool = True) -> None:

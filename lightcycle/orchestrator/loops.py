@@ -428,6 +428,7 @@ def run_evaluation(
             t._log_epoch(epoch_metrics)
             t._eval_last_outputs = [{k: float(v) for k, v in d.items()} for d in results.eval_outputs]
         fire(e.end)
+        results.end_stage(stage_name)  # metric objects are reset after on_*_end, as in Lightning
     return predictions
 
 

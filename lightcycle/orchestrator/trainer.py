@@ -279,7 +279,7 @@ class Trainer:
         self._eval_last_outputs: list[dict[str, float]] = []
         self._warned: set[str] = set()
         self._sigterm_previous: Any = None
-        from lightcycle.core.logging import MetricStore
+        from lightcycle.core.metric_store import MetricStore
         from lightcycle.orchestrator.checkpointing import CheckpointConnector
 
         self._results = MetricStore()
