@@ -499,7 +499,8 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
             on_epoch: log the epoch aggregate (default depends on the hook).
             reduce_fx: epoch reduction (``"mean"``, ``"sum"``, ``"max"``, ``"min"`` or a callable).
             enable_graph: accepted for compatibility; logged values are always detached.
-            sync_dist: reduce across processes (no effect in a single process).
+            sync_dist: reduce across processes with ``reduce_fx`` (mean for callables other than
+                sum/max/min) when logged (no effect in a single process).
             sync_dist_group: the process group for ``sync_dist``.
             add_dataloader_idx: suffix ``/dataloader_idx_N`` with several dataloaders.
             batch_size: batch size for the epoch mean (inferred when ``None``).
@@ -510,8 +511,8 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
             ValueError: a dict, a metric object, a non-scalar tensor or another unsupported type.
             MisconfigurationException: logging where it is not allowed.
         """
-        # One process, values always detached, metric objects refused: nothing to do with these.
-        del enable_graph, sync_dist, sync_dist_group, metric_attribute, rank_zero_only
+        # Values are always detached and metric objects refused: nothing to do with these.
+        del enable_graph, metric_attribute
         self._check_loggable(name, value)
         trainer = self._trainer
         if trainer is None:
@@ -568,6 +569,8 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
         # The suffix applies only with several dataloaders; the Trainer also keeps the index None otherwise.
         several = getattr(trainer, "_multiple_dataloaders", True)
         dataloader_idx = trainer._current_dataloader_idx if several else None
+        if sync_dist and not rank_zero_only:  # Lightning: rank_zero_only turns the sync off
+            value = _synced(trainer, value, reduce_fx, sync_dist_group)
         results.log(
             fx_name,
             name,
@@ -1078,3 +1081,14 @@ def _read_checkpoint(
     checkpoint.setdefault(key, {})
     checkpoint[key].update(overrides)
     return checkpoint
+
+
+def _synced(trainer: Any, value: Any, reduce_fx: Any, group: Any) -> Any:
+    """``value`` reduced over the ranks with ``reduce_fx`` (``sync_dist=True``); unchanged in one process."""
+    strategy = getattr(trainer, "strategy", None)
+    if strategy is None or not strategy.distributed:
+        return value
+    name = reduce_fx if isinstance(reduce_fx, str) else getattr(reduce_fx, "__name__", "mean")
+    op = name.lower() if name.lower() in ("sum", "max", "min") else "mean"
+    tensor = value if isinstance(value, Tensor) else torch.tensor(float(value))
+    return strategy.reduce(tensor.detach().to(strategy.root_device), group=group, reduce_op=op)

@@ -50,7 +50,8 @@ def run_fit(t: Trainer, ckpt_path: str | None) -> None:
     t._eval_steps.reset()
     module = t.lightning_module
     assert module is not None
-    module.to(t._cfg.device)
+    t.strategy.barrier("post_setup")
+    t.strategy.setup(fitting=True)  # to the device and, under DDP, the wrapper (Lightning's strategy.setup)
     t._configure_optimizers(fire(ev.CONFIGURE_OPTIMIZERS))
     fire(ev.FIT_START)
     t._log_hyperparameters()
@@ -441,7 +442,8 @@ def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
     t._eval_steps.reset()
     module = t.lightning_module
     assert module is not None
-    module.to(t._cfg.device)
+    t.strategy.barrier("post_setup")
+    t.strategy.setup(fitting=False)
     t._log_hyperparameters()
     module.zero_grad()
     result: Any = None if fn is TrainerFn.PREDICTING else []  # Lightning: a skipped predict returns None
@@ -492,7 +494,11 @@ def _isolate_rng() -> Iterator[None]:
             np.random.set_state(np_state)
 
 
-def load_loaders(value: Any, kind: str, limit: int | float, what: str) -> tuple[list[Any], list[int | float]]:
-    """Normalise loaders and count their batches under ``limit``."""
+def load_loaders(
+    value: Any, kind: str, limit: int | float, what: str, prepare: Any = None
+) -> tuple[list[Any], list[int | float]]:
+    """Normalise loaders (through the strategy's ``prepare(loader, kind)`` when given) and count their batches."""
     loaders = as_loader_list(value, kind)
+    if prepare is not None:
+        loaders = [prepare(dl, kind) for dl in loaders]
     return loaders, [num_batches(dl, limit, what) for dl in loaders]

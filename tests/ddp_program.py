@@ -1,0 +1,56 @@
+"""A 2-rank DDP run of the recording scenario, under Lightning or lightcycle (run as a script).
+
+``python tests/ddp_program.py IMPL OUT SCENARIO``: IMPL is ``lightning`` or ``lightcycle``;
+the process self-launches rank 1 (``strategy="ddp"``, ``devices=2``, gloo, 30 s collective
+timeout) and each rank writes ``OUT/IMPL.rank{R}.json``: its hook events, end state,
+exception text and final weights. SCENARIO: ``fit`` (fit then test), ``fail_rank0`` or
+``fail_rank1`` (that rank's ``training_step`` raises at epoch 0, batch 1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import timedelta
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests.recording import Scenario, run_scenario  # noqa: E402
+
+
+def main() -> None:
+    impl, out, scenario = sys.argv[1:4]
+    if impl == "lightning":
+        import pytorch_lightning as pl
+        from pytorch_lightning.strategies import DDPStrategy
+    else:
+        import lightcycle as pl  # type: ignore[no-redef]
+        from lightcycle.strategies import DDPStrategy  # type: ignore[assignment]
+    rank = int(os.environ.get("LOCAL_RANK", "0"))
+    behaviour: dict[str, object] = {}
+    if scenario.startswith("fail_rank") and rank == int(scenario[-1]):
+        behaviour["step_raise"] = {(0, 1): ValueError(f"boom on rank {rank}")}
+    trainer_args = dict(
+        strategy=DDPStrategy(timeout=timedelta(seconds=30)), devices=2, max_epochs=2, num_sanity_val_steps=2, **({"max_steps": int(os.environ["DDP_MAX_STEPS"])} if "DDP_MAX_STEPS" in os.environ else {})
+    )
+    result = run_scenario(pl, Scenario(trainer=trainer_args, behaviour=behaviour))
+    trainer = result["trainer"]
+    rank = trainer.global_rank
+    module = trainer.lightning_module
+    weights = {k: v.detach().flatten().tolist() for k, v in module.state_dict().items()} if module is not None else {}
+    record = {
+        "events": result["events"],
+        "state": result["state"],
+        "exception": result["exception"],
+        "weights": weights,
+        "world_size": trainer.world_size,
+    }
+    with open(os.path.join(out, f"{impl}.rank{rank}.json"), "w") as f:
+        json.dump(record, f)
+    if result["exception"] is not None:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
