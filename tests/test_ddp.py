@@ -1,0 +1,106 @@
+"""DDP on 2 CPU ranks (gloo), self-launched: per-rank hook order and weights as Lightning's, failures named.
+
+Each run is ``tests/ddp_program.py`` in a subprocess that re-launches itself for rank 1;
+collectives time out after 30 s and every subprocess after 150 s, so a hang fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lightcycle.errors import MisconfigurationException
+from lightcycle.strategies import DDPStrategy, SingleDeviceStrategy, TorchElasticEnvironment
+from lightcycle.strategies import environment, sampler
+from lightcycle.strategies.select import select
+
+PROGRAM = Path(__file__).with_name("ddp_program.py")
+ROOT = PROGRAM.parent.parent
+
+
+def _run(impl: str, scenario: str, out: Path) -> tuple[int, dict[int, dict[str, Any]]]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for key in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR", "TORCHELASTIC_RUN_ID"):
+        env.pop(key, None)
+    proc = subprocess.run(
+        [sys.executable, str(PROGRAM), impl, str(out), scenario], env=env, capture_output=True, timeout=150
+    )
+    ranks = {r: json.loads((out / f"{impl}.rank{r}.json").read_text()) for r in (0, 1)}
+    return proc.returncode, ranks
+
+
+def _hooks(record: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    return [(e["src"], e["hook"], e.get("phase")) for e in record["events"]]
+
+
+def test_two_rank_fit_matches_lightning(tmp_path: Path) -> None:
+    rc_l, lightning = _run("lightning", "fit", tmp_path)
+    rc_c, ours = _run("lightcycle", "fit", tmp_path)
+    assert rc_l == 0 and rc_c == 0
+    for rank in (0, 1):
+        assert ours[rank]["world_size"] == 2
+        assert _hooks(ours[rank]) == _hooks(lightning[rank])
+        assert ours[rank]["weights"] == lightning[rank]["weights"]
+    # prepare_data on local rank 0 only, as Lightning
+    assert ("module", "prepare_data", None) not in _hooks(ours[1])
+    assert ours[0]["weights"] == ours[1]["weights"]
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+def test_one_rank_raises_every_rank_stops_and_names_it(tmp_path: Path, failing: int) -> None:
+    rc, ours = _run("lightcycle", f"fail_rank{failing}", tmp_path)
+    assert rc != 0
+    other = 1 - failing
+    assert ours[failing]["exception"] == f"ValueError: boom on rank {failing}"
+    assert ours[other]["exception"].startswith(f"RankFailedError: rank {failing} raised ValueError: boom on rank {failing}")
+    for rank in (0, 1):
+        assert ours[rank]["state"]["status"] == "interrupted"
+        assert [e["hook"] for e in ours[rank]["events"]].count("on_exception") == 1
+
+
+def test_refused_strategies_name_what_to_use() -> None:
+    import torch
+
+    cpu = torch.device("cpu")
+    with pytest.raises(MisconfigurationException, match="ddp_spawn.*use strategy='ddp'"):
+        select("ddp_spawn", cpu, [0, 1], 1, False, True)
+    with pytest.raises(MisconfigurationException, match="fsdp.*use strategy='ddp'"):
+        select("fsdp", cpu, [0, 1], 1, False, True)
+    with pytest.raises(MisconfigurationException, match="strategy='ddp'"):
+        select("single_device", cpu, [0, 1], 1, False, True)
+    with pytest.raises(ValueError, match="start_method"):
+        DDPStrategy(start_method="spawn")
+    assert isinstance(select("auto", cpu, [0], 1, False, True), SingleDeviceStrategy)
+
+
+def test_torchrun_environment_is_detected_and_launches_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    for key, value in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "TORCHELASTIC_RUN_ID": "x"}.items():
+        monkeypatch.setenv(key, value)
+    assert isinstance(environment.detect(), TorchElasticEnvironment)
+    strategy = select("ddp", torch.device("cpu"), [0, 1], 1, False, True)
+    assert isinstance(strategy, DDPStrategy)
+    assert (strategy.global_rank, strategy.local_rank, strategy.world_size, strategy.launcher) == (1, 1, 2, None)
+    with pytest.raises(ValueError, match="torchrun started WORLD_SIZE=2"):
+        select("ddp", torch.device("cpu"), [0, 1, 2], 1, False, True)
+
+
+def test_sampler_rules_as_lightning() -> None:
+    import torch
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+    ds = TensorDataset(torch.arange(10).float())
+    train = sampler.prepare(DataLoader(ds, batch_size=2), "train", True, 1, 2)
+    assert isinstance(train.sampler, DistributedSampler) and train.sampler.shuffle
+    val = sampler.prepare(DataLoader(ds, batch_size=2), "val", True, 1, 2)
+    assert not val.sampler.shuffle and list(val.sampler) == [1, 3, 5, 7, 9]
+    assert sampler.prepare(DataLoader(ds), "train", False, 1, 2).sampler.__class__.__name__ == "SequentialSampler"
+    predict = sampler.prepare(DataLoader(TensorDataset(torch.arange(5).float())), "predict", True, 1, 2)
+    assert list(predict.sampler) == [1, 3]
