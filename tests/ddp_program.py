@@ -16,7 +16,7 @@ from datetime import timedelta
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.recording import Scenario, run_scenario  # noqa: E402
+from tests.recording import Scenario, run_scenario
 
 
 def main() -> None:
@@ -32,7 +32,11 @@ def main() -> None:
     if scenario.startswith("fail_rank") and rank == int(scenario[-1]):
         behaviour["step_raise"] = {(0, 1): ValueError(f"boom on rank {rank}")}
     trainer_args = dict(
-        strategy=DDPStrategy(timeout=timedelta(seconds=30)), devices=2, max_epochs=2, num_sanity_val_steps=2, **({"max_steps": int(os.environ["DDP_MAX_STEPS"])} if "DDP_MAX_STEPS" in os.environ else {})
+        strategy=DDPStrategy(timeout=timedelta(seconds=30)),
+        devices=2,
+        max_epochs=2,
+        num_sanity_val_steps=2,
+        **({"max_steps": int(os.environ["DDP_MAX_STEPS"])} if "DDP_MAX_STEPS" in os.environ else {}),
     )
     result = run_scenario(pl, Scenario(trainer=trainer_args, behaviour=behaviour))
     trainer = result["trainer"]

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from lightcycle.errors import MisconfigurationException
-from lightcycle.strategies import DDPStrategy, SingleDeviceStrategy, TorchElasticEnvironment
-from lightcycle.strategies import environment, sampler
+from lightcycle.strategies import DDPStrategy, SingleDeviceStrategy, TorchElasticEnvironment, environment, sampler
 from lightcycle.strategies.select import select
 
 PROGRAM = Path(__file__).with_name("ddp_program.py")
@@ -58,7 +57,9 @@ def test_one_rank_raises_every_rank_stops_and_names_it(tmp_path: Path, failing: 
     assert rc != 0
     other = 1 - failing
     assert ours[failing]["exception"] == f"ValueError: boom on rank {failing}"
-    assert ours[other]["exception"].startswith(f"RankFailedError: rank {failing} raised ValueError: boom on rank {failing}")
+    assert ours[other]["exception"].startswith(
+        f"RankFailedError: rank {failing} raised ValueError: boom on rank {failing}"
+    )
     for rank in (0, 1):
         assert ours[rank]["state"]["status"] == "interrupted"
         assert [e["hook"] for e in ours[rank]["events"]].count("on_exception") == 1
@@ -68,9 +69,9 @@ def test_refused_strategies_name_what_to_use() -> None:
     import torch
 
     cpu = torch.device("cpu")
-    with pytest.raises(MisconfigurationException, match="ddp_spawn.*use strategy='ddp'"):
+    with pytest.raises(MisconfigurationException, match=r"ddp_spawn.*use strategy='ddp'"):
         select("ddp_spawn", cpu, [0, 1], 1, False, True)
-    with pytest.raises(MisconfigurationException, match="fsdp.*use strategy='ddp'"):
+    with pytest.raises(MisconfigurationException, match=r"fsdp.*use strategy='ddp'"):
         select("fsdp", cpu, [0, 1], 1, False, True)
     with pytest.raises(MisconfigurationException, match="strategy='ddp'"):
         select("single_device", cpu, [0, 1], 1, False, True)

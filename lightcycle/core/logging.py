@@ -154,9 +154,7 @@ LOGGING_HOOKS: Final[frozenset[str]] = frozenset(k for k, v in _FX_TABLE.items()
 _EXAMPLE_HOOKS = "`training_step`, `validation_step`, `on_train_epoch_end`, `on_validation_epoch_end`"
 
 
-def check_logging_allowed(
-    fx_name: str | None, on_step: bool | None, on_epoch: bool | None
-) -> tuple[bool, bool]:
+def check_logging_allowed(fx_name: str | None, on_step: bool | None, on_epoch: bool | None) -> tuple[bool, bool]:
     """Validate a ``self.log`` call against the hook it is made from; resolve the defaults.
 
     Callback hooks use the same names as module hooks (the Trainer records the hook name
@@ -199,8 +197,7 @@ def check_logging_allowed(
     epoch = default_epoch if on_epoch is None else on_epoch
     if step not in allowed_step:
         raise MisconfigurationException(
-            f"You can't `self.log(on_step={step})` inside `{fx_name}`: `on_step` must be one of"
-            f" {allowed_step} there."
+            f"You can't `self.log(on_step={step})` inside `{fx_name}`: `on_step` must be one of {allowed_step} there."
         )
     if epoch not in allowed_epoch:
         raise MisconfigurationException(
@@ -221,9 +218,7 @@ def _iter_batch_sizes(batch: Any) -> Iterator[int | None]:
     elif isinstance(batch, Mapping):
         for sample in batch.values():
             yield from _iter_batch_sizes(sample)
-    elif isinstance(batch, (list, tuple)) or (
-        hasattr(batch, "__iter__") and not isinstance(batch, (str, bytes))
-    ):
+    elif isinstance(batch, (list, tuple)) or (hasattr(batch, "__iter__") and not isinstance(batch, (str, bytes))):
         for sample in batch:
             yield from _iter_batch_sizes(sample)
     elif dataclasses.is_dataclass(batch) and not isinstance(batch, type):
@@ -667,8 +662,7 @@ class MetricStore:
 
     @staticmethod
     def _raise_meta_mismatch(entry: _Entry, meta: _Meta) -> NoReturn:
-        labels = ("prog_bar", "logger", "on_step", "on_epoch", "reduce_fx", "add_dataloader_idx",
-                  "dataloader_idx")
+        labels = ("prog_bar", "logger", "on_step", "on_epoch", "reduce_fx", "add_dataloader_idx", "dataloader_idx")
         diffs = []
         for label, old, new in zip(labels, entry.meta, meta, strict=True):
             if old != new:

@@ -29,8 +29,10 @@ from lightcycle.orchestrator.driver import LifecycleDriver
 from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
 from lightcycle.states.declaration import BACKWARD, LIFECYCLE
 from lightcycle.states.model import Lifecycle, Trigger
-from lightcycle.strategies.strategy import SingleDeviceStrategy as _Strategy  # noqa: F401 - loop.py's name
+from lightcycle.strategies.strategy import SingleDeviceStrategy as _Strategy
 from lightcycle.strategies.strategy import Strategy
+
+__all__ = ["Trainer", "_Strategy"]  # _Strategy: loop.py's name for the one-device strategy
 
 if TYPE_CHECKING:
     from lightcycle.core.datamodule import LightningDataModule

@@ -10,6 +10,7 @@ wrapper (Lightning's forward redirection), so DDP's gradient synchronisation hap
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable
@@ -185,7 +186,7 @@ class DDPStrategy(Strategy):
             _sync_module_states(module)  # no wrapper: start every rank from rank 0's weights
             return
         if self.sync_batchnorm:
-            module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+            module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)  # type: ignore[no-untyped-call]
         device_ids = [self.root_device.index] if self.root_device.type == "cuda" else None
         self.model = torch.nn.parallel.DistributedDataParallel(module, device_ids=device_ids, **self.ddp_kwargs)
 
@@ -314,7 +315,7 @@ class DDPStrategy(Strategy):
         dist.all_gather(parts, tensor.contiguous(), group=group)
         return torch.stack(parts)
 
-    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:  # noqa: A002 - Lightning's name
+    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:
         """Every rank's decision (``all=True``) or any rank's."""
         if not self._active():
             return decision
@@ -334,10 +335,8 @@ def _default_store() -> Any:
 def _close_group() -> None:
     """Close this rank's connections so that the peers' pending collective fails at once."""
     if dist.is_initialized():
-        try:
+        with contextlib.suppress(Exception):  # already broken: nothing left to close
             dist.destroy_process_group()
-        except Exception:  # already broken: nothing left to close
-            pass
 
 
 def _sync_module_states(module: torch.nn.Module) -> None:

@@ -12,6 +12,7 @@ one that fails it waits (bounded) until every peer has read the key before it go
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import timedelta
 from typing import Any
@@ -69,10 +70,8 @@ class FailureChannel:
             return None
         if info.get("rank") == self.rank:
             return None
-        try:
+        with contextlib.suppress(Exception):  # the host is gone; it no longer waits for us
             self.store.set(f"{_ACK}{self.rank}", "1")
-        except Exception:  # the host is gone; it no longer waits for us
-            pass
         return info
 
     def publish(self, exception: BaseException) -> None:
@@ -80,18 +79,15 @@ class FailureChannel:
         if self.store is None:
             return
         payload = json.dumps({"rank": self.rank, "type": type(exception).__name__, "message": str(exception)})
-        try:
-            # compare_set writes only if the key is absent, so the first failing rank is kept
+        # compare_set writes only if the key is absent, so the first failing rank is kept; a
+        # failure here means the store's host is gone (it failed first and told the others itself)
+        with contextlib.suppress(Exception):
             self.store.compare_set(_KEY, "", payload)
-        except Exception:  # the store's host is gone (it failed first): it told the others itself
-            pass
 
     def wait_for_readers(self) -> None:
         """As the store host: give the other ranks time to read the failure before the store goes."""
         if self.store is None or not self.hosts_store:
             return
         keys = [f"{_ACK}{r}" for r in range(self.world_size) if r != self.rank]
-        try:
+        with contextlib.suppress(Exception):  # a peer already gone, or never in a collective: bounded anyway
             self.store.wait(keys, timedelta(seconds=ACK_WAIT_S))
-        except Exception:  # a peer already gone, or it never reached a collective: bounded anyway
-            pass

@@ -87,7 +87,7 @@ class SubprocessScriptLauncher:
         os.environ["WORLD_SIZE"] = str(self.num_processes * self.num_nodes)
         for local_rank in range(1, self.num_processes):
             env = {**os.environ, "LOCAL_RANK": str(local_rank)}
-            self.procs.append(subprocess.Popen(cmd, env=env))  # noqa: S603 - the user's own command line
+            self.procs.append(subprocess.Popen(cmd, env=env))
         self._watcher = threading.Thread(target=self._watch, name="lightcycle-rank-watcher", daemon=True)
         self._watcher.start()
 

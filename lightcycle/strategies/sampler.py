@@ -16,8 +16,15 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, RandomSampler, Sampler
-from torch.utils.data import SequentialSampler
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    IterableDataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
 
 
 class _SamplerAsDataset(Dataset[Any]):
@@ -149,7 +156,7 @@ def with_sampler(loader: DataLoader[Any], sampler: Any) -> DataLoader[Any]:
         TypeError: the loader's class cannot be rebuilt from its attributes; the message says
             to add the sampler yourself or set ``use_distributed_sampler=False``.
     """
-    batch_sampler = loader.batch_sampler
+    batch_sampler: Any = loader.batch_sampler
     kwargs: dict[str, Any] = {
         name: getattr(loader, name)
         for name in (
@@ -172,7 +179,9 @@ def with_sampler(loader: DataLoader[Any], sampler: Any) -> DataLoader[Any]:
         kwargs["persistent_workers"] = False
     if batch_sampler is not None and type(batch_sampler).__name__ != "BatchSampler":
         try:
-            new_bs = type(batch_sampler)(sampler, batch_size=batch_sampler.batch_size, drop_last=batch_sampler.drop_last)  # type: ignore[call-arg]
+            new_bs = type(batch_sampler)(
+                sampler, batch_size=batch_sampler.batch_size, drop_last=batch_sampler.drop_last
+            )
         except TypeError as err:
             raise TypeError(
                 f"lightcycle cannot add a DistributedSampler to your {type(batch_sampler).__name__} batch sampler. "

@@ -170,7 +170,7 @@ class Strategy:
         """Stack every rank's ``tensor`` (single process: ``tensor``)."""
         return tensor
 
-    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:  # noqa: A002 - Lightning's name
+    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:
         """Agree on a decision: every rank's (``all=True``) or any rank's (single process: ``decision``)."""
         return decision
 
