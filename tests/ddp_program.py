@@ -3,7 +3,8 @@
 ``python tests/ddp_program.py IMPL OUT SCENARIO``: IMPL is ``lightning`` or ``lightcycle``;
 the process self-launches rank 1 (``strategy="ddp"``, ``devices=2``, gloo, 30 s collective
 timeout) and each rank writes ``OUT/IMPL.rank{R}.json``: its hook events, end state,
-exception text and final weights. SCENARIO: ``fit`` (fit then test), ``fail_rank0`` or
+exception text, final weights and what its
+ModelCheckpoint (the default one: every epoch, last) wrote. SCENARIO: ``fit`` (fit then test), ``fail_rank0`` or
 ``fail_rank1`` (that rank's ``training_step`` raises at epoch 0, batch 1).
 """
 
@@ -28,7 +29,7 @@ def main() -> None:
         import lightcycle as pl  # type: ignore[no-redef]
         from lightcycle.strategies import DDPStrategy  # type: ignore[assignment]
     rank = int(os.environ.get("LOCAL_RANK", "0"))
-    behaviour: dict[str, object] = {}
+    behaviour: dict[str, object] = {"log_metrics": True}
     if scenario.startswith("fail_rank") and rank == int(scenario[-1]):
         behaviour["step_raise"] = {(0, 1): ValueError(f"boom on rank {rank}")}
     trainer_args = dict(
@@ -36,6 +37,7 @@ def main() -> None:
         devices=2,
         max_epochs=2,
         num_sanity_val_steps=2,
+        enable_checkpointing=True,
         **({"max_steps": int(os.environ["DDP_MAX_STEPS"])} if "DDP_MAX_STEPS" in os.environ else {}),
     )
     result = run_scenario(pl, Scenario(trainer=trainer_args, behaviour=behaviour))
@@ -43,7 +45,15 @@ def main() -> None:
     rank = trainer.global_rank
     module = trainer.lightning_module
     weights = {k: v.detach().flatten().tolist() for k, v in module.state_dict().items()} if module is not None else {}
+    ckpt = trainer.checkpoint_callback
+    root = trainer.default_root_dir
     record = {
+        "ckpt_dir": ckpt.dirpath,
+        "ckpt_files": sorted(os.listdir(ckpt.dirpath)) if os.path.isdir(ckpt.dirpath) else [],
+        "best": os.path.basename(ckpt.best_model_path),
+        "files_under_own_root": sorted(
+            os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs
+        ),
         "events": result["events"],
         "state": result["state"],
         "exception": result["exception"],

@@ -49,6 +49,14 @@ def test_two_rank_fit_matches_lightning(tmp_path: Path) -> None:
     # prepare_data on local rank 0 only, as Lightning
     assert ("module", "prepare_data", None) not in _hooks(ours[1])
     assert ours[0]["weights"] == ours[1]["weights"]
+    # every rank runs the save hooks (in the hook comparison); rank 0's folder is every rank's, only
+    # rank 0 writes there, and nothing is written under rank 1's own default_root_dir
+    assert ours[1]["ckpt_dir"] == ours[0]["ckpt_dir"]
+    assert ours[0]["ckpt_files"] == lightning[0]["ckpt_files"] == ["epoch=1-step=8.ckpt"]
+    for rank in (0, 1):
+        assert ours[rank]["best"] == lightning[rank]["best"]
+        assert ours[rank]["files_under_own_root"] == lightning[rank]["files_under_own_root"]
+    assert ours[1]["files_under_own_root"] == []
 
 
 @pytest.mark.parametrize("failing", [0, 1])
