@@ -4,7 +4,8 @@
 the process self-launches rank 1 (``strategy="ddp"``, ``devices=2``, gloo, 30 s collective
 timeout) and each rank writes ``OUT/IMPL.rank{R}.json``: its hook events, end state,
 exception text, final weights and what its
-ModelCheckpoint (the default one: every epoch, last) wrote. SCENARIO: ``fit`` (fit then test), ``fail_rank0`` or
+ModelCheckpoint (the default one: every epoch, last) wrote; lightcycle's ranks also
+write ``OUT/trace.rank{R}.jsonl`` with a HookRecorder. SCENARIO: ``fit`` (fit then test), ``fail_rank0`` or
 ``fail_rank1`` (that rank's ``training_step`` raises at epoch 0, batch 1).
 """
 
@@ -13,11 +14,32 @@ from __future__ import annotations
 import json
 import os
 import sys
+import types
 from datetime import timedelta
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests.recording import Scenario, run_scenario
+
+
+def _with_recorder(lightcycle: types.ModuleType, path: str) -> types.ModuleType:
+    """``lightcycle`` whose Trainer also gets a HookRecorder writing ``path`` (one file per rank)."""
+
+    from lightcycle.callbacks import HookRecorder
+
+    class Trainer(lightcycle.Trainer):  # type: ignore[misc, name-defined]
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), HookRecorder(path, keep=False)]
+            super().__init__(**kwargs)
+
+    class Proxy(types.ModuleType):
+        def __getattr__(self, name: str) -> Any:
+            return getattr(lightcycle, name)
+
+    proxy = Proxy("lightcycle")
+    proxy.Trainer = Trainer  # type: ignore[attr-defined]
+    return proxy
 
 
 def main() -> None:
@@ -26,8 +48,10 @@ def main() -> None:
         import pytorch_lightning as pl
         from pytorch_lightning.strategies import DDPStrategy
     else:
-        import lightcycle as pl  # type: ignore[no-redef]
+        import lightcycle
         from lightcycle.strategies import DDPStrategy  # type: ignore[assignment]
+
+        pl = _with_recorder(lightcycle, os.path.join(out, "trace.jsonl"))  # type: ignore[assignment]
     rank = int(os.environ.get("LOCAL_RANK", "0"))
     behaviour: dict[str, object] = {"log_metrics": True}
     if scenario.startswith("fail_rank") and rank == int(scenario[-1]):

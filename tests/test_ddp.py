@@ -18,9 +18,16 @@ import pytest
 from lightcycle.errors import MisconfigurationException
 from lightcycle.strategies import DDPStrategy, SingleDeviceStrategy, TorchElasticEnvironment, environment, sampler
 from lightcycle.strategies.select import select
+from lightcycle.verify import load_trace, verify_trace
+from lightcycle.verify_ranks import verify_ranks
 
 PROGRAM = Path(__file__).with_name("ddp_program.py")
 ROOT = PROGRAM.parent.parent
+FIXTURES = Path(__file__).parent / "fixtures" / "lightning-2.6.6-ddp"
+
+
+def _rank_traces(out: Path) -> dict[str, list[dict[str, Any]]]:
+    return {str(p): load_trace(p) for p in sorted(out.glob("trace.rank*.jsonl"))}
 
 
 def _run(impl: str, scenario: str, out: Path) -> tuple[int, dict[int, dict[str, Any]]]:
@@ -57,6 +64,15 @@ def test_two_rank_fit_matches_lightning(tmp_path: Path) -> None:
         assert ours[rank]["best"] == lightning[rank]["best"]
         assert ours[rank]["files_under_own_root"] == lightning[rank]["files_under_own_root"]
     assert ours[1]["files_under_own_root"] == []
+    # HookRecorder wrote one trace per rank; each follows the lifecycle and the ranks agree
+    traces = _rank_traces(tmp_path)
+    assert [Path(p).name for p in traces] == ["trace.rank0.jsonl", "trace.rank1.jsonl"]
+    for events in traces.values():
+        assert verify_trace(events).ok
+        assert {e["ctx"]["world_size"] for e in events} == {2}
+    assert verify_ranks(traces) == []
+    barriers = [e["args"].get("name") for e in next(iter(traces.values())) if e["src"] == "strategy"]
+    assert "Trainer.save_checkpoint" in barriers and "train_dataloader()" in barriers
 
 
 @pytest.mark.parametrize("failing", [0, 1])
@@ -71,6 +87,36 @@ def test_one_rank_raises_every_rank_stops_and_names_it(tmp_path: Path, failing: 
     for rank in (0, 1):
         assert ours[rank]["state"]["status"] == "interrupted"
         assert [e["hook"] for e in ours[rank]["events"]].count("on_exception") == 1
+    # no collective on either interruption path, both ranks interrupted: the ranks agree
+    traces = _rank_traces(tmp_path)
+    assert len(traces) == 2 and verify_ranks(traces) == []
+    assert all(verify_trace(events).ok for events in traces.values())
+
+
+def _fixture(config: str) -> dict[str, list[dict[str, Any]]]:
+    return {f"{config}.rank{r}": load_trace(FIXTURES / f"{config}.rank{r}.jsonl") for r in (0, 1)}
+
+
+def test_verify_ranks_on_lightning_traces() -> None:
+    assert verify_ranks(_fixture("ddp_2__fit_test")) == []
+    assert verify_ranks(_fixture("ddp_2__fail_rank1")) == []
+    # Lightning's OnExceptionCheckpoint: a barrier inside on_exception, on both ranks
+    problems = verify_ranks(_fixture("ddp_2__fail_rank1_onexc_ckpt"))
+    assert len(problems) == 2 and all("began barrier after on_exception" in p for p in problems)
+
+
+def test_verify_ranks_finds_asymmetry_and_missing_ranks() -> None:
+    traces = _fixture("ddp_2__fit_test")
+    rank1 = traces["ddp_2__fit_test.rank1"]
+    first_barrier = next(i for i, e in enumerate(rank1) if e["src"] == "strategy" and e["hook"] == "barrier")
+    skewed = {**traces, "ddp_2__fit_test.rank1": rank1[:first_barrier] + rank1[first_barrier + 1 :]}
+    (problem,) = verify_ranks(skewed)
+    assert "differs" in problem and "rank 1" in problem
+    assert verify_ranks({"a": traces["ddp_2__fit_test.rank0"]}) == []  # one rank: nothing to compare
+    half = {**_fixture("ddp_2__fail_rank1"), "x.rank2": traces["ddp_2__fit_test.rank0"]}
+    assert any("both rank 0" in p for p in verify_ranks(half))
+    left = {"r0": _fixture("ddp_2__fail_rank1")["ddp_2__fail_rank1.rank0"], "r1": rank1}
+    assert any("left behind" in p for p in verify_ranks(left))
 
 
 def test_refused_strategies_name_what_to_use() -> None:

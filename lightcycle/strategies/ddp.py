@@ -79,6 +79,8 @@ class DDPStrategy(Strategy):
         self._channel: FailureChannel | None = None
         self._failed = False
         self._redirected: list[str] = []
+        self.observers: list[Any] = []
+        """Objects with ``record_collective(op, name)`` (HookRecorder): told of every collective as it begins."""
 
     # ------------------------------------------------------------------ configuration
 
@@ -277,15 +279,21 @@ class DDPStrategy(Strategy):
     def _active(self) -> bool:
         return self._world_size > 1 and not self._failed and dist.is_initialized()
 
+    def _note(self, op: str, name: str | None = None) -> None:
+        for observer in self.observers:
+            observer.record_collective(op, name)
+
     def barrier(self, name: str | None = None) -> None:
         """Wait for every rank (skipped on the failure path: no collective there)."""
         if self._active():
+            self._note("barrier", name)
             dist.barrier()
 
     def broadcast(self, obj: Any, src: int = 0) -> Any:
         """Rank ``src``'s ``obj`` on every rank (pickled, as Lightning's ``broadcast_object_list``)."""
         if not self._active():
             return obj
+        self._note("broadcast")
         box = [obj]
         dist.broadcast_object_list(box, src)
         return box[0]
@@ -294,6 +302,7 @@ class DDPStrategy(Strategy):
         """All-reduce ``tensor``: ``"mean"``/``"avg"`` (default), ``"sum"``, ``"max"``, ``"min"``."""
         if not isinstance(tensor, torch.Tensor) or not self._active():
             return tensor
+        self._note("reduce")
         op_name = str(reduce_op).lower() if reduce_op is not None else "mean"
         op = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}.get(
             op_name, dist.ReduceOp.SUM
@@ -311,6 +320,7 @@ class DDPStrategy(Strategy):
         """Every rank's ``tensor``, stacked on a new first dimension."""
         if not self._active():
             return tensor
+        self._note("all_gather")
         parts = [torch.empty_like(tensor) for _ in range(self._world_size)]
         dist.all_gather(parts, tensor.contiguous(), group=group)
         return torch.stack(parts)
@@ -319,6 +329,7 @@ class DDPStrategy(Strategy):
         """Every rank's decision (``all=True``) or any rank's."""
         if not self._active():
             return decision
+        self._note("reduce_boolean_decision")
         votes = self.reduce(torch.tensor(int(decision), device=self.root_device), reduce_op="sum")
         return bool(votes == self._world_size) if all else bool(votes > 0)
 
