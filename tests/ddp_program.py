@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import types
 from datetime import timedelta
@@ -44,6 +45,10 @@ def _with_recorder(lightcycle: types.ModuleType, path: str) -> types.ModuleType:
 
 def main() -> None:
     impl, out, scenario = sys.argv[1:4]
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        # torchrun's agent SIGTERMs the other ranks as soon as one exits with an error; ignored here
+        # so that each rank's record is written (the agent SIGKILLs after its grace period anyway)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if impl == "lightning":
         import pytorch_lightning as pl
         from pytorch_lightning.strategies import DDPStrategy
@@ -83,6 +88,7 @@ def main() -> None:
         "exception": result["exception"],
         "weights": weights,
         "world_size": trainer.world_size,
+        "launched_children": bool(getattr(getattr(trainer.strategy, "launcher", None), "launched", False)),
     }
     with open(os.path.join(out, f"{impl}.rank{rank}.json"), "w") as f:
         json.dump(record, f)

@@ -30,13 +30,14 @@ def _rank_traces(out: Path) -> dict[str, list[dict[str, Any]]]:
     return {str(p): load_trace(p) for p in sorted(out.glob("trace.rank*.jsonl"))}
 
 
-def _run(impl: str, scenario: str, out: Path) -> tuple[int, dict[int, dict[str, Any]]]:
+def _run(impl: str, scenario: str, out: Path, torchrun: bool = False) -> tuple[int, dict[int, dict[str, Any]]]:
+    """Run the program self-launched (``python program.py``) or under ``torchrun --standalone``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for key in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR", "TORCHELASTIC_RUN_ID"):
         env.pop(key, None)
-    proc = subprocess.run(
-        [sys.executable, str(PROGRAM), impl, str(out), scenario], env=env, capture_output=True, timeout=150
-    )
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    command = [*(launcher if torchrun else [sys.executable]), str(PROGRAM), impl, str(out), scenario]
+    proc = subprocess.run(command, env=env, capture_output=True, timeout=150)
     ranks = {r: json.loads((out / f"{impl}.rank{r}.json").read_text()) for r in (0, 1)}
     return proc.returncode, ranks
 
@@ -75,9 +76,10 @@ def test_two_rank_fit_matches_lightning(tmp_path: Path) -> None:
     assert "Trainer.save_checkpoint" in barriers and "train_dataloader()" in barriers
 
 
-@pytest.mark.parametrize("failing", [0, 1])
-def test_one_rank_raises_every_rank_stops_and_names_it(tmp_path: Path, failing: int) -> None:
-    rc, ours = _run("lightcycle", f"fail_rank{failing}", tmp_path)
+@pytest.mark.parametrize(("failing", "torchrun"), [(0, False), (1, True)], ids=["rank0-selflaunch", "rank1-torchrun"])
+def test_one_rank_raises_every_rank_stops_and_names_it(tmp_path: Path, failing: int, torchrun: bool) -> None:
+    """Under torchrun the environment is detected and nothing is launched (the agent started both ranks)."""
+    rc, ours = _run("lightcycle", f"fail_rank{failing}", tmp_path, torchrun=torchrun)
     assert rc != 0
     other = 1 - failing
     assert ours[failing]["exception"] == f"ValueError: boom on rank {failing}"
@@ -87,6 +89,8 @@ def test_one_rank_raises_every_rank_stops_and_names_it(tmp_path: Path, failing: 
     for rank in (0, 1):
         assert ours[rank]["state"]["status"] == "interrupted"
         assert [e["hook"] for e in ours[rank]["events"]].count("on_exception") == 1
+    # self-launch: rank 0 started rank 1; torchrun: the agent started both, lightcycle launched nothing
+    assert [ours[r]["launched_children"] for r in (0, 1)] == [not torchrun, False]
     # no collective on either interruption path, both ranks interrupted: the ranks agree
     traces = _rank_traces(tmp_path)
     assert len(traces) == 2 and verify_ranks(traces) == []

@@ -175,9 +175,7 @@ class DDPStrategy(Strategy):
             os.environ["MASTER_PORT"] = str(env.main_port)
             backend = self.process_group_backend or ("nccl" if self._device_type == "cuda" else "gloo")
             dist.init_process_group(backend, rank=self._global_rank, world_size=self._world_size, timeout=self.timeout)
-        store = _default_store()
-        hosts = self._global_rank == 0 and "TORCHELASTIC_RUN_ID" not in os.environ
-        self._channel = FailureChannel(store, self._global_rank, self._world_size, hosts)
+        self._channel = FailureChannel(_default_store(), self._global_rank, self._world_size)
 
     def setup(self, fitting: bool) -> None:
         """Move the module; when fitting, convert BatchNorm if asked and wrap it in DDP."""

@@ -5,9 +5,11 @@ closed by peer" (or to hang until the collective timeout) and to run ``on_except
 that error. Here the rank that raises first writes ``{rank, type, message}`` into the
 rendezvous store (a TCP key-value store every rank already holds: torchrun's agent store or
 rank 0's), then closes its process group, which makes the peers' pending collective fail at
-once. A peer whose collective fails reads the key and raises :class:`RankFailedError`
-naming the failing rank. Rank 0 hosts the store under the self-launch, so when it is the
-one that fails it waits (bounded) until every peer has read the key before it goes on.
+once. A peer whose collective fails reads the key, acknowledges it and raises
+:class:`RankFailedError` naming the failing rank. The failing rank waits (at most
+:data:`ACK_WAIT_S`) for the acknowledgements before it goes on: under the self-launch rank 0
+hosts the store, and under torchrun the agent ends the other ranks as soon as one exits,
+so leaving early could take the message with it.
 """
 
 from __future__ import annotations
@@ -49,14 +51,12 @@ class FailureChannel:
         store: the process group's store (``None``: nothing is carried).
         rank: this process's global rank.
         world_size: the number of processes.
-        hosts_store: whether this process serves the store (it must outlive the readers).
     """
 
-    def __init__(self, store: Any, rank: int, world_size: int, hosts_store: bool) -> None:
+    def __init__(self, store: Any, rank: int, world_size: int) -> None:
         self.store = store
         self.rank = rank
         self.world_size = world_size
-        self.hosts_store = hosts_store
 
     def peer_failure(self) -> dict[str, Any] | None:
         """The failure another rank published, if any (never blocks for long)."""
@@ -85,8 +85,8 @@ class FailureChannel:
             self.store.compare_set(_KEY, "", payload)
 
     def wait_for_readers(self) -> None:
-        """As the store host: give the other ranks time to read the failure before the store goes."""
-        if self.store is None or not self.hosts_store:
+        """As the failing rank: give the other ranks time to read the failure before this process ends."""
+        if self.store is None:
             return
         keys = [f"{_ACK}{r}" for r in range(self.world_size) if r != self.rank]
         with contextlib.suppress(Exception):  # a peer already gone, or never in a collective: bounded anyway
