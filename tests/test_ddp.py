@@ -163,3 +163,47 @@ def test_sampler_rules_as_lightning() -> None:
     assert sampler.prepare(DataLoader(ds), "train", False, 1, 2).sampler.__class__.__name__ == "SequentialSampler"
     predict = sampler.prepare(DataLoader(TensorDataset(torch.arange(5).float())), "predict", True, 1, 2)
     assert list(predict.sampler) == [1, 3]
+
+
+def test_an_existing_process_group_is_used_not_replaced(tmp_path: Path) -> None:
+    import torch
+    import torch.distributed as dist
+    from torch.utils.data import DataLoader, TensorDataset
+
+    import lightcycle as L
+
+    class Tiny(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            assert isinstance(self.trainer.strategy.model, torch.nn.parallel.DistributedDataParallel)
+            return self.layer(batch[0]).sum()
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        group = dist.group.WORLD
+        trainer = L.Trainer(
+            strategy="ddp",
+            accelerator="cpu",
+            devices=1,
+            max_steps=2,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+            default_root_dir=tmp_path,
+        )
+        assert isinstance(trainer.strategy, DDPStrategy) and trainer.strategy.launcher is None
+        model = Tiny()
+        trainer.fit(model, DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2))
+        assert trainer.global_step == 2
+        assert dist.is_initialized() and dist.group.WORLD is group
+        assert trainer.strategy.model is model  # unwrapped after the fit
+    finally:
+        dist.destroy_process_group()
