@@ -207,3 +207,24 @@ def test_an_existing_process_group_is_used_not_replaced(tmp_path: Path) -> None:
         assert trainer.strategy.model is model  # unwrapped after the fit
     finally:
         dist.destroy_process_group()
+
+
+def test_the_strategy_steps_are_declared_at_lightnings_places() -> None:
+    from lightcycle.states import LIFECYCLE, Action
+    from lightcycle.states import declaration as ev
+
+    def actions(trigger: Any, source_prefix: str) -> set[Action]:
+        return {
+            a
+            for t in LIFECYCLE.transitions
+            if t.trigger is trigger and t.source[0].startswith(source_prefix)
+            for a in (*t.before, *t.after)
+        }
+
+    for fn in ("fit", "validate", "test", "predict"):
+        assert Action.SETUP_ENVIRONMENT in actions(ev.SETUP, fn)  # before prepare_data and the setup hooks
+    assert Action.STRATEGY_SETUP in actions(ev.CONFIGURE_OPTIMIZERS, "fit")  # wrap, then configure_optimizers
+    assert Action.STRATEGY_TEARDOWN in actions(ev.FIT_END, "fit")  # unwrap before on_fit_end
+    for fn in ("validate", "test", "predict"):
+        assert Action.STRATEGY_SETUP in actions(ev.SETUP, fn)
+        assert Action.STRATEGY_TEARDOWN in actions(ev.TEARDOWN, fn)

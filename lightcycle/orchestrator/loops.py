@@ -50,8 +50,7 @@ def run_fit(t: Trainer, ckpt_path: str | None) -> None:
     t._eval_steps.reset()
     module = t.lightning_module
     assert module is not None
-    t.strategy.barrier("post_setup")
-    t.strategy.setup(fitting=True)  # to the device and, under DDP, the wrapper (Lightning's strategy.setup)
+    # the declared strategy_setup action: to the device and, under DDP, the wrapper (Lightning's strategy.setup)
     t._configure_optimizers(fire(ev.CONFIGURE_OPTIMIZERS))
     fire(ev.FIT_START)
     t._log_hyperparameters()
@@ -65,8 +64,7 @@ def run_fit(t: Trainer, ckpt_path: str | None) -> None:
     _run_training(t)
     t.fit_loop.resume = None
     t.fit_loop.restarting = False
-    t._teardown_internal()
-    fire(ev.FIT_END)
+    fire(ev.FIT_END)  # after the declared strategy_teardown action (unwrap, release the device)
     fire(ev.TEARDOWN, TrainerFn.FITTING)
 
 
@@ -442,8 +440,6 @@ def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
     t._eval_steps.reset()
     module = t.lightning_module
     assert module is not None
-    t.strategy.barrier("post_setup")
-    t.strategy.setup(fitting=False)
     t._log_hyperparameters()
     module.zero_grad()
     result: Any = None if fn is TrainerFn.PREDICTING else []  # Lightning: a skipped predict returns None
@@ -456,8 +452,7 @@ def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
                 result = predictions[0] if len(predictions) == 1 else predictions
             else:
                 result = t._eval_last_outputs
-    t._teardown_internal()
-    fire(ev.TEARDOWN, fn)
+    fire(ev.TEARDOWN, fn)  # after the declared strategy_teardown action
     return result
 
 

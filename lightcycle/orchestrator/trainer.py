@@ -591,7 +591,7 @@ class Trainer:
         try:
             with driver.guard(teardown=self._teardown_after_exception):
                 try:
-                    result = strategy.launch(lambda: self._run_on_rank(body))
+                    result = strategy.launch(body)
                 except BaseException as exc:
                     self._interrupted_from = driver.state  # for checkpoints saved in on_exception or afterwards
                     reported = strategy.on_failure(exc)  # another rank's failure, named; no collective after this
@@ -605,9 +605,14 @@ class Trainer:
         self._finalize_loggers("success")
         return result
 
-    def _run_on_rank(self, body: Any) -> Any:
-        self.strategy.setup_environment()  # the process group exists before prepare_data
-        return body()
+    def _setup_environment(self) -> None:
+        """The declared ``setup_environment`` action: the process group exists before ``prepare_data``."""
+        self.strategy.setup_environment()
+
+    def _strategy_setup(self) -> None:
+        """The declared ``strategy_setup`` action (after ``configure_model``; fit: before ``configure_optimizers``)."""
+        self.strategy.barrier("post_setup")
+        self.strategy.setup(fitting=self.state.fn is TrainerFn.FITTING)
 
     def _teardown_internal(self) -> None:
         """Lightning's strategy teardown: unwrap and release the device, as before on_fit_end."""

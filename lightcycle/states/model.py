@@ -64,6 +64,12 @@ class Action(str, Enum):
     """Remember each submodule's ``training`` flag before an evaluation run."""
     RESTORE_TRAIN_MODE = "restore_train_mode"
     """Put the remembered flags back after an evaluation run."""
+    SETUP_ENVIRONMENT = "setup_environment"
+    """Join or create a distributed strategy's process group, before ``prepare_data`` (``setup_environment``)."""
+    STRATEGY_SETUP = "strategy_setup"
+    """After the setup hooks' barrier: the module to its device and, fitting under DDP, wrapped (``strategy.setup``)."""
+    STRATEGY_TEARDOWN = "strategy_teardown"
+    """Unwrap DDP and release the device, before ``on_fit_end`` / ``teardown`` (``strategy.teardown``)."""
 
 
 class Stage(str, Enum):
