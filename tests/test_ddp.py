@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from lightcycle.errors import MisconfigurationException
-from lightcycle.strategies import DDPStrategy, SingleDeviceStrategy, TorchElasticEnvironment, environment, sampler
+from lightcycle.strategies import (
+    DDPStrategy,
+    SingleDeviceStrategy,
+    SLURMEnvironment,
+    TorchElasticEnvironment,
+    environment,
+    sampler,
+)
 from lightcycle.strategies.select import select
 from lightcycle.verify import load_trace, verify_trace
 from lightcycle.verify_ranks import verify_ranks
@@ -123,8 +130,10 @@ def test_verify_ranks_finds_asymmetry_and_missing_ranks() -> None:
     assert any("left behind" in p for p in verify_ranks(left))
 
 
-def test_refused_strategies_name_what_to_use() -> None:
+def test_refused_strategies_name_what_to_use(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
+
+    monkeypatch.setenv("MASTER_PORT", "29512")  # no free-port search, and nothing left in the environment
 
     cpu = torch.device("cpu")
     with pytest.raises(MisconfigurationException, match=r"ddp_spawn.*use strategy='ddp'"):
@@ -136,6 +145,32 @@ def test_refused_strategies_name_what_to_use() -> None:
     with pytest.raises(ValueError, match="start_method"):
         DDPStrategy(start_method="spawn")
     assert isinstance(select("auto", cpu, [0], 1, False, True), SingleDeviceStrategy)
+    auto = select("auto", cpu, [0, 1], 1, False, True)  # Lightning: several devices make "auto" DDP
+    assert isinstance(auto, DDPStrategy) and auto.launcher is not None and auto.world_size == 2
+
+
+def test_slurm_environment_is_read_as_lightning(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        "SLURM_NTASKS": "4",
+        "SLURM_PROCID": "3",
+        "SLURM_LOCALID": "1",
+        "SLURM_NODEID": "1",
+        "SLURM_JOB_NAME": "train",
+        "SLURM_NODELIST": "node[03-05,07]",
+        "SLURM_JOB_ID": "123456",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(key, raising=False)
+    found = environment.detect()
+    assert isinstance(found, SLURMEnvironment)
+    assert (found.global_rank(), found.local_rank(), found.node_rank(), found.world_size()) == (3, 1, 1, 4)
+    assert (found.main_address, found.main_port) == ("node03", 13456)
+    with pytest.raises(ValueError, match="SLURM_NTASKS=4"):
+        found.validate_settings(2, 1)
+    monkeypatch.setenv("SLURM_JOB_NAME", "bash")  # an interactive allocation: not a launcher
+    assert isinstance(environment.detect(), environment.LightningEnvironment)
 
 
 def test_torchrun_environment_is_detected_and_launches_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
