@@ -504,7 +504,8 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
             on_epoch: log the epoch aggregate (default depends on the hook).
             reduce_fx: epoch reduction (``"mean"``, ``"sum"``, ``"max"``, ``"min"`` or a callable).
             enable_graph: accepted for compatibility; logged values are always detached.
-            sync_dist: reduce across processes; on one device, as in Lightning, no reduction happens
+            sync_dist: reduce across processes with ``reduce_fx`` (mean for callables other than
+                sum/max/min) when logged; on one device, as in Lightning, no reduction happens
                 (metric objects synchronise themselves in ``compute``).
             sync_dist_group: the process group for ``sync_dist``.
             add_dataloader_idx: suffix ``/dataloader_idx_N`` with several dataloaders.
@@ -518,8 +519,8 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
             MisconfigurationException: logging where it is not allowed, or a metric object that is
                 not an attribute of the module.
         """
-        # One device (sync_dist is Lightning's no-op there), values always detached.
-        del enable_graph, sync_dist, sync_dist_group, rank_zero_only
+        # Values are always detached; sync_dist applies below (one device: Lightning's no-op).
+        del enable_graph
         # `metric` is the value when it is a torchmetrics.Metric; tensors skip the (slower) type checks
         metric = None if isinstance(value, Tensor) else self._check_loggable(name, value)
         trainer = self._trainer
@@ -593,6 +594,8 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
                 add_dataloader_idx=add_dataloader_idx,
             )
             return
+        if sync_dist and not rank_zero_only:  # Lightning: rank_zero_only turns the sync off
+            value = _synced(trainer, value, reduce_fx, sync_dist_group)
         results.log(
             fx_name,
             name,
@@ -1114,3 +1117,14 @@ def _read_checkpoint(
     checkpoint.setdefault(key, {})
     checkpoint[key].update(overrides)
     return checkpoint
+
+
+def _synced(trainer: Any, value: Any, reduce_fx: Any, group: Any) -> Any:
+    """``value`` reduced over the ranks with ``reduce_fx`` (``sync_dist=True``); unchanged in one process."""
+    strategy = getattr(trainer, "strategy", None)
+    if strategy is None or not strategy.distributed:
+        return value
+    name = reduce_fx if isinstance(reduce_fx, str) else getattr(reduce_fx, "__name__", "mean")
+    op = name.lower() if name.lower() in ("sum", "max", "min") else "mean"
+    tensor = value if isinstance(value, Tensor) else torch.tensor(float(value))
+    return strategy.reduce(tensor.detach().to(strategy.root_device), group=group, reduce_op=op)

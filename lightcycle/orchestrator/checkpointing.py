@@ -398,8 +398,12 @@ class CheckpointConnector:
         return ckpt
 
     def save(self, path: str | os.PathLike[str], weights_only: bool = False) -> None:
-        """Dump and write atomically to ``path``."""
-        atomic_save(self.dump(weights_only), path)
+        """Dump on every rank (every rank runs the save hooks), write atomically on rank 0, then all wait."""
+        checkpoint = self.dump(weights_only)
+        strategy = self.trainer.strategy
+        if strategy.is_global_zero:
+            atomic_save(checkpoint, path)
+        strategy.barrier("Trainer.save_checkpoint")
 
     def _loops_state(self) -> dict[str, Any]:
         t = self.trainer

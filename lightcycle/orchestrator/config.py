@@ -19,12 +19,8 @@ from lightcycle.precision import Precision, resolve_precision
 # Lightning 2.6 Trainer arguments lightcycle does not implement (yet). Passing any of them
 # with a non-default value is an error that names it; nothing is silently ignored.
 UNSUPPORTED: dict[str, object] = {
-    "strategy": "auto",
-    "num_nodes": 1,
     "max_time": None,
     "profiler": None,
-    "sync_batchnorm": False,
-    "use_distributed_sampler": True,
     "model_registry": None,
     "enable_autolog_hparams": True,
 }
@@ -239,14 +235,8 @@ def _device(accelerator: str, devices: Any) -> torch.device:
             f"`Trainer(devices={devices!r})` value is not a valid input using {'cuda' if on_cuda else 'cpu'} "
             "accelerator. Use devices=1 or 'auto'."
         )
-    if (
-        (_cpu_cores(devices) != 1)
-        if not on_cuda
-        else (devices not in (1, "1", "auto", [0], (0,), -1) and not (isinstance(devices, list) and len(devices) == 1))
-    ):
-        raise MisconfigurationException(
-            f"Trainer(devices={devices!r}) is not supported yet: lightcycle trains on one device. Use devices=1."
-        )
+    if not on_cuda:
+        _cpu_cores(devices)  # Lightning's type check; the count is the strategy's (strategies.select)
     if accelerator in ("cuda", "gpu"):
         if not torch.cuda.is_available():
             raise MisconfigurationException(

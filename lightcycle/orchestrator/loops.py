@@ -50,7 +50,7 @@ def run_fit(t: Trainer, ckpt_path: str | None) -> None:
     t._eval_steps.reset()
     module = t.lightning_module
     assert module is not None
-    t.precision_plugin.convert_module(module).to(t._cfg.device)  # Lightning's strategy.setup order
+    # the declared strategy_setup action: to the device and, under DDP, the wrapper (Lightning's strategy.setup)
     t._configure_optimizers(fire(ev.CONFIGURE_OPTIMIZERS))
     fire(ev.FIT_START)
     t._log_hyperparameters()
@@ -65,8 +65,7 @@ def run_fit(t: Trainer, ckpt_path: str | None) -> None:
         _run_training(t)
     t.fit_loop.resume = None
     t.fit_loop.restarting = False
-    t._teardown_internal()
-    fire(ev.FIT_END)
+    fire(ev.FIT_END)  # after the declared strategy_teardown action (unwrap, release the device)
     fire(ev.TEARDOWN, TrainerFn.FITTING)
 
 
@@ -449,7 +448,6 @@ def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
     t._eval_steps.reset()
     module = t.lightning_module
     assert module is not None
-    t.precision_plugin.convert_module(module).to(t._cfg.device)  # Lightning's strategy.setup order
     t._log_hyperparameters()
     module.zero_grad()
     result: Any = None if fn is TrainerFn.PREDICTING else []  # Lightning: a skipped predict returns None
@@ -462,8 +460,7 @@ def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
                 result = predictions[0] if len(predictions) == 1 else predictions
             else:
                 result = t._eval_last_outputs
-    t._teardown_internal()
-    fire(ev.TEARDOWN, fn)
+    fire(ev.TEARDOWN, fn)  # after the declared strategy_teardown action
     return result
 
 
@@ -500,7 +497,11 @@ def _isolate_rng() -> Iterator[None]:
             np.random.set_state(np_state)
 
 
-def load_loaders(value: Any, kind: str, limit: int | float, what: str) -> tuple[list[Any], list[int | float]]:
-    """Normalise loaders and count their batches under ``limit``."""
+def load_loaders(
+    value: Any, kind: str, limit: int | float, what: str, prepare: Any = None
+) -> tuple[list[Any], list[int | float]]:
+    """Normalise loaders (through the strategy's ``prepare(loader, kind)`` when given) and count their batches."""
     loaders = as_loader_list(value, kind)
+    if prepare is not None:
+        loaders = [prepare(dl, kind) for dl in loaders]
     return loaders, [num_batches(dl, limit, what) for dl in loaders]

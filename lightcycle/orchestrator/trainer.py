@@ -31,6 +31,10 @@ from lightcycle.orchestrator.driver import LifecycleDriver
 from lightcycle.orchestrator.state import RunningStage, TrainerFn, TrainerState, TrainerStatus
 from lightcycle.states.declaration import BACKWARD, LIFECYCLE
 from lightcycle.states.model import Lifecycle, Trigger
+from lightcycle.strategies.strategy import SingleDeviceStrategy as _Strategy
+from lightcycle.strategies.strategy import Strategy
+
+__all__ = ["Trainer", "_Strategy"]  # _Strategy: loop.py's name for the one-device strategy
 
 if TYPE_CHECKING:
     from lightcycle.core.datamodule import LightningDataModule
@@ -76,32 +80,6 @@ class FitLoopProgress:
         from lightcycle.orchestrator.surface import EpochLoopView
 
         return EpochLoopView(self)
-
-
-@attrs.define
-class _Strategy:
-    """The little of Lightning's ``trainer.strategy`` that user code reads."""
-
-    root_device: torch.device
-    lightning_module: Any = None
-    precision_plugin: Any = None
-
-    def barrier(self, name: str | None = None) -> None:
-        """Single process: nothing to wait for."""
-
-    def broadcast(self, obj: Any, src: int = 0) -> Any:
-        """Single process: every rank already has ``obj``."""
-        return obj
-
-    def remove_checkpoint(self, filepath: str | os.PathLike[str]) -> None:
-        """Delete a checkpoint file or folder if it exists (Lightning's ``strategy.remove_checkpoint``)."""
-        import shutil
-
-        path = os.fspath(filepath)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
 
 
 class _StageFlag:
@@ -175,6 +153,10 @@ class Trainer:
         barebones: bool = False,
         overfit_batches: int | float = 0.0,
         reload_dataloaders_every_n_epochs: int = 0,
+        strategy: str | Strategy = "auto",
+        num_nodes: int = 1,
+        sync_batchnorm: bool = False,
+        use_distributed_sampler: bool = True,
         lifecycle: Lifecycle | None = None,
         checked: bool | None = None,
         **unsupported: Any,
@@ -236,6 +218,10 @@ class Trainer:
             **loop_args,
         )
         flags.set_torch_flags(benchmark, deterministic)
+        self.strategy: Strategy = _select_strategy(
+            strategy, self._cfg.device, accelerator, devices, num_nodes, sync_batchnorm, use_distributed_sampler
+        )
+        self._cfg = attrs.evolve(self._cfg, device=self.strategy.root_device)  # DDP on CUDA: this rank's device
         if self._cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=self._cfg.deterministic == "warn")
         self.state = TrainerState()
@@ -253,7 +239,6 @@ class Trainer:
             max_steps=self._cfg.max_steps,
             min_steps=self._cfg.min_steps,
         )
-        self.strategy = _Strategy(self._cfg.device)
         self.strategy.precision_plugin = self._cfg.precision_plugin
         self.lightning_module: LightningModule | None = None
         self.datamodule: LightningDataModule | None = None
@@ -344,6 +329,8 @@ class Trainer:
         )
 
     def _finalize_loggers(self, status: str) -> None:
+        if not self.strategy.is_global_zero:
+            return  # Lightning's loggers write on rank 0 only
         for lg in self.loggers:
             finalize = getattr(lg, "finalize", None)
             if callable(finalize):
@@ -360,7 +347,7 @@ class Trainer:
             RuntimeError: the module and the datamodule log a key with different values
                 (Lightning's message).
         """
-        if not self.loggers:
+        if not self.loggers or not self.strategy.is_global_zero:
             return
         module, dm = self.lightning_module, self.datamodule
         log_module = bool(getattr(module, "_log_hyperparams", False))
@@ -604,11 +591,14 @@ class Trainer:
 
     def _bind(self) -> None:
         """Compile the run's hooks (at its start and after ``configure_callbacks``)."""
+        skip = frozenset(f"{kind}_dataloader" for kind in self._explicit)
+        if self.strategy.local_rank != 0:
+            skip |= {"prepare_data"}  # Lightning: prepare_data on local rank 0 of each node only
         self._driver.bind(
             self.lightning_module,
             self.callbacks,
             self.datamodule,
-            skip=frozenset(f"{kind}_dataloader" for kind in self._explicit),
+            skip=skip,
             noops=frozenset({"configure_gradient_clipping"}) if self._clipping_is_noop() else frozenset(),
         )
 
@@ -635,14 +625,21 @@ class Trainer:
         self.received_sigterm = False
         self._interrupted_from = None
         driver = self._driver
+        strategy = self.strategy
+        module = self.lightning_module
+        if strategy.distributed and self.state.fn is TrainerFn.FITTING and module is not None:
+            strategy.redirect_steps(module, _module_base())
         self._bind()
         self._install_sigterm()
         try:
             with driver.guard(teardown=self._teardown_after_exception):
                 try:
-                    result = body()
-                except BaseException:
+                    result = strategy.launch(body)
+                except BaseException as exc:
                     self._interrupted_from = driver.state  # for checkpoints saved in on_exception or afterwards
+                    reported = strategy.on_failure(exc)  # another rank's failure, named; no collective after this
+                    if reported is not exc:
+                        raise reported from exc
                     raise
         finally:
             self._restore_sigterm()
@@ -651,11 +648,20 @@ class Trainer:
         self._finalize_loggers("success")
         return result
 
+    def _setup_environment(self) -> None:
+        """The declared ``setup_environment`` action: the process group exists before ``prepare_data``."""
+        self.strategy.setup_environment()
+
+    def _strategy_setup(self) -> None:
+        """The declared ``strategy_setup`` action (after ``configure_model``; fit: before ``configure_optimizers``)."""
+        self.strategy.barrier("post_setup")
+        if self.lightning_module is not None:  # Lightning's strategy.setup: convert, then move (and wrap)
+            self.precision_plugin.convert_module(self.lightning_module)
+        self.strategy.setup(fitting=self.state.fn is TrainerFn.FITTING)
+
     def _teardown_internal(self) -> None:
-        """Lightning's strategy teardown: release the device, as before on_fit_end."""
-        module = self.lightning_module
-        if module is not None and self._cfg.device.type == "cuda":
-            module.to("cpu")
+        """Lightning's strategy teardown: unwrap and release the device, as before on_fit_end."""
+        self.strategy.teardown()
 
     def _teardown_after_exception(self) -> None:
         self._finalize_loggers("failed")
@@ -798,12 +804,22 @@ class Trainer:
             value = self._explicit["train"]
         if self._overfit_batches > 0:
             value = flags.sequential_loaders(as_loader_list(value, "train"), "train")[0]
-        loaders, counts = loops.load_loaders(value, "train", self._cfg.limit_train_batches, "limit_train_batches")
+        loaders, counts = loops.load_loaders(
+            value, "train", self._cfg.limit_train_batches, "limit_train_batches", self._loader_preparer()
+        )
         self._train_loaded_at = self.current_epoch
         self.train_dataloader = loaders[0]
         self.num_training_batches = counts[0]
         self._resolve_val_check_batch()
         return loaders[0]
+
+    def _loader_preparer(self) -> Any:
+        """Under several processes, the strategy's loader step (barrier, DistributedSampler); else None."""
+        strategy = self.strategy
+        if not strategy.distributed:
+            return None
+        fn = self.state.fn.value if self.state.fn is not None else "fit"
+        return lambda loader, kind: strategy.process_dataloader(loader, kind, fn)
 
     def _resolve_val_check_batch(self) -> None:
         cfg = self._cfg
@@ -834,9 +850,9 @@ class Trainer:
         if kind in self._explicit:
             value = self._explicit[kind]
         limit = getattr(self._cfg, f"limit_{kind}_batches")
-        loaders, counts = loops.load_loaders(value, kind, limit, f"limit_{kind}_batches")
         if self._overfit_batches > 0 and kind == "val" and self.state.fn is TrainerFn.FITTING:
-            loaders = flags.sequential_loaders(loaders, "val")
+            value = flags.sequential_loaders(as_loader_list(value, "val"), "val")  # before any sampler wrapping
+        loaders, counts = loops.load_loaders(value, kind, limit, f"limit_{kind}_batches", self._loader_preparer())
         self._eval_loaders[kind] = loaders
         stored = loaders[0] if len(loaders) == 1 else loaders
         if kind == "val":
@@ -1059,27 +1075,38 @@ class Trainer:
 
     @property
     def global_rank(self) -> int:
-        return 0
+        return self.strategy.global_rank
 
     @property
     def local_rank(self) -> int:
-        return 0
+        return self.strategy.local_rank
 
     @property
     def node_rank(self) -> int:
-        return 0
+        return self.strategy.node_rank
 
     @property
     def world_size(self) -> int:
-        return 1
+        return self.strategy.world_size
 
     @property
     def num_devices(self) -> int:
-        return 1
+        return self.strategy.num_devices
+
+    @property
+    def num_nodes(self) -> int:
+        return self.strategy.num_nodes
 
     @property
     def is_global_zero(self) -> bool:
-        return True
+        return self.strategy.is_global_zero
+
+    @property
+    def distributed_sampler_kwargs(self) -> dict[str, int] | None:
+        """Lightning's ``num_replicas``/``rank`` for a user-made ``DistributedSampler`` (``None``: one process)."""
+        if not self.strategy.distributed:
+            return None
+        return {"num_replicas": self.strategy.world_size, "rank": self.strategy.global_rank}
 
     @property
     def interrupted(self) -> bool:
@@ -1156,3 +1183,19 @@ def _print_results(results: list[dict[str, float]], verb: str) -> None:
         print(f"{title:<{width}}  value")
         for key, value in metrics.items():
             print(f"{key:<{width}}  {value:.6g}")
+
+
+def _select_strategy(
+    strategy: Any,
+    device: torch.device,
+    accelerator: str,
+    devices: Any,
+    num_nodes: int,
+    sync_batchnorm: bool,
+    use_distributed_sampler: bool,
+) -> Strategy:
+    from lightcycle.orchestrator.config import _cpu_cores
+    from lightcycle.strategies.select import device_ids, select
+
+    ids = device_ids(device.type, devices, _cpu_cores(devices) if device.type == "cpu" else 1)
+    return select(strategy, device, ids, num_nodes, bool(sync_batchnorm), bool(use_distributed_sampler))

@@ -342,9 +342,13 @@ _C = _B + "closure."
 
 _FIT_TRANSITIONS: tuple[Transition, ...] = (
     Transition(ENTRY["fit"], ("idle",), "fit.configuring", (lm("configure_callbacks", result=Result.RETURN),)),
-    Transition(SETUP, ("fit.configuring",), "fit.setup", _setup_hooks()),
+    Transition(SETUP, ("fit.configuring",), "fit.setup", _setup_hooks(), before=(Action.SETUP_ENVIRONMENT,)),
     Transition(
-        CONFIGURE_OPTIMIZERS, ("fit.setup",), "fit.configured", (lm("configure_optimizers", result=Result.RETURN),)
+        CONFIGURE_OPTIMIZERS,
+        ("fit.setup",),
+        "fit.configured",
+        (lm("configure_optimizers", result=Result.RETURN),),
+        before=(Action.STRATEGY_SETUP,),  # Lightning's strategy.setup wraps, then calls configure_optimizers
     ),
     Transition(FIT_START, ("fit.configured",), "fit.started", cb_lm("on_fit_start")),
     # sanity check
@@ -511,6 +515,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         ("fit.started", "fit.sanity_check.ended", "fit.train.loaded", "fit.train.val_loaded", "fit.train.ended"),
         "fit.ended",
         cb_lm("on_fit_end"),
+        before=(Action.STRATEGY_TEARDOWN,),  # Lightning's _teardown runs before on_fit_end
     ),
     Transition(TEARDOWN, ("fit.ended",), "fit.torn_down", _teardown_hooks()),
 )
@@ -538,11 +543,22 @@ def _eval_entry(fn: str) -> tuple[State, tuple[Transition, ...]]:
     )
     transitions = (
         Transition(ENTRY[fn], ("idle",), f"{fn}.configuring", (lm("configure_callbacks", result=Result.RETURN),)),
-        Transition(SETUP, (f"{fn}.configuring",), f"{fn}.setup", _setup_hooks()),
+        Transition(
+            SETUP,
+            (f"{fn}.configuring",),
+            f"{fn}.setup",
+            _setup_hooks(),
+            before=(Action.SETUP_ENVIRONMENT,),
+            after=(Action.STRATEGY_SETUP,),
+        ),
         Transition(_LOADER_TRIGGER[fn], (f"{fn}.setup",), f"{fn}.loaded", (_loader(kind),)),
         *_evaluation(noun, f"{fn}.{noun}", (f"{fn}.loaded",)),
         Transition(
-            TEARDOWN, (f"{fn}.setup", f"{fn}.loaded", f"{fn}.{noun}.ended"), f"{fn}.torn_down", _teardown_hooks()
+            TEARDOWN,
+            (f"{fn}.setup", f"{fn}.loaded", f"{fn}.{noun}.ended"),
+            f"{fn}.torn_down",
+            _teardown_hooks(),
+            before=(Action.STRATEGY_TEARDOWN,),
         ),
     )
     return state, transitions

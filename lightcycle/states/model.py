@@ -72,6 +72,12 @@ class Action(str, Enum):
     """``GradScaler.unscale_``: before ``on_before_optimizer_step`` and clipping see the gradients."""
     SCALER_STEP = "scaler_step"
     """``GradScaler.step`` and ``update`` in place of ``optimizer.step()``."""
+    SETUP_ENVIRONMENT = "setup_environment"
+    """Join or create a distributed strategy's process group, before ``prepare_data`` (``setup_environment``)."""
+    STRATEGY_SETUP = "strategy_setup"
+    """After the setup hooks' barrier: the module to its device and, fitting under DDP, wrapped (``strategy.setup``)."""
+    STRATEGY_TEARDOWN = "strategy_teardown"
+    """Unwrap DDP and release the device, before ``on_fit_end`` / ``teardown`` (``strategy.teardown``)."""
 
 
 PRECISION_ACTIONS = frozenset({Action.AUTOCAST, Action.SCALE_LOSS, Action.UNSCALE_GRADIENTS, Action.SCALER_STEP})
