@@ -20,6 +20,8 @@ _PROGRESS_INTERNAL = "a progress-bar internal of Lightning's"
 _HPARAMS_FILES = "hparams file helpers are not offered yet (lightcycle.core.hparams reads them)"
 _ENUMS = "gradient_clip_algorithm takes the strings 'norm' and 'value'"
 _HELPER = "this Lightning helper is not offered yet"
+_OUR_STRATEGIES = "lightcycle's strategies are lightcycle.strategies.DDPStrategy and SingleDeviceStrategy"
+_OUR_LAUNCHER = "the launcher is lightcycle.strategies.launch (the subprocess script launcher only)"
 
 NOT_OFFERED: dict[str, str] = {
     "lightning.fabric": "lightcycle replaces Lightning's Trainer (lightning.pytorch) only; Fabric has no counterpart",
@@ -35,10 +37,10 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.strategies.fsdp": "FSDP is not supported yet; use strategy='ddp'",
     "lightning.pytorch.strategies.ModelParallelStrategy": "model parallelism is not supported; use strategy='ddp'",
     "lightning.pytorch.strategies.model_parallel": "model parallelism is not supported; use strategy='ddp'",
-    "lightning.pytorch.strategies.ParallelStrategy": "lightcycle's strategies are lightcycle.strategies.DDPStrategy and SingleDeviceStrategy",
-    "lightning.pytorch.strategies.parallel": "lightcycle's strategies are lightcycle.strategies.DDPStrategy and SingleDeviceStrategy",
+    "lightning.pytorch.strategies.ParallelStrategy": _OUR_STRATEGIES,
+    "lightning.pytorch.strategies.parallel": _OUR_STRATEGIES,
     "lightning.pytorch.strategies.single_device": "SingleDeviceStrategy is lightcycle.strategies.SingleDeviceStrategy",
-    "lightning.pytorch.strategies.launchers": "the launcher is lightcycle.strategies.launch (the subprocess script launcher only)",
+    "lightning.pytorch.strategies.launchers": _OUR_LAUNCHER,
     "lightning.pytorch.strategies.xla": "TPUs (XLA) are not supported",
     "lightning.pytorch.strategies.single_xla": "TPUs (XLA) are not supported",
     "lightning.pytorch.plugins": "plugins (precision, checkpoint IO, cluster environments) are not supported yet",
