@@ -5,34 +5,42 @@ Drop-in for the Lightning 2.x API: ``import lightcycle as L`` gives ``L.Trainer`
 ``L.seed_everything``, with Lightning's hook order, declared once in
 :mod:`lightcycle.states.declaration`.
 
-The public names are loaded lazily (PEP 562 module ``__getattr__``): this ``__init__``
-runs on every ``lightcycle.x`` import, so importing the Trainer here would make the
-command-line tool (``lightcycle --help``, ``diagram``, ``verify``, which never train)
-pay for ``import torch`` (about 3 s). ``L.Trainer`` imports its module on first use.
+The public names are resolved on first use (PEP 562, :mod:`lightcycle._lazy`): this
+``__init__`` runs on every ``lightcycle.x`` import, so importing the Trainer here would make
+the command-line tool (``lightcycle --help``, ``diagram``, ``verify``, which never train) and
+the pytest plugin (:mod:`lightcycle.testing.pytest_plugin`, loaded in every pytest run of an
+environment where lightcycle is installed) pay for ``import torch``.
 """
 
 from __future__ import annotations
 
-import importlib
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the names below, for type checkers and IDEs
-    from lightcycle.callbacks.callback import Callback
-    from lightcycle.core.datamodule import LightningDataModule
-    from lightcycle.core.module import LightningModule
-    from lightcycle.errors import LifecycleError, MisconfigurationException
-    from lightcycle.logo import LIGHTNING_LOGO, cli_lightning_logo
-    from lightcycle.orchestrator.trainer import Trainer
-    from lightcycle.seed import seed_everything
-    from lightcycle.states import LIFECYCLE
-    from lightcycle.states.stages import RunningStage, TrainerFn, TrainerState, TrainerStatus
+from lightcycle._lazy import lazy_names
 
-_LAZY: dict[str, str] = {
+if TYPE_CHECKING:  # the names for type checkers (explicit re-exports); at run time see __getattr__
+    from lightcycle.callbacks.callback import Callback as Callback
+    from lightcycle.core.datamodule import LightningDataModule as LightningDataModule
+    from lightcycle.core.module import LightningModule as LightningModule
+    from lightcycle.errors import LifecycleError as LifecycleError
+    from lightcycle.errors import MisconfigurationException as MisconfigurationException
+    from lightcycle.logo import LIGHTNING_LOGO as LIGHTNING_LOGO
+    from lightcycle.logo import cli_lightning_logo as cli_lightning_logo
+    from lightcycle.orchestrator.trainer import Trainer as Trainer
+    from lightcycle.seed import seed_everything as seed_everything
+    from lightcycle.states import LIFECYCLE as LIFECYCLE
+    from lightcycle.states.stages import RunningStage as RunningStage
+    from lightcycle.states.stages import TrainerFn as TrainerFn
+    from lightcycle.states.stages import TrainerState as TrainerState
+    from lightcycle.states.stages import TrainerStatus as TrainerStatus
+
+_WHERE = {
+    "LIFECYCLE": "lightcycle.states",
     "Callback": "lightcycle.callbacks.callback",
+    "LifecycleError": "lightcycle.errors",
     "LightningDataModule": "lightcycle.core.datamodule",
     "LightningModule": "lightcycle.core.module",
-    "LifecycleError": "lightcycle.errors",
     "MisconfigurationException": "lightcycle.errors",
     "LIGHTNING_LOGO": "lightcycle.logo",
     "cli_lightning_logo": "lightcycle.logo",
@@ -42,9 +50,8 @@ _LAZY: dict[str, str] = {
     "TrainerStatus": "lightcycle.states.stages",
     "Trainer": "lightcycle.orchestrator.trainer",
     "seed_everything": "lightcycle.seed",
-    "LIFECYCLE": "lightcycle.states",
 }
-"""Public name -> the module that defines it."""
+"""Where each public name is defined."""
 
 
 def _version() -> str:
@@ -56,21 +63,6 @@ def _version() -> str:
 
 
 __version__ = _version()
-
-
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first access (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lightcycle' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later accesses skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
-
 
 __all__ = [
     "LIFECYCLE",
@@ -89,3 +81,5 @@ __all__ = [
     "cli_lightning_logo",
     "seed_everything",
 ]
+
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, globals())

@@ -7,11 +7,13 @@ can pick it up, exactly as Lightning does.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
 import random
 import warnings
+from collections.abc import Generator
 
 import torch
 
@@ -116,3 +118,24 @@ def _seed_sequence(base_seed: int, worker_id: int, global_rank: int, count: int)
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
         seeds.append(z ^ (z >> 31))
     return seeds
+
+
+@contextlib.contextmanager
+def isolate_rng(include_cuda: bool = True) -> Generator[None, None, None]:
+    """Run the block with the global RNG states (torch, Python, NumPy, CUDA) put back afterwards.
+
+    Lightning's ``isolate_rng``: random numbers drawn inside do not change what is drawn after.
+
+    Args:
+        include_cuda: also restore the CUDA generators (only those already initialised are
+            captured, so an uninitialised CUDA is not initialised by this).
+    """
+    from lightcycle.orchestrator.checkpointing import collect_rng_states, restore_rng_states
+
+    states = collect_rng_states()
+    if not include_cuda:
+        states.pop("cuda", None)
+    try:
+        yield
+    finally:
+        restore_rng_states(states)

@@ -89,5 +89,26 @@ EXTRA = {
     ),
     "predict_limit_zero": Scenario(dict(limit_predict_batches=0), entry="predict"),  # returns None, not []
     "fit_limit_val_fraction_too_small": Scenario(dict(max_epochs=1, limit_train_batches=1, limit_val_batches=0.25), behaviour=dict(n_eval=2)),
+    # issue 17 flags: fast_dev_run (True, an int; with checkpointing on, nothing is saved), barebones, detect_anomaly, benchmark
+    "fit_fast_dev_run": Scenario(dict(fast_dev_run=True, max_epochs=3, limit_train_batches=4), behaviour=dict(log_metrics=True)),
+    "fit_fast_dev_run_3_checkpointing": Scenario(dict(fast_dev_run=3, enable_checkpointing=True), behaviour=dict(log_metrics=True)),
+    "test_fast_dev_run_2": Scenario(dict(fast_dev_run=2), entry="test"),
+    "predict_fast_dev_run": Scenario(dict(fast_dev_run=True), entry="predict"),
+    "fit_barebones": Scenario(
+        dict(barebones=True, max_epochs=2, limit_train_batches=2, limit_val_batches=1, num_sanity_val_steps=0), behaviour=dict(log_metrics=True)
+    ),
+    "fit_detect_anomaly": Scenario(dict(detect_anomaly=True, max_epochs=1, limit_train_batches=2, limit_val_batches=1)),
+    "fit_benchmark": Scenario(dict(benchmark=False, max_epochs=1, limit_train_batches=2, limit_val_batches=1)),
+    "fit_reload_every_1": Scenario(dict(reload_dataloaders_every_n_epochs=1, max_epochs=3, limit_train_batches=2, limit_val_batches=1)),
+    "fit_reload_every_2_val_half": Scenario(
+        dict(reload_dataloaders_every_n_epochs=2, max_epochs=5, limit_train_batches=4, limit_val_batches=1, val_check_interval=0.5)
+    ),
+    "fit_reload_every_1_val_every_2": Scenario(
+        dict(reload_dataloaders_every_n_epochs=1, max_epochs=4, limit_train_batches=1, limit_val_batches=1, check_val_every_n_epoch=2)
+    ),
+    # found by test_hypothesis_differential: an iterable train loader has no sampler to replace (Lightning still warns)
+    "fit_overfit_iterable_train": Scenario(dict(overfit_batches=1, max_epochs=1), behaviour=dict(n_train=1, iterable_train=True)),
+    "fit_overfit_2": Scenario(dict(overfit_batches=2, max_epochs=2, limit_train_batches=5)),
+    "fit_overfit_fraction_fast_dev_run": Scenario(dict(overfit_batches=0.5, fast_dev_run=2, max_epochs=2), behaviour=dict(n_train=6)),
 }
 """Scenarios beyond the shared traces: the rest of the spec's sections 3 and 4."""

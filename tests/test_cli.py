@@ -24,19 +24,8 @@ DRIVER = ROOT / "tests" / "cli_programs" / "run_many.py"
 # Lightning 2.6 Trainer arguments lightcycle's Trainer does not take (README, "Trainer arguments"), and the
 # Trainer-method argument it lacks; every other key of the parsed config must be equal.
 LIGHTNING_ONLY_TRAINER_KEYS = {
-    "strategy",
-    "num_nodes",
-    "fast_dev_run",
     "max_time",
-    "overfit_batches",
-    "benchmark",
-    "use_distributed_sampler",
     "profiler",
-    "detect_anomaly",
-    "barebones",
-    "plugins",
-    "sync_batchnorm",
-    "reload_dataloaders_every_n_epochs",
     "enable_autolog_hparams",
     "model_registry",
 }

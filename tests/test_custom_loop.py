@@ -259,7 +259,11 @@ ACTIONS: dict[str, tuple[Callable[[LoopDriver], Any], Callable[[str, Any], list[
     "end": (lambda lc: lc.end(), lambda s, fn: _end_gate(s, fn)),
     "sanity_check_start": (lambda lc: lc.sanity_check_start(), lambda s, fn: [ev.SANITY_CHECK_START]),
     "sanity_check_end": (lambda lc: lc.sanity_check_end(), lambda s, fn: [ev.SANITY_CHECK_END]),
-    "train_start": (lambda lc: lc.train_start(), lambda s, fn: [ev.TRAIN_DATALOADER, ev.TRAIN_START]),
+    # between epochs train_dataloader is a reload (reload_dataloaders_every_n_epochs), not a start
+    "train_start": (
+        lambda lc: lc.train_start(),
+        lambda s, fn: [ev.TRAIN_START] if s == "fit.train.epoch_done" else [ev.TRAIN_DATALOADER, ev.TRAIN_START],
+    ),
     "train_end": (lambda lc: lc.train_end(), lambda s, fn: [ev.TRAIN_END]),
     "train_epoch_start": (
         lambda lc: lc.train_epoch_start(),

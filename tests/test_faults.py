@@ -2,9 +2,11 @@
 
 For a run, every hook site it reaches (each hook and each occurrence, on a callback, the
 module or the datamodule, steps, dataloader and batch-transfer hooks included) gets an
-exception injected there, of four kinds: a RuntimeError, a KeyboardInterrupt, a custom
-BaseException subclass, and a RuntimeError followed by a second failure inside the first
-callback's on_exception. Each injection checks the exception contract:
+exception injected there (the hook raises instead of running) by the public kit,
+:func:`lightcycle.testing.interruption_sweep`, with its four fault kinds: a RuntimeError, a
+KeyboardInterrupt, a custom BaseException subclass, and a RuntimeError followed by a second
+failure inside another callback's on_exception (the kit's handler, first in the list). Each
+injection checks the exception contract:
 
 - the very exception object reaches the caller (KeyboardInterrupt too: deviation 1), with
   a note describing the secondary failure when there is one (deviation 2);
@@ -17,11 +19,12 @@ callback's on_exception. Each injection checks the exception contract:
 - the same Trainer, module and callbacks then run again to completion.
 
 One small configuration of each entry point is swept exhaustively; Hypothesis then samples
-sites on drawn configurations. The number of sites tried is printed in the terminal summary.
+sites on drawn configurations. The kit's pytest plugin prints the number of sites tried.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytest
@@ -29,8 +32,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lightcycle.states.stages import TrainerStatus
+from lightcycle.testing import FAULTS, OnExceptionFailure, Outcome, Site, enumerate_sites, inject, interruption_sweep
 from lightcycle.verify import verify_trace
-from tests.faults import KINDS, Config, Plan, Run, SecondaryFailure, Site, log_index, make_exception, make_run, sites
+from tests.faults import Config, Run, make_run
 
 EXHAUSTIVE: dict[str, Config] = {
     "fit": Config(
@@ -44,36 +48,25 @@ EXHAUSTIVE: dict[str, Config] = {
 """One small configuration per entry point: fit with a sanity check, validation and a
 checkpoint save; the others with two batches, validate and predict through a datamodule."""
 
-_REPORT: dict[str, dict[str, int]] = {}
 
+class Target:
+    """``make_trainer`` and ``run`` for the kit's sweep over one configuration, keeping each Run."""
 
-class _Summary:
-    """Prints how many sites were tried, at the end of the pytest session."""
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.runs: dict[int, Run] = {}
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not _REPORT:
-            return
-        terminalreporter.section("fault injection")
-        total = 0
-        for name, row in sorted(_REPORT.items()):
-            total += row["injections"]
-            terminalreporter.write_line(
-                f"{name}: {row['sites']} hook sites x {row['kinds']} fault kinds = {row['injections']} injections"
-            )
-        terminalreporter.write_line(f"total: {total} injections, every one checked")
+    def make_trainer(self) -> Any:
+        run = make_run(self.cfg)
+        self.runs = {id(run.trainer): run}  # one at a time: the sweep checks each before the next
+        return run.trainer
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _summary(request: pytest.FixtureRequest) -> None:
-    manager = request.config.pluginmanager
-    if not manager.has_plugin("lightcycle-fault-summary"):
-        manager.register(_Summary(), "lightcycle-fault-summary")
-
-
-def _note(name: str, count_sites: int, kinds: int) -> None:
-    row = _REPORT.setdefault(name, {"sites": count_sites, "kinds": 0, "injections": 0})
-    row["kinds"] += kinds
-    row["injections"] += count_sites * kinds
+    def run(self, trainer: Any) -> None:
+        run = self.runs[id(trainer)]
+        kwargs: dict[str, Any] = {} if run.datamodule is None else {"datamodule": run.datamodule}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            getattr(trainer, self.cfg.entry)(run.model, **kwargs)
 
 
 # --------------------------------------------------------------------------- the check
@@ -83,26 +76,23 @@ def _pairs(run: Run) -> list[tuple[str, str]]:
     return [(e["src"], e["hook"]) for e in run.first.events]
 
 
-def check_injection(cfg: Config, site: Site, kind: str, reference: Run | None = None) -> list[str]:
-    """Inject ``kind`` at ``site`` in a fresh run of ``cfg``; returns the problems found."""
-    run = make_run(cfg)
-    exc = make_exception(kind, site)
-    run.injector.plan = Plan(site, exc)
-    if kind == "secondary":
-        run.first.plan = Plan(fail_in_on_exception=True)
-    run.go()
+def contract_problems(run: Run, outcome: Outcome, reference: Run | None = None) -> list[str]:
+    """What an interrupted run broke of the exception contract (empty when nothing)."""
+    exc = outcome.injected
     problems: list[str] = []
     trainer = run.trainer
+    if not outcome.reached or exc is None:
+        return [f"{outcome.site.key} [{outcome.fault}]: the site was not reached"]
 
     # the exception that reached the caller
-    if run.exception is not exc:
-        problems.append(f"caller got {run.exception!r}, not the injected {exc!r}")
-    notes = [n for n in getattr(exc, "__notes__", []) if "lightcycle" in n]
-    if kind == "secondary":
-        if not any("SecondaryFailure" in n and "on_exception" in n for n in notes):
+    if outcome.raised is not exc:
+        problems.append(f"caller got {outcome.raised!r}, not the injected {exc!r}")
+    notes = [n for n in getattr(exc, "__notes__", []) if "lightcycle:" in n and "also failed" in n]
+    if outcome.fault == "on_exception_failure":
+        if not any("OnExceptionFailure" in n and "on_exception" in n for n in notes):
             problems.append(f"no note about the failure inside on_exception: {notes}")
-        if not any(isinstance(e, SecondaryFailure) for e in trainer._driver.secondary_errors):
-            problems.append(f"driver.secondary_errors lacks the SecondaryFailure: {trainer._driver.secondary_errors}")
+        if not any(isinstance(e, OnExceptionFailure) for e in trainer._driver.secondary_errors):
+            problems.append(f"driver.secondary_errors lacks the failure: {trainer._driver.secondary_errors}")
     elif notes:
         problems.append(f"unexpected notes: {notes}")
 
@@ -112,7 +102,7 @@ def check_injection(cfg: Config, site: Site, kind: str, reference: Run | None = 
         problems.append(f"status {st_.status!r}, interrupted={trainer.interrupted}")
     if st_.stage is not None:
         problems.append(f"stage {st_.stage!r} left set")
-    if st_.fn is None or st_.fn.value != cfg.entry:
+    if st_.fn is None or st_.fn.value != run.cfg.entry:
         problems.append(f"fn {st_.fn!r}")
     if trainer.lifecycle_state != "idle":
         problems.append(f"lifecycle left in {trainer.lifecycle_state!r}")
@@ -120,23 +110,23 @@ def check_injection(cfg: Config, site: Site, kind: str, reference: Run | None = 
         problems.append(f"internal teardown: logger finalized {run.logger.finalized}, expected ['failed']")
 
     # on_exception: once per callback, the very object, datamodule after the callbacks
-    for probe in (run.first, run.injector):
+    for probe in (run.first, run.second):
         if len(probe.exceptions) != 1 or probe.exceptions[0] is not exc:
             problems.append(f"{probe.who}.on_exception got {probe.exceptions!r}")
     if run.datamodule is not None and (len(run.datamodule.exceptions) != 1 or run.datamodule.exceptions[0] is not exc):
         problems.append(f"datamodule.on_exception got {run.datamodule.exceptions!r}")
 
     # right after the hook that raised: the handlers, then nothing
-    i = log_index(run, site)
-    tail = run.log[i + 1 :]
-    expected = [("first", "callback", "on_exception"), ("injector", "callback", "on_exception")]
+    expected = [("callback:Probe", "on_exception"), ("callback:Probe[1]", "on_exception")]
+    if run.cfg.checkpointing:
+        expected.append(("callback:ModelCheckpoint", "on_exception"))  # last in trainer.callbacks
     if run.datamodule is not None:
-        expected.append(("-", "datamodule", "on_exception"))
-    if tail != expected:
-        problems.append(f"after the raising hook came {tail}, expected {expected}")
+        expected.append(("datamodule", "on_exception"))
+    if outcome.after_hooks != expected:
+        problems.append(f"after the raising hook came {outcome.after_hooks}, expected {expected}")
 
     # the trace itself follows the declaration
-    for probe in (run.first, run.injector):
+    for probe in (run.first, run.second):
         verdict = verify_trace(probe.events)
         if not verdict.ok:
             problems.append(f"{probe.who}'s trace fails verify:\n{verdict.report()}")
@@ -148,7 +138,7 @@ def check_injection(cfg: Config, site: Site, kind: str, reference: Run | None = 
         problems.append(f"rerun raised {run.exception!r}")
     elif trainer.state.status is not TrainerStatus.FINISHED or trainer.state.stage is not None:
         problems.append(f"rerun ended {trainer.state.status!r} at stage {trainer.state.stage!r}")
-    if run.first.exceptions or run.injector.exceptions:
+    if run.first.exceptions or run.second.exceptions:
         problems.append("on_exception fired during the rerun")
     if run.logger.finalized != ["success"]:
         problems.append(f"rerun: logger finalized {run.logger.finalized}")
@@ -157,7 +147,7 @@ def check_injection(cfg: Config, site: Site, kind: str, reference: Run | None = 
         problems.append(f"rerun trace fails verify:\n{verdict.report()}")
     if reference is not None and _pairs(run) != _pairs(reference):
         problems.append("rerun's hooks differ from a clean run's")
-    return [f"{site} [{kind}]: {p}" for p in problems]
+    return [f"{outcome.site.key} [{outcome.fault}]: {p}" for p in problems]
 
 
 def _reference(cfg: Config) -> Run:
@@ -168,6 +158,16 @@ def _reference(cfg: Config) -> Run:
     return run
 
 
+def sweep_check(target: Target, reference: Run | None) -> Any:
+    """The kit's ``check``: the whole contract, failing with every problem found."""
+
+    def check(trainer: Any, outcome: Outcome) -> None:
+        problems = contract_problems(target.runs[id(trainer)], outcome, reference)
+        assert not problems, "\n".join(problems)
+
+    return check
+
+
 # --------------------------------------------------------------------------- exhaustive sweep
 
 _SITE_CACHE: dict[str, tuple[Run, list[Site]]] = {}
@@ -175,16 +175,20 @@ _SITE_CACHE: dict[str, tuple[Run, list[Site]]] = {}
 
 def _sites_of(name: str) -> tuple[Run, list[Site]]:
     if name not in _SITE_CACHE:
-        ref = _reference(EXHAUSTIVE[name])
-        _SITE_CACHE[name] = (ref, sites(ref))
+        target = Target(EXHAUSTIVE[name])
+        _SITE_CACHE[name] = (_reference(EXHAUSTIVE[name]), enumerate_sites(target.make_trainer, target.run))
     return _SITE_CACHE[name]
+
+
+def _src_hook(site: Site) -> tuple[str, str]:
+    return site.receiver.split(":")[0], site.hook
 
 
 def test_exhaustive_sites_cover_every_kind_of_hook() -> None:
     """The sweep below really reaches callbacks, the module, steps, dataloader, transfer,
     datamodule and checkpoint hooks (so it cannot shrink unnoticed)."""
     _, fit_sites = _sites_of("fit")
-    names = {(s.src, s.hook) for s in fit_sites}
+    names = {_src_hook(s) for s in fit_sites}
     for needed in [
         ("callback", "setup"),
         ("callback", "on_sanity_check_start"),
@@ -207,27 +211,34 @@ def test_exhaustive_sites_cover_every_kind_of_hook() -> None:
         ("module", "teardown"),
     ]:
         assert needed in names, f"fit never reaches {needed}"
+    receivers = {s.receiver for s in fit_sites}
+    assert {"callback:Probe", "callback:Probe[1]", "callback:ModelCheckpoint", "module"} <= receivers
     _, val_sites = _sites_of("validate")
     assert {("datamodule", "setup"), ("datamodule", "val_dataloader"), ("datamodule", "teardown")} <= {
-        (s.src, s.hook) for s in val_sites
+        _src_hook(s) for s in val_sites
     }
     _, predict_sites = _sites_of("predict")
-    assert ("module", "predict_step") in {(s.src, s.hook) for s in predict_sites}
-    assert len(fit_sites) >= 90
+    assert ("module", "predict_step") in {_src_hook(s) for s in predict_sites}
+    assert len(fit_sites) >= 140
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("name", sorted(EXHAUSTIVE))
-def test_every_site_of_a_small_run(name: str, kind: str, record_property: Any) -> None:
-    """Inject ``kind`` at every hook site of the small ``name`` run, one fresh Trainer each."""
+def test_every_site_of_a_small_run(name: str, fault: str, record_property: Any) -> None:
+    """Inject ``fault`` at every hook site of the small ``name`` run, one fresh Trainer each, with
+    the public kit's sweep: the second recorder's callback hooks, ModelCheckpoint's, the module's
+    and the datamodule's (the first recorder's hooks are the same kind of site as the second's,
+    left out to keep the sweep's time)."""
     ref, all_sites = _sites_of(name)
-    problems: list[str] = []
-    for site in all_sites:
-        problems += check_injection(EXHAUSTIVE[name], site, kind, reference=None if name == "fit" else ref)
-    _note(name, len(all_sites), 1)
-    record_property("sites", len(all_sites))
-    print(f"\n{name} [{kind}]: {len(all_sites)} sites injected")
-    assert not problems, f"{len(problems)} problem(s), first ones:\n" + "\n".join(problems[:8])
+    only = [s.key for s in all_sites if s.receiver != "callback:Probe"]
+    target = Target(EXHAUSTIVE[name])
+    check = sweep_check(target, None if name == "fit" else ref)
+    report = interruption_sweep(
+        target.make_trainer, target.run, check, faults=[fault], only=only, name=f"test_faults {name}"
+    )
+    record_property("sites", len(report.tried))
+    assert [s.key for s in report.tried] == only
+    assert report.ok, str(report)
 
 
 # --------------------------------------------------------------------------- sampled on drawn configurations
@@ -274,8 +285,10 @@ def configs(draw: st.DrawFn) -> Config:
 def test_sampled_sites_of_drawn_runs(cfg: Config, data: st.DataObject) -> None:
     """A drawn configuration, a drawn hook site of it, a drawn fault kind: the same contract."""
     ref = _reference(cfg)
-    all_sites = sites(ref)
+    target = Target(cfg)
+    all_sites = enumerate_sites(target.make_trainer, target.run)
     site = data.draw(st.sampled_from(all_sites), label="site")
-    kind = data.draw(st.sampled_from(KINDS), label="kind")
-    problems = check_injection(cfg, site, kind, reference=None if cfg.entry == "fit" else ref)
+    fault = data.draw(st.sampled_from(FAULTS), label="fault")
+    trainer, outcome = inject(target.make_trainer, target.run, site, fault)
+    problems = contract_problems(target.runs[id(trainer)], outcome, reference=None if cfg.entry == "fit" else ref)
     assert not problems, "\n".join(problems[:8])

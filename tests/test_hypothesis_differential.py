@@ -119,6 +119,22 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     # state_dict/on_save_checkpoint hooks at the end of training epochs and validation runs.
     if draw(st.sampled_from([False, False, True])):
         trainer["enable_checkpointing"] = True
+    # issue 17 flags, drawn now and then: fast_dev_run overrides the limits (and suppresses
+    # checkpoints), detect_anomaly and benchmark change no hook
+    dev = draw(st.sampled_from([False, False, False, False, True, 2]))
+    if dev:
+        trainer["fast_dev_run"] = dev
+    if draw(st.sampled_from([False, False, True])):
+        trainer["detect_anomaly"] = True
+    overfit = draw(st.sampled_from([0, 0, 0, 0, 0, 1, 2, 0.5]))
+    if overfit:
+        trainer["overfit_batches"] = overfit
+    reload = draw(st.sampled_from([0, 0, 0, 1, 2]))
+    if reload:
+        trainer["reload_dataloaders_every_n_epochs"] = reload
+    bench = draw(st.sampled_from([None, None, False, True]))
+    if bench is not None:
+        trainer["benchmark"] = bench
 
     behaviour: dict[str, Any] = dict(
         n_train=draw(st.integers(1, 12)),

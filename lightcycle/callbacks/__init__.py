@@ -14,6 +14,7 @@ from lightcycle.callbacks.on_exception_checkpoint import OnExceptionCheckpoint
 from lightcycle.callbacks.progress import ProgressBar
 from lightcycle.callbacks.recorder import HookRecorder
 from lightcycle.callbacks.rich_model_summary import RichModelSummary
+from lightcycle.callbacks.rich_progress import RichProgressBar, RichProgressBarTheme
 from lightcycle.callbacks.stochastic_weight_avg import StochasticWeightAveraging
 from lightcycle.callbacks.timer import Timer
 from lightcycle.callbacks.tqdm_progress import TQDMProgressBar
@@ -34,6 +35,8 @@ __all__ = [
     "OnExceptionCheckpoint",
     "ProgressBar",
     "RichModelSummary",
+    "RichProgressBar",
+    "RichProgressBarTheme",
     "StochasticWeightAveraging",
     "TQDMProgressBar",
     "Timer",

@@ -168,6 +168,8 @@ class EarlyStopping(Callback):
             return
         current = logs[self.monitor].squeeze()
         should_stop, reason = self._evaluate_stopping_criteria(current)
+        # several ranks: any rank's stop stops them all (Lightning's reduce_boolean_decision, all=False)
+        should_stop = trainer.strategy.reduce_boolean_decision(should_stop, all=False)
         trainer.should_stop = trainer.should_stop or should_stop
         if should_stop:
             self.stopped_epoch = trainer.current_epoch

@@ -190,7 +190,8 @@ class ModelCheckpoint(Checkpoint):
     # ------------------------------------------------------------------ hooks
 
     def setup(self, trainer: RunHost, pl_module: LightningModule, stage: str) -> None:
-        self.dirpath = self._resolve_ckpt_dir(trainer)
+        # rank 0's folder on every rank (Lightning broadcasts it: a folder may be named by time or version)
+        self.dirpath = trainer.strategy.broadcast(self._resolve_ckpt_dir(trainer))
         if trainer.is_global_zero and stage == "fit":
             self._warn_if_dir_not_empty(self.dirpath)
 
@@ -355,7 +356,9 @@ class ModelCheckpoint(Checkpoint):
         if len(self.best_k_models) < self.save_top_k:
             return True
         monitor_op = {"min": torch.lt, "max": torch.gt}[self.mode]
-        return bool(monitor_op(current, self.best_k_models[self.kth_best_model_path]))
+        better = bool(monitor_op(current, self.best_k_models[self.kth_best_model_path]))
+        # several ranks: save only if every rank agrees (Lightning's reduce_boolean_decision)
+        return trainer.strategy.reduce_boolean_decision(better)
 
     # ------------------------------------------------------------------ file names
 

@@ -1,7 +1,8 @@
 """ProgressBar: the base class of progress bars, with Lightning 2.6's totals and descriptions.
 
-``TQDMProgressBar`` (the default bar, on as in Lightning) lives in
-:mod:`lightcycle.callbacks.tqdm_progress`.
+The bars: ``RichProgressBar`` (:mod:`lightcycle.callbacks.rich_progress`), the default when
+``rich`` is installed, else ``TQDMProgressBar`` (:mod:`lightcycle.callbacks.tqdm_progress`), as
+Lightning chooses.
 """
 
 from __future__ import annotations

@@ -71,7 +71,8 @@ class HookRecorder(Callback):
 
     Args:
         path: when given, events are appended to this JSON-lines file as they happen
-            (so a crashed run still leaves its trace).
+            (so a crashed run still leaves its trace); under several processes one file
+            per rank, ``<name>.rank{R}<ext>``.
         keep: keep the events in :attr:`events` too.
         timings: also record ``"t"``, the ``time.perf_counter()`` seconds at each call
             (``lightcycle diagram --trace T --over-lifecycle`` then shows the time spent
@@ -111,8 +112,29 @@ class HookRecorder(Callback):
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def attach(self, trainer: Any) -> None:
-        """Remember the trainer whose state goes into ``ctx`` (called by the driver)."""
+        """Remember the trainer whose state goes into ``ctx`` (called by the driver).
+
+        Under several processes the recorder also hears of the strategy's collectives
+        (``src: "strategy"`` events, which ``lightcycle verify`` compares across ranks) and
+        writes its file per rank: ``trace.jsonl`` becomes ``trace.rank{R}.jsonl``.
+        """
         self._trainer = trainer
+        observers = getattr(getattr(trainer, "strategy", None), "observers", None)
+        if isinstance(observers, list) and self not in observers:
+            observers.append(self)
+
+    def record_collective(self, op: str, name: str | None) -> None:
+        """Record a collective the strategy begins (``barrier``, ``broadcast``, ``reduce``...)."""
+        self.record_hook("strategy", op, {"name": name} if name is not None else {})
+
+    def _file_path(self) -> str:
+        assert self.path is not None
+        t = self._trainer
+        world = getattr(t, "world_size", 1) if t is not None else 1
+        if world <= 1:
+            return self.path
+        root, ext = os.path.splitext(self.path)
+        return f"{root}.rank{t.global_rank}{ext}"
 
     def clear(self) -> None:
         """Forget the recorded events."""
@@ -140,6 +162,10 @@ class HookRecorder(Callback):
         driver = getattr(t, "_driver", None)
         if driver is not None:
             ctx["state"] = driver.state
+        world = getattr(t, "world_size", 1)
+        if world > 1:
+            ctx["rank"] = t.global_rank
+            ctx["world_size"] = world
         return ctx
 
     def record_hook(self, src: str, hook: str, named: dict[str, Any]) -> None:
@@ -157,7 +183,7 @@ class HookRecorder(Callback):
             self.events.append(event)
         if self.path is not None:
             if self._fh is None:
-                self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open across the run
+                self._fh = open(self._file_path(), "a", encoding="utf-8")  # noqa: SIM115 - kept open across the run
             self._fh.write(json.dumps(event) + "\n")
             self._fh.flush()
 

@@ -1,4 +1,4 @@
-"""The ``lightcycle`` command: ``demo``, ``diagram`` and ``verify``.
+"""The ``lightcycle`` command: ``demo``, ``diagram``, ``run`` and ``verify``.
 
 Each subcommand lives in its own module; registering them imports no torch (the
 ``lightcycle`` package loads its Trainer lazily, and ``demo`` imports its training module
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 _SUBCOMMANDS = {
     "demo": "lightcycle.commands.demo",
     "diagram": "lightcycle.commands.diagram",
+    "run": "lightcycle.commands.run",
     "verify": "lightcycle.commands.verify",
 }
 

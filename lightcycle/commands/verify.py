@@ -1,5 +1,8 @@
 """``lightcycle verify TRACE.jsonl``: check recorded hook traces against the lifecycle.
 
+Several per-rank traces of one distributed run (``trace.rank0.jsonl trace.rank1.jsonl``)
+are also checked against each other (:mod:`lightcycle.verify_ranks`).
+
 Prints ``OK`` with per-hook counts for each trace the declaration accepts, or the first
 violation with the events around it, the state it happened in and what was allowed
 there. Exit status 0 when every trace passes, 1 otherwise; an empty trace, or one with no
@@ -43,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
     except LifecycleOptionError as err:
         print(f"lightcycle verify: {err}", file=sys.stderr)
         return 1
+    from lightcycle.verify_ranks import verify_ranks
+
     status = 0
+    loaded: dict[str, list[dict[str, Any]]] = {}
     for path in args.trace:
         try:
             events = load_trace(path)
@@ -51,8 +57,23 @@ def run(args: argparse.Namespace) -> int:
             print(f"FAIL {path}: cannot read the trace: {err}")
             status = 1
             continue
+        loaded[path] = events
         result = verify_trace(events, lifecycle, partial=args.partial)
         print(result.report(path))
         if not result.ok:
             status = 1
+    # several ranks of one run: they must agree with each other too
+    problems = verify_ranks(loaded)
+    for problem in problems:
+        print(f"FAIL ranks: {problem}")
+    if problems:
+        status = 1
+    elif sum(1 for events in loaded.values() if _has_rank(events)) > 1:
+        print("OK ranks: same collectives in the same order on every rank; every rank finished or was interrupted")
     return status
+
+
+def _has_rank(events: list[dict[str, Any]]) -> bool:
+    from lightcycle.verify_ranks import rank_of
+
+    return rank_of(events) is not None

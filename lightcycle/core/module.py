@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, cast, overload
@@ -20,6 +20,7 @@ from torch.optim import Optimizer
 
 from lightcycle._hooks import is_overridden, noop_hook
 from lightcycle.core.datamodule import DataHooks
+from lightcycle.core.fx_validator import check_logging_allowed
 from lightcycle.core.hparams import (
     HyperparametersMixin,
     instantiate_from_checkpoint,
@@ -27,7 +28,12 @@ from lightcycle.core.hparams import (
     load_hparams_from_yaml,
     restricted_classmethod,
 )
-from lightcycle.core.logging import check_logging_allowed
+from lightcycle.core.metric_objects import (
+    collection_items,
+    is_metric,
+    is_metric_collection,
+    resolve_metric_attribute,
+)
 from lightcycle.core.optim import LightningOptimizer, _iter_params
 from lightcycle.errors import MisconfigurationException
 
@@ -46,13 +52,6 @@ def _default_dtype() -> torch.dtype:
     """Default dtype for logged numbers: the global default, but no lower than float32."""
     dtype = torch.get_default_dtype()
     return dtype if dtype in (torch.float32, torch.float64) else torch.float32
-
-
-def _is_metric_object(value: Any) -> bool:
-    """Duck-typed ``torchmetrics.Metric`` (lightcycle does not import torchmetrics)."""
-    return isinstance(value, nn.Module) and all(
-        callable(getattr(value, m, None)) for m in ("update", "compute", "reset")
-    )
 
 
 class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
@@ -76,6 +75,8 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
         self._current_fx_name: str | None = None
         self._param_requires_grad_state: dict[Tensor, bool] = {}
         self._lightning_optimizer_cache: dict[int, tuple[Optimizer, LightningOptimizer]] = {}
+        # id(metric) -> attribute name of the torchmetrics objects, built when one is first logged
+        self._metric_attributes: dict[int, str] | None = None
 
     # ------------------------------------------------------------------ properties
 
@@ -488,31 +489,40 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
         metric_attribute: str | None = None,
         rank_zero_only: bool = False,
     ) -> None:
-        """Log a scalar (a number or a one-element tensor) from the current hook.
+        """Log a scalar (a number, a one-element tensor or a ``torchmetrics.Metric``) from the current hook.
+
+        A ``torchmetrics.Metric`` is updated by the caller (``metric(preds, target)``); the step
+        value is its last ``forward`` result, the epoch value ``metric.compute()``, and the
+        Trainer calls its ``reset()`` when Lightning does (see ``docs/torchmetrics.md``).
 
         Args:
             name: the key.
-            value: a number or a one-element tensor.
+            value: a number, a one-element tensor or a ``torchmetrics.Metric``.
             prog_bar: show it in the progress bar.
             logger: send it to the loggers (``None``: yes).
             on_step: log the per-step value (default depends on the hook).
             on_epoch: log the epoch aggregate (default depends on the hook).
             reduce_fx: epoch reduction (``"mean"``, ``"sum"``, ``"max"``, ``"min"`` or a callable).
             enable_graph: accepted for compatibility; logged values are always detached.
-            sync_dist: reduce across processes (no effect in a single process).
+            sync_dist: reduce across processes with ``reduce_fx`` (mean for callables other than
+                sum/max/min) when logged; on one device, as in Lightning, no reduction happens
+                (metric objects synchronise themselves in ``compute``).
             sync_dist_group: the process group for ``sync_dist``.
             add_dataloader_idx: suffix ``/dataloader_idx_N`` with several dataloaders.
-            batch_size: batch size for the epoch mean (inferred when ``None``).
-            metric_attribute: accepted for compatibility (metric objects cannot be logged yet).
+            batch_size: batch size for the epoch mean (inferred when ``None``; unused for metric objects).
+            metric_attribute: the module attribute holding a logged ``torchmetrics.Metric`` (found by
+                identity among the module's submodules when ``None``).
             rank_zero_only: the value is only logged on rank 0.
 
         Raises:
-            ValueError: a dict, a metric object, a non-scalar tensor or another unsupported type.
-            MisconfigurationException: logging where it is not allowed.
+            ValueError: a dict, a ``MetricCollection``, a non-scalar tensor or another unsupported type.
+            MisconfigurationException: logging where it is not allowed, or a metric object that is
+                not an attribute of the module.
         """
-        # One process, values always detached, metric objects refused: nothing to do with these.
-        del enable_graph, sync_dist, sync_dist_group, metric_attribute, rank_zero_only
-        self._check_loggable(name, value)
+        # Values are always detached; sync_dist applies below (one device: Lightning's no-op).
+        del enable_graph
+        # `metric` is the value when it is a torchmetrics.Metric; tensors skip the (slower) type checks
+        metric = None if isinstance(value, Tensor) else self._check_loggable(name, value)
         trainer = self._trainer
         if trainer is None:
             # Not an error, so that `*_step` methods can be tested without a Trainer.
@@ -568,6 +578,24 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
         # The suffix applies only with several dataloaders; the Trainer also keeps the index None otherwise.
         several = getattr(trainer, "_multiple_dataloaders", True)
         dataloader_idx = trainer._current_dataloader_idx if several else None
+        if metric is not None:
+            results.log_metric(
+                fx_name,
+                name,
+                metric,
+                stage=stage,
+                metric_attribute=resolve_metric_attribute(self, name, metric, metric_attribute),
+                prog_bar=prog_bar,
+                logger=logger,
+                on_step=on_step,
+                on_epoch=on_epoch,
+                reduce_fx=reduce_fx,
+                dataloader_idx=dataloader_idx,
+                add_dataloader_idx=add_dataloader_idx,
+            )
+            return
+        if sync_dist and not rank_zero_only:  # Lightning: rank_zero_only turns the sync off
+            value = _synced(trainer, value, reduce_fx, sync_dist_group)
         results.log(
             fx_name,
             name,
@@ -585,7 +613,7 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
 
     def log_dict(
         self,
-        dictionary: Mapping[str, Any],
+        dictionary: Mapping[str, Any] | Any,
         prog_bar: bool = False,
         logger: bool | None = None,
         on_step: bool | None = None,
@@ -601,7 +629,8 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
         """Log every key/value pair of ``dictionary`` with :meth:`log` and the same options.
 
         Args:
-            dictionary: names to values.
+            dictionary: names to values, or a ``torchmetrics.MetricCollection`` (each of its
+                metrics is logged under its prefixed/postfixed name, as in Lightning).
             prog_bar: see :meth:`log`.
             logger: see :meth:`log`.
             on_step: see :meth:`log`.
@@ -614,7 +643,8 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
             batch_size: see :meth:`log`.
             rank_zero_only: see :meth:`log`.
         """
-        for key, val in dictionary.items():
+        items = dictionary.items() if isinstance(dictionary, dict) else self._log_dict_items(dictionary)
+        for key, val in items:
             self.log(
                 name=key,
                 value=val,
@@ -632,25 +662,34 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
             )
 
     @staticmethod
-    def _check_loggable(name: str, value: Any) -> None:
+    def _check_loggable(name: str, value: Any) -> Any:
+        """Refuse what ``log`` cannot take; return the value when it is a ``torchmetrics.Metric``, else None."""
         # ValueError (not TypeError) throughout, as Lightning raises, so `except` clauses keep matching.
-        if isinstance(value, Tensor):  # the common case first: the checks below are abc (slow) isinstance calls
-            return
+        if isinstance(value, (Tensor, numbers.Number)):
+            return None
         if isinstance(value, Mapping):
             raise ValueError(
                 f"`self.log({name}, {value})` was called, but dictionaries cannot be logged with `self.log`;"
                 " use `self.log_dict` instead."
             )
-        if _is_metric_object(value):
+        if is_metric(value):
+            return value
+        if is_metric_collection(value):
             raise ValueError(
-                f"`self.log({name}, ...)` was called with a `{type(value).__name__}` metric object, which lightcycle"
-                " cannot log yet. Log its value instead: `self.log(name, metric(preds, target))` per step, or"
-                " `self.log(name, metric.compute())` in an epoch-end hook."
+                f"`self.log({name}, ...)` was called with a `MetricCollection`, which `self.log` cannot take;"
+                " use `self.log_dict(collection)` to log each of its metrics."
             )
-        if not isinstance(value, (numbers.Number, Tensor)):
-            raise ValueError(
-                f"`self.log({name}, {value})` was called, but `{type(value).__name__}` values cannot be logged"
-            )
+        raise ValueError(
+            f"`self.log({name}, {value})` was called, but `{type(value).__name__}` values cannot be logged"
+        )
+
+    @staticmethod
+    def _log_dict_items(dictionary: Any) -> Iterable[tuple[str, Any]]:
+        """``log_dict``'s pairs for a mapping that is not a dict, or for a ``MetricCollection``."""
+        if is_metric_collection(dictionary):
+            return collection_items(dictionary)
+        items: Iterable[tuple[str, Any]] = dictionary.items()
+        return items
 
     # ------------------------------------------------------------------ steps
 
@@ -1078,3 +1117,14 @@ def _read_checkpoint(
     checkpoint.setdefault(key, {})
     checkpoint[key].update(overrides)
     return checkpoint
+
+
+def _synced(trainer: Any, value: Any, reduce_fx: Any, group: Any) -> Any:
+    """``value`` reduced over the ranks with ``reduce_fx`` (``sync_dist=True``); unchanged in one process."""
+    strategy = getattr(trainer, "strategy", None)
+    if strategy is None or not strategy.distributed:
+        return value
+    name = reduce_fx if isinstance(reduce_fx, str) else getattr(reduce_fx, "__name__", "mean")
+    op = name.lower() if name.lower() in ("sum", "max", "min") else "mean"
+    tensor = value if isinstance(value, Tensor) else torch.tensor(float(value))
+    return strategy.reduce(tensor.detach().to(strategy.root_device), group=group, reduce_op=op)

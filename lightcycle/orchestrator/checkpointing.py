@@ -43,6 +43,7 @@ from lightcycle.orchestrator.checkpoint_format import (
     validate,
 )
 from lightcycle.orchestrator.data import Lookahead
+from lightcycle.precision import OLD_SCALER_KEY, MixedPrecision
 from lightcycle.states import declaration as ev
 from lightcycle.states.stages import TrainerFn
 
@@ -307,6 +308,15 @@ def _from_lightning(fit: dict[str, Any], ckpt: dict[str, Any]) -> dict[str, Any]
     }
 
 
+def _restore_precision(plugin: Any, ckpt: dict[str, Any]) -> None:
+    """The precision plugin's state (the scaler's), as Lightning restores it: first of the training state."""
+    key = type(plugin).__qualname__
+    if key in ckpt:
+        plugin.load_state_dict(ckpt[key])
+    if OLD_SCALER_KEY in ckpt and isinstance(plugin, MixedPrecision):  # checkpoints of older Lightning versions
+        plugin.load_state_dict(ckpt[OLD_SCALER_KEY])
+
+
 def _fit_state(ckpt: dict[str, Any]) -> dict[str, Any]:
     fit = (ckpt.get("loops") or {}).get("fit_loop") or {}
     if "lightcycle" in fit:
@@ -368,6 +378,9 @@ class CheckpointConnector:
             ckpt["callbacks"] = fire(ev.COLLECT_STATE) or {}
             ckpt["optimizer_states"] = [opt.state_dict() for opt in t.optimizers]
             ckpt["lr_schedulers"] = [cfg.scheduler.state_dict() for cfg in t.lr_scheduler_configs]
+            precision_state = t.precision_plugin.state_dict()
+            if precision_state:  # Lightning: under the plugin's class name ("MixedPrecision": the scaler)
+                ckpt[type(t.precision_plugin).__qualname__] = precision_state
         for obj, prefix in ((module, ""), (t.datamodule, "datamodule_")):
             if obj is not None and getattr(obj, "hparams", None):
                 entries = obj._hparams_checkpoint_entries(
@@ -385,8 +398,12 @@ class CheckpointConnector:
         return ckpt
 
     def save(self, path: str | os.PathLike[str], weights_only: bool = False) -> None:
-        """Dump and write atomically to ``path``."""
-        atomic_save(self.dump(weights_only), path)
+        """Dump on every rank (every rank runs the save hooks), write atomically on rank 0, then all wait."""
+        checkpoint = self.dump(weights_only)
+        strategy = self.trainer.strategy
+        if strategy.is_global_zero:
+            atomic_save(checkpoint, path)
+        strategy.barrier("Trainer.save_checkpoint")
 
     def _loops_state(self) -> dict[str, Any]:
         t = self.trainer
@@ -529,6 +546,7 @@ class CheckpointConnector:
     def restore_training_state(self, ckpt: dict[str, Any]) -> None:
         """Restore loop progress, optimizers and schedulers (after on_fit_start), and plan the resume."""
         t = self.trainer
+        _restore_precision(t.precision_plugin, ckpt)
         state = _fit_state(ckpt)
         loop = t.fit_loop
         loop.global_step = int(state.get("global_step", ckpt["global_step"]))

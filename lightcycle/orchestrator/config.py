@@ -14,28 +14,16 @@ import attrs
 import torch
 
 from lightcycle.errors import InvalidTypeError, InvalidValueError, MisconfigurationException
+from lightcycle.precision import Precision, resolve_precision
 
 # Lightning 2.6 Trainer arguments lightcycle does not implement (yet). Passing any of them
 # with a non-default value is an error that names it; nothing is silently ignored.
 UNSUPPORTED: dict[str, object] = {
-    "strategy": "auto",
-    "num_nodes": 1,
-    "precision": None,
-    "fast_dev_run": False,
     "max_time": None,
-    "overfit_batches": 0.0,
-    "reload_dataloaders_every_n_epochs": 0,
     "profiler": None,
-    "detect_anomaly": False,
-    "barebones": False,
-    "plugins": None,
-    "sync_batchnorm": False,
-    "use_distributed_sampler": True,
-    "benchmark": None,
     "model_registry": None,
     "enable_autolog_hparams": True,
 }
-_PRECISIONS_OK = (None, 32, "32", "32-true")
 
 
 def _is_default(value: object, default: object) -> bool:
@@ -106,6 +94,7 @@ class TrainerConfig:
     inference_mode: bool
     deterministic: bool | str | None
     log_every_n_steps: int
+    precision_plugin: Precision
 
 
 def resolve(
@@ -134,6 +123,7 @@ def resolve(
     deterministic: bool | str | None,
     log_every_n_steps: int | None,
     precision: Any,
+    plugins: Any,
     unsupported: dict[str, Any],
 ) -> TrainerConfig:
     """Check and resolve Trainer arguments.
@@ -154,12 +144,8 @@ def resolve(
             f"Trainer({name}=...) is a Lightning argument that lightcycle does not support yet; remove it "
             f"(Lightning's default is {UNSUPPORTED[name]!r}). See 'Differences from Lightning' in the README."
         )
-    if precision not in _PRECISIONS_OK:
-        raise MisconfigurationException(
-            f"Trainer(precision={precision!r}) is not supported yet: lightcycle runs in 32-bit ('32-true'). "
-            "Use torch.autocast inside training_step for mixed precision."
-        )
     device = _device(accelerator, devices)
+    precision_plugin = resolve_precision(precision, plugins, device)
     if max_epochs is not None and (
         isinstance(max_epochs, bool) or not isinstance(max_epochs, numbers.Integral) or max_epochs < -1
     ):
@@ -236,6 +222,7 @@ def resolve(
         inference_mode=bool(inference_mode),
         deterministic=deterministic,
         log_every_n_steps=log_every or 0,
+        precision_plugin=precision_plugin,
     )
 
 
@@ -248,14 +235,8 @@ def _device(accelerator: str, devices: Any) -> torch.device:
             f"`Trainer(devices={devices!r})` value is not a valid input using {'cuda' if on_cuda else 'cpu'} "
             "accelerator. Use devices=1 or 'auto'."
         )
-    if (
-        (_cpu_cores(devices) != 1)
-        if not on_cuda
-        else (devices not in (1, "1", "auto", [0], (0,), -1) and not (isinstance(devices, list) and len(devices) == 1))
-    ):
-        raise MisconfigurationException(
-            f"Trainer(devices={devices!r}) is not supported yet: lightcycle trains on one device. Use devices=1."
-        )
+    if not on_cuda:
+        _cpu_cores(devices)  # Lightning's type check; the count is the strategy's (strategies.select)
     if accelerator in ("cuda", "gpu"):
         if not torch.cuda.is_available():
             raise MisconfigurationException(

@@ -17,7 +17,7 @@ import attrs
 
 from lightcycle._foreign import lightning_class
 from lightcycle._hooks import is_bound_from, is_overridden, noop_function
-from lightcycle.states.model import Action, Hook, Result, Target, Transition, Trigger
+from lightcycle.states.model import PRECISION_ACTIONS, Action, Hook, Result, Target, Transition, Trigger
 
 # Op kinds, small ints so the driver's loop branches cheaply.
 CALL = 0
@@ -161,7 +161,7 @@ def _module_fns(hook: Hook, obj: Any, base: type | None, keep_noops: bool) -> tu
     return (method,)
 
 
-def _callback_default(cb: Any, name: str, method: Any, noop: Any) -> bool:
+def callback_hook_is_default(cb: Any, name: str, method: Any, noop: Any) -> bool:
     """Whether a callback's hook is its base class's no-op (left out of dispatch).
 
     Decided by identity with the base's own function, never by a marker a wrapper can copy.
@@ -215,7 +215,7 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
         pairs = [(cb, m) for cb in chosen if (m := getattr(cb, hook.name, None)) is not None]
         if hook.result is not Result.COLLECT and not hook.per_state_key:
             noop = noop_function(r.callback_base, hook.name)  # looked up once for all callbacks
-            pairs = [(cb, m) for cb, m in pairs if not _callback_default(cb, hook.name, m, noop)]
+            pairs = [(cb, m) for cb, m in pairs if not callback_hook_is_default(cb, hook.name, m, noop)]
         if hook.result is Result.COLLECT or hook.per_state_key:
             fns = tuple(m for _, m in pairs)  # state_dict/load_state_dict take no trainer
             keys = tuple(cb.state_key for cb, _ in pairs)
@@ -298,6 +298,7 @@ def compile_transition(transition: Transition, r: Receivers) -> tuple[Op, ...]:
                 if kept is not None:
                     ops[i] = kept
                     break
-    before = [Op(ACTION, a.value, (), action=a) for a in transition.before]
-    after = [Op(ACTION, a.value, (), action=a) for a in transition.after]
+    # precision actions run at the event's call site (lightcycle.precision), not in the event function
+    before = [Op(ACTION, a.value, (), action=a) for a in transition.before if a not in PRECISION_ACTIONS]
+    after = [Op(ACTION, a.value, (), action=a) for a in transition.after if a not in PRECISION_ACTIONS]
     return tuple(before + [op for op in ops if op is not None] + after)

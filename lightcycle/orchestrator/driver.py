@@ -140,6 +140,10 @@ class LifecycleDriver:
         self._actions: dict[Action, Callable[[], None]] = {
             Action.CAPTURE_TRAIN_MODE: self._capture_train_mode,
             Action.RESTORE_TRAIN_MODE: self._restore_train_mode,
+            # the strategy's steps, done by the run host where it has them (a Trainer), else nothing
+            Action.SETUP_ENVIRONMENT: self._host_step("_setup_environment"),
+            Action.STRATEGY_SETUP: self._host_step("_strategy_setup"),
+            Action.STRATEGY_TEARDOWN: self._host_step("_teardown_internal"),
         }
         self.bind(None, ())
 
@@ -443,6 +447,14 @@ class LifecycleDriver:
             raise
 
     # ------------------------------------------------------------------ actions
+
+    def _host_step(self, name: str) -> Callable[[], None]:
+        def step() -> None:
+            method = getattr(self.trainer, name, None)
+            if method is not None:
+                method()
+
+        return step
 
     def _capture_train_mode(self) -> None:
         module = self._module

@@ -153,7 +153,7 @@ def send(t: Any, metrics: Mapping[str, Any], step: int | None = None) -> None:
             ``batches_that_stepped`` with an ``epoch`` key added.
     """
     loggers = t.loggers
-    if not loggers or not metrics:
+    if not loggers or not metrics or not t.is_global_zero:  # Lightning's loggers write on rank 0 only
         return
     scalars = {k: _scalar(v) for k, v in metrics.items()}
     if step is None:
@@ -194,6 +194,8 @@ def log_train_epoch(t: Any, metrics: Mapping[str, Any]) -> None:
 
 def save_on_stop(t: Any) -> None:
     """After a training batch that set ``should_stop``: every logger's ``save()`` (Lightning's rule)."""
+    if not t.is_global_zero:
+        return
     for lg in t.loggers:
         save = getattr(lg, "save", None)
         if callable(save):

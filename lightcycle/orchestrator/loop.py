@@ -55,6 +55,7 @@ from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.errors import LifecycleError, MisconfigurationException, SIGTERMException
 from lightcycle.orchestrator import steps
+from lightcycle.precision import Precision, resolve_precision
 from lightcycle.runtime.evaluation import EvalRun
 from lightcycle.runtime.host import RunHost
 from lightcycle.runtime.progress import FitLoopProgress
@@ -64,6 +65,7 @@ from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Lifecycle, Trigger
 from lightcycle.states.stages import RunningStage, TrainerFn, TrainerStatus
+from lightcycle.strategies.strategy import SingleDeviceStrategy
 
 if TYPE_CHECKING:
     from lightcycle.core.datamodule import LightningDataModule
@@ -110,7 +112,7 @@ class _Epochs:
                 lc.train_epoch_end()
         else:
             self._started = True
-            if can_fire(ev.TRAIN_DATALOADER):
+            if can_fire(ev.TRAIN_DATALOADER) and not can_fire(ev.TRAIN_EPOCH_START):  # (between epochs: a reload)
                 lc._load_train()
         if lc._fit_done():
             self._done = True
@@ -153,6 +155,11 @@ class LoopDriver(RunHost):
             Trainer sends them at the same points: hyper-parameters when a run opens, step
             metrics of batches that stepped the optimizer every :attr:`log_every_n_steps`
             of them, evaluation step metrics, epoch metrics, and ``finalize``.
+        precision: as the Trainer's ``precision`` (``"bf16-mixed"``, ``"16-mixed"``, ...), or a
+            :class:`lightcycle.precision.Precision` plugin: the steps run in its context, the
+            batch and the module are converted, the loss is scaled and the optimizers step
+            through the scaler (``"16-mixed"`` on CPU is ``"bf16-mixed"``, as in Lightning; the
+            autocast device is ``device``'s type, default CPU).
         checked: run the ``transitions`` machine in lockstep (tests; default from the
             environment variable ``LIGHTCYCLE_CHECKED``).
 
@@ -165,6 +172,7 @@ class LoopDriver(RunHost):
     # checks at on_train_epoch_end when validation runs every epoch). Assign to change.
     fast_dev_run = False
     barebones = False
+    overfit_batches = 0.0
     val_check_interval: int | float = 1.0
     check_val_every_n_epoch: int | None = 1
     log_every_n_steps = 50
@@ -184,6 +192,7 @@ class LoopDriver(RunHost):
         gradient_clip_algorithm: str | None = None,
         inference_mode: bool = True,
         logger: Any = False,
+        precision: Any = None,
         checked: bool | None = None,
     ) -> None:
         from lightcycle.core.module import LightningModule
@@ -211,11 +220,15 @@ class LoopDriver(RunHost):
         self._device = self._device_arg if self._device_arg is not None else torch.device("cpu")
         # No limits until lc.epochs(...) sets them; ckpt_path stays None: a custom loop restores its
         # own state, so no checkpoint needs protecting from pruning.
+        plugin: Precision = (
+            precision if isinstance(precision, Precision) else resolve_precision(precision, None, self._device)
+        )
         super().__init__(
             given,
             logger,
             FitLoopProgress(max_epochs=-1),
-            self._device,
+            SingleDeviceStrategy(self._device, module),
+            plugin,
             lifecycle if lifecycle is not None else LIFECYCLE,
             checked,
         )
@@ -251,9 +264,10 @@ class LoopDriver(RunHost):
     def _hold_events(self) -> None:
         """Hold the per-batch training events' functions of the current bind (``fire`` without the lookup)."""
         caller = self._driver.caller
-        self._bracket = TrainBatch(self, self._device)
-        self._own_step_event = caller(_OWN_STEP)
-        self._backward_event = caller(_BACKWARD)
+        p = self.precision_plugin  # wraps nothing in 32-bit
+        self._bracket = TrainBatch(self, self._device)  # (the transfer through p.wrap_transfer)
+        self._own_step_event = p.wrap_step(caller(_OWN_STEP), p.train_step_context)
+        self._backward_event = p.wrap_backward(caller(_BACKWARD))
         self._own_opt_step_event = caller(_OWN_OPT_STEP)
 
     # -------------------------------------------------------------- more trainer attributes
@@ -321,6 +335,7 @@ class LoopDriver(RunHost):
         module.trainer = self
         if self.datamodule is not None:
             self.datamodule.trainer = self
+        self.precision_plugin.convert_module(module)
         self._device = self._device_arg if self._device_arg is not None else _device_of(module)
         self.strategy.root_device = self._device
         self._eval = None
@@ -491,6 +506,7 @@ class LoopDriver(RunHost):
             self.gradient_clip_val,
             self.gradient_clip_algorithm,
             self._count_manual_step,
+            self.precision_plugin.scaler,
         )
 
     # -------------------------------------------------------------- fit: sanity check and training
@@ -536,6 +552,9 @@ class LoopDriver(RunHost):
         ``validation_step`` and its data source defines ``val_dataloader`` and no sanity
         check requested it.
         """
+        if self._driver.can_fire(ev.TRAIN_EPOCH_START):
+            # between epochs the train dataloader may be requested again (a reload), but training has started
+            self._require(ev.TRAIN_START)
         self._require(ev.TRAIN_DATALOADER, ev.TRAIN_START)
         if self._driver.can_fire(ev.TRAIN_DATALOADER):
             self._load_train()
@@ -703,6 +722,7 @@ class LoopDriver(RunHost):
                 self._lightning_optimizers[0],
                 accumulate=n,
                 warn=self._warn_once,
+                precision=self.precision_plugin,
             )
         return auto(batch, batch_idx, self.current_epoch, batch_idx % n == 0, step)
 
@@ -719,13 +739,21 @@ class LoopDriver(RunHost):
         Args:
             optimizer: the optimizer (callbacks receive it).
             step: how to step it, called with the optimizer (e.g. ``scaler.step``);
-                default ``optimizer.step()``.
+                default ``optimizer.step()``, or with a ``"16-mixed"`` precision the
+                plugin's scaler: ``unscale_`` before the hooks, ``step`` and ``update`` after.
 
         Returns:
             What the step returned.
         """
-        self._own_opt_step_event(optimizer)
-        out = optimizer.step() if step is None else step(optimizer)
+        scaler = self.precision_plugin.scaler
+        if scaler is not None and step is None:  # "16-mixed": unscale, hooks, scaler.step/update (Lightning's order)
+            scaler.unscale_(optimizer)
+            self._own_opt_step_event(optimizer)
+            out = scaler.step(optimizer)
+            scaler.update()
+        else:
+            self._own_opt_step_event(optimizer)
+            out = optimizer.step() if step is None else step(optimizer)
         self.fit_loop.global_step += 1
         return out
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lightcycle.errors import MisconfigurationException, SIGTERMException
-from lightcycle.orchestrator import logger_connector, preflight, steps
+from lightcycle.orchestrator import flags, logger_connector, preflight, steps
 from lightcycle.orchestrator.data import Lookahead, as_loader_list, num_batches, set_sampler_epoch
 from lightcycle.runtime.evaluation import EvalRun
 from lightcycle.runtime.rng import isolate_rng
@@ -48,7 +48,7 @@ def run_fit(t: Trainer, ckpt_path: str | None) -> None:
     t._eval_steps.reset()
     module = t.lightning_module
     assert module is not None
-    module.to(t._cfg.device)
+    # the declared strategy_setup action: to the device and, under DDP, the wrapper (Lightning's strategy.setup)
     t._configure_optimizers(fire(ev.CONFIGURE_OPTIMIZERS))
     fire(ev.FIT_START)
     t._log_hyperparameters()
@@ -59,11 +59,11 @@ def run_fit(t: Trainer, ckpt_path: str | None) -> None:
     if t._should_sanity_check():
         with isolate_rng():
             _run_sanity_check(t)
-    _run_training(t)
+    with torch.autograd.set_detect_anomaly(t._detect_anomaly):  # Lightning: around the fit loop, not the sanity check
+        _run_training(t)
     t.fit_loop.resume = None
     t.fit_loop.restarting = False
-    t._teardown_internal()
-    fire(ev.FIT_END)
+    fire(ev.FIT_END)  # after the declared strategy_teardown action (unwrap, release the device)
     fire(ev.TEARDOWN, TrainerFn.FITTING)
 
 
@@ -92,6 +92,8 @@ def _run_training(t: Trainer) -> None:
         t._load_eval_loaders("val", sanity=False)
     fire(ev.TRAIN_START)
     while not _fit_done(t):
+        if flags.reload_due(t.reload_dataloaders_every_n_epochs, t.current_epoch, t._train_loaded_at):
+            loader = t._load_train_loader()  # Lightning's fit loop on_advance_start, before on_train_epoch_start
         _run_epoch(t, loader)
         if loop.restarting:
             loop.restarting = False
@@ -132,6 +134,8 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
     # and the automatic-optimization step for the first optimizer (built at its first use).
     bracket = TrainBatch(t, t._cfg.device)
     start_batch, end_batch = bracket.start, bracket.end
+    precision = t.precision_plugin
+    manual_step = precision.wrap_step(t._driver.caller(ev.MANUAL_TRAINING_STEP), precision.train_step_context)
     accumulate = t.accumulate_grad_batches
     automatic_step: steps.AutomaticStep | None = None
     items = iter(batches)
@@ -160,7 +164,7 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
                 stepping,
             )
         else:
-            outputs = _manual_batch(t, batch, batch_idx)
+            outputs = steps.manual_outputs(manual_step(batch, batch_idx))
         if t.lr_scheduler_configs:  # (both calls return at once without schedulers)
             _update_schedulers(t, "step", plateau=False)
             if _ready_reached(t):
@@ -251,7 +255,7 @@ def _should_check_val(t: Trainer) -> bool:
 
 def _run_fit_validation(t: Trainer) -> None:
     loaders = t.val_dataloaders
-    if loaders is None:
+    if loaders is None or flags.reload_due(t.reload_dataloaders_every_n_epochs, t.current_epoch, t._val_loaded_at):
         loaders_list, counts = t._load_eval_loaders("val", sanity=False)
     else:
         loaders_list, counts = t._eval_loaders["val"], t.num_val_batches
@@ -304,12 +308,8 @@ def _automatic_step(t: Trainer) -> steps.AutomaticStep:
         warn=t._warn_once,
         skip_backward=t.fit_loop._skip_backward,
         outputs=t._driver.calls_hooks(ev.TRAIN_BATCH_END),
+        precision=t.precision_plugin,
     )
-
-
-def _manual_batch(t: Trainer, batch: Any, batch_idx: int) -> dict[str, Any]:
-    """Manual optimization: the module's training_step steps its optimizers itself."""
-    return steps.manual_outputs(t._driver.fire(ev.MANUAL_TRAINING_STEP, batch, batch_idx))
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -379,7 +379,6 @@ def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
     t._eval_steps.reset()
     module = t.lightning_module
     assert module is not None
-    module.to(t._cfg.device)
     t._log_hyperparameters()
     module.zero_grad()
     result: Any = None if fn is TrainerFn.PREDICTING else []  # Lightning: a skipped predict returns None
@@ -391,8 +390,7 @@ def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
                 result = predictions[0] if len(predictions) == 1 else predictions
             else:
                 result = t._eval_last_outputs
-    t._teardown_internal()
-    fire(ev.TEARDOWN, fn)
+    fire(ev.TEARDOWN, fn)  # after the declared strategy_teardown action
     return result
 
 
@@ -405,7 +403,11 @@ def _eval_context(inference: bool) -> Iterator[None]:
         yield
 
 
-def load_loaders(value: Any, kind: str, limit: int | float, what: str) -> tuple[list[Any], list[int | float]]:
-    """Normalise loaders and count their batches under ``limit``."""
+def load_loaders(
+    value: Any, kind: str, limit: int | float, what: str, prepare: Any = None
+) -> tuple[list[Any], list[int | float]]:
+    """Normalise loaders (through the strategy's ``prepare(loader, kind)`` when given) and count their batches."""
     loaders = as_loader_list(value, kind)
+    if prepare is not None:
+        loaders = [prepare(dl, kind) for dl in loaders]
     return loaders, [num_batches(dl, limit, what) for dl in loaders]

@@ -19,12 +19,14 @@ import torch
 
 from lightcycle.core.optim import LightningOptimizer
 from lightcycle.errors import MisconfigurationException
+from lightcycle.precision import Precision, scaled_step
 from lightcycle.states import declaration as ev
 from lightcycle.states.model import Trigger
 
 Caller = Callable[[Trigger], Callable[..., Any]]
 """``LifecycleDriver.caller``: the function that fires an event."""
 
+_FULL = Precision()  # 32-bit: wraps nothing
 _NO_EXTRA: dict[str, Any] = {}  # shared, never mutated: a tensor output has no extra keys
 NO_LOSS_WARNING = "`training_step` returned `None`. The backward pass and the optimizer's gradients are skipped."
 
@@ -103,6 +105,7 @@ class AutomaticStep:
         outputs: build the outputs (``{"loss": loss.detach().clone(), ...}``); ``False``
             when nobody receives them in this run (no ``on_train_batch_end`` to call):
             the batch then returns an empty dict and skips the clone.
+        precision: the precision plugin (default: 32-bit, which wraps nothing).
     """
 
     __slots__ = (
@@ -139,13 +142,17 @@ class AutomaticStep:
         warn: Callable[[str], None],
         outputs: bool = True,
         skip_backward: bool = False,
+        precision: Precision | None = None,
     ) -> None:
-        self._training_step = caller(ev.TRAINING_STEP)
+        precision = precision or _FULL
+        # the precision wraps the step (autocast) and the backward (loss scaling) once, here;
+        # 32-bit returns the event functions themselves
+        self._training_step = precision.wrap_step(caller(ev.TRAINING_STEP), precision.train_step_context)
         # Lightning's fit_loop._skip_backward (set for an epoch, e.g. by StochasticWeightAveraging's
         # BatchNorm pass): no zero_grad, no backward, none of their hooks; the optimizer still steps
         # (on the gradients left from before). Chosen once per epoch, not per batch.
         self._zero_grad_event = _skipped if skip_backward else caller(ev.ZERO_GRAD)
-        self._backward = _skipped if skip_backward else caller(ev.BACKWARD)
+        self._backward = _skipped if skip_backward else precision.wrap_backward(caller(ev.BACKWARD))
         self._optimizer_step = caller(ev.OPTIMIZER_STEP)
         self._optimizer_step_end = caller(ev.OPTIMIZER_STEP_END)
         self.progress = progress
@@ -257,6 +264,7 @@ def wrap_optimizers(
     gradient_clip_val: Any,
     gradient_clip_algorithm: Any,
     count_step: Callable[[], None],
+    scaler: Any = None,
 ) -> list[LightningOptimizer]:
     """Wrap optimizers so that their ``step`` fires the lifecycle's optimizer events.
 
@@ -271,6 +279,8 @@ def wrap_optimizers(
         gradient_clip_val: passed to ``configure_gradient_clipping``.
         gradient_clip_algorithm: passed to ``configure_gradient_clipping``.
         count_step: advances ``global_step`` (manual optimization).
+        scaler: a ``GradScaler`` (``"16-mixed"``): ``step`` then unscales, steps and updates
+            through it (:func:`lightcycle.precision.scaled_step`); ``None``: the plain step.
 
     Returns:
         One :class:`LightningOptimizer` per optimizer, in order.
@@ -284,5 +294,7 @@ def wrap_optimizers(
         else:
             lopt._on_before_step = partial(before_step, opt)
             lopt._on_after_step = count_step
+        if scaler is not None:  # an instance attribute: without a scaler, the class's step runs untouched
+            lopt.step = scaled_step(scaler, lopt, automatic)  # type: ignore[method-assign]
         wrapped.append(lopt)
     return wrapped

@@ -9,10 +9,12 @@ counters, callbacks, optimizers, metrics, loggers) and the attributes callbacks 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import torch
 
 from lightcycle._foreign import hook_base, is_kind, refuse_lightning_module
@@ -20,13 +22,15 @@ from lightcycle._hooks import is_base_hook, is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.monitoring import is_checkpoint
 from lightcycle.errors import InvalidTypeError, MisconfigurationException
-from lightcycle.orchestrator import loops, preflight, steps
+from lightcycle.orchestrator import flags, loops, preflight, steps
 from lightcycle.orchestrator.config import resolve
+from lightcycle.orchestrator.data import as_loader_list
 from lightcycle.runtime.host import RunHost
 from lightcycle.runtime.progress import FitLoopProgress
 from lightcycle.states.declaration import EVAL_OF_ENTRY, EVAL_OF_KIND, LIFECYCLE
 from lightcycle.states.model import Lifecycle, Trigger
 from lightcycle.states.stages import TrainerFn, TrainerStatus
+from lightcycle.strategies.strategy import Strategy
 
 if TYPE_CHECKING:
     from lightcycle.core.datamodule import LightningDataModule
@@ -79,37 +83,82 @@ class Trainer(RunHost):
         deterministic: bool | str | None = None,
         log_every_n_steps: int | None = None,
         precision: Any = None,
+        plugins: Any = None,
+        fast_dev_run: int | bool = False,
+        benchmark: bool | None = None,
+        detect_anomaly: bool = False,
+        barebones: bool = False,
+        overfit_batches: int | float = 0.0,
+        reload_dataloaders_every_n_epochs: int = 0,
+        strategy: str | Strategy = "auto",
+        num_nodes: int = 1,
+        sync_batchnorm: bool = False,
+        use_distributed_sampler: bool = True,
         lifecycle: Lifecycle | None = None,
         checked: bool | None = None,
         **unsupported: Any,
     ) -> None:
+        opted = flags.barebones(
+            barebones,
+            dict(
+                enable_checkpointing=enable_checkpointing,
+                logger=logger,
+                enable_progress_bar=enable_progress_bar,
+                log_every_n_steps=log_every_n_steps,
+                enable_model_summary=enable_model_summary,
+                num_sanity_val_steps=num_sanity_val_steps,
+                fast_dev_run=fast_dev_run,
+                detect_anomaly=detect_anomaly,
+            ),
+        )
+        logger = opted["logger"]
+        self._barebones = bool(barebones)
+        self._fast_dev_run, loop_args = flags.fast_dev_run(
+            fast_dev_run,
+            dict(
+                max_epochs=max_epochs,
+                max_steps=max_steps,
+                limit_train_batches=limit_train_batches,
+                limit_val_batches=limit_val_batches,
+                limit_test_batches=limit_test_batches,
+                limit_predict_batches=limit_predict_batches,
+                num_sanity_val_steps=opted["num_sanity_val_steps"],
+                val_check_interval=val_check_interval,
+                check_val_every_n_epoch=check_val_every_n_epoch,
+            ),
+            overfit=bool(overfit_batches),
+        )
+        self._overfit_batches = flags.overfit_batches(overfit_batches)
+        if self._overfit_batches > 0:  # Lightning: train and val both limited to it (val: its own loader)
+            loop_args.update(limit_train_batches=self._overfit_batches, limit_val_batches=self._overfit_batches)
+        self._detect_anomaly = flags.check_detect_anomaly(detect_anomaly)
+        self.reload_dataloaders_every_n_epochs = flags.reload_every(reload_dataloaders_every_n_epochs)
+        self._train_loaded_at = self._val_loaded_at = -math.inf  # epochs of the last loads (reloading)
         self._cfg = resolve(
             accelerator=accelerator,
             devices=devices,
-            max_epochs=max_epochs,
             min_epochs=min_epochs,
-            max_steps=max_steps,
             min_steps=min_steps,
-            limit_train_batches=limit_train_batches,
-            limit_val_batches=limit_val_batches,
-            limit_test_batches=limit_test_batches,
-            limit_predict_batches=limit_predict_batches,
-            num_sanity_val_steps=num_sanity_val_steps,
-            val_check_interval=val_check_interval,
-            check_val_every_n_epoch=check_val_every_n_epoch,
             accumulate_grad_batches=accumulate_grad_batches,
             gradient_clip_val=gradient_clip_val,
             gradient_clip_algorithm=gradient_clip_algorithm,
             default_root_dir=default_root_dir,
-            enable_progress_bar=enable_progress_bar,
-            enable_checkpointing=enable_checkpointing,
-            enable_model_summary=enable_model_summary,
+            enable_progress_bar=opted["enable_progress_bar"],
+            enable_checkpointing=opted["enable_checkpointing"],
+            enable_model_summary=opted["enable_model_summary"],
             inference_mode=inference_mode,
             deterministic=deterministic,
-            log_every_n_steps=log_every_n_steps,
+            log_every_n_steps=opted["log_every_n_steps"],
             precision=precision,
+            plugins=plugins,
             unsupported=unsupported,
+            **loop_args,
         )
+        flags.set_torch_flags(benchmark, deterministic)
+        chosen = _select_strategy(
+            strategy, self._cfg.device, accelerator, devices, num_nodes, sync_batchnorm, use_distributed_sampler
+        )
+        self._cfg = attrs.evolve(self._cfg, device=chosen.root_device)  # DDP on CUDA: this rank's device
         if self._cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=self._cfg.deterministic == "warn")
         super().__init__(
@@ -121,10 +170,13 @@ class Trainer(RunHost):
                 max_steps=self._cfg.max_steps,
                 min_steps=self._cfg.min_steps,
             ),
-            self._cfg.device,
+            chosen,
+            self._cfg.precision_plugin,
             lifecycle if lifecycle is not None else LIFECYCLE,
             checked,
         )
+        if self._fast_dev_run:
+            self.loggers = flags.dummy_loggers(self.loggers)  # Lightning: logging is suppressed
         self.accumulate_grad_batches = self._cfg.accumulate_grad_batches  # a callback may change it
         self._eval_loaders: dict[str, list[Any]] = {}
         self.val_check_batch: int | float = float("inf")
@@ -154,9 +206,12 @@ class Trainer(RunHost):
         from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
         from lightcycle.callbacks.model_summary import ModelSummary
         from lightcycle.callbacks.progress import ProgressBar
+        from lightcycle.callbacks.rich_model_summary import RichModelSummary
+        from lightcycle.callbacks.rich_progress import RichProgressBar, rich_available
         from lightcycle.callbacks.tqdm_progress import TQDMProgressBar
+        from lightcycle.compat.run_trace import recorders_from_env
 
-        out = list(given)
+        out = list(given) + recorders_from_env()  # `lightcycle run --trace`: one recorder per Trainer
         has_checkpoint = any(is_checkpoint(cb) for cb in out)
         if self._cfg.enable_checkpointing and not has_checkpoint:
             out.append(ModelCheckpoint())
@@ -167,19 +222,16 @@ class Trainer(RunHost):
             )
         has_bar = any(is_kind(cb, ProgressBar, "ProgressBar") for cb in out)
         if self._cfg.enable_progress_bar and not has_bar:
-            out.append(TQDMProgressBar())
+            # Lightning's choice (callback_connector): the rich bar when rich >= 10.2.2 is installed.
+            out.append(RichProgressBar() if rich_available() else TQDMProgressBar())
         elif not self._cfg.enable_progress_bar and has_bar:
             raise MisconfigurationException(
                 "Trainer was configured with enable_progress_bar=False but found a progress bar in callbacks. "
                 "Remove it or set enable_progress_bar=True."
             )
         if self._cfg.enable_model_summary and not any(is_kind(cb, ModelSummary, "ModelSummary") for cb in out):
-            import importlib.util
-
-            from lightcycle.callbacks.rich_model_summary import RichModelSummary
-
-            # Lightning's choice: the rich table when rich is installed.
-            out.append(RichModelSummary() if importlib.util.find_spec("rich") is not None else ModelSummary())
+            # Lightning's choice: the rich table when rich >= 10.2.2 is installed.
+            out.append(RichModelSummary() if rich_available() else ModelSummary())
         return out
 
     # ------------------------------------------------------------------ public entry points
@@ -369,11 +421,14 @@ class Trainer(RunHost):
 
     def _bind(self) -> None:
         """Compile the run's hooks (at its start and after ``configure_callbacks``)."""
+        skip = frozenset(f"{kind}_dataloader" for kind in self._explicit)
+        if self.strategy.local_rank != 0:
+            skip |= {"prepare_data"}  # Lightning: prepare_data on local rank 0 of each node only
         self._driver.bind(
             self.lightning_module,
             self.callbacks,
             self.datamodule,
-            skip=frozenset(f"{kind}_dataloader" for kind in self._explicit),
+            skip=skip,
             noops=frozenset({"configure_gradient_clipping"}) if self._clipping_is_noop() else frozenset(),
         )
 
@@ -400,14 +455,21 @@ class Trainer(RunHost):
         self.received_sigterm = False
         self._interrupted_from = None
         driver = self._driver
+        strategy = self.strategy
+        module = self.lightning_module
+        if strategy.distributed and self.state.fn is TrainerFn.FITTING and module is not None:
+            strategy.redirect_steps(module, _module_base())
         self._bind()
         self._install_sigterm()
         try:
             with driver.guard(teardown=self._teardown_after_exception):
                 try:
-                    result = body()
-                except BaseException:
+                    result = strategy.launch(body)
+                except BaseException as exc:
                     self._interrupted_from = driver.state  # for checkpoints saved in on_exception or afterwards
+                    reported = strategy.on_failure(exc)  # another rank's failure, named; no collective after this
+                    if reported is not exc:
+                        raise reported from exc
                     raise
         finally:
             self._restore_sigterm()
@@ -416,11 +478,20 @@ class Trainer(RunHost):
         self._finalize_loggers("success")
         return result
 
+    def _setup_environment(self) -> None:
+        """The declared ``setup_environment`` action: the process group exists before ``prepare_data``."""
+        self.strategy.setup_environment()
+
+    def _strategy_setup(self) -> None:
+        """The declared ``strategy_setup`` action (after ``configure_model``; fit: before ``configure_optimizers``)."""
+        self.strategy.barrier("post_setup")
+        if self.lightning_module is not None:  # Lightning's strategy.setup: convert, then move (and wrap)
+            self.precision_plugin.convert_module(self.lightning_module)
+        self.strategy.setup(fitting=self.state.fn is TrainerFn.FITTING)
+
     def _teardown_internal(self) -> None:
-        """Lightning's strategy teardown: release the device, as before on_fit_end."""
-        module = self.lightning_module
-        if module is not None and self._cfg.device.type == "cuda":
-            module.to("cpu")
+        """Lightning's strategy teardown: unwrap and release the device, as before on_fit_end."""
+        self.strategy.teardown()
 
     def _teardown_after_exception(self) -> None:
         self._finalize_loggers("failed")
@@ -441,6 +512,7 @@ class Trainer(RunHost):
             self._cfg.gradient_clip_val,
             self._cfg.gradient_clip_algorithm,
             self._count_manual_step,
+            self._cfg.precision_plugin.scaler,
         )
 
     # ------------------------------------------------------------------ data
@@ -486,11 +558,24 @@ class Trainer(RunHost):
         value = self._driver.fire(TRAIN_DATALOADER)
         if "train" in self._explicit:
             value = self._explicit["train"]
-        loaders, counts = loops.load_loaders(value, "train", self._cfg.limit_train_batches, "limit_train_batches")
+        if self._overfit_batches > 0:
+            value = flags.sequential_loaders(as_loader_list(value, "train"), "train")[0]
+        loaders, counts = loops.load_loaders(
+            value, "train", self._cfg.limit_train_batches, "limit_train_batches", self._loader_preparer()
+        )
+        self._train_loaded_at = self.current_epoch
         self.train_dataloader = loaders[0]
         self.num_training_batches = counts[0]
         self._resolve_val_check_batch()
         return loaders[0]
+
+    def _loader_preparer(self) -> Any:
+        """Under several processes, the strategy's loader step (barrier, DistributedSampler); else None."""
+        strategy = self.strategy
+        if not strategy.distributed:
+            return None
+        fn = self.state.fn.value if self.state.fn is not None else "fit"
+        return lambda loader, kind: strategy.process_dataloader(loader, kind, fn)
 
     def _resolve_val_check_batch(self) -> None:
         cfg = self._cfg
@@ -521,10 +606,14 @@ class Trainer(RunHost):
         if kind in self._explicit:
             value = self._explicit[kind]
         limit = getattr(self._cfg, f"limit_{kind}_batches")
-        loaders, counts = loops.load_loaders(value, kind, limit, f"limit_{kind}_batches")
+        if self._overfit_batches > 0 and kind == "val" and self.state.fn is TrainerFn.FITTING:
+            value = flags.sequential_loaders(as_loader_list(value, "val"), "val")  # before any sampler wrapping
+        loaders, counts = loops.load_loaders(value, kind, limit, f"limit_{kind}_batches", self._loader_preparer())
         self._eval_loaders[kind] = loaders
         stored = loaders[0] if len(loaders) == 1 else loaders
         if kind == "val":
+            if self.state.fn is TrainerFn.FITTING:
+                self._val_loaded_at = self.current_epoch
             self.val_dataloaders = stored
             self.num_val_batches = counts
             if sanity:
@@ -581,8 +670,19 @@ class Trainer(RunHost):
         return self._cfg.log_every_n_steps
 
     @property
-    def fast_dev_run(self) -> bool:
-        return False
+    def fast_dev_run(self) -> int | bool:
+        """``True`` (one batch), the number of batches, or ``False`` (Lightning's ``trainer.fast_dev_run``)."""
+        return self._fast_dev_run
+
+    @property
+    def overfit_batches(self) -> int | float:
+        """``Trainer(overfit_batches=...)``: ``0.0`` (off), a number of batches or a fraction."""
+        return self._overfit_batches
+
+    @property
+    def barebones(self) -> bool:
+        """``Trainer(barebones=True)``: every feature that costs speed is off."""
+        return self._barebones
 
     @property
     def default_root_dir(self) -> str:
@@ -645,3 +745,19 @@ def _print_results(results: list[dict[str, float]], verb: str) -> None:
         print(f"{title:<{width}}  value")
         for key, value in metrics.items():
             print(f"{key:<{width}}  {value:.6g}")
+
+
+def _select_strategy(
+    strategy: Any,
+    device: torch.device,
+    accelerator: str,
+    devices: Any,
+    num_nodes: int,
+    sync_batchnorm: bool,
+    use_distributed_sampler: bool,
+) -> Strategy:
+    from lightcycle.orchestrator.config import _cpu_cores
+    from lightcycle.strategies.select import device_ids, select
+
+    ids = device_ids(device.type, devices, _cpu_cores(devices) if device.type == "cpu" else 1)
+    return select(strategy, device, ids, num_nodes, bool(sync_batchnorm), bool(use_distributed_sampler))

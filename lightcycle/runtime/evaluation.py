@@ -55,9 +55,15 @@ class EvalRun:
         self.ended = False  # a batch of this run has ended (a SIGTERM check point follows it)
         # Every event through the driver's event functions (``fire`` without the lookup).
         caller = host._driver.caller
-        self._transfer = caller(events.batch_transfer)
+        precision = host.precision_plugin  # (its wrappers return the event itself in 32-bit)
+        context = {
+            "validation": precision.val_step_context,
+            "test": precision.test_step_context,
+            "predict": precision.predict_step_context,
+        }[events.noun]
+        self._transfer = precision.wrap_transfer(caller(events.batch_transfer))  # convert_input first
         self._batch_start = caller(events.batch_start)
-        self._step = caller(events.step)
+        self._step = precision.wrap_step(caller(events.step), context)
         self._batch_end = caller(events.batch_end)
         # Lightning logs evaluation step metrics after every batch, outside the sanity check and predict
         self._log_step = host._log_eval_step if host.loggers and stage not in _NO_LOGS else None
@@ -121,5 +127,7 @@ class EvalRun:
         return metrics
 
     def end(self) -> None:
-        """``on_<noun>_end``."""
-        self._host._driver.caller(self.events.end)()
+        """``on_<noun>_end``; then the stage's metric objects are reset (as in Lightning)."""
+        host = self._host
+        host._driver.caller(self.events.end)()
+        host._results.end_stage(self.stage)

@@ -20,14 +20,13 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import torch
 
 from lightcycle._foreign import hook_base, is_kind
 from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.monitoring import Checkpoint, is_checkpoint
-from lightcycle.core.logging import MetricStore
+from lightcycle.core.metric_store import MetricStore
 from lightcycle.errors import MisconfigurationException
 from lightcycle.orchestrator import logger_connector
 from lightcycle.orchestrator.checkpointing import CheckpointConnector
@@ -36,38 +35,15 @@ from lightcycle.runtime.progress import FitLoopProgress
 from lightcycle.states.declaration import BACKWARD
 from lightcycle.states.model import Lifecycle
 from lightcycle.states.stages import RunningStage, TrainerState, TrainerStatus
+from lightcycle.strategies.strategy import Strategy
 
 if TYPE_CHECKING:
     from lightcycle.core.datamodule import LightningDataModule
     from lightcycle.core.module import LightningModule
     from lightcycle.core.optim import LightningOptimizer, LRSchedulerConfig
+    from lightcycle.precision import Precision
 
 __all__ = ["RunHost", "check_state_keys", "env_checked", "reorder_callbacks"]
-
-
-@attrs.define
-class _Strategy:
-    """The little of Lightning's ``trainer.strategy`` that user code reads."""
-
-    root_device: torch.device
-    lightning_module: Any = None
-
-    def barrier(self, name: str | None = None) -> None:
-        """Single process: nothing to wait for."""
-
-    def broadcast(self, obj: Any, src: int = 0) -> Any:
-        """Single process: every rank already has ``obj``."""
-        return obj
-
-    def remove_checkpoint(self, filepath: str | os.PathLike[str]) -> None:
-        """Delete a checkpoint file or folder if it exists (Lightning's ``strategy.remove_checkpoint``)."""
-        import shutil
-
-        path = os.fspath(filepath)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
 
 
 class _StageFlag:
@@ -130,7 +106,8 @@ class RunHost(abc.ABC):
         callbacks: the callbacks, already checked (they are reordered here: checkpoints last).
         logger: the ``logger`` argument (``None`` or ``True``: Lightning's default logger).
         fit_loop: the fit loop's progress, with its limits.
-        device: where the run's batches go (``strategy.root_device``).
+        strategy: the strategy (``strategy.root_device``: where the run's batches go).
+        precision: the precision plugin (the strategy carries it as well).
         lifecycle: the declaration to follow.
         checked: run the ``transitions`` machine in lockstep (``None``: from ``LIGHTCYCLE_CHECKED``).
     """
@@ -140,7 +117,8 @@ class RunHost(abc.ABC):
         callbacks: Sequence[Callback],
         logger: Any,
         fit_loop: FitLoopProgress,
-        device: torch.device,
+        strategy: Strategy,
+        precision: Precision,
         lifecycle: Lifecycle,
         checked: bool | None,
     ) -> None:
@@ -153,7 +131,9 @@ class RunHost(abc.ABC):
         self.should_stop = False
         self.received_sigterm = False
         self.fit_loop = fit_loop
-        self.strategy = _Strategy(device)
+        self.strategy = strategy
+        self.precision_plugin = precision
+        strategy.precision_plugin = precision
         self.lightning_module: LightningModule | None = None
         self.datamodule: LightningDataModule | None = None
         self.optimizers: list[torch.optim.Optimizer] = []
@@ -191,7 +171,7 @@ class RunHost(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def fast_dev_run(self) -> bool:
+    def fast_dev_run(self) -> int | bool:
         """Lightning's ``fast_dev_run`` flag (callbacks skip their work under it)."""
 
     @property
@@ -222,6 +202,8 @@ class RunHost(abc.ABC):
         )
 
     def _finalize_loggers(self, status: str) -> None:
+        if not self.strategy.is_global_zero:
+            return  # Lightning's loggers write on rank 0 only
         for lg in self.loggers:
             finalize = getattr(lg, "finalize", None)
             if callable(finalize):
@@ -238,7 +220,7 @@ class RunHost(abc.ABC):
             RuntimeError: the module and the datamodule log a key with different values
                 (Lightning's message).
         """
-        if not self.loggers:
+        if not self.loggers or not self.strategy.is_global_zero:
             return
         module, dm = self.lightning_module, self.datamodule
         log_module = bool(getattr(module, "_log_hyperparams", False))
@@ -344,7 +326,8 @@ class RunHost(abc.ABC):
                 "manual_backward(loss, *args, **kwargs): extra arguments are not supported yet; call "
                 "manual_backward(loss) (or override `backward` in your module)."
             )
-        self._driver.fire(BACKWARD, loss)
+        # the precision's pre_backward: the scaler's scale, which on_before_backward sees (Lightning)
+        self._driver.fire(BACKWARD, self.precision_plugin.pre_backward(loss, module))
 
     def save_checkpoint(
         self, filepath: str | os.PathLike[str], weights_only: bool | None = False, storage_options: Any = None
@@ -477,27 +460,43 @@ class RunHost(abc.ABC):
 
     @property
     def global_rank(self) -> int:
-        return 0
+        return self.strategy.global_rank
 
     @property
     def local_rank(self) -> int:
-        return 0
+        return self.strategy.local_rank
 
     @property
     def node_rank(self) -> int:
-        return 0
+        return self.strategy.node_rank
 
     @property
     def world_size(self) -> int:
-        return 1
+        return self.strategy.world_size
 
     @property
     def num_devices(self) -> int:
-        return 1
+        return self.strategy.num_devices
 
     @property
     def is_global_zero(self) -> bool:
-        return True
+        return self.strategy.is_global_zero
+
+    @property
+    def num_nodes(self) -> int:
+        return self.strategy.num_nodes
+
+    @property
+    def distributed_sampler_kwargs(self) -> dict[str, int] | None:
+        """Lightning's ``num_replicas``/``rank`` for a user-made ``DistributedSampler`` (``None``: one process)."""
+        if not self.strategy.distributed:
+            return None
+        return {"num_replicas": self.strategy.world_size, "rank": self.strategy.global_rank}
+
+    @property
+    def precision(self) -> str:
+        """The resolved precision flag, e.g. ``"32-true"`` or ``"bf16-mixed"``."""
+        return self.precision_plugin.precision
 
     @property
     def interrupted(self) -> bool:

@@ -39,7 +39,7 @@ class TrainBatch:
         caller = host._driver.caller
         self._host = host
         self.device = device
-        self._transfer = caller(ev.TRAIN_BATCH_TRANSFER)
+        self._transfer = host.precision_plugin.wrap_transfer(caller(ev.TRAIN_BATCH_TRANSFER))  # convert_input first
         self._start = caller(ev.TRAIN_BATCH_START)
         self._skip = caller(ev.SKIP_REST_OF_EPOCH)
         self._end = caller(ev.TRAIN_BATCH_END)

@@ -282,6 +282,7 @@ def _evaluation(noun: str, at: str, entry: tuple[str, ...], zero_grad: bool = Fa
             (p + "batch.started",),
             p + "batch.stepped",
             (lm(step_name, *batch_args, result=Result.RETURN, trim_args=True),),
+            before=(Action.AUTOCAST,),
         ),
         Transition(
             t.batch_end, (p + "batch.stepped",), p + "running", cb_lm(f"on_{noun}_batch_end", "outputs", *batch_args)
@@ -373,9 +374,13 @@ _C = _B + "closure."
 
 _FIT_TRANSITIONS: tuple[Transition, ...] = (
     Transition(ENTRY["fit"], ("idle",), "fit.configuring", (lm("configure_callbacks", result=Result.RETURN),)),
-    Transition(SETUP, ("fit.configuring",), "fit.setup", _setup_hooks()),
+    Transition(SETUP, ("fit.configuring",), "fit.setup", _setup_hooks(), before=(Action.SETUP_ENVIRONMENT,)),
     Transition(
-        CONFIGURE_OPTIMIZERS, ("fit.setup",), "fit.configured", (lm("configure_optimizers", result=Result.RETURN),)
+        CONFIGURE_OPTIMIZERS,
+        ("fit.setup",),
+        "fit.configured",
+        (lm("configure_optimizers", result=Result.RETURN),),
+        before=(Action.STRATEGY_SETUP,),  # Lightning's strategy.setup wraps, then calls configure_optimizers
     ),
     Transition(FIT_START, ("fit.configured",), "fit.started", cb_lm("on_fit_start")),
     # sanity check
@@ -399,6 +404,8 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         cb_lm("on_train_epoch_start"),
     ),
     Transition(RESUME_EPOCH, ("fit.train.started",), "fit.train.epoch.running"),
+    # reload_dataloaders_every_n_epochs: the train dataloader is requested again before the epoch starts
+    Transition(TRAIN_DATALOADER, ("fit.train.epoch_done",), None, (_loader("train"),)),
     Transition(TRAIN_BATCH_TRANSFER, ("fit.train.epoch.running",), _B + "transferred", _transfer()),
     Transition(
         TRAIN_BATCH_START,
@@ -422,6 +429,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         (_C + "entered", _C + "clipped"),
         _C + "forwarded",
         (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),),
+        before=(Action.AUTOCAST,),
     ),
     Transition(
         ZERO_GRAD,
@@ -434,6 +442,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         (_C + "forwarded", _C + "zeroed"),
         _C + "backwarded",
         (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward")),
+        before=(Action.SCALE_LOSS,),
     ),
     Transition(
         BEFORE_OPTIMIZER_STEP,
@@ -443,6 +452,8 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
             *cb_lm("on_before_optimizer_step", "optimizer"),
             lm("configure_gradient_clipping", "optimizer", kwargs=("gradient_clip_val", "gradient_clip_algorithm")),
         ),
+        before=(Action.UNSCALE_GRADIENTS,),
+        after=(Action.SCALER_STEP,),
     ),
     Transition(OPTIMIZER_STEP_END, (_C + "clipped",), _B + "stepped"),
     # automatic optimization, an accumulating micro-batch: no optimizer_step
@@ -451,6 +462,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         (_B + "started",),
         _B + "forwarded",
         (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),),
+        before=(Action.AUTOCAST,),
     ),
     Transition(
         ZERO_GRAD,
@@ -463,6 +475,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         (_B + "forwarded", _B + "zeroed"),
         _B + "backwarded",
         (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward")),
+        before=(Action.SCALE_LOSS,),
     ),
     # manual optimization: the user's training_step calls manual_backward and opt.step()
     Transition(
@@ -470,14 +483,23 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         (_B + "started",),
         _B + "manual",
         (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),),
+        before=(Action.AUTOCAST,),
     ),
     Transition(
         BACKWARD,
         (_B + "manual",),
         None,
         (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward")),
+        before=(Action.SCALE_LOSS,),
     ),
-    Transition(MANUAL_OPTIMIZER_STEP, (_B + "manual",), None, cb_lm("on_before_optimizer_step", "optimizer")),
+    Transition(
+        MANUAL_OPTIMIZER_STEP,
+        (_B + "manual",),
+        None,
+        cb_lm("on_before_optimizer_step", "optimizer"),
+        before=(Action.UNSCALE_GRADIENTS,),
+        after=(Action.SCALER_STEP,),
+    ),
     # schedulers: step interval after a step; epoch interval on the last batch, or after epoch end (plateau)
     Transition(
         LR_SCHEDULER_STEP,
@@ -525,6 +547,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         ("fit.started", "fit.sanity_check.ended", "fit.train.loaded", "fit.train.val_loaded", "fit.train.ended"),
         "fit.ended",
         cb_lm("on_fit_end"),
+        before=(Action.STRATEGY_TEARDOWN,),  # Lightning's _teardown runs before on_fit_end
     ),
     Transition(TEARDOWN, ("fit.ended",), "fit.torn_down", _teardown_hooks()),
 )
@@ -549,11 +572,22 @@ def _eval_entry(fn: str) -> tuple[State, tuple[Transition, ...]]:
     )
     transitions = (
         Transition(ENTRY[fn], ("idle",), f"{fn}.configuring", (lm("configure_callbacks", result=Result.RETURN),)),
-        Transition(SETUP, (f"{fn}.configuring",), f"{fn}.setup", _setup_hooks()),
+        Transition(
+            SETUP,
+            (f"{fn}.configuring",),
+            f"{fn}.setup",
+            _setup_hooks(),
+            before=(Action.SETUP_ENVIRONMENT,),
+            after=(Action.STRATEGY_SETUP,),
+        ),
         Transition(e.loader, (f"{fn}.setup",), f"{fn}.loaded", (_loader(kind),)),
         *_evaluation(noun, f"{fn}.{noun}", (f"{fn}.loaded",)),
         Transition(
-            TEARDOWN, (f"{fn}.setup", f"{fn}.loaded", f"{fn}.{noun}.ended"), f"{fn}.torn_down", _teardown_hooks()
+            TEARDOWN,
+            (f"{fn}.setup", f"{fn}.loaded", f"{fn}.{noun}.ended"),
+            f"{fn}.torn_down",
+            _teardown_hooks(),
+            before=(Action.STRATEGY_TEARDOWN,),
         ),
     )
     return state, transitions

@@ -64,6 +64,27 @@ class Action(str, Enum):
     """Remember each submodule's ``training`` flag before an evaluation run."""
     RESTORE_TRAIN_MODE = "restore_train_mode"
     """Put the remembered flags back after an evaluation run."""
+    AUTOCAST = "autocast"
+    """The step hook runs in the precision's step context (``torch.autocast`` for mixed precision)."""
+    SCALE_LOSS = "scale_loss"
+    """The precision's ``pre_backward`` (``GradScaler.scale``): the backward hooks receive the scaled loss."""
+    UNSCALE_GRADIENTS = "unscale_gradients"
+    """``GradScaler.unscale_``: before ``on_before_optimizer_step`` and clipping see the gradients."""
+    SCALER_STEP = "scaler_step"
+    """``GradScaler.step`` and ``update`` in place of ``optimizer.step()``."""
+    SETUP_ENVIRONMENT = "setup_environment"
+    """Join or create a distributed strategy's process group, before ``prepare_data`` (``setup_environment``)."""
+    STRATEGY_SETUP = "strategy_setup"
+    """After the setup hooks' barrier: the module to its device and, fitting under DDP, wrapped (``strategy.setup``)."""
+    STRATEGY_TEARDOWN = "strategy_teardown"
+    """Unwrap DDP and release the device, before ``on_fit_end`` / ``teardown`` (``strategy.teardown``)."""
+
+
+PRECISION_ACTIONS = frozenset({Action.AUTOCAST, Action.SCALE_LOSS, Action.UNSCALE_GRADIENTS, Action.SCALER_STEP})
+"""Actions the precision plugin performs at the call site that fires the event, not the event
+function: they change the event's arguments (the scaled loss) or wrap the call (autocast), and
+a 32-bit run does none of them. Declared so that diagrams show them; the dispatch skips them
+(:func:`lightcycle.precision.Precision.wrap_step` and its siblings do the work)."""
 
 
 class Stage(str, Enum):

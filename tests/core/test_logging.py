@@ -1,4 +1,4 @@
-"""Tests for lightcycle.core.logging: the hook permission table and MetricStore.
+"""Tests for the hook permission table (core.fx_validator) and MetricStore (core.metric_store).
 
 The central test runs one small scenario through real ``pytorch_lightning`` and through a
 ``MetricStore`` driven in the order the lightcycle Trainer uses, and requires the same
@@ -16,12 +16,9 @@ import pytest
 import torch
 from torch import Tensor
 
-from lightcycle.core.logging import (
-    LOGGING_HOOKS,
-    MetricStore,
-    check_logging_allowed,
-    extract_batch_size,
-)
+from lightcycle.core.batch_size import extract_batch_size
+from lightcycle.core.fx_validator import LOGGING_HOOKS, check_logging_allowed
+from lightcycle.core.metric_store import MetricStore
 from lightcycle.errors import MisconfigurationException
 
 # --------------------------------------------------------------------------------------
@@ -40,13 +37,18 @@ def module_logs(hook: str, epoch: int, batch_idx: int = 0, dl: int | None = None
         return [("ep_start", 10.0 + epoch, {})]
     if hook == "training_step":
         return [
-            ("t_step", torch.tensor(epoch * 10 + batch_idx + 0.5),
-             {"on_step": True, "on_epoch": False, "prog_bar": True}),
-            ("t_both", torch.tensor([epoch + batch_idx * 2.0]),
-             {"on_step": True, "on_epoch": True, "prog_bar": True}),
+            (
+                "t_step",
+                torch.tensor(epoch * 10 + batch_idx + 0.5),
+                {"on_step": True, "on_epoch": False, "prog_bar": True},
+            ),
+            ("t_both", torch.tensor([epoch + batch_idx * 2.0]), {"on_step": True, "on_epoch": True, "prog_bar": True}),
             ("t_sum", batch_idx + 1.0, {"on_step": False, "on_epoch": True, "reduce_fx": "sum"}),
-            ("t_max", torch.tensor((3.0 - batch_idx) * (epoch + 1)),
-             {"on_epoch": True, "reduce_fx": torch.max, "logger": False}),
+            (
+                "t_max",
+                torch.tensor((3.0 - batch_idx) * (epoch + 1)),
+                {"on_epoch": True, "reduce_fx": torch.max, "logger": False},
+            ),
             ("t_bs", float(batch_idx), {"on_step": False, "on_epoch": True, "batch_size": batch_idx + 1}),
             ("t_int", torch.tensor(batch_idx), {}),
         ]
@@ -59,8 +61,11 @@ def module_logs(hook: str, epoch: int, batch_idx: int = 0, dl: int | None = None
         return [
             ("v_loss", torch.tensor(val), {"prog_bar": True}),
             ("v_step", val + 1.0, {"on_step": True, "on_epoch": False}),
-            ("v_both", torch.tensor(val + 2.0),
-             {"on_step": True, "on_epoch": True, "reduce_fx": "min", "prog_bar": True}),
+            (
+                "v_both",
+                torch.tensor(val + 2.0),
+                {"on_step": True, "on_epoch": True, "reduce_fx": "min", "prog_bar": True},
+            ),
             (f"v_noidx{d}", val + 3.0, {"add_dataloader_idx": False}),
         ]
     if hook == "on_validation_epoch_end":
@@ -95,10 +100,16 @@ MAX_EPOCHS = 2
 Snapshot = tuple[str, tuple[Any, ...], dict[str, float], dict[str, float], dict[str, float]]
 
 
-def snapshot(label: str, ctx: tuple[Any, ...], cb: dict[str, Any], log: dict[str, Any],
-             pbar: dict[str, Any]) -> Snapshot:
-    return (label, ctx, {k: float(v) for k, v in cb.items()}, {k: float(v) for k, v in log.items()},
-            {k: float(v) for k, v in pbar.items()})
+def snapshot(
+    label: str, ctx: tuple[Any, ...], cb: dict[str, Any], log: dict[str, Any], pbar: dict[str, Any]
+) -> Snapshot:
+    return (
+        label,
+        ctx,
+        {k: float(v) for k, v in cb.items()},
+        {k: float(v) for k, v in log.items()},
+        {k: float(v) for k, v in pbar.items()},
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -117,8 +128,15 @@ def run_lightning(tmp_path: Any) -> tuple[list[Snapshot], list[dict[str, float]]
         return (hook, trainer.sanity_checking, trainer.current_epoch, batch_idx, dl)
 
     def record(trainer: Any, label: str, batch_idx: int = -1, dl: int = -1) -> None:
-        records.append(snapshot(label, ctx_of(trainer, label, batch_idx, dl), trainer.callback_metrics,
-                                trainer.logged_metrics, trainer.progress_bar_metrics))
+        records.append(
+            snapshot(
+                label,
+                ctx_of(trainer, label, batch_idx, dl),
+                trainer.callback_metrics,
+                trainer.logged_metrics,
+                trainer.progress_bar_metrics,
+            )
+        )
 
     def apply(module: Any, calls: list[LogCall]) -> None:
         for name, value, kw in calls:
@@ -164,26 +182,37 @@ def run_lightning(tmp_path: Any) -> tuple[list[Snapshot], list[dict[str, float]]
             return torch.optim.SGD(self.parameters(), lr=0.0)
 
     class LoggingCallback(pl.Callback):
-        def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
-                               batch_idx: int) -> None:
+        def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
             apply(pl_module, callback_logs("on_train_batch_end", trainer.current_epoch, batch_idx))
 
-        def on_validation_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
-                                    batch_idx: int, dataloader_idx: int = 0) -> None:
-            apply(pl_module, callback_logs("on_validation_batch_end", trainer.current_epoch, batch_idx,
-                                           dataloader_idx))
+        def on_validation_batch_end(
+            self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+        ) -> None:
+            apply(pl_module, callback_logs("on_validation_batch_end", trainer.current_epoch, batch_idx, dataloader_idx))
 
         def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
             apply(pl_module, callback_logs("on_validation_epoch_end", trainer.current_epoch))
 
-    plain = ["on_sanity_check_end", "on_train_start", "on_train_epoch_start", "on_validation_start",
-             "on_validation_epoch_start", "on_validation_epoch_end", "on_validation_end",
-             "on_train_epoch_end", "on_train_end", "on_test_start", "on_test_epoch_start",
-             "on_test_epoch_end", "on_test_end"]
+    plain = [
+        "on_sanity_check_end",
+        "on_train_start",
+        "on_train_epoch_start",
+        "on_validation_start",
+        "on_validation_epoch_start",
+        "on_validation_epoch_end",
+        "on_validation_end",
+        "on_train_epoch_end",
+        "on_train_end",
+        "on_test_start",
+        "on_test_epoch_start",
+        "on_test_epoch_end",
+        "on_test_end",
+    ]
 
     def plain_recorder(name: str) -> Callable[..., None]:
         def fn(self: Any, trainer: Any, pl_module: Any) -> None:
             record(trainer, name)
+
         return fn
 
     ns: dict[str, Any] = {h: plain_recorder(h) for h in plain}
@@ -191,27 +220,31 @@ def run_lightning(tmp_path: Any) -> tuple[list[Snapshot], list[dict[str, float]]
     def on_train_batch_start(self: Any, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         record(trainer, "on_train_batch_start", batch_idx)
 
-    def on_train_batch_end(self: Any, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(self: Any, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         record(trainer, "on_train_batch_end", batch_idx)
 
     def eval_start(name: str) -> Callable[..., None]:
-        def fn(self: Any, trainer: Any, pl_module: Any, batch: Any, batch_idx: int,
-               dataloader_idx: int = 0) -> None:
+        def fn(self: Any, trainer: Any, pl_module: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
             record(trainer, name, batch_idx, dataloader_idx)
+
         return fn
 
     def eval_end(name: str) -> Callable[..., None]:
-        def fn(self: Any, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int,
-               dataloader_idx: int = 0) -> None:
+        def fn(
+            self: Any, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+        ) -> None:
             record(trainer, name, batch_idx, dataloader_idx)
+
         return fn
 
-    ns.update(on_train_batch_start=on_train_batch_start, on_train_batch_end=on_train_batch_end,
-              on_validation_batch_start=eval_start("on_validation_batch_start"),
-              on_test_batch_start=eval_start("on_test_batch_start"),
-              on_validation_batch_end=eval_end("on_validation_batch_end"),
-              on_test_batch_end=eval_end("on_test_batch_end"))
+    ns.update(
+        on_train_batch_start=on_train_batch_start,
+        on_train_batch_end=on_train_batch_end,
+        on_validation_batch_start=eval_start("on_validation_batch_start"),
+        on_test_batch_start=eval_start("on_test_batch_start"),
+        on_validation_batch_end=eval_end("on_validation_batch_end"),
+        on_test_batch_end=eval_end("on_test_batch_end"),
+    )
     Recorder = type("Recorder", (pl.Callback,), ns)
 
     class MonitorRecorder(Checkpoint):  # a "monitoring" callback: runs after the module's epoch end
@@ -222,8 +255,14 @@ def run_lightning(tmp_path: Any) -> tuple[list[Snapshot], list[dict[str, float]]
         return DataLoader(TensorDataset(torch.randn(n, 2)), batch_size=bs)
 
     trainer = pl.Trainer(
-        max_epochs=MAX_EPOCHS, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=1, default_root_dir=tmp_path,
+        max_epochs=MAX_EPOCHS,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=1,
+        default_root_dir=tmp_path,
         callbacks=[LoggingCallback(), Recorder(), MonitorRecorder()],
     )
     model = Model()
@@ -255,8 +294,15 @@ class Replay:
 
     def record(self, label: str, batch_idx: int = -1, dl: int = -1) -> None:
         s = self.store
-        self.records.append(snapshot(label, (label, self.sanity, self.epoch, batch_idx, dl),
-                                     s.callback_metrics, s.logged_metrics, s.progress_bar_metrics))
+        self.records.append(
+            snapshot(
+                label,
+                (label, self.sanity, self.epoch, batch_idx, dl),
+                s.callback_metrics,
+                s.logged_metrics,
+                s.progress_bar_metrics,
+            )
+        )
 
     def log(self, hook: str, calls: list[LogCall], stage: str) -> None:
         for name, value, kw in calls:
@@ -264,8 +310,7 @@ class Replay:
             on_step, on_epoch = check_logging_allowed(hook, kw.pop("on_step", None), kw.pop("on_epoch", None))
             self.store.log(hook, name, value, stage=stage, on_step=on_step, on_epoch=on_epoch, **kw)
 
-    def hook(self, name: str, stage: str, batch_idx: int = -1, dl: int | None = None,
-             recorded: bool = True) -> None:
+    def hook(self, name: str, stage: str, batch_idx: int = -1, dl: int | None = None, recorded: bool = True) -> None:
         """Callbacks (logging one, then recorder) run before the module's hook."""
         b = max(batch_idx, 0)
         self.log(name, callback_logs(name, self.epoch, b, dl), stage)
@@ -430,19 +475,29 @@ def test_defaults_per_hook(fx: str, expected: tuple[bool, bool]) -> None:
     assert check_logging_allowed(fx, None, True)[1] is True
 
 
-@pytest.mark.parametrize("fx", ["on_fit_start", "predict_step", "setup", "configure_optimizers",
-                                "on_validation_end", "on_sanity_check_start", "on_save_checkpoint"])
+@pytest.mark.parametrize(
+    "fx",
+    [
+        "on_fit_start",
+        "predict_step",
+        "setup",
+        "configure_optimizers",
+        "on_validation_end",
+        "on_sanity_check_start",
+        "on_save_checkpoint",
+    ],
+)
 def test_forbidden_hooks_name_the_hook(fx: str) -> None:
     with pytest.raises(MisconfigurationException, match=f"`{fx}`.*does not support logging"):
         check_logging_allowed(fx, None, None)
 
 
 def test_forbidden_values_name_argument_and_allowed_values() -> None:
-    with pytest.raises(MisconfigurationException,
-                       match=r"on_step=True\)` inside `on_train_epoch_end`.*\(False,\)"):
+    with pytest.raises(MisconfigurationException, match=r"on_step=True\)` inside `on_train_epoch_end`.*\(False,\)"):
         check_logging_allowed("on_train_epoch_end", True, None)
-    with pytest.raises(MisconfigurationException,
-                       match=r"on_epoch=False\)` inside `on_validation_epoch_end`.*\(True,\)"):
+    with pytest.raises(
+        MisconfigurationException, match=r"on_epoch=False\)` inside `on_validation_epoch_end`.*\(True,\)"
+    ):
         check_logging_allowed("on_validation_epoch_end", None, False)
 
 
@@ -458,8 +513,7 @@ def test_logging_outside_hooks() -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _train_epoch(store: MetricStore, values: list[float], sizes: list[int] | None = None,
-                 **kw: Any) -> None:
+def _train_epoch(store: MetricStore, values: list[float], sizes: list[int] | None = None, **kw: Any) -> None:
     store.start_epoch("train")
     for i, v in enumerate(values):
         store.start_batch("train", None, [torch.zeros((sizes or [1] * len(values))[i], 3)])
@@ -473,8 +527,7 @@ def test_step_and_epoch_keys_and_callback_name() -> None:
     store.reset_run()
     store.start_epoch("train")
     store.start_batch("train", None, None)
-    store.log("training_step", "loss", torch.tensor(2.0), stage="train", on_step=True, on_epoch=True,
-              prog_bar=True)
+    store.log("training_step", "loss", torch.tensor(2.0), stage="train", on_step=True, on_epoch=True, prog_bar=True)
     # inside the batch: step value, and `loss` is the step value in callback_metrics (training)
     assert set(store.callback_metrics) == {"loss", "loss_step"}
     assert float(store.callback_metrics["loss"]) == 2.0
@@ -482,8 +535,7 @@ def test_step_and_epoch_keys_and_callback_name() -> None:
     assert store.progress_bar_metrics == {"loss_step": 2.0}
     store.end_batch("train")
     store.start_batch("train", None, None)
-    store.log("training_step", "loss", torch.tensor(4.0), stage="train", on_step=True, on_epoch=True,
-              prog_bar=True)
+    store.log("training_step", "loss", torch.tensor(4.0), stage="train", on_step=True, on_epoch=True, prog_bar=True)
     store.end_batch("train")
     store.end_epoch("train")
     # epoch end: `loss` becomes the epoch mean, `loss_step` keeps the last step value
@@ -503,8 +555,17 @@ def test_weighted_mean_and_reductions() -> None:
     # inferred batch sizes 4, 4, 2
     assert float(store.callback_metrics["x"]) == pytest.approx((4 + 8 + 8) / 10)
     store.close_epoch("train")
-    for reduce_fx, expected in [("sum", 7.0), ("max", 4.0), ("MIN", 1.0), (torch.sum, 7.0), (max, 4.0),
-                                (min, 1.0), (sum, 7.0), ("avg", 7.0 / 3), (torch.mean, 7.0 / 3)]:
+    for reduce_fx, expected in [
+        ("sum", 7.0),
+        ("max", 4.0),
+        ("MIN", 1.0),
+        (torch.sum, 7.0),
+        (max, 4.0),
+        (min, 1.0),
+        (sum, 7.0),
+        ("avg", 7.0 / 3),
+        (torch.mean, 7.0 / 3),
+    ]:
         store.reset_run()
         _train_epoch(store, [1.0, 4.0, 2.0], on_step=False, on_epoch=True, reduce_fx=reduce_fx)
         assert float(store.callback_metrics["x"]) == pytest.approx(expected), reduce_fx
@@ -543,10 +604,15 @@ def test_dataloader_suffix_and_per_dataloader_outputs() -> None:
     assert float(cb["acc/dataloader_idx_1"]) == 10.0
     assert float(cb["final"]) == 5.0
     out = store.close_epoch("validate")
-    assert {k: float(v) for k, v in out.items()} == {"acc/dataloader_idx_0": 2.0, "acc/dataloader_idx_1": 10.0,
-                                                      "final": 5.0}
+    assert {k: float(v) for k, v in out.items()} == {
+        "acc/dataloader_idx_0": 2.0,
+        "acc/dataloader_idx_1": 10.0,
+        "final": 5.0,
+    }
     assert [{k: float(v) for k, v in d.items()} for d in store.eval_outputs] == [
-        {"acc/dataloader_idx_0": 2.0, "final": 5.0}, {"acc/dataloader_idx_1": 10.0, "final": 5.0}]
+        {"acc/dataloader_idx_0": 2.0, "final": 5.0},
+        {"acc/dataloader_idx_1": 10.0, "final": 5.0},
+    ]
 
 
 def test_epoch_value_logged_in_step_visible_at_epoch_end_only() -> None:
@@ -644,16 +710,16 @@ def test_epochs_reset_accumulators_but_keep_keys() -> None:
 
 
 def test_reads_are_cached_until_something_changes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lightcycle.core import logging as lc_logging
+    from lightcycle.core import results as lc_results
 
     calls = []
-    original = lc_logging._Collection.view
+    original = lc_results._Collection.view
 
     def counting(self: Any, on_step: bool) -> Any:
         calls.append(on_step)
         return original(self, on_step)
 
-    monkeypatch.setattr(lc_logging._Collection, "view", counting)
+    monkeypatch.setattr(lc_results._Collection, "view", counting)
     store = MetricStore()
     store.reset_run()
     store.start_epoch("train")
@@ -687,12 +753,30 @@ def test_log_path_never_reads_device_values(monkeypatch: pytest.MonkeyPatch) -> 
     store.start_epoch("train")
     for step in range(3):
         store.start_batch("train", None, [torch.zeros(4, 2, device=meta)])
-        for name, kw in [("mean", {}), ("sum", {"reduce_fx": "sum"}), ("max", {"reduce_fx": "max"}),
-                         ("min", {"reduce_fx": torch.min})]:
-            store.log("training_step", name, torch.ones((), device=meta) * step, stage="train",
-                      on_step=True, on_epoch=True, prog_bar=False, **kw)
-        store.log("training_step", "half", torch.ones(1, device=meta, dtype=torch.float16), stage="train",
-                  on_step=True, on_epoch=True)
+        for name, kw in [
+            ("mean", {}),
+            ("sum", {"reduce_fx": "sum"}),
+            ("max", {"reduce_fx": "max"}),
+            ("min", {"reduce_fx": torch.min}),
+        ]:
+            store.log(
+                "training_step",
+                name,
+                torch.ones((), device=meta) * step,
+                stage="train",
+                on_step=True,
+                on_epoch=True,
+                prog_bar=False,
+                **kw,
+            )
+        store.log(
+            "training_step",
+            "half",
+            torch.ones(1, device=meta, dtype=torch.float16),
+            stage="train",
+            on_step=True,
+            on_epoch=True,
+        )
         assert store.callback_metrics["mean"].device == meta
         store.end_batch("train")
     store.end_epoch("train")
@@ -796,8 +880,9 @@ def test_same_key_with_different_arguments() -> None:
     store = MetricStore()
     store.log("training_step", "x", 1.0, stage="train", prog_bar=True)
     store.log("training_step", "x", 1.0, stage="train", prog_bar=True)
-    with pytest.raises(MisconfigurationException,
-                       match=r"`self.log\('x', ...\)` twice in `training_step`.*prog_bar: True then False"):
+    with pytest.raises(
+        MisconfigurationException, match=r"`self.log\('x', ...\)` twice in `training_step`.*prog_bar: True then False"
+    ):
         store.log("training_step", "x", 1.0, stage="train")
     with pytest.raises(MisconfigurationException, match="reduce_fx: 'mean' then 'max'"):
         store.log("training_step", "x", 1.0, stage="train", prog_bar=True, reduce_fx="max")
@@ -810,16 +895,16 @@ def test_same_key_with_different_arguments() -> None:
 
 
 def test_key_strings_built_once_per_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lightcycle.core import logging as lc_logging
+    from lightcycle.core import results as lc_results
 
     created = []
-    original = lc_logging._Entry.__init__
+    original = lc_results._Entry.__init__
 
     def counting(self: Any, *args: Any) -> None:
         created.append(args[:2])
         original(self, *args)
 
-    monkeypatch.setattr(lc_logging._Entry, "__init__", counting)
+    monkeypatch.setattr(lc_results._Entry, "__init__", counting)
     store = MetricStore()
     store.reset_run()
     for _ in range(3):
@@ -899,8 +984,16 @@ def test_no_cuda_sync_on_log_path() -> None:
             for step in range(3):
                 store.start_batch(stage, None, [torch.empty(4, 2, device=device)])
                 for reduce_fx in ("mean", "sum", "max", "min"):
-                    store.log(fx, reduce_fx, values[step], stage=stage, on_step=True, on_epoch=True,
-                              reduce_fx=reduce_fx, prog_bar=True)
+                    store.log(
+                        fx,
+                        reduce_fx,
+                        values[step],
+                        stage=stage,
+                        on_step=True,
+                        on_epoch=True,
+                        reduce_fx=reduce_fx,
+                        prog_bar=True,
+                    )
                 store.log(fx, "py", 1.5, stage=stage, on_step=True, on_epoch=True)
                 assert store.callback_metrics is not None
                 store.end_batch(stage)

@@ -1,15 +1,12 @@
-"""The logging layer behind ``LightningModule.log`` and ``LightningModule.log_dict``.
+"""The metric store behind ``LightningModule.log`` and ``LightningModule.log_dict``.
 
-Two pieces live here:
+:class:`MetricStore` holds what was logged during a run and produces
+``trainer.callback_metrics``, ``trainer.logged_metrics`` and ``trainer.progress_bar_metrics``
+with Lightning's semantics (``_step`` / ``_epoch`` forked names, ``/dataloader_idx_{i}``
+suffixes, batch-size weighted means, which values are visible at which hook).
 
-* :func:`check_logging_allowed` is Lightning's per-hook permission table: which hooks may
-  call ``self.log`` and with which ``on_step`` / ``on_epoch`` values, plus the defaults
-  used when those are ``None``.
-* :class:`MetricStore` holds what was logged during a run and produces
-  ``trainer.callback_metrics``, ``trainer.logged_metrics`` and
-  ``trainer.progress_bar_metrics`` with Lightning's semantics (``_step`` / ``_epoch``
-  forked names, ``/dataloader_idx_{i}`` suffixes, batch-size weighted means, which values
-  are visible at which hook).
+Which hook may log with which arguments is :mod:`lightcycle.core.fx_validator`; the per-key
+records are :mod:`lightcycle.core.results`.
 
 ``LightningModule.log_dict`` needs nothing special: it calls ``log`` once per key with the
 same keyword arguments, exactly like Lightning.
@@ -43,441 +40,38 @@ How the Trainer drives a :class:`MetricStore` (Lightning's order of events)::
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 import warnings
 from collections import ChainMap
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Final, NoReturn
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from lightcycle.core.batch_size import extract_batch_size
+from lightcycle.core.metric_objects import forward_value
+from lightcycle.core.results import (
+    _EMPTY_VIEW,
+    _MAX,
+    _MEAN,
+    _SUM,
+    STAGES,
+    LogValue,
+    _Collection,
+    _Entry,
+    _float_dtype,
+    _Key,
+    _Meta,
+    _Reduce,
+    _reduce_code,
+    _to_floats,
+    _View,
+    raise_bad_value,
+    raise_meta_mismatch,
+)
 from lightcycle.errors import MisconfigurationException
 
-__all__ = [
-    "LOGGING_HOOKS",
-    "STAGES",
-    "MetricStore",
-    "check_logging_allowed",
-    "extract_batch_size",
-]
-
-# ----------------------------------------------------------------------------------------
-# Permission table (pytorch_lightning/trainer/connectors/logger_connector/fx_validator.py)
-# ----------------------------------------------------------------------------------------
-
-# (allowed on_step values, allowed on_epoch values, default on_step, default on_epoch)
-_LogOptions = tuple[tuple[bool, ...], tuple[bool, ...], bool, bool]
-
-_TRAIN_STEP: Final[_LogOptions] = ((False, True), (False, True), True, False)
-_EVAL_STEP: Final[_LogOptions] = ((False, True), (False, True), False, True)
-_EPOCH_ONLY: Final[_LogOptions] = ((False,), (True,), False, True)
-
-_FX_TABLE: Final[dict[str, _LogOptions | None]] = {
-    # backward / optimizer hooks: like training_step
-    "on_before_backward": _TRAIN_STEP,
-    "backward": _TRAIN_STEP,
-    "on_after_backward": _TRAIN_STEP,
-    "on_before_optimizer_step": _TRAIN_STEP,
-    "optimizer_step": _TRAIN_STEP,
-    "lr_scheduler_step": None,
-    "configure_gradient_clipping": _TRAIN_STEP,
-    "clip_gradients": _TRAIN_STEP,
-    "on_before_zero_grad": _TRAIN_STEP,
-    "optimizer_zero_grad": _TRAIN_STEP,
-    # run-level hooks
-    "on_fit_start": None,
-    "on_fit_end": None,
-    "on_sanity_check_start": None,
-    "on_sanity_check_end": None,
-    "on_train_start": _EPOCH_ONLY,
-    "on_train_end": None,
-    "on_validation_start": _EPOCH_ONLY,
-    "on_validation_end": None,
-    "on_test_start": _EPOCH_ONLY,
-    "on_test_end": None,
-    "on_predict_start": None,
-    "on_predict_end": None,
-    # epoch hooks
-    "on_train_epoch_start": _EPOCH_ONLY,
-    "on_train_epoch_end": _EPOCH_ONLY,
-    "on_validation_epoch_start": _EPOCH_ONLY,
-    "on_validation_epoch_end": _EPOCH_ONLY,
-    "on_test_epoch_start": _EPOCH_ONLY,
-    "on_test_epoch_end": _EPOCH_ONLY,
-    "on_predict_epoch_start": None,
-    "on_predict_epoch_end": None,
-    # batch hooks
-    "on_before_batch_transfer": None,
-    "transfer_batch_to_device": None,
-    "on_after_batch_transfer": None,
-    "on_train_batch_start": _TRAIN_STEP,
-    "on_train_batch_end": _TRAIN_STEP,
-    "on_validation_batch_start": _EVAL_STEP,
-    "on_validation_batch_end": _EVAL_STEP,
-    "on_test_batch_start": _EVAL_STEP,
-    "on_test_batch_end": _EVAL_STEP,
-    "on_predict_batch_start": None,
-    "on_predict_batch_end": None,
-    # misc
-    "on_exception": None,
-    "state_dict": None,
-    "on_save_checkpoint": None,
-    "on_load_checkpoint": None,
-    "load_state_dict": None,
-    "setup": None,
-    "teardown": None,
-    "configure_sharded_model": None,
-    "configure_model": None,
-    # step methods
-    "training_step": _TRAIN_STEP,
-    "validation_step": _EVAL_STEP,
-    "test_step": _EVAL_STEP,
-    "predict_step": None,
-    "configure_optimizers": None,
-    "train_dataloader": None,
-    "val_dataloader": None,
-    "test_dataloader": None,
-    "prepare_data": None,
-    "configure_callbacks": None,
-    "on_validation_model_zero_grad": None,
-    "on_validation_model_eval": None,
-    "on_test_model_eval": None,
-    "on_validation_model_train": None,
-    "on_test_model_train": None,
-}
-
-#: Hooks from which ``self.log`` may be called (module and callback hooks alike).
-LOGGING_HOOKS: Final[frozenset[str]] = frozenset(k for k, v in _FX_TABLE.items() if v is not None)
-
-_EXAMPLE_HOOKS = "`training_step`, `validation_step`, `on_train_epoch_end`, `on_validation_epoch_end`"
-
-
-def check_logging_allowed(
-    fx_name: str | None, on_step: bool | None, on_epoch: bool | None
-) -> tuple[bool, bool]:
-    """Validate a ``self.log`` call against the hook it is made from; resolve the defaults.
-
-    Callback hooks use the same names as module hooks (the Trainer records the hook name
-    in ``LightningModule._current_fx_name`` for both).
-
-    Args:
-        fx_name: name of the hook currently running, ``None`` outside any Trainer hook.
-        on_step: the ``on_step`` argument given to ``log`` (``None``: the hook's default).
-        on_epoch: the ``on_epoch`` argument given to ``log`` (``None``: the hook's default).
-
-    Returns:
-        The resolved ``(on_step, on_epoch)``.
-
-    Raises:
-        MisconfigurationException: logging outside a Trainer hook, from a hook that cannot
-            log, or with an ``on_step`` / ``on_epoch`` value the hook does not allow.
-    """
-    if fx_name is None:
-        raise MisconfigurationException(
-            "You are trying to `self.log()` but it is not managed by the Trainer control flow:"
-            " `log` only works inside hooks the Trainer calls (for example "
-            f"{_EXAMPLE_HOOKS}). Move the call into such a hook, or log to the logger directly"
-            " with `self.logger.log_metrics(...)`."
-        )
-    try:
-        options = _FX_TABLE[fx_name]
-    except KeyError:
-        raise MisconfigurationException(
-            f"You can't `self.log()` inside `{fx_name}`: it is not a hook the Trainer calls with"
-            f" logging support. Log from a Trainer hook such as {_EXAMPLE_HOOKS}."
-        ) from None
-    if options is None:
-        raise MisconfigurationException(
-            f"You can't `self.log()` inside `{fx_name}`: this hook does not support logging."
-            f" Log from a hook that does (for example {_EXAMPLE_HOOKS}), or log directly to the"
-            " logger with `self.logger.experiment`."
-        )
-    allowed_step, allowed_epoch, default_step, default_epoch = options
-    step = default_step if on_step is None else on_step
-    epoch = default_epoch if on_epoch is None else on_epoch
-    if step not in allowed_step:
-        raise MisconfigurationException(
-            f"You can't `self.log(on_step={step})` inside `{fx_name}`: `on_step` must be one of"
-            f" {allowed_step} there."
-        )
-    if epoch not in allowed_epoch:
-        raise MisconfigurationException(
-            f"You can't `self.log(on_epoch={epoch})` inside `{fx_name}`: `on_epoch` must be one of"
-            f" {allowed_epoch} there."
-        )
-    return step, epoch
-
-
-# ----------------------------------------------------------------------------------------
-# Batch size inference (pytorch_lightning/utilities/data.py::extract_batch_size)
-# ----------------------------------------------------------------------------------------
-
-
-def _iter_batch_sizes(batch: Any) -> Iterator[int | None]:
-    if isinstance(batch, Tensor):
-        yield 1 if batch.ndim == 0 else int(batch.size(0))
-    elif isinstance(batch, Mapping):
-        for sample in batch.values():
-            yield from _iter_batch_sizes(sample)
-    elif isinstance(batch, (list, tuple)) or (
-        hasattr(batch, "__iter__") and not isinstance(batch, (str, bytes))
-    ):
-        for sample in batch:
-            yield from _iter_batch_sizes(sample)
-    elif dataclasses.is_dataclass(batch) and not isinstance(batch, type):
-        for field in dataclasses.fields(batch):
-            yield from _iter_batch_sizes(getattr(batch, field.name))
-    else:
-        yield None
-
-
-def extract_batch_size(batch: Any) -> int:
-    """Infer the batch size from a batch as Lightning does: ``len`` of the first tensor.
-
-    Only tensor metadata (shapes) is read, so this never synchronises with a device.
-
-    Args:
-        batch: a tensor or a (nested) list, tuple, mapping or dataclass of them.
-
-    Returns:
-        ``tensor.size(0)`` of the first tensor found (1 for a 0-dim tensor).
-
-    Raises:
-        MisconfigurationException: no tensor could be found in ``batch``.
-    """
-    error = (
-        "We could not infer the batch_size from the batch. Either simplify its structure"
-        " or provide the batch_size as `self.log(..., batch_size=batch_size)`."
-    )
-    size: int | None = None
-    try:
-        for found in _iter_batch_sizes(batch):
-            if size is None:
-                size = found
-            elif size != found:
-                warnings.warn(
-                    "Trying to infer the `batch_size` from an ambiguous collection. The batch size"
-                    f" we found is {size}. To avoid any miscalculations, use"
-                    " `self.log(..., batch_size=batch_size)`.",
-                    stacklevel=2,
-                )
-                break
-    except RecursionError:
-        raise MisconfigurationException(error) from None
-    if size is None:
-        raise MisconfigurationException(error)
-    return size
-
-
-# ----------------------------------------------------------------------------------------
-# MetricStore
-# ----------------------------------------------------------------------------------------
-
-#: Stage names accepted by :class:`MetricStore`.
-STAGES: Final[tuple[str, ...]] = ("train", "validate", "test", "predict", "sanity_check")
-
-_MEAN: Final = 0
-_SUM: Final = 1
-_MAX: Final = 2
-_MIN: Final = 3
-_REDUCE_NAMES: Final[tuple[str, ...]] = ("mean", "sum", "max", "min")
-
-_REDUCE_CODES: Final[dict[object, int]] = {
-    "mean": _MEAN,
-    "avg": _MEAN,
-    "sum": _SUM,
-    "max": _MAX,
-    "min": _MIN,
-    torch.mean: _MEAN,
-    torch.sum: _SUM,
-    sum: _SUM,
-    torch.max: _MAX,
-    max: _MAX,
-    torch.min: _MIN,
-    min: _MIN,
-}
-
-_DATALOADER_SUFFIX: Final = "/dataloader_idx_{}"
-
-#: What ``log`` accepts as a value.
-LogValue = Tensor | float | int | bool
-_Reduce = str | Callable[..., Any]
-_Key = tuple[str, str, int | None]
-_Meta = tuple[bool, bool, bool, bool, int, bool, int | None]
-_View = tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]
-
-
-def _reduce_code(reduce_fx: _Reduce) -> int:
-    try:
-        code = _REDUCE_CODES.get(reduce_fx)
-    except TypeError:  # unhashable
-        code = None
-    if code is None and isinstance(reduce_fx, str):
-        code = _REDUCE_CODES.get(reduce_fx.lower())
-    if code is None:
-        raise MisconfigurationException(
-            "Only `self.log(..., reduce_fx={min,max,mean,sum})` are supported (as strings or as"
-            f" `torch.min`/`torch.max`/`torch.mean`/`torch.sum`). Found: {reduce_fx!r}. For a custom"
-            " reduction, compute the value yourself and log the result."
-        )
-    return code
-
-
-def _float_dtype() -> torch.dtype:
-    dtype = torch.get_default_dtype()
-    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
-
-
-class _Entry:
-    """One logged key: metadata, cached key strings and the device-side accumulators."""
-
-    __slots__ = (
-        "acc",
-        "active",
-        "computed",
-        "count",
-        "dl_idx",
-        "fx",
-        "key",
-        "key_epoch",
-        "key_step",
-        "logger",
-        "meta",
-        "name",
-        "on_epoch",
-        "on_step",
-        "prog_bar",
-        "reduce",
-        "step_value",
-        "warned_dtype",
-    )
-
-    def __init__(self, fx: str, name: str, meta: _Meta) -> None:
-        prog_bar, logger, on_step, on_epoch, reduce, add_dl_idx, dl_idx = meta
-        self.fx = fx
-        self.name = name
-        self.meta = meta
-        self.prog_bar = prog_bar
-        self.logger = logger
-        self.on_step = on_step
-        self.on_epoch = on_epoch
-        self.reduce = reduce
-        self.dl_idx = dl_idx
-        suffix = _DATALOADER_SUFFIX.format(dl_idx) if add_dl_idx and dl_idx is not None else ""
-        self.key = name + suffix
-        forked = on_step and on_epoch
-        self.key_step = f"{name}_step{suffix}" if forked else self.key
-        self.key_epoch = f"{name}_epoch{suffix}" if forked else self.key
-        self.warned_dtype = False
-        self.active = False
-        self.step_value: Tensor | None = None
-        self.acc: Tensor | None = None
-        self.count: int = 0
-        self.computed: Tensor | None = None
-
-    def reset(self) -> None:
-        self.active = False
-        self.step_value = None
-        self.acc = None
-        self.count = 0
-        self.computed = None
-
-    def epoch_value(self) -> Tensor | None:
-        computed = self.computed
-        if computed is None and self.acc is not None:
-            computed = self.acc / self.count if self.reduce == _MEAN else self.acc
-            self.computed = computed
-        return computed
-
-
-class _Collection:
-    """Everything logged in one stage (Lightning: one loop's ``_ResultCollection``)."""
-
-    __slots__ = (
-        "batch",
-        "batch_size",
-        "dataloader_idx",
-        "ended",
-        "entries",
-        "in_batches",
-        "outputs",
-        "seen_batch",
-        "stage",
-        "training",
-    )
-
-    def __init__(self, stage: str) -> None:
-        self.stage = stage
-        self.training = stage == "train"
-        self.entries: dict[_Key, _Entry] = {}
-        self.dataloader_idx: int | None = None
-        # Lightning's ``_first_loop_iter is not None``: step-level view when True
-        self.in_batches = False
-        self.seen_batch = False  # a batch of the current epoch has started
-        self.ended = False
-        self.batch: Any = None
-        self.batch_size: int | None = None
-        self.outputs: list[dict[str, Tensor]] = []
-
-    def reset(self) -> None:
-        for entry in self.entries.values():
-            entry.reset()
-        self.dataloader_idx = None
-        self.in_batches = False
-        self.seen_batch = False
-        self.ended = False
-        self.batch = None
-        self.batch_size = None
-        self.outputs = []
-
-    def view(self, on_step: bool) -> _View:
-        """Lightning's ``_ResultCollection.metrics(on_step)``: (callback, log, pbar)."""
-        callback: dict[str, Tensor] = {}
-        log: dict[str, Tensor] = {}
-        pbar: dict[str, Tensor] = {}
-        dl_idx = self.dataloader_idx
-        to_callback = self.training or not on_step
-        for entry in self.entries.values():
-            if not entry.active or entry.dl_idx != dl_idx:
-                continue
-            value: Tensor | None
-            if on_step:
-                if not entry.on_step:
-                    continue
-                value = entry.step_value
-                forked = entry.key_step
-            else:
-                if not entry.on_epoch:
-                    continue
-                value = entry.epoch_value()
-                forked = entry.key_epoch
-            if value is None:
-                continue
-            if entry.logger:
-                log[forked] = value
-            if to_callback:
-                callback[entry.key] = value
-                callback[forked] = value
-            if entry.prog_bar:
-                pbar[forked] = value
-        return callback, log, pbar
-
-
-def _to_floats(values: dict[str, Tensor]) -> dict[str, float]:
-    """Convert 0-dim tensors to floats with one device transfer per (device, dtype)."""
-    groups: dict[tuple[torch.device, torch.dtype], list[str]] = {}
-    for key, value in values.items():
-        groups.setdefault((value.device, value.dtype), []).append(key)
-    floats: dict[str, float] = {}
-    for keys in groups.values():
-        numbers_ = torch.stack([values[k] for k in keys]).tolist()
-        floats.update(zip(keys, numbers_, strict=True))
-    return {key: floats[key] for key in values}
-
-
-_EMPTY_VIEW: Final[_View] = ({}, {}, {})
+__all__ = ["STAGES", "LogValue", "MetricStore"]
 
 
 class MetricStore:
@@ -587,7 +181,7 @@ class MetricStore:
         if entry is None:
             entry = self._new_entry(coll, key, meta)
         elif entry.meta != meta:
-            self._raise_meta_mismatch(entry, meta)
+            raise_meta_mismatch(entry, meta)
 
         # -- value: detached tensor of a floating dtype, no device sync
         if isinstance(value, Tensor):
@@ -619,7 +213,7 @@ class MetricStore:
         elif isinstance(value, numbers.Real):
             tensor = torch.tensor(float(value), dtype=_float_dtype())
         else:
-            self._raise_bad_value(name, value)
+            raise_bad_value(name, value)
 
         # -- accumulate (Lightning's _ResultMetric.update)
         entry.active = True
@@ -651,6 +245,81 @@ class MetricStore:
         else:
             entry.acc = torch.minimum(acc, tensor)
 
+    def log_metric(
+        self,
+        fx: str,
+        name: str,
+        metric: Any,
+        *,
+        stage: str,
+        metric_attribute: str,
+        prog_bar: bool = False,
+        logger: bool = True,
+        on_step: bool = False,
+        on_epoch: bool = True,
+        reduce_fx: _Reduce = "mean",
+        dataloader_idx: int | None = None,
+        add_dataloader_idx: bool = True,
+    ) -> None:
+        """Record a logged ``torchmetrics.Metric`` (Lightning's ``_ResultMetric`` with ``is_tensor=False``).
+
+        The user updates the metric; this records the object and its step value (the metric's
+        last ``forward`` result). The epoch value is ``metric.compute()``, computed when first read
+        and cached until the next call for this key; ``metric.reset()`` is called after the
+        ``on_train_epoch_end`` hooks (:meth:`close_epoch`) or after the ``on_validation_end`` /
+        ``on_test_end`` hooks (:meth:`end_stage`). ``batch_size`` does not apply.
+
+        Args:
+            fx: the hook the call was made from.
+            name: key name.
+            metric: the ``torchmetrics.Metric``.
+            stage: one of :data:`STAGES`.
+            metric_attribute: the module attribute holding ``metric`` (part of the key's metadata,
+                as in Lightning: logging a number under the same key from the same hook is refused).
+            prog_bar: see :meth:`log`.
+            logger: see :meth:`log`.
+            on_step: log the step value.
+            on_epoch: log ``metric.compute()`` at epoch end.
+            reduce_fx: validated as in :meth:`log`, then unused (the metric reduces itself).
+            dataloader_idx: see :meth:`log`.
+            add_dataloader_idx: see :meth:`log`.
+
+        Raises:
+            MisconfigurationException: as :meth:`log`.
+            ValueError: the metric's last ``forward`` result is not a tensor.
+        """
+        if not on_step and not on_epoch:
+            raise MisconfigurationException(
+                f"`self.log({name!r}, on_step=False, on_epoch=False)` is not useful: set"
+                " `on_step=True` and/or `on_epoch=True`."
+            )
+        coll = self._collection(stage)
+        if dataloader_idx is None:
+            dataloader_idx = coll.dataloader_idx
+        code = _reduce_code(reduce_fx)
+        key: _Key = (fx, name, dataloader_idx if add_dataloader_idx else None)
+        meta: _Meta = (
+            prog_bar,
+            logger,
+            on_step,
+            on_epoch,
+            code,
+            add_dataloader_idx,
+            dataloader_idx,
+            metric_attribute,
+        )
+        entry = coll.entries.get(key)
+        if entry is None:
+            entry = self._new_entry(coll, key, meta)
+        elif entry.meta != meta:
+            raise_meta_mismatch(entry, meta)
+        entry.metric = metric  # Lightning keeps the latest object logged under the key
+        entry.active = True
+        entry.computed = None
+        if on_step:
+            entry.step_value = forward_value(name, metric)
+        self._gen += 1
+
     def _new_entry(self, coll: _Collection, key: _Key, meta: _Meta) -> _Entry:
         fx, name, _ = key
         if not isinstance(name, str):
@@ -664,37 +333,6 @@ class MetricStore:
         entry = _Entry(fx, name, meta)
         coll.entries[key] = entry
         return entry
-
-    @staticmethod
-    def _raise_meta_mismatch(entry: _Entry, meta: _Meta) -> NoReturn:
-        labels = ("prog_bar", "logger", "on_step", "on_epoch", "reduce_fx", "add_dataloader_idx",
-                  "dataloader_idx")
-        diffs = []
-        for label, old, new in zip(labels, entry.meta, meta, strict=True):
-            if old != new:
-                if label == "reduce_fx":
-                    before, after = _REDUCE_NAMES[int(old or 0)], _REDUCE_NAMES[int(new or 0)]
-                    diffs.append(f"{label}: {before!r} then {after!r}")
-                else:
-                    diffs.append(f"{label}: {old!r} then {new!r}")
-        raise MisconfigurationException(
-            f"You called `self.log({entry.name!r}, ...)` twice in `{entry.fx}` with different"
-            f" arguments ({'; '.join(diffs)}). This is not allowed: log a key with the same"
-            " arguments every time, or use a different name (with several dataloaders and"
-            " `add_dataloader_idx=False`, one name per dataloader)."
-        )
-
-    @staticmethod
-    def _raise_bad_value(name: str, value: object) -> NoReturn:
-        if isinstance(value, Mapping):
-            raise TypeError(
-                f"`self.log({name!r}, ...)` was called with a dict. Use `self.log_dict(...)` to log"
-                " several values, one number or single-element tensor per key."
-            )
-        raise TypeError(
-            f"`self.log({name!r}, ...)` was called with a value of type {type(value).__name__},"
-            " but only Python numbers and single-element tensors can be logged."
-        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -903,9 +541,26 @@ class MetricStore:
                 per_dl.update(final)
             self._eval_outputs = outputs
         coll.reset()
+        if coll.training:  # Lightning's update_train_epoch_metrics -> reset_results
+            coll.reset_metric_objects()
         self._stack.pop()
         self._gen += 1
         return out
+
+    def end_stage(self, stage: str) -> None:
+        """Reset the metric objects logged in an evaluation stage: call after the ``on_*_end`` hooks.
+
+        Lightning resets an evaluation loop's results (calling ``reset()`` on each logged
+        ``torchmetrics.Metric``) after the ``on_validation_end`` / ``on_test_end`` hooks, so those
+        hooks still see the metrics' states. Numbers and tensors were already reset by
+        :meth:`close_epoch`. O(1) when nothing was logged in ``stage``.
+
+        Args:
+            stage: one of :data:`STAGES`.
+        """
+        coll = self._collections.get(stage)
+        if coll is not None:
+            coll.reset_metric_objects()
 
     def discard_stage(self, stage: str) -> None:
         """Drop everything logged during ``stage`` (after the sanity check).

@@ -1,0 +1,192 @@
+"""``trainer.strategy``: where the module runs and how processes talk (Lightning's names).
+
+:class:`Strategy` is the single-process base: collectives return their input, the module is
+moved to ``root_device``. :class:`~lightcycle.strategies.ddp.DDPStrategy` overrides the
+collectives and the set-up. The Trainer calls a handful of methods at Lightning's places:
+``launch`` (entry points), ``setup_environment`` (before ``prepare_data``), ``setup``
+(before ``configure_optimizers``, fit only wraps), ``process_dataloader`` (after each
+``*_dataloader()``), ``teardown`` (before ``on_fit_end``) and ``on_failure`` (an exception,
+before ``on_exception``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+class Strategy:
+    """One process, one device: Lightning's ``SingleDeviceStrategy`` behaviour.
+
+    Args:
+        root_device: the device the module runs on.
+        lightning_module: the module (set by the Trainer when a run begins).
+    """
+
+    strategy_name = "single_device"
+
+    def __init__(self, root_device: torch.device | None = None, lightning_module: Any = None) -> None:
+        self.root_device = root_device if root_device is not None else torch.device("cpu")
+        self.lightning_module = lightning_module
+        self.precision_plugin: Any = None  # set by the Trainer (Lightning's strategy.precision_plugin)
+        self._model: Any = None
+
+    # ------------------------------------------------------------------ ranks
+
+    @property
+    def world_size(self) -> int:
+        """Number of processes."""
+        return 1
+
+    @property
+    def global_rank(self) -> int:
+        """This process's rank in the job."""
+        return 0
+
+    @property
+    def local_rank(self) -> int:
+        """This process's rank on its node."""
+        return 0
+
+    @property
+    def node_rank(self) -> int:
+        """This node's rank."""
+        return 0
+
+    @property
+    def num_devices(self) -> int:
+        """Devices per node."""
+        return 1
+
+    @property
+    def num_nodes(self) -> int:
+        """Nodes in the job."""
+        return 1
+
+    @property
+    def is_global_zero(self) -> bool:
+        """Whether this process is rank 0 (the one that writes files)."""
+        return self.global_rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        """Whether more than one process takes part."""
+        return False
+
+    @property
+    def model(self) -> Any:
+        """The module as it trains: the ``DistributedDataParallel`` wrapper while fitting under DDP."""
+        return self._model if self._model is not None else self.lightning_module
+
+    @model.setter
+    def model(self, value: Any) -> None:
+        self._model = value
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def launch(self, function: Callable[[], Any]) -> Any:
+        """Run one entry point (``fit``, ``test``...) on every rank; single process: just run it.
+
+        Args:
+            function: the entry point's body.
+
+        Returns:
+            What ``function`` returned.
+        """
+        return function()
+
+    def setup_environment(self) -> None:
+        """Before ``prepare_data``: nothing to join in one process."""
+
+    def setup(self, fitting: bool) -> None:
+        """Before ``configure_optimizers`` (fit) or the first dataloader: move the module.
+
+        Args:
+            fitting: whether the run trains (only then would a wrapper be built).
+        """
+        self.model_to_device()
+
+    def model_to_device(self) -> None:
+        """Move the module to ``root_device``."""
+        if self.lightning_module is not None:
+            self.lightning_module.to(self.root_device)
+
+    def redirect_steps(self, module: Any, base: type) -> None:
+        """Route the module's ``*_step`` through a wrapper (one process: there is none).
+
+        Args:
+            module: the LightningModule.
+            base: lightcycle's LightningModule class.
+        """
+
+    def teardown(self) -> None:
+        """Before ``on_fit_end`` and ``teardown``: release the device (Lightning's strategy teardown)."""
+        self._model = None
+        module = self.lightning_module
+        if module is not None and self.root_device.type == "cuda":
+            module.to("cpu")
+
+    def process_dataloader(self, loader: Any, kind: str, trainer_fn: str) -> Any:
+        """A loader as this strategy iterates it (single process: unchanged).
+
+        Args:
+            loader: what a ``*_dataloader()`` hook (or the caller) gave.
+            kind: ``train``, ``val``, ``test`` or ``predict``.
+            trainer_fn: the entry point (``fit``, ``validate``...).
+
+        Returns:
+            The loader to iterate.
+        """
+        return loader
+
+    def on_failure(self, exception: BaseException) -> BaseException:
+        """An exception ends the run on this rank, before ``on_exception``.
+
+        Args:
+            exception: what was raised.
+
+        Returns:
+            The exception to hand to ``on_exception`` and to raise (single process: itself).
+        """
+        return exception
+
+    # ------------------------------------------------------------------ collectives
+
+    def barrier(self, name: str | None = None) -> None:
+        """Wait for every rank (single process: nothing to wait for)."""
+
+    def broadcast(self, obj: Any, src: int = 0) -> Any:
+        """Rank ``src``'s ``obj`` on every rank (single process: ``obj``)."""
+        return obj
+
+    def reduce(self, tensor: Any, group: Any | None = None, reduce_op: Any = "mean") -> Any:
+        """Reduce ``tensor`` over ranks (single process: ``tensor``)."""
+        return tensor
+
+    def all_gather(self, tensor: torch.Tensor, group: Any | None = None, sync_grads: bool = False) -> torch.Tensor:
+        """Stack every rank's ``tensor`` (single process: ``tensor``)."""
+        return tensor
+
+    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:
+        """Agree on a decision: every rank's (``all=True``) or any rank's (single process: ``decision``)."""
+        return decision
+
+    # ------------------------------------------------------------------ files
+
+    def remove_checkpoint(self, filepath: str | os.PathLike[str]) -> None:
+        """Delete a checkpoint file or folder if it exists; only rank 0 touches the disk."""
+        if not self.is_global_zero:
+            return
+        path = os.fspath(filepath)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
+class SingleDeviceStrategy(Strategy):
+    """Lightning's name for the one-process strategy."""

@@ -1,0 +1,46 @@
+"""Lightning's type aliases for step outputs and optimizer configurations (``lightning.pytorch.utilities.types``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+
+from lightcycle.core.optim import LRSchedulerConfig
+
+STEP_OUTPUT = torch.Tensor | Mapping[str, Any] | None
+"""What a step may return: a loss tensor, a dict (with ``"loss"`` in training), or ``None``."""
+
+TRAIN_DATALOADERS = Any
+"""What ``train_dataloader`` may return."""
+
+EVAL_DATALOADERS = Any
+"""What ``val_dataloader``/``test_dataloader``/``predict_dataloader`` may return."""
+
+LRSchedulerTypeUnion = LRScheduler | ReduceLROnPlateau
+LRSchedulerTypeTuple = (LRScheduler, ReduceLROnPlateau)
+LRSchedulerPLType = LRSchedulerTypeUnion
+OptimizerLRScheduler = (
+    Optimizer
+    | Sequence[Optimizer]
+    | tuple[Sequence[Optimizer], Sequence[LRSchedulerTypeUnion | Mapping[str, Any]]]
+    | Mapping[str, Any]
+    | Sequence[Mapping[str, Any]]
+    | Iterable[Any]
+    | None
+)
+"""What ``configure_optimizers`` may return."""
+
+__all__ = [
+    "EVAL_DATALOADERS",
+    "STEP_OUTPUT",
+    "TRAIN_DATALOADERS",
+    "LRSchedulerConfig",
+    "LRSchedulerPLType",
+    "LRSchedulerTypeTuple",
+    "LRSchedulerTypeUnion",
+    "OptimizerLRScheduler",
+]
