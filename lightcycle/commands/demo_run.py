@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lightcycle as L
 from lightcycle.callbacks import HookRecorder
+from lightcycle.callbacks.tqdm_progress import TQDMProgressBar
 from lightcycle.runtime.host import RunHost
 
 
@@ -114,12 +115,17 @@ def run(args: argparse.Namespace) -> int:
     train = make_spirals(args.samples, seed=args.seed)
     val = make_spirals(max(256, args.samples // 4), seed=args.seed + 1)
     recorder = HookRecorder(timings=True)
+
     start = time.perf_counter()
     say("1. train (lightcycle.Trainer, Lightning's hook order)")
     trainer = L.Trainer(
         max_epochs=args.epochs,
         accelerator="cpu",
-        callbacks=[EpochReport(), recorder],
+        # the tqdm bar even when rich is installed: the demo's lines go through tqdm.write, which
+        # clears and redraws that bar (a rich bar would be torn by them)
+        callbacks=[TQDMProgressBar(), EpochReport(), recorder]
+        if not args.no_progress_bar
+        else [EpochReport(), recorder],
         default_root_dir=str(out),
         enable_progress_bar=not args.no_progress_bar,
         enable_model_summary=False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -41,7 +42,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     module = importlib.import_module(_SUBCOMMANDS[args.command])
-    status: int = module.run(args)
+    try:
+        status: int = module.run(args)
+    except BrokenPipeError:
+        # the reader went away (`lightcycle verify t.jsonl | head`): as Python's docs advise, point
+        # stdout at devnull so the interpreter's final flush does not raise again, and fail quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     return status
 
 

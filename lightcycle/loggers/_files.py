@@ -106,3 +106,37 @@ def write_hparams_yaml(path: str, hparams: Mapping[str, Any]) -> None:
     lines = [f"{json.dumps(str(k))}: {json.dumps(v, default=str)}" for k, v in sorted(hparams.items())]
     with open(path, "w") as fh:
         fh.write("\n".join(lines) + "\n" if lines else "{}\n")
+
+
+class VersionedFolder:
+    """The ``<save_dir>/<name>/version_<n>`` naming that CSVLogger and TensorBoardLogger share.
+
+    Mixed into those loggers (which set ``_save_dir``, ``_name`` and ``_version``), as Lightning
+    gives both the same properties.
+    """
+
+    _save_dir: str
+    _name: str
+    _version: int | str | None
+
+    @property
+    def name(self) -> str:
+        """The experiment folder name."""
+        return self._name
+
+    @property
+    def version(self) -> int | str:
+        """The version (the next free one, fixed on first read, when none was given)."""
+        if self._version is None:
+            self._version = next_version(self.root_dir)
+        return self._version
+
+    @property
+    def save_dir(self) -> str:
+        """The root folder given."""
+        return self._save_dir
+
+    @property
+    def root_dir(self) -> str:
+        """``<save_dir>/<name>``."""
+        return os.path.join(self._save_dir, self._name)

@@ -12,9 +12,9 @@ from torch import Tensor
 
 from lightcycle.loggers._files import (
     HPARAMS_FILE,
+    VersionedFolder,
     add_prefix,
     convert_params,
-    next_version,
     version_dir,
     write_hparams_yaml,
 )
@@ -89,7 +89,7 @@ class ExperimentWriter:
         self.metrics = []
 
 
-class CSVLogger(Logger):
+class CSVLogger(VersionedFolder, Logger):
     """Logs to ``<save_dir>/<name>/version_<n>/`` in CSV (``metrics.csv``) and YAML (``hparams.yaml``).
 
     As Lightning's: the folder is created on first use of :attr:`experiment` (a run that
@@ -125,28 +125,6 @@ class CSVLogger(Logger):
         self._prefix = prefix
         self._flush_logs_every_n_steps = flush_logs_every_n_steps
         self._experiment: ExperimentWriter | None = None
-
-    @property
-    def name(self) -> str:
-        """The experiment folder name."""
-        return self._name
-
-    @property
-    def version(self) -> int | str:
-        """The version (the next free one, fixed on first read, when none was given)."""
-        if self._version is None:
-            self._version = next_version(self.root_dir)
-        return self._version
-
-    @property
-    def save_dir(self) -> str:
-        """The root folder given."""
-        return self._save_dir
-
-    @property
-    def root_dir(self) -> str:
-        """``<save_dir>/<name>``."""
-        return os.path.join(self._save_dir, self._name)
 
     @property
     def log_dir(self) -> str:

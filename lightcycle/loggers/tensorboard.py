@@ -19,10 +19,10 @@ from torch.nn import Module
 
 from lightcycle.loggers._files import (
     HPARAMS_FILE,
+    VersionedFolder,
     add_prefix,
     convert_params,
     flatten_params,
-    next_version,
     sanitize_params,
     version_dir,
     write_hparams_yaml,
@@ -50,7 +50,7 @@ def _writer_module(sub: str) -> Any:
     return importlib.import_module(("torch.utils.tensorboard" if tensorboard_available() else "tensorboardX") + sub)
 
 
-class TensorBoardLogger(Logger):
+class TensorBoardLogger(VersionedFolder, Logger):
     """Logs to ``<save_dir>/<name>/version_<n>[/<sub_dir>]`` in TensorBoard's event format.
 
     Lightning's logger: scalars with ``add_scalar`` (a dict value with ``add_scalars``),
@@ -112,28 +112,6 @@ class TensorBoardLogger(Logger):
             )
         self._log_graph = log_graph and has_tb
         self.hparams: dict[str, Any] = {}
-
-    @property
-    def name(self) -> str:
-        """The experiment folder name."""
-        return self._name
-
-    @property
-    def version(self) -> int | str:
-        """The version (the next free one, fixed on first read, when none was given)."""
-        if self._version is None:
-            self._version = next_version(self.root_dir)
-        return self._version
-
-    @property
-    def save_dir(self) -> str:
-        """The root folder given."""
-        return self._save_dir
-
-    @property
-    def root_dir(self) -> str:
-        """``<save_dir>/<name>``."""
-        return os.path.join(self._save_dir, self._name)
 
     @property
     def sub_dir(self) -> str | None:
