@@ -572,7 +572,9 @@ class ModelCheckpoint(Checkpoint):
                 fh.write(f"{path!r}: {float(score)!r}\n")
 
     def file_exists(self, filepath: _PATH, trainer: RunHost) -> bool:
-        return os.path.exists(filepath)
+        """Whether ``filepath`` exists, as rank 0 sees it (Lightning broadcasts the answer: a rank
+        that looked after rank 0 wrote the file would otherwise pick another name)."""
+        return bool(trainer.strategy.broadcast(os.path.exists(filepath)))
 
     def _should_remove_checkpoint(self, trainer: RunHost, previous: str, current: str) -> bool:
         """Never the file just written, one outside ``dirpath``, or the one this run resumed from."""
