@@ -201,6 +201,15 @@ class LightningOptimizer:
             raise AttributeError(item)
         return getattr(self._optimizer, item)
 
+    # The wrapper's own attributes are its state: the optimizer class it imitates would pickle
+    # (and deepcopy) only ``defaults``/``state``/``param_groups``, leaving a copy without
+    # ``_optimizer`` whose every attribute lookup fails (Lightning's wrapper copies fine).
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     def __repr__(self) -> str:
         return f"LightningOptimizer({self._optimizer!r})"
 

@@ -552,3 +552,20 @@ def test_lightning_optimizer_repr_and_wrap_idempotent() -> None:
     assert LightningOptimizer._to_lightning_optimizer(lopt) is lopt
     assert "SGD" in repr(lopt)
     assert type(lopt).__name__ == "LightningSGD"
+
+
+def test_a_lightning_optimizer_deep_copies_with_its_wrapper_state() -> None:
+    """The imitated optimizer class would copy only defaults/state/param_groups, leaving a copy
+    without ``_optimizer`` on which every attribute lookup raised (found by a RichProgressBar test
+    that deep-copies a trainer); the copy is a whole wrapper around a copied optimizer."""
+    import copy
+
+    from lightcycle.core.optim import LightningOptimizer
+
+    params = [torch.nn.Parameter(torch.ones(2))]
+    wrapped = LightningOptimizer(torch.optim.SGD(params, lr=0.5))
+    twin = copy.deepcopy(wrapped)
+    assert isinstance(twin, torch.optim.SGD)
+    assert twin.optimizer is not wrapped.optimizer
+    assert twin.param_groups[0]["lr"] == 0.5
+    assert twin.optimizer.param_groups[0]["params"][0] is not params[0]
