@@ -102,6 +102,16 @@ class ProgressBar(Callback):
     def reset_dataloader_idx_tracker(self) -> None:
         self._current_eval_dataloader_idx = None
 
+    @property
+    def is_enabled(self) -> bool:
+        """Whether the bar draws (Lightning's base: always; the bars say when they are off)."""
+        return True
+
+    @property
+    def is_disabled(self) -> bool:
+        """``not is_enabled``, for every bar (Lightning's base defines it once too)."""
+        return not self.is_enabled
+
     def disable(self) -> None:
         """Stop drawing (subclasses implement it)."""
         raise NotImplementedError

@@ -137,10 +137,6 @@ class RichProgressBar(ProgressBar):
     def is_enabled(self) -> bool:
         return self._enabled and self.refresh_rate > 0
 
-    @property
-    def is_disabled(self) -> bool:
-        return not self.is_enabled
-
     def _task(self, task_id: TaskID | None) -> Task:
         assert self.progress is not None
         assert task_id is not None

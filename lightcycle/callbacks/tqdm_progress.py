@@ -173,10 +173,6 @@ class TQDMProgressBar(ProgressBar):
     def is_enabled(self) -> bool:
         return self._enabled and self.refresh_rate > 0
 
-    @property
-    def is_disabled(self) -> bool:
-        return not self.is_enabled
-
     def disable(self) -> None:
         self._enabled = False
 
