@@ -10,7 +10,7 @@ Variants (each run in a fresh subprocess, variants interleaved within every repe
 * ``callbacks`` ``lightcycle.Trainer`` with five callbacks, each overriding the six
   per-batch training hooks (``on_train_batch_start/end``, ``on_before_zero_grad``,
   ``on_before_backward``, ``on_after_backward``, ``on_before_optimizer_step``);
-* ``driver``    the custom-loop driver (``lightcycle.orchestrator.LoopDriver``) around the
+* ``driver``    the custom-loop driver (``lightcycle.custom_loop.LoopDriver``) around the
   raw loop's own step (see :func:`_run_driver`);
 * ``log``       as ``trainer``, plus ``self.log("loss", loss)`` in ``training_step``;
 * ``lightning`` ``pytorch_lightning.Trainer`` (when installed);
@@ -269,7 +269,7 @@ def _run_lightcycle(
 
 
 def _run_driver(clock: _Clock, total: int, device: str) -> None:
-    """(d): the custom-loop driver, :class:`lightcycle.orchestrator.LoopDriver`.
+    """(d): the custom-loop driver, :class:`lightcycle.custom_loop.LoopDriver`.
 
     The loop is the raw loop's, with the driver's calls around it (the documented custom
     loop, ``docs/custom-loop.md``): the module has no ``training_step``, so the code
@@ -283,7 +283,7 @@ def _run_driver(clock: _Clock, total: int, device: str) -> None:
     from torch.nn import functional as F
 
     import lightcycle as L
-    from lightcycle.orchestrator import LoopDriver
+    from lightcycle import LoopDriver
 
     class Model(L.LightningModule):
         def __init__(self) -> None:

@@ -22,7 +22,7 @@ from torch import nn
 
 import lightcycle as L
 from lightcycle.errors import LifecycleError
-from lightcycle.orchestrator import LoopDriver
+from lightcycle import LoopDriver
 from lightcycle.states.model import Hook, Target, Transition, Trigger
 
 EMA_UPDATE = Trigger("ema_update", ("optimizer",), "after an optimizer step: the averaged weights follow the model")

@@ -2,7 +2,7 @@
 
 The loop below is plain PyTorch: its own data loaders, forward pass, mixed precision
 (``torch.autocast`` and a ``GradScaler``, both enabled on CUDA only, so it runs anywhere) and
-optimizer code. A :class:`~lightcycle.orchestrator.LoopDriver` marks where the lifecycle
+optimizer code. A :class:`~lightcycle.custom_loop.LoopDriver` marks where the lifecycle
 is, so two unmodified Lightning-style callbacks work inside it: a metrics callback and
 ``EarlyStopping(monitor="val_loss")``, which reads ``trainer.callback_metrics`` and sets
 ``trainer.should_stop`` (``lc.epochs`` then ends training).
@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lightcycle as L
 from lightcycle.callbacks import EarlyStopping
-from lightcycle.orchestrator import LoopDriver
+from lightcycle import LoopDriver
 
 
 class Regressor(L.LightningModule):

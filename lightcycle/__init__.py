@@ -23,17 +23,18 @@ if TYPE_CHECKING:  # the names for type checkers (explicit re-exports); at run t
     from lightcycle.callbacks.callback import Callback as Callback
     from lightcycle.core.datamodule import LightningDataModule as LightningDataModule
     from lightcycle.core.module import LightningModule as LightningModule
+    from lightcycle.custom_loop.loop_driver import LoopDriver as LoopDriver
     from lightcycle.errors import LifecycleError as LifecycleError
     from lightcycle.errors import MisconfigurationException as MisconfigurationException
     from lightcycle.logo import LIGHTNING_LOGO as LIGHTNING_LOGO
     from lightcycle.logo import cli_lightning_logo as cli_lightning_logo
-    from lightcycle.orchestrator.trainer import Trainer as Trainer
     from lightcycle.seed import seed_everything as seed_everything
     from lightcycle.states import LIFECYCLE as LIFECYCLE
     from lightcycle.states.stages import RunningStage as RunningStage
     from lightcycle.states.stages import TrainerFn as TrainerFn
     from lightcycle.states.stages import TrainerState as TrainerState
     from lightcycle.states.stages import TrainerStatus as TrainerStatus
+    from lightcycle.trainer.trainer import Trainer as Trainer
 
 _WHERE = {
     "LIFECYCLE": "lightcycle.states",
@@ -41,6 +42,7 @@ _WHERE = {
     "LifecycleError": "lightcycle.errors",
     "LightningDataModule": "lightcycle.core.datamodule",
     "LightningModule": "lightcycle.core.module",
+    "LoopDriver": "lightcycle.custom_loop.loop_driver",
     "MisconfigurationException": "lightcycle.errors",
     "LIGHTNING_LOGO": "lightcycle.logo",
     "cli_lightning_logo": "lightcycle.logo",
@@ -48,7 +50,7 @@ _WHERE = {
     "TrainerFn": "lightcycle.states.stages",
     "TrainerState": "lightcycle.states.stages",
     "TrainerStatus": "lightcycle.states.stages",
-    "Trainer": "lightcycle.orchestrator.trainer",
+    "Trainer": "lightcycle.trainer.trainer",
     "seed_everything": "lightcycle.seed",
 }
 """Where each public name is defined."""
@@ -71,6 +73,7 @@ __all__ = [
     "LifecycleError",
     "LightningDataModule",
     "LightningModule",
+    "LoopDriver",
     "MisconfigurationException",
     "RunningStage",
     "Trainer",

@@ -47,9 +47,9 @@ from lightcycle.core.datamodule import LightningDataModule
 from lightcycle.core.hparams import given_hyperparameters
 from lightcycle.core.module import LightningModule
 from lightcycle.errors import MisconfigurationException
-from lightcycle.orchestrator.trainer import Trainer
 from lightcycle.runtime.host import RunHost
 from lightcycle.seed import seed_everything
+from lightcycle.trainer.trainer import Trainer
 
 __all__ = [
     "ArgsType",
@@ -672,6 +672,6 @@ def _warn(message: str) -> None:
 
 
 def _version() -> str:
-    from lightcycle.orchestrator.checkpointing import _version as installed_version
+    from lightcycle.runtime.checkpointing import _version as installed_version
 
     return installed_version()

@@ -18,7 +18,7 @@ from lightcycle.callbacks.callback import Callback
 from lightcycle.core.datamodule import LightningDataModule
 from lightcycle.core.module import LightningModule
 from lightcycle.errors import MisconfigurationException
-from lightcycle.orchestrator.trainer import Trainer
+from lightcycle.trainer.trainer import Trainer
 
 __all__ = [
     "JSONARGPARSE_REQUIREMENT",

@@ -8,7 +8,7 @@ and ``HalfPrecision`` (``"16-true"``/``"bf16-true"``) have Lightning's interface
 in lightcycle the lifecycle fires the hooks, so ``pre_backward`` only returns the tensor to
 differentiate (the scaled loss) and does not call ``on_before_backward`` itself.
 
-The Trainer and :class:`~lightcycle.orchestrator.loop.LoopDriver` do not ask the plugin
+The Trainer and :class:`~lightcycle.custom_loop.loop_driver.LoopDriver` do not ask the plugin
 anything per batch: they ask it once per run to *wrap* the functions they call per batch
 (:meth:`Precision.wrap_step`, :meth:`Precision.wrap_transfer`, :meth:`Precision.wrap_backward`,
 :func:`scaled_step`); a plugin that changes nothing returns the function itself, so 32-bit

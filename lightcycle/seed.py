@@ -130,7 +130,7 @@ def isolate_rng(include_cuda: bool = True) -> Generator[None, None, None]:
         include_cuda: also restore the CUDA generators (only those already initialised are
             captured, so an uninitialised CUDA is not initialised by this).
     """
-    from lightcycle.orchestrator.checkpointing import collect_rng_states, restore_rng_states
+    from lightcycle.runtime.checkpointing import collect_rng_states, restore_rng_states
 
     states = collect_rng_states()
     if not include_cuda:

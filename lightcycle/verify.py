@@ -22,7 +22,7 @@ a leaf state plus the position reached in the current transition's pattern:
 - a transition to a destination whose only hook is a module hook producing its result
   (``configure_optimizers``, ``training_step``, ``validation_step``, ...; not a run's
   entry) may happen unrecorded, the caller supplying the result (a
-  :class:`~lightcycle.orchestrator.LoopDriver` given its optimizers, or whose loop is the
+  :class:`~lightcycle.custom_loop.LoopDriver` given its optimizers, or whose loop is the
   step), but only when the next event carries ``ctx.state``: that state, the transition's
   destination or one reached from it, proves the transition happened. In traces without
   ``ctx.state`` (Lightning's) such a hook is required as before;

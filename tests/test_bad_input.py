@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lightcycle as LC
 from lightcycle.errors import InvalidTypeError, InvalidValueError, MisconfigurationException
-from lightcycle.orchestrator.config import UNSUPPORTED
+from lightcycle.trainer.config import UNSUPPORTED
 from tests.recording import BASE_KWARGS, build
 
 QUIET = dict(BASE_KWARGS, max_epochs=1, limit_train_batches=1, limit_val_batches=1, num_sanity_val_steps=0)

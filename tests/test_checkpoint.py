@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 import lightcycle as LC
 from lightcycle.callbacks import EarlyStopping, ModelCheckpoint
 from lightcycle.errors import MisconfigurationException
-from lightcycle.orchestrator import checkpointing
+from lightcycle.runtime import checkpointing
 from tests.checkpoint_scenarios import ResumeScenario, run_resume
 from tests.recording import BASE_KWARGS, build, summary_key
 

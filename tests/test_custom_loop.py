@@ -1,4 +1,4 @@
-"""The custom-loop driver (:class:`lightcycle.orchestrator.LoopDriver`).
+"""The custom-loop driver (:class:`lightcycle.custom_loop.LoopDriver`).
 
 * Differential: a hand-written loop reproduces the Trainer's trace, event for event, for
   the same schedule (fit with sanity check and validation, accumulation, several val
@@ -33,7 +33,7 @@ from torch import nn
 
 import lightcycle
 from lightcycle.errors import LifecycleError, MisconfigurationException
-from lightcycle.orchestrator import LoopDriver
+from lightcycle import LoopDriver
 from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Hook, Lifecycle, Target, Transition, Trigger

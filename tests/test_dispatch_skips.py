@@ -22,8 +22,8 @@ import lightcycle as L
 from lightcycle._hooks import is_marked_noop
 from lightcycle.callbacks import HookRecorder
 from lightcycle.core.datamodule import DataHooks
-from lightcycle.orchestrator.dispatch import is_pass_through
-from lightcycle.orchestrator.driver import LifecycleDriver
+from lightcycle.engine.dispatch import is_pass_through
+from lightcycle.engine.driver import LifecycleDriver
 from lightcycle.states import declaration as ev
 from lightcycle.states.stages import TrainerState
 

@@ -1,4 +1,4 @@
-"""The generated event functions (``lightcycle.orchestrator.codegen``), edge by edge.
+"""The generated event functions (``lightcycle.engine.codegen``), edge by edge.
 
 Every hook call of every run goes through these functions, so the differential and
 trace tests exercise them end to end; these tests pin what only the generator can get
@@ -17,8 +17,8 @@ from torch.nn import functional as F
 
 import lightcycle as L
 from lightcycle.errors import LifecycleError
-from lightcycle.orchestrator import codegen
-from lightcycle.orchestrator.driver import LifecycleDriver
+from lightcycle.engine import codegen
+from lightcycle.engine.driver import LifecycleDriver
 from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Hook, Target, Transition, Trigger

@@ -78,7 +78,7 @@ def test_inherited_lightning_noops_are_not_dispatched() -> None:
     """The dispatcher compares with Lightning's base functions: only the overridden hooks are compiled."""
     events: list[tuple[str, int]] = []
     trainer = LC.Trainer(callbacks=[_recording_callback(events)], logger=False, enable_progress_bar=False)
-    from lightcycle.orchestrator.dispatch import callback_hook_is_default
+    from lightcycle.engine.dispatch import callback_hook_is_default
 
     cb = trainer.callbacks[0]
     assert callback_hook_is_default(cb, "on_train_start", cb.on_train_start, None)

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import lightcycle as LC
 from lightcycle import TrainerStatus
 from lightcycle.loggers import CSVLogger
-from lightcycle.orchestrator.loop import LoopDriver
+from lightcycle.custom_loop.loop_driver import LoopDriver
 from tests.recording import BASE_KWARGS
 
 STOPS = [KeyboardInterrupt, SystemExit]

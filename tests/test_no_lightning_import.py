@@ -21,7 +21,7 @@ def _submodules() -> list[str]:
 
 def test_importing_every_submodule_loads_no_lightning() -> None:
     modules = ["lightcycle", *_submodules()]
-    assert "lightcycle.commands.main" in modules and "lightcycle.orchestrator.trainer" in modules
+    assert "lightcycle.commands.main" in modules and "lightcycle.trainer.trainer" in modules
     code = textwrap.dedent(
         f"""
         import importlib, sys

@@ -28,7 +28,7 @@ import torch
 from torch.nn import functional as F
 
 import lightcycle as L
-from lightcycle.orchestrator import LoopDriver
+from lightcycle import LoopDriver
 
 _HOST_READS = (
     "item",

@@ -248,7 +248,7 @@ def test_loop_driver_precision_equals_the_trainer() -> None:
     model = model_cls()
     recorder = recorder_cls()
     plugin = LCP.MixedPrecision("16-mixed", "cpu")
-    from lightcycle.orchestrator import LoopDriver
+    from lightcycle import LoopDriver
 
     lc = LoopDriver(model, [recorder], precision=plugin)
     loader = model.train_dataloader()

@@ -15,7 +15,7 @@ import lightcycle as L
 from examples.custom_event import LIFECYCLE as WITH_EMA
 from lightcycle.callbacks import HookRecorder
 from lightcycle.commands.main import main
-from lightcycle.orchestrator import LoopDriver
+from lightcycle import LoopDriver
 
 
 class Tiny(L.LightningModule):

@@ -137,7 +137,7 @@ def test_argv_main_file_exit_status_and_child_processes(tmp_path: Path) -> None:
     assert done.returncode == 3, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "main __main__ prog.py ['3', '--flag'] prog"
-    assert lines[1] == "same True lightcycle.orchestrator.trainer"
+    assert lines[1] == "same True lightcycle.trainer.trainer"
     assert lines[2] == "child lightcycle.callbacks.model_checkpoint 0"
     assert lines[3] == "spawned lightcycle.callbacks.early_stopping"
 
@@ -151,7 +151,7 @@ def test_module_form(tmp_path: Path) -> None:
     )
     done = lightcycle_run("-m", "mypkg.train", "--lr", "0.1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "__main__ ['--lr', '0.1'] lightcycle.orchestrator.trainer"
+    assert done.stdout.strip() == "__main__ ['--lr', '0.1'] lightcycle.trainer.trainer"
 
 
 REFUSED = [

@@ -1,7 +1,7 @@
 """SIGTERM during a run (spec 4.3), in a real subprocess that receives a real signal.
 
 The child runs four cases in turn (through the Trainer, and in a second child through
-:class:`~lightcycle.orchestrator.LoopDriver` with the same schedule as a custom loop); in
+:class:`~lightcycle.custom_loop.LoopDriver` with the same schedule as a custom loop); in
 each, a callback blocks inside a chosen hook, says ``ready`` on stdout and waits until the
 run's SIGTERM handler has seen the signal the parent sends. The run must then go on to the next point the spec names and raise
 ``SIGTERMException`` (a ``SystemExit`` with code 143) there:
@@ -132,7 +132,7 @@ CHILD = textwrap.dedent(
     for name, entry, kwargs, wait_at in CASES:
         waiter = Waiter(*wait_at)
         if CUSTOM:
-            from lightcycle.orchestrator import LoopDriver
+            from lightcycle import LoopDriver
             trainer = LoopDriver(Model(), callbacks=[waiter])
         else:
             trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,

@@ -1,6 +1,6 @@
 """The lifecycle driver under drawn event sequences (hypothesis.stateful).
 
-A :class:`~lightcycle.orchestrator.driver.LifecycleDriver` in checked mode is bound to a
+A :class:`~lightcycle.engine.driver.LifecycleDriver` in checked mode is bound to a
 real module and a recording callback, then driven with events drawn from its own legal set
 and from the complement:
 
@@ -26,7 +26,7 @@ import lightcycle as L
 from lightcycle._hooks import is_overridden
 from lightcycle.callbacks import HookRecorder
 from lightcycle.errors import LifecycleError
-from lightcycle.orchestrator.driver import LifecycleDriver
+from lightcycle.engine.driver import LifecycleDriver
 from lightcycle.states import ANY, LIFECYCLE, Stage, Target, Transition, Trigger
 from lightcycle.states.stages import TrainerFn
 from tests.faults import Config, TinyModule

@@ -22,7 +22,7 @@ from hypothesis import given
 import lightcycle as L
 from lightcycle.callbacks import HookRecorder
 from lightcycle.errors import SIGTERMException
-from lightcycle.orchestrator import LoopDriver
+from lightcycle import LoopDriver
 from lightcycle.testing import (
     FAULTS,
     Outcome,

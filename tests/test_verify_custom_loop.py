@@ -1,6 +1,6 @@
 """``lightcycle verify`` on traces recorded (HookRecorder) from custom loops.
 
-A :class:`~lightcycle.orchestrator.LoopDriver` run skips the module hooks its caller
+A :class:`~lightcycle.custom_loop.LoopDriver` run skips the module hooks its caller
 supplies: ``configure_optimizers`` when the optimizers are passed to ``lc.fit``, the
 module's step when the loop's own code is the step (``training_step``,
 ``validation_step``, ...). Their events fire with nothing recorded, and the next event's
@@ -39,7 +39,7 @@ import examples.custom_loop as custom_loop
 import lightcycle as L
 from lightcycle.callbacks import HookRecorder
 from lightcycle.commands.main import main as cli_main
-from lightcycle.orchestrator import LoopDriver
+from lightcycle import LoopDriver
 from lightcycle.states import LIFECYCLE
 from lightcycle.verify import VerifyResult, verify_trace
 from tests.test_verify import _mutations, _same_order

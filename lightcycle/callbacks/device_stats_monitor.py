@@ -14,7 +14,7 @@ import torch
 
 from lightcycle.callbacks.callback import Callback
 from lightcycle.errors import MisconfigurationException
-from lightcycle.orchestrator.surface import batches_that_stepped
+from lightcycle.runtime.surface import batches_that_stepped
 
 if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule

@@ -17,7 +17,7 @@ import torch
 
 from lightcycle.callbacks.callback import Callback
 from lightcycle.errors import MisconfigurationException
-from lightcycle.orchestrator.surface import should_update_logs
+from lightcycle.runtime.surface import should_update_logs
 
 if TYPE_CHECKING:
     from torch.optim import Optimizer

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from lightcycle.callbacks.monitoring import Checkpoint
 from lightcycle.errors import MisconfigurationException
-from lightcycle.orchestrator.atomic_io import atomic_link
+from lightcycle.runtime.atomic_io import atomic_link
 
 if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule

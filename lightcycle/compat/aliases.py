@@ -48,8 +48,8 @@ REDIRECTS: dict[str, str] = {
     "callbacks.progress.rich_progress": "lightcycle.callbacks.rich_progress",
     "core.optimizer": "lightcycle.core.optim",
     "core.saving": "lightcycle.core.hparams",
-    "trainer.trainer": "lightcycle.orchestrator.trainer",
-    "trainer.states": "lightcycle.orchestrator.state",
+    "trainer.trainer": "lightcycle.trainer.trainer",
+    "trainer.states": "lightcycle.trainer.states",
 }
 """Lightning paths (below ``lightning.pytorch``) whose lightcycle module has another name."""
 

@@ -49,7 +49,7 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.serve": "model serving is not supported",
     "lightning.pytorch.loops": (
         "lightcycle's loops are declared in lightcycle.states.declaration; Lightning's loop classes have no "
-        "counterpart (write a custom loop with lightcycle.orchestrator.loop.LoopDriver)"
+        "counterpart (write a custom loop with lightcycle.custom_loop.loop_driver.LoopDriver)"
     ),
     "lightning.pytorch.trainer.connectors": "Lightning's Trainer internals have no counterpart",
     "lightning.pytorch.trainer.call": "Lightning's Trainer internals have no counterpart",

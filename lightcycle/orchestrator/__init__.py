@@ -1,9 +1,11 @@
-"""The runtime: Trainer, its loops, and the lifecycle driver they (and custom loops) share.
+"""Former home of the runtime, now split by job: :mod:`lightcycle.engine` (the event engine),
+:mod:`lightcycle.runtime` (run machinery both front ends share), :mod:`lightcycle.trainer` (the
+Trainer and its loops) and :mod:`lightcycle.custom_loop` (:class:`LoopDriver`).
 
-:class:`LoopDriver` (from :mod:`lightcycle.orchestrator.loop`) runs the lifecycle inside
-your own training loop.
+Kept so that ``from lightcycle.orchestrator import LoopDriver``, written against earlier
+releases, goes on importing.
 """
 
-from lightcycle.orchestrator.loop import LoopDriver
+from lightcycle.custom_loop.loop_driver import LoopDriver
 
 __all__ = ["LoopDriver"]

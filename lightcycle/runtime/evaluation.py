@@ -1,6 +1,6 @@
 """One evaluation run (validation, test or predict), as both front ends fire it.
 
-The Trainer's evaluation loop iterates its loaders itself; :class:`~lightcycle.orchestrator.LoopDriver`
+The Trainer's evaluation loop iterates its loaders itself; :class:`~lightcycle.custom_loop.LoopDriver`
 lets your loop call ``*_batch_start``/``*_batch_end``. Both open, fire each batch and close a
 run through one :class:`EvalRun`, so the order of events, the metric store's stages and what the
 loggers receive are written once.

@@ -1,6 +1,6 @@
 """The run host: the state and the trainer attributes both front ends share.
 
-:class:`~lightcycle.Trainer` and :class:`~lightcycle.orchestrator.LoopDriver` are both a
+:class:`~lightcycle.Trainer` and :class:`~lightcycle.custom_loop.LoopDriver` are both a
 :class:`RunHost`: it holds what a run needs whoever drives it (the bound lifecycle driver,
 the fit loop's progress, the metric store, the loggers, the checkpoint connector, SIGTERM
 handling) and the attributes callbacks read (``current_epoch``, ``global_step``,
@@ -27,10 +27,10 @@ from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.monitoring import Checkpoint, is_checkpoint
 from lightcycle.core.metric_store import MetricStore
+from lightcycle.engine.driver import LifecycleDriver
 from lightcycle.errors import MisconfigurationException
-from lightcycle.orchestrator import logger_connector
-from lightcycle.orchestrator.checkpointing import CheckpointConnector
-from lightcycle.orchestrator.driver import LifecycleDriver
+from lightcycle.runtime import logger_connector
+from lightcycle.runtime.checkpointing import CheckpointConnector
 from lightcycle.runtime.progress import FitLoopProgress
 from lightcycle.states.declaration import BACKWARD
 from lightcycle.states.model import Lifecycle

@@ -1,7 +1,7 @@
 """The fit loop's progress counters and Lightning's stopping rules over them.
 
 Both front ends keep one :class:`FitLoopProgress` (``trainer.fit_loop``) and ask it when a
-fit is done: the Trainer's loops before each epoch, :class:`~lightcycle.orchestrator.LoopDriver`
+fit is done: the Trainer's loops before each epoch, :class:`~lightcycle.custom_loop.LoopDriver`
 at each step of ``lc.epochs()``. The rules are Lightning 2.6's ``_FitLoop.done`` and
 ``_TrainingEpochLoop._can_stop_early``.
 """
@@ -32,11 +32,11 @@ class FitLoopProgress:
     is_last_batch: bool = False
     restarting: bool = False
     resume: Any = None
-    """The :class:`~lightcycle.orchestrator.checkpointing.ResumePlan` of a restored fit, until its first epoch."""
+    """The :class:`~lightcycle.runtime.checkpointing.ResumePlan` of a restored fit, until its first epoch."""
     epoch_rng: Any = None
     """RNG states at the start of the current epoch (stored in mid-epoch checkpoints)."""
     batches: Any = None
-    """The current epoch's :class:`~lightcycle.orchestrator.data.Lookahead` (for the loader's saved state)."""
+    """The current epoch's :class:`~lightcycle.runtime.data.Lookahead` (for the loader's saved state)."""
     max_epochs: int = 0
     min_epochs: int | None = None
     max_steps: int = -1
@@ -47,7 +47,7 @@ class FitLoopProgress:
     @property
     def epoch_loop(self) -> Any:
         """Lightning's ``fit_loop.epoch_loop``, as far as Lightning's callbacks read it."""
-        from lightcycle.orchestrator.surface import EpochLoopView
+        from lightcycle.runtime.surface import EpochLoopView
 
         return EpochLoopView(self)
 

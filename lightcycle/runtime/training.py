@@ -4,7 +4,7 @@ Around the step (automatic, manual, or your loop's own code) every training batc
 ends the same way in Lightning: the transfer hooks, the progress counters, the metric store's
 batch and ``on_train_batch_start`` (where ``-1`` skips the rest of the epoch); then
 ``on_train_batch_end`` and the step metrics of a batch that stepped. The Trainer's epoch loop and
-:class:`~lightcycle.orchestrator.LoopDriver` both use one :class:`TrainBatch`.
+:class:`~lightcycle.custom_loop.LoopDriver` both use one :class:`TrainBatch`.
 """
 
 from __future__ import annotations

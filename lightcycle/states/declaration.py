@@ -2,8 +2,8 @@
 
 This module *is* lightcycle's training lifecycle: every state, every event, and for each
 transition the hooks it fires, in Lightning 2.6's order (``shared/spec/hook-order.md``).
-The runtime (:mod:`lightcycle.orchestrator`), the diagrams, ``lightcycle verify`` and the
-tests all read :data:`LIFECYCLE`; no hook order is written anywhere else.
+The runtime (:mod:`lightcycle.engine`, :mod:`lightcycle.runtime`, :mod:`lightcycle.trainer`),
+the diagrams, ``lightcycle verify`` and the tests all read :data:`LIFECYCLE`; no hook order is written anywhere else.
 
 Reading guide. ``cb_lm("x")`` means every callback's ``x`` then the module's ``x``;
 ``lm``/``cb``/``dm`` one side only. A transition's hooks fire after the lifecycle has moved
@@ -162,7 +162,7 @@ class EvalTriggers:
     """The events and the vocabulary of one evaluation loop (validation, test or predict).
 
     The one table of the words each loop goes by, read by this declaration, the Trainer, its
-    loops and :class:`~lightcycle.orchestrator.LoopDriver`.
+    loops and :class:`~lightcycle.custom_loop.LoopDriver`.
 
     Args:
         noun: the loop's name in event and hook names (``validation``: ``on_validation_start``).

@@ -2,7 +2,7 @@
 
 The machine is the reference interpretation of the declaration: it is used to check the
 declaration, to draw diagrams, and in checked mode, where it runs in lockstep with the
-compiled table (:class:`lightcycle.orchestrator.driver.LifecycleDriver`). It is never on
+compiled table (:class:`lightcycle.engine.driver.LifecycleDriver`). It is never on
 the per-batch path of an unchecked run: a nested ``transitions`` trigger costs tens of
 microseconds.
 """

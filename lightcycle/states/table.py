@@ -2,7 +2,7 @@
 
 Leaf states become small integers and each state's legal triggers a dict, so finding a
 transition costs one list index and one dict lookup. The table knows nothing about who
-receives hooks; :mod:`lightcycle.orchestrator.dispatch` adds that per run.
+receives hooks; :mod:`lightcycle.engine.dispatch` adds that per run.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from typing import Any
 
 from lightcycle._hooks import noop_function
 from lightcycle.callbacks.callback import Callback
-from lightcycle.orchestrator.dispatch import callback_hook_is_default
+from lightcycle.engine.dispatch import callback_hook_is_default
 from lightcycle.states.model import Lifecycle, Result
 
 _MARK = "__lightcycle_probe__"

@@ -2,7 +2,7 @@
 
 One uninterrupted run enumerates the sites (every hook call on a callback, the module or the
 datamodule, in the order the run reached them); then, for each site and fault kind, a fresh
-Trainer (or :class:`~lightcycle.orchestrator.LoopDriver`) from ``make_trainer()`` runs again
+Trainer (or :class:`~lightcycle.custom_loop.LoopDriver`) from ``make_trainer()`` runs again
 with the hook call at that site raising instead of running, and ``check(trainer, outcome)``
 judges the result. See ``docs/testing-kit.md``.
 """

@@ -4,9 +4,9 @@ These functions are the part of a training batch that is the same whoever owns t
 Lightning's automatic optimization (``optimizer_step`` wrapping a closure that runs
 ``training_step``, ``zero_grad`` and ``backward``), the normalisation of what a training
 step returns, and the wrapping of optimizers whose ``step`` fires the lifecycle's
-optimizer events. Like :mod:`lightcycle.orchestrator.loops`, nothing here names a hook:
+optimizer events. Like :mod:`lightcycle.trainer.loops`, nothing here names a hook:
 every hook call is an event function of the lifecycle driver (``fire(EVENT, ...)`` without
-the lookup, :meth:`~lightcycle.orchestrator.driver.LifecycleDriver.caller`).
+the lookup, :meth:`~lightcycle.engine.driver.LifecycleDriver.caller`).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The lifecycle driver: fires declared events in order and runs their hooks.
 
-One driver serves every loop: :class:`~lightcycle.orchestrator.trainer.Trainer` walks the
+One driver serves every loop: :class:`~lightcycle.trainer.trainer.Trainer` walks the
 lifecycle through it, and custom training loops use it directly (see
-:mod:`lightcycle.orchestrator.loop`). :meth:`LifecycleDriver.bind` compiles each transition's
+:mod:`lightcycle.custom_loop.loop_driver`). :meth:`LifecycleDriver.bind` compiles each transition's
 hooks against a run's objects; each event a run fires then gets one generated function
-(:mod:`~lightcycle.orchestrator.codegen`) that finds its step from the current state's row
+(:mod:`~lightcycle.engine.codegen`) that finds its step from the current state's row
 (an identity test, or a dict lookup for events legal from many states), refuses the event
 with :class:`~lightcycle.errors.LifecycleError` if the declaration does not allow it from
 there, moves, sets the stage and calls the hooks.
@@ -24,9 +24,9 @@ from typing import Any
 
 import attrs
 
+from lightcycle.engine import codegen
+from lightcycle.engine import dispatch as d
 from lightcycle.errors import LifecycleError
-from lightcycle.orchestrator import codegen
-from lightcycle.orchestrator import dispatch as d
 from lightcycle.states.declaration import FINISH, INTERRUPT, LIFECYCLE
 from lightcycle.states.model import Action, Lifecycle, Trigger
 from lightcycle.states.stages import TrainerStatus
@@ -53,7 +53,7 @@ class _Step:
 
     One object per distinct behaviour of a trigger (its transition, destination and
     stage), shared by every source state where the trigger does the same thing: the
-    generated event function (:mod:`~lightcycle.orchestrator.codegen`) tells the cases
+    generated event function (:mod:`~lightcycle.engine.codegen`) tells the cases
     apart by identity.
     """
 

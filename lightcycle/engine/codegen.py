@@ -1,7 +1,7 @@
 """Compile one event's steps into a plain Python function, once per run.
 
 The driver's table says, per state, what an event does: where it moves, which stage it
-sets, which hook calls (:class:`~lightcycle.orchestrator.dispatch.Op`) it runs. Reading
+sets, which hook calls (:class:`~lightcycle.engine.dispatch.Op`) it runs. Reading
 that description on every call costs a loop and a branch per hook. Instead, for each
 event a run fires, this module writes the function a person would write by hand for
 that run (what attrs and dataclasses do for ``__init__``)::
@@ -33,7 +33,7 @@ import linecache
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from lightcycle.orchestrator import dispatch as d
+from lightcycle.engine import dispatch as d
 from lightcycle.states.model import Stage, Trigger
 
 _MAKERS: dict[str, Callable[..., Callable[..., Any]]] = {}

@@ -1,6 +1,6 @@
 """Former home of the stage enums, now :mod:`lightcycle.states.stages` (beside the declaration).
 
-Kept so that code written against ``lightcycle.orchestrator.state`` goes on importing.
+Kept so that code written against ``lightcycle.trainer.states`` goes on importing.
 """
 
 from lightcycle.states.stages import RunningStage, TrainerFn, TrainerState, TrainerStatus

@@ -18,18 +18,19 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lightcycle.errors import MisconfigurationException, SIGTERMException
-from lightcycle.orchestrator import flags, logger_connector, preflight, steps
-from lightcycle.orchestrator.data import Lookahead, as_loader_list, num_batches, set_sampler_epoch
+from lightcycle.runtime import logger_connector, preflight, steps
+from lightcycle.runtime.data import Lookahead, as_loader_list, num_batches, set_sampler_epoch
 from lightcycle.runtime.evaluation import EvalRun
 from lightcycle.runtime.rng import isolate_rng
 from lightcycle.runtime.training import SKIPPED, TrainBatch
 from lightcycle.states import declaration as ev
 from lightcycle.states.stages import RunningStage, TrainerFn
+from lightcycle.trainer import flags
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from lightcycle.orchestrator.trainer import Trainer
+    from lightcycle.trainer.trainer import Trainer
 
 _INF = math.inf
 

@@ -4,7 +4,7 @@ You keep your loop (data pipeline, forward, AMP, optimizer code); the driver fir
 lifecycle's events at the points you mark, and every callback and module hook runs as
 :class:`~lightcycle.Trainer` would run it for the same schedule, with the same arguments,
 the same ``trainer`` state and the same exception contract. The driver is a thin layer
-over :class:`~lightcycle.orchestrator.driver.LifecycleDriver` (the one the Trainer walks):
+over :class:`~lightcycle.engine.driver.LifecycleDriver` (the one the Trainer walks):
 each method fires one or a few declared events and keeps the counters and metrics that
 the Trainer keeps at the same points; nothing here names a hook.
 
@@ -54,8 +54,8 @@ from lightcycle._foreign import is_kind
 from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.errors import LifecycleError, MisconfigurationException, SIGTERMException
-from lightcycle.orchestrator import steps
 from lightcycle.precision import Precision, resolve_precision
+from lightcycle.runtime import steps
 from lightcycle.runtime.evaluation import EvalRun
 from lightcycle.runtime.host import RunHost
 from lightcycle.runtime.progress import FitLoopProgress

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from lightcycle.orchestrator.checkpoint_format import checked_path
+from lightcycle.runtime.checkpoint_format import checked_path
 
 _MODE = 0o666  # less the umask, applied by the kernel
 

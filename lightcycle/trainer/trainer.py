@@ -3,8 +3,8 @@
 The Trainer checks its arguments and resolves its settings; the run's state (``trainer.state``,
 counters, callbacks, optimizers, metrics, loggers) and the attributes callbacks read are its
 :class:`~lightcycle.runtime.host.RunHost`'s, shared with
-:class:`~lightcycle.orchestrator.LoopDriver`; the loops themselves live in
-:mod:`lightcycle.orchestrator.loops`.
+:class:`~lightcycle.custom_loop.LoopDriver`; the loops themselves live in
+:mod:`lightcycle.trainer.loops`.
 """
 
 from __future__ import annotations
@@ -22,15 +22,16 @@ from lightcycle._hooks import is_base_hook, is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.monitoring import is_checkpoint
 from lightcycle.errors import InvalidTypeError, MisconfigurationException
-from lightcycle.orchestrator import flags, loops, preflight, steps
-from lightcycle.orchestrator.config import resolve
-from lightcycle.orchestrator.data import as_loader_list
+from lightcycle.runtime import preflight, steps
+from lightcycle.runtime.data import as_loader_list
 from lightcycle.runtime.host import RunHost
 from lightcycle.runtime.progress import FitLoopProgress
 from lightcycle.states.declaration import EVAL_OF_ENTRY, EVAL_OF_KIND, LIFECYCLE
 from lightcycle.states.model import Lifecycle, Trigger
 from lightcycle.states.stages import TrainerFn, TrainerStatus
 from lightcycle.strategies.strategy import Strategy
+from lightcycle.trainer import flags, loops
+from lightcycle.trainer.config import resolve
 
 if TYPE_CHECKING:
     from lightcycle.core.datamodule import LightningDataModule
@@ -719,7 +720,7 @@ class Trainer(RunHost):
     @property
     def _logger_connector(self) -> Any:
         # What Lightning's own LearningRateMonitor reads (a callback built on Lightning's classes).
-        from lightcycle.orchestrator.surface import LoggerConnectorView
+        from lightcycle.runtime.surface import LoggerConnectorView
 
         return LoggerConnectorView(self)
 
@@ -756,8 +757,8 @@ def _select_strategy(
     sync_batchnorm: bool,
     use_distributed_sampler: bool,
 ) -> Strategy:
-    from lightcycle.orchestrator.config import _cpu_cores
     from lightcycle.strategies.select import device_ids, select
+    from lightcycle.trainer.config import _cpu_cores
 
     ids = device_ids(device.type, devices, _cpu_cores(devices) if device.type == "cpu" else 1)
     return select(strategy, device, ids, num_nodes, bool(sync_batchnorm), bool(use_distributed_sampler))

@@ -4,7 +4,7 @@ For each declared :class:`~lightcycle.states.model.Hook` the receivers are resol
 per run: callbacks that do not override a hook, and module hooks that are base no-ops,
 are left out, and callback methods are marked to get ``(trainer, pl_module)`` first. What
 remains is a tuple of :class:`Op` s per transition, which
-:mod:`~lightcycle.orchestrator.codegen` turns into one plain function per event.
+:mod:`~lightcycle.engine.codegen` turns into one plain function per event.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The hand-off from the Trainer to its loggers: which logger, which calls, which step.
 
 Lightning's ``_LoggerConnector`` rules, kept in one place for the Trainer and the
-:class:`~lightcycle.orchestrator.loop.LoopDriver`:
+:class:`~lightcycle.custom_loop.loop_driver.LoopDriver`:
 
 - Values reach ``log_metrics`` as Python numbers, with ``step`` = the fit loop's count of
   batches that stepped the optimizer (``fit_loop.batches_that_stepped``, Lightning's

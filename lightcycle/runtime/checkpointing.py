@@ -27,8 +27,9 @@ import attrs
 import torch
 
 from lightcycle.errors import MisconfigurationException
-from lightcycle.orchestrator.atomic_io import atomic_save
-from lightcycle.orchestrator.checkpoint_format import (
+from lightcycle.precision import OLD_SCALER_KEY, MixedPrecision
+from lightcycle.runtime.atomic_io import atomic_save
+from lightcycle.runtime.checkpoint_format import (
     BATCH_END,
     BOUNDARY,
     EPOCH_END,
@@ -42,8 +43,7 @@ from lightcycle.orchestrator.checkpoint_format import (
     lightning_fit_loop,
     validate,
 )
-from lightcycle.orchestrator.data import Lookahead
-from lightcycle.precision import OLD_SCALER_KEY, MixedPrecision
+from lightcycle.runtime.data import Lookahead
 from lightcycle.states import declaration as ev
 from lightcycle.states.stages import TrainerFn
 
