@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
+from torch import is_grad_enabled as _grad_enabled
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, OneCycleLR, ReduceLROnPlateau
+from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
 from lightcycle._hooks import is_overridden
 from lightcycle.errors import MisconfigurationException
@@ -42,6 +44,43 @@ def _do_nothing() -> None:
     return None
 
 
+CLOSURE_FIRST: frozenset[type] = frozenset(
+    cls
+    for name in (
+        "SGD",
+        "Adam",
+        "AdamW",
+        "Adamax",
+        "Adagrad",
+        "Adadelta",
+        "Adafactor",
+        "ASGD",
+        "NAdam",
+        "RAdam",
+        "RMSprop",
+        "Rprop",
+        "SparseAdam",
+    )
+    if isinstance(cls := getattr(torch.optim, name, None), type)  # (Adafactor: torch 2.5+)
+)
+"""Built-in torch optimizer types whose ``step(closure)`` first evaluates the closure, once,
+under ``torch.enable_grad()``, and then updates the parameters (checked by
+``tests/test_optimizer_fast_path.py`` for every type here). Exact types only: a subclass
+may override ``step``. Never LBFGS, which evaluates the closure many times."""
+
+
+def closure_first(optimizer: Any) -> bool:
+    """Whether ``optimizer`` is an exact built-in type that runs the closure once, first.
+
+    Args:
+        optimizer: a torch optimizer (not the Lightning wrapper).
+
+    Returns:
+        True for an exact type in :data:`CLOSURE_FIRST`.
+    """
+    return type(optimizer) in CLOSURE_FIRST
+
+
 class LightningOptimizer:
     """Wraps a torch optimizer so the Trainer can run its hooks around ``step``.
 
@@ -52,6 +91,15 @@ class LightningOptimizer:
     closure (if any) has produced the gradients and before the real step — inside the
     real optimizer's ``step``, right after each closure evaluation, when a closure is
     given — and ``_on_after_step`` runs after the real step.
+
+    ``_direct`` (set by :class:`~lightcycle.runtime.steps.AutomaticStep` when the module
+    keeps the default ``optimizer_step``, the optimizer is of a :data:`CLOSURE_FIRST` type
+    and the precision is 32-bit) lets ``step(closure)`` call the closure, ``_on_before_step``
+    and the real ``step()`` itself, the order the real ``step(closure)`` would run them in,
+    without the closure wrapper and the real ``step``'s ``enable_grad`` block; it still
+    takes the real route while any optimizer step hook is registered, gradients are
+    disabled or the optimizer's ``step`` was replaced by anything but an LR scheduler's
+    counter.
 
     Args:
         optimizer: the optimizer to wrap.
@@ -64,6 +112,7 @@ class LightningOptimizer:
         self._on_before_step: Callable[[], None] = _do_nothing
         self._on_after_step: Callable[[], None] = _do_nothing
         self._module: LightningModule | None = None
+        self._direct = False
         # Imitate the wrapped optimizer's class so isinstance checks keep working.
         self.__class__ = type("Lightning" + optimizer.__class__.__name__, (self.__class__, optimizer.__class__), {})
 
@@ -147,6 +196,28 @@ class LightningOptimizer:
             output = self._optimizer.step(**kwargs) if kwargs else self._optimizer.step()
         elif not callable(closure):
             raise MisconfigurationException("When `optimizer.step(closure)` is called, the closure should be callable")
+        elif (
+            self._direct
+            and not kwargs
+            # A step pre-hook would run before the closure on the real route and gets the
+            # closure in its arguments, a post-hook gets it too; with gradients disabled the
+            # real step still enables them for the closure; a ``step`` set on the optimizer
+            # may treat the closure otherwise, except an LR scheduler's counter, which passes
+            # its arguments on. All of these can change between batches.
+            and not (
+                (opt := self._optimizer)._optimizer_step_pre_hooks
+                or opt._optimizer_step_post_hooks
+                or _global_optimizer_pre_hooks
+                or _global_optimizer_post_hooks
+            )
+            and _grad_enabled()
+            and ("step" not in opt.__dict__ or getattr(opt.__dict__["step"], "_wrapped_by_lr_sched", False) is True)
+        ):
+            # what the real step(closure) does, in its order, without its closure machinery
+            output = closure()
+            self._on_before_step()
+            opt.step()
+            return output  # (``_direct`` is only set while ``_on_after_step`` does nothing)
         else:
             user_closure = closure
             on_before_step = self._on_before_step

@@ -723,6 +723,7 @@ class LoopDriver(RunHost):
                 accumulate=n,
                 warn=self._warn_once,
                 precision=self.precision_plugin,
+                module=self.lightning_module,
             )
         return auto(batch, batch_idx, self.current_epoch, batch_idx % n == 0, step)
 

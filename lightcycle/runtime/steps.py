@@ -17,7 +17,10 @@ from typing import Any
 
 import torch
 
-from lightcycle.core.optim import LightningOptimizer
+from lightcycle._hooks import is_base_hook
+from lightcycle.core.module import LightningModule
+from lightcycle.core.optim import LightningOptimizer, closure_first
+from lightcycle.core.optim import _do_nothing as _NOTHING_AFTER
 from lightcycle.errors import MisconfigurationException
 from lightcycle.precision import Precision, scaled_step
 from lightcycle.states import declaration as ev
@@ -106,6 +109,12 @@ class AutomaticStep:
             when nobody receives them in this run (no ``on_train_batch_end`` to call):
             the batch then returns an empty dict and skips the clone.
         precision: the precision plugin (default: 32-bit, which wraps nothing).
+        module: the LightningModule whose ``optimizer_step`` the event calls; when it keeps
+            the base one, the optimizer is an exact built-in type that runs the closure once,
+            first (:func:`~lightcycle.core.optim.closure_first`), and the precision is
+            32-bit, the wrapper's ``step`` runs the closure, the before-step hooks and the
+            real ``step()`` directly (``LightningOptimizer._direct``): the same calls in the
+            same order, without the closure wrapper and ``enable_grad`` around it.
     """
 
     __slots__ = (
@@ -143,6 +152,7 @@ class AutomaticStep:
         outputs: bool = True,
         skip_backward: bool = False,
         precision: Precision | None = None,
+        module: Any = None,
     ) -> None:
         precision = precision or _FULL
         # the precision wraps the step (autocast) and the backward (loss scaling) once, here;
@@ -170,6 +180,8 @@ class AutomaticStep:
         self.loss: torch.Tensor | None = None
         self.extra: dict[str, Any] = _NO_EXTRA
         self._accumulators = grad_accumulators(optimizer)
+        if isinstance(lightning_optimizer, LightningOptimizer):  # (decided per epoch: overrides may change)
+            lightning_optimizer._direct = direct_step_allowed(module, lightning_optimizer, precision)
 
     def _closure(self) -> torch.Tensor | None:
         loss, extra = split_output(self._training_step(self._batch, self._batch_idx), self.accumulate)
@@ -224,6 +236,35 @@ class AutomaticStep:
         if loss is None or not self.outputs:
             return {}
         return {"loss": loss.detach().clone(), **extra} if extra else {"loss": loss.detach().clone()}
+
+
+def direct_step_allowed(module: Any, lightning_optimizer: LightningOptimizer, precision: Precision) -> bool:
+    """Whether ``lightning_optimizer.step(closure)`` may skip the real ``step(closure)`` route.
+
+    The conditions that do not change within an epoch (the wrapper checks the others on
+    every step, see :class:`~lightcycle.core.optim.LightningOptimizer`): the module keeps
+    the base ``optimizer_step`` (so the closure reaches the wrapper unchanged), the wrapped
+    optimizer is an exact built-in type whose ``step`` runs the closure once, first, the
+    precision is plain 32-bit (its ``optimizer_step`` is the real one), and nothing replaced
+    the wrapper's ``step`` (a scaler's) or set an after-step callable (manual optimization).
+
+    Args:
+        module: the LightningModule, or ``None`` (unknown: the real route).
+        lightning_optimizer: the wrapper passed to ``optimizer_step``.
+        precision: the run's precision plugin.
+
+    Returns:
+        True when the direct route runs the same calls in the same order.
+    """
+    return (
+        module is not None
+        and is_base_hook("optimizer_step", module, LightningModule)
+        and type(precision) is Precision
+        and closure_first(lightning_optimizer.optimizer)
+        and "step" not in vars(lightning_optimizer)
+        and type(lightning_optimizer).step is LightningOptimizer.step
+        and lightning_optimizer._on_after_step is _NOTHING_AFTER
+    )
 
 
 def _skipped(*args: Any) -> None:

@@ -310,6 +310,7 @@ def _automatic_step(t: Trainer) -> steps.AutomaticStep:
         skip_backward=t.fit_loop._skip_backward,
         outputs=t._driver.calls_hooks(ev.TRAIN_BATCH_END),
         precision=t.precision_plugin,
+        module=t.lightning_module,
     )
 
 
