@@ -40,6 +40,7 @@ How the Trainer drives a :class:`MetricStore` (Lightning's order of events)::
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import warnings
 from collections import ChainMap
@@ -113,6 +114,11 @@ class MetricStore:
         self._callback_gen = -1
         self._logged_gen = -1
         self._pbar_gen = -1
+        # a training batch ended (close_batch) without its view merged into the stored dicts:
+        # merged at the next point where the view changes shape (see _flush), or when read
+        self._pending = False
+        # ``log`` call sites already checked: (fx, name, stage, arguments) -> (collection, entry)
+        self._sites: dict[tuple[Any, ...], tuple[_Collection, _Entry]] = {}
 
     # ------------------------------------------------------------------ logging (hot path)
 
@@ -131,6 +137,7 @@ class MetricStore:
         batch_size: int | None = None,
         dataloader_idx: int | None = None,
         add_dataloader_idx: bool = True,
+        site: tuple[Any, ...] | None = None,
     ) -> None:
         """Record one logged value (``LightningModule.log`` after argument resolution).
 
@@ -155,6 +162,8 @@ class MetricStore:
                 given to :meth:`start_batch` (``None`` for a single dataloader).
             add_dataloader_idx: suffix the key with ``/dataloader_idx_{i}`` when a
                 dataloader index is set.
+            site: the caller's key for this call site (hook, name, stage and the arguments
+                as given, see :meth:`log_site`); remembered once the call succeeded.
 
         Raises:
             MisconfigurationException: ``on_step`` and ``on_epoch`` both False, an unknown
@@ -183,6 +192,50 @@ class MetricStore:
         elif entry.meta != meta:
             raise_meta_mismatch(entry, meta)
 
+        self._record(coll, entry, value, batch_size)
+        if site is not None:
+            # an unhashable argument (a reduce_fx list, say): this site is not remembered
+            with contextlib.suppress(TypeError):
+                self._sites[site] = (coll, entry)
+
+    def log_site(self, site: tuple[Any, ...], value: Tensor, batch_size: int | None) -> bool:
+        """Record ``value`` for a call site that :meth:`log` accepted before, if it is one.
+
+        Every check of :meth:`log` and ``LightningModule.log`` depends only on the hook, the
+        stage, the name and the arguments, which make up ``site`` (with the dataloader index
+        the caller passed); the entry it resolved to is reused, and only the value is checked
+        and recorded. Cleared by :meth:`reset_run` and when a stage's entries are discarded.
+
+        Args:
+            site: ``(fx, name, stage, prog_bar, logger, on_step, on_epoch, reduce_fx,
+                add_dataloader_idx, dataloader_idx)`` as ``LightningModule.log`` got them.
+            value: the tensor to record.
+            batch_size: as in :meth:`log`.
+
+        Returns:
+            False when the site is new (or its dataloader changed): call :meth:`log`.
+
+        Raises:
+            ValueError: a tensor with more than one element.
+        """
+        try:
+            hit = self._sites.get(site)
+        except TypeError:  # an unhashable argument: never remembered, see log
+            return False
+        if hit is None:
+            return False
+        coll, entry = hit
+        dataloader_idx = site[9]
+        if (coll.dataloader_idx if dataloader_idx is None else dataloader_idx) != entry.dl_idx:
+            return False  # another dataloader's entry: let ``log`` resolve it
+        self._record(coll, entry, value, batch_size)
+        return True
+
+    def _record(self, coll: _Collection, entry: _Entry, value: LogValue, batch_size: int | None) -> None:
+        """Check and convert the value, then store or accumulate it in ``entry``."""
+        name = entry.name
+        on_step = entry.on_step
+        on_epoch = entry.on_epoch
         # -- value: detached tensor of a floating dtype, no device sync
         if isinstance(value, Tensor):
             if value.numel() != 1:
@@ -201,11 +254,11 @@ class MetricStore:
                 if not entry.warned_dtype and not tensor.is_floating_point():
                     entry.warned_dtype = True
                     warnings.warn(
-                        f"You called `self.log({name!r}, ...)` in `{fx}` with a {dtype} tensor,"
+                        f"You called `self.log({name!r}, ...)` in `{entry.fx}` with a {dtype} tensor,"
                         " but the value needs to be floating to be reduced; converting it to"
                         f" {_float_dtype()}. Convert it to floating point yourself to silence"
                         " this warning.",
-                        stacklevel=2,
+                        stacklevel=3,  # LightningModule.log's caller (_record <- log or log_site <- it)
                     )
                 tensor = tensor.to(_float_dtype())
         elif type(value) is float or type(value) is int or type(value) is bool:
@@ -354,6 +407,7 @@ class MetricStore:
             self._pbar_floats = None
 
     def _merge_live(self) -> _View:
+        self._pending = False
         view = self._live_view()
         self._merge(view)
         gen = self._gen
@@ -366,11 +420,22 @@ class MetricStore:
         coll.reset()
         self._gen += 1
 
+    def _flush(self) -> None:
+        """Merge the view that :meth:`close_batch` left unmerged, before the view changes shape.
+
+        Within a stage's batches the view only gains keys and newer values (entries stay
+        active until their epoch is reset), so merging the latest view once stores what
+        merging it after every batch would have.
+        """
+        if self._pending:
+            self._merge_live()
+
     def _activate(self, stage: str) -> _Collection:
         coll = self._collection(stage)
         stack = self._stack
         if stack and stack[-1] is coll:
             return coll
+        self._flush()
         if coll in stack:
             while stack[-1] is not coll:
                 self._close(stack.pop())
@@ -393,6 +458,8 @@ class MetricStore:
         self._pbar_floats = None
         self._snapshots = {}
         self._eval_outputs = []
+        self._pending = False
+        self._sites = {}
         self._gen += 1
 
     def start_epoch(self, stage: str) -> None:
@@ -412,6 +479,7 @@ class MetricStore:
         Args:
             stage: one of :data:`STAGES`.
         """
+        self._flush()
         coll = self._activate(stage)
         if coll.ended:
             self._close(coll)
@@ -444,6 +512,7 @@ class MetricStore:
         if coll is None or not stack or stack[-1] is not coll:
             coll = self._activate(stage)
         if coll.seen_batch and dataloader_idx != coll.dataloader_idx and not coll.training:
+            self._flush()
             self._store_dataloader(coll)
         coll.seen_batch = True
         coll.in_batches = True
@@ -480,6 +549,40 @@ class MetricStore:
             return {}
         return dict(view[1])
 
+    def close_batch(self, stage: str) -> bool:
+        """Leave a batch as :meth:`end_batch` does, without building its view now.
+
+        For the training loop, whose loggers read the step values every
+        ``log_every_n_steps`` batches and the progress bar every few hundred ms: the view is
+        built when something reads it (:meth:`step_metrics`, the three metric properties) or
+        before the view changes shape (a new stage, the epoch end), not after every batch.
+
+        Args:
+            stage: one of :data:`STAGES`.
+
+        Returns:
+            Whether the batch has step values for the loggers to ask for (something was
+            logged in this stage; never in the sanity check).
+        """
+        coll = self._collections.get(stage)
+        stack = self._stack
+        if coll is None or not stack or stack[-1] is not coll:
+            coll = self._activate(stage)
+        coll.batch = None
+        coll.batch_size = None
+        if not coll.entries:
+            return False
+        self._pending = True
+        return coll.stage != "sanity_check"
+
+    def step_metrics(self) -> dict[str, Tensor]:
+        """The step values for the loggers after :meth:`close_batch` (what :meth:`end_batch` returns).
+
+        Returns:
+            A new dict.
+        """
+        return dict(self._merge_live()[1])
+
     def _store_dataloader(self, coll: _Collection) -> None:
         view = coll.view(on_step=False)
         if coll.stage != "sanity_check":
@@ -499,6 +602,7 @@ class MetricStore:
         Args:
             stage: one of :data:`STAGES`.
         """
+        self._flush()
         coll = self._activate(stage)
         if not coll.training:
             self._store_dataloader(coll)
@@ -523,6 +627,7 @@ class MetricStore:
             what was logged at epoch end; empty for the sanity check). For ``validate`` /
             ``test``, :attr:`eval_outputs` then holds the per-dataloader results.
         """
+        self._flush()
         coll = self._activate(stage)
         if not coll.ended:
             self.end_epoch(stage)
@@ -572,6 +677,7 @@ class MetricStore:
         Args:
             stage: one of :data:`STAGES`.
         """
+        self._flush()
         coll = self._collection(stage)
         stack = self._stack
         if coll in stack:
@@ -582,6 +688,7 @@ class MetricStore:
                     break
         coll.reset()
         coll.entries.clear()
+        self._sites = {}  # (its entries are gone)
         snapshot = self._snapshots.pop(stage, None)
         if snapshot is not None:
             self._callback, self._logged, self._pbar = (dict(d) for d in snapshot)

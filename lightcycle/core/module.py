@@ -553,6 +553,32 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
             raise MisconfigurationException(
                 "You are trying to `self.log()` but it is not managed by the `Trainer` control flow"
             )
+        # The same call site again (same hook, stage, name and arguments): every check below
+        # passed for it before and depends on nothing else, so only the value is recorded.
+        # A metric object, a number or a synced value takes the full path every time.
+        site = None
+        # (a logger=True call without a logger takes the full path, which warns every time)
+        if (
+            metric is None
+            and not sync_dist
+            and type(value) is Tensor
+            and not (logger and getattr(trainer, "logger", None) is None)
+        ):
+            several = getattr(trainer, "_multiple_dataloaders", True)
+            site = (
+                fx_name,
+                name,
+                trainer.state.stage,
+                prog_bar,
+                logger,
+                on_step,
+                on_epoch,
+                reduce_fx,
+                add_dataloader_idx,
+                trainer._current_dataloader_idx if several else None,
+            )
+            if results.log_site(site, value, batch_size):
+                return
         on_step, on_epoch = check_logging_allowed(fx_name, on_step, on_epoch)
         if add_dataloader_idx and "/dataloader_idx_" in name:
             raise MisconfigurationException(
@@ -609,6 +635,7 @@ class LightningModule(DataHooks, HyperparametersMixin, nn.Module):
             dataloader_idx=dataloader_idx,
             add_dataloader_idx=add_dataloader_idx,
             stage=stage,
+            site=site,
         )
 
     def log_dict(

@@ -175,9 +175,21 @@ def log_train_step(t: Any, metrics: Mapping[str, Any]) -> None:
         t: the trainer.
         metrics: the batch's step metrics.
     """
-    every = t.log_every_n_steps
-    if every and ((t.fit_loop.batches_that_stepped + 1) % every == 0 or t.should_stop):
+    if train_step_due(t):
         send(t, metrics)
+
+
+def train_step_due(t: Any) -> bool:
+    """Whether a batch that stepped now sends its step metrics (Lightning's ``log_every_n_steps`` rule).
+
+    Args:
+        t: the trainer (or custom-loop driver).
+
+    Returns:
+        True every ``log_every_n_steps`` batches that stepped, and when the run stops.
+    """
+    every = t.log_every_n_steps
+    return bool(every and ((t.fit_loop.batches_that_stepped + 1) % every == 0 or t.should_stop))
 
 
 def log_train_epoch(t: Any, metrics: Mapping[str, Any]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from lightcycle.runtime.logger_connector import train_step_due
 from lightcycle.states import declaration as ev
 
 if TYPE_CHECKING:
@@ -80,6 +81,9 @@ class TrainBatch:
         """
         self._end(outputs, batch, batch_idx)
         host = self._host
-        metrics = host._results.end_batch("train")
-        if metrics and stepped:
-            host._log_step(metrics)
+        results = host._results
+        # the step values are built only for a logger that takes them at this step
+        if results.close_batch("train") and stepped and host.loggers and train_step_due(host):
+            metrics = results.step_metrics()
+            if metrics:
+                host._log_step(metrics)

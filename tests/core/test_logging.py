@@ -291,6 +291,7 @@ class Replay:
         self.records: list[Snapshot] = []
         self.epoch = 0
         self.sanity = False
+        self.lazy = False
 
     def record(self, label: str, batch_idx: int = -1, dl: int = -1) -> None:
         s = self.store
@@ -356,7 +357,10 @@ class Replay:
                 self.hook("on_train_batch_start", "train", b)
                 self.log("training_step", module_logs("training_step", epoch, b), "train")
                 self.hook("on_train_batch_end", "train", b)
-                s.end_batch("train")
+                if self.lazy:  # the Trainer's way: the view is built when read or when it changes shape
+                    s.close_batch("train")
+                else:
+                    s.end_batch("train")
                 if b == len(TRAIN_SIZES) - 1:
                     self.evaluate("validate", "validation", VAL_SIZES)
             s.end_epoch("train")
@@ -369,8 +373,9 @@ class Replay:
         self.record("after_fit")
 
 
-def run_replay() -> tuple[list[Snapshot], list[dict[str, float]], list[dict[str, float]]]:
+def run_replay(lazy: bool = False) -> tuple[list[Snapshot], list[dict[str, float]], list[dict[str, float]]]:
     r = Replay()
+    r.lazy = lazy
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         r.fit()
@@ -401,9 +406,10 @@ def lightning_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return run_lightning(tmp_path_factory.mktemp("pl"))
 
 
-def test_matches_lightning_at_every_hook(lightning_run: Any) -> None:
+@pytest.mark.parametrize("lazy", [False, True], ids=["end_batch", "close_batch"])
+def test_matches_lightning_at_every_hook(lightning_run: Any, lazy: bool) -> None:
     theirs, _, _ = lightning_run
-    ours, _, _ = run_replay()
+    ours, _, _ = run_replay(lazy)
     assert [r[1] for r in ours] == [r[1] for r in theirs]
     for mine, ref in zip(ours, theirs, strict=True):
         where = repr(ref[1])
@@ -1017,3 +1023,94 @@ def test_str_enum_stages_share_the_collection() -> None:
     store.start_epoch("train")
     assert float(store.callback_metrics["a"]) == 1.0
     assert store.active_stage == "train" and type(store.active_stage) is str
+
+
+def _floats(d: dict[str, Tensor]) -> dict[str, float]:
+    return {k: float(v) for k, v in d.items()}
+
+
+def _lazy_or_eager_fit(lazy: bool) -> list[tuple[dict[str, float], ...]]:
+    """Batches logging different keys, nobody reading between them; reads only after validation
+    inside the epoch and at the end: the deferred view must store what merging every batch stored."""
+    store = MetricStore()
+    store.reset_run()
+    seen = []
+    for epoch in range(2):
+        store.start_epoch("train")
+        for b in range(4):
+            store.start_batch("train", None, [torch.zeros(2, 1)])
+            name = "a" if b % 2 == 0 else "b"
+            store.log("training_step", name, float(epoch * 10 + b), stage="train", on_step=True, on_epoch=True)
+            store.log("training_step", "p", float(b), stage="train", on_step=True, on_epoch=False, prog_bar=True)
+            if lazy:
+                assert store.close_batch("train")
+            else:
+                store.end_batch("train")
+            if b == 1:  # validation inside the epoch (the training view must survive it)
+                store.start_epoch("validate")
+                store.start_batch("validate", None, None)
+                store.log("validation_step", "v", 1.0 + epoch, stage="validate")
+                store.end_batch("validate")
+                store.end_epoch("validate")
+                store.close_epoch("validate")
+                seen.append(
+                    (_floats(store.callback_metrics), _floats(store.logged_metrics), store.progress_bar_metrics)
+                )
+        store.end_epoch("train")
+        store.close_epoch("train")
+        seen.append(_read(store))
+    return seen
+
+
+def _read(store: MetricStore) -> tuple[dict[str, float], ...]:
+    return _floats(store.callback_metrics), _floats(store.logged_metrics), store.progress_bar_metrics
+
+
+def test_close_batch_defers_the_view_and_stores_the_same() -> None:
+    eager = _lazy_or_eager_fit(lazy=False)
+    assert "a_step" in eager[0][1] and "b_step" in eager[0][1]  # not vacuous: both batches' keys stored
+    assert _lazy_or_eager_fit(lazy=True) == eager
+
+
+def test_close_batch_builds_no_view_and_step_metrics_are_end_batchs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lightcycle.core.results import _Collection
+
+    store = MetricStore()
+    store.reset_run()
+    store.start_epoch("train")
+    store.start_batch("train", None, None)
+    assert store.close_batch("train") is False  # nothing logged: nothing to ask for
+    store.start_batch("train", None, None)
+    store.log("training_step", "x", 2.0, stage="train", on_step=True, on_epoch=False)
+    built: list[bool] = []
+    original = _Collection.view
+    monkeypatch.setattr(_Collection, "view", lambda self, on_step: built.append(on_step) or original(self, on_step))
+    assert store.close_batch("train") is True
+    assert built == []  # deferred
+    assert _floats(store.step_metrics()) == {"x": 2.0}
+    assert built == [True]
+
+
+def test_log_site_reuses_checks_and_keeps_errors() -> None:
+    """A call site seen before skips the argument checks; new arguments at it still fail as before."""
+    store = MetricStore()
+    store.reset_run()
+    store.start_epoch("train")
+    store.start_batch("train", None, None)
+    site = ("training_step", "x", "train", False, None, None, None, "mean", True, None)
+    assert store.log_site(site, torch.tensor(1.0), None) is False  # new: the full path
+    store.log("training_step", "x", torch.tensor(1.0), stage="train", on_step=True, on_epoch=True, site=site)
+    assert store.log_site(site, torch.tensor(3.0), None) is True
+    assert float(store.callback_metrics["x_step"]) == 3.0
+    store.log("training_step", "x", torch.tensor(5.0), stage="train", on_step=True, on_epoch=True)
+    with pytest.raises(ValueError, match="single element"):
+        store.log_site(site, torch.ones(2), None)
+    with pytest.raises(MisconfigurationException, match="twice in `training_step` with different arguments"):
+        store.log("training_step", "x", torch.tensor(1.0), stage="train", on_step=True, on_epoch=True, prog_bar=True)
+    store.end_batch("train")
+    store.end_epoch("train")
+    assert float(store.callback_metrics["x_epoch"]) == 3.0  # (1 + 3 + 5) / 3, each weighted by 1
+    unhashable = (*site[:7], ["mean"], *site[8:])
+    assert store.log_site(unhashable, torch.tensor(1.0), None) is False
+    store.reset_run()
+    assert store.log_site(site, torch.tensor(1.0), None) is False  # a new run forgets the sites

@@ -49,6 +49,9 @@ class _RecordingStore:
     def log(self, *args: Any, **kwargs: Any) -> None:
         self.calls.append((args, kwargs))
 
+    def log_site(self, site: tuple[Any, ...], value: Any, batch_size: Any) -> bool:
+        return False  # never seen: every call takes the full path to ``log``
+
 
 class _FakeTrainer:
     """The attributes LightningModule reads from its Trainer."""
@@ -555,6 +558,19 @@ def test_log_forwards_to_the_metric_store() -> None:
     (args, kwargs) = store.calls[-1]
     assert args[:2] == ("training_step", "loss")
     assert args[2] is value
+    # the call site: hook, name, stage and the arguments as given
+    assert kwargs.pop("site") == (
+        "training_step",
+        "loss",
+        RunningStage.TRAINING,
+        True,
+        None,
+        None,
+        None,
+        "mean",
+        True,
+        None,
+    )
     assert kwargs == {
         "prog_bar": True,
         "logger": True,
