@@ -728,6 +728,33 @@ def test_transfer_flat_batches_match_lightning(make: Any) -> None:
     assert type(ours) is type(theirs)
 
 
+@pytest.mark.parametrize("kind", [list, tuple, dict, "tensor"], ids=["list", "tuple", "dict", "tensor"])
+def test_transfer_to_the_cpu_keeps_cpu_tensors_as_lightning_does(kind: Any) -> None:
+    """Tensors already on a CPU target are kept (``.to`` would return them unchanged); the
+    containers are new, as in Lightning; to another target they are moved."""
+    a, b = torch.ones(2), torch.zeros(1, dtype=torch.int64)
+    if kind == "tensor":
+        batch: Any = a
+    elif kind is dict:
+        batch = {"a": a, "b": b}
+    else:
+        batch = kind([a, b])
+    for device in ("cpu", torch.device("cpu")):
+        ours = move_data_to_device(batch, device)
+        theirs = pl_move_data_to_device(batch, device)
+        assert type(ours) is type(theirs)
+        if kind == "tensor":
+            assert ours is theirs is a
+            continue
+        assert ours is not batch and theirs is not batch
+        values = list(ours.values()) if kind is dict else list(ours)
+        expected = list(theirs.values()) if kind is dict else list(theirs)
+        assert all(x is y for x, y in zip(values, expected, strict=True))
+        assert values[0] is a and values[1] is b
+    moved = move_data_to_device([a, b], torch.device("meta"))  # another target: moved
+    assert [t.device.type for t in moved] == ["meta", "meta"]
+
+
 def test_transfer_is_non_blocking_only_for_accelerators() -> None:
     seen: list[dict[str, Any]] = []
 
