@@ -19,7 +19,21 @@ Variants (each run in a fresh subprocess, variants interleaved within every repe
   batch called by hand (see :func:`_run_protocol`). Not a product; the floor under
   ``trainer``: what any Trainer that keeps Lightning's hook protocol pays per batch;
 * ``checked``   ``lightcycle.Trainer(checked=True)``: the ``transitions`` machine runs in
-  lockstep. Tests only; reported separately, not a target.
+  lockstep. Tests only; reported separately, not a target;
+* ``log10``     as ``trainer``, plus ten ``self.log`` calls per step (``log10`` − ``trainer``,
+  divided by ten, is the cost of one logged scalar);
+* ``realistic``, ``realistic_lightning``, ``realistic_ignite``: the defaults a user gets
+  (see :func:`_realistic_trainer_kwargs`): a progress bar, checkpointing, a CSV logger, the
+  model summary, the sanity check, three metrics logged with ``prog_bar=True``, validation
+  (10 batches) after every epoch of 100 training batches. Their paired raw loop does the same
+  user work (the two extra metrics' arithmetic, the validation forward passes); ignite's is
+  its nearest equivalent (``ProgressBar``, ``Checkpoint`` every epoch, an evaluator every
+  epoch, three ``RunningAverage`` metrics on the bar; it has no CSV logger or model summary).
+
+``--scaling`` prints another table instead: lightcycle against Lightning with 0/1/5/20/50
+callbacks, 0/1/10/50 logged metrics and validation every epoch / 100 / 20 / 5 steps (each
+paired with a raw loop doing the same validation work), then the import time
+(``python -X importtime``) and the time from ``fit`` to the first training batch.
 
 Timing. Every variant calls the same ``training_step`` body, which counts its calls and
 reads ``time.perf_counter()`` when the count reaches ``warmup`` and ``warmup + steps``.
@@ -56,19 +70,40 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-ALL_VARIANTS = ("raw", "trainer", "callbacks", "driver", "log", "protocol", "lightning", "ignite", "checked")
+ALL_VARIANTS = (
+    "raw",
+    "trainer",
+    "callbacks",
+    "driver",
+    "log",
+    "log10",
+    "protocol",
+    "lightning",
+    "ignite",
+    "realistic",
+    "realistic_lightning",
+    "realistic_ignite",
+    "checked",
+)
+DEFAULT_VARIANTS = tuple(v for v in ALL_VARIANTS if not v.startswith("realistic"))
 LABELS = {
     "raw": "(a) raw PyTorch loop",
     "trainer": "(b) lightcycle Trainer",
     "callbacks": "(c) lightcycle Trainer + 5 callbacks x 6 hooks",
     "driver": "(d) lightcycle custom-loop driver",
     "log": "    lightcycle Trainer + self.log(loss)",
+    "log10": "    lightcycle Trainer + 10 x self.log",
+    "realistic": "(h) lightcycle, realistic defaults",
+    "realistic_lightning": "(i) pytorch-lightning, realistic defaults",
+    "realistic_ignite": "(j) pytorch-ignite, nearest equivalent",
     "protocol": "    Lightning's batch protocol by hand (floor)",
     "lightning": "(e) pytorch-lightning 2.x",
     "ignite": "(f) pytorch-ignite",
     "checked": "(g) lightcycle checked=True (tests only)",
 }
-TARGETS_US = {"trainer": 15.0, "callbacks": 30.0, "driver": 10.0}
+TARGETS_US = {"trainer": 15.0, "callbacks": 20.0, "driver": 6.0, "realistic": 40.0}
+EPOCH = 100  # training batches per epoch in the realistic variants
+VAL_BATCHES = 10  # validation batches after each of their epochs
 PER_BATCH_HOOKS = (
     "on_train_batch_start",
     "on_train_batch_end",
@@ -162,25 +197,50 @@ class _Clock:
         return out
 
 
-def _raw_blocks(device: str, total: int, sync: Callable[[], None] | None) -> Callable[[int], tuple[float, float]]:
-    """A raw loop on its own model and data, run ``n`` steps at a time (paired mode)."""
+def _raw_blocks(
+    device: str,
+    total: int,
+    sync: Callable[[], None] | None,
+    work: dict[str, Any] | None = None,
+) -> Callable[[int], tuple[float, float]]:
+    """A raw loop on its own model and data, run ``n`` steps at a time (paired mode).
+
+    ``work`` (the realistic and scaling variants): ``metrics`` (compute the two extra metrics
+    of the realistic module), ``val_every`` and ``val_batches`` (run that many validation
+    forward passes every ``val_every`` steps, as the variant's validation does).
+    """
     import torch
     from torch.nn import functional as F
 
+    work = work or {}
+    metrics = bool(work.get("metrics"))
+    val_every = int(work.get("val_every") or 0)
+    val_batches = int(work.get("val_batches") or 0)
     dev = torch.device(device)
     net = _net().to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=LR)
     batches = iter(_loader(total))
+    val = list(_loader(max(val_batches, 1)))
+    done = [0]
 
     def run(n: int) -> tuple[float, float]:
         t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(n):
             x, y = next(batches)
             x, y = x.to(dev), y.to(dev)
-            loss = F.mse_loss(net(x), y)
+            pred = net(x)
+            loss = F.mse_loss(pred, y)
+            if metrics:
+                (pred - y).abs().mean().detach()
+                loss.detach().sqrt()
             opt.zero_grad()
             loss.backward()
             opt.step()
+            done[0] += 1
+            if val_every and done[0] % val_every == 0:
+                with torch.no_grad():
+                    for vx, vy in val[:val_batches]:
+                        F.mse_loss(net(vx.to(dev)), vy.to(dev))
         if sync is not None:
             sync()
         return (time.perf_counter() - t0) / n * 1e6, (time.process_time() - c0) / n * 1e6
@@ -343,6 +403,175 @@ def _run_protocol(clock: _Clock, total: int, device: str) -> None:
         model.optimizer_step(0, batch_idx, lopt, closure)
 
 
+def _configured_module(fw: Any, clock: _Clock, *, metrics: int = 0, realistic: bool = False) -> Any:
+    """The benchmark module for ``fw`` (lightcycle or pytorch_lightning), with logging.
+
+    ``realistic``: logs the loss and two more metrics (MAE, RMSE) with ``prog_bar=True``, and
+    a validation loss. Otherwise ``metrics`` calls ``self.log`` with the loss per step (the
+    scaling table), and ``validation_step`` computes the loss without logging it.
+    """
+    import torch
+    from torch.nn import functional as F
+
+    names = [f"m{i}" for i in range(metrics)]
+
+    class Model(fw.LightningModule):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = _net()
+
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            clock.tick()
+            x, y = batch
+            pred = self.net(x)
+            loss = F.mse_loss(pred, y)
+            if realistic:
+                self.log("loss", loss, prog_bar=True)
+                self.log("mae", (pred - y).abs().mean(), prog_bar=True)
+                self.log("rmse", loss.detach().sqrt(), prog_bar=True)
+            for name in names:
+                self.log(name, loss)
+            return loss
+
+        def validation_step(self, batch: Any, batch_idx: int) -> Any:
+            x, y = batch
+            loss = F.mse_loss(self.net(x), y)
+            if realistic:
+                self.log("val_loss", loss)
+            return loss
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=LR)
+
+    return Model()
+
+
+def _framework(name: str) -> Any:
+    if name == "lightning":
+        import pytorch_lightning
+
+        return pytorch_lightning
+    import lightcycle
+
+    return lightcycle
+
+
+def _run_realistic(clock: _Clock, total: int, device: str, fw_name: str = "lightcycle") -> None:
+    """(h)/(i): what ``Trainer()`` gives by default, plus a CSV logger and three bar metrics.
+
+    Epochs of :data:`EPOCH` batches, each followed by :data:`VAL_BATCHES` validation batches,
+    the default sanity check (2 batches), a ``ModelCheckpoint`` (the default one, saving the
+    last epoch's checkpoint in a temporary folder), the model summary, the progress bar
+    (tqdm, redrawn every batch as by default; its output goes to the parent's pipe), and a
+    ``CSVLogger`` (flushed every 100 steps, logging every 50).
+    """
+    import tempfile
+
+    fw = _framework(fw_name)
+    csv_logger: Any
+    if fw_name == "lightning":
+        from pytorch_lightning.loggers import CSVLogger as csv_logger
+    else:
+        from lightcycle.loggers import CSVLogger as csv_logger
+    with tempfile.TemporaryDirectory() as root:
+        trainer = fw.Trainer(
+            accelerator="gpu" if device == "cuda" and fw_name == "lightning" else device,
+            devices=1,
+            max_steps=total,
+            max_epochs=-(-total // EPOCH) + 1,
+            default_root_dir=root,
+            logger=csv_logger(root),
+        )
+        trainer.fit(
+            _configured_module(fw, clock, realistic=True),
+            train_dataloaders=_loader(EPOCH),
+            val_dataloaders=_loader(VAL_BATCHES),
+        )
+
+
+def _run_realistic_ignite(clock: _Clock, total: int, device: str) -> None:
+    """(j): ignite's nearest equivalent of the realistic defaults.
+
+    ``ProgressBar`` showing three ``RunningAverage`` metrics, an evaluator run on the
+    validation batches after every epoch, a ``Checkpoint`` of the model and optimizer after
+    every epoch. ignite has no CSV logger and no model summary (left out).
+    """
+    import tempfile
+
+    import torch
+    from ignite.engine import Engine, Events
+    from ignite.handlers import Checkpoint, DiskSaver, ProgressBar
+    from ignite.metrics import RunningAverage
+    from torch.nn import functional as F
+
+    dev = torch.device(device)
+    net = _net().to(dev)
+    opt = torch.optim.SGD(net.parameters(), lr=LR)
+
+    def update(engine: Any, batch: Any) -> dict[str, Any]:
+        net.train()
+        x, y = batch[0].to(dev), batch[1].to(dev)
+        clock.tick()
+        pred = net(x)
+        loss = F.mse_loss(pred, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"loss": loss.detach(), "mae": (pred - y).abs().mean().detach(), "rmse": loss.detach().sqrt()}
+
+    def evaluate(engine: Any, batch: Any) -> Any:
+        net.eval()
+        with torch.no_grad():
+            return F.mse_loss(net(batch[0].to(dev)), batch[1].to(dev))
+
+    trainer, evaluator = Engine(update), Engine(evaluate)
+    names = ("loss", "mae", "rmse")
+    for name in names:
+        RunningAverage(output_transform=lambda out, key=name: out[key]).attach(trainer, name)
+    ProgressBar().attach(trainer, metric_names=list(names))
+    val = _loader(VAL_BATCHES)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: evaluator.run(val))
+    with tempfile.TemporaryDirectory() as root:
+        checkpoint = Checkpoint({"model": net, "optimizer": opt}, DiskSaver(root, require_empty=False), n_saved=1)
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, checkpoint)
+        trainer.run(_loader(EPOCH), max_epochs=-(-total // EPOCH))
+
+
+def _run_scaled(
+    clock: _Clock,
+    total: int,
+    device: str,
+    fw_name: str = "lightcycle",
+    callbacks: int = 0,
+    metrics: int = 0,
+    val_every: int = 0,
+) -> None:
+    """A cell of the scaling table: the bare Trainer of (b)/(e) with ``callbacks`` per-batch
+    callbacks, ``metrics`` logged scalars per step, and validation (2 batches) every
+    ``val_every`` training steps (0: once per epoch, which here is after the timed steps)."""
+    fw = _framework(fw_name)
+    kwargs = _trainer_kwargs(total)
+    if val_every:
+        kwargs["val_check_interval"] = val_every
+    trainer = fw.Trainer(
+        accelerator="gpu" if device == "cuda" and fw_name == "lightning" else device,
+        devices=1,
+        callbacks=_callbacks(fw, callbacks),
+        **kwargs,
+    )
+    trainer.fit(
+        _configured_module(fw, clock, metrics=metrics), train_dataloaders=_loader(total), val_dataloaders=_loader(2)
+    )
+
+
+def _callbacks(fw: Any, n: int) -> list[Any]:
+    def noop(self: Any, *args: Any) -> None:
+        return None
+
+    cls = type("PerBatchCallback", (fw.Callback,), {name: noop for name in PER_BATCH_HOOKS})
+    return [cls() for _ in range(n)]
+
+
 def _run_raw(clock: _Clock, total: int, device: str) -> None:
     import torch
     from torch.nn import functional as F
@@ -414,11 +643,28 @@ RUNNERS: dict[str, Callable[[_Clock, int, str], None]] = {
     "lightning": _run_lightning,
     "ignite": _run_ignite,
     "checked": lambda c, n, d: _run_lightcycle(c, n, d, checked=True),
+    "log10": lambda c, n, d: _run_scaled(c, n, d, metrics=10),
+    "realistic": _run_realistic,
+    "realistic_lightning": lambda c, n, d: _run_realistic(c, n, d, "lightning"),
+    "realistic_ignite": _run_realistic_ignite,
 }
+REALISTIC_WORK = {"metrics": True, "val_every": EPOCH, "val_batches": VAL_BATCHES}
 
 
-def child(variant: str, steps: int, warmup: int, device: str, block: int = 100, paired: bool = True) -> dict[str, Any]:
-    """Run one variant in this process and return its measurement."""
+def child(
+    variant: str,
+    steps: int,
+    warmup: int,
+    device: str,
+    block: int = 100,
+    paired: bool = True,
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run one variant in this process and return its measurement.
+
+    ``config`` (the scaling table): ``framework`` (``"lightcycle"`` or ``"lightning"``),
+    ``callbacks``, ``metrics``, ``val_every``; the variant is then ignored.
+    """
     import warnings
 
     import torch
@@ -428,9 +674,23 @@ def child(variant: str, steps: int, warmup: int, device: str, block: int = 100, 
     torch.manual_seed(0)
     sync = torch.cuda.synchronize if device == "cuda" else None
     total = warmup + steps + 1
-    raw = _raw_blocks(device, steps + 2 * block + 40, sync) if paired else None
+    work: dict[str, Any] | None = REALISTIC_WORK if variant.startswith("realistic") else None
+    if config is not None:
+        work = {"val_every": config.get("val_every", 0), "val_batches": 2}
+    raw = _raw_blocks(device, steps + 2 * block + 40, sync, work) if paired else None
     clock = _Clock(warmup, steps, sync, block, raw)
-    RUNNERS[variant](clock, total, device)
+    if config is not None:
+        _run_scaled(
+            clock,
+            total,
+            device,
+            config.get("framework", "lightcycle"),
+            config.get("callbacks", 0),
+            config.get("metrics", 0),
+            config.get("val_every", 0),
+        )
+    else:
+        RUNNERS[variant](clock, total, device)
     if not clock.done:
         raise RuntimeError(f"{variant}: only {clock.n} of {total} training steps ran")
     out: dict[str, Any] = {"variant": variant, **clock.summary()}
@@ -444,7 +704,12 @@ def child(variant: str, steps: int, warmup: int, device: str, block: int = 100, 
 
 
 def available(variant: str) -> bool:
-    module = {"lightning": "pytorch_lightning", "ignite": "ignite"}.get(variant)
+    module = {
+        "lightning": "pytorch_lightning",
+        "realistic_lightning": "pytorch_lightning",
+        "ignite": "ignite",
+        "realistic_ignite": "ignite",
+    }.get(variant)
     return module is None or importlib.util.find_spec(module) is not None
 
 
@@ -474,7 +739,7 @@ def machine() -> str:
     return "; ".join(parts)
 
 
-def measure(variant: str, args: argparse.Namespace) -> dict[str, Any]:
+def measure(variant: str, args: argparse.Namespace, config: dict[str, Any] | None = None) -> dict[str, Any]:
     cmd = [
         sys.executable,
         os.path.abspath(__file__),
@@ -489,6 +754,7 @@ def measure(variant: str, args: argparse.Namespace) -> dict[str, Any]:
         "--block",
         str(args.block),
         *(["--no-paired"] if args.no_paired else []),
+        *(["--config", json.dumps(config)] if config is not None else []),
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env.pop("LIGHTCYCLE_CHECKED", None)
@@ -536,6 +802,7 @@ def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         return line + (f"{med(v, 'cuda_peak_mib'):10.2f}" if cuda else "")
 
     lines += [row(v) for v in ALL_VARIANTS if v in results and v != "checked"]
+    lines += _derived_lines(results, med, paired)
     if "checked" in results:
         lines += ["", "tests only (the transitions machine in lockstep; not a target):", row("checked")]
     if paired:
@@ -569,6 +836,130 @@ def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
     return "\n".join(line for line in lines if line is not None)
 
 
+def _derived_lines(results: dict[str, list[dict[str, Any]]], med: Callable[..., float], paired: bool) -> list[str]:
+    """The targets that compare two variants: one logged metric; realistic against Lightning's."""
+    key = "paired_over_us" if paired else "us_per_step"
+    base = 0.0 if paired else med("raw")
+    out = []
+    if "log10" in results and "trainer" in results:
+        per = (med("log10", key) - med("trainer", key)) / 10
+        out.append(f"one self.log'd scalar: (log10 - trainer) / 10 = {per:.2f} us/step (<= 3: {_verdict(per <= 3)})")
+    if "realistic" in results and "realistic_lightning" in results:
+        ours, theirs = med("realistic", key) - base, med("realistic_lightning", key) - base
+        ratio = theirs / ours if ours > 0 else math.inf
+        out.append(
+            f"realistic defaults: lightcycle {ours:.1f} us/step, Lightning {theirs:.1f}: 1/{ratio:.1f} of Lightning's"
+            f" (<= 1/40: {_verdict(ratio >= 40)})"
+        )
+    if "realistic" in results and "realistic_ignite" in results:
+        out.append(f"realistic: ignite's nearest equivalent {med('realistic_ignite', key) - base:.1f} us/step")
+    return out
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+SCALING: tuple[tuple[str, dict[str, Any]], ...] = (
+    *((f"callbacks {n}", {"callbacks": n}) for n in (0, 1, 5, 20, 50)),
+    *((f"metrics {n}", {"metrics": n}) for n in (1, 10, 50)),
+    ("validation every epoch", {"val_every": 0}),
+    *((f"validation every {n} steps", {"val_every": n}) for n in (100, 20, 5)),
+)
+"""The scaling table's rows (``metrics 0`` is ``callbacks 0``: the same bare Trainer; the
+validation rows run 2 validation batches each time, the paired raw loop too)."""
+
+
+def scaling(args: argparse.Namespace) -> str:
+    """lightcycle against Lightning, row by row, paired µs per step over raw; then import and
+    first-batch times."""
+    frameworks = [f for f in ("lightcycle", "lightning") if f == "lightcycle" or available("lightning")]
+    results: dict[tuple[str, str], list[float]] = {}
+    for r in range(args.repeats):
+        for label, config in SCALING:
+            for fw in frameworks if r % 2 == 0 else frameworks[::-1]:
+                out = measure("trainer", args, {**config, "framework": fw})
+                results.setdefault((label, fw), []).append(out["paired_over_us"])
+                print(
+                    f"repeat {r + 1}/{args.repeats} {label:<28} {fw:<10} {out['paired_over_us']:8.1f}", file=sys.stderr
+                )
+    lines = [
+        f"machine: {machine()}",
+        f"scaling: paired us/step over a raw loop doing the same validation work; median of {args.repeats} runs"
+        f" (lowest..highest); {args.steps} timed steps after {args.warmup}",
+        "",
+        f"{'configuration':<28}{'lightcycle':>22}{'Lightning':>24}{'ratio':>8}",
+    ]
+    for label, _ in SCALING:
+        cells = []
+        for fw in frameworks:
+            v = results[(label, fw)]
+            cells.append((statistics.median(v), min(v), max(v)))
+        widths = (22, 24)[: len(cells)]
+        text = "".join(f"{m:10.1f} ({lo:.1f}..{hi:.1f})".rjust(w) for (m, lo, hi), w in zip(cells, widths, strict=True))
+        ratio = f"{cells[1][0] / cells[0][0]:8.1f}" if len(cells) > 1 and cells[0][0] > 0 else ""
+        lines.append(f"{label:<28}{text}{ratio}")
+    lines += ["", *startup_lines(args.repeats, frameworks)]
+    return "\n".join(lines)
+
+
+def import_time(module: str) -> float:
+    """Seconds ``import module`` takes in a fresh interpreter (``-X importtime``'s cumulative figure)."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"], capture_output=True, text=True, check=True
+    )
+    for line in proc.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[2].strip() == module:
+            return int(parts[1]) / 1e6
+    raise RuntimeError(f"no importtime line for {module}")
+
+
+def first_batch(framework: str) -> dict[str, float]:
+    """In this process: seconds to import the framework, then from ``Trainer(...)`` to the first
+    ``training_step`` (the bare Trainer of (b), on the CPU)."""
+    t0 = time.perf_counter()
+    fw = _framework(framework)
+    t1 = time.perf_counter()
+    seen: list[float] = []
+
+    class FirstTick:
+        def tick(self) -> None:
+            if not seen:
+                seen.append(time.perf_counter())
+
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    trainer = fw.Trainer(accelerator="cpu", devices=1, **_trainer_kwargs(2))
+    trainer.fit(_configured_module(fw, FirstTick()), train_dataloaders=_loader(4))  # type: ignore[arg-type]
+    return {"import_s": t1 - t0, "first_batch_s": seen[0] - t1}
+
+
+def startup_lines(repeats: int, frameworks: list[str]) -> list[str]:
+    """Import time (``-X importtime``, torch alone for reference) and time to the first batch."""
+    rows = {}
+    for module in ("torch", *(("lightcycle", "pytorch_lightning") if "lightning" in frameworks else ("lightcycle",))):
+        rows[module] = [import_time(module) for _ in range(repeats)]
+    lines = ["import time (python -X importtime, cumulative; median (lowest..highest) of runs):"]
+    for module, values in rows.items():
+        lines.append(f"  {module:<20}{statistics.median(values):7.2f} s ({min(values):.2f}..{max(values):.2f})")
+    lines.append("time from Trainer(...) to the first training_step (fresh process, after the imports):")
+    for fw in frameworks:
+        values = []
+        for _ in range(repeats):
+            proc = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), "--first-batch", fw],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"),
+            )
+            values.append(json.loads(proc.stdout.strip().splitlines()[-1])["first_batch_s"])
+        lines.append(f"  {fw:<20}{statistics.median(values):7.3f} s ({min(values):.3f}..{max(values):.3f})")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=2000, help="timed steps per run")
@@ -583,12 +974,26 @@ def main(argv: list[str] | None = None) -> None:
         "--no-paired", action="store_true", help="no raw-loop blocks between the variant's blocks (see _Clock)"
     )
     parser.add_argument("--json", help="also write the raw measurements to this file")
+    parser.add_argument(
+        "--scaling", action="store_true", help="the scaling table (callbacks, metrics, validation), then start-up"
+    )
     parser.add_argument("--child", choices=ALL_VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
+    parser.add_argument("--first-batch", choices=("lightcycle", "lightning"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(child(args.child, args.steps, args.warmup, args.device, args.block, not args.no_paired)))
+    if args.first_batch:
+        print(json.dumps(first_batch(args.first_batch)))
         return
-    variants = [v for v in (args.variants or ALL_VARIANTS) if available(v)]
+    if args.child:
+        config = json.loads(args.config) if args.config else None
+        print(
+            json.dumps(child(args.child, args.steps, args.warmup, args.device, args.block, not args.no_paired, config))
+        )
+        return
+    if args.scaling:
+        print(scaling(args))
+        return
+    variants = [v for v in (args.variants or DEFAULT_VARIANTS) if available(v)]
     if "raw" not in variants:
         variants.insert(0, "raw")
     results: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}

@@ -28,7 +28,9 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-@pytest.mark.parametrize("variant", ["raw", "trainer", "callbacks", "driver", "log", "protocol", "checked"])
+@pytest.mark.parametrize(
+    "variant", ["raw", "trainer", "callbacks", "driver", "log", "log10", "protocol", "checked", "realistic"]
+)
 def test_overhead_child_measures_every_lightcycle_variant(variant: str) -> None:
     overhead = _load("overhead")
     threads = torch.get_num_threads()
@@ -84,4 +86,21 @@ def test_the_report_shows_medians_targets_and_the_spread_of_runs() -> None:
     text = overhead.report(results, args)
     assert "paired, lowest..highest run: trainer 11.0..29.0; driver 4.0..6.0" in text
     assert "trainer +12.5 us (<= 15: met)" in text  # the median run, not the outlier
-    assert "driver +5.0 us (<= 10: met)" in text
+    assert "driver +5.0 us (<= 6: met)" in text
+
+
+def test_scaling_cells_and_startup_measure() -> None:
+    overhead = _load("overhead")
+    threads = torch.get_num_threads()
+    with warnings.catch_warnings(), torch.random.fork_rng():
+        try:
+            config = {"framework": "lightcycle", "callbacks": 2, "metrics": 2, "val_every": 5}
+            out = overhead.child("trainer", 30, 5, "cpu", 10, True, config)
+            first = overhead.first_batch("lightcycle")
+        finally:
+            torch.set_num_threads(threads)
+    assert math.isfinite(out["paired_over_us"]) and out["paired_raw_us_per_step"] > 0
+    assert first["first_batch_s"] > 0
+    assert overhead.import_time("lightcycle") > 0
+    labels = [label for label, _ in overhead.SCALING]
+    assert labels[:5] == [f"callbacks {n}" for n in (0, 1, 5, 20, 50)] and "validation every 5 steps" in labels
