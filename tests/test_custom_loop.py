@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 import lightcycle
-from lightcycle.errors import LifecycleError, MisconfigurationException
 from lightcycle import LoopDriver
+from lightcycle.errors import LifecycleError, MisconfigurationException
 from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Hook, Lifecycle, Target, Transition, Trigger

@@ -23,7 +23,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "lightning-2.6.6"
 
 
 def _first_difference(a: list[dict], b: list[dict]) -> str:
-    for i, (x, y) in enumerate(zip(a, b)):
+    # the traces may differ in length: compare the common prefix, then report the lengths
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
         if x != y:
             return f"event {i}:\n  lightning:  {json.dumps(x)}\n  lightcycle: {json.dumps(y)}"
     return f"lengths differ: lightning {len(a)}, lightcycle {len(b)}"

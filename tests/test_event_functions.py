@@ -16,9 +16,9 @@ import torch
 from torch.nn import functional as F
 
 import lightcycle as L
-from lightcycle.errors import LifecycleError
 from lightcycle.engine import codegen
 from lightcycle.engine.driver import LifecycleDriver
+from lightcycle.errors import LifecycleError
 from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Hook, Target, Transition, Trigger

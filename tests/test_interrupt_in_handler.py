@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lightcycle as LC
 from lightcycle import TrainerStatus
-from lightcycle.loggers import CSVLogger
 from lightcycle.custom_loop.loop_driver import LoopDriver
+from lightcycle.loggers import CSVLogger
 from tests.recording import BASE_KWARGS
 
 STOPS = [KeyboardInterrupt, SystemExit]

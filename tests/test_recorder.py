@@ -13,9 +13,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lightcycle as L
 from examples.custom_event import LIFECYCLE as WITH_EMA
+from lightcycle import LoopDriver
 from lightcycle.callbacks import HookRecorder
 from lightcycle.commands.main import main
-from lightcycle import LoopDriver
 
 
 class Tiny(L.LightningModule):

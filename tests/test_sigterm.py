@@ -3,7 +3,8 @@
 The child runs four cases in turn (through the Trainer, and in a second child through
 :class:`~lightcycle.custom_loop.LoopDriver` with the same schedule as a custom loop); in
 each, a callback blocks inside a chosen hook, says ``ready`` on stdout and waits until the
-run's SIGTERM handler has seen the signal the parent sends. The run must then go on to the next point the spec names and raise
+run's SIGTERM handler has seen the signal the parent sends. The run must then go on to the
+next point the spec names and raise
 ``SIGTERMException`` (a ``SystemExit`` with code 143) there:
 
 - ``eval_last``: SIGTERM during the last validation batch of ``validate()``: no check

@@ -25,8 +25,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 import lightcycle as L
 from lightcycle._hooks import is_overridden
 from lightcycle.callbacks import HookRecorder
-from lightcycle.errors import LifecycleError
 from lightcycle.engine.driver import LifecycleDriver
+from lightcycle.errors import LifecycleError
 from lightcycle.states import ANY, LIFECYCLE, Stage, Target, Transition, Trigger
 from lightcycle.states.stages import TrainerFn
 from tests.faults import Config, TinyModule

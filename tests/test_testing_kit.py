@@ -20,9 +20,9 @@ import torch
 from hypothesis import given
 
 import lightcycle as L
+from lightcycle import LoopDriver
 from lightcycle.callbacks import HookRecorder
 from lightcycle.errors import SIGTERMException
-from lightcycle import LoopDriver
 from lightcycle.testing import (
     FAULTS,
     Outcome,

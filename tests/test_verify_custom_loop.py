@@ -37,9 +37,9 @@ from torch.utils.data import DataLoader, TensorDataset
 import examples.custom_event as custom_event
 import examples.custom_loop as custom_loop
 import lightcycle as L
+from lightcycle import LoopDriver
 from lightcycle.callbacks import HookRecorder
 from lightcycle.commands.main import main as cli_main
-from lightcycle import LoopDriver
 from lightcycle.states import LIFECYCLE
 from lightcycle.verify import VerifyResult, verify_trace
 from tests.test_verify import _mutations, _same_order
