@@ -31,9 +31,9 @@ from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
 import lightcycle as LC
+from tests.differential.test_differential import assert_same_run
 from tests.recording import Scenario, run_scenario
 from tests.scenarios import EXTRA, SHARED
-from tests.test_differential import assert_same_run
 
 
 class InjectedError(Exception):

@@ -23,9 +23,9 @@ import torch
 import lightcycle as LC
 from lightcycle.callbacks import ModelCheckpoint
 from tests.lightning_reads import make_net, resume
+from tests.paths import FIXTURES, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = Path(__file__).parent / "fixtures" / "lightcycle-format1-epoch1-step3.ckpt"
+FIXTURE = FIXTURES / "lightcycle-format1-epoch1-step3.ckpt"
 QUIET = dict(logger=False, enable_progress_bar=False, enable_model_summary=False)
 
 

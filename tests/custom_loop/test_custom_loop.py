@@ -38,9 +38,8 @@ from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Hook, Lifecycle, Target, Transition, Trigger
 from lightcycle.states.stages import TrainerStatus
+from tests.paths import ROOT
 from tests.recording import Scenario, build, end_state, jsonable, run_scenario
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # --------------------------------------------------------------------------- differential
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.paths import ROOT, TESTS
+
 EXAMPLES = ROOT / "examples"
 TIMEOUT = 120
 
@@ -42,7 +43,7 @@ def lightcycle_run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def lightning_run(trace: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "lightning_runner.py"), str(trace), *args],
+        [sys.executable, str(TESTS / "lightning_runner.py"), str(trace), *args],
         cwd=cwd,
         env=_env(),
         capture_output=True,

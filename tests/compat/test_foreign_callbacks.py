@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lightcycle as LC
 from tests.callback_programs import loaders, make_module, run
-from tests.test_callbacks_progress import _frames, _normalise
+from tests.callbacks.test_progress import _frames, _normalise
 
 
 def test_lightnings_lr_monitor_logs_under_lightcycle_as_under_lightning() -> None:

@@ -25,8 +25,8 @@ import lightcycle as LC
 from lightcycle.commands.main import main
 from lightcycle.verify import load_trace, verify_trace
 from tests.interrupted import SCENARIOS, run
+from tests.paths import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 LIGHTNING = FIXTURES / "lightning-2.6.6"
 DDP = FIXTURES / "lightning-2.6.6-ddp"
 

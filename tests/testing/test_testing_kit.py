@@ -34,8 +34,7 @@ from lightcycle.testing import (
     verify,
 )
 from lightcycle.testing.strategies import QUIET, any_configs, evaluation_configs, run_config, trainer_configs
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import ROOT
 
 # --------------------------------------------------------------------------- the worked example
 

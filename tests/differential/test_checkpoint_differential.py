@@ -9,12 +9,12 @@ second trainer's end state, the files in the checkpoint folder and the outcome m
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import pytorch_lightning as PL
 
 import lightcycle as LC
+from tests import paths
 from tests.checkpoint_scenarios import (
     CALLBACK_SCENARIOS,
     PRE_RUN_ERRORS,
@@ -23,9 +23,9 @@ from tests.checkpoint_scenarios import (
     run_fit_then,
     run_resume,
 )
-from tests.test_differential import _first_difference
+from tests.differential.test_differential import _first_difference
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lightning-2.6.6"
+FIXTURES = paths.FIXTURES / "lightning-2.6.6"
 
 
 def _same(lightning: dict, ours: dict) -> None:

@@ -14,9 +14,9 @@ import pytest
 
 import lightcycle
 from lightcycle.commands.main import main
+from tests.paths import FIXTURES, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-TRACE = ROOT / "tests" / "fixtures" / "lightcycle-fit-timed.jsonl"
+TRACE = FIXTURES / "lightcycle-fit-timed.jsonl"
 
 
 def _python(code: str, cwd: Path = ROOT, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -34,6 +34,8 @@ from typing import Any
 
 import pytest
 
+from tests.paths import ROOT
+
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 CHILD = textwrap.dedent(
@@ -179,7 +181,7 @@ def _run_child(tmp: Path, mode: str) -> tuple[int, dict[str, dict[str, Any]]]:
     script.write_text(CHILD)
     env = {
         **os.environ,
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
     proc = subprocess.Popen(
         [sys.executable, str(script), str(out), mode],

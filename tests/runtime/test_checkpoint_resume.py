@@ -27,8 +27,7 @@ import pytest
 import torch
 
 from tests.exact_resume import DEFAULT, EPOCHS, LOADERS, Crash, Setup, fit, kill_inside_save, resume_path, state
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import ROOT
 
 
 def _equal(a: Any, b: Any) -> bool:

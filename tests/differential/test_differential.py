@@ -10,16 +10,16 @@ module.training), plus the end state and the exception that reached the caller.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import pytorch_lightning as PL
 
 import lightcycle as LC
+from tests import paths
 from tests.recording import run_scenario
 from tests.scenarios import EXTRA, SHARED
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lightning-2.6.6"
+FIXTURES = paths.FIXTURES / "lightning-2.6.6"
 
 
 def _first_difference(a: list[dict], b: list[dict]) -> str:

@@ -27,10 +27,11 @@ import lightcycle as LC
 from lightcycle.commands.main import main
 from lightcycle.states import LIFECYCLE, Hook, Target, Transition, Trigger
 from lightcycle.verify import load_trace, verify_trace
+from tests import paths
 from tests.recording import run_scenario
 from tests.scenarios import EXTRA, SHARED
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lightning-2.6.6"
+FIXTURES = paths.FIXTURES / "lightning-2.6.6"
 TRACES = sorted(FIXTURES.glob("*.jsonl"))
 
 Event = dict[str, Any]
@@ -45,7 +46,7 @@ EXTENDED = LIFECYCLE.extend(
         )
     ]
 )
-"""An extended declaration (for ``--lifecycle tests.test_verify:EXTENDED``): a callback
+"""An extended declaration (for ``--lifecycle tests.commands.test_verify:EXTENDED``): a callback
 hook ``on_ema_update`` after each optimizer step."""
 
 
@@ -335,9 +336,9 @@ def test_cli_extended_declaration(tmp_path: Path, capsys: pytest.CaptureFixture[
     trace = tmp_path / "ema.jsonl"
     trace.write_text("".join(json.dumps(e) + "\n" for e in _with_ema(_trace("fit_basic"))))
     assert main(["verify", str(trace)]) == 1
-    assert main(["verify", "--lifecycle", "tests.test_verify:EXTENDED", str(trace)]) == 0
+    assert main(["verify", "--lifecycle", f"{__name__}:EXTENDED", str(trace)]) == 0
     assert "on_ema_update" in capsys.readouterr().out
-    assert main(["verify", "--lifecycle", "tests.test_verify:TRACES", str(trace)]) == 1
+    assert main(["verify", "--lifecycle", f"{__name__}:TRACES", str(trace)]) == 1
     assert main(["verify", "--lifecycle", "no_colon", str(trace)]) == 1
     assert "MODULE:ATTR" in capsys.readouterr().err
 

@@ -13,21 +13,19 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lightcycle.compat.not_offered import NOT_OFFERED, reason_for
-
-HERE = Path(__file__).resolve().parent
+from tests.paths import ROOT, TESTS
 
 
 @pytest.fixture(scope="module")
 def outcome() -> dict[str, Any]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     done = subprocess.run(
-        [sys.executable, str(HERE / "check_lightning_paths.py")], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, str(TESTS / "check_lightning_paths.py")], capture_output=True, text=True, env=env, timeout=120
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result: dict[str, Any] = json.loads(done.stdout)

@@ -29,10 +29,10 @@ from lightcycle.diagrams import views as views_mod
 from lightcycle.diagrams.sequence import fold, read_trace
 from lightcycle.states import ANY, LIFECYCLE, Hook, Lifecycle, Target, Transition, Trigger, validate
 from lightcycle.states.model import SEPARATOR
+from tests.paths import FIXTURES, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 DIAGRAMS = ROOT / "diagrams"
-TRACES = Path(__file__).resolve().parent / "fixtures" / "lightning-2.6.6"
+TRACES = FIXTURES / "lightning-2.6.6"
 VIEW_NAMES = [v.name for v in views_mod.views(LIFECYCLE)]
 HAVE_DOT = shutil.which("dot") is not None
 FULL_FIT = views_mod.View("fit", "lightcycle lifecycle, fit", ("fit",))
@@ -393,10 +393,10 @@ def test_custom_event_shows_in_every_format() -> None:
 
 
 def test_custom_states_and_cli_lifecycle_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _cli("--lifecycle", "tests.test_diagrams:CUSTOM", "--state", "fit.train.epoch.batch", "--format", "dot") == 0
+    assert _cli("--lifecycle", f"{__name__}:CUSTOM", "--state", "fit.train.epoch.batch", "--format", "dot") == 0
     out = capsys.readouterr().out
     assert "on_ema_update" in out
-    assert _cli("--lifecycle", "tests.test_diagrams:EMA") == 2
+    assert _cli("--lifecycle", f"{__name__}:EMA") == 2
     assert "not a lightcycle Lifecycle" in capsys.readouterr().err
 
 
@@ -548,7 +548,7 @@ def test_cli_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_run_over_the_lifecycle_in_every_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    trace = ROOT / "tests" / "fixtures" / "lightcycle-fit-timed.jsonl"
+    trace = FIXTURES / "lightcycle-fit-timed.jsonl"
     assert _cli("--trace", str(trace), "--over-lifecycle") == 0
     text = capsys.readouterr().out
     assert 'title: "trainer.fit(M): 95 hook calls, over the lifecycle"' in text

@@ -27,10 +27,11 @@ from lightcycle.strategies import (
 from lightcycle.strategies.select import select
 from lightcycle.verify import load_trace, verify_trace
 from lightcycle.verify_ranks import verify_ranks
+from tests import paths
 
-PROGRAM = Path(__file__).with_name("ddp_program.py")
-ROOT = PROGRAM.parent.parent
-FIXTURES = Path(__file__).parent / "fixtures" / "lightning-2.6.6-ddp"
+PROGRAM = paths.TESTS / "ddp_program.py"
+ROOT = paths.ROOT
+FIXTURES = paths.FIXTURES / "lightning-2.6.6-ddp"
 
 
 def _rank_traces(out: Path) -> dict[str, list[dict[str, Any]]]:

@@ -42,9 +42,8 @@ from lightcycle.callbacks import HookRecorder
 from lightcycle.commands.main import main as cli_main
 from lightcycle.states import LIFECYCLE
 from lightcycle.verify import VerifyResult, verify_trace
-from tests.test_verify import _mutations, _same_order
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.commands.test_verify import _mutations, _same_order
+from tests.paths import ROOT
 
 Event = dict[str, Any]
 

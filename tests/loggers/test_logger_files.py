@@ -20,6 +20,7 @@ import yaml
 import lightcycle as LC
 from lightcycle.loggers import CSVLogger, Logger, TensorBoardLogger
 from tests.logger_programs import QUIET, loaders, model_class
+from tests.paths import ROOT
 
 ARGS = dict(max_epochs=2, accumulate_grad_batches=2, log_every_n_steps=1, num_sanity_val_steps=1, **QUIET)
 
@@ -170,7 +171,7 @@ def test_a_run_killed_with_sigkill_keeps_every_row_lightning_keeps(tmp_path: Pat
     import subprocess
     import sys
 
-    repo = Path(__file__).parents[1]
+    repo = ROOT
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH")) if p)}
     procs = {
         fw: subprocess.Popen(
