@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import lightcycle as L
@@ -16,21 +15,20 @@ from examples.custom_event import LIFECYCLE as WITH_EMA
 from lightcycle import LoopDriver
 from lightcycle.callbacks import HookRecorder
 from lightcycle.commands.main import main
+from tests import kit
 
 
-class Tiny(L.LightningModule):
-    def __init__(self) -> None:
-        super().__init__()
-        self.layer = nn.Linear(2, 1)
+def _model_class(fw: Any) -> Any:
+    """``Linear(2, 1)`` trained on the mean square of its output; validation logs ``v``."""
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        return self.layer(batch[0]).pow(2).mean()
+    class Tiny(kit.linear_module_class(fw, width=2)):  # type: ignore[misc]
+        def validation_step(self, batch: Any, batch_idx: int) -> None:
+            self.log("v", self.layer(batch[0]).mean())
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self.log("v", self.layer(batch[0]).mean())
+    return Tiny
 
-    def configure_optimizers(self) -> Any:
-        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+Tiny = _model_class(L)
 
 
 def _loader() -> DataLoader:
@@ -38,14 +36,7 @@ def _loader() -> DataLoader:
 
 
 def _trainer(**kw: Any) -> L.Trainer:
-    return L.Trainer(
-        max_epochs=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        **kw,
-    )
+    return L.Trainer(**kit.quiet(max_epochs=1, **kw))
 
 
 def test_records_callback_and_module_hooks_with_state_paths(tmp_path: Path) -> None:
@@ -67,12 +58,7 @@ def test_records_callback_and_module_hooks_with_state_paths(tmp_path: Path) -> N
     assert sanity and all(e["ctx"]["stage"] == "sanity_check" for e in sanity)
 
 
-class Plain(L.LightningModule):
-    """No training_step: the custom loop's own code is the step."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layer = nn.Linear(2, 1)
+Plain = kit.plain_module_class(L, width=2)  # no training_step: the custom loop's own code is the step
 
 
 def test_records_hooks_of_custom_events() -> None:
@@ -102,34 +88,12 @@ def _fit_recorded(pl: Any, path: Path) -> HookRecorder:
     """The same program under ``pl`` (pytorch_lightning or lightcycle), recorded to ``path``."""
     rec = HookRecorder(path)
 
-    class Model(pl.LightningModule):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__()
-            self.layer = nn.Linear(2, 1)
-
-        def training_step(self, batch: Any, batch_idx: int) -> Any:
-            return self.layer(batch[0]).pow(2).mean()
-
-        def validation_step(self, batch: Any, batch_idx: int) -> None:
-            self.log("v", self.layer(batch[0]).mean())
-
-        def configure_optimizers(self) -> Any:
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-
     trainer = pl.Trainer(
-        max_epochs=2,
-        num_sanity_val_steps=1,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        callbacks=[rec],
+        **kit.quiet(max_epochs=2, num_sanity_val_steps=1, accelerator="cpu", devices=1, callbacks=[rec])
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer.fit(Model(), _loader(), _loader())
+        trainer.fit(_model_class(pl)(), _loader(), _loader())
     rec.close()
     return rec
 

@@ -42,6 +42,7 @@ from lightcycle.callbacks import HookRecorder
 from lightcycle.commands.main import main as cli_main
 from lightcycle.states import LIFECYCLE
 from lightcycle.verify import VerifyResult, verify_trace
+from tests import kit
 from tests.commands.test_verify import _mutations, _same_order
 from tests.paths import ROOT
 
@@ -227,16 +228,7 @@ def test_skipped_hooks_need_the_recorded_state(loop_trace: list[Event]) -> None:
 # --------------------------------------------------------------------------- small LoopDriver runs
 
 
-class Plain(L.LightningModule):
-    """Only ``forward``: every step is the loop's own code."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layer = nn.Linear(4, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.layer(x)
-        return out
+Plain = kit.plain_module_class(L)  # only ``forward``: every step is the loop's own code
 
 
 class WithOptimizers(Plain):
@@ -393,10 +385,7 @@ def test_trainer_run_with_a_plain_module_verifies(tmp_path: Path) -> None:
         num_sanity_val_steps=1,
         callbacks=[recorder],
         default_root_dir=str(tmp_path),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        logger=False,
+        **kit.quiet(),
     )
     model = BoringPlain()
     trainer.fit(model)

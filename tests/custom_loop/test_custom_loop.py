@@ -38,6 +38,7 @@ from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Hook, Lifecycle, Target, Transition, Trigger
 from lightcycle.states.stages import TrainerStatus
+from tests import kit
 from tests.paths import ROOT
 from tests.recording import Scenario, build, end_state, jsonable, run_scenario
 
@@ -219,15 +220,7 @@ def test_own_step_loop_fires_the_hooks_of_manual_optimization() -> None:
 # --------------------------------------------------------------------------- property: legality
 
 
-class _Plain(lightcycle.LightningModule):
-    """No steps, no data hooks: every batch of every loop is the user's own step."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layer = nn.Linear(2, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer(x)
+_Plain = kit.plain_module_class(lightcycle, width=2)  # no steps, no data hooks: every batch is the user's own step
 
 
 _X = torch.ones(2, 2)
@@ -720,34 +713,15 @@ def test_checked_mode_and_trainer_attributes() -> None:
 # --------------------------------------------------------------------------- checkpoints
 
 
-class _Ckpt(lightcycle.LightningModule):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.layer = nn.Linear(4, 1)
-
-    def training_step(self, batch: Any, batch_idx: int) -> Any:
-        x, y = batch
-        loss = nn.functional.mse_loss(self.layer(x), y)
-        self.log("train_loss", loss)
-        return loss
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        x, y = batch
-        self.log("val_loss", nn.functional.mse_loss(self.layer(x), y))
-
-    def configure_optimizers(self) -> Any:
-        return torch.optim.SGD(self.parameters(), lr=0.1)
-
-    def train_dataloader(self) -> Any:
-        g = torch.Generator().manual_seed(1)
-        ds = torch.utils.data.TensorDataset(torch.randn(8, 4, generator=g), torch.randn(8, 1, generator=g))
-        return torch.utils.data.DataLoader(ds, batch_size=4)
-
-    def val_dataloader(self) -> Any:
-        g = torch.Generator().manual_seed(2)
-        ds = torch.utils.data.TensorDataset(torch.randn(6, 4, generator=g), torch.randn(6, 1, generator=g))
-        return torch.utils.data.DataLoader(ds, batch_size=3)
+_Ckpt = kit.linear_module_class(
+    lightcycle,
+    loss="mse",
+    steps=("train", "val"),
+    log=True,
+    seed=0,
+    train_data=lambda: kit.regression_loader(seed=1, batch_size=4),
+    val_data=lambda: kit.regression_loader(6, seed=2, batch_size=3),
+)
 
 
 def _fit_validating_each_epoch(lc: LoopDriver, epochs: int) -> None:

@@ -19,27 +19,13 @@ import lightcycle as LC
 from lightcycle.callbacks import EarlyStopping, ModelCheckpoint
 from lightcycle.errors import MisconfigurationException
 from lightcycle.runtime import checkpointing
+from tests import kit
 from tests.checkpoint_scenarios import ResumeScenario, run_resume
 from tests.recording import BASE_KWARGS, build, summary_key
 
-QUIET = dict(logger=False, enable_progress_bar=False, enable_model_summary=False)
+QUIET = kit.quiet(checkpointing=None)  # the tests choose checkpointing
 
-
-class Tiny(LC.LightningModule):
-    def __init__(self, hidden: int = 3) -> None:
-        super().__init__()
-        self.layer = nn.Linear(4, 1)
-
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        return nn.functional.mse_loss(self.layer(x), y)
-
-    def configure_optimizers(self) -> Any:
-        return torch.optim.SGD(self.parameters(), lr=0.1)
-
-    def train_dataloader(self) -> Any:
-        g = torch.Generator().manual_seed(0)
-        return DataLoader(TensorDataset(torch.randn(8, 4, generator=g), torch.randn(8, 1, generator=g)), batch_size=2)
+Tiny = kit.linear_module_class(LC, loss="mse", train_data=kit.regression_loader)
 
 
 class Counter(LC.Callback):

@@ -23,21 +23,21 @@ from typing import Any
 import pytest
 import pytorch_lightning as PL
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 import lightcycle as LC
 from lightcycle.callbacks import ModelCheckpoint
 from lightcycle.errors import MisconfigurationException
+from tests import kit
 
-QUIET = dict(logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+QUIET = kit.quiet()
 
 
 def _module(pl: Any) -> Any:
-    class Tiny(pl.LightningModule):  # type: ignore[misc,name-defined]
+    base = kit.linear_module_class(pl, loss="mse", train_data=lambda: kit.regression_loader(shuffle=True))
+
+    class Tiny(base):  # type: ignore[misc,valid-type]
         def __init__(self) -> None:
             super().__init__()
-            self.layer = nn.Linear(4, 1)
             self.hooks: list[str] = []
 
         def setup(self, stage: str) -> None:
@@ -45,17 +45,6 @@ def _module(pl: Any) -> Any:
 
         def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
             self.hooks.append("on_load_checkpoint")
-
-        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-            return nn.functional.mse_loss(self.layer(batch[0]), batch[1])
-
-        def configure_optimizers(self) -> Any:
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-
-        def train_dataloader(self) -> Any:
-            g = torch.Generator().manual_seed(0)
-            data = TensorDataset(torch.randn(8, 4, generator=g), torch.randn(8, 1, generator=g))
-            return DataLoader(data, batch_size=2, shuffle=True, generator=g)
 
     return Tiny()
 

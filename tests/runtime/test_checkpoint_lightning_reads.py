@@ -22,11 +22,12 @@ import torch
 
 import lightcycle as LC
 from lightcycle.callbacks import ModelCheckpoint
+from tests import kit
 from tests.lightning_reads import make_net, resume
 from tests.paths import FIXTURES, ROOT
 
 FIXTURE = FIXTURES / "lightcycle-format1-epoch1-step3.ckpt"
-QUIET = dict(logger=False, enable_progress_bar=False, enable_model_summary=False)
+QUIET = kit.quiet(checkpointing=None)  # the tests choose checkpointing
 
 
 def _write_checkpoints(folder: Path) -> list[str]:

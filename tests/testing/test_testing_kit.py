@@ -34,6 +34,7 @@ from lightcycle.testing import (
     verify,
 )
 from lightcycle.testing.strategies import QUIET, any_configs, evaluation_configs, run_config, trainer_configs
+from tests import kit
 from tests.paths import ROOT
 
 # --------------------------------------------------------------------------- the worked example
@@ -207,15 +208,7 @@ def test_bad_input_is_refused_before_any_injection(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- a LoopDriver loop
 
 
-class Plain(L.LightningModule):
-    """No steps: the custom loop is the step."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layer = torch.nn.Linear(4, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer(x)  # type: ignore[no-any-return]
+Plain = kit.plain_module_class(L)  # no steps: the custom loop is the step
 
 
 def test_a_sweep_over_a_loop_driver_custom_loop(tmp_path: Path) -> None:

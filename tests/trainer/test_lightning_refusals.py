@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import lightcycle as LC
+from tests import kit
 from tests.recording import BASE_KWARGS
 
 
@@ -30,24 +31,9 @@ def _dl() -> DataLoader[Any]:
 
 
 def _models(pl: types.ModuleType) -> types.SimpleNamespace:
-    class Train(pl.LightningModule):  # type: ignore[name-defined,misc]
-        def __init__(self) -> None:
-            super().__init__()
-            self.layer = torch.nn.Linear(2, 1)
+    Train = kit.linear_module_class(pl, width=2, loss="sum", train_data=_dl)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.layer(x)  # type: ignore[no-any-return]
-
-        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-            return self(batch[0]).sum()
-
-        def configure_optimizers(self) -> torch.optim.Optimizer:
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-
-        def train_dataloader(self) -> DataLoader[Any]:
-            return _dl()
-
-    class Steps(Train):
+    class Steps(Train):  # type: ignore[misc,valid-type]
         def validation_step(self, batch: Any, batch_idx: int) -> None:
             pass
 
