@@ -4,7 +4,7 @@
 ``pytorch`` part, ``lightning.X``) to the reason; an entry covers the path and everything
 below it. The table only explains: a name is refused because lightcycle has no module or
 attribute for it, so a name that lightcycle gains later resolves without editing this table
-(``tests/test_lightning_paths.py`` then names the stale entry to remove).
+(``tests/compat/test_lightning_paths.py`` then names the stale entry to remove).
 """
 
 from __future__ import annotations

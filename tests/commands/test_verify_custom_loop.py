@@ -195,7 +195,7 @@ def test_swapped_callback_hooks_fail(loop_trace: list[Event]) -> None:
 
 
 def test_every_mutation_of_the_custom_loop_trace_is_caught(loop_trace: list[Event]) -> None:
-    """The sweep of tests/test_verify.py on the custom loop's trace (with ctx.state)."""
+    """The sweep of tests/commands/test_verify.py on the custom loop's trace (with ctx.state)."""
     missed: list[str] = []
     wrongly: list[str] = []
     mutations = _mutations(loop_trace)

@@ -17,7 +17,7 @@ frameworks refuse before running counts as equal when the exception types match
 CI runs 200 derandomized examples (the ``ci`` profile of tests/conftest.py, raised here;
 about 25 s); ``HYPOTHESIS_PROFILE=long`` draws 1000 fresh ones. Differences found so far
 are regression scenarios in ``tests/scenarios.py`` (EXTRA, "found by
-test_hypothesis_differential") and ``tests/test_bad_input.py``.
+test_hypothesis_differential") and ``tests/trainer/test_bad_input.py``.
 """
 
 from __future__ import annotations

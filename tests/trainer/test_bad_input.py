@@ -132,7 +132,7 @@ INVALID: list[tuple[dict[str, Any], type[BaseException], str, bool]] = [
         r"callbacks=.*got object.*Subclass lightcycle\.Callback",
         False,
     ),
-    # A callback built on Lightning's Callback is accepted (tests/test_foreign_callbacks.py).
+    # A callback built on Lightning's Callback is accepted (tests/compat/test_foreign_callbacks.py).
     (dict(logger=object()), MisconfigurationException, r"logger=.*got object.*log_metrics", False),
 ]
 
