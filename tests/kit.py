@@ -4,8 +4,9 @@ Most tests need "a Linear layer that trains" and "a Trainer that prints and writ
 model is not what they test. Those parts live here, each with parameters for what the tests
 vary, instead of a hand-written copy per test file. Every builder takes the framework module
 (``lightcycle`` or ``pytorch_lightning``) so that a differential test builds the very same
-program under both. A test whose model *is* the point of the test (the hooks it overrides, what
-it logs, how it optimizes) keeps its own class, or subclasses one of these.
+program under both; the kit itself imports neither, so Lightning-only programs can use it. A
+test whose model *is* the point of the test (the hooks it overrides, what it logs, how it
+optimizes) keeps its own class, or subclasses one of these.
 
 Lightcycle-only tests that want a module with every stage and loader defined use
 :class:`lightcycle.testing.TinyModule` (the public testing kit) directly; the demos' ``BoringModel``
@@ -22,8 +23,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-
-import lightcycle
 
 STAGES = ("train", "val", "test", "predict")
 
@@ -81,7 +80,7 @@ def regression_loader(
 
 
 def linear_module_class(
-    fw: ModuleType = lightcycle,
+    fw: ModuleType,
     *,
     width: int = 4,
     loss: str = "square",
@@ -165,7 +164,7 @@ def linear_module_class(
     return type("LinearModule", (LinearModule,), body)
 
 
-def plain_module_class(fw: ModuleType = lightcycle, *, width: int = 4) -> type[Any]:
+def plain_module_class(fw: ModuleType, *, width: int = 4) -> type[Any]:
     """A module with only ``forward`` through ``Linear(width, 1)``: a custom loop is its step.
 
     Args:

@@ -21,18 +21,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
+from tests import kit
+
 for _name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
     logging.getLogger(_name).setLevel(logging.ERROR)
 
 KEY_ARGS = ("batch_idx", "dataloader_idx", "stage", "exception", "outputs")
-BASE_KWARGS: dict[str, Any] = dict(
-    accelerator="cpu",
-    devices=1,
-    logger=False,
-    enable_progress_bar=False,
-    enable_model_summary=False,
-    enable_checkpointing=False,
-)
+BASE_KWARGS: dict[str, Any] = kit.quiet(accelerator="cpu", devices=1)
 
 
 def jsonable(v: Any) -> Any:

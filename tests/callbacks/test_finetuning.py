@@ -11,6 +11,7 @@ import pytorch_lightning as PL
 import torch
 
 import lightcycle as LC
+from tests import kit
 from tests.callback_programs import run, same_weights
 
 
@@ -78,13 +79,7 @@ def test_finetuning_resume_restores_param_groups(tmp_path: Path) -> None:
         cbs = lambda fw, ckpt=ckpt: [fw.callbacks.BackboneFinetuning(unfreeze_backbone_at_epoch=1), ckpt]  # noqa: E731
         run(fw, cbs, module=_model(fw), max_epochs=2, enable_checkpointing=True)
         model = _model(fw)
-        resumed = fw.Trainer(
-            callbacks=cbs(fw),
-            max_epochs=3,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        )
+        resumed = fw.Trainer(**kit.quiet(checkpointing=None, callbacks=cbs(fw), max_epochs=3))
         from tests.callback_programs import loaders
 
         resumed.fit(model, loaders()[0], ckpt_path=str(tmp_path / name / "last.ckpt"))

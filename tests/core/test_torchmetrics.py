@@ -31,6 +31,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 import lightcycle as LC
 from lightcycle.loggers import Logger as LCLogger
+from tests import kit
 
 PROBED = (
     "on_train_batch_end",
@@ -208,9 +209,7 @@ def _log_once(fw: ModuleType, log: Any) -> Exception:
         def configure_optimizers(self) -> Any:
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    trainer = fw.Trainer(
-        max_steps=1, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False
-    )
+    trainer = fw.Trainer(**kit.quiet(max_steps=1))
     with warnings.catch_warnings(), pytest.raises(Exception) as info:
         warnings.simplefilter("ignore")
         trainer.fit(Model(), _loader(3, 0))

@@ -750,12 +750,7 @@ def _checkpointed_run(custom: bool, dirpath: Path, fail_at_epoch: int | None = N
         _fit_validating_each_epoch(LoopDriver(_Ckpt(), callbacks), 3)
     else:
         trainer = lightcycle.Trainer(
-            max_epochs=3,
-            callbacks=callbacks,
-            num_sanity_val_steps=0,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
+            **kit.quiet(checkpointing=None, max_epochs=3, callbacks=callbacks, num_sanity_val_steps=0)
         )
         trainer.fit(_Ckpt())
     return ck
@@ -843,14 +838,9 @@ def test_loggers_get_from_a_custom_loop_what_they_get_from_the_trainer(fail: boo
                 _fit_validating_each_epoch(lc, 2)
         else:
             trainer = lightcycle.Trainer(
-                max_epochs=2,
-                callbacks=[Fail()],
-                logger=logger,
-                log_every_n_steps=1,
-                num_sanity_val_steps=0,
-                enable_progress_bar=False,
-                enable_model_summary=False,
-                enable_checkpointing=False,
+                **kit.quiet(
+                    logger=logger, max_epochs=2, callbacks=[Fail()], log_every_n_steps=1, num_sanity_val_steps=0
+                )
             )
             with pytest.raises(RuntimeError) if fail else contextlib.nullcontext():
                 trainer.fit(_Logged())

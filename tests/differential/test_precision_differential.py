@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lightcycle as LC
 import lightcycle.precision as LCP
+from tests import kit
 
 
 def _build(pl: types.ModuleType, manual: bool = False) -> tuple[type, type]:
@@ -105,14 +106,14 @@ def _run(
         warnings.simplefilter("always")
         args: dict[str, Any] = dict(max_epochs=2, limit_train_batches=3, limit_val_batches=1, num_sanity_val_steps=0)
         t = pl.Trainer(
-            accelerator=accelerator,
-            devices=1,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            default_root_dir=root,
-            callbacks=[recorder],
-            **{**args, **trainer},
+            **kit.quiet(
+                checkpointing=None,
+                accelerator=accelerator,
+                devices=1,
+                default_root_dir=root,
+                callbacks=[recorder],
+                **{**args, **trainer},
+            )
         )
         t.fit(model, ckpt_path=ckpt_path)
     path = f"{root}/final.ckpt"

@@ -26,6 +26,7 @@ from lightcycle.engine.dispatch import is_pass_through
 from lightcycle.engine.driver import LifecycleDriver
 from lightcycle.states import declaration as ev
 from lightcycle.states.stages import TrainerState
+from tests import kit
 
 _B = "fit.train.epoch.batch."
 _C = _B + "closure."
@@ -206,13 +207,7 @@ class _Loader:
 
 def _profiled_fit(profile: Any, model: L.LightningModule, batches: int, **trainer_kwargs: Any) -> L.Trainer:
     """Fit ``model`` on ``batches`` batches with ``profile`` installed by ``sys.setprofile``."""
-    trainer = L.Trainer(
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        logger=False,
-        **trainer_kwargs,
-    )
+    trainer = L.Trainer(**kit.quiet(**trainer_kwargs))
     sys.setprofile(profile)
     try:
         trainer.fit(model, train_dataloaders=_Loader(batches))
@@ -307,9 +302,7 @@ def test_a_transfer_of_pass_throughs_only_still_hands_the_batch_on() -> None:
 
     ops = _ops(_bound(NoTransfer(), []))
     assert ops["train_batch_transfer"] == [("on_before_batch_transfer", 1)]
-    trainer = L.Trainer(
-        max_epochs=1, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False, logger=False
-    )
+    trainer = L.Trainer(**kit.quiet(max_epochs=1))
     trainer.fit(NoTransfer(), train_dataloaders=_Loader(3))
     assert trainer.global_step == 3
 

@@ -23,6 +23,7 @@ from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Hook, Target, Transition, Trigger
 from lightcycle.states.stages import TrainerState
+from tests import kit
 
 _RUNNING = "fit.train.epoch.running"
 _STARTED = "fit.train.epoch.batch.started"
@@ -175,14 +176,7 @@ def test_each_shape_of_source_is_compiled_once_per_process() -> None:
             def training_step(self, batch: Any, batch_idx: int) -> Any:
                 return super().training_step(batch[0], batch_idx)
 
-        trainer = L.Trainer(
-            max_epochs=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            callbacks=[_Starts()],
-        )
+        trainer = L.Trainer(**kit.quiet(max_epochs=1, callbacks=[_Starts()]))
         trainer.fit(Module(), data)
 
     fit()

@@ -29,6 +29,7 @@ from lightcycle.engine.driver import LifecycleDriver
 from lightcycle.errors import LifecycleError
 from lightcycle.states import ANY, LIFECYCLE, Stage, Target, Transition, Trigger
 from lightcycle.states.stages import TrainerFn
+from tests import kit
 from tests.faults import Config, TinyModule
 
 _ANYWHERE = frozenset(t.trigger.name for t in LIFECYCLE.transitions if ANY in t.source)
@@ -55,13 +56,7 @@ class DriverMachine(RuleBasedStateMachine):
         super().__init__()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.trainer = L.Trainer(
-                accelerator="cpu",
-                logger=False,
-                enable_progress_bar=False,
-                enable_model_summary=False,
-                enable_checkpointing=False,
-            )
+            self.trainer = L.Trainer(**kit.quiet(accelerator="cpu"))
         self.module = TinyModule(Config())
         self.module.trainer = self.trainer  # type: ignore[assignment]
         self.trainer.lightning_module = self.module

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lightcycle as LC
 from lightcycle.loggers import CSVLogger
+from tests import kit
 
 HOOKS = ("setup", "on_fit_start", "on_train_start", "on_validation_start", "on_test_start", "teardown")
 
@@ -94,15 +95,7 @@ def _run(fw: ModuleType, entry: str, dm_hparams: dict[str, Any] | None = None) -
     model_cls, data, probe, logger_cls = _classes(fw, events, dm_hparams)
     if dm_hparams is None:
         data._log_hyperparams = False  # only the module's are logged
-    trainer = fw.Trainer(
-        max_epochs=1,
-        logger=logger_cls(),
-        callbacks=[probe()],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-    )
+    trainer = fw.Trainer(**kit.quiet(logger=logger_cls(), max_epochs=1, callbacks=[probe()], num_sanity_val_steps=0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         getattr(trainer, entry)(model_cls(), datamodule=data)
@@ -143,14 +136,9 @@ def test_csv_logger_writes_the_hyperparameters_lightning_writes(tmp_path: Path) 
         root = tmp_path / fw.__name__
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fw.Trainer(
-                max_epochs=1,
-                logger=logger_cls(root),
-                enable_progress_bar=False,
-                enable_model_summary=False,
-                enable_checkpointing=False,
-                num_sanity_val_steps=0,
-            ).fit(model_cls(), datamodule=data)
+            fw.Trainer(**kit.quiet(logger=logger_cls(root), max_epochs=1, num_sanity_val_steps=0)).fit(
+                model_cls(), datamodule=data
+            )
         files[fw] = root / "lightning_logs" / "version_0" / "hparams.yaml"
     ours = yaml.safe_load(files[LC].read_text())
     theirs = yaml.unsafe_load(files[PL].read_text())  # Lightning writes !!python/tuple

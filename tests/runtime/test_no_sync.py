@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 import lightcycle as L
 from lightcycle import LoopDriver
+from tests import kit
 
 _HOST_READS = (
     "item",
@@ -101,15 +102,7 @@ class _Loader:
 
 def _trainer(callbacks: list[L.Callback], device: str) -> L.Trainer:
     return L.Trainer(
-        accelerator=device,
-        devices=1,
-        max_epochs=1,
-        callbacks=callbacks,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        logger=False,
-        num_sanity_val_steps=0,
+        **kit.quiet(accelerator=device, devices=1, max_epochs=1, callbacks=callbacks, num_sanity_val_steps=0)
     )
 
 

@@ -19,6 +19,7 @@ import torch
 from torch.nn import functional as F
 
 import lightcycle as LC
+from tests import kit
 
 STYLES = ("default", "lbfgs", "call_then_step", "wrapped", "never_called")
 
@@ -75,16 +76,7 @@ def _run(fw: ModuleType, style: str) -> dict[str, Any]:
 
     g = torch.Generator().manual_seed(1)
     data = [(torch.randn(4, 3, generator=g), torch.randn(4, 1, generator=g)) for _ in range(2)]
-    trainer = fw.Trainer(
-        max_epochs=1,
-        callbacks=[Recorder()],
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        devices=1,
-    )
+    trainer = fw.Trainer(**kit.quiet(max_epochs=1, callbacks=[Recorder()], accelerator="cpu", devices=1))
     model = Model()
     error = None
     try:
