@@ -19,7 +19,7 @@ import torch
 
 from lightcycle.callbacks.progress import ProgressBar
 from lightcycle.callbacks.rich_model_summary import require_rich
-from lightcycle.core.datamodule import apply_to_collection
+from lightcycle.core.batch_transfer import apply_to_collection
 
 if TYPE_CHECKING:
     from rich.console import Console
