@@ -13,7 +13,8 @@ calls. Edges are the imports Python executes when a module is first imported:
 
 A function-level import is "deferred". The project allows one only to break a cycle, to avoid a
 heavy optional dependency, or to resolve a lazy public name; it must carry a comment
-``# deferred: <reason>`` on its line or on the line above, with one of the reasons below, and
+``# deferred: <reason>`` on its line or on the line above (above a block of consecutive imports, it
+covers the block), with one of the reasons below, and
 the reason is checked against the graph where it can be.
 """
 
@@ -40,17 +41,27 @@ OPTIONAL = {
     "psutil": "the psutil extra",
     "hypothesis": "the testing extra",
     "torchdata": "the torchdata extra",
+    "ipywidgets": "not a dependency; tqdm.auto imports it, for notebooks",
 }
-# torch may be deferred only in a module that the torch-free command-line tool imports.
-CLI_ENTRY = "lightcycle.commands.main"
-# The pytest plugin is loaded by every pytest run where lightcycle is installed: light too.
-LIGHT_ENTRIES = (CLI_ENTRY, "lightcycle.testing.pytest_plugin")
+# Where importing a module (not the dependency's own package) is what loads the dependency.
+OPTIONAL_VIA = {"ipywidgets": ("tqdm.auto",)}
+# torch may be deferred only in a module that the torch-free command-line tool (its entry point and the
+# subcommand modules it imports by name to register them) or the pytest plugin (loaded by every pytest
+# run where lightcycle is installed) imports.
+LIGHT_ENTRIES = (
+    "lightcycle.commands.main",
+    "lightcycle.commands.demo",
+    "lightcycle.commands.diagram",
+    "lightcycle.commands.run",
+    "lightcycle.commands.verify",
+    "lightcycle.testing.pytest_plugin",
+)
 
 _REASON = re.compile(
     r"#\s*deferred:\s*(?:"
     r"(?P<cycle>breaks the cycle with (?P<cycle_mod>[\w.]+))"
     r"|(?P<optional>heavy optional dependency (?P<dep>[\w.]+))"
-    r"|(?P<torch>torch for the CLI start-up)"
+    r"|(?P<torch>torch for the (?:CLI|pytest plugin) start-up)"
     r"|(?P<foreign>lightning for foreign objects)"
     r"|(?P<lazy>lazy public name)"
     r")"
@@ -65,6 +76,7 @@ class Deferred:
     line: int
     text: str
     targets: list[str]  # the lightcycle modules it runs
+    imported: list[str]  # the dotted names it imports (``tqdm.auto``, ``lightcycle.core.module``)
     top_names: list[str]  # the top-level package names it imports (``torch``, ``rich``, ...)
     comment: str  # the text of its own line and the line above
 
@@ -75,6 +87,7 @@ class Graph:
 
     modules: dict[str, Path]
     edges: dict[str, set[str]] = field(default_factory=dict)
+    externals: dict[str, set[str]] = field(default_factory=dict)  # top-level packages imported at module level
     deferred: list[Deferred] = field(default_factory=list)
 
     def reach(self, start: str) -> set[str]:
@@ -125,15 +138,21 @@ def _targets(node: ast.Import | ast.ImportFrom, current: str, is_package: bool, 
     return [name for name in dict.fromkeys(runs) if name != current]
 
 
-def _top_names(node: ast.Import | ast.ImportFrom) -> list[str]:
+def _imported(node: ast.Import | ast.ImportFrom) -> list[str]:
     if isinstance(node, ast.Import):
-        return [alias.name.split(".")[0] for alias in node.names]
-    return [] if node.level else [(node.module or "").split(".")[0]]
+        return [alias.name for alias in node.names]
+    return [] if node.level else [node.module or ""]
+
+
+def _top_names(node: ast.Import | ast.ImportFrom) -> list[str]:
+    return [name.split(".")[0] for name in _imported(node)]
 
 
 def _visit(graph: Graph, name: str, lines: list[str], nodes: list[ast.stmt], in_function: bool) -> None:
     """Record the imports among ``nodes`` of module ``name``: edges at module level, else deferred."""
     is_package = graph.modules[name].name == "__init__.py"
+    previous: Deferred | None = None  # the deferred import just before, when the block continues
+    previous_end = -1
     for node in nodes:
         if isinstance(node, ast.If) and _is_type_checking(node):
             _visit(graph, name, lines, node.orelse, in_function)
@@ -142,19 +161,25 @@ def _visit(graph: Graph, name: str, lines: list[str], nodes: list[ast.stmt], in_
             targets = _targets(node, name, is_package, graph.modules)
             if not in_function:
                 graph.edges[name].update(targets)
+                graph.externals[name].update(_top_names(node))
                 continue
             text = lines[node.lineno - 1]
             above = lines[node.lineno - 2] if node.lineno >= 2 else ""
-            comment = above + "\n" + text
-            graph.deferred.append(Deferred(name, node.lineno, text.strip(), targets, _top_names(node), comment))
+            # A comment above a block of consecutive imports covers the block.
+            block = previous.comment if previous is not None and node.lineno == previous_end + 1 else ""
+            comment = block + "\n" + above + "\n" + text
+            found = Deferred(name, node.lineno, text.strip(), targets, _imported(node), _top_names(node), comment)
+            graph.deferred.append(found)
+            previous, previous_end = found, node.end_lineno or node.lineno
             continue
+        previous = None
         nested = in_function or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
         for child_field in ("body", "orelse", "finalbody", "handlers", "cases"):
-            for child in getattr(node, child_field, None) or ():
+            children = getattr(node, child_field, None) or []
+            _visit(graph, name, lines, [c for c in children if isinstance(c, ast.stmt)], nested)
+            for child in children:
                 if isinstance(child, (ast.ExceptHandler, ast.match_case)):
                     _visit(graph, name, lines, child.body, nested)
-                elif isinstance(child, ast.stmt):
-                    _visit(graph, name, lines, [child], nested)
 
 
 def build_graph(package: Path = PACKAGE) -> Graph:
@@ -167,7 +192,7 @@ def build_graph(package: Path = PACKAGE) -> Graph:
         The graph.
     """
     modules = {_module_name(path): path for path in sorted(package.rglob("*.py"))}
-    graph = Graph(modules, {name: set() for name in modules})
+    graph = Graph(modules, {name: set() for name in modules}, {name: set() for name in modules})
     for name, path in modules.items():
         source = path.read_text(encoding="utf-8")
         _visit(graph, name, source.splitlines(), ast.parse(source).body, False)
@@ -236,10 +261,17 @@ def deferred_problems(graph: Graph) -> list[str]:
                 problems.append(f"{where}  -- at module level it would close no cycle with {other}")
         elif match["optional"]:
             dep = match["dep"]
-            if dep not in OPTIONAL or dep not in item.top_names:
+            runs = set(item.targets).union(*(graph.reach(target) for target in item.targets))
+            loads = (
+                dep in item.top_names
+                or any(dep in graph.externals.get(m, ()) for m in runs)
+                or bool(set(item.imported) & set(OPTIONAL_VIA.get(dep, ())))
+            )
+            if dep not in OPTIONAL or not loads:
                 problems.append(f"{where}  -- {dep!r} is not what it imports, or not a heavy optional dependency")
         elif match["torch"]:
-            if "torch" not in item.top_names and not any(t not in light for t in item.targets):
+            runs = set(item.targets).union(*(graph.reach(target) for target in item.targets))
+            if "torch" not in item.top_names and not any("torch" in graph.externals.get(m, ()) for m in runs):
                 problems.append(f"{where}  -- imports neither torch nor a module that does")
             elif item.module not in light:
                 problems.append(f"{where}  -- {item.module} is not imported by the command-line tool or pytest plugin")
@@ -268,6 +300,13 @@ def test_no_import_cycle() -> None:
 def test_deferred_imports_say_why() -> None:
     problems = deferred_problems(GRAPH)
     assert not problems, f"{len(problems)} deferred imports without an honest reason:\n" + "\n".join(problems)
+
+
+def test_the_light_entry_points_import_no_torch_at_module_level() -> None:
+    # The static side of tests/test_cli_fast.py: what a deferred "torch for the ... start-up" keeps out.
+    light = set().union(*(GRAPH.reach(entry) | {entry} for entry in LIGHT_ENTRIES))
+    heavy = sorted(mod for mod in light if "torch" in GRAPH.externals[mod])
+    assert not heavy, f"imported by the command-line tool or the pytest plugin, these import torch: {heavy}"
 
 
 def test_the_checks_can_fail(tmp_path: Path) -> None:
@@ -299,6 +338,6 @@ def test_the_checks_can_fail(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("comment", ["# deferred: because", "# deferred: heavy optional dependency numpy"])
 def test_a_vague_reason_is_refused(comment: str) -> None:
-    item = Deferred("lightcycle.core.module", 1, "import numpy", [], ["numpy"], comment)
-    graph = Graph(GRAPH.modules, GRAPH.edges, [item])
+    item = Deferred("lightcycle.core.module", 1, "import numpy", [], ["numpy"], ["numpy"], comment)
+    graph = Graph(GRAPH.modules, GRAPH.edges, GRAPH.externals, [item])
     assert len(deferred_problems(graph)) == 1
