@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from lightcycle.commands.options import LifecycleOptionError, add_lifecycle_option, lifecycle_from
+from lightcycle.diagrams import dot as dot_mod
+from lightcycle.diagrams import files, overlay, sequence, views
 
 ENTRIES = ("fit", "validate", "test", "predict", "interrupt")
 """The standard views of :data:`~lightcycle.states.LIFECYCLE` (``all`` means every one)."""
@@ -133,9 +135,6 @@ def run(args: argparse.Namespace) -> int:
         0 on success; 1 when ``--check`` finds stale files or Graphviz is missing; 2 on
         a usage error.
     """
-    from lightcycle.diagrams import dot as dot_mod
-    from lightcycle.diagrams import files, overlay, sequence, views
-
     try:
         lifecycle = lifecycle_from(args.lifecycle)
         if args.over_lifecycle and args.trace is None:

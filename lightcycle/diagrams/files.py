@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lightcycle.diagrams import dot as dot_mod
-from lightcycle.diagrams import mermaid as mermaid_mod
+import lightcycle.diagrams.dot as dot_mod
+import lightcycle.diagrams.mermaid as mermaid_mod
 from lightcycle.diagrams.overlay import run_overlay
 from lightcycle.diagrams.views import View, build, view_named, views
 from lightcycle.states.declaration import LIFECYCLE

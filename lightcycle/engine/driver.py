@@ -24,10 +24,16 @@ from typing import Any
 
 import attrs
 
+from lightcycle._foreign import hook_base
+from lightcycle.callbacks.callback import Callback
+from lightcycle.callbacks.monitoring import is_monitoring
+from lightcycle.core.datamodule import LightningDataModule
+from lightcycle.core.module import LightningModule
 from lightcycle.engine import codegen
 from lightcycle.engine import dispatch as d
 from lightcycle.errors import LifecycleError
 from lightcycle.states.declaration import FINISH, INTERRUPT, LIFECYCLE
+from lightcycle.states.machine import build_machine
 from lightcycle.states.model import Action, Lifecycle, Trigger
 from lightcycle.states.stages import TrainerStatus
 from lightcycle.states.table import TransitionTable
@@ -70,8 +76,6 @@ class _Checker:
     """Runs the ``transitions`` machine of the declaration beside the table."""
 
     def __init__(self, table: TransitionTable) -> None:
-        from lightcycle.states.machine import build_machine
-
         self.table = table
         self.machine, self.model = build_machine(table.lifecycle)
         self.transitions = 0
@@ -172,12 +176,6 @@ class LifecycleDriver:
             noops: module hooks this run's settings make do nothing: left out unless an
                 observer records module hooks (as base no-ops are).
         """
-        from lightcycle._foreign import hook_base
-        from lightcycle.callbacks.callback import Callback
-        from lightcycle.callbacks.monitoring import is_monitoring
-        from lightcycle.core.datamodule import LightningDataModule
-        from lightcycle.core.module import LightningModule
-
         self._module = module
         self._fx = module.__dict__ if module is not None else {}
         self._observers = [cb for cb in callbacks if callable(getattr(cb, "record_hook", None))]
