@@ -819,14 +819,14 @@ class LoopDriver(RunHost):
         requested it yet, then ``on_validation_model_eval`` and ``on_validation_start``,
         ``on_validation_epoch_start``.
         """
-        in_training = self._driver.can_fire(_VAL.model_zero_grad)  # between training batches
+        in_training = self._driver.can_fire(ev.VALIDATION_MODEL_ZERO_GRAD)  # between training batches
         if not in_training:
             self._require(_VAL.start)
         zero = zero_grad and in_training
         load = in_training and not self._val_requested
         sanity = self.state.stage is RunningStage.SANITY_CHECKING
         if zero:
-            self._fire(_VAL.model_zero_grad)
+            self._fire(ev.VALIDATION_MODEL_ZERO_GRAD)
         if load:
             self.val_dataloaders = self._fire(ev.VAL_DATALOADER)
             self._val_requested = True

@@ -32,43 +32,28 @@ from lightcycle.states.model import (
     Target,
     Transition,
     Trigger,
+    cb,
+    cb_lm,
+    dm,
+    lm,
 )
+from lightcycle.states.model import EvalHooks as EvalHooks  # re-exported: the loops type their records with it
+from lightcycle.states.model import EvalTriggers as EvalTriggers
 from lightcycle.states.stages import RunningStage
 
 # --------------------------------------------------------------------------- vocabulary
 
-
-def cb(name: str, *args: str, **kw: object) -> Hook:
-    """Every callback's ``name`` hook (called as ``hook(trainer, pl_module, *args)``)."""
-    return Hook(name, Target.CALLBACKS, args=args, **kw)  # type: ignore[arg-type]
-
-
-def lm(name: str, *args: str, **kw: object) -> Hook:
-    """The LightningModule's ``name`` hook."""
-    return Hook(name, Target.MODULE, args=args, **kw)  # type: ignore[arg-type]
+_TRANSFER_HOOKS = (
+    Hook("on_before_batch_transfer", Target.BATCH_HOOK, ("batch", "dataloader_idx"), result=Result.PIPE),
+    Hook("transfer_batch_to_device", Target.BATCH_HOOK, ("batch", "device", "dataloader_idx"), result=Result.PIPE),
+    Hook("on_after_batch_transfer", Target.BATCH_HOOK, ("batch", "dataloader_idx"), result=Result.PIPE),
+)
+"""The batch-transfer triple; each hook's result is the batch the next one gets."""
 
 
-def dm(name: str, *args: str, **kw: object) -> Hook:
-    """The datamodule's ``name`` hook (skipped when no datamodule is attached)."""
-    return Hook(name, Target.DATAMODULE, args=args, **kw)  # type: ignore[arg-type]
-
-
-def cb_lm(name: str, *args: str) -> tuple[Hook, Hook]:
-    """Lightning's default pairing: all callbacks, then the module."""
-    return cb(name, *args), lm(name, *args)
-
-
-def _transfer() -> tuple[Hook, ...]:
-    """The batch-transfer triple; each hook's result is the batch the next one gets."""
-    return (
-        Hook("on_before_batch_transfer", Target.BATCH_HOOK, ("batch", "dataloader_idx"), result=Result.PIPE),
-        Hook("transfer_batch_to_device", Target.BATCH_HOOK, ("batch", "device", "dataloader_idx"), result=Result.PIPE),
-        Hook("on_after_batch_transfer", Target.BATCH_HOOK, ("batch", "dataloader_idx"), result=Result.PIPE),
-    )
-
-
-def _loader(kind: str) -> Hook:
-    return Hook(f"{kind}_dataloader", Target.DATA_SOURCE, only_if_overridden=True, result=Result.RETURN)
+def _loader(name: str) -> Hook:
+    """A dataloader hook (``train_dataloader``): the datamodule's when attached, else the module's."""
+    return Hook(name, Target.DATA_SOURCE, only_if_overridden=True, result=Result.RETURN)
 
 
 def _setup_hooks() -> tuple[Hook, ...]:
@@ -88,6 +73,9 @@ def _teardown_hooks() -> tuple[Hook, ...]:
 
 
 # --------------------------------------------------------------------------- triggers
+
+_TRANSFER = ("batch", "device", "dataloader_idx")
+_EVAL_BATCH = ("batch", "batch_idx", "dataloader_idx")  # dataloader_idx only with several dataloaders
 
 ENTRY = {
     fn: Trigger(fn, doc=f"`trainer.{fn}()` begins: the module may add callbacks")
@@ -125,9 +113,7 @@ VALIDATION_EXIT = Trigger(
     "in-fit validation is over (or had no batches after zero_grad/loading); training resumes (stage train)",
 )
 RESUME_EPOCH = Trigger("resume_epoch", (), "an epoch restored mid-way continues without on_train_epoch_start")
-TRAIN_BATCH_TRANSFER = Trigger(
-    "train_batch_transfer", ("batch", "device", "dataloader_idx"), "the next batch moves to the device"
-)
+TRAIN_BATCH_TRANSFER = Trigger("train_batch_transfer", _TRANSFER, "the next batch moves to the device")
 TRAIN_BATCH_START = Trigger("train_batch_start", ("batch", "batch_idx"), "a training batch begins")
 SKIP_REST_OF_EPOCH = Trigger("skip_rest_of_epoch", (), "the module's on_train_batch_start returned -1")
 OPTIMIZER_STEP = Trigger(
@@ -158,51 +144,89 @@ FINISH = Trigger("finish", (), "the run is over; back to idle")
 INTERRUPT = Trigger("interrupt", ("exception",), "any BaseException inside a run")
 
 
-class EvalTriggers:
-    """The events and the vocabulary of one evaluation loop (validation, test or predict).
+VALIDATION_MODEL_ZERO_GRAD = Trigger("validation_model_zero_grad", (), "in-fit validation only, not mid-accumulation")
+VALIDATION = EvalTriggers(
+    noun="validation",
+    entry="validate",
+    kind="val",
+    stage=RunningStage.VALIDATING,
+    loader=VAL_DATALOADER,
+    hooks=EvalHooks(
+        model_eval="on_validation_model_eval",
+        model_train="on_validation_model_train",
+        start="on_validation_start",
+        epoch_start="on_validation_epoch_start",
+        batch_start="on_validation_batch_start",
+        step="validation_step",
+        batch_end="on_validation_batch_end",
+        epoch_end="on_validation_epoch_end",
+        end="on_validation_end",
+        model_zero_grad="on_validation_model_zero_grad",
+    ),
+    start=Trigger("validation_start"),
+    epoch_start=Trigger("validation_epoch_start"),
+    batch_transfer=Trigger("validation_batch_transfer", _TRANSFER),
+    batch_start=Trigger("validation_batch_start", _EVAL_BATCH, optional_tail=True),
+    step=Trigger("validation_step", _EVAL_BATCH, optional_tail=True),
+    batch_end=Trigger("validation_batch_end", ("outputs", *_EVAL_BATCH), optional_tail=True),
+    epoch_end=Trigger("validation_epoch_end"),
+    end=Trigger("validation_end"),
+    model_zero_grad=VALIDATION_MODEL_ZERO_GRAD,
+)
+TEST = EvalTriggers(
+    noun="test",
+    entry="test",
+    kind="test",
+    stage=RunningStage.TESTING,
+    loader=TEST_DATALOADER,
+    hooks=EvalHooks(
+        model_eval="on_test_model_eval",
+        model_train="on_test_model_train",
+        start="on_test_start",
+        epoch_start="on_test_epoch_start",
+        batch_start="on_test_batch_start",
+        step="test_step",
+        batch_end="on_test_batch_end",
+        epoch_end="on_test_epoch_end",
+        end="on_test_end",
+    ),
+    start=Trigger("test_start"),
+    epoch_start=Trigger("test_epoch_start"),
+    batch_transfer=Trigger("test_batch_transfer", _TRANSFER),
+    batch_start=Trigger("test_batch_start", _EVAL_BATCH, optional_tail=True),
+    step=Trigger("test_step", _EVAL_BATCH, optional_tail=True),
+    batch_end=Trigger("test_batch_end", ("outputs", *_EVAL_BATCH), optional_tail=True),
+    epoch_end=Trigger("test_epoch_end"),
+    end=Trigger("test_end"),
+)
+PREDICT = EvalTriggers(
+    noun="predict",
+    entry="predict",
+    kind="predict",
+    stage=RunningStage.PREDICTING,
+    loader=PREDICT_DATALOADER,
+    hooks=EvalHooks(
+        model_eval="on_predict_model_eval",
+        model_train=None,  # Lightning has no on_predict_model_train hook
+        start="on_predict_start",
+        epoch_start="on_predict_epoch_start",
+        batch_start="on_predict_batch_start",
+        step="predict_step",
+        batch_end="on_predict_batch_end",
+        epoch_end="on_predict_epoch_end",
+        end="on_predict_end",
+    ),
+    start=Trigger("predict_start"),
+    epoch_start=Trigger("predict_epoch_start"),
+    batch_transfer=Trigger("predict_batch_transfer", _TRANSFER),
+    batch_start=Trigger("predict_batch_start", _EVAL_BATCH, optional_tail=True),
+    step=Trigger("predict_step", _EVAL_BATCH, optional_tail=True),
+    batch_end=Trigger("predict_batch_end", ("outputs", *_EVAL_BATCH), optional_tail=True),
+    epoch_end=Trigger("predict_epoch_end"),
+    end=Trigger("predict_end"),
+)
 
-    The one table of the words each loop goes by, read by this declaration, the Trainer, its
-    loops and :class:`~lightcycle.custom_loop.LoopDriver`.
-
-    Args:
-        noun: the loop's name in event and hook names (``validation``: ``on_validation_start``).
-        entry: the entry point that runs it alone (``validate``; a :class:`TrainerFn` value).
-        kind: its name in loader hooks and Trainer arguments (``val``: ``val_dataloader``,
-            ``limit_val_batches``).
-        stage: the running stage while it runs as its own entry point.
-        loader: the event that requests its dataloaders.
-    """
-
-    def __init__(self, noun: str, entry: str, kind: str, stage: RunningStage, loader: Trigger) -> None:
-        self.noun = noun
-        self.entry = entry
-        self.kind = kind
-        self.stage = stage
-        self.loader = loader
-        self.step_hook = f"{noun}_step"
-        """The module's step (``validation_step``)."""
-        self.epoch_end_hook = f"on_{noun}_epoch_end"
-        """Where ``self.log`` between batches logs from (``on_validation_epoch_end``)."""
-        self.model_zero_grad = Trigger(f"{noun}_model_zero_grad", (), "in-fit validation only, not mid-accumulation")
-        self.start = Trigger(f"{noun}_start")
-        self.epoch_start = Trigger(f"{noun}_epoch_start")
-        self.batch_transfer = Trigger(f"{noun}_batch_transfer", ("batch", "device", "dataloader_idx"))
-        batch = ("batch", "batch_idx", "dataloader_idx")
-        self.batch_start = Trigger(f"{noun}_batch_start", batch, optional_tail=True)
-        self.step = Trigger(f"{noun}_step", batch, optional_tail=True)
-        self.batch_end = Trigger(f"{noun}_batch_end", ("outputs", *batch), optional_tail=True)
-        self.epoch_end = Trigger(f"{noun}_epoch_end")
-        self.end = Trigger(f"{noun}_end")
-
-
-EVAL = {
-    e.noun: e
-    for e in (
-        EvalTriggers("validation", "validate", "val", RunningStage.VALIDATING, VAL_DATALOADER),
-        EvalTriggers("test", "test", "test", RunningStage.TESTING, TEST_DATALOADER),
-        EvalTriggers("predict", "predict", "predict", RunningStage.PREDICTING, PREDICT_DATALOADER),
-    )
-}
+EVAL = {e.noun: e for e in (VALIDATION, TEST, PREDICT)}
 """The evaluation loops by noun."""
 EVAL_NOUNS = tuple(EVAL)
 EVAL_OF_ENTRY = {e.entry: e for e in EVAL.values()}
@@ -251,44 +275,40 @@ def _evaluation(noun: str, at: str, entry: tuple[str, ...], zero_grad: bool = Fa
         zero_grad: whether ``on_validation_model_zero_grad`` may come first (in fit).
     """
     t = EVAL[noun]
+    h = t.hooks
     p = at + "."
-    step_name = t.step_hook
     train_hook: tuple[Hook, ...] = ()
     after: tuple[Action, ...] = (Action.RESTORE_TRAIN_MODE,)
-    if noun != "predict":  # Lightning has no on_predict_model_train hook
-        train_hook = (lm(f"on_{noun}_model_train", only_if_overridden=True, otherwise=Action.RESTORE_TRAIN_MODE),)
+    if h.model_train is not None:
+        train_hook = (lm(h.model_train, only_if_overridden=True, otherwise=Action.RESTORE_TRAIN_MODE),)
         after = ()
     zero: tuple[Transition, ...] = ()
     starts = entry
     if zero_grad:
-        zero = (Transition(t.model_zero_grad, entry[:1], p + "zeroed", (lm(f"on_{noun}_model_zero_grad"),)),)
+        assert t.model_zero_grad is not None and h.model_zero_grad is not None, f"{noun} never runs in fit"
+        zero = (Transition(t.model_zero_grad, entry[:1], p + "zeroed", (lm(h.model_zero_grad),)),)
         starts = entry + (p + "zeroed",)
-    batch_args = ("batch", "batch_idx", "dataloader_idx")
     return zero + (
         Transition(
             t.start,
             starts,
             p + "started",
-            (lm(f"on_{noun}_model_eval"), *cb_lm(f"on_{noun}_start")),
+            (lm(h.model_eval), *cb_lm(h.start)),
             before=(Action.CAPTURE_TRAIN_MODE,),
         ),
-        Transition(t.epoch_start, (p + "started",), p + "running", cb_lm(f"on_{noun}_epoch_start")),
-        Transition(t.batch_transfer, (p + "running",), p + "batch.transferred", _transfer()),
-        Transition(
-            t.batch_start, (p + "batch.transferred",), p + "batch.started", cb_lm(f"on_{noun}_batch_start", *batch_args)
-        ),
+        Transition(t.epoch_start, (p + "started",), p + "running", cb_lm(h.epoch_start)),
+        Transition(t.batch_transfer, (p + "running",), p + "batch.transferred", _TRANSFER_HOOKS),
+        Transition(t.batch_start, (p + "batch.transferred",), p + "batch.started", cb_lm(h.batch_start, *_EVAL_BATCH)),
         Transition(
             t.step,
             (p + "batch.started",),
             p + "batch.stepped",
-            (lm(step_name, *batch_args, result=Result.RETURN, trim_args=True),),
+            (lm(h.step, *_EVAL_BATCH, result=Result.RETURN, trim_args=True),),
             before=(Action.AUTOCAST,),
         ),
-        Transition(
-            t.batch_end, (p + "batch.stepped",), p + "running", cb_lm(f"on_{noun}_batch_end", "outputs", *batch_args)
-        ),
-        Transition(t.epoch_end, (p + "running",), p + "epoch_done", cb_lm(f"on_{noun}_epoch_end")),
-        Transition(t.end, (p + "epoch_done",), p + "ended", (*cb_lm(f"on_{noun}_end"), *train_hook), after=after),
+        Transition(t.batch_end, (p + "batch.stepped",), p + "running", cb_lm(h.batch_end, "outputs", *_EVAL_BATCH)),
+        Transition(t.epoch_end, (p + "running",), p + "epoch_done", cb_lm(h.epoch_end)),
+        Transition(t.end, (p + "epoch_done",), p + "ended", (*cb_lm(h.end), *train_hook), after=after),
     )
 
 
@@ -369,11 +389,23 @@ _FIT = State(
     ),
 )
 
+_CONFIGURE_CALLBACKS_HOOKS = (lm("configure_callbacks", result=Result.RETURN),)
+"""An entry point begins: the module may return callbacks to add."""
+_TRAINING_STEP_HOOKS = (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),)
+"""The forward pass: in the closure, on an accumulating micro-batch, under manual optimization."""
+_ZERO_GRAD_HOOKS = (
+    *cb_lm("on_before_zero_grad", "optimizer"),
+    lm("optimizer_zero_grad", "epoch", "batch_idx", "optimizer"),
+)
+"""The first micro-batch of an accumulation window, in the closure or not."""
+_BACKWARD_HOOKS = (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward"))
+"""The backward triple: in the closure, on an accumulating micro-batch, at ``manual_backward``."""
+
 _B = "fit.train.epoch.batch."
 _C = _B + "closure."
 
 _FIT_TRANSITIONS: tuple[Transition, ...] = (
-    Transition(ENTRY["fit"], ("idle",), "fit.configuring", (lm("configure_callbacks", result=Result.RETURN),)),
+    Transition(ENTRY["fit"], ("idle",), "fit.configuring", _CONFIGURE_CALLBACKS_HOOKS),
     Transition(SETUP, ("fit.configuring",), "fit.setup", _setup_hooks(), before=(Action.SETUP_ENVIRONMENT,)),
     Transition(
         CONFIGURE_OPTIMIZERS,
@@ -385,7 +417,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
     Transition(FIT_START, ("fit.configured",), "fit.started", cb_lm("on_fit_start")),
     # sanity check
     Transition(SANITY_CHECK_START, ("fit.started",), "fit.sanity_check.started", (cb("on_sanity_check_start"),)),
-    Transition(VAL_DATALOADER, ("fit.sanity_check.started",), "fit.sanity_check.loaded", (_loader("val"),)),
+    Transition(VAL_DATALOADER, ("fit.sanity_check.started",), "fit.sanity_check.loaded", (_loader("val_dataloader"),)),
     *_evaluation("validation", "fit.sanity_check.validation", ("fit.sanity_check.loaded",)),
     Transition(
         SANITY_CHECK_END,
@@ -394,8 +426,10 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         (cb("on_sanity_check_end"),),
     ),
     # training
-    Transition(TRAIN_DATALOADER, ("fit.started", "fit.sanity_check.ended"), "fit.train.loaded", (_loader("train"),)),
-    Transition(VAL_DATALOADER, ("fit.train.loaded",), "fit.train.val_loaded", (_loader("val"),)),
+    Transition(
+        TRAIN_DATALOADER, ("fit.started", "fit.sanity_check.ended"), "fit.train.loaded", (_loader("train_dataloader"),)
+    ),
+    Transition(VAL_DATALOADER, ("fit.train.loaded",), "fit.train.val_loaded", (_loader("val_dataloader"),)),
     Transition(TRAIN_START, ("fit.train.loaded", "fit.train.val_loaded"), "fit.train.started", cb_lm("on_train_start")),
     Transition(
         TRAIN_EPOCH_START,
@@ -405,8 +439,8 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
     ),
     Transition(RESUME_EPOCH, ("fit.train.started",), "fit.train.epoch.running"),
     # reload_dataloaders_every_n_epochs: the train dataloader is requested again before the epoch starts
-    Transition(TRAIN_DATALOADER, ("fit.train.epoch_done",), None, (_loader("train"),)),
-    Transition(TRAIN_BATCH_TRANSFER, ("fit.train.epoch.running",), _B + "transferred", _transfer()),
+    Transition(TRAIN_DATALOADER, ("fit.train.epoch_done",), None, (_loader("train_dataloader"),)),
+    Transition(TRAIN_BATCH_TRANSFER, ("fit.train.epoch.running",), _B + "transferred", _TRANSFER_HOOKS),
     Transition(
         TRAIN_BATCH_START,
         (_B + "transferred",),
@@ -428,20 +462,20 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         TRAINING_STEP,
         (_C + "entered", _C + "clipped"),
         _C + "forwarded",
-        (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),),
+        _TRAINING_STEP_HOOKS,
         before=(Action.AUTOCAST,),
     ),
     Transition(
         ZERO_GRAD,
         (_C + "forwarded",),
         _C + "zeroed",
-        (*cb_lm("on_before_zero_grad", "optimizer"), lm("optimizer_zero_grad", "epoch", "batch_idx", "optimizer")),
+        _ZERO_GRAD_HOOKS,
     ),
     Transition(
         BACKWARD,
         (_C + "forwarded", _C + "zeroed"),
         _C + "backwarded",
-        (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward")),
+        _BACKWARD_HOOKS,
         before=(Action.SCALE_LOSS,),
     ),
     Transition(
@@ -461,20 +495,20 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         TRAINING_STEP,
         (_B + "started",),
         _B + "forwarded",
-        (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),),
+        _TRAINING_STEP_HOOKS,
         before=(Action.AUTOCAST,),
     ),
     Transition(
         ZERO_GRAD,
         (_B + "forwarded",),
         _B + "zeroed",
-        (*cb_lm("on_before_zero_grad", "optimizer"), lm("optimizer_zero_grad", "epoch", "batch_idx", "optimizer")),
+        _ZERO_GRAD_HOOKS,
     ),
     Transition(
         BACKWARD,
         (_B + "forwarded", _B + "zeroed"),
         _B + "backwarded",
-        (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward")),
+        _BACKWARD_HOOKS,
         before=(Action.SCALE_LOSS,),
     ),
     # manual optimization: the user's training_step calls manual_backward and opt.step()
@@ -482,14 +516,14 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         MANUAL_TRAINING_STEP,
         (_B + "started",),
         _B + "manual",
-        (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),),
+        _TRAINING_STEP_HOOKS,
         before=(Action.AUTOCAST,),
     ),
     Transition(
         BACKWARD,
         (_B + "manual",),
         None,
-        (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward")),
+        _BACKWARD_HOOKS,
         before=(Action.SCALE_LOSS,),
     ),
     Transition(
@@ -518,7 +552,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         VAL_DATALOADER,
         ("fit.train.epoch.running", "fit.train.epoch.validation.zeroed"),
         "fit.train.epoch.validation.loaded",
-        (_loader("val"),),
+        (_loader("val_dataloader"),),
     ),
     *_evaluation(
         "validation",
@@ -557,7 +591,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
 
 def _eval_entry(fn: str) -> tuple[State, tuple[Transition, ...]]:
     e = EVAL_OF_ENTRY[fn]
-    noun, kind = e.noun, e.kind
+    noun = e.noun
     state = State(
         fn,
         stage=fn,
@@ -571,7 +605,7 @@ def _eval_entry(fn: str) -> tuple[State, tuple[Transition, ...]]:
         ),
     )
     transitions = (
-        Transition(ENTRY[fn], ("idle",), f"{fn}.configuring", (lm("configure_callbacks", result=Result.RETURN),)),
+        Transition(ENTRY[fn], ("idle",), f"{fn}.configuring", _CONFIGURE_CALLBACKS_HOOKS),
         Transition(
             SETUP,
             (f"{fn}.configuring",),
@@ -580,7 +614,7 @@ def _eval_entry(fn: str) -> tuple[State, tuple[Transition, ...]]:
             before=(Action.SETUP_ENVIRONMENT,),
             after=(Action.STRATEGY_SETUP,),
         ),
-        Transition(e.loader, (f"{fn}.setup",), f"{fn}.loaded", (_loader(kind),)),
+        Transition(e.loader, (f"{fn}.setup",), f"{fn}.loaded", (_loader(e.loader.name),)),
         *_evaluation(noun, f"{fn}.{noun}", (f"{fn}.loaded",)),
         Transition(
             TEARDOWN,
