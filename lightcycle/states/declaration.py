@@ -4,6 +4,8 @@ This module *is* lightcycle's training lifecycle: every state, every event, and 
 transition the hooks it fires, in Lightning 2.6's order (``shared/spec/hook-order.md``).
 The runtime (:mod:`lightcycle.engine`, :mod:`lightcycle.runtime`, :mod:`lightcycle.trainer`),
 the diagrams, ``lightcycle verify`` and the tests all read :data:`LIFECYCLE`; no hook order is written anywhere else.
+Read it as pseudocode, every hook at its place: ``docs/lifecycle.md`` (generated from this
+file by ``lightcycle diagram --format outline -o docs/lifecycle.md``; a test keeps it current).
 
 Reading guide. ``cb_lm("x")`` means every callback's ``x`` then the module's ``x``;
 ``lm``/``cb``/``dm`` one side only. A transition's hooks fire after the lifecycle has moved
