@@ -9,8 +9,9 @@ each method fires one or a few declared events and keeps the counters and metric
 the Trainer keeps at the same points; nothing here names a hook.
 
 Every call is checked against the declaration: one the lifecycle does not allow where it
-is raises :class:`~lightcycle.errors.LifecycleError` (naming the state, the event and
-the legal events) before anything fires or changes.
+is raises :class:`~lightcycle.errors.LifecycleError` (naming the refused call, the state
+and the driver calls allowed next: :mod:`lightcycle.custom_loop.errors`) before anything
+fires or changes.
 
 Outline (``with`` scopes are shorthand for the ``begin``/``*_start``/``*_end`` calls)::
 
@@ -53,7 +54,8 @@ import torch
 from lightcycle._foreign import is_kind
 from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
-from lightcycle.errors import LifecycleError, MisconfigurationException, SIGTERMException
+from lightcycle.custom_loop.errors import LoopDriverLifecycleError, refusal
+from lightcycle.errors import MisconfigurationException, SIGTERMException
 from lightcycle.precision import Precision, resolve_precision
 from lightcycle.runtime import steps
 from lightcycle.runtime.evaluation import EvalRun
@@ -252,6 +254,7 @@ class LoopDriver(RunHost):
         self._ebatch: Any = None
         self._eidx = 0
         self._edl: int | None = None
+        self._driver.refusal = refusal  # refused calls name the driver's methods, not the events
         self._fire = self._driver.fire
         self._hold_events()
         self._triggers = self._driver.table.triggers
@@ -293,7 +296,7 @@ class LoopDriver(RunHost):
         can_fire = self._driver.can_fire
         if can_fire(trigger) or any(can_fire(t) for t in more):
             return
-        raise LifecycleError(self._driver.state, trigger.name, self._driver.legal())
+        raise refusal(self._driver.state, trigger.name, self._driver.legal())
 
     def _skip_hooks(self) -> frozenset[str]:
         return self._skip
@@ -837,7 +840,7 @@ class LoopDriver(RunHost):
         (the module's train mode is restored), then training resumes."""
         run = self._eval
         if run is None or run.events is not _VAL or self.state.fn is not TrainerFn.FITTING:
-            raise LifecycleError(self._driver.state, _VAL.epoch_end.name, self._driver.legal())
+            raise refusal(self._driver.state, _VAL.epoch_end.name, self._driver.legal())
         self._close_eval(run)
         if self._driver.can_fire(ev.VALIDATION_EXIT):
             self._fire(ev.VALIDATION_EXIT)
@@ -854,7 +857,7 @@ class LoopDriver(RunHost):
         """The open run of ``e``'s loop; else LifecycleError naming ``event`` (nothing fires)."""
         run = self._eval
         if run is None or run.events is not e:
-            raise LifecycleError(self._driver.state, event.name, self._driver.legal())
+            raise refusal(self._driver.state, event.name, self._driver.legal())
         return run
 
     def _eval_batch_start(self, e: ev.EvalTriggers, batch: Any, batch_idx: int, dataloader_idx: int | None) -> Any:
@@ -991,7 +994,8 @@ class LoopDriver(RunHost):
     def _trigger(self, event: str | Trigger) -> Trigger:
         trigger = self._triggers.get(event) if isinstance(event, str) else event
         if trigger is None or self._triggers.get(trigger.name) != trigger:
-            raise LifecycleError(self._driver.state, str(getattr(event, "name", event)), self._driver.legal())
+            name = str(getattr(event, "name", event))
+            raise LoopDriverLifecycleError(self._driver.state, name, self._driver.legal(), declared=False)
         return trigger
 
     def fire(self, event: str | Trigger, *args: Any) -> Any:
@@ -1019,6 +1023,9 @@ class LoopDriver(RunHost):
         n = len(trigger.params)
         if len(args) != n and not (trigger.optional_tail and len(args) == n - 1):
             raise TypeError(f"event {trigger.name!r} takes {n} arguments {trigger.params}, got {len(args)}.")
+        if not self._driver.can_fire(trigger):  # named as called, not as the method that fires it
+            called = f"lc.fire({trigger.name!r}, ...)"
+            raise LoopDriverLifecycleError(self._driver.state, trigger.name, self._driver.legal(), called=called)
         return self._fire(trigger, *args)
 
     def event(self, event: str | Trigger) -> Callable[..., Any]:
