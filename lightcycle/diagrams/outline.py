@@ -176,7 +176,7 @@ class _Writer:
             seen[node] = True
 
         walk(_START)
-        for node in level.nodes:  # a child no move reaches is still written
+        for node in level.nodes:  # (validate() makes every child reachable; this keeps the walk total)
             if node not in seen:
                 walk(node)
         leaves = self.lc.leaves()
@@ -345,12 +345,14 @@ class _Writer:
             self.stays(node)
 
     def stays(self, node: str) -> None:
+        """The internal events of a leaf, each under ``if ...:`` (they may fire there, or not)."""
         for t in self.internal.get(node, ()):
             self.block("if ...:")
             self.event(t, f"(stays in {node})")
             self.end()
 
     def unit(self, view: _View, unit: str) -> None:
+        """One unit of a view: a loop, a composite state or a leaf; in a loop body, then its move back."""
         if unit in view.loops:
             self.loop(view, unit)
         elif unit in self.levels:
@@ -359,16 +361,28 @@ class _Writer:
             self.leaf(view, unit)
         if view.head is not None and not view.reentry:  # the move back to the loop's head, after what it leaves
             nodes = view.loops.get(unit, frozenset({unit}))
-            moves = [e for e in view.level.back.get(view.head, ()) if _child_of(view.level.path, e.source) in nodes]
+            moves = [
+                e
+                for e in view.level.back.get(view.head, ())
+                if _child_of(view.level.path, e.source) in nodes and e not in self.side
+            ]
             if moves:
                 self.events_into(moves, moves[0].dest)
 
     def composite(self, path: str) -> None:
+        """A composite state's children, entered from outside it."""
         level = self.levels[path]
         view = self._view(level, level.nodes)
         self.seq(view, {_START}, {view.unit_of[n] for n in level.nodes})
 
     def loop(self, view: _View, head: str) -> None:
+        """A loop of ``view``: ``for``/``while`` around its body.
+
+        When the move back fires the same event as the way in (``train_epoch_start``, the
+        closure's ``training_step``), the head is written inside the loop. Otherwise the loop
+        comes back to a state between turns (``running``): the head's way in is written before
+        the loop, the moves back at the end of each alternative.
+        """
         level = view.level
         body = view.loops[head]
         moves = level.back[head]
@@ -567,9 +581,9 @@ HEADER = """# The lifecycle, as pseudocode
 
 Every hook lightcycle fires, at its place and in the order the declaration
 ([`lightcycle/states/declaration.py`](../lightcycle/states/declaration.py)) fires it, written
-as plain pseudocode. This page is generated from the declaration (`{command}`) and a test
-fails when it is stale; the state diagrams in [`diagrams/`](../diagrams/) draw the same
-declaration ([docs/diagrams.md](../docs/diagrams.md)).
+as plain pseudocode. This page is generated from the declaration (`{command}`),
+and a test fails when it is stale; the state diagrams in [`diagrams/`](../diagrams/) draw the
+same declaration ([docs/diagrams.md](../docs/diagrams.md)).
 
 How to read it:
 
@@ -580,8 +594,12 @@ How to read it:
   only, `EarlyStopping` / `ModelCheckpoint`. `lm.hook(...)`: the LightningModule's;
   `dm.hook(...)`: the datamodule's, when one is attached; `dm|lm.hook(...)`: the datamodule's
   when it has the hook, else the module's.
+- `result = hook(...)`: the event returns what the hook returned (a step's output, `-1` from
+  `on_train_batch_start`); `batch = hook(batch, ...)`: the next hook gets the returned batch;
+  `states = cb.state_dict()`: gathered per callback.
 - `# action: ...` is runtime work, not a user hook (precision, the strategy's setup and
   teardown, train/eval modes).
+- `goto STATE`: an event that leaves early for elsewhere; the run goes on in `STATE`.
 - `if ...:` / `elif ...:` / `for ... in ...:` / `while ...:` come from the declaration's
   shape: a state some path goes around, states no path visits together, a move back to a
   state already passed. The conditions themselves live in the loops (`lightcycle/trainer/`)

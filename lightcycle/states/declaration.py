@@ -402,6 +402,8 @@ _ZERO_GRAD_HOOKS = (
 """The first micro-batch of an accumulation window, in the closure or not."""
 _BACKWARD_HOOKS = (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward"))
 """The backward triple: in the closure, on an accumulating micro-batch, at ``manual_backward``."""
+_BEFORE_OPTIMIZER_STEP_HOOKS = cb_lm("on_before_optimizer_step", "optimizer")
+"""Gradients are final: in the closure (then clipping), and at a manual ``opt.step()``."""
 
 _B = "fit.train.epoch.batch."
 _C = _B + "closure."
@@ -485,7 +487,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         (_C + "forwarded", _C + "zeroed", _C + "backwarded"),
         _C + "clipped",
         (
-            *cb_lm("on_before_optimizer_step", "optimizer"),
+            *_BEFORE_OPTIMIZER_STEP_HOOKS,
             lm("configure_gradient_clipping", "optimizer", kwargs=("gradient_clip_val", "gradient_clip_algorithm")),
         ),
         before=(Action.UNSCALE_GRADIENTS,),
@@ -532,7 +534,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         MANUAL_OPTIMIZER_STEP,
         (_B + "manual",),
         None,
-        cb_lm("on_before_optimizer_step", "optimizer"),
+        _BEFORE_OPTIMIZER_STEP_HOOKS,
         before=(Action.UNSCALE_GRADIENTS,),
         after=(Action.SCALER_STEP,),
     ),
