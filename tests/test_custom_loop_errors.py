@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import torch
-from torch import nn
 
 import lightcycle
 from lightcycle import LoopDriver
@@ -23,20 +22,9 @@ from lightcycle.errors import LifecycleError
 from lightcycle.states import LIFECYCLE
 from lightcycle.states import declaration as ev
 from lightcycle.states.table import TransitionTable
+from tests.test_custom_loop import _X, _Plain  # no steps: the custom loop is the step
 
-_X = torch.ones(2, 2)
 CALL = re.compile(r"\blc\.(\w+)\(")
-
-
-class _Plain(lightcycle.LightningModule):
-    """A module with no steps: the custom loop is the step."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layer = nn.Linear(2, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer(x)
 
 
 def _refusal(call: Callable[[], Any]) -> LoopDriverLifecycleError:
@@ -50,7 +38,7 @@ def test_every_declared_event_is_in_the_table() -> None:
 
 
 def test_every_call_in_the_table_is_a_public_method_of_the_driver() -> None:
-    names = {m for calls in CALLS.values() for call in calls or () for m in CALL.findall(call)}
+    names = {m for calls in CALLS.values() for call in calls for m in CALL.findall(call)}
     assert len(names) > 25
     for name in names:
         assert not name.startswith("_") and callable(getattr(LoopDriver, name, None)), name
@@ -116,7 +104,7 @@ def test_between_training_batches_the_message_lists_what_can_come_next() -> None
 
 
 def _save() -> str:
-    (call,) = CALLS["save_checkpoint"] or ()
+    (call,) = CALLS["save_checkpoint"]
     return call
 
 

@@ -14,102 +14,84 @@ from collections.abc import Iterable
 
 from lightcycle.errors import LifecycleError
 from lightcycle.states import declaration as ev
-from lightcycle.states.model import SEPARATOR
+from lightcycle.states.model import SEPARATOR, Trigger
 
-_SAVE = ("lc.save_checkpoint(path)",)
-_END = ("lc.end()",)  # (what leaving a `with lc.fit():` block calls)
-_FIT = ("lc.fit(...)",)  # (or lc.begin("fit"): every entry point has both forms)
-_TRAIN_BATCH = ("lc.train_batch_start(batch, batch_idx)", "lc.train_batch(batch, batch_idx)")
-_TRAINING_STEP = ("lc.training_step()",)
-_VALIDATION_START = ("lc.validation_start()",)
+_EVAL = (ev.VALIDATION, ev.TEST, ev.PREDICT)
 
-
-def _evaluation(e: ev.EvalTriggers) -> dict[str, tuple[str, ...]]:
-    """The calls that fire one evaluation loop's batch events."""
-    noun = e.noun
-    batch = (f"lc.{noun}_batch_start(batch, batch_idx)", f"lc.{noun}_batch(batch, batch_idx)")
-    return {
-        e.batch_transfer.name: batch,
-        e.batch_start.name: batch,
-        e.step.name: (f"lc.{noun}_step()",),
-        e.batch_end.name: (f"lc.{noun}_batch_end(outputs)",),
-    }
-
-
-CALLS: dict[str, tuple[str, ...] | None] = {
-    # opening a run: begin() fires the entry event and what follows it up to the first user call
-    ev.ENTRY["fit"].name: _FIT,
-    ev.SETUP.name: _FIT,
-    ev.CONFIGURE_OPTIMIZERS.name: _FIT,
-    ev.FIT_START.name: _FIT,
-    ev.ENTRY["validate"].name: ("lc.validate()",),
-    ev.ENTRY["test"].name: ("lc.test()",),
-    ev.ENTRY["predict"].name: ("lc.predict()",),
-    ev.TEST_DATALOADER.name: ("lc.test()",),
-    ev.PREDICT_DATALOADER.name: ("lc.predict()",),
+FIRES: tuple[tuple[str, tuple[Trigger, ...]], ...] = (
+    # opening a run: the entry point fires its events up to the first call the loop makes
+    ("lc.fit(...)", (ev.ENTRY["fit"], ev.SETUP, ev.CONFIGURE_OPTIMIZERS, ev.FIT_START)),
+    ("lc.validate()", (ev.ENTRY["validate"],)),
+    ("lc.test()", (ev.ENTRY["test"], ev.TEST_DATALOADER, ev.TEST.start, ev.TEST.epoch_start)),
+    ("lc.predict()", (ev.ENTRY["predict"], ev.PREDICT_DATALOADER, ev.PREDICT.start, ev.PREDICT.epoch_start)),
     # fit
-    ev.SANITY_CHECK_START.name: ("lc.sanity_check_start()",),
-    ev.SANITY_CHECK_END.name: ("lc.sanity_check_end()",),
-    ev.VAL_DATALOADER.name: _VALIDATION_START,
-    ev.VALIDATION_MODEL_ZERO_GRAD.name: _VALIDATION_START,
-    ev.VALIDATION.start.name: _VALIDATION_START,
-    ev.VALIDATION.epoch_start.name: _VALIDATION_START,
-    ev.VALIDATION.epoch_end.name: ("lc.validation_end()",),
-    ev.VALIDATION.end.name: ("lc.validation_end()",),
-    ev.VALIDATION_EXIT.name: ("lc.validation_end()",),
-    ev.TRAIN_DATALOADER.name: ("lc.train_start()", "lc.train_epoch_start()", "for epoch in lc.epochs(...)"),
-    ev.TRAIN_START.name: ("lc.train_start()", "lc.train_epoch_start()", "for epoch in lc.epochs(...)"),
-    ev.TRAIN_EPOCH_START.name: ("lc.train_epoch_start()", "for epoch in lc.epochs(...)"),
-    ev.TRAIN_BATCH_TRANSFER.name: _TRAIN_BATCH,
-    ev.TRAIN_BATCH_START.name: _TRAIN_BATCH,
-    ev.SKIP_REST_OF_EPOCH.name: _TRAIN_BATCH,
-    ev.OPTIMIZER_STEP.name: _TRAINING_STEP,
-    ev.TRAINING_STEP.name: _TRAINING_STEP,
-    ev.ZERO_GRAD.name: _TRAINING_STEP,
-    ev.BEFORE_OPTIMIZER_STEP.name: _TRAINING_STEP,
-    ev.OPTIMIZER_STEP_END.name: _TRAINING_STEP,
-    ev.MANUAL_TRAINING_STEP.name: _TRAINING_STEP,
-    ev.BACKWARD.name: ("lc.backward(loss)",),
-    ev.MANUAL_OPTIMIZER_STEP.name: ("lc.optimizer_step(optimizer)",),
-    ev.LR_SCHEDULER_STEP.name: ("lc.lr_scheduler_step(scheduler)",),
-    ev.TRAIN_BATCH_END.name: ("lc.train_batch_end(outputs)",),
-    ev.TRAIN_EPOCH_END.name: ("lc.train_epoch_end()",),
-    ev.TRAIN_END.name: ("lc.train_end()",),
-    ev.FIT_END.name: _END,
-    ev.TEARDOWN.name: _END,
-    ev.FINISH.name: _END,
+    ("lc.sanity_check_start()", (ev.SANITY_CHECK_START,)),
+    ("lc.sanity_check_end()", (ev.SANITY_CHECK_END,)),
+    ("lc.train_start()", (ev.TRAIN_DATALOADER, ev.TRAIN_START)),
+    ("lc.train_epoch_start()", (ev.TRAIN_DATALOADER, ev.TRAIN_START, ev.TRAIN_EPOCH_START)),
+    ("for epoch in lc.epochs(...)", (ev.TRAIN_DATALOADER, ev.TRAIN_START, ev.TRAIN_EPOCH_START)),
+    ("lc.train_batch_start(batch, batch_idx)", (ev.TRAIN_BATCH_TRANSFER, ev.TRAIN_BATCH_START, ev.SKIP_REST_OF_EPOCH)),
+    ("lc.train_batch(batch, batch_idx)", (ev.TRAIN_BATCH_TRANSFER, ev.TRAIN_BATCH_START, ev.SKIP_REST_OF_EPOCH)),
+    (
+        "lc.training_step()",
+        (
+            ev.OPTIMIZER_STEP,
+            ev.TRAINING_STEP,
+            ev.ZERO_GRAD,
+            ev.BEFORE_OPTIMIZER_STEP,
+            ev.OPTIMIZER_STEP_END,
+            ev.MANUAL_TRAINING_STEP,
+        ),
+    ),
+    ("lc.backward(loss)", (ev.BACKWARD,)),
+    ("lc.optimizer_step(optimizer)", (ev.MANUAL_OPTIMIZER_STEP,)),
+    ("lc.lr_scheduler_step(scheduler)", (ev.LR_SCHEDULER_STEP,)),
+    ("lc.train_batch_end(outputs)", (ev.TRAIN_BATCH_END,)),
+    (
+        "lc.validation_start()",
+        (ev.VAL_DATALOADER, ev.VALIDATION_MODEL_ZERO_GRAD, ev.VALIDATION.start, ev.VALIDATION.epoch_start),
+    ),
+    ("lc.validation_end()", (ev.VALIDATION.epoch_end, ev.VALIDATION.end, ev.VALIDATION_EXIT)),
+    ("lc.train_epoch_end()", (ev.TRAIN_EPOCH_END,)),
+    ("lc.train_end()", (ev.TRAIN_END,)),
     # evaluation batches, in every loop
-    **_evaluation(ev.VALIDATION),
-    **_evaluation(ev.TEST),
-    **_evaluation(ev.PREDICT),
-    # a test or predict run's loop starts with the run and ends with it
-    ev.TEST.start.name: None,
-    ev.TEST.epoch_start.name: None,
-    ev.TEST.epoch_end.name: _END,
-    ev.TEST.end.name: _END,
-    ev.PREDICT.start.name: None,
-    ev.PREDICT.epoch_start.name: None,
-    ev.PREDICT.epoch_end.name: _END,
-    ev.PREDICT.end.name: _END,
+    *((f"lc.{e.noun}_batch_start(batch, batch_idx)", (e.batch_transfer, e.batch_start)) for e in _EVAL),
+    *((f"lc.{e.noun}_batch(batch, batch_idx)", (e.batch_transfer, e.batch_start)) for e in _EVAL),
+    *((f"lc.{e.noun}_step()", (e.step,)) for e in _EVAL),
+    *((f"lc.{e.noun}_batch_end(outputs)", (e.batch_end,)) for e in _EVAL),
+    # closing a run (what leaving its `with` block calls); a test or predict loop ends with its run
+    (
+        "lc.end()",
+        (ev.FIT_END, ev.TEARDOWN, ev.FINISH, ev.TEST.epoch_end, ev.TEST.end, ev.PREDICT.epoch_end, ev.PREDICT.end),
+    ),
     # checkpoints: written by lc.save_checkpoint; a custom loop restores its own state
-    ev.COLLECT_STATE.name: _SAVE,
-    ev.COLLECT_DATAMODULE_STATE.name: _SAVE,
-    ev.SAVE_CHECKPOINT.name: _SAVE,
-    ev.SAVE_WEIGHTS.name: _SAVE,
-    ev.LOAD_CHECKPOINT.name: None,
-    ev.LOAD_DATAMODULE_STATE.name: None,
-    ev.LOAD_CALLBACK_STATES.name: None,
-    # not a call: the Trainer resumes epochs; an exception inside a run interrupts it
-    ev.RESUME_EPOCH.name: None,
-    ev.INTERRUPT.name: None,
-}
-"""Each declared event → the :class:`LoopDriver` calls that fire it (``None``: no call does).
+    ("lc.save_checkpoint(path)", (ev.COLLECT_STATE, ev.COLLECT_DATAMODULE_STATE, ev.SAVE_CHECKPOINT, ev.SAVE_WEIGHTS)),
+)
+"""Each :class:`LoopDriver` call and the declared events it fires (``lc.begin(fn)`` is ``lc.fit()`` & co.)."""
+
+NOT_CALLED = (ev.RESUME_EPOCH, ev.INTERRUPT, ev.LOAD_CHECKPOINT, ev.LOAD_DATAMODULE_STATE, ev.LOAD_CALLBACK_STATES)
+"""Declared events no driver call fires: the Trainer resumes epochs and restores checkpoints; an
+exception inside a run interrupts it."""
+
+
+def _by_event() -> dict[str, tuple[str, ...]]:
+    """:data:`FIRES` turned round: each event's calls, in the order :data:`FIRES` lists them."""
+    out: dict[str, tuple[str, ...]] = {t.name: () for t in NOT_CALLED}
+    for call, events in FIRES:
+        for event in events:
+            if call not in out.setdefault(event.name, ()):
+                out[event.name] += (call,)
+    return out
+
+
+CALLS = _by_event()
+"""Each declared event → the :class:`LoopDriver` calls that fire it, best first (empty: none does).
 
 Events a lifecycle adds (``LIFECYCLE.extend``) are fired with ``lc.fire(name, ...)``."""
 
 _OUTSIDE_FIT: dict[str, tuple[str, ...]] = {
-    ev.VALIDATION.epoch_end.name: _END,
-    ev.VALIDATION.end.name: _END,
+    ev.VALIDATION.epoch_end.name: ("lc.end()",),
+    ev.VALIDATION.end.name: ("lc.end()",),
     ev.VALIDATION.start.name: (),
     ev.VALIDATION.epoch_start.name: (),
 }
@@ -130,7 +112,7 @@ def calls_for(event: str, state: str) -> tuple[str, ...]:
         return _OUTSIDE_FIT[event]
     if event not in CALLS:
         return (f"lc.fire({event!r}, ...)",)  # an event the lifecycle was extended with
-    return CALLS[event] or ()
+    return CALLS[event]
 
 
 def next_calls(state: str, legal: Iterable[str]) -> list[str]:

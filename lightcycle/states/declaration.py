@@ -147,86 +147,70 @@ INTERRUPT = Trigger("interrupt", ("exception",), "any BaseException inside a run
 
 
 VALIDATION_MODEL_ZERO_GRAD = Trigger("validation_model_zero_grad", (), "in-fit validation only, not mid-accumulation")
-VALIDATION = EvalTriggers(
-    noun="validation",
-    entry="validate",
-    kind="val",
-    stage=RunningStage.VALIDATING,
-    loader=VAL_DATALOADER,
-    hooks=EvalHooks(
-        model_eval="on_validation_model_eval",
-        model_train="on_validation_model_train",
-        start="on_validation_start",
-        epoch_start="on_validation_epoch_start",
-        batch_start="on_validation_batch_start",
-        step="validation_step",
-        batch_end="on_validation_batch_end",
-        epoch_end="on_validation_epoch_end",
-        end="on_validation_end",
-        model_zero_grad="on_validation_model_zero_grad",
-    ),
-    start=Trigger("validation_start"),
-    epoch_start=Trigger("validation_epoch_start"),
-    batch_transfer=Trigger("validation_batch_transfer", _TRANSFER),
-    batch_start=Trigger("validation_batch_start", _EVAL_BATCH, optional_tail=True),
-    step=Trigger("validation_step", _EVAL_BATCH, optional_tail=True),
-    batch_end=Trigger("validation_batch_end", ("outputs", *_EVAL_BATCH), optional_tail=True),
-    epoch_end=Trigger("validation_epoch_end"),
-    end=Trigger("validation_end"),
-    model_zero_grad=VALIDATION_MODEL_ZERO_GRAD,
-)
-TEST = EvalTriggers(
-    noun="test",
-    entry="test",
-    kind="test",
-    stage=RunningStage.TESTING,
-    loader=TEST_DATALOADER,
-    hooks=EvalHooks(
-        model_eval="on_test_model_eval",
-        model_train="on_test_model_train",
-        start="on_test_start",
-        epoch_start="on_test_epoch_start",
-        batch_start="on_test_batch_start",
-        step="test_step",
-        batch_end="on_test_batch_end",
-        epoch_end="on_test_epoch_end",
-        end="on_test_end",
-    ),
-    start=Trigger("test_start"),
-    epoch_start=Trigger("test_epoch_start"),
-    batch_transfer=Trigger("test_batch_transfer", _TRANSFER),
-    batch_start=Trigger("test_batch_start", _EVAL_BATCH, optional_tail=True),
-    step=Trigger("test_step", _EVAL_BATCH, optional_tail=True),
-    batch_end=Trigger("test_batch_end", ("outputs", *_EVAL_BATCH), optional_tail=True),
-    epoch_end=Trigger("test_epoch_end"),
-    end=Trigger("test_end"),
-)
-PREDICT = EvalTriggers(
-    noun="predict",
-    entry="predict",
-    kind="predict",
-    stage=RunningStage.PREDICTING,
-    loader=PREDICT_DATALOADER,
-    hooks=EvalHooks(
-        model_eval="on_predict_model_eval",
-        model_train=None,  # Lightning has no on_predict_model_train hook
-        start="on_predict_start",
-        epoch_start="on_predict_epoch_start",
-        batch_start="on_predict_batch_start",
-        step="predict_step",
-        batch_end="on_predict_batch_end",
-        epoch_end="on_predict_epoch_end",
-        end="on_predict_end",
-    ),
-    start=Trigger("predict_start"),
-    epoch_start=Trigger("predict_epoch_start"),
-    batch_transfer=Trigger("predict_batch_transfer", _TRANSFER),
-    batch_start=Trigger("predict_batch_start", _EVAL_BATCH, optional_tail=True),
-    step=Trigger("predict_step", _EVAL_BATCH, optional_tail=True),
-    batch_end=Trigger("predict_batch_end", ("outputs", *_EVAL_BATCH), optional_tail=True),
-    epoch_end=Trigger("predict_epoch_end"),
-    end=Trigger("predict_end"),
-)
+
+# The evaluation loops' names, one column per loop (validation, test, predict), every one
+# written out so that grep finds it here.
+_EVAL_EVENT_NAMES = {
+    "start": ("validation_start", "test_start", "predict_start"),
+    "epoch_start": ("validation_epoch_start", "test_epoch_start", "predict_epoch_start"),
+    "batch_transfer": ("validation_batch_transfer", "test_batch_transfer", "predict_batch_transfer"),
+    "batch_start": ("validation_batch_start", "test_batch_start", "predict_batch_start"),
+    "step": ("validation_step", "test_step", "predict_step"),
+    "batch_end": ("validation_batch_end", "test_batch_end", "predict_batch_end"),
+    "epoch_end": ("validation_epoch_end", "test_epoch_end", "predict_epoch_end"),
+    "end": ("validation_end", "test_end", "predict_end"),
+}
+_EVAL_HOOK_NAMES = {
+    "model_eval": ("on_validation_model_eval", "on_test_model_eval", "on_predict_model_eval"),
+    "start": ("on_validation_start", "on_test_start", "on_predict_start"),
+    "epoch_start": ("on_validation_epoch_start", "on_test_epoch_start", "on_predict_epoch_start"),
+    "batch_start": ("on_validation_batch_start", "on_test_batch_start", "on_predict_batch_start"),
+    "step": ("validation_step", "test_step", "predict_step"),
+    "batch_end": ("on_validation_batch_end", "on_test_batch_end", "on_predict_batch_end"),
+    "epoch_end": ("on_validation_epoch_end", "on_test_epoch_end", "on_predict_epoch_end"),
+    "end": ("on_validation_end", "on_test_end", "on_predict_end"),
+}
+_EVAL_MODEL_TRAIN = ("on_validation_model_train", "on_test_model_train", None)  # Lightning has no predict one
+_EVAL_MODEL_ZERO_GRAD = ("on_validation_model_zero_grad", None, None)  # in fit only
+
+
+def _eval_loop(column: int, noun: str, entry: str, kind: str, stage: RunningStage, loader: Trigger) -> EvalTriggers:
+    """One evaluation loop's record, from its column of the name tables."""
+    event = {field: names[column] for field, names in _EVAL_EVENT_NAMES.items()}
+    hook = {field: names[column] for field, names in _EVAL_HOOK_NAMES.items()}
+    return EvalTriggers(
+        noun=noun,
+        entry=entry,
+        kind=kind,
+        stage=stage,
+        loader=loader,
+        hooks=EvalHooks(
+            model_eval=hook["model_eval"],
+            model_train=_EVAL_MODEL_TRAIN[column],
+            start=hook["start"],
+            epoch_start=hook["epoch_start"],
+            batch_start=hook["batch_start"],
+            step=hook["step"],
+            batch_end=hook["batch_end"],
+            epoch_end=hook["epoch_end"],
+            end=hook["end"],
+            model_zero_grad=_EVAL_MODEL_ZERO_GRAD[column],
+        ),
+        start=Trigger(event["start"]),
+        epoch_start=Trigger(event["epoch_start"]),
+        batch_transfer=Trigger(event["batch_transfer"], _TRANSFER),
+        batch_start=Trigger(event["batch_start"], _EVAL_BATCH, optional_tail=True),
+        step=Trigger(event["step"], _EVAL_BATCH, optional_tail=True),
+        batch_end=Trigger(event["batch_end"], ("outputs", *_EVAL_BATCH), optional_tail=True),
+        epoch_end=Trigger(event["epoch_end"]),
+        end=Trigger(event["end"]),
+        model_zero_grad=VALIDATION_MODEL_ZERO_GRAD if _EVAL_MODEL_ZERO_GRAD[column] else None,
+    )
+
+
+VALIDATION = _eval_loop(0, "validation", "validate", "val", RunningStage.VALIDATING, VAL_DATALOADER)
+TEST = _eval_loop(1, "test", "test", "test", RunningStage.TESTING, TEST_DATALOADER)
+PREDICT = _eval_loop(2, "predict", "predict", "predict", RunningStage.PREDICTING, PREDICT_DATALOADER)
 
 EVAL = {e.noun: e for e in (VALIDATION, TEST, PREDICT)}
 """The evaluation loops by noun."""
