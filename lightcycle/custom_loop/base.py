@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from lightcycle.errors import LifecycleError
+from lightcycle.custom_loop.errors import refusal
 from lightcycle.runtime.host import RunHost
 from lightcycle.runtime.training import TrainBatch
 from lightcycle.states import declaration as ev
@@ -102,7 +102,7 @@ class DriverBase(RunHost):
         can_fire = self._driver.can_fire
         if can_fire(trigger) or any(can_fire(t) for t in more):
             return
-        raise LifecycleError(self._driver.state, trigger.name, self._driver.legal())
+        raise refusal(self._driver.state, trigger.name, self._driver.legal())
 
     def _skip_hooks(self) -> frozenset[str]:
         return self._skip

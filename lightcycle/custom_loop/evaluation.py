@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from lightcycle.custom_loop.base import DriverBase
-from lightcycle.errors import LifecycleError, MisconfigurationException, SIGTERMException
+from lightcycle.custom_loop.errors import refusal
+from lightcycle.errors import MisconfigurationException, SIGTERMException
 from lightcycle.runtime.evaluation import EvalRun
 from lightcycle.runtime.rng import isolate_rng
 from lightcycle.states import declaration as ev
@@ -86,14 +87,14 @@ class EvaluationProtocol(DriverBase):
         requested it yet, then ``on_validation_model_eval`` and ``on_validation_start``,
         ``on_validation_epoch_start``.
         """
-        in_training = self._driver.can_fire(_VAL.model_zero_grad)  # between training batches
+        in_training = self._driver.can_fire(ev.VALIDATION_MODEL_ZERO_GRAD)  # between training batches
         if not in_training:
             self._require(_VAL.start)
         zero = zero_grad and in_training
         load = in_training and not self._val_requested
         sanity = self.state.stage is RunningStage.SANITY_CHECKING
         if zero:
-            self._fire(_VAL.model_zero_grad)
+            self._fire(ev.VALIDATION_MODEL_ZERO_GRAD)
         if load:
             self.val_dataloaders = self._fire(ev.VAL_DATALOADER)
             self._val_requested = True
@@ -104,7 +105,7 @@ class EvaluationProtocol(DriverBase):
         (the module's train mode is restored), then training resumes."""
         run = self._eval
         if run is None or run.events is not _VAL or self.state.fn is not TrainerFn.FITTING:
-            raise LifecycleError(self._driver.state, _VAL.epoch_end.name, self._driver.legal())
+            raise refusal(self._driver.state, _VAL.epoch_end.name, self._driver.legal())
         self._close_eval(run)
         if self._driver.can_fire(ev.VALIDATION_EXIT):
             self._fire(ev.VALIDATION_EXIT)
@@ -121,7 +122,7 @@ class EvaluationProtocol(DriverBase):
         """The open run of ``e``'s loop; else LifecycleError naming ``event`` (nothing fires)."""
         run = self._eval
         if run is None or run.events is not e:
-            raise LifecycleError(self._driver.state, event.name, self._driver.legal())
+            raise refusal(self._driver.state, event.name, self._driver.legal())
         return run
 
     def _eval_batch_start(self, e: ev.EvalTriggers, batch: Any, batch_idx: int, dataloader_idx: int | None) -> Any:

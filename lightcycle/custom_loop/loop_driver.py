@@ -9,8 +9,9 @@ each method fires one or a few declared events and keeps the counters and metric
 the Trainer keeps at the same points; nothing here names a hook.
 
 Every call is checked against the declaration: one the lifecycle does not allow where it
-is raises :class:`~lightcycle.errors.LifecycleError` (naming the state, the event and
-the legal events) before anything fires or changes.
+is raises :class:`~lightcycle.errors.LifecycleError` (naming the refused call, the state
+and the driver calls allowed next: :mod:`lightcycle.custom_loop.errors`) before anything
+fires or changes.
 
 Outline (``with`` scopes are shorthand for the ``begin``/``*_start``/``*_end`` calls)::
 
@@ -55,9 +56,10 @@ from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.core.module import LightningModule
 from lightcycle.core.optim import parse_optimizers
+from lightcycle.custom_loop.errors import LoopDriverLifecycleError, refusal
 from lightcycle.custom_loop.evaluation import EvaluationProtocol
 from lightcycle.custom_loop.training import TrainingProtocol
-from lightcycle.errors import LifecycleError, MisconfigurationException
+from lightcycle.errors import MisconfigurationException
 from lightcycle.precision import Precision, resolve_precision
 from lightcycle.runtime import steps
 from lightcycle.runtime.evaluation import EvalRun
@@ -209,6 +211,7 @@ class LoopDriver(TrainingProtocol, EvaluationProtocol):
         self._ebatch: Any = None
         self._eidx = 0
         self._edl: int | None = None
+        self._driver.refusal = refusal  # refused calls name the driver's methods, not the events
         self._fire = self._driver.fire
         self._hold_events()
         self._triggers = self._driver.table.triggers
@@ -464,7 +467,8 @@ class LoopDriver(TrainingProtocol, EvaluationProtocol):
     def _trigger(self, event: str | Trigger) -> Trigger:
         trigger = self._triggers.get(event) if isinstance(event, str) else event
         if trigger is None or self._triggers.get(trigger.name) != trigger:
-            raise LifecycleError(self._driver.state, str(getattr(event, "name", event)), self._driver.legal())
+            name = str(getattr(event, "name", event))
+            raise LoopDriverLifecycleError(self._driver.state, name, self._driver.legal(), declared=False)
         return trigger
 
     def fire(self, event: str | Trigger, *args: Any) -> Any:
@@ -492,6 +496,9 @@ class LoopDriver(TrainingProtocol, EvaluationProtocol):
         n = len(trigger.params)
         if len(args) != n and not (trigger.optional_tail and len(args) == n - 1):
             raise TypeError(f"event {trigger.name!r} takes {n} arguments {trigger.params}, got {len(args)}.")
+        if not self._driver.can_fire(trigger):  # named as called, not as the method that fires it
+            called = f"lc.fire({trigger.name!r}, ...)"
+            raise LoopDriverLifecycleError(self._driver.state, trigger.name, self._driver.legal(), called=called)
         return self._fire(trigger, *args)
 
     def event(self, event: str | Trigger) -> Callable[..., Any]:

@@ -114,6 +114,9 @@ class LifecycleDriver:
     Attributes:
         secondary_errors: failures raised by ``on_exception`` handlers during the
             last interruption (also attached as notes to the original exception).
+        refusal: builds the error for an illegal event from ``(state, event, legal
+            events)``; :class:`~lightcycle.errors.LifecycleError` unless a front end phrases
+            it in its own calls (:mod:`lightcycle.custom_loop.errors`).
     """
 
     def __init__(self, trainer: Any, lifecycle: Lifecycle = LIFECYCLE, *, checked: bool = False) -> None:
@@ -141,6 +144,7 @@ class LifecycleDriver:
         self._observers: list[Any] = []
         self._isolated_failures: list[tuple[str, BaseException]] = []
         self.secondary_errors: list[BaseException] = []
+        self.refusal: Callable[[str, str, tuple[str, ...]], Exception] = LifecycleError
         self._actions: dict[Action, Callable[[], None]] = {
             Action.CAPTURE_TRAIN_MODE: self._capture_train_mode,
             Action.RESTORE_TRAIN_MODE: self._restore_train_mode,
@@ -367,7 +371,7 @@ class LifecycleDriver:
         if self._checker is not None:
             self._checker.legal(trigger, source, step)
         if step is None:
-            raise LifecycleError(self.state, trigger.name, self.legal())
+            raise self.refusal(self.state, trigger.name, self.legal())
         n = len(trigger.params)
         if not n - trigger.optional_tail <= len(args) <= n:
             raise TypeError(f"event {trigger.name!r} takes the arguments {trigger.params}, got {len(args)} values")
