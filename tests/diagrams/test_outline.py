@@ -22,7 +22,7 @@ from lightcycle.diagrams.outline import outline
 from lightcycle.states import ANY, LIFECYCLE, Hook, Lifecycle, Target, Transition, Trigger
 from lightcycle.states import declaration as ev
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIT = outline(LIFECYCLE, ["fit"])
 HOOK_LINE = re.compile(r"^(?:\w+ = )?(?P<prefix>[\w|()]+)\.(?P<name>\w+)\(")
 
