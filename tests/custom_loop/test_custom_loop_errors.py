@@ -22,7 +22,7 @@ from lightcycle.errors import LifecycleError
 from lightcycle.states import LIFECYCLE
 from lightcycle.states import declaration as ev
 from lightcycle.states.table import TransitionTable
-from tests.test_custom_loop import _X, _Plain  # no steps: the custom loop is the step
+from tests.custom_loop.test_custom_loop import _X, _Plain  # no steps: the custom loop is the step
 
 CALL = re.compile(r"\blc\.(\w+)\(")
 
