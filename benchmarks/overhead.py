@@ -544,11 +544,12 @@ def _run_scaled(
     fw_name: str = "lightcycle",
     callbacks: int = 0,
     metrics: int = 0,
-    val_every: int = 0,
+    val_every: int | None = None,
 ) -> None:
     """A cell of the scaling table: the bare Trainer of (b)/(e) with ``callbacks`` per-batch
     callbacks, ``metrics`` logged scalars per step, and validation (2 batches) every
-    ``val_every`` training steps (0: once per epoch, which here is after the timed steps)."""
+    ``val_every`` training steps (0: once per epoch, which here is after the timed steps, so
+    what is left is the per-batch cost of having validation at all; ``None``: no validation)."""
     fw = _framework(fw_name)
     kwargs = _trainer_kwargs(total)
     if val_every:
@@ -559,9 +560,8 @@ def _run_scaled(
         callbacks=_callbacks(fw, callbacks),
         **kwargs,
     )
-    trainer.fit(
-        _configured_module(fw, clock, metrics=metrics), train_dataloaders=_loader(total), val_dataloaders=_loader(2)
-    )
+    val = _loader(2) if val_every is not None else None
+    trainer.fit(_configured_module(fw, clock, metrics=metrics), train_dataloaders=_loader(total), val_dataloaders=val)
 
 
 def _callbacks(fw: Any, n: int) -> list[Any]:
@@ -676,7 +676,7 @@ def child(
     total = warmup + steps + 1
     work: dict[str, Any] | None = REALISTIC_WORK if variant.startswith("realistic") else None
     if config is not None:
-        work = {"val_every": config.get("val_every", 0), "val_batches": 2}
+        work = {"val_every": config.get("val_every") or 0, "val_batches": 2}
     raw = _raw_blocks(device, steps + 2 * block + 40, sync, work) if paired else None
     clock = _Clock(warmup, steps, sync, block, raw)
     if config is not None:
@@ -687,7 +687,7 @@ def child(
             config.get("framework", "lightcycle"),
             config.get("callbacks", 0),
             config.get("metrics", 0),
-            config.get("val_every", 0),
+            config.get("val_every"),
         )
     else:
         RUNNERS[variant](clock, total, device)
