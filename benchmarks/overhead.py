@@ -871,36 +871,50 @@ validation rows run 2 validation batches each time, the paired raw loop too)."""
 
 
 def scaling(args: argparse.Namespace) -> str:
-    """lightcycle against Lightning, row by row, paired µs per step over raw; then import and
-    first-batch times."""
+    """lightcycle against Lightning, row by row, paired µs per step over raw (wall and process
+    CPU time); then import and first-batch times."""
     frameworks = [f for f in ("lightcycle", "lightning") if f == "lightcycle" or available("lightning")]
-    results: dict[tuple[str, str], list[float]] = {}
+    results: dict[tuple[str, str, str], list[float]] = {}
+    keys = (("paired_over_us", "wall"), ("paired_cpu_over_us", "process CPU time"))
     for r in range(args.repeats):
         for label, config in SCALING:
             for fw in frameworks if r % 2 == 0 else frameworks[::-1]:
                 out = measure("trainer", args, {**config, "framework": fw})
-                results.setdefault((label, fw), []).append(out["paired_over_us"])
-                print(
-                    f"repeat {r + 1}/{args.repeats} {label:<28} {fw:<10} {out['paired_over_us']:8.1f}", file=sys.stderr
-                )
+                for key, _ in keys:
+                    results.setdefault((label, fw, key), []).append(out[key])
+                done = f"repeat {r + 1}/{args.repeats} {label:<28} {fw:<10} {out['paired_cpu_over_us']:8.1f}"
+                print(done, file=sys.stderr, flush=True)
+    lines = [f"machine: {machine()}"]
+    for key, what in keys:
+        lines += _scaling_table(results, frameworks, key, what, args)
+    lines += ["", *startup_lines(args.repeats, frameworks)]
+    return "\n".join(lines)
+
+
+def _scaling_table(
+    results: dict[tuple[str, str, str], list[float]],
+    frameworks: list[str],
+    key: str,
+    what: str,
+    args: argparse.Namespace,
+) -> list[str]:
     lines = [
-        f"machine: {machine()}",
-        f"scaling: paired us/step over a raw loop doing the same validation work; median of {args.repeats} runs"
-        f" (lowest..highest); {args.steps} timed steps after {args.warmup}",
+        "",
+        f"scaling ({what}): paired us/step over a raw loop doing the same validation work; median of"
+        f" {args.repeats} runs (lowest..highest); {args.steps} timed steps after {args.warmup}",
         "",
         f"{'configuration':<28}{'lightcycle':>22}{'Lightning':>24}{'ratio':>8}",
     ]
     for label, _ in SCALING:
         cells = []
         for fw in frameworks:
-            v = results[(label, fw)]
+            v = results[(label, fw, key)]
             cells.append((statistics.median(v), min(v), max(v)))
         widths = (22, 24)[: len(cells)]
         text = "".join(f"{m:10.1f} ({lo:.1f}..{hi:.1f})".rjust(w) for (m, lo, hi), w in zip(cells, widths, strict=True))
         ratio = f"{cells[1][0] / cells[0][0]:8.1f}" if len(cells) > 1 and cells[0][0] > 0 else ""
         lines.append(f"{label:<28}{text}{ratio}")
-    lines += ["", *startup_lines(args.repeats, frameworks)]
-    return "\n".join(lines)
+    return lines
 
 
 def import_time(module: str) -> float:
