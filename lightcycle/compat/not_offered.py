@@ -85,7 +85,6 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.utilities.measure_flops": _HELPER,
     "lightning.pytorch.utilities.suggested_max_num_workers": _HELPER,
     "lightning.pytorch.utilities.data": _HELPER,
-    "lightning.pytorch.utilities.imports": _HELPER,
     "lightning.pytorch.utilities.memory": _HELPER,
     "lightning.pytorch.utilities.signature_utils": _HELPER,
     "lightning.pytorch.utilities.model_helpers.get_torchvision_model": _HELPER,
