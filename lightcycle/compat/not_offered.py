@@ -87,7 +87,6 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.utilities.data": _HELPER,
     "lightning.pytorch.utilities.memory": _HELPER,
     "lightning.pytorch.utilities.signature_utils": _HELPER,
-    "lightning.pytorch.utilities.model_helpers.get_torchvision_model": _HELPER,
     "lightning.pytorch.utilities.parsing.clean_namespace": _HELPER,
     "lightning.pytorch.utilities.parsing.collect_init_args": _HELPER,
     "lightning.pytorch.utilities.parsing.get_init_args": _HELPER,

@@ -1,4 +1,4 @@
-"""Optional-package flags (``lightning.pytorch.utilities.imports``) read as Lightning's do.
+"""Optional-package flags (``lightning.pytorch.utilities.imports``) read as Lightning's do; torchvision models by name.
 
 Programs guard optional imports with ``if _TORCHVISION_AVAILABLE:``; the flag must be true
 exactly when Lightning's is, in this environment, and a bound on the version must hold.
@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import importlib.metadata
 import operator
+import sys
+import types
 from unittest import mock
 
 import pytest
 import pytorch_lightning.utilities.imports as pl_imports
+import torch
 from lightning_utilities.core.imports import compare_version as pl_compare_version
+from pytorch_lightning.utilities.model_helpers import get_torchvision_model as pl_get
 
 from lightcycle.utilities import imports
 from lightcycle.utilities.imports import Requirement, compare_version
+from lightcycle.utilities.model_helpers import get_torchvision_model
 
 FLAGS = [name for name in dir(pl_imports) if name.startswith("_") and name.isupper() and not name.startswith("__")]
 
@@ -57,3 +62,40 @@ def test_compare_version_matches_lightnings() -> None:
 def test_an_unreadable_bound_names_the_fix() -> None:
     with pytest.raises(ValueError, match="digits and dots"):
         bool(Requirement("torch", "latest"))
+
+
+def test_get_torchvision_model_without_torchvision_fails_as_lightnings() -> None:
+    missing = Requirement("no_such_package_lightcycle_test")
+    with (
+        mock.patch("lightcycle.utilities.model_helpers._TORCHVISION_AVAILABLE", missing),
+        pytest.raises(ModuleNotFoundError, match="pip install torchvision"),
+    ):
+        get_torchvision_model("resnet18")
+    with (
+        mock.patch("pytorch_lightning.utilities.imports._TORCHVISION_AVAILABLE", missing),
+        pytest.raises(ModuleNotFoundError),
+    ):
+        pl_get("resnet18")
+
+
+@pytest.mark.parametrize("has_get_model", [True, False])
+def test_get_torchvision_model_builds_by_name(has_get_model: bool) -> None:
+    built: list[tuple[str, dict[str, object]]] = []
+
+    def resnet18(**kwargs: object) -> torch.nn.Module:
+        built.append(("resnet18", kwargs))
+        return torch.nn.Linear(2, 2)
+
+    models = types.ModuleType("torchvision.models")
+    models.resnet18 = resnet18  # type: ignore[attr-defined]
+    if has_get_model:  # torchvision >= 0.14 builds through get_model(name, **kwargs)
+        models.get_model = lambda name, **kwargs: getattr(models, name)(**kwargs)  # type: ignore[attr-defined]
+    package = types.ModuleType("torchvision")
+    package.models = models  # type: ignore[attr-defined]
+    with (
+        mock.patch.dict(sys.modules, {"torchvision": package, "torchvision.models": models}),
+        mock.patch("lightcycle.utilities.model_helpers._TORCHVISION_AVAILABLE", True),
+    ):
+        net = get_torchvision_model("resnet18", weights="DEFAULT", num_classes=2)
+    assert isinstance(net, torch.nn.Linear)
+    assert built == [("resnet18", {"weights": "DEFAULT", "num_classes": 2})]
