@@ -100,8 +100,6 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.utilities.types.LRSchedulerConfigType": _HELPER,
     "lightning.pytorch.utilities.types.OptimizerConfig": _HELPER,
     "lightning.pytorch.utilities.types.OptimizerLRSchedulerConfig": _HELPER,
-    "lightning.pytorch.callbacks.BasePredictionWriter": _NOT_YET_CALLBACK,
-    "lightning.pytorch.callbacks.prediction_writer": _NOT_YET_CALLBACK,
     "lightning.pytorch.callbacks.BatchSizeFinder": "the tuner is not supported yet",
     "lightning.pytorch.callbacks.batch_size_finder": "the tuner is not supported yet",
     "lightning.pytorch.callbacks.LearningRateFinder": "the tuner is not supported yet",
