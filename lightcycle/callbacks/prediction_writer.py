@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator, Sequence
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -26,8 +27,27 @@ if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule
     from lightcycle.runtime.host import RunHost
 
-WRITE_INTERVALS = ("batch", "epoch", "batch_and_epoch")
-"""The values ``write_interval`` takes (Lightning's ``WriteInterval``)."""
+
+class WriteInterval(str, Enum):
+    """When a :class:`BasePredictionWriter` writes (Lightning's enum; its values are the strings)."""
+
+    BATCH = "batch"
+    EPOCH = "epoch"
+    BATCH_AND_EPOCH = "batch_and_epoch"
+
+    @property
+    def on_batch(self) -> bool:
+        """Returns: whether ``write_on_batch_end`` is called."""
+        return self in (WriteInterval.BATCH, WriteInterval.BATCH_AND_EPOCH)
+
+    @property
+    def on_epoch(self) -> bool:
+        """Returns: whether ``write_on_epoch_end`` is called."""
+        return self in (WriteInterval.EPOCH, WriteInterval.BATCH_AND_EPOCH)
+
+
+WRITE_INTERVALS = tuple(interval.value for interval in WriteInterval)
+"""The values ``write_interval`` takes."""
 
 
 class _RecordingBatchSampler:
@@ -56,32 +76,22 @@ class BasePredictionWriter(Callback):
 
     Args:
         write_interval: ``"batch"`` (after each batch), ``"epoch"`` (once, with every
-            prediction) or ``"batch_and_epoch"``.
+            prediction) or ``"batch_and_epoch"``, or the :class:`WriteInterval` member.
 
     Raises:
         ValueError: ``write_interval`` is none of the three.
     """
 
-    def __init__(self, write_interval: str = "batch") -> None:
+    def __init__(self, write_interval: str | WriteInterval = "batch") -> None:
         if write_interval not in WRITE_INTERVALS:
             raise ValueError(
                 f"BasePredictionWriter(write_interval={write_interval!r}): use one of {', '.join(WRITE_INTERVALS)}"
             )
-        self.interval = write_interval
+        self.interval = WriteInterval(write_interval)
         self._recorders: list[_RecordingBatchSampler | None] = []
         self._loaders: list[DataLoader[Any]] = []
         self._predictions: list[list[Any]] = []
         self._batch_indices: list[list[list[int]]] = []
-
-    @property
-    def on_batch(self) -> bool:
-        """Returns: whether ``write_on_batch_end`` is called."""
-        return self.interval in ("batch", "batch_and_epoch")
-
-    @property
-    def on_epoch(self) -> bool:
-        """Returns: whether ``write_on_epoch_end`` is called."""
-        return self.interval in ("epoch", "batch_and_epoch")
 
     def write_on_batch_end(
         self,
@@ -163,16 +173,16 @@ class BasePredictionWriter(Callback):
     ) -> None:
         """Write the batch (``"batch"`` intervals) and keep it for the epoch write (``"epoch"`` intervals)."""
         indices = self._indices_of(dataloader_idx, batch_idx)
-        if self.on_epoch and dataloader_idx < len(self._predictions):
+        if self.interval.on_epoch and dataloader_idx < len(self._predictions):
             # Kept on the CPU, as Lightning keeps predictions, so a long run does not fill the device.
             self._predictions[dataloader_idx].append(move_data_to_device(outputs, torch.device("cpu")))
             self._batch_indices[dataloader_idx].append(indices)
-        if self.on_batch:
+        if self.interval.on_batch:
             self.write_on_batch_end(trainer, pl_module, outputs, indices, batch, batch_idx, dataloader_idx)
 
     def on_predict_epoch_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         """Write every prediction (``"epoch"`` intervals): one list, or a list per dataloader when several."""
-        if not self.on_epoch:
+        if not self.interval.on_epoch:
             return
         predictions: Sequence[Any] = self._predictions[0] if len(self._predictions) == 1 else self._predictions
         self.write_on_epoch_end(trainer, pl_module, predictions, self._batch_indices)

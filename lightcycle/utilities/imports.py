@@ -47,16 +47,20 @@ class Requirement:
         package: the distribution (and import) name, e.g. ``"torchvision"``.
         minimum: the lowest acceptable version, or ``None`` for any.
         below: the first version no longer accepted, or ``None`` for no upper bound.
+        module: the import name when it differs from the distribution's (``"sklearn"``).
     """
 
-    def __init__(self, package: str, minimum: str | None = None, below: str | None = None) -> None:
+    def __init__(
+        self, package: str, minimum: str | None = None, below: str | None = None, module: str | None = None
+    ) -> None:
         self.package = package
         self.minimum = minimum
         self.below = below
+        self.module = module or package
         self._met: bool | None = None
 
     def _check(self) -> bool:
-        if importlib.util.find_spec(self.package) is None:
+        if importlib.util.find_spec(self.module) is None:
             return False
         if self.minimum is None and self.below is None:
             return True
@@ -81,6 +85,40 @@ class Requirement:
 
     def __repr__(self) -> str:
         return f"Requirement({self.package!r}, minimum={self.minimum!r}, below={self.below!r})"
+
+
+_SPEC = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*)$")
+
+
+class RequirementCache(Requirement):
+    """A :class:`Requirement` written as a requirement string, as Lightning's ``RequirementCache`` takes it.
+
+    Args:
+        requirement: ``"package"``, ``"package>=1.2"``, ``"package>=1.2,<2"``.
+        module: the import name when it differs from the distribution's.
+
+    Raises:
+        ValueError: the string uses an operator other than ``>=`` and ``<`` (the message says so).
+    """
+
+    def __init__(self, requirement: str, module: str | None = None) -> None:
+        found = _SPEC.match(requirement)
+        if found is None:
+            raise ValueError(
+                f"RequirementCache({requirement!r}): write it as 'package', 'package>=1.2' or 'package>=1.2,<2'"
+            )
+        package, rest = found.groups()
+        minimum = below = None
+        for part in filter(None, (piece.strip() for piece in rest.split(","))):
+            if part.startswith(">="):
+                minimum = part[2:].strip()
+            elif part.startswith("<") and not part.startswith("<="):
+                below = part[1:].strip()
+            else:
+                raise ValueError(
+                    f"RequirementCache({requirement!r}): lightcycle reads the bounds '>=' and '<' only, not {part!r}"
+                )
+        super().__init__(package, minimum, below, module)
 
 
 def _bound(version: str) -> tuple[int, ...]:
@@ -120,4 +158,4 @@ _TORCHVISION_AVAILABLE = Requirement("torchvision")
 _RICH_AVAILABLE = Requirement("rich", "10.2.2")
 _OMEGACONF_AVAILABLE = Requirement("omegaconf")
 
-__all__ = ["Requirement", "compare_version"]
+__all__ = ["Requirement", "RequirementCache", "compare_version"]

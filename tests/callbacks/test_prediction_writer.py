@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks.prediction_writer import WriteInterval as PlWriteInterval
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 import lightcycle as lc
 from lightcycle.callbacks import BasePredictionWriter
+from lightcycle.callbacks.prediction_writer import WriteInterval
 from tests.kit import quiet
 
 
@@ -100,6 +102,14 @@ def test_an_iterable_dataset_gives_empty_indices_as_lightning() -> None:
         return seen
 
     assert run(lc) == run(pl)
+
+
+def test_the_interval_is_lightnings_enum() -> None:
+    for value in ("batch", "epoch", "batch_and_epoch"):
+        ours, theirs = BasePredictionWriter(value).interval, pl.callbacks.BasePredictionWriter(value).interval
+        assert (ours.value, ours.on_batch, ours.on_epoch) == (theirs.value, theirs.on_batch, theirs.on_epoch)
+        assert BasePredictionWriter(WriteInterval(value)).interval is WriteInterval(value)
+        assert PlWriteInterval(value).value == WriteInterval(value).value
 
 
 def test_a_bad_interval_names_the_choices() -> None:

@@ -19,7 +19,7 @@ from lightning_utilities.core.imports import compare_version as pl_compare_versi
 from pytorch_lightning.utilities.model_helpers import get_torchvision_model as pl_get
 
 from lightcycle.utilities import imports
-from lightcycle.utilities.imports import Requirement, compare_version
+from lightcycle.utilities.imports import Requirement, RequirementCache, compare_version
 from lightcycle.utilities.model_helpers import get_torchvision_model
 
 FLAGS = [name for name in dir(pl_imports) if name.startswith("_") and name.isupper() and not name.startswith("__")]
@@ -99,3 +99,14 @@ def test_get_torchvision_model_builds_by_name(has_get_model: bool) -> None:
         net = get_torchvision_model("resnet18", weights="DEFAULT", num_classes=2)
     assert isinstance(net, torch.nn.Linear)
     assert built == [("resnet18", {"weights": "DEFAULT", "num_classes": 2})]
+
+
+@pytest.mark.parametrize("spec", ["torch", "torch>=1.0", "torch>=99", "torch>=1.0,<99", "torch<1.0", "no_such_pkg_lc"])
+def test_requirement_cache_strings_agree_with_lightnings(spec: str) -> None:
+    assert bool(RequirementCache(spec)) == bool(pl_imports.RequirementCache(spec))
+
+
+def test_requirement_cache_with_an_import_name() -> None:
+    assert RequirementCache("pytorch-lightning", module="pytorch_lightning")
+    with pytest.raises(ValueError, match="'>=' and '<' only"):
+        RequirementCache("torch~=2.0")
