@@ -321,7 +321,7 @@ class TrainingEpochLoop:
         if self._automatic():
             auto, manual = step_counts(step, epoch_steps), step_counts(0, 0)
         else:
-            auto, manual = step_counts(0, 0), step_counts(step, epoch_steps)
+            auto, manual = step_counts(0, 0), step_counts(step, step)  # Lightning never resets this one
         zero_grad = {part: {**counts, "started": counts["ready"]} for part, counts in auto.items()}
         if self.trainer._saved_state().startswith(_IN_OPTIMIZER_STEP):
             for counts in auto.values():  # Lightning counts the step ready before the closure runs
@@ -345,12 +345,8 @@ class TrainingEpochLoop:
         Args:
             state: the checkpoint's ``loops["fit_loop"]`` (a key it lacks counts as zero this epoch).
         """
-        if self._automatic():
-            optim = state.get("epoch_loop.automatic_optimization.optim_progress", {}).get("optimizer", {})
-            steps_done = optim.get("step", {})
-        else:
-            steps_done = state.get("epoch_loop.manual_optimization.optim_step_progress", {})
-        self._steps_at_epoch_start = self.fit_loop.global_step - _completed(steps_done, "current")
+        optim = state.get("epoch_loop.automatic_optimization.optim_progress", {}).get("optimizer", {})
+        self._steps_at_epoch_start = self.fit_loop.global_step - _completed(optim.get("step", {}), "current")
         scheduler = state.get("epoch_loop.scheduler_progress", {})
         self._scheduler_steps = _completed(scheduler, "total")
         self._scheduler_steps_at_epoch_start = self._scheduler_steps - _completed(scheduler, "current")
