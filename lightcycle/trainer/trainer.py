@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import torch
 
-import lightcycle.trainer.flags as flags  # (not `from lightcycle.trainer import`: that imports the package)
+import lightcycle.trainer.flags as flags  # the module, not an attribute of the half-built package
 from lightcycle._foreign import hook_base, is_kind
 from lightcycle._hooks import is_base_hook, is_overridden
 from lightcycle.callbacks.callback import Callback

@@ -100,3 +100,43 @@ def test_fit_validation_loop_state_dict_round_trip() -> None:
     fresh = LC.Trainer(**BASE_KWARGS).fit_loop.epoch_loop.val_loop
     fresh.load_state_dict(saved)
     assert fresh.state_dict() == saved
+
+
+def _epoch_progress_seen(pl: types.ModuleType) -> list[tuple[Any, ...]]:
+    """``fit_loop.epoch_progress`` at several hooks of a two-epoch fit, and after it."""
+    seen: list[tuple[Any, ...]] = []
+
+    def record(where: str, trainer: Any) -> None:
+        p = trainer.fit_loop.epoch_progress
+        totals = (p.total.ready, p.total.started, p.total.processed, p.total.completed)
+        seen.append((where, *totals, p.current.completed))
+
+    class Watch(pl.Callback):  # type: ignore[name-defined,misc]
+        def on_sanity_check_end(self, trainer: Any, module: Any) -> None:
+            record("sanity_check_end", trainer)
+
+        def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
+            record("train_batch_end", trainer)
+
+        def on_validation_end(self, trainer: Any, module: Any) -> None:
+            record("validation_end", trainer)
+
+        def on_train_epoch_end(self, trainer: Any, module: Any) -> None:
+            record("train_epoch_end", trainer)
+
+        def on_train_end(self, trainer: Any, module: Any) -> None:
+            record("train_end", trainer)
+
+    ns = build(pl)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = pl.Trainer(
+            **{**BASE_KWARGS, **RUN}, callbacks=[Watch()], default_root_dir=tempfile.mkdtemp(prefix="lc_loops_")
+        )
+        trainer.fit(ns.RecModule())
+    record("after_fit", trainer)
+    return seen
+
+
+def test_epoch_progress_equals_live_lightning() -> None:
+    assert _epoch_progress_seen(LC) == _epoch_progress_seen(PL)

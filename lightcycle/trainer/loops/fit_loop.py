@@ -22,10 +22,13 @@ from lightcycle.states import declaration as ev
 from lightcycle.states.stages import RunningStage, TrainerFn
 from lightcycle.trainer.flags import reload_due, sequential_loaders
 from lightcycle.trainer.loops.data import load_loaders
+from lightcycle.trainer.loops.progress import EpochProgress, Tracker
 from lightcycle.trainer.loops.training_epoch_loop import TrainingEpochLoop
 
 if TYPE_CHECKING:
     from lightcycle.trainer.trainer import Trainer
+
+_IN_EPOCH = "fit.train.epoch."  # the states of a training epoch, up to its on_train_epoch_end
 
 
 class FitLoop(FitLoopProgress):
@@ -60,6 +63,15 @@ class FitLoop(FitLoopProgress):
     def epoch_loop(self) -> TrainingEpochLoop:
         """The loop of one training epoch (Lightning's ``fit_loop.epoch_loop``)."""
         return self._epoch_loop
+
+    @property
+    def epoch_progress(self) -> EpochProgress:
+        """Lightning's ``fit_loop.epoch_progress`` from the counters (an epoch is started while its batches run)."""
+        processed, completed = self.epochs_processed, self.epochs_completed
+        in_epoch = processed == completed and self.trainer._driver.state.startswith(_IN_EPOCH)
+        started = processed + 1 if in_epoch else processed
+        counts = Tracker(ready=started, started=started, processed=processed, completed=completed)
+        return EpochProgress(total=counts, current=counts)
 
     @property
     def done(self) -> bool:

@@ -11,8 +11,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 _BATCH_KEYS = ("ready", "started", "processed", "completed")
 _STEP_KEYS = ("ready", "completed")
+
+
+@attrs.frozen
+class Tracker:
+    """One of Lightning's counters, read-only: how many were ready, started, processed, completed."""
+
+    ready: int
+    started: int
+    processed: int
+    completed: int
+
+
+@attrs.frozen
+class EpochProgress:
+    """Lightning's ``fit_loop.epoch_progress``, read-only: epochs in total and in the current fit."""
+
+    total: Tracker
+    current: Tracker
 
 
 class BatchProgress:
