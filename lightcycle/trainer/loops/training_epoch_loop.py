@@ -218,7 +218,7 @@ class TrainingEpochLoop:
         t = self.trainer
         if validate and self._should_check_val():
             if not self.fit_loop.should_accumulate(t.accumulate_grad_batches, t.num_training_batches):
-                t._driver.fire(ev.EVAL["validation"].model_zero_grad)
+                t._driver.fire(ev.VALIDATION_MODEL_ZERO_GRAD)
             self._run_validation()
             t._driver.fire(ev.VALIDATION_EXIT)
         if t.lr_scheduler_configs:  # (returns at once without schedulers)
