@@ -68,14 +68,6 @@ class TrainingEpochLoop:
         return self.fit_loop.global_step
 
     @property
-    def max_steps(self) -> int:
-        return self.fit_loop.max_steps
-
-    @property
-    def min_steps(self) -> int | None:
-        return self.fit_loop.min_steps
-
-    @property
     def _batches_that_stepped(self) -> int:
         """Batches after which the optimizer stepped: the step Lightning's loggers and LearningRateMonitor use."""
         return self.fit_loop.batches_that_stepped
