@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import lightcycle.callbacks.rich_progress as rich_progress  # the module: its rich_available is looked up at each call
 from lightcycle._foreign import is_kind
 from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
@@ -11,7 +12,6 @@ from lightcycle.callbacks.model_summary import ModelSummary
 from lightcycle.callbacks.monitoring import is_checkpoint
 from lightcycle.callbacks.progress import ProgressBar
 from lightcycle.callbacks.rich_model_summary import RichModelSummary
-from lightcycle.callbacks.rich_progress import RichProgressBar, rich_available
 from lightcycle.callbacks.tqdm_progress import TQDMProgressBar
 from lightcycle.compat.run_trace import recorders_from_env
 from lightcycle.errors import InvalidTypeError, MisconfigurationException
@@ -64,7 +64,7 @@ def initial_callbacks(
     has_bar = any(is_kind(cb, ProgressBar, "ProgressBar") for cb in out)
     if progress_bar and not has_bar:
         # Lightning's choice (callback_connector): the rich bar when rich >= 10.2.2 is installed.
-        out.append(RichProgressBar() if rich_available() else TQDMProgressBar())
+        out.append(rich_progress.RichProgressBar() if rich_progress.rich_available() else TQDMProgressBar())
     elif not progress_bar and has_bar:
         raise MisconfigurationException(
             "Trainer was configured with enable_progress_bar=False but found a progress bar in callbacks. "
@@ -72,5 +72,5 @@ def initial_callbacks(
         )
     if model_summary and not any(is_kind(cb, ModelSummary, "ModelSummary") for cb in out):
         # Lightning's choice: the rich table when rich >= 10.2.2 is installed.
-        out.append(RichModelSummary() if rich_available() else ModelSummary())
+        out.append(RichModelSummary() if rich_progress.rich_available() else ModelSummary())
     return out
