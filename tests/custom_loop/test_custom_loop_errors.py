@@ -22,8 +22,10 @@ from lightcycle.errors import LifecycleError
 from lightcycle.states import LIFECYCLE
 from lightcycle.states import declaration as ev
 from lightcycle.states.table import TransitionTable
-from tests.test_custom_loop import _X, _Plain  # no steps: the custom loop is the step
+from tests import kit
 
+_Plain = kit.plain_module_class(lightcycle, width=2)  # no steps: the custom loop is the step
+_X = torch.ones(2, 2)
 CALL = re.compile(r"\blc\.(\w+)\(")
 
 

@@ -21,8 +21,8 @@ from lightcycle.diagrams.labels import PREFIX
 from lightcycle.diagrams.outline import outline
 from lightcycle.states import ANY, LIFECYCLE, Hook, Lifecycle, Target, Transition, Trigger
 from lightcycle.states import declaration as ev
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 FIT = outline(LIFECYCLE, ["fit"])
 HOOK_LINE = re.compile(r"^(?:\w+ = )?(?P<prefix>[\w|()]+)\.(?P<name>\w+)\(")
 
