@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,14 @@ def _rank_traces(out: Path) -> dict[str, list[dict[str, Any]]]:
 
 def _run(impl: str, scenario: str, out: Path, torchrun: bool = False) -> tuple[int, dict[int, dict[str, Any]]]:
     """Run the program self-launched (``python program.py``) or under ``torchrun --standalone``."""
+    rc, ranks, _ = _run_full(impl, scenario, out, torchrun)
+    return rc, ranks
+
+
+def _run_full(
+    impl: str, scenario: str, out: Path, torchrun: bool = False
+) -> tuple[int, dict[int, dict[str, Any]], str]:
+    """:func:`_run`, and the launcher's stderr (torchrun reports each rank's exit status there)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for key in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR", "TORCHELASTIC_RUN_ID"):
         env.pop(key, None)
@@ -46,7 +55,7 @@ def _run(impl: str, scenario: str, out: Path, torchrun: bool = False) -> tuple[i
     command = [*(launcher if torchrun else [sys.executable]), str(PROGRAM), impl, str(out), scenario]
     proc = subprocess.run(command, env=env, capture_output=True, timeout=150)
     ranks = {r: json.loads((out / f"{impl}.rank{r}.json").read_text()) for r in (0, 1)}
-    return proc.returncode, ranks
+    return proc.returncode, ranks, proc.stderr.decode(errors="replace")
 
 
 def _hooks(record: dict[str, Any]) -> list[tuple[str, str, str | None]]:
@@ -79,8 +88,65 @@ def test_two_rank_fit_matches_lightning(tmp_path: Path) -> None:
         assert verify_trace(events).ok
         assert {e["ctx"]["world_size"] for e in events} == {2}
     assert verify_ranks(traces) == []
-    barriers = [e["args"].get("name") for e in next(iter(traces.values())) if e["src"] == "strategy"]
-    assert "Trainer.save_checkpoint" in barriers and "train_dataloader()" in barriers
+    for events in traces.values():
+        barriers = [e["args"].get("name") for e in events if e["src"] == "strategy" and e["hook"] == "barrier"]
+        assert "Trainer.save_checkpoint" in barriers and "train_dataloader()" in barriers
+        # every rank waits for rank 0's prepare_data, then Lightning's pre_setup barrier, before any setup hook
+        assert barriers[:3] == ["prepare_data", "pre_setup", "post_setup"]
+        order = [(e["src"], e["hook"], e["args"].get("name")) for e in events]
+        assert order.index(("strategy", "barrier", "pre_setup")) < order.index(("callback", "setup", None))
+    rank0 = [(e["src"], e["hook"]) for e in next(iter(traces.values()))]
+    assert rank0.index(("module", "prepare_data")) < rank0.index(("strategy", "barrier"))
+
+
+def test_prepare_data_failing_on_rank0_releases_the_waiting_rank(tmp_path: Path) -> None:
+    """Lightning's rank 1 waits for rank 0's prepare_data with no timeout and so hangs for ever here."""
+    rc, ours = _run("lightcycle", "fail_prepare", tmp_path)
+    assert rc == 1 and ours[0]["children_exit"] == [1]
+    assert ours[0]["exception"] == "ValueError: no data on rank 0"
+    assert ours[1]["exception"] == (
+        "RankFailedError: rank 0 raised ValueError: no data on rank 0. "
+        "This rank stopped while it waited for the other ranks."
+    )
+    for rank in (0, 1):
+        assert [e["hook"] for e in ours[rank]["events"]][-1] == "on_exception"
+        assert "setup" not in [e["hook"] for e in ours[rank]["events"]]
+    traces = _rank_traces(tmp_path)
+    assert verify_ranks(traces) == [] and all(verify_trace(events).ok for events in traces.values())
+
+
+@pytest.mark.parametrize("torchrun", [False, True], ids=["selflaunch", "torchrun"])
+def test_sigterm_to_one_rank_stops_every_rank_with_143(tmp_path: Path, torchrun: bool) -> None:
+    """Rank 1 alone gets SIGTERM after batch 1: the ranks agree before batch 2, all exit 143.
+
+    Lightning broadcasts rank 0's flag only: its rank 1 raises alone and rank 0 waits in the
+    next collective. Lightning's ranks also exit 0 where the spec (and lightcycle) say 143.
+    """
+    rc, ours, stderr = _run_full("lightcycle", "sigterm_rank1", tmp_path, torchrun=torchrun)
+    if torchrun:  # the agent reports each rank's exit status
+        assert rc != 0
+        statuses = dict(re.findall(r"rank\s*:\s*(\d) \(local_rank: \d\)\s*exitcode\s*:\s*(-?\d+)", stderr))
+        assert statuses == {"0": "143", "1": "143"}, stderr[-3000:]
+    else:
+        assert rc == 143 and ours[0]["children_exit"] == [143]
+    traces = _rank_traces(tmp_path)
+    for rank in (0, 1):
+        record = ours[rank]
+        assert record["exception"] == "SIGTERMException: 143"
+        assert record["state"]["status"] == "interrupted" and record["state"]["global_step"] == 2
+        hooks = [e["hook"] for e in record["events"]]
+        assert hooks[-1] == "on_exception" and hooks.count("on_exception") == 1
+        # batch 2 never started on either rank: the decision came before it
+        assert [
+            e["args"].get("batch_idx")
+            for e in record["events"]
+            if e["hook"] == "on_train_batch_start" and e["src"] == "module"
+        ] == [0, 1]
+    for events in traces.values():
+        assert verify_trace(events).ok
+        last = events[-1]
+        assert (last["hook"], last["args"]["exception"]) == ("on_exception", "SIGTERMException: 143")
+    assert verify_ranks(traces) == []  # no collective after the agreement, the same ones before it
 
 
 @pytest.mark.parametrize(("failing", "torchrun"), [(0, False), (1, True)], ids=["rank0-selflaunch", "rank1-torchrun"])
@@ -257,7 +323,13 @@ def test_the_strategy_steps_are_declared_at_lightnings_places() -> None:
         }
 
     for fn in ("fit", "validate", "test", "predict"):
-        assert Action.SETUP_ENVIRONMENT in actions(ev.SETUP, fn)  # before prepare_data and the setup hooks
+        # the process group before prepare_data; every rank waits for it before the setup hooks
+        assert Action.SETUP_ENVIRONMENT in actions(ev.PREPARE_DATA, fn)
+        assert Action.PREPARE_DATA_BARRIER in actions(ev.PREPARE_DATA, fn)
+        (prepare,) = [
+            t for t in LIFECYCLE.transitions if t.trigger is ev.PREPARE_DATA and t.source == (f"{fn}.configuring",)
+        ]
+        assert prepare.dest == f"{fn}.prepared" and [h.name for h in prepare.hooks] == ["prepare_data", "prepare_data"]
     assert Action.STRATEGY_SETUP in actions(ev.CONFIGURE_OPTIMIZERS, "fit")  # wrap, then configure_optimizers
     assert Action.STRATEGY_TEARDOWN in actions(ev.FIT_END, "fit")  # unwrap before on_fit_end
     for fn in ("validate", "test", "predict"):

@@ -345,6 +345,7 @@ class LoopDriver(RunHost):
         fire = self._fire
         self._attach_model_callbacks(fire(ev.ENTRY[fn.value]))
         self._hold_events()  # the callbacks are final now
+        fire(ev.PREPARE_DATA)
         fire(ev.SETUP, fn)
         self._results.reset_run()
         self._eval_steps.reset()

@@ -43,6 +43,7 @@ def run_fit(t: Trainer, ckpt_path: str | None) -> None:
     fire = t._driver.fire
     t._attach_model_callbacks(fire(ev.ENTRY["fit"]))
     t.fit_loop.resume = None
+    fire(ev.PREPARE_DATA)
     fire(ev.SETUP, TrainerFn.FITTING)
     checkpoint = t._checkpoints.restore_start(ckpt_path) if ckpt_path is not None else None
     t._results.reset_run()
@@ -139,7 +140,7 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
     manual_step = precision.wrap_step(t._driver.caller(ev.MANUAL_TRAINING_STEP), precision.train_step_context)
     accumulate = t.accumulate_grad_batches
     automatic_step: steps.AutomaticStep | None = None
-    items = iter(batches)
+    items = t.strategy.train_batches(iter(batches), t)  # under DDP: the SIGTERM decision before each batch
     while not _epoch_done(t):
         try:
             batch_idx, batch = next(items)
@@ -185,7 +186,7 @@ def _run_epoch(t: Trainer, loader: Iterable[Any]) -> None:
     if _ready_reached(t) and not loop.restarting:  # Lightning: no plateau step at the end of a restarted epoch
         _update_schedulers(t, "epoch", plateau=True)
     loop.epochs_completed += 1
-    if t.received_sigterm:
+    if t.strategy.agree_sigterm(t):
         raise SIGTERMException()
 
 
@@ -372,6 +373,7 @@ def run_eval_entry(t: Trainer, fn: TrainerFn, ckpt_path: str | None) -> Any:
     fire = t._driver.fire
     e = ev.EVAL_OF_ENTRY[fn.value]
     t._attach_model_callbacks(fire(ev.ENTRY[fn.value]))
+    fire(ev.PREPARE_DATA)
     fire(ev.SETUP, fn)
     if ckpt_path is not None:
         checkpoint = t._checkpoints.restore_start(ckpt_path)

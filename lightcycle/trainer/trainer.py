@@ -423,8 +423,7 @@ class Trainer(RunHost):
     def _bind(self) -> None:
         """Compile the run's hooks (at its start and after ``configure_callbacks``)."""
         skip = frozenset(f"{kind}_dataloader" for kind in self._explicit)
-        if self.strategy.local_rank != 0:
-            skip |= {"prepare_data"}  # Lightning: prepare_data on local rank 0 of each node only
+        skip |= self.strategy.prepare_data_skips(self.lightning_module, self.datamodule)
         self._driver.bind(
             self.lightning_module,
             self.callbacks,
@@ -454,6 +453,7 @@ class Trainer(RunHost):
     def _run(self, body: Any) -> Any:
         self.state.status = TrainerStatus.RUNNING
         self.received_sigterm = False
+        self.strategy.sigterm_pending = False
         self._interrupted_from = None
         driver = self._driver
         strategy = self.strategy
@@ -482,6 +482,17 @@ class Trainer(RunHost):
     def _setup_environment(self) -> None:
         """The declared ``setup_environment`` action: the process group exists before ``prepare_data``."""
         self.strategy.setup_environment()
+
+    def _prepare_data_barrier(self) -> None:
+        """The declared ``prepare_data_barrier`` action: every rank waits for local rank 0's ``prepare_data``."""
+        from lightcycle.core.datamodule import LightningDataModule
+
+        datamodule = self.datamodule
+        prepared = is_overridden("prepare_data", self.lightning_module, _module_base()) or (
+            datamodule is not None
+            and is_overridden("prepare_data", datamodule, hook_base(datamodule, LightningDataModule))
+        )
+        self.strategy.prepare_data_barrier(prepared)
 
     def _strategy_setup(self) -> None:
         """The declared ``strategy_setup`` action (after ``configure_model``; fit: before ``configure_optimizers``)."""
