@@ -335,3 +335,103 @@ def test_the_strategy_steps_are_declared_at_lightnings_places() -> None:
     for fn in ("validate", "test", "predict"):
         assert Action.STRATEGY_SETUP in actions(ev.SETUP, fn)
         assert Action.STRATEGY_TEARDOWN in actions(ev.TEARDOWN, fn)
+
+
+RESUME_PROGRAM = Path(__file__).with_name("ddp_resume_program.py")
+
+
+def _resume_run(root: Path, mode: str) -> int:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for key in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR", "TORCHELASTIC_RUN_ID"):
+        env.pop(key, None)
+    command = [sys.executable, str(RESUME_PROGRAM), str(root), mode, "1"]  # each rank seeds itself: seed + rank
+    return subprocess.run(command, env=env, capture_output=True, timeout=150).returncode
+
+
+def test_two_rank_run_killed_with_sigkill_resumes_bitwise(tmp_path: Path) -> None:
+    """tests/exact_resume.py's run (dropout, shuffling, Adam, StepLR, a checkpoint every step) on 2 ranks.
+
+    Every rank SIGKILLs itself after the checkpoint of epoch 1, batch 1; a new 2-rank fit from
+    ``"last"`` ends with each rank's weights, optimizer and scheduler bitwise equal to the
+    uninterrupted run's. The ranks seed themselves differently, so their dropout draws differ:
+    each rank must resume from its own RNG state, not rank 0's.
+    """
+    import torch
+
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert _resume_run(full, "full") == 0
+    assert _resume_run(cut, "kill") == -9  # rank 0 (the launching process) died by SIGKILL
+    assert not list(cut.glob("kill.rank*.pt"))  # no rank finished
+    assert (cut / "ckpts" / "last.ckpt").exists()
+    saved = torch.load(cut / "ckpts" / "last.ckpt", weights_only=False)
+    assert saved["global_step"] == 5 and len(saved["loops"]["fit_loop"]["rank_rng"]) == 2
+    assert _resume_run(cut, "resume") == 0
+    for rank in (0, 1):
+        expected = torch.load(full / f"full.rank{rank}.pt", weights_only=False)
+        got = torch.load(cut / f"resume.rank{rank}.pt", weights_only=False)
+        assert got["global_step"] == expected["global_step"] == 9
+        for name, tensor in expected["weights"].items():
+            assert torch.equal(got["weights"][name], tensor), (rank, name)
+        for key, value in expected["optimizer"]["state"].items():
+            for field, tensor in value.items():
+                assert torch.equal(got["optimizer"]["state"][key][field], tensor), (rank, key, field)
+        assert got["scheduler"] == expected["scheduler"]
+
+
+LOOP_PROGRAM = Path(__file__).with_name("ddp_loop_program.py")
+
+
+def _loop_run(out: Path, scenario: str, impl: str) -> tuple[int, dict[int, dict[str, Any]]]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for key in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR", "TORCHELASTIC_RUN_ID"):
+        env.pop(key, None)
+    command = [sys.executable, str(LOOP_PROGRAM), str(out), scenario, impl]
+    proc = subprocess.run(command, env=env, capture_output=True, timeout=150)
+    return proc.returncode, {r: json.loads((out / f"{impl}.rank{r}.json").read_text()) for r in (0, 1)}
+
+
+def test_loop_driver_under_ddp_trains_as_the_trainer_does(tmp_path: Path) -> None:
+    """The same module and schedule through LoopDriver(strategy=DDPStrategy, devices=2) and Trainer(...)."""
+    rc_loop, loop = _loop_run(tmp_path, "fit", "loop")
+    rc_trainer, trainer = _loop_run(tmp_path, "fit", "trainer")
+    assert rc_loop == rc_trainer == 0 and loop[0]["children_exit"] == [0]
+    for rank in (0, 1):
+        assert loop[rank]["world_size"] == 2 and loop[rank]["wrapped"] == ["DistributedDataParallel"]
+        assert loop[rank]["seen"] == trainer[rank]["seen"]  # the same distributed sampler, epoch by epoch
+        assert loop[rank]["weights"] == trainer[rank]["weights"]  # bitwise
+    assert loop[0]["weights"] == loop[1]["weights"]
+    assert (loop[0]["prepared"], loop[1]["prepared"]) == (True, False)  # prepare_data on local rank 0 only
+    for epoch in (0, 1):  # each epoch the ranks share the 16 samples out, and the order changes
+        halves = [loop[r]["seen"][epoch * 8 : (epoch + 1) * 8] for r in (0, 1)]
+        assert sorted(halves[0] + halves[1]) == list(range(16))
+    assert loop[0]["seen"][:8] != loop[0]["seen"][8:]
+    traces = {str(p): load_trace(p) for p in sorted(tmp_path.glob("loop.trace.rank*.jsonl"))}
+    assert len(traces) == 2 and verify_ranks(traces) == []
+    assert all(verify_trace(events).ok for events in traces.values())
+
+
+def test_loop_driver_under_ddp_one_rank_raises_and_is_named(tmp_path: Path) -> None:
+    rc, loop = _loop_run(tmp_path, "fail_rank1", "loop")
+    assert rc == 1 and loop[0]["children_exit"] == [1]
+    assert loop[1]["exception"] == "ValueError: boom in the loop on rank 1"
+    assert loop[0]["exception"].startswith("RankFailedError: rank 1 raised ValueError: boom in the loop on rank 1")
+    assert loop[0]["status"] == loop[1]["status"] == "interrupted"
+
+
+def test_loop_driver_with_several_devices_needs_a_distributed_strategy() -> None:
+    import torch
+
+    import lightcycle as L
+    from lightcycle import LoopDriver
+
+    class Tiny(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+    with pytest.raises(MisconfigurationException, match="strategy='ddp'"):
+        LoopDriver(Tiny(), devices=2)
+    with pytest.raises(MisconfigurationException, match="devices=0"):
+        LoopDriver(Tiny(), devices=0)
+    with pytest.raises(MisconfigurationException, match=r"ddp_spawn.*use strategy='ddp'"):
+        LoopDriver(Tiny(), strategy="ddp_spawn", devices=2)

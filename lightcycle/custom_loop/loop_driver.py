@@ -53,9 +53,11 @@ import torch
 from lightcycle._foreign import is_kind
 from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
+from lightcycle.custom_loop.distributed import DistributedSteps, begin_distributed, make_strategy, processed
 from lightcycle.errors import LifecycleError, MisconfigurationException, SIGTERMException
 from lightcycle.precision import Precision, resolve_precision
 from lightcycle.runtime import steps
+from lightcycle.runtime.data import set_sampler_epoch
 from lightcycle.runtime.evaluation import EvalRun
 from lightcycle.runtime.host import RunHost
 from lightcycle.runtime.progress import FitLoopProgress
@@ -65,7 +67,6 @@ from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Lifecycle, Trigger
 from lightcycle.states.stages import RunningStage, TrainerFn, TrainerStatus
-from lightcycle.strategies.strategy import SingleDeviceStrategy
 
 if TYPE_CHECKING:
     from lightcycle.core.datamodule import LightningDataModule
@@ -123,7 +124,7 @@ class _Epochs:
         return lc.current_epoch
 
 
-class LoopDriver(RunHost):
+class LoopDriver(DistributedSteps, RunHost):
     """The lifecycle of fit, validate, test and predict, driven from your own loop.
 
     It is also the ``trainer`` every callback receives: ``current_epoch``,
@@ -162,6 +163,11 @@ class LoopDriver(RunHost):
             autocast device is ``device``'s type, default CPU).
         checked: run the ``transitions`` machine in lockstep (tests; default from the
             environment variable ``LIGHTCYCLE_CHECKED``).
+        strategy: ``None`` (one device), or ``"ddp"`` / a ``DDPStrategy``: one process per
+            device, started by re-running the script or by torchrun/SLURM, as the Trainer's
+            (see ``docs/distributed.md``).
+        devices: processes (CPU) or CUDA devices per node, with a distributed strategy.
+        num_nodes: nodes in the job.
 
     Raises:
         TypeError: ``module`` is not a LightningModule, or a callback is not a Callback.
@@ -194,6 +200,9 @@ class LoopDriver(RunHost):
         logger: Any = False,
         precision: Any = None,
         checked: bool | None = None,
+        strategy: Any = None,
+        devices: int = 1,
+        num_nodes: int = 1,
     ) -> None:
         from lightcycle.core.module import LightningModule
 
@@ -227,7 +236,7 @@ class LoopDriver(RunHost):
             given,
             logger,
             FitLoopProgress(max_epochs=-1),
-            SingleDeviceStrategy(self._device, module),
+            make_strategy(strategy, devices, num_nodes, self._device, module),
             plugin,
             lifecycle if lifecycle is not None else LIFECYCLE,
             checked,
@@ -326,6 +335,7 @@ class LoopDriver(RunHost):
         self._require(ev.ENTRY[fn.value])
         if optimizers is not None and fn is not TrainerFn.FITTING:
             raise MisconfigurationException(f"optimizers are for fit; {fn.value} takes none.")
+        begin_distributed(self, fn is TrainerFn.FITTING)  # under DDP: the other ranks, the step redirection
         module = self.lightning_module
         self.state.fn = fn
         self.state.status = TrainerStatus.RUNNING
@@ -336,8 +346,11 @@ class LoopDriver(RunHost):
         if self.datamodule is not None:
             self.datamodule.trainer = self
         self.precision_plugin.convert_module(module)
-        self._device = self._device_arg if self._device_arg is not None else _device_of(module)
-        self.strategy.root_device = self._device
+        if self.strategy.distributed:  # each rank's device comes from its rank
+            self._device = self.strategy.root_device
+        else:
+            self._device = self._device_arg if self._device_arg is not None else _device_of(module)
+            self.strategy.root_device = self._device
         self._eval = None
         self._current_dataloader_idx = None
         self._skip = self._hooks_to_skip(fn, optimizers is not None)
@@ -362,7 +375,7 @@ class LoopDriver(RunHost):
             self._log_hyperparameters()
             return
         self._log_hyperparameters()
-        loaders = fire(ev.EVAL_OF_ENTRY[fn.value].loader)
+        loaders = processed(self, fire(ev.EVAL_OF_ENTRY[fn.value].loader), ev.EVAL_OF_ENTRY[fn.value].kind)
         if fn is TrainerFn.VALIDATING:
             self.val_dataloaders = loaders
         elif fn is TrainerFn.TESTING:
@@ -430,8 +443,11 @@ class LoopDriver(RunHost):
         with self._driver.guard(self._after_exception):
             try:
                 yield
-            except BaseException:
+            except BaseException as exc:
                 self._interrupted_from = self._driver.state  # for a checkpoint saved in on_exception
+                reported = self.strategy.on_failure(exc)  # under DDP: another rank's failure, named
+                if reported is not exc:
+                    raise reported from exc
                 raise
 
     @contextmanager
@@ -485,7 +501,7 @@ class LoopDriver(RunHost):
             optimizers_given or not is_overridden("configure_optimizers", module, LightningModule)
         ):
             skip.add("configure_optimizers")
-        return frozenset(skip)
+        return frozenset(skip) | self.strategy.prepare_data_skips(module, self.datamodule)
 
     def _set_optimizers(self, value: Any, given: bool) -> None:
         from lightcycle.core.optim import parse_optimizers
@@ -517,7 +533,7 @@ class LoopDriver(RunHost):
         self._require(ev.SANITY_CHECK_START)
         self._results.reset_run()
         self._fire(ev.SANITY_CHECK_START)
-        self.val_dataloaders = self._fire(ev.VAL_DATALOADER)
+        self.val_dataloaders = processed(self, self._fire(ev.VAL_DATALOADER), "val")
         self._val_requested = True
 
     def sanity_check_end(self) -> None:
@@ -543,7 +559,7 @@ class LoopDriver(RunHost):
             self.sanity_check_end()
 
     def _load_train(self) -> None:
-        self.train_dataloader = self._fire(ev.TRAIN_DATALOADER)
+        self.train_dataloader = processed(self, self._fire(ev.TRAIN_DATALOADER), "train")
 
     def train_start(self) -> None:
         """The train dataloader hook (once) and ``on_train_start``.
@@ -560,7 +576,7 @@ class LoopDriver(RunHost):
         if self._driver.can_fire(ev.TRAIN_DATALOADER):
             self._load_train()
         if not self._val_requested and self._validation_defined():
-            self.val_dataloaders = self._fire(ev.VAL_DATALOADER)
+            self.val_dataloaders = processed(self, self._fire(ev.VAL_DATALOADER), "val")
             self._val_requested = True
         self._fire(ev.TRAIN_START)
 
@@ -622,6 +638,7 @@ class LoopDriver(RunHost):
         loop.batches_ready = 0
         loop.batch_idx = -1
         loop.is_last_batch = False
+        set_sampler_epoch(self.train_dataloader, loop.epochs_processed)  # a distributed sampler's shuffle
         self._results.start_epoch("train")
         self._fire(ev.TRAIN_EPOCH_START)
 
@@ -829,7 +846,7 @@ class LoopDriver(RunHost):
         if zero:
             self._fire(_VAL.model_zero_grad)
         if load:
-            self.val_dataloaders = self._fire(ev.VAL_DATALOADER)
+            self.val_dataloaders = processed(self, self._fire(ev.VAL_DATALOADER), "val")
             self._val_requested = True
         self._open_eval(_VAL, RunningStage.SANITY_CHECKING.value if sanity else RunningStage.VALIDATING.value)
 

@@ -387,6 +387,15 @@ class DDPStrategy(Strategy):
         dist.all_gather(parts, tensor.contiguous(), group=group)
         return torch.stack(parts)
 
+    def all_gather_object(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj`` (pickled), in rank order; this rank's alone on the failure path."""
+        if not self._active():
+            return [obj]
+        self._note("all_gather_object")
+        out: list[Any] = [None] * self._world_size
+        dist.all_gather_object(out, obj)
+        return out
+
     def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:
         """Every rank's decision (``all=True``) or any rank's."""
         if not self._active():

@@ -236,6 +236,17 @@ class Strategy:
         """Stack every rank's ``tensor`` (single process: ``tensor``)."""
         return tensor
 
+    def all_gather_object(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj``, in rank order (single process: ``[obj]``).
+
+        Args:
+            obj: a picklable object.
+
+        Returns:
+            One entry per rank.
+        """
+        return [obj]
+
     def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:
         """Agree on a decision: every rank's (``all=True``) or any rank's (single process: ``decision``)."""
         return decision
