@@ -23,7 +23,10 @@ from typing import Any
 
 import torch
 
+from lightcycle.core.module import LightningModule
 from lightcycle.errors import MisconfigurationException
+from lightcycle.runtime.prepare_data import prepare_data_defined
+from lightcycle.states.stages import TrainerFn
 from lightcycle.strategies.select import device_ids, select
 from lightcycle.strategies.strategy import SingleDeviceStrategy, Strategy
 
@@ -73,22 +76,11 @@ class DistributedSteps:
     def _prepare_data_barrier(self) -> None:
         if not self.strategy.distributed:
             return
-        from lightcycle._foreign import hook_base
-        from lightcycle._hooks import is_overridden
-        from lightcycle.core.datamodule import LightningDataModule
-        from lightcycle.core.module import LightningModule
-
-        dm = self.datamodule
-        prepared = is_overridden("prepare_data", self.lightning_module, LightningModule) or (
-            dm is not None and is_overridden("prepare_data", dm, hook_base(dm, LightningDataModule))
-        )
-        self.strategy.prepare_data_barrier(prepared)
+        self.strategy.prepare_data_barrier(prepare_data_defined(self.lightning_module, self.datamodule))
 
     def _strategy_setup(self) -> None:
         if not self.strategy.distributed:
             return
-        from lightcycle.states.stages import TrainerFn
-
         self.strategy.barrier("post_setup")
         self.strategy.setup(fitting=self.state.fn is TrainerFn.FITTING)
 
@@ -110,8 +102,6 @@ def begin_distributed(lc: Any, fitting: bool) -> None:
     strategy.launch(_nothing)
     if not strategy.distributed:
         return
-    from lightcycle.core.module import LightningModule
-
     if fitting:
         strategy.redirect_steps(lc.lightning_module, LightningModule)
     if "train_batch_start" not in lc.__dict__:

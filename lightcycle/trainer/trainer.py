@@ -25,6 +25,7 @@ from lightcycle.errors import InvalidTypeError, MisconfigurationException
 from lightcycle.runtime import preflight, steps
 from lightcycle.runtime.data import as_loader_list
 from lightcycle.runtime.host import RunHost
+from lightcycle.runtime.prepare_data import prepare_data_defined
 from lightcycle.runtime.progress import FitLoopProgress
 from lightcycle.states.declaration import EVAL_OF_ENTRY, EVAL_OF_KIND, LIFECYCLE
 from lightcycle.states.model import Lifecycle, Trigger
@@ -485,14 +486,7 @@ class Trainer(RunHost):
 
     def _prepare_data_barrier(self) -> None:
         """The declared ``prepare_data_barrier`` action: every rank waits for local rank 0's ``prepare_data``."""
-        from lightcycle.core.datamodule import LightningDataModule
-
-        datamodule = self.datamodule
-        prepared = is_overridden("prepare_data", self.lightning_module, _module_base()) or (
-            datamodule is not None
-            and is_overridden("prepare_data", datamodule, hook_base(datamodule, LightningDataModule))
-        )
-        self.strategy.prepare_data_barrier(prepared)
+        self.strategy.prepare_data_barrier(prepare_data_defined(self.lightning_module, self.datamodule))
 
     def _strategy_setup(self) -> None:
         """The declared ``strategy_setup`` action (after ``configure_model``; fit: before ``configure_optimizers``)."""
