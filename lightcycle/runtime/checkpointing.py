@@ -417,6 +417,10 @@ class CheckpointConnector:
             "epoch_rng": loop.epoch_rng if position in MID_EPOCH or position == EPOCH_END else None,
             "loader_state": loader_state,
         }
+        if t.strategy.distributed:
+            # each rank draws from its own RNGs (dropout, its own seeds): the file keeps every rank's,
+            # and each rank resumes from its own (rank 0's "rng" stays for a single-process resume)
+            fit["rank_rng"] = t.strategy.all_gather_object({"rng": fit["rng"], "epoch_rng": fit["epoch_rng"]})
         # Lightning's progress counters beside lightcycle's, so that Lightning resumes from this file too
         # (those the loop wrote itself, more exact, win over the ones derived from the counters)
         fit = {**fit, **lightning_fit_loop(fit), **own}
@@ -569,6 +573,10 @@ class CheckpointConnector:
         position = state.get("position", BOUNDARY)
         ready = int(state.get("batches_ready", 0))
         rng: dict[str, Any] | None = state.get("rng")
+        epoch_rng: dict[str, Any] | None = state.get("epoch_rng")
+        per_rank = state.get("rank_rng")
+        if isinstance(per_rank, list) and len(per_rank) == t.strategy.world_size:  # saved by as many ranks
+            rng, epoch_rng = per_rank[t.strategy.global_rank]["rng"], per_rank[t.strategy.global_rank]["epoch_rng"]
         generators: list[torch.Tensor] | None = state.get("generators")
 
         def mid(skip: int, pending: str | None = None) -> ResumePlan:
@@ -580,7 +588,7 @@ class CheckpointConnector:
                 is_last_batch=bool(state.get("is_last_batch", False)),
                 rng=rng,
                 generators=generators,
-                epoch_rng=state.get("epoch_rng"),
+                epoch_rng=epoch_rng,
                 loader_state=state.get("loader_state"),
             )
 

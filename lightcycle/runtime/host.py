@@ -283,7 +283,12 @@ class RunHost(abc.ABC):
         previous = signal.getsignal(signal.SIGTERM)
 
         def handler(signum: int, frame: Any) -> None:
-            self.received_sigterm = True
+            if self.strategy.distributed:
+                # one rank's signal: every rank acts on it at the same batch, once agreed
+                # (Strategy.train_batches); acting here alone would leave the others waiting
+                self.strategy.sigterm_pending = True
+            else:
+                self.received_sigterm = True
             if callable(previous):  # not SIG_DFL / SIG_IGN
                 previous(signum, frame)
 

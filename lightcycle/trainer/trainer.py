@@ -27,6 +27,7 @@ from lightcycle.core.optim import resolve_optimizers
 from lightcycle.errors import MisconfigurationException
 from lightcycle.runtime import preflight, steps
 from lightcycle.runtime.host import RunHost
+from lightcycle.runtime.prepare_data import prepare_data_defined
 from lightcycle.runtime.surface import LoggerConnectorView
 from lightcycle.states.declaration import EVAL, EVAL_OF_ENTRY, EVAL_OF_KIND, FINISH, LIFECYCLE
 from lightcycle.states.model import Lifecycle
@@ -330,8 +331,7 @@ class Trainer(RunHost):
     def _bind(self) -> None:
         """Compile the run's hooks (at its start and after ``configure_callbacks``)."""
         skip = frozenset(f"{kind}_dataloader" for kind in self._explicit)
-        if self.strategy.local_rank != 0:
-            skip |= {"prepare_data"}  # Lightning: prepare_data on local rank 0 of each node only
+        skip |= self.strategy.prepare_data_skips(self.lightning_module, self.datamodule)
         self._driver.bind(
             self.lightning_module,
             self.callbacks,
@@ -359,6 +359,7 @@ class Trainer(RunHost):
     def _run(self, body: Any) -> Any:
         self.state.status = TrainerStatus.RUNNING
         self.received_sigterm = False
+        self.strategy.sigterm_pending = False
         self._interrupted_from = None
         driver = self._driver
         strategy = self.strategy
@@ -387,6 +388,10 @@ class Trainer(RunHost):
     def _setup_environment(self) -> None:
         """The declared ``setup_environment`` action: the process group exists before ``prepare_data``."""
         self.strategy.setup_environment()
+
+    def _prepare_data_barrier(self) -> None:
+        """The declared ``prepare_data_barrier`` action: every rank waits for local rank 0's ``prepare_data``."""
+        self.strategy.prepare_data_barrier(prepare_data_defined(self.lightning_module, self.datamodule))
 
     def _strategy_setup(self) -> None:
         """The declared ``strategy_setup`` action (after ``configure_model``; fit: before ``configure_optimizers``)."""

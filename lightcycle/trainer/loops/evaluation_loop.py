@@ -158,6 +158,7 @@ class EvaluationLoop:
         t = self.trainer
         fire = t._driver.fire
         t._attach_model_callbacks(fire(ev.ENTRY[fn.value]))
+        fire(ev.PREPARE_DATA)
         fire(ev.SETUP, fn)
         if ckpt_path is not None:
             checkpoint = t._checkpoints.restore_start(ckpt_path)

@@ -91,6 +91,7 @@ class FitLoop(FitLoopProgress):
         fire = t._driver.fire
         t._attach_model_callbacks(fire(ev.ENTRY["fit"]))
         self.resume = None
+        fire(ev.PREPARE_DATA)
         fire(ev.SETUP, TrainerFn.FITTING)
         checkpoint = t._checkpoints.restore_start(ckpt_path) if ckpt_path is not None else None
         t._results.reset_run()

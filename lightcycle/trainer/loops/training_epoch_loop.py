@@ -152,7 +152,7 @@ class TrainingEpochLoop:
         accumulate = t.accumulate_grad_batches
         n = t.num_training_batches
         automatic_step: steps.AutomaticStep | None = None
-        items = iter(batches)
+        items = t.strategy.train_batches(iter(batches), t)  # under DDP: the SIGTERM decision before each batch
         while not loop.epoch_done(n, t.should_stop):
             try:
                 batch_idx, batch = next(items)
@@ -198,7 +198,7 @@ class TrainingEpochLoop:
         if loop.ready_reached(t.num_training_batches) and not loop.restarting:
             self._update_schedulers("epoch", plateau=True)  # Lightning: none at the end of a restarted epoch
         loop.epochs_completed += 1
-        if t.received_sigterm:
+        if t.strategy.agree_sigterm(t):
             raise SIGTERMException()
 
     def _after_batch(self, validate: bool) -> None:
