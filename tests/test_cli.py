@@ -25,7 +25,6 @@ DRIVER = ROOT / "tests" / "cli_programs" / "run_many.py"
 # Trainer-method argument it lacks; every other key of the parsed config must be equal.
 LIGHTNING_ONLY_TRAINER_KEYS = {
     "max_time",
-    "profiler",
     "enable_autolog_hparams",
     "model_registry",
 }

@@ -90,6 +90,8 @@ class Receivers:
         noops: module hooks that the run's settings make do nothing (e.g. the default
             ``configure_gradient_clipping`` with clipping off): left out like base no-ops,
             and kept like them when ``keep_noops``.
+        keep_callback_noops: also call callback hooks that are their base's no-ops (when a
+            profiler times every callback hook call, as Lightning's does).
     """
 
     trainer: Any
@@ -103,6 +105,7 @@ class Receivers:
     skip: frozenset[str] = frozenset()
     keep_noops: bool = False
     noops: frozenset[str] = frozenset()
+    keep_callback_noops: bool = False
 
 
 def _positions(trigger: Trigger, names: tuple[str, ...]) -> Positions:
@@ -213,7 +216,7 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
         # A callback without the method (a custom event's hook, declared with
         # ``Lifecycle.extend``) is simply not a receiver of that hook.
         pairs = [(cb, m) for cb in chosen if (m := getattr(cb, hook.name, None)) is not None]
-        if hook.result is not Result.COLLECT and not hook.per_state_key:
+        if hook.result is not Result.COLLECT and not hook.per_state_key and not r.keep_callback_noops:
             noop = noop_function(r.callback_base, hook.name)  # looked up once for all callbacks
             pairs = [(cb, m) for cb, m in pairs if not callback_hook_is_default(cb, hook.name, m, noop)]
         if hook.result is Result.COLLECT or hook.per_state_key:

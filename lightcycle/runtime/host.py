@@ -29,6 +29,7 @@ from lightcycle.callbacks.monitoring import Checkpoint, is_checkpoint
 from lightcycle.core.metric_store import MetricStore
 from lightcycle.engine.driver import LifecycleDriver
 from lightcycle.errors import MisconfigurationException
+from lightcycle.profilers.profiler import PassThroughProfiler, Profiler
 from lightcycle.runtime import logger_connector
 from lightcycle.runtime.checkpointing import CheckpointConnector
 from lightcycle.runtime.progress import FitLoopProgress
@@ -155,6 +156,7 @@ class RunHost(abc.ABC):
         self._sigterm_previous: Any = None
         self._results = MetricStore()
         self._checkpoints = CheckpointConnector(self)
+        self.profiler: Profiler = PassThroughProfiler()  # a front end sets its own; read at each bind
         self._driver = LifecycleDriver(self, lifecycle, checked=env_checked() if checked is None else checked)
 
     # ------------------------------------------------------------------ what a front end supplies
@@ -313,6 +315,9 @@ class RunHost(abc.ABC):
 
     def _count_manual_step(self) -> None:
         self.fit_loop.global_step += 1
+        timing = self._driver.profiling
+        if timing is not None:  # Lightning's manual "optimizer_step" action ends after the real step
+            timing.manual_step_done()
 
     def _manual_backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         module = self.lightning_module
@@ -356,7 +361,8 @@ class RunHost(abc.ABC):
             )
         if storage_options is not None:
             raise MisconfigurationException("save_checkpoint(storage_options=...) is not supported; remove it.")
-        self._checkpoints.save(filepath, bool(weights_only))
+        with self.profiler.profile("save_checkpoint"):  # Lightning's action (not on the per-batch path)
+            self._checkpoints.save(filepath, bool(weights_only))
 
     # ------------------------------------------------------------------ attributes (spec 5)
 

@@ -20,7 +20,6 @@ from lightcycle.precision import Precision, resolve_precision
 # with a non-default value is an error that names it; nothing is silently ignored.
 UNSUPPORTED: dict[str, object] = {
     "max_time": None,
-    "profiler": None,
     "model_registry": None,
     "enable_autolog_hparams": True,
 }

@@ -39,7 +39,7 @@ def barebones(barebones: bool, args: dict[str, Any]) -> dict[str, Any]:
         barebones: the ``barebones`` argument.
         args: ``enable_checkpointing``, ``logger``, ``enable_progress_bar``,
             ``log_every_n_steps``, ``enable_model_summary``, ``num_sanity_val_steps``,
-            ``fast_dev_run``, ``detect_anomaly`` as passed.
+            ``fast_dev_run``, ``detect_anomaly``, ``profiler`` as passed.
 
     Returns:
         ``args`` unchanged without barebones; with it, every feature off.
@@ -75,6 +75,8 @@ def barebones(barebones: bool, args: dict[str, Any]) -> dict[str, Any]:
         )
     if args["detect_anomaly"]:
         raise refuse("detect_anomaly", "Anomaly detection")
+    if args.get("profiler") is not None:
+        raise refuse("profiler", "Profiling")
     log.info(
         "You are running in `Trainer(barebones=True)` mode. All features that may impact raw speed have been"
         " disabled to facilitate analyzing the Trainer overhead. Specifically, the following features are"

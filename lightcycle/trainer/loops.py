@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lightcycle.errors import MisconfigurationException, SIGTERMException
+from lightcycle.profilers.wrapping import fetch_timer
 from lightcycle.runtime import logger_connector, preflight, steps
 from lightcycle.runtime.data import Lookahead, as_loader_list, num_batches, set_sampler_epoch
 from lightcycle.runtime.evaluation import EvalRun
@@ -344,12 +345,13 @@ def run_evaluation(
         run.open()
         start_batch, step, end_batch = run.start_batch, run.step, run.end_batch
         last_loader = max((i for i, n in enumerate(counts) if n > 0), default=-1)
+        fetched = fetch_timer(t.profiler, prefix)  # None without a profiler
         for dl_idx, (loader, n) in enumerate(zip(loaders, counts, strict=True)):
             if n == 0:
                 continue
             log_idx = dl_idx if several else None
             t._current_dataloader_idx = log_idx
-            batches = Lookahead(loader, n)
+            batches = Lookahead(loader, n, wrap=fetched)
             for batch_idx, batch in batches:
                 batch = start_batch(batch, batch_idx, log_idx)
                 out = step(batch, batch_idx, log_idx)

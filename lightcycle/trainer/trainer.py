@@ -22,6 +22,7 @@ from lightcycle._hooks import is_base_hook, is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.monitoring import is_checkpoint
 from lightcycle.errors import InvalidTypeError, MisconfigurationException
+from lightcycle.profilers import Profiler, select_profiler
 from lightcycle.runtime import preflight, steps
 from lightcycle.runtime.data import as_loader_list
 from lightcycle.runtime.host import RunHost
@@ -95,6 +96,7 @@ class Trainer(RunHost):
         num_nodes: int = 1,
         sync_batchnorm: bool = False,
         use_distributed_sampler: bool = True,
+        profiler: Profiler | str | None = None,
         lifecycle: Lifecycle | None = None,
         checked: bool | None = None,
         **unsupported: Any,
@@ -110,6 +112,7 @@ class Trainer(RunHost):
                 num_sanity_val_steps=num_sanity_val_steps,
                 fast_dev_run=fast_dev_run,
                 detect_anomaly=detect_anomaly,
+                profiler=profiler,
             ),
         )
         logger = opted["logger"]
@@ -133,6 +136,7 @@ class Trainer(RunHost):
         if self._overfit_batches > 0:  # Lightning: train and val both limited to it (val: its own loader)
             loop_args.update(limit_train_batches=self._overfit_batches, limit_val_batches=self._overfit_batches)
         self._detect_anomaly = flags.check_detect_anomaly(detect_anomaly)
+        chosen_profiler = select_profiler(profiler)  # an unknown name fails here, before anything runs
         self.reload_dataloaders_every_n_epochs = flags.reload_every(reload_dataloaders_every_n_epochs)
         self._train_loaded_at = self._val_loaded_at = -math.inf  # epochs of the last loads (reloading)
         self._cfg = resolve(
@@ -176,6 +180,7 @@ class Trainer(RunHost):
             lifecycle if lifecycle is not None else LIFECYCLE,
             checked,
         )
+        self.profiler = chosen_profiler
         if self._fast_dev_run:
             self.loggers = flags.dummy_loggers(self.loggers)  # Lightning: logging is suppressed
         self.accumulate_grad_batches = self._cfg.accumulate_grad_batches  # a callback may change it
@@ -477,11 +482,16 @@ class Trainer(RunHost):
         self.state.status = TrainerStatus.FINISHED
         driver.fire(_finish())
         self._finalize_loggers("success")
+        self.profiler.describe()  # Lightning: the report after the teardown hooks and the loggers' finalize
         return result
 
     def _setup_environment(self) -> None:
         """The declared ``setup_environment`` action: the process group exists before ``prepare_data``."""
         self.strategy.setup_environment()
+        assert self.state.fn is not None
+        self.profiler._lightning_module = self.lightning_module  # (the PyTorch profiler's labels, as Lightning)
+        local_rank = self.local_rank if self.world_size > 1 else None
+        self.profiler.setup(stage=self.state.fn.value, local_rank=local_rank, log_dir=self.log_dir)
 
     def _strategy_setup(self) -> None:
         """The declared ``strategy_setup`` action (after ``configure_model``; fit: before ``configure_optimizers``)."""
