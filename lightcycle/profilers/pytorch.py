@@ -64,6 +64,9 @@ class PyTorchProfiler(Profiler):
         **profiler_kwargs: Any,
     ) -> None:
         super().__init__(dirpath=dirpath, filename=filename)
+        self.profiler: torch.profiler.profile | None = None
+        self.function_events: Any = None
+        self._recording_map: dict[str, record_function] = {}
         activities = profiler_kwargs.get("activities")
         if activities is None:
             activities = [torch.profiler.ProfilerActivity.CPU]
@@ -78,9 +81,6 @@ class PyTorchProfiler(Profiler):
         self._export_to_chrome = export_to_chrome
         self._row_limit = row_limit
         self._profiler_kwargs = profiler_kwargs
-        self.profiler: torch.profiler.profile | None = None
-        self.function_events: Any = None
-        self._recording_map: dict[str, record_function] = {}
 
     def start(self, action_name: str) -> None:
         """Enter the torch profiler at the first action; open a ``record_function`` range for this one.
