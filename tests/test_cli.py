@@ -24,7 +24,6 @@ DRIVER = ROOT / "tests" / "cli_programs" / "run_many.py"
 # Lightning 2.6 Trainer arguments lightcycle's Trainer does not take (README, "Trainer arguments"), and the
 # Trainer-method argument it lacks; every other key of the parsed config must be equal.
 LIGHTNING_ONLY_TRAINER_KEYS = {
-    "max_time",
     "enable_autolog_hparams",
     "model_registry",
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -97,6 +98,7 @@ class Trainer(RunHost):
         sync_batchnorm: bool = False,
         use_distributed_sampler: bool = True,
         profiler: Profiler | str | None = None,
+        max_time: str | timedelta | dict[str, int] | None = None,
         lifecycle: Lifecycle | None = None,
         checked: bool | None = None,
         **unsupported: Any,
@@ -117,10 +119,11 @@ class Trainer(RunHost):
         )
         logger = opted["logger"]
         self._barebones = bool(barebones)
+        self._max_time = max_time  # a Timer in _initial_callbacks
         self._fast_dev_run, loop_args = flags.fast_dev_run(
             fast_dev_run,
             dict(
-                max_epochs=max_epochs,
+                max_epochs=flags.default_max_epochs(max_epochs, max_steps, max_time, callbacks),
                 max_steps=max_steps,
                 limit_train_batches=limit_train_batches,
                 limit_val_batches=limit_val_batches,
@@ -226,6 +229,7 @@ class Trainer(RunHost):
                 "Trainer was configured with enable_checkpointing=False but found a Checkpoint callback in "
                 "callbacks. Remove the callback or set enable_checkpointing=True."
             )
+        out += flags.timer_callbacks(self._max_time, out)  # Lightning: after the checkpoint, before the bar
         has_bar = any(is_kind(cb, ProgressBar, "ProgressBar") for cb in out)
         if self._cfg.enable_progress_bar and not has_bar:
             # Lightning's choice (callback_connector): the rich bar when rich >= 10.2.2 is installed.
