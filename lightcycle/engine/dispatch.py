@@ -10,7 +10,8 @@ remains is a tuple of :class:`Op` s per transition, which
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import attrs
@@ -92,6 +93,8 @@ class Receivers:
             and kept like them when ``keep_noops``.
         keep_callback_noops: also call callback hooks that are their base's no-ops (when a
             profiler times every callback hook call, as Lightning's does).
+        contexts: hook name -> a context-manager factory its receivers run in (the
+            precision's init context around ``configure_model``, as Lightning's).
     """
 
     trainer: Any
@@ -106,6 +109,15 @@ class Receivers:
     keep_noops: bool = False
     noops: frozenset[str] = frozenset()
     keep_callback_noops: bool = False
+    contexts: Mapping[str, Callable[[], AbstractContextManager[Any]]] = attrs.field(factory=dict)
+
+
+def _in_context(fn: Callable[..., Any], context: Callable[[], AbstractContextManager[Any]]) -> Callable[..., Any]:
+    def within(*args: Any, **kwargs: Any) -> Any:
+        with context():
+            return fn(*args, **kwargs)
+
+    return within
 
 
 def _positions(trigger: Trigger, names: tuple[str, ...]) -> Positions:
@@ -254,6 +266,9 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
         if accepted < len(hook.args):
             names = hook.args[:accepted]
             positions = _positions(trigger, names)
+    context = r.contexts.get(hook.name)
+    if context is not None:
+        fns = tuple(_in_context(fn, context) for fn in fns)
     if not fns:
         if hook.otherwise is not None:
             return Op(ACTION, hook.name, (), action=hook.otherwise, src=src)

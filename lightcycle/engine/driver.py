@@ -17,8 +17,8 @@ lockstep, and every disagreement with the table raises :class:`LifecycleCheckErr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from typing import Any
 
@@ -159,6 +159,7 @@ class LifecycleDriver:
         *,
         skip: frozenset[str] = frozenset(),
         noops: frozenset[str] = frozenset(),
+        contexts: Mapping[str, Callable[[], AbstractContextManager[Any]]] | None = None,
     ) -> None:
         """Compile every transition's hooks against the objects of a run.
 
@@ -175,6 +176,7 @@ class LifecycleDriver:
             skip: hook names not to call in this run.
             noops: module hooks this run's settings make do nothing: left out unless an
                 observer records module hooks (as base no-ops are).
+            contexts: hook name -> context-manager factory its receivers run in.
         """
         from lightcycle._foreign import hook_base
         from lightcycle.callbacks.callback import Callback
@@ -206,6 +208,7 @@ class LifecycleDriver:
             keep_noops=bool(self._observers) or prof is not None,
             noops=noops,
             keep_callback_noops=prof is not None,
+            contexts=contexts or {},
         )
         compiled: dict[int, tuple[d.Op, ...]] = {}
         shared: dict[tuple[int, int | None, Any], _Step] = {}

@@ -13,11 +13,12 @@ end it serves.
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
 import signal
 import threading
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -312,6 +313,14 @@ class RunHost(abc.ABC):
         """Whether the current epoch validates (Lightning's ``check_val_every_n_epoch`` rule)."""
         n = self.check_val_every_n_epoch
         return self.enable_validation and (n is None or (self.current_epoch + 1) % n == 0)
+
+    @contextlib.contextmanager
+    def _module_init_context(self) -> Iterator[None]:
+        """Where ``configure_model`` runs: Lightning's ``strategy.tensor_init_context`` and
+        ``precision.module_init_context`` (tensors on the root device, in the precision's dtype)."""
+        device = self.strategy.root_device
+        with device if device is not None else contextlib.nullcontext(), self.precision_plugin.module_init_context():
+            yield
 
     def _count_manual_step(self) -> None:
         self.fit_loop.global_step += 1

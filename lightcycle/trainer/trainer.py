@@ -440,6 +440,7 @@ class Trainer(RunHost):
             self.datamodule,
             skip=skip,
             noops=frozenset({"configure_gradient_clipping"}) if self._clipping_is_noop() else frozenset(),
+            contexts={"configure_model": self._module_init_context},
         )
 
     def _clipping_is_noop(self) -> bool:
