@@ -24,11 +24,17 @@ from typing import Any
 
 import attrs
 
+from lightcycle._foreign import hook_base
+from lightcycle.callbacks.callback import Callback
+from lightcycle.callbacks.monitoring import is_monitoring
+from lightcycle.core.datamodule import LightningDataModule
+from lightcycle.core.module import LightningModule
 from lightcycle.engine import codegen
 from lightcycle.engine import dispatch as d
 from lightcycle.errors import LifecycleError
 from lightcycle.profilers import wrapping as profiling
 from lightcycle.states.declaration import FINISH, INTERRUPT, LIFECYCLE
+from lightcycle.states.machine import build_machine
 from lightcycle.states.model import Action, Lifecycle, Trigger
 from lightcycle.states.stages import TrainerStatus
 from lightcycle.states.table import TransitionTable
@@ -71,8 +77,6 @@ class _Checker:
     """Runs the ``transitions`` machine of the declaration beside the table."""
 
     def __init__(self, table: TransitionTable) -> None:
-        from lightcycle.states.machine import build_machine
-
         self.table = table
         self.machine, self.model = build_machine(table.lifecycle)
         self.transitions = 0
@@ -111,6 +115,9 @@ class LifecycleDriver:
     Attributes:
         secondary_errors: failures raised by ``on_exception`` handlers during the
             last interruption (also attached as notes to the original exception).
+        refusal: builds the error for an illegal event from ``(state, event, legal
+            events)``; :class:`~lightcycle.errors.LifecycleError` unless a front end phrases
+            it in its own calls (:mod:`lightcycle.custom_loop.errors`).
     """
 
     def __init__(self, trainer: Any, lifecycle: Lifecycle = LIFECYCLE, *, checked: bool = False) -> None:
@@ -139,6 +146,7 @@ class LifecycleDriver:
         self._profiling: profiling.RunProfiling | None = None
         self._isolated_failures: list[tuple[str, BaseException]] = []
         self.secondary_errors: list[BaseException] = []
+        self.refusal: Callable[[str, str, tuple[str, ...]], Exception] = LifecycleError
         self._actions: dict[Action, Callable[[], None]] = {
             Action.CAPTURE_TRAIN_MODE: self._capture_train_mode,
             Action.RESTORE_TRAIN_MODE: self._restore_train_mode,
@@ -178,12 +186,6 @@ class LifecycleDriver:
                 observer records module hooks (as base no-ops are).
             contexts: hook name -> context-manager factory its receivers run in.
         """
-        from lightcycle._foreign import hook_base
-        from lightcycle.callbacks.callback import Callback
-        from lightcycle.callbacks.monitoring import is_monitoring
-        from lightcycle.core.datamodule import LightningDataModule
-        from lightcycle.core.module import LightningModule
-
         self._module = module
         self._fx = module.__dict__ if module is not None else {}
         self._observers = [cb for cb in callbacks if callable(getattr(cb, "record_hook", None))]
@@ -391,7 +393,7 @@ class LifecycleDriver:
         if self._checker is not None:
             self._checker.legal(trigger, source, step)
         if step is None:
-            raise LifecycleError(self.state, trigger.name, self.legal())
+            raise self.refusal(self.state, trigger.name, self.legal())
         n = len(trigger.params)
         if not n - trigger.optional_tail <= len(args) <= n:
             raise TypeError(f"event {trigger.name!r} takes the arguments {trigger.params}, got {len(args)} values")
