@@ -493,10 +493,11 @@ class Trainer(RunHost):
     def _setup_environment(self) -> None:
         """The declared ``setup_environment`` action: the process group exists before ``prepare_data``."""
         self.strategy.setup_environment()
-        assert self.state.fn is not None
-        self.profiler._lightning_module = self.lightning_module  # (the PyTorch profiler's labels, as Lightning)
-        local_rank = self.local_rank if self.world_size > 1 else None
-        self.profiler.setup(stage=self.state.fn.value, local_rank=local_rank, log_dir=self.log_dir)
+        fn = self.state.fn
+        if fn is not None:  # (None only when events are fired by hand, outside an entry point)
+            self.profiler._lightning_module = self.lightning_module  # the PyTorch profiler's, as Lightning
+            local_rank = self.local_rank if self.world_size > 1 else None
+            self.profiler.setup(stage=fn.value, local_rank=local_rank, log_dir=self.log_dir)
 
     def _strategy_setup(self) -> None:
         """The declared ``strategy_setup`` action (after ``configure_model``; fit: before ``configure_optimizers``)."""
