@@ -302,7 +302,7 @@ def test_bad_class_and_unknown_trainer_argument_are_refused(tmp_path: Path) -> N
     with pytest.raises(MisconfigurationException, match="Cannot add arguments from"):
         LightningArgumentParser().add_lightning_class_args(dict, "thing")
     with pytest.raises(SystemExit):  # jsonargparse names the key and exits with its usage message
-        _cli(tmp_path, "fit", "--trainer.max_time=00:01:00")
+        _cli(tmp_path, "fit", "--trainer.model_registry=my-model")
 
 
 def test_missing_jsonargparse_names_the_extra() -> None:
