@@ -17,6 +17,7 @@ import lightcycle
 from lightcycle.cli import LightningCLI, ReduceLROnPlateau, SaveConfigCallback
 from lightcycle.demos.boring_classes import BoringDataModule, BoringModel
 from lightcycle.errors import MisconfigurationException
+from tests import kit
 from tests.paths import ROOT, TESTS
 
 DRIVER = TESTS / "cli_programs" / "run_many.py"
@@ -24,8 +25,6 @@ DRIVER = TESTS / "cli_programs" / "run_many.py"
 # Lightning 2.6 Trainer arguments lightcycle's Trainer does not take (README, "Trainer arguments"), and the
 # Trainer-method argument it lacks; every other key of the parsed config must be equal.
 LIGHTNING_ONLY_TRAINER_KEYS = {
-    "max_time",
-    "profiler",
     "enable_autolog_hparams",
     "model_registry",
 }
@@ -244,13 +243,12 @@ def test_reduce_lr_on_plateau_is_configured_with_its_monitor(tmp_path: Path) -> 
 def test_integral_float_limit_counts_batches_as_in_lightning(tmp_path: Path) -> None:
     # LightningCLI hands the Trainer `limit_train_batches=3.0` for `--trainer.limit_train_batches=3`
     import pytorch_lightning
-    import pytorch_lightning.demos
 
     steps = []
     for pl in (pytorch_lightning, lightcycle):
         kwargs = {"limit_train_batches": 3.0, "limit_val_batches": 0, "max_epochs": 1, "logger": False}
         trainer = pl.Trainer(**kwargs, enable_progress_bar=False, enable_checkpointing=False, default_root_dir=tmp_path)
-        trainer.fit(BoringModel() if pl is lightcycle else pytorch_lightning.demos.BoringModel())
+        trainer.fit(kit.boring_classes(pl).BoringModel())
         steps.append(trainer.global_step)
     assert steps == [3, 3]
 
@@ -304,7 +302,7 @@ def test_bad_class_and_unknown_trainer_argument_are_refused(tmp_path: Path) -> N
     with pytest.raises(MisconfigurationException, match="Cannot add arguments from"):
         LightningArgumentParser().add_lightning_class_args(dict, "thing")
     with pytest.raises(SystemExit):  # jsonargparse names the key and exits with its usage message
-        _cli(tmp_path, "fit", "--trainer.max_time=00:01:00")
+        _cli(tmp_path, "fit", "--trainer.model_registry=my-model")
 
 
 def test_missing_jsonargparse_names_the_extra() -> None:
