@@ -61,7 +61,6 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.trainer.connectors": "Lightning's Trainer internals have no counterpart",
     "lightning.pytorch.trainer.call": "Lightning's Trainer internals have no counterpart",
     "lightning.pytorch.trainer.setup": "Lightning's Trainer internals have no counterpart",
-    "lightning.pytorch.trainer.configuration_validator": "Lightning's Trainer internals have no counterpart",
     "lightning.pytorch.core.mixins": "lightcycle.core.hparams.HyperparametersMixin is lightcycle's",
     "lightning.pytorch.utilities.model_summary": "the summary table is the ModelSummary callback's",
     "lightning.pytorch.utilities.deepspeed": _ONE_DEVICE,
