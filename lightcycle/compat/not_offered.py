@@ -81,8 +81,6 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.utilities.LightningEnum": _ENUMS,
     "lightning.pytorch.utilities.enums": _ENUMS,
     "lightning.pytorch.core.optimizer.do_nothing_closure": _HELPER,
-    "lightning.pytorch.utilities.disable_possible_user_warnings": _HELPER,
-    "lightning.pytorch.utilities.warnings": _HELPER,
     "lightning.pytorch.utilities.find_shared_parameters": _HELPER,
     "lightning.pytorch.utilities.set_shared_parameters": _HELPER,
     "lightning.pytorch.utilities.parameter_tying": _HELPER,

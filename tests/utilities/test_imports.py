@@ -1,4 +1,6 @@
-"""Optional-package flags (``lightning.pytorch.utilities.imports``) read as Lightning's do; torchvision models by name.
+"""Optional-package flags (``lightning.pytorch.utilities.imports``) read as Lightning's do.
+
+Also: torchvision models by name, and the PossibleUserWarning switch.
 
 Programs guard optional imports with ``if _TORCHVISION_AVAILABLE:``; the flag must be true
 exactly when Lightning's is, in this environment, and a bound on the version must hold.
@@ -10,17 +12,22 @@ import importlib.metadata
 import operator
 import sys
 import types
+import warnings
+from typing import Any
 from unittest import mock
 
 import pytest
 import pytorch_lightning.utilities.imports as pl_imports
 import torch
 from lightning_utilities.core.imports import compare_version as pl_compare_version
+from pytorch_lightning.utilities import disable_possible_user_warnings as pl_disable
 from pytorch_lightning.utilities.model_helpers import get_torchvision_model as pl_get
+from pytorch_lightning.utilities.warnings import PossibleUserWarning as PlPossible
 
-from lightcycle.utilities import imports
+from lightcycle.utilities import disable_possible_user_warnings, imports
 from lightcycle.utilities.imports import Requirement, RequirementCache, compare_version
 from lightcycle.utilities.model_helpers import get_torchvision_model
+from lightcycle.utilities.warnings import PossibleUserWarning
 
 FLAGS = [name for name in dir(pl_imports) if name.startswith("_") and name.isupper() and not name.startswith("__")]
 
@@ -110,3 +117,19 @@ def test_requirement_cache_with_an_import_name() -> None:
     assert RequirementCache("pytorch-lightning", module="pytorch_lightning")
     with pytest.raises(ValueError, match="'>=' and '<' only"):
         RequirementCache("torch~=2.0")
+
+
+def _shown_after_disabling(warn: Any, category: type[Warning], disable: Any) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        disable()
+        warn("suspicious setting", category)
+        warn("a plain warning", UserWarning)
+    return [str(w.message) for w in caught]
+
+
+def test_disable_possible_user_warnings_silences_the_category_as_lightnings() -> None:
+    ours = _shown_after_disabling(warnings.warn, PossibleUserWarning, disable_possible_user_warnings)
+    theirs = _shown_after_disabling(warnings.warn, PlPossible, pl_disable)
+    assert ours == theirs == ["a plain warning"]
+    assert issubclass(PossibleUserWarning, UserWarning)
