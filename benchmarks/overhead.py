@@ -18,8 +18,9 @@ Variants (each run in a fresh subprocess, variants interleaved within every repe
 * ``protocol``  no orchestrator: the module hooks of Lightning's automatic-optimization
   batch called by hand (see :func:`_run_protocol`). Not a product; the floor under
   ``trainer``: what any Trainer that keeps Lightning's hook protocol pays per batch;
-* ``checked``   ``lightcycle.Trainer(checked=True)``: the ``transitions`` machine runs in
-  lockstep. Tests only; reported separately, not a target.
+* ``checked``   ``lightcycle.Trainer(checked=True)``: every event checked against the
+  ``transitions`` machine's answers (asked once per state and event, then kept); reported
+  separately, with its cost over ``trainer`` (target <= 3 us/step, issue 18).
 
 Timing. Every variant calls the same ``training_step`` body, which counts its calls and
 reads ``time.perf_counter()`` when the count reaches ``warmup`` and ``warmup + steps``.
@@ -72,7 +73,7 @@ LABELS = {
     "protocol": "    Lightning's batch protocol by hand (floor)",
     "lightning": "(e) pytorch-lightning 2.x",
     "ignite": "(f) pytorch-ignite",
-    "checked": "(g) lightcycle checked=True (tests only)",
+    "checked": "(g) lightcycle checked=True",
 }
 TARGETS_US = {"trainer": 15.0, "callbacks": 30.0, "driver": 10.0}
 LIGHTCYCLE_VARIANTS = ("trainer", "callbacks", "driver", "log", "checked")
@@ -595,6 +596,12 @@ def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
                 verdict.append(f"{v} {over:+.1f} us (<= {limit:g}: {'met' if over <= limit else 'MISSED'})")
         if verdict:
             lines.append(f"targets, {what}: " + "; ".join(verdict))
+    for k in checked:
+        unchecked = k.replace("checked", "trainer", 1)
+        if unchecked in results:
+            key = "paired_over_us" if paired else "us_per_step"
+            cost = med(k, key) - med(unchecked, key)
+            lines.append(f"checked mode over unchecked ({k} - {unchecked}): {cost:+.1f} us/step (target <= 3)")
     trainer = next((k for k in ordered if split_key(k)[0] == "trainer"), None)
     for other in ("lightning", "ignite"):
         if other in results and trainer is not None:
