@@ -13,13 +13,9 @@ lookup per event instead of a ``transitions`` trigger (tens of µs).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from lightcycle.states.machine import LifecycleMachine, MachineModel, build_machine
 from lightcycle.states.model import Trigger
 from lightcycle.states.table import TransitionTable
-
-if TYPE_CHECKING:
-    from lightcycle.states.machine import LifecycleMachine, MachineModel
 
 
 class LifecycleCheckError(AssertionError):
@@ -36,11 +32,7 @@ class _Oracle:
 
     def ask(self, path: str, event: str) -> str | None:
         """Put the machine in ``path``, fire ``event``: where it went, ``None`` if it refused."""
-        if self._machine is None:
-            # imported at the first question, not with the engine: ``transitions`` takes longer to
-            # import than the rest of the engine, and a run that is not checked never needs it
-            from lightcycle.states.machine import build_machine
-
+        if self._machine is None:  # built at the first question: an unchecked run never builds it
             self._machine = build_machine(self.table.lifecycle)
         machine, model = self._machine
         machine.set_state(path, model=model)
