@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PLUGIN = '''
+PLUGIN = """
 import importlib.machinery, importlib.util, os, sys, types
 import pytest
 
@@ -60,7 +60,7 @@ for name in ("tests_pytorch", "tests_pytorch.helpers"):
     pkg.__path__ = []
     sys.modules[name] = pkg
 sys.modules["tests_pytorch.helpers.runif"] = helpers
-'''
+"""
 
 
 def main() -> int:
@@ -72,16 +72,34 @@ def main() -> int:
         Path(tmp, "lightcycle_hooktests.py").write_text(PLUGIN)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([tmp, str(ROOT), os.environ.get("PYTHONPATH", "")]))
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "lightcycle_hooktests", "-p", "no:cacheprovider",
-             "--rootdir", tmp, "-c", os.devnull, test_file, *extra],
-            env=env, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "lightcycle_hooktests",
+                "-p",
+                "no:cacheprovider",
+                "--rootdir",
+                tmp,
+                "-c",
+                os.devnull,
+                test_file,
+                *extra,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
         )
     print(done.stdout[-20000:])
     print(done.stderr[-3000:], file=sys.stderr)
     counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|skipped|error|errors)", done.stdout)}
     total = sum(v for k, v in counts.items() if k != "skipped")
-    print(f"Lightning's {Path(test_file).name} on lightcycle: {counts.get('passed', 0)} of {total} pass "
-          f"({counts.get('skipped', 0)} skipped: GPU/multi-process)")
+    print(
+        f"Lightning's {Path(test_file).name} on lightcycle: {counts.get('passed', 0)} of {total} pass "
+        f"({counts.get('skipped', 0)} skipped: GPU/multi-process)"
+    )
     return 0
 
 

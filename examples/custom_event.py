@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 import lightcycle as L
-from lightcycle.errors import LifecycleError
 from lightcycle import LoopDriver
+from lightcycle.errors import LifecycleError
 from lightcycle.states.model import Hook, Target, Transition, Trigger
 
 EMA_UPDATE = Trigger("ema_update", ("optimizer",), "after an optimizer step: the averaged weights follow the model")

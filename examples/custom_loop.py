@@ -24,8 +24,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import lightcycle as L
-from lightcycle.callbacks import EarlyStopping
 from lightcycle import LoopDriver
+from lightcycle.callbacks import EarlyStopping
 
 
 class Regressor(L.LightningModule):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from functools import partial, update_wrapper
 from types import MethodType
@@ -47,6 +48,7 @@ from lightcycle.core.datamodule import LightningDataModule
 from lightcycle.core.hparams import given_hyperparameters
 from lightcycle.core.module import LightningModule
 from lightcycle.errors import MisconfigurationException
+from lightcycle.runtime.checkpointing import _version as installed_version
 from lightcycle.runtime.host import RunHost
 from lightcycle.seed import seed_everything
 from lightcycle.trainer.trainer import Trainer
@@ -397,7 +399,8 @@ class LightningCLI:
     def _dump_config(self) -> None:
         if hasattr(self, "config_dump"):
             return
-        import yaml  # jsonargparse's dependency: present whenever a parser exists
+        # deferred: heavy optional dependency yaml (jsonargparse's, present whenever a parser exists)
+        import yaml
 
         dumped = self.parser.dump(self.config, skip_link_targets=False, skip_none=False, format="yaml")
         self.config_dump: dict[str, Any] = yaml.safe_load(dumped)
@@ -666,12 +669,8 @@ def _short_description(component: object) -> str | None:
 
 
 def _warn(message: str) -> None:
-    import warnings
-
     warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def _version() -> str:
-    from lightcycle.runtime.checkpointing import _version as installed_version
-
     return installed_version()

@@ -18,6 +18,7 @@ runs the same code as before precision existed.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -448,8 +449,6 @@ def resolve_precision(precision: Any, plugins: Any, device: torch.device) -> Pre
         MisconfigurationException: an unknown precision, another kind of plugin, or both
             ``precision`` and a precision plugin.
     """
-    import warnings
-
     given = [plugins] if plugins is not None and not isinstance(plugins, (list, tuple)) else list(plugins or [])
     for plugin in given:
         if not isinstance(plugin, Precision):

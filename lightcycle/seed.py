@@ -8,14 +8,16 @@ can pick it up, exactly as Lightning does.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import random
 import warnings
 from collections.abc import Generator
 
+import numpy as np
 import torch
+
+from lightcycle.runtime.checkpointing import collect_rng_states, restore_rng_states
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +25,8 @@ MAX_SEED_VALUE = 4294967295  # 2**32 - 1, numpy's upper bound
 MIN_SEED_VALUE = 0
 
 
-def _numpy_available() -> bool:
-    return importlib.util.find_spec("numpy") is not None
-
-
 def seed_everything(seed: int | None = None, workers: bool = False, verbose: bool = True) -> int:
-    """Seed Python's ``random``, NumPy (when installed) and torch (CPU and every CUDA device).
+    """Seed Python's ``random``, NumPy and torch (CPU and every CUDA device).
 
     Args:
         seed: the seed. ``None`` reads ``PL_GLOBAL_SEED`` from the environment, else uses 0
@@ -65,10 +63,7 @@ def seed_everything(seed: int | None = None, workers: bool = False, verbose: boo
 
     os.environ["PL_GLOBAL_SEED"] = str(seed)
     random.seed(seed)
-    if _numpy_available():
-        import numpy as np
-
-        np.random.seed(seed)
+    np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
     os.environ["PL_SEED_WORKERS"] = f"{int(workers)}"
     return seed
@@ -98,11 +93,8 @@ def pl_worker_init_function(worker_id: int, rank: int | None = None) -> None:
     seeds = _seed_sequence(base_seed, worker_id, global_rank, count=4)
     torch.manual_seed(seeds[0])
     random.seed((seeds[1] << 32) | seeds[2])
-    if _numpy_available():
-        import numpy as np
-
-        ss = np.random.SeedSequence([base_seed, worker_id, global_rank])
-        np.random.seed(ss.generate_state(4))
+    ss = np.random.SeedSequence([base_seed, worker_id, global_rank])
+    np.random.seed(ss.generate_state(4))
 
 
 def _seed_sequence(base_seed: int, worker_id: int, global_rank: int, count: int) -> list[int]:
@@ -130,8 +122,6 @@ def isolate_rng(include_cuda: bool = True) -> Generator[None, None, None]:
         include_cuda: also restore the CUDA generators (only those already initialised are
             captured, so an uninitialised CUDA is not initialised by this).
     """
-    from lightcycle.runtime.checkpointing import collect_rng_states, restore_rng_states
-
     states = collect_rng_states()
     if not include_cuda:
         states.pop("cuda", None)

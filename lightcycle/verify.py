@@ -57,6 +57,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lightcycle.core.module_hooks import BASE_MODULE_HOOKS
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import ANY, SEPARATOR, Hook, Lifecycle, Result, Stage, Target, Transition
 from lightcycle.verify_result import CONTEXT, VerifyResult, Violation, load_trace, nothing_checked
@@ -116,11 +117,10 @@ def _base_module_hooks(names: Iterable[str]) -> frozenset[str]:
     Answered from a torch-free table for the standard hooks, so ``lightcycle verify`` does
     not import torch; a custom module hook makes it look at the class itself.
     """
-    from lightcycle.core.module_hooks import BASE_MODULE_HOOKS
-
     wanted = set(names)
     if wanted <= BASE_MODULE_HOOKS:
         return frozenset(wanted)
+    # deferred: torch for the CLI start-up (`lightcycle verify` imports this module)
     from lightcycle.core.module import LightningModule
 
     return frozenset(wanted & set(dir(LightningModule)))

@@ -17,6 +17,8 @@ import torch
 from pytorch_lightning.loggers import Logger as PLLogger
 from torch.utils.data import DataLoader, TensorDataset
 
+from tests import kit
+
 
 def _optimizers(kind: str, module: torch.nn.Module) -> Any:
     layer, head = module.layer, module.head  # type: ignore[union-attr]
@@ -117,12 +119,9 @@ def run(
     train, val = loaders()
     logger = _Recording()
     callbacks = make_callbacks(fw)
-    kwargs: dict[str, Any] = dict(
-        max_epochs=2,
+    kwargs: dict[str, Any] = kit.quiet(
         logger=logger,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+        max_epochs=2,
         log_every_n_steps=1,
         accelerator="cpu",
         # Default checkpoints and logs go to a fresh folder, never into the working directory.

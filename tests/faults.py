@@ -1,6 +1,6 @@
 """Helpers for the verification tests: a recording probe, a tiny module and datamodule, and
 drawable run configurations. Fault injection itself is the public kit's
-(:mod:`lightcycle.testing`; ``tests/test_faults.py`` sweeps with it).
+(:mod:`lightcycle.testing`; ``tests/runtime/test_faults.py`` sweeps with it).
 
 A :class:`Probe` is a :class:`~lightcycle.callbacks.HookRecorder`, so the lifecycle driver
 calls its ``record_hook`` for every module and datamodule hook as well as for its own
@@ -21,6 +21,7 @@ from lightcycle.callbacks import HookRecorder
 from lightcycle.testing import tiny_loaders
 from lightcycle.testing.tiny import LoaderHooks
 from lightcycle.testing.tiny import TinyModule as KitModule
+from tests import kit
 
 LogEntry = tuple[str, str, str]
 """(who, src, hook): who is ``first``/``second`` for callback events, ``-`` otherwise."""
@@ -132,11 +133,8 @@ class TinyDataModule(LoaderHooks, L.LightningDataModule):
 
 # --------------------------------------------------------------------------- running
 
-BASE_KWARGS: dict[str, Any] = dict(
-    accelerator="cpu",
-    enable_progress_bar=False,
-    enable_model_summary=False,
-)
+# each run passes its own logger and enable_checkpointing (Config)
+BASE_KWARGS: dict[str, Any] = kit.quiet(logger=None, checkpointing=None, accelerator="cpu")
 
 
 class StatusLogger:

@@ -14,7 +14,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-QUIET = dict(enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+from tests import kit
+
+QUIET = kit.quiet(logger=None)  # the logger is what the tests compare
 
 
 def loaders(n_train: int = 7, n_val: int = 3, batch_size: int = 2) -> tuple[DataLoader[Any], DataLoader[Any]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
-import os
 import tempfile
 import types
 import warnings
@@ -22,18 +21,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
+from tests import kit
+
 for _name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
     logging.getLogger(_name).setLevel(logging.ERROR)
 
 KEY_ARGS = ("batch_idx", "dataloader_idx", "stage", "exception", "outputs")
-BASE_KWARGS: dict[str, Any] = dict(
-    accelerator="cpu",
-    devices=1,
-    logger=False,
-    enable_progress_bar=False,
-    enable_model_summary=False,
-    enable_checkpointing=False,
-)
+BASE_KWARGS: dict[str, Any] = kit.quiet(accelerator="cpu", devices=1)
 
 
 def jsonable(v: Any) -> Any:
@@ -126,7 +120,12 @@ def build(pl: types.ModuleType) -> types.SimpleNamespace:
         return c
 
     def rec(src: str, hook: str, args: dict[str, Any], trainer: Any, module: Any, phase: str | None = None) -> None:
-        ev: dict[str, Any] = {"src": src, "hook": hook, "args": {k: jsonable(v) for k, v in args.items()}, "ctx": ctx(trainer, module)}
+        ev: dict[str, Any] = {
+            "src": src,
+            "hook": hook,
+            "args": {k: jsonable(v) for k, v in args.items()},
+            "ctx": ctx(trainer, module),
+        }
         if phase:
             ev["phase"] = phase
         events.append(ev)
@@ -151,7 +150,9 @@ def build(pl: types.ModuleType) -> types.SimpleNamespace:
         raise exc
 
     hook_names = sorted(
-        n for n in dir(pl.Callback) if n.startswith("on_") or n in ("setup", "teardown", "state_dict", "load_state_dict")
+        n
+        for n in dir(pl.Callback)
+        if n.startswith("on_") or n in ("setup", "teardown", "state_dict", "load_state_dict")
     )
 
     def make_cb_method(name: str) -> Any:
@@ -167,7 +168,13 @@ def build(pl: types.ModuleType) -> types.SimpleNamespace:
                 args["checkpoint"] = ckpt_summary(passed["checkpoint"])
             if name == "load_state_dict":
                 args["state_dict"] = passed["state_dict"]
-            rec("callback", name, args, trainer, module if module is not None else getattr(trainer, "lightning_module", None))
+            rec(
+                "callback",
+                name,
+                args,
+                trainer,
+                module if module is not None else getattr(trainer, "lightning_module", None),
+            )
             if name == "setup":
                 self._trainer = trainer
             if name == "on_train_batch_end" and beh.stop_at == (trainer.current_epoch, passed["batch_idx"]):
@@ -286,11 +293,20 @@ def build(pl: types.ModuleType) -> types.SimpleNamespace:
             self._r("configure_optimizers")
             opt = torch.optim.SGD(self.parameters(), lr=0.1)
             if beh.scheduler == "step":
-                return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.StepLR(opt, 1), "interval": "step"}}
+                return {
+                    "optimizer": opt,
+                    "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.StepLR(opt, 1), "interval": "step"},
+                }
             if beh.scheduler == "epoch":
                 return [opt], [torch.optim.lr_scheduler.StepLR(opt, 1)]
             if beh.scheduler == "plateau":
-                return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(opt), "monitor": "train_loss"}}
+                return {
+                    "optimizer": opt,
+                    "lr_scheduler": {
+                        "scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(opt),
+                        "monitor": "train_loss",
+                    },
+                }
             return opt
 
         def on_fit_start(self) -> None:
@@ -450,12 +466,22 @@ def build(pl: types.ModuleType) -> types.SimpleNamespace:
         def on_before_optimizer_step(self, optimizer: Any) -> None:
             self._r("on_before_optimizer_step")
 
-        def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: Any = None, gradient_clip_algorithm: Any = None) -> None:
-            self._r("configure_gradient_clipping", gradient_clip_val=gradient_clip_val, gradient_clip_algorithm=gradient_clip_algorithm)
+        def configure_gradient_clipping(
+            self, optimizer: Any, gradient_clip_val: Any = None, gradient_clip_algorithm: Any = None
+        ) -> None:
+            self._r(
+                "configure_gradient_clipping",
+                gradient_clip_val=gradient_clip_val,
+                gradient_clip_algorithm=gradient_clip_algorithm,
+            )
             super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
-        def clip_gradients(self, optimizer: Any, gradient_clip_val: Any = None, gradient_clip_algorithm: Any = None) -> None:
-            self._r("clip_gradients", gradient_clip_val=gradient_clip_val, gradient_clip_algorithm=gradient_clip_algorithm)
+        def clip_gradients(
+            self, optimizer: Any, gradient_clip_val: Any = None, gradient_clip_algorithm: Any = None
+        ) -> None:
+            self._r(
+                "clip_gradients", gradient_clip_val=gradient_clip_val, gradient_clip_algorithm=gradient_clip_algorithm
+            )
             super().clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
         def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
@@ -485,7 +511,12 @@ def build(pl: types.ModuleType) -> types.SimpleNamespace:
         val_dataloader = pl.LightningModule.val_dataloader
 
     return types.SimpleNamespace(
-        pl=pl, events=events, behaviour=beh, RecordingCallback=RecordingCallback, RecModule=RecModule, NoValModule=NoValModule
+        pl=pl,
+        events=events,
+        behaviour=beh,
+        RecordingCallback=RecordingCallback,
+        RecModule=RecModule,
+        NoValModule=NoValModule,
     )
 
 
@@ -518,7 +549,9 @@ def run_scenario(pl: types.ModuleType, sc: Scenario, seed: int = 0) -> dict[str,
     ns = build(pl)
     for k, v in sc.behaviour.items():
         setattr(ns.behaviour, k, copy.deepcopy(v))  # injections are consumed as they fire
-    pl.seed_everything(seed, verbose=False) if "verbose" in inspect.signature(pl.seed_everything).parameters else pl.seed_everything(seed)
+    pl.seed_everything(seed, verbose=False) if "verbose" in inspect.signature(
+        pl.seed_everything
+    ).parameters else pl.seed_everything(seed)
     tmp = tempfile.mkdtemp(prefix="lc_trace_")
     cbs = [ns.RecordingCallback(i) for i in range(1 + sc.extra_callbacks)]
     kwargs = {**BASE_KWARGS, **sc.trainer}
@@ -529,7 +562,13 @@ def run_scenario(pl: types.ModuleType, sc: Scenario, seed: int = 0) -> dict[str,
         exc: str | None = None
         try:
             out = getattr(trainer, sc.entry)(model)
-        except BaseException as e:  # noqa: BLE001 - KeyboardInterrupt and SystemExit are results here
+        except BaseException as e:
             exc = f"{type(e).__name__}: {e}".split("\n")[0]
             out = None
-    return {"events": list(ns.events), "state": end_state(trainer), "exception": exc, "output": jsonable(out), "trainer": trainer}
+    return {
+        "events": list(ns.events),
+        "state": end_state(trainer),
+        "exception": exc,
+        "output": jsonable(out),
+        "trainer": trainer,
+    }

@@ -9,13 +9,14 @@ import importlib.util
 import math
 import sys
 import warnings
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from tests.paths import ROOT
+
+BENCHMARKS = ROOT / "benchmarks"
 
 
 def _load(name: str) -> ModuleType:

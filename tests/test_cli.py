@@ -17,9 +17,9 @@ import lightcycle
 from lightcycle.cli import LightningCLI, ReduceLROnPlateau, SaveConfigCallback
 from lightcycle.demos.boring_classes import BoringDataModule, BoringModel
 from lightcycle.errors import MisconfigurationException
+from tests.paths import ROOT, TESTS
 
-ROOT = Path(__file__).resolve().parent.parent
-DRIVER = ROOT / "tests" / "cli_programs" / "run_many.py"
+DRIVER = TESTS / "cli_programs" / "run_many.py"
 
 # Lightning 2.6 Trainer arguments lightcycle's Trainer does not take (README, "Trainer arguments"), and the
 # Trainer-method argument it lacks; every other key of the parsed config must be equal.

@@ -1,26 +1,40 @@
-"""The package is ruff-clean and mypy --strict clean (configured in pyproject.toml)."""
+"""The code is ruff-clean and the package mypy --strict clean (both configured in pyproject.toml).
+
+``ruff check`` and ``ruff format --check`` cover the package and the code around it (tests,
+benchmarks, examples), so that a test or an example is held to the package's style.
+"""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import ROOT
+
+LINTED = ("lightcycle", "tests", "benchmarks", "examples")
 
 
 def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
-def test_ruff_clean() -> None:
+def _ruff() -> str:
     exe = shutil.which("ruff")
     assert exe is not None, "ruff is not installed: pip install -e '.[test]'"
-    result = _run(exe, "check", "lightcycle")
+    return exe
+
+
+def test_ruff_clean() -> None:
+    result = _run(_ruff(), "check", *LINTED)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_clean() -> None:
+    result = _run(_ruff(), "format", "--check", *LINTED)
+    assert result.returncode == 0, f"run `ruff format {' '.join(LINTED)}`:\n{result.stdout}{result.stderr}"
 
 
 @pytest.mark.slow

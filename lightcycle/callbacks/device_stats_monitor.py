@@ -31,6 +31,7 @@ def get_cpu_stats() -> dict[str, float]:
         raise ModuleNotFoundError(
             "Fetching CPU device stats requires `psutil` to be installed: `pip install lightcycle[psutil]`."
         )
+    # deferred: heavy optional dependency psutil
     import psutil
 
     return {

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from lightcycle.callbacks.callback import Callback
 from lightcycle.errors import MisconfigurationException
+from lightcycle.states.stages import TrainerFn
 
 if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule
@@ -133,8 +134,6 @@ class EarlyStopping(Callback):
         self.stopping_reason_message = state_dict.get("stopping_reason_message")
 
     def _should_skip_check(self, trainer: RunHost) -> bool:
-        from lightcycle.states.stages import TrainerFn
-
         return trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking
 
     def on_train_epoch_end(self, trainer: RunHost, pl_module: LightningModule) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
+from lightcycle.core.module import LightningModule as Base
 from lightcycle.errors import MisconfigurationException
 
 if TYPE_CHECKING:
@@ -55,8 +56,6 @@ class GradientAccumulationScheduler(Callback):
         return 1
 
     def on_train_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
-        from lightcycle.core.module import LightningModule as Base
-
         if not pl_module.automatic_optimization:
             raise RuntimeError(
                 "Automatic gradient accumulation and the `GradientAccumulationScheduler` is not supported for "

@@ -30,6 +30,7 @@ from torch import Tensor
 from lightcycle.callbacks.monitoring import Checkpoint
 from lightcycle.errors import MisconfigurationException
 from lightcycle.runtime.atomic_io import atomic_link
+from lightcycle.states.stages import TrainerFn
 
 if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule
@@ -294,8 +295,6 @@ class ModelCheckpoint(Checkpoint):
     # ------------------------------------------------------------------ decisions
 
     def _should_skip_saving_checkpoint(self, trainer: RunHost) -> bool:
-        from lightcycle.states.stages import TrainerFn
-
         return (
             bool(trainer.fast_dev_run)
             or trainer.state.fn != TrainerFn.FITTING

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lightcycle.callbacks.callback import Callback
+from lightcycle.core.model_summary import _format_summary_table, summarize
 
 if TYPE_CHECKING:
     from lightcycle.core.model_summary import ModelSummary as Summary
@@ -43,8 +44,6 @@ class ModelSummary(Callback):
             )
 
     def _summary(self, trainer: RunHost, pl_module: LightningModule) -> Summary:
-        from lightcycle.core.model_summary import summarize
-
         return summarize(pl_module, max_depth=self._max_depth)
 
     @staticmethod
@@ -68,8 +67,6 @@ class ModelSummary(Callback):
             total_flops: FLOPs of the example input's forward (0 without one).
             **summarize_kwargs: unused here.
         """
-        from lightcycle.core.model_summary import _format_summary_table
-
         table = _format_summary_table(
             total_parameters, trainable_parameters, model_size, total_training_modes, total_flops, *summary_data
         )

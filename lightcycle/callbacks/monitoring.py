@@ -12,6 +12,7 @@ from typing import Any
 
 from lightcycle._foreign import is_kind
 from lightcycle.callbacks.callback import Callback
+from lightcycle.callbacks.early_stopping import EarlyStopping
 
 
 class Checkpoint(Callback):
@@ -25,6 +26,4 @@ def is_checkpoint(callback: Any) -> bool:
 
 def is_monitoring(callback: Any) -> bool:
     """True for EarlyStopping and Checkpoint instances, lightcycle's or Lightning's (Lightning's definition)."""
-    from lightcycle.callbacks.early_stopping import EarlyStopping
-
     return is_checkpoint(callback) or is_kind(callback, EarlyStopping, "EarlyStopping")

@@ -23,6 +23,8 @@ from rich.progress_bar import ProgressBar as _RichProgressBar
 from rich.style import Style
 from rich.text import Text
 
+from lightcycle.callbacks.rich_progress import RichProgressBar
+
 if TYPE_CHECKING:
     from lightcycle.runtime.host import RunHost
 
@@ -229,8 +231,6 @@ class MetricsTextColumn(ProgressColumn):
         self._metrics = metrics
 
     def render(self, task: Task) -> Text:
-        from lightcycle.callbacks.rich_progress import RichProgressBar
-
         bar = self._trainer.progress_bar_callback
         assert isinstance(bar, RichProgressBar)
         if self._trainer.state.fn != "fit" or self._trainer.sanity_checking or bar.train_progress_bar_id != task.id:

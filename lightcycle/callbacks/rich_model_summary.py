@@ -9,6 +9,7 @@ import importlib.util
 from typing import Any
 
 from lightcycle.callbacks.model_summary import ModelSummary
+from lightcycle.core.model_summary import get_human_readable_count
 
 
 def require_rich(name: str) -> None:
@@ -52,10 +53,9 @@ class RichModelSummary(ModelSummary):
         total_flops: int,
         **summarize_kwargs: Any,
     ) -> None:
+        # deferred: heavy optional dependency rich
         from rich import get_console
         from rich.table import Table
-
-        from lightcycle.core.model_summary import get_human_readable_count
 
         console = get_console()
         column_names = next(iter(zip(*summary_data, strict=False)))

@@ -11,6 +11,7 @@ imported when the first display starts, not when lightcycle is imported.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ import torch
 
 from lightcycle.callbacks.progress import ProgressBar
 from lightcycle.callbacks.rich_model_summary import require_rich
-from lightcycle.core.datamodule import apply_to_collection
+from lightcycle.core.batch_transfer import apply_to_collection
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,8 +42,6 @@ def rich_available() -> bool:
     Returns:
         True when the rich bar and summary can be used (and are then Lightning's defaults).
     """
-    import importlib.metadata
-
     try:
         version = importlib.metadata.version("rich")
     except importlib.metadata.PackageNotFoundError:
@@ -170,8 +169,10 @@ class RichProgressBar(ProgressBar):
 
     def _init_progress(self, trainer: RunHost) -> None:
         if self.is_enabled and (self.progress is None or self._progress_stopped):
+            # deferred: heavy optional dependency rich
             from rich import get_console, reconfigure
 
+            # deferred: heavy optional dependency rich (rich_columns imports it)
             from lightcycle.callbacks.rich_columns import CustomProgress, MetricsTextColumn
 
             self._reset_progress_bar_ids()
@@ -435,8 +436,10 @@ class RichProgressBar(ProgressBar):
         Returns:
             Description, bar, ``completed/total``, ``elapsed • remaining`` and speed columns.
         """
+        # deferred: heavy optional dependency rich
         from rich.progress import TextColumn
 
+        # deferred: heavy optional dependency rich (rich_columns imports it)
         from lightcycle.callbacks.rich_columns import (
             BatchesProcessedColumn,
             CustomBarColumn,

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import SWALR
 
 from lightcycle.callbacks.callback import Callback
+from lightcycle.core.optim import LRSchedulerConfig
 from lightcycle.errors import MisconfigurationException
 
 if TYPE_CHECKING:
@@ -121,10 +123,6 @@ class StochasticWeightAveraging(Callback):
             self._clear_schedulers(trainer)
 
     def on_train_epoch_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
-        from torch.optim.swa_utils import SWALR
-
-        from lightcycle.core.optim import LRSchedulerConfig
-
         if (not self._initialized) and (self.swa_start <= trainer.current_epoch <= self.swa_end):
             self._initialized = True
             self._average_model = self._average_model.to(self._device or pl_module.device)

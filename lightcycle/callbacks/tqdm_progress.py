@@ -9,6 +9,7 @@ bar is drawn, not when lightcycle is imported.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
 import os
 import sys
@@ -16,11 +17,11 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from tqdm import tqdm
+
 from lightcycle.callbacks.progress import ProgressBar
 
 if TYPE_CHECKING:
-    from tqdm import tqdm
-
     from lightcycle.core.module import LightningModule
     from lightcycle.runtime.host import RunHost
 
@@ -30,12 +31,12 @@ _PAD_SIZE = 5
 @functools.cache
 def _tqdm_class() -> type[tqdm[Any]]:
     """Lightning's ``Tqdm``: floats and strings padded with zeros so the bar does not flicker."""
-    import importlib.util
-
+    base: type[tqdm[Any]] = tqdm
     if importlib.util.find_spec("ipywidgets") is not None:
-        from tqdm.auto import tqdm as base
-    else:
-        from tqdm import tqdm as base
+        # deferred: heavy optional dependency ipywidgets (tqdm.auto imports it, for notebooks)
+        from tqdm.auto import tqdm as auto_tqdm
+
+        base = auto_tqdm
 
     class Tqdm(base):  # type: ignore[misc]
         @staticmethod
@@ -119,8 +120,6 @@ class TQDMProgressBar(ProgressBar):
 
     def __getstate__(self) -> dict[str, Any]:
         # Bars hold a stream: a pickled or deep-copied callback gets none.
-        from tqdm import tqdm
-
         return {k: None if isinstance(v, tqdm) else v for k, v in vars(self).items()}
 
     def _get(self, attr: str) -> tqdm[Any]:

@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 when the run's trace follows the lifecycle, 1 otherwise.
     """
+    # deferred: torch for the CLI start-up (demo_run trains; `lightcycle --help` imports this module)
     from lightcycle.commands import demo_run
 
     return demo_run.run(args)

@@ -19,11 +19,17 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from tqdm import tqdm
 
 import lightcycle as L
 from lightcycle.callbacks import HookRecorder
 from lightcycle.callbacks.tqdm_progress import TQDMProgressBar
+from lightcycle.commands.options import LifecycleOptionError, lifecycle_from
+from lightcycle.diagrams import dot as dot_mod
+from lightcycle.diagrams import files, sequence, views
+from lightcycle.diagrams.overlay import entry_of
 from lightcycle.runtime.host import RunHost
+from lightcycle.verify import verify_trace
 
 
 def make_spirals(n: int, seed: int) -> TensorDataset:
@@ -78,8 +84,6 @@ class EpochReport(L.Callback):
 
 def say(line: str = "") -> None:
     """Print a line through ``tqdm.write``: it clears the progress bar, prints, and redraws the bar."""
-    from tqdm import tqdm
-
     tqdm.write(line, file=sys.stdout)
 
 
@@ -96,12 +100,6 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 when the trace follows the lifecycle, 1 otherwise.
     """
-    from lightcycle.commands.options import LifecycleOptionError, lifecycle_from
-    from lightcycle.diagrams import dot as dot_mod
-    from lightcycle.diagrams import files, sequence, views
-    from lightcycle.diagrams.overlay import entry_of
-    from lightcycle.verify import verify_trace
-
     try:
         lifecycle = lifecycle_from(args.lifecycle)
     except LifecycleOptionError as err:

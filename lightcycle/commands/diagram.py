@@ -1,4 +1,4 @@
-"""``lightcycle diagram``: the lifecycle as Mermaid, DOT or SVG; a recorded run drawn too.
+"""``lightcycle diagram``: the lifecycle as Mermaid, DOT, SVG or pseudocode; a recorded run drawn too.
 
 A run is drawn as a sequence diagram, or over the lifecycle (``--over-lifecycle``).
 
@@ -9,6 +9,7 @@ Examples::
     lightcycle diagram --entry fit --depth 3             # one level deeper than the overview
     lightcycle diagram --entry all --format all -o diagrams/   # regenerate the committed folder
     lightcycle diagram --check -o diagrams/              # exit 1 when diagrams/ is stale
+    lightcycle diagram --format outline -o docs/lifecycle.md   # every hook at its place, as pseudocode
     lightcycle diagram --trace run.jsonl -o run.mmd      # sequence diagram of a recorded run
     lightcycle diagram --trace run.jsonl --over-lifecycle --format svg -o run.svg
 
@@ -24,12 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from lightcycle.commands.options import LifecycleOptionError, add_lifecycle_option, lifecycle_from
+from lightcycle.diagrams import dot as dot_mod
+from lightcycle.diagrams import files, overlay, sequence, views
+from lightcycle.diagrams import outline as outline_mod
 
 ENTRIES = ("fit", "validate", "test", "predict", "interrupt")
 """The standard views of :data:`~lightcycle.states.LIFECYCLE` (``all`` means every one)."""
 
-FORMAT_CHOICES = ("mermaid", "dot", "svg", "all")
-"""Values of ``--format`` (``all``: mermaid, dot and svg)."""
+FORMAT_CHOICES = ("mermaid", "dot", "svg", "outline", "all")
+"""Values of ``--format`` (``all``: mermaid, dot and svg of each view, and the outline)."""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -46,8 +50,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="draw the lifecycle (Mermaid, DOT, SVG) or a recorded run (sequence diagram, or over the lifecycle)",
         description=(
             "Draw the lifecycle declaration: one view per entry point (fit, validate, test, predict), drill-downs "
-            "of nested states (e.g. fit.train.epoch.batch) and the interruption overview (interrupt). Edge labels "
-            "give the trigger and the hooks it fires in order (cb. = callbacks, lm. = LightningModule, "
+            "of nested states (e.g. fit.train.epoch.batch) and the interruption overview (interrupt); or write it "
+            "as pseudocode with every hook at its place (--format outline). Edge labels "
+            "give the event and the hooks it fires in order (cb. = callbacks, lm. = LightningModule, "
             "dm. = datamodule). With --trace, draw a HookRecorder trace as a Mermaid sequence diagram with "
             "repeated batches/epochs folded into loops, or with --over-lifecycle as the lifecycle labelled with "
             "how often the run was in each state and took each edge."
@@ -77,7 +82,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--format",
         default="mermaid",
         choices=FORMAT_CHOICES,
-        help="mermaid (default), dot, svg (needs Graphviz's dot) or all (into the -o folder)",
+        help="mermaid (default), dot, svg (needs Graphviz's dot), outline (the entry points as pseudocode, every "
+        "hook at its place; --entry picks one) or all (every format, into the -o folder)",
     )
     parser.add_argument(
         "-o",
@@ -133,9 +139,6 @@ def run(args: argparse.Namespace) -> int:
         0 on success; 1 when ``--check`` finds stale files or Graphviz is missing; 2 on
         a usage error.
     """
-    from lightcycle.diagrams import dot as dot_mod
-    from lightcycle.diagrams import files, overlay, sequence, views
-
     try:
         lifecycle = lifecycle_from(args.lifecycle)
         if args.over_lifecycle and args.trace is None:
@@ -173,6 +176,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"diagrams are stale; regenerate with: {files.REGENERATE}", file=sys.stderr)
                 return 1
             return 0
+        if args.format == files.OUTLINE:
+            if args.state is not None or args.depth is not None:
+                return _error("--format outline writes whole entry points: drop --state / --depth")
+            entries = None if args.entry in (None, "all") else [args.entry]
+            _emit(outline_mod.outline(lifecycle, entries), args.output, outline_mod.OUTLINE_NAME)
+            return 0
         entry = args.entry or "fit"
         if args.state is not None or args.depth is not None:
             view = views.with_depth(lifecycle, args.state or entry, args.depth)
@@ -184,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
         if entry != "all" and entry not in known:
             return _error(f"no view {entry!r}; choose from {', '.join([*known, 'all'])} (or --state PATH)")
         names = known if entry == "all" else [entry]
-        formats = list(files.FORMATS) if args.format == "all" else [args.format]
+        formats = list(files.ALL_FORMATS) if args.format == "all" else [args.format]
         if len(names) * len(formats) > 1:
             if args.output is None:
                 return _error("--entry all / --format all write files: give -o FOLDER")

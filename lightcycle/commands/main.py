@@ -14,6 +14,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from lightcycle import __version__
+
 _SUBCOMMANDS = {
     "demo": "lightcycle.commands.demo",
     "diagram": "lightcycle.commands.diagram",
@@ -24,8 +26,6 @@ _SUBCOMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    from lightcycle import __version__
-
     parser = argparse.ArgumentParser(
         prog="lightcycle",
         description="A declarative state-machine training orchestrator for PyTorch (Lightning-compatible hooks).",

@@ -13,6 +13,10 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from lightcycle.states.declaration import LIFECYCLE
+from lightcycle.states.model import Lifecycle
+from lightcycle.states.validate import DeclarationError, validate
+
 if TYPE_CHECKING:
     from lightcycle.states.model import Lifecycle
 
@@ -52,10 +56,6 @@ def lifecycle_from(spec: str | None) -> Lifecycle:
             missing attribute, not a Lifecycle, or a declaration that does not validate;
             the message is one line naming the fix.
     """
-    from lightcycle.states.declaration import LIFECYCLE
-    from lightcycle.states.model import Lifecycle
-    from lightcycle.states.validate import DeclarationError, validate
-
     if spec is None:
         return LIFECYCLE
     module_name, sep, attr = spec.partition(":")

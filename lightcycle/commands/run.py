@@ -16,10 +16,18 @@ This module imports neither torch nor lightcycle's runtime at import time, so
 from __future__ import annotations
 
 import argparse
+import glob
 import os
+import re
+import runpy
+import shutil
 import sys
 import tempfile
 from typing import Any
+
+from lightcycle.compat.aliases import install
+from lightcycle.compat.run_trace import TRACE_ENV, numbered, series
+from lightcycle.diagrams.sequence import read_trace, sequence_diagram
 
 SHIM_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "compat", "shim")
 """The folder holding the ``lightning``/``pytorch_lightning``/``lightning_fabric`` shim packages."""
@@ -83,8 +91,6 @@ def _child_env(trace: str | None, checked: bool) -> None:
     # finder answers Lightning names before any path entry is looked at.
     sys.path[1:1] = [p for p in paths if p not in sys.path]
     if trace is not None:
-        from lightcycle.compat.run_trace import TRACE_ENV
-
         os.environ[TRACE_ENV] = trace
     if checked:
         os.environ["LIGHTCYCLE_CHECKED"] = "1"
@@ -92,9 +98,6 @@ def _child_env(trace: str | None, checked: bool) -> None:
 
 def _clear_series(path: str) -> None:
     """Remove ``path`` and every ``stem.N.suffix`` beside it (left by an earlier run)."""
-    import glob
-    import re
-
     stem, suffix = os.path.splitext(path)
     numbered = re.compile(re.escape(stem) + r"\.\d+" + re.escape(suffix) + "$")
     for name in [path, *glob.glob(glob.escape(stem) + ".*" + glob.escape(suffix))]:
@@ -104,9 +107,6 @@ def _clear_series(path: str) -> None:
 
 def _draw(trace: str, diagram: str, title: str) -> None:
     """One sequence diagram per recorded Trainer (``diagram``, then its numbered series)."""
-    from lightcycle.compat.run_trace import numbered, series
-    from lightcycle.diagrams.sequence import read_trace, sequence_diagram
-
     _clear_series(diagram)
     for index, path in enumerate(series(trace)):
         label = title if index == 0 else f"{title} (Trainer {index + 1})"
@@ -115,10 +115,6 @@ def _draw(trace: str, diagram: str, title: str) -> None:
 
 
 def _execute(module: list[str] | None, program: list[str]) -> None:
-    import runpy
-
-    from lightcycle.compat.aliases import install
-
     install()
     if module:
         name, *rest = module
@@ -164,7 +160,5 @@ def run(args: argparse.Namespace) -> int:
         if args.diagram and trace is not None:
             _draw(trace, os.path.abspath(args.diagram), title)
         if scratch is not None:
-            import shutil
-
             shutil.rmtree(scratch, ignore_errors=True)
     return 0

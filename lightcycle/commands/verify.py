@@ -16,6 +16,8 @@ import sys
 from typing import Any
 
 from lightcycle.commands.options import LifecycleOptionError, add_lifecycle_option, lifecycle_from
+from lightcycle.verify import load_trace, verify_trace
+from lightcycle.verify_ranks import rank_of, verify_ranks
 
 
 def add_parser(sub: Any) -> None:
@@ -39,14 +41,11 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Verify every trace named in ``args``; returns 0 if all pass, else 1."""
-    from lightcycle.verify import load_trace, verify_trace
-
     try:
         lifecycle = lifecycle_from(args.lifecycle)
     except LifecycleOptionError as err:
         print(f"lightcycle verify: {err}", file=sys.stderr)
         return 1
-    from lightcycle.verify_ranks import verify_ranks
 
     status = 0
     loaded: dict[str, list[dict[str, Any]]] = {}
@@ -74,6 +73,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _has_rank(events: list[dict[str, Any]]) -> bool:
-    from lightcycle.verify_ranks import rank_of
-
     return rank_of(events) is not None

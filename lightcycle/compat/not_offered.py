@@ -4,7 +4,7 @@
 ``pytorch`` part, ``lightning.X``) to the reason; an entry covers the path and everything
 below it. The table only explains: a name is refused because lightcycle has no module or
 attribute for it, so a name that lightcycle gains later resolves without editing this table
-(``tests/test_lightning_paths.py`` then names the stale entry to remove).
+(``tests/compat/test_lightning_paths.py`` then names the stale entry to remove).
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.trainer.call": "Lightning's Trainer internals have no counterpart",
     "lightning.pytorch.trainer.setup": "Lightning's Trainer internals have no counterpart",
     "lightning.pytorch.trainer.configuration_validator": "Lightning's Trainer internals have no counterpart",
-    "lightning.pytorch.core.hooks": "Lightning's hook mixins have no separate module; the hooks are on LightningModule",
     "lightning.pytorch.core.mixins": "lightcycle.core.hparams.HyperparametersMixin is lightcycle's",
     "lightning.pytorch.utilities.model_summary": "the summary table is the ModelSummary callback's",
     "lightning.pytorch.utilities.deepspeed": _ONE_DEVICE,

@@ -60,6 +60,7 @@ def recorders_from_env() -> list[Any]:
     path = os.environ.get(TRACE_ENV)
     if not path:
         return []
+    # deferred: torch for the CLI start-up (`lightcycle run` imports this module)
     from lightcycle.callbacks.recorder import HookRecorder
 
     return [HookRecorder(claim(path), keep=False)]

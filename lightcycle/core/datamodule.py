@@ -1,24 +1,27 @@
-"""LightningDataModule, the data hooks it shares with LightningModule, and batch transfer."""
+"""LightningDataModule: a shareable bundle of a project's data steps (Lightning-compatible).
+
+Its data hooks are :class:`~lightcycle.core.hooks.DataHooks`, shared with LightningModule;
+moving batches to a device is :mod:`lightcycle.core.batch_transfer`.
+"""
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import inspect
-from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from lightcycle._hooks import noop_hook
+from lightcycle.core.batch_transfer import apply_to_collection, move_data_to_device
+from lightcycle.core.checkpoint_loading import read_checkpoint
+from lightcycle.core.hooks import DataHooks
 from lightcycle.core.hparams import (
     HyperparametersMixin,
     instantiate_from_checkpoint,
     restricted_classmethod,
 )
-from lightcycle.errors import MisconfigurationException
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -27,210 +30,8 @@ if TYPE_CHECKING:
 
     from lightcycle.runtime.host import RunHost
 
-_BLOCKING_DEVICE_TYPES = ("cpu", "mps")
-# Per target device: may copies to it be non-blocking? Asked once per device, since
-# ``torch.device.type`` builds a new string on every read (a C++ stream per batch).
-_NON_BLOCKING: dict[Any, bool] = {}
-_Tensor = torch.Tensor
-
-
-def apply_to_collection(data: Any, is_leaf: Callable[[Any], bool], fn: Callable[[Any], Any]) -> Any:
-    """Apply ``fn`` to every leaf of a nested collection, rebuilding the containers.
-
-    Containers walked: dataclass instances (copied, fields replaced), mappings (type kept,
-    ``defaultdict`` factories kept), namedtuples, and other sequences except ``str``/``bytes``.
-
-    Args:
-        data: the (possibly nested) collection.
-        is_leaf: says which objects ``fn`` applies to; checked before walking into them.
-        fn: the function to apply.
-
-    Returns:
-        A collection of the same shape holding ``fn``'s results.
-    """
-    if is_leaf(data):
-        return fn(data)
-    if dataclasses.is_dataclass(data) and not isinstance(data, type):
-        values = {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
-        result = copy.deepcopy(data, memo={id(v): v for v in values.values()})
-        for field in dataclasses.fields(data):
-            if not field.init:
-                continue
-            try:
-                setattr(result, field.name, apply_to_collection(values[field.name], is_leaf, fn))
-            except dataclasses.FrozenInstanceError as err:
-                raise ValueError(
-                    "A frozen dataclass was passed to `apply_to_collection` but this is not allowed."
-                ) from err
-        return result
-    if isinstance(data, Mapping):
-        items = [(k, apply_to_collection(v, is_leaf, fn)) for k, v in data.items()]
-        mapping_type: Any = type(data)
-        if isinstance(data, defaultdict):
-            return mapping_type(data.default_factory, OrderedDict(items))
-        return mapping_type(OrderedDict(items))
-    if isinstance(data, tuple) and hasattr(data, "_fields") and hasattr(data, "_asdict"):
-        return type(data)(*(apply_to_collection(d, is_leaf, fn) for d in data))
-    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
-        sequence_type: Any = type(data)
-        return sequence_type([apply_to_collection(d, is_leaf, fn) for d in data])
-    return data
-
-
-def _is_transferable(obj: Any) -> bool:
-    return not isinstance(obj, type) and callable(getattr(type(obj), "to", None))
-
-
-def move_data_to_device(batch: Any, device: torch.device | str | int) -> Any:
-    """Move every object with a ``.to`` method inside ``batch`` to ``device``.
-
-    Tensors are moved with ``non_blocking=True`` unless the target is the CPU (or MPS).
-    An object whose ``to`` returns ``None`` is kept as is.
-
-    Args:
-        batch: a tensor, an object with ``.to``, or a nested collection of them.
-        device: the target device.
-
-    Returns:
-        The same structure with its contents on ``device``.
-    """
-    target = torch.device(device) if isinstance(device, str) else device
-    non_blocking = _NON_BLOCKING.get(target)
-    if non_blocking is None:
-        non_blocking = _NON_BLOCKING[target] = (
-            isinstance(target, torch.device) and target.type not in _BLOCKING_DEVICE_TYPES
-        )
-    # Fast path for what collate functions return: a tensor, or a flat list, tuple or dict
-    # of tensors. Exact type checks, so subclasses, namedtuples and anything else take the
-    # general walk below, which gives the same result for these shapes.
-    kind = type(batch)
-    if kind is _Tensor:
-        return batch.to(target, non_blocking=True) if non_blocking else batch.to(target)
-    if kind is list or kind is tuple:
-        moved: list[Any] = []
-        for item in batch:
-            if type(item) is not _Tensor:
-                break
-            moved.append(item.to(target, non_blocking=True) if non_blocking else item.to(target))
-        else:
-            return moved if kind is list else tuple(moved)
-    elif kind is dict:
-        mapped: dict[Any, Any] = {}
-        for key, item in batch.items():
-            if type(item) is not _Tensor:
-                break
-            mapped[key] = item.to(target, non_blocking=True) if non_blocking else item.to(target)
-        else:
-            return mapped
-
-    def move(data: Any) -> Any:
-        kwargs: dict[str, Any] = {}
-        if non_blocking and isinstance(data, torch.Tensor):
-            kwargs["non_blocking"] = True
-        moved = data.to(target, **kwargs)
-        return data if moved is None else moved
-
-    return apply_to_collection(batch, _is_transferable, move)
-
-
-class DataHooks:
-    """Data hooks shared by :class:`LightningModule` and :class:`LightningDataModule`."""
-
-    #: Run ``prepare_data`` on local rank 0 of every node (``False``: global rank 0 only).
-    prepare_data_per_node: bool = True
-    #: Allow a zero-length dataloader when several devices are used.
-    allow_zero_length_dataloader_with_multiple_devices: bool = False
-
-    @noop_hook
-    def prepare_data(self) -> None:
-        """Download or write data once per node, before ``setup`` (do not set state here)."""
-
-    @noop_hook
-    def setup(self, stage: str) -> None:
-        """Build datasets or layers at the start of every run.
-
-        Args:
-            stage: ``"fit"``, ``"validate"``, ``"test"`` or ``"predict"``.
-        """
-
-    @noop_hook
-    def teardown(self, stage: str) -> None:
-        """Clean up at the end of every successful run.
-
-        Args:
-            stage: ``"fit"``, ``"validate"``, ``"test"`` or ``"predict"``.
-        """
-
-    def train_dataloader(self) -> Any:
-        """Return the training dataloader(s).
-
-        Returns:
-            A DataLoader or a collection of them.
-        """
-        raise MisconfigurationException("`train_dataloader` must be implemented to be used with the Lightning Trainer")
-
-    def val_dataloader(self) -> Any:
-        """Return the validation dataloader(s).
-
-        Returns:
-            A DataLoader or a sequence of them.
-        """
-        raise MisconfigurationException("`val_dataloader` must be implemented to be used with the Lightning Trainer")
-
-    def test_dataloader(self) -> Any:
-        """Return the test dataloader(s).
-
-        Returns:
-            A DataLoader or a sequence of them.
-        """
-        raise MisconfigurationException("`test_dataloader` must be implemented to be used with the Lightning Trainer")
-
-    def predict_dataloader(self) -> Any:
-        """Return the prediction dataloader(s).
-
-        Returns:
-            A DataLoader or a sequence of them.
-        """
-        raise MisconfigurationException(
-            "`predict_dataloader` must be implemented to be used with the Lightning Trainer"
-        )
-
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        """Move a batch to ``device`` (tensors and anything with ``.to``, through nested collections).
-
-        Args:
-            batch: the batch from the dataloader (after ``on_before_batch_transfer``).
-            device: the target device.
-            dataloader_idx: index of the dataloader the batch came from.
-
-        Returns:
-            The batch on ``device``.
-        """
-        return move_data_to_device(batch, device)
-
-    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Alter a batch before it is moved to the device.
-
-        Args:
-            batch: the batch.
-            dataloader_idx: index of the dataloader the batch came from.
-
-        Returns:
-            The (possibly altered) batch.
-        """
-        return batch
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Alter a batch after it was moved to the device.
-
-        Args:
-            batch: the batch.
-            dataloader_idx: index of the dataloader the batch came from.
-
-        Returns:
-            The (possibly altered) batch.
-        """
-        return batch
+# Importable from here too, where they lived before the split (tests and user code import them).
+__all__ = ["DataHooks", "LightningDataModule", "apply_to_collection", "move_data_to_device"]
 
 
 class LightningDataModule(DataHooks, HyperparametersMixin):
@@ -350,9 +151,7 @@ class LightningDataModule(DataHooks, HyperparametersMixin):
         Returns:
             The datamodule.
         """
-        from lightcycle.core.module import _read_checkpoint
-
-        checkpoint = _read_checkpoint(cls, checkpoint_path, map_location, hparams_file, weights_only, kwargs)
+        checkpoint = read_checkpoint(cls, checkpoint_path, map_location, hparams_file, weights_only, kwargs)
         datamodule = instantiate_from_checkpoint(
             cls,
             checkpoint,

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import UninitializedParameter
+from torch.utils.flop_counter import FlopCounterMode
 
 if TYPE_CHECKING:
     from torch.utils.hooks import RemovableHandle
@@ -102,8 +104,6 @@ class ModelSummary:
     """
 
     def __init__(self, model: nn.Module, max_depth: int = 1) -> None:
-        from torch.utils.flop_counter import FlopCounterMode
-
         self._model = model
         if not isinstance(max_depth, int) or max_depth < -1:
             raise ValueError(f"`max_depth` can be -1, 0 or > 0, got {max_depth}.")
@@ -307,8 +307,6 @@ def get_human_readable_count(number: int) -> str:
 
 
 def _tensor_has_shape(p: torch.Tensor) -> bool:
-    from torch.nn.parameter import UninitializedParameter
-
     if isinstance(p, UninitializedParameter):
         warnings.warn(
             "The total number of parameters detected may be inaccurate because the model contains an instance of "

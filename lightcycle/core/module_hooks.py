@@ -3,7 +3,8 @@
 :mod:`lightcycle.verify` needs to know which declared module hooks every module has (a
 missing event for one of those is a violation). Reading ``dir(LightningModule)`` imports
 torch (about 3 s), which ``lightcycle verify`` otherwise never needs; this table answers for
-the standard hooks, and ``tests/test_cli_fast.py`` checks it against the class.
+the standard hooks, and ``tests/commands/test_cli_fast.py`` checks it against the class. The hooks
+themselves are defined in :mod:`lightcycle.core.hooks` and :mod:`lightcycle.core.module`.
 """
 
 from __future__ import annotations

@@ -495,6 +495,7 @@ def validate_optimizers(
         MisconfigurationException: a custom (non-torch) scheduler in automatic optimization
             while ``lr_scheduler_step`` is not overridden.
     """
+    # deferred: breaks the cycle with lightcycle.core.module (its optimization base wraps LightningOptimizer)
     from lightcycle.core.module import LightningModule
 
     try:

@@ -7,10 +7,13 @@
 - :mod:`.sequence`: Mermaid ``sequenceDiagram`` of a recorded run (HookRecorder trace).
 - :mod:`.files`: the committed ``diagrams/`` folder (write, staleness check).
 - :mod:`.labels`: the notation shared by every format (``cb.``/``lm.``/``dm.`` prefixes).
+- :mod:`.outline`: the entry points as pseudocode, every hook at its place
+  (:func:`.outline.outline`; committed as ``docs/lifecycle.md``).
 
 Regenerate the committed folder with ``lightcycle diagram --entry all --format all -o
 diagrams/`` (:data:`REGENERATE`). The README's fit lifecycle is :func:`readme_mermaid`
-(the same text as ``diagrams/fit.mmd``).
+(the same text as ``diagrams/fit.mmd``). The outline is rewritten with
+``lightcycle diagram --format outline -o docs/lifecycle.md`` (:data:`REGENERATE_OUTLINE`).
 
 The package namespace re-exports only names that do not shadow its submodules (the
 functions ``dot.dot``, ``mermaid.mermaid`` and ``views.views`` stay in their modules).
@@ -18,13 +21,16 @@ functions ``dot.dot``, ``mermaid.mermaid`` and ``views.views`` stay in their mod
 
 from lightcycle.diagrams.dot import GraphvizNotFoundError
 from lightcycle.diagrams.files import FORMATS, REGENERATE, readme_mermaid, render_text, stale_files, write_views
+from lightcycle.diagrams.outline import OUTLINE_FILE, REGENERATE_OUTLINE
 from lightcycle.diagrams.sequence import read_trace, sequence_diagram
 from lightcycle.diagrams.views import INTERRUPT_VIEW, View, build, view_named
 
 __all__ = [
     "FORMATS",
     "INTERRUPT_VIEW",
+    "OUTLINE_FILE",
     "REGENERATE",
+    "REGENERATE_OUTLINE",
     "GraphvizNotFoundError",
     "View",
     "build",

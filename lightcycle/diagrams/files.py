@@ -2,7 +2,9 @@
 
 For every standard view (``fit``, ``validate``, ``test``, ``predict``, ``interrupt``) the
 folder holds ``<view>.mmd`` (Mermaid), ``<view>.dot`` (Graphviz) and ``<view>.svg``
-(rendered by ``dot``). Mermaid and DOT text must equal what the declaration generates;
+(rendered by ``dot``), and once for the whole lifecycle ``lifecycle.md``, the pseudocode
+outline (:mod:`lightcycle.diagrams.outline`, also kept as ``docs/lifecycle.md``). Mermaid,
+DOT and outline text must equal what the declaration generates;
 an SVG is current when it carries the hash of the current DOT text (see
 :data:`lightcycle.diagrams.dot.HASH_COMMENT`), so checking needs no Graphviz and
 regenerating re-renders an SVG only when its DOT changed.
@@ -15,8 +17,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lightcycle.diagrams import dot as dot_mod
-from lightcycle.diagrams import mermaid as mermaid_mod
+import lightcycle.diagrams.dot as dot_mod
+import lightcycle.diagrams.mermaid as mermaid_mod
+from lightcycle.diagrams.outline import OUTLINE_NAME, outline
 from lightcycle.diagrams.overlay import run_overlay
 from lightcycle.diagrams.views import View, build, view_named, views
 from lightcycle.states.declaration import LIFECYCLE
@@ -27,6 +30,12 @@ FORMATS = ("mermaid", "dot", "svg")
 
 EXTENSIONS = {"mermaid": "mmd", "dot": "dot", "svg": "svg"}
 """File extension by format."""
+
+OUTLINE = "outline"
+"""The pseudocode outline's format name: one file for the whole lifecycle, not one per view."""
+
+ALL_FORMATS = (*FORMATS, OUTLINE)
+"""What ``--format all`` writes: every view in every diagram format, and the outline."""
 
 REGENERATE = "lightcycle diagram --entry all --format all -o diagrams/"
 """The command that rewrites the committed ``diagrams/`` folder (from the repository root)."""
@@ -96,7 +105,7 @@ def write_views(
     outdir: str | os.PathLike[str],
     lifecycle: Lifecycle | None = None,
     names: Iterable[str] | None = None,
-    formats: Iterable[str] = FORMATS,
+    formats: Iterable[str] = ALL_FORMATS,
 ) -> list[Path]:
     """Write views as ``<outdir>/<view>.<ext>``; an SVG is re-rendered only when its DOT changed.
 
@@ -104,7 +113,8 @@ def write_views(
         outdir: the folder (created when missing).
         lifecycle: the declaration; :data:`~lightcycle.states.LIFECYCLE` when omitted.
         names: the views to write; every standard view when omitted.
-        formats: among :data:`FORMATS`.
+        formats: among :data:`ALL_FORMATS`; ``outline`` writes ``<outdir>/lifecycle.md``
+            (every entry point, whatever ``names`` says).
 
     Returns:
         The files written (SVGs that were already current are not rewritten nor listed).
@@ -119,6 +129,13 @@ def write_views(
     chosen = [view_named(lc, n) for n in names] if names is not None else list(views(lc))
     fmts = list(formats)
     written: list[Path] = []
+    if OUTLINE in fmts:
+        fmts.remove(OUTLINE)
+        path = out / OUTLINE_NAME
+        text = outline(lc)
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            written.append(path)
     pending_svg: list[tuple[Path, str]] = []
     for view in chosen:
         dot_text = dot_mod.dot(lc, view)
@@ -141,8 +158,8 @@ def write_views(
 def stale_files(outdir: str | os.PathLike[str], lifecycle: Lifecycle | None = None) -> list[str]:
     """What in a diagrams folder differs from what the declaration generates.
 
-    Mermaid and DOT files are compared exactly; an SVG must exist and carry the hash of
-    the current DOT text. Needs no Graphviz.
+    Mermaid, DOT and the outline are compared exactly; an SVG must exist and carry the
+    hash of the current DOT text. Needs no Graphviz.
 
     Args:
         outdir: the folder (normally the repository's ``diagrams/``).
@@ -154,6 +171,11 @@ def stale_files(outdir: str | os.PathLike[str], lifecycle: Lifecycle | None = No
     lc = _lifecycle(lifecycle)
     out = Path(outdir)
     problems: list[str] = []
+    page = out / OUTLINE_NAME
+    if not page.exists():
+        problems.append(f"{OUTLINE_NAME}: missing")
+    elif page.read_text() != outline(lc):
+        problems.append(f"{OUTLINE_NAME}: differs")
     for view in views(lc):
         dot_text = dot_mod.dot(lc, view)
         expected = {"mermaid": mermaid_mod.mermaid(lc, view), "dot": dot_text}

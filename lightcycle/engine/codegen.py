@@ -29,7 +29,7 @@ tracebacks and profiles read which event ran.
 
 What the function does is defined by the reference executor,
 :func:`lightcycle.engine.interpreter.run_step`: this is that loop unrolled for one run
-(``tests/test_executors.py`` compares the two on every cell of the table).
+(``tests/engine/test_executors.py`` compares the two on every cell of the table).
 """
 
 from __future__ import annotations

@@ -27,6 +27,11 @@ from typing import Any
 
 import attrs
 
+from lightcycle._foreign import hook_base
+from lightcycle.callbacks.callback import Callback
+from lightcycle.callbacks.monitoring import is_monitoring
+from lightcycle.core.datamodule import LightningDataModule
+from lightcycle.core.module import LightningModule
 from lightcycle.engine import codegen, interpreter
 from lightcycle.engine import dispatch as d
 from lightcycle.engine.checked import Checker, LifecycleCheckError
@@ -89,6 +94,9 @@ class LifecycleDriver:
     Attributes:
         secondary_errors: failures raised by ``on_exception`` handlers during the
             last interruption (also attached as notes to the original exception).
+        refusal: builds the error for an illegal event from ``(state, event, legal
+            events)``; :class:`~lightcycle.errors.LifecycleError` unless a front end phrases
+            it in its own calls (:mod:`lightcycle.custom_loop.errors`).
     """
 
     def __init__(
@@ -138,6 +146,7 @@ class LifecycleDriver:
         self._observers: list[Any] = []
         self._isolated_failures: list[tuple[str, BaseException]] = []
         self.secondary_errors: list[BaseException] = []
+        self.refusal: Callable[[str, str, tuple[str, ...]], Exception] = LifecycleError
         self._actions: dict[Action, Callable[[], None]] = {
             Action.CAPTURE_TRAIN_MODE: self._capture_train_mode,
             Action.RESTORE_TRAIN_MODE: self._restore_train_mode,
@@ -175,12 +184,6 @@ class LifecycleDriver:
             noops: module hooks this run's settings make do nothing: left out unless an
                 observer records module hooks (as base no-ops are).
         """
-        from lightcycle._foreign import hook_base
-        from lightcycle.callbacks.callback import Callback
-        from lightcycle.callbacks.monitoring import is_monitoring
-        from lightcycle.core.datamodule import LightningDataModule
-        from lightcycle.core.module import LightningModule
-
         self._module = module
         self._fx = module.__dict__ if module is not None else {}
         self._observers = [cb for cb in callbacks if callable(getattr(cb, "record_hook", None))]
@@ -411,7 +414,7 @@ class LifecycleDriver:
         if checker is not None:
             went = checker.legal(trigger, self._machine_state(), source, step is not None)
         if step is None:
-            raise LifecycleError(self.state, trigger.name, self.legal())
+            raise self.refusal(self.state, trigger.name, self.legal())
         n = len(trigger.params)
         if not n - trigger.optional_tail <= len(args) <= n:
             raise TypeError(f"event {trigger.name!r} takes the arguments {trigger.params}, got {len(args)} values")

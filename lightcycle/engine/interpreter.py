@@ -9,7 +9,7 @@ internal actions, pipe, collect or isolate results as the op's kind says.
 
 :mod:`~lightcycle.engine.codegen` writes the same behaviour out as one Python function
 per event (a loop and a branch per op fewer); the interpreter is the semantics it is
-tested against (``tests/test_executors.py``) and the executor selected with
+tested against (``tests/engine/test_executors.py``) and the executor selected with
 ``LIGHTCYCLE_EXECUTOR=interpreted``.
 """
 

@@ -21,11 +21,15 @@ import os
 import random
 import warnings
 import zipfile
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import numpy as np
 import torch
+from torch.utils.data import DataLoader, IterableDataset
 
+from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
 from lightcycle.errors import MisconfigurationException
 from lightcycle.precision import OLD_SCALER_KEY, MixedPrecision
 from lightcycle.runtime.atomic_io import atomic_save
@@ -63,8 +67,6 @@ READABLE_LOOP_FORMATS = (1, 2)
 @functools.cache
 def _version() -> str:
     """lightcycle's installed version (looked up once: the metadata scan costs ~20 ms)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("lightcycle")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
@@ -159,19 +161,14 @@ def _check_archive(path: str) -> None:
 def collect_rng_states() -> dict[str, Any]:
     """The global RNG states: torch (CPU, and CUDA when initialised), Python, NumPy."""
     states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy is optional
-        pass
-    else:
-        kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
-        states["numpy"] = (
-            kind,
-            torch.from_numpy(np.asarray(keys).astype(np.int64)),
-            int(pos),
-            int(has_gauss),
-            float(cached),
-        )
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    states["numpy"] = (
+        kind,
+        torch.from_numpy(np.asarray(keys).astype(np.int64)),
+        int(pos),
+        int(has_gauss),
+        float(cached),
+    )
     if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -183,13 +180,8 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     version, internal, gauss = states["python"]
     random.setstate((version, tuple(internal), gauss))
     if "numpy" in states:
-        try:
-            import numpy as np
-        except ImportError:  # pragma: no cover
-            pass
-        else:
-            kind, keys, pos, has_gauss, cached = states["numpy"]
-            np.random.set_state((kind, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, cached))
+        kind, keys, pos, has_gauss, cached = states["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, cached))
     if "cuda" in states and torch.cuda.is_available():
         with contextlib.suppress(RuntimeError):  # a different number of devices now
             torch.cuda.set_rng_state_all(states["cuda"])
@@ -239,8 +231,6 @@ def stateful_loader_part(loader: Any) -> Any:
 def is_replayable(loader: Any) -> bool:
     """Whether iterating ``loader`` again from the same RNG state gives the same batches:
     a torch DataLoader over a map-style dataset, or a list/tuple of batches."""
-    from torch.utils.data import DataLoader, IterableDataset
-
     if isinstance(loader, (list, tuple)):
         return True
     return isinstance(loader, DataLoader) and not isinstance(loader.dataset, IterableDataset)
@@ -497,8 +487,6 @@ class CheckpointConnector:
         return str(best)
 
     def _last_path(self, fn: TrainerFn) -> str | None:
-        from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
-
         t = self.trainer
         candidates: set[str] = set()
         for cb in t.checkpoint_callbacks:

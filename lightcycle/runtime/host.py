@@ -25,7 +25,9 @@ import torch
 from lightcycle._foreign import hook_base, is_kind
 from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
+from lightcycle.callbacks.early_stopping import EarlyStopping
 from lightcycle.callbacks.monitoring import Checkpoint, is_checkpoint
+from lightcycle.callbacks.progress import ProgressBar
 from lightcycle.core.metric_store import MetricStore
 from lightcycle.engine.driver import LifecycleDriver
 from lightcycle.errors import MisconfigurationException
@@ -443,8 +445,6 @@ class RunHost(abc.ABC):
 
     @property
     def early_stopping_callbacks(self) -> list[Callback]:
-        from lightcycle.callbacks.early_stopping import EarlyStopping
-
         return [cb for cb in self.callbacks if is_kind(cb, EarlyStopping, "EarlyStopping")]
 
     @property
@@ -454,8 +454,6 @@ class RunHost(abc.ABC):
 
     @property
     def progress_bar_callback(self) -> Callback | None:
-        from lightcycle.callbacks.progress import ProgressBar
-
         return next((cb for cb in self.callbacks if is_kind(cb, ProgressBar, "ProgressBar")), None)
 
     @property

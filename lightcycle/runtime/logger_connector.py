@@ -28,6 +28,7 @@ from typing import Any
 from torch import Tensor
 
 from lightcycle.errors import MisconfigurationException
+from lightcycle.loggers import CSVLogger, TensorBoardLogger
 
 _CSV_DEFAULT_WARNING = (
     "Starting from v1.9.0, `tensorboardX` has been removed as a dependency of the `pytorch_lightning`"
@@ -63,8 +64,6 @@ def default_logger(root_dir: str) -> Any:
     Returns:
         The logger.
     """
-    from lightcycle.loggers import CSVLogger, TensorBoardLogger
-
     if importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None:
         return TensorBoardLogger(save_dir=root_dir, version=_slurm_job_id())
     warnings.warn(_CSV_DEFAULT_WARNING, UserWarning, stacklevel=4)

@@ -12,6 +12,8 @@ from typing import Any
 
 import attrs
 
+from lightcycle.runtime.surface import EpochLoopView
+
 
 @attrs.define
 class FitLoopProgress:
@@ -47,8 +49,6 @@ class FitLoopProgress:
     @property
     def epoch_loop(self) -> Any:
         """Lightning's ``fit_loop.epoch_loop``, as far as Lightning's callbacks read it."""
-        from lightcycle.runtime.surface import EpochLoopView
-
         return EpochLoopView(self)
 
     def max_steps_reached(self) -> bool:

@@ -6,6 +6,7 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 
 
@@ -15,13 +16,7 @@ def isolate_rng() -> Iterator[None]:
     py_state = random.getstate()
     torch_state = torch.get_rng_state()
     cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    np_state = None
-    try:
-        import numpy as np
-
-        np_state = np.random.get_state()
-    except ImportError:  # pragma: no cover - numpy is optional
-        np = None  # type: ignore[assignment]
+    np_state = np.random.get_state()
     try:
         yield
     finally:
@@ -29,5 +24,4 @@ def isolate_rng() -> Iterator[None]:
         torch.set_rng_state(torch_state)
         if cuda_states is not None:
             torch.cuda.set_rng_state_all(cuda_states)
-        if np_state is not None and np is not None:
-            np.random.set_state(np_state)
+        np.random.set_state(np_state)

@@ -4,6 +4,8 @@ This module *is* lightcycle's training lifecycle: every state, every event, and 
 transition the hooks it fires, in Lightning 2.6's order (``shared/spec/hook-order.md``).
 The runtime (:mod:`lightcycle.engine`, :mod:`lightcycle.runtime`, :mod:`lightcycle.trainer`),
 the diagrams, ``lightcycle verify`` and the tests all read :data:`LIFECYCLE`; no hook order is written anywhere else.
+Read it as pseudocode, every hook at its place: ``docs/lifecycle.md`` (generated from this
+file by ``lightcycle diagram --format outline -o docs/lifecycle.md``; a test keeps it current).
 
 Reading guide. ``cb_lm("x")`` means every callback's ``x`` then the module's ``x``;
 ``lm``/``cb``/``dm`` one side only. A transition's hooks fire after the lifecycle has moved
@@ -32,43 +34,28 @@ from lightcycle.states.model import (
     Target,
     Transition,
     Trigger,
+    cb,
+    cb_lm,
+    dm,
+    lm,
 )
+from lightcycle.states.model import EvalHooks as EvalHooks  # re-exported: the loops type their records with it
+from lightcycle.states.model import EvalTriggers as EvalTriggers
 from lightcycle.states.stages import RunningStage
 
 # --------------------------------------------------------------------------- vocabulary
 
-
-def cb(name: str, *args: str, **kw: object) -> Hook:
-    """Every callback's ``name`` hook (called as ``hook(trainer, pl_module, *args)``)."""
-    return Hook(name, Target.CALLBACKS, args=args, **kw)  # type: ignore[arg-type]
-
-
-def lm(name: str, *args: str, **kw: object) -> Hook:
-    """The LightningModule's ``name`` hook."""
-    return Hook(name, Target.MODULE, args=args, **kw)  # type: ignore[arg-type]
+_TRANSFER_HOOKS = (
+    Hook("on_before_batch_transfer", Target.BATCH_HOOK, ("batch", "dataloader_idx"), result=Result.PIPE),
+    Hook("transfer_batch_to_device", Target.BATCH_HOOK, ("batch", "device", "dataloader_idx"), result=Result.PIPE),
+    Hook("on_after_batch_transfer", Target.BATCH_HOOK, ("batch", "dataloader_idx"), result=Result.PIPE),
+)
+"""The batch-transfer triple; each hook's result is the batch the next one gets."""
 
 
-def dm(name: str, *args: str, **kw: object) -> Hook:
-    """The datamodule's ``name`` hook (skipped when no datamodule is attached)."""
-    return Hook(name, Target.DATAMODULE, args=args, **kw)  # type: ignore[arg-type]
-
-
-def cb_lm(name: str, *args: str) -> tuple[Hook, Hook]:
-    """Lightning's default pairing: all callbacks, then the module."""
-    return cb(name, *args), lm(name, *args)
-
-
-def _transfer() -> tuple[Hook, ...]:
-    """The batch-transfer triple; each hook's result is the batch the next one gets."""
-    return (
-        Hook("on_before_batch_transfer", Target.BATCH_HOOK, ("batch", "dataloader_idx"), result=Result.PIPE),
-        Hook("transfer_batch_to_device", Target.BATCH_HOOK, ("batch", "device", "dataloader_idx"), result=Result.PIPE),
-        Hook("on_after_batch_transfer", Target.BATCH_HOOK, ("batch", "dataloader_idx"), result=Result.PIPE),
-    )
-
-
-def _loader(kind: str) -> Hook:
-    return Hook(f"{kind}_dataloader", Target.DATA_SOURCE, only_if_overridden=True, result=Result.RETURN)
+def _loader(name: str) -> Hook:
+    """A dataloader hook (``train_dataloader``): the datamodule's when attached, else the module's."""
+    return Hook(name, Target.DATA_SOURCE, only_if_overridden=True, result=Result.RETURN)
 
 
 def _setup_hooks() -> tuple[Hook, ...]:
@@ -88,6 +75,9 @@ def _teardown_hooks() -> tuple[Hook, ...]:
 
 
 # --------------------------------------------------------------------------- triggers
+
+_TRANSFER = ("batch", "device", "dataloader_idx")
+_EVAL_BATCH = ("batch", "batch_idx", "dataloader_idx")  # dataloader_idx only with several dataloaders
 
 ENTRY = {
     fn: Trigger(fn, doc=f"`trainer.{fn}()` begins: the module may add callbacks")
@@ -125,9 +115,7 @@ VALIDATION_EXIT = Trigger(
     "in-fit validation is over (or had no batches after zero_grad/loading); training resumes (stage train)",
 )
 RESUME_EPOCH = Trigger("resume_epoch", (), "an epoch restored mid-way continues without on_train_epoch_start")
-TRAIN_BATCH_TRANSFER = Trigger(
-    "train_batch_transfer", ("batch", "device", "dataloader_idx"), "the next batch moves to the device"
-)
+TRAIN_BATCH_TRANSFER = Trigger("train_batch_transfer", _TRANSFER, "the next batch moves to the device")
 TRAIN_BATCH_START = Trigger("train_batch_start", ("batch", "batch_idx"), "a training batch begins")
 SKIP_REST_OF_EPOCH = Trigger("skip_rest_of_epoch", (), "the module's on_train_batch_start returned -1")
 OPTIMIZER_STEP = Trigger(
@@ -158,51 +146,73 @@ FINISH = Trigger("finish", (), "the run is over; back to idle")
 INTERRUPT = Trigger("interrupt", ("exception",), "any BaseException inside a run")
 
 
-class EvalTriggers:
-    """The events and the vocabulary of one evaluation loop (validation, test or predict).
+VALIDATION_MODEL_ZERO_GRAD = Trigger("validation_model_zero_grad", (), "in-fit validation only, not mid-accumulation")
 
-    The one table of the words each loop goes by, read by this declaration, the Trainer, its
-    loops and :class:`~lightcycle.custom_loop.LoopDriver`.
-
-    Args:
-        noun: the loop's name in event and hook names (``validation``: ``on_validation_start``).
-        entry: the entry point that runs it alone (``validate``; a :class:`TrainerFn` value).
-        kind: its name in loader hooks and Trainer arguments (``val``: ``val_dataloader``,
-            ``limit_val_batches``).
-        stage: the running stage while it runs as its own entry point.
-        loader: the event that requests its dataloaders.
-    """
-
-    def __init__(self, noun: str, entry: str, kind: str, stage: RunningStage, loader: Trigger) -> None:
-        self.noun = noun
-        self.entry = entry
-        self.kind = kind
-        self.stage = stage
-        self.loader = loader
-        self.step_hook = f"{noun}_step"
-        """The module's step (``validation_step``)."""
-        self.epoch_end_hook = f"on_{noun}_epoch_end"
-        """Where ``self.log`` between batches logs from (``on_validation_epoch_end``)."""
-        self.model_zero_grad = Trigger(f"{noun}_model_zero_grad", (), "in-fit validation only, not mid-accumulation")
-        self.start = Trigger(f"{noun}_start")
-        self.epoch_start = Trigger(f"{noun}_epoch_start")
-        self.batch_transfer = Trigger(f"{noun}_batch_transfer", ("batch", "device", "dataloader_idx"))
-        batch = ("batch", "batch_idx", "dataloader_idx")
-        self.batch_start = Trigger(f"{noun}_batch_start", batch, optional_tail=True)
-        self.step = Trigger(f"{noun}_step", batch, optional_tail=True)
-        self.batch_end = Trigger(f"{noun}_batch_end", ("outputs", *batch), optional_tail=True)
-        self.epoch_end = Trigger(f"{noun}_epoch_end")
-        self.end = Trigger(f"{noun}_end")
-
-
-EVAL = {
-    e.noun: e
-    for e in (
-        EvalTriggers("validation", "validate", "val", RunningStage.VALIDATING, VAL_DATALOADER),
-        EvalTriggers("test", "test", "test", RunningStage.TESTING, TEST_DATALOADER),
-        EvalTriggers("predict", "predict", "predict", RunningStage.PREDICTING, PREDICT_DATALOADER),
-    )
+# The evaluation loops' names, one column per loop (validation, test, predict), every one
+# written out so that grep finds it here.
+_EVAL_EVENT_NAMES = {
+    "start": ("validation_start", "test_start", "predict_start"),
+    "epoch_start": ("validation_epoch_start", "test_epoch_start", "predict_epoch_start"),
+    "batch_transfer": ("validation_batch_transfer", "test_batch_transfer", "predict_batch_transfer"),
+    "batch_start": ("validation_batch_start", "test_batch_start", "predict_batch_start"),
+    "step": ("validation_step", "test_step", "predict_step"),
+    "batch_end": ("validation_batch_end", "test_batch_end", "predict_batch_end"),
+    "epoch_end": ("validation_epoch_end", "test_epoch_end", "predict_epoch_end"),
+    "end": ("validation_end", "test_end", "predict_end"),
 }
+_EVAL_HOOK_NAMES = {
+    "model_eval": ("on_validation_model_eval", "on_test_model_eval", "on_predict_model_eval"),
+    "start": ("on_validation_start", "on_test_start", "on_predict_start"),
+    "epoch_start": ("on_validation_epoch_start", "on_test_epoch_start", "on_predict_epoch_start"),
+    "batch_start": ("on_validation_batch_start", "on_test_batch_start", "on_predict_batch_start"),
+    "step": ("validation_step", "test_step", "predict_step"),
+    "batch_end": ("on_validation_batch_end", "on_test_batch_end", "on_predict_batch_end"),
+    "epoch_end": ("on_validation_epoch_end", "on_test_epoch_end", "on_predict_epoch_end"),
+    "end": ("on_validation_end", "on_test_end", "on_predict_end"),
+}
+_EVAL_MODEL_TRAIN = ("on_validation_model_train", "on_test_model_train", None)  # Lightning has no predict one
+_EVAL_MODEL_ZERO_GRAD = ("on_validation_model_zero_grad", None, None)  # in fit only
+
+
+def _eval_loop(column: int, noun: str, entry: str, kind: str, stage: RunningStage, loader: Trigger) -> EvalTriggers:
+    """One evaluation loop's record, from its column of the name tables."""
+    event = {field: names[column] for field, names in _EVAL_EVENT_NAMES.items()}
+    hook = {field: names[column] for field, names in _EVAL_HOOK_NAMES.items()}
+    return EvalTriggers(
+        noun=noun,
+        entry=entry,
+        kind=kind,
+        stage=stage,
+        loader=loader,
+        hooks=EvalHooks(
+            model_eval=hook["model_eval"],
+            model_train=_EVAL_MODEL_TRAIN[column],
+            start=hook["start"],
+            epoch_start=hook["epoch_start"],
+            batch_start=hook["batch_start"],
+            step=hook["step"],
+            batch_end=hook["batch_end"],
+            epoch_end=hook["epoch_end"],
+            end=hook["end"],
+            model_zero_grad=_EVAL_MODEL_ZERO_GRAD[column],
+        ),
+        start=Trigger(event["start"]),
+        epoch_start=Trigger(event["epoch_start"]),
+        batch_transfer=Trigger(event["batch_transfer"], _TRANSFER),
+        batch_start=Trigger(event["batch_start"], _EVAL_BATCH, optional_tail=True),
+        step=Trigger(event["step"], _EVAL_BATCH, optional_tail=True),
+        batch_end=Trigger(event["batch_end"], ("outputs", *_EVAL_BATCH), optional_tail=True),
+        epoch_end=Trigger(event["epoch_end"]),
+        end=Trigger(event["end"]),
+        model_zero_grad=VALIDATION_MODEL_ZERO_GRAD if _EVAL_MODEL_ZERO_GRAD[column] else None,
+    )
+
+
+VALIDATION = _eval_loop(0, "validation", "validate", "val", RunningStage.VALIDATING, VAL_DATALOADER)
+TEST = _eval_loop(1, "test", "test", "test", RunningStage.TESTING, TEST_DATALOADER)
+PREDICT = _eval_loop(2, "predict", "predict", "predict", RunningStage.PREDICTING, PREDICT_DATALOADER)
+
+EVAL = {e.noun: e for e in (VALIDATION, TEST, PREDICT)}
 """The evaluation loops by noun."""
 EVAL_NOUNS = tuple(EVAL)
 EVAL_OF_ENTRY = {e.entry: e for e in EVAL.values()}
@@ -251,44 +261,40 @@ def _evaluation(noun: str, at: str, entry: tuple[str, ...], zero_grad: bool = Fa
         zero_grad: whether ``on_validation_model_zero_grad`` may come first (in fit).
     """
     t = EVAL[noun]
+    h = t.hooks
     p = at + "."
-    step_name = t.step_hook
     train_hook: tuple[Hook, ...] = ()
     after: tuple[Action, ...] = (Action.RESTORE_TRAIN_MODE,)
-    if noun != "predict":  # Lightning has no on_predict_model_train hook
-        train_hook = (lm(f"on_{noun}_model_train", only_if_overridden=True, otherwise=Action.RESTORE_TRAIN_MODE),)
+    if h.model_train is not None:
+        train_hook = (lm(h.model_train, only_if_overridden=True, otherwise=Action.RESTORE_TRAIN_MODE),)
         after = ()
     zero: tuple[Transition, ...] = ()
     starts = entry
     if zero_grad:
-        zero = (Transition(t.model_zero_grad, entry[:1], p + "zeroed", (lm(f"on_{noun}_model_zero_grad"),)),)
+        assert t.model_zero_grad is not None and h.model_zero_grad is not None, f"{noun} never runs in fit"
+        zero = (Transition(t.model_zero_grad, entry[:1], p + "zeroed", (lm(h.model_zero_grad),)),)
         starts = entry + (p + "zeroed",)
-    batch_args = ("batch", "batch_idx", "dataloader_idx")
     return zero + (
         Transition(
             t.start,
             starts,
             p + "started",
-            (lm(f"on_{noun}_model_eval"), *cb_lm(f"on_{noun}_start")),
+            (lm(h.model_eval), *cb_lm(h.start)),
             before=(Action.CAPTURE_TRAIN_MODE,),
         ),
-        Transition(t.epoch_start, (p + "started",), p + "running", cb_lm(f"on_{noun}_epoch_start")),
-        Transition(t.batch_transfer, (p + "running",), p + "batch.transferred", _transfer()),
-        Transition(
-            t.batch_start, (p + "batch.transferred",), p + "batch.started", cb_lm(f"on_{noun}_batch_start", *batch_args)
-        ),
+        Transition(t.epoch_start, (p + "started",), p + "running", cb_lm(h.epoch_start)),
+        Transition(t.batch_transfer, (p + "running",), p + "batch.transferred", _TRANSFER_HOOKS),
+        Transition(t.batch_start, (p + "batch.transferred",), p + "batch.started", cb_lm(h.batch_start, *_EVAL_BATCH)),
         Transition(
             t.step,
             (p + "batch.started",),
             p + "batch.stepped",
-            (lm(step_name, *batch_args, result=Result.RETURN, trim_args=True),),
+            (lm(h.step, *_EVAL_BATCH, result=Result.RETURN, trim_args=True),),
             before=(Action.AUTOCAST,),
         ),
-        Transition(
-            t.batch_end, (p + "batch.stepped",), p + "running", cb_lm(f"on_{noun}_batch_end", "outputs", *batch_args)
-        ),
-        Transition(t.epoch_end, (p + "running",), p + "epoch_done", cb_lm(f"on_{noun}_epoch_end")),
-        Transition(t.end, (p + "epoch_done",), p + "ended", (*cb_lm(f"on_{noun}_end"), *train_hook), after=after),
+        Transition(t.batch_end, (p + "batch.stepped",), p + "running", cb_lm(h.batch_end, "outputs", *_EVAL_BATCH)),
+        Transition(t.epoch_end, (p + "running",), p + "epoch_done", cb_lm(h.epoch_end)),
+        Transition(t.end, (p + "epoch_done",), p + "ended", (*cb_lm(h.end), *train_hook), after=after),
     )
 
 
@@ -369,11 +375,25 @@ _FIT = State(
     ),
 )
 
+_CONFIGURE_CALLBACKS_HOOKS = (lm("configure_callbacks", result=Result.RETURN),)
+"""An entry point begins: the module may return callbacks to add."""
+_TRAINING_STEP_HOOKS = (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),)
+"""The forward pass: in the closure, on an accumulating micro-batch, under manual optimization."""
+_ZERO_GRAD_HOOKS = (
+    *cb_lm("on_before_zero_grad", "optimizer"),
+    lm("optimizer_zero_grad", "epoch", "batch_idx", "optimizer"),
+)
+"""The first micro-batch of an accumulation window, in the closure or not."""
+_BACKWARD_HOOKS = (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward"))
+"""The backward triple: in the closure, on an accumulating micro-batch, at ``manual_backward``."""
+_BEFORE_OPTIMIZER_STEP_HOOKS = cb_lm("on_before_optimizer_step", "optimizer")
+"""Gradients are final: in the closure (then clipping), and at a manual ``opt.step()``."""
+
 _B = "fit.train.epoch.batch."
 _C = _B + "closure."
 
 _FIT_TRANSITIONS: tuple[Transition, ...] = (
-    Transition(ENTRY["fit"], ("idle",), "fit.configuring", (lm("configure_callbacks", result=Result.RETURN),)),
+    Transition(ENTRY["fit"], ("idle",), "fit.configuring", _CONFIGURE_CALLBACKS_HOOKS),
     Transition(SETUP, ("fit.configuring",), "fit.setup", _setup_hooks(), before=(Action.SETUP_ENVIRONMENT,)),
     Transition(
         CONFIGURE_OPTIMIZERS,
@@ -385,7 +405,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
     Transition(FIT_START, ("fit.configured",), "fit.started", cb_lm("on_fit_start")),
     # sanity check
     Transition(SANITY_CHECK_START, ("fit.started",), "fit.sanity_check.started", (cb("on_sanity_check_start"),)),
-    Transition(VAL_DATALOADER, ("fit.sanity_check.started",), "fit.sanity_check.loaded", (_loader("val"),)),
+    Transition(VAL_DATALOADER, ("fit.sanity_check.started",), "fit.sanity_check.loaded", (_loader("val_dataloader"),)),
     *_evaluation("validation", "fit.sanity_check.validation", ("fit.sanity_check.loaded",)),
     Transition(
         SANITY_CHECK_END,
@@ -394,8 +414,10 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         (cb("on_sanity_check_end"),),
     ),
     # training
-    Transition(TRAIN_DATALOADER, ("fit.started", "fit.sanity_check.ended"), "fit.train.loaded", (_loader("train"),)),
-    Transition(VAL_DATALOADER, ("fit.train.loaded",), "fit.train.val_loaded", (_loader("val"),)),
+    Transition(
+        TRAIN_DATALOADER, ("fit.started", "fit.sanity_check.ended"), "fit.train.loaded", (_loader("train_dataloader"),)
+    ),
+    Transition(VAL_DATALOADER, ("fit.train.loaded",), "fit.train.val_loaded", (_loader("val_dataloader"),)),
     Transition(TRAIN_START, ("fit.train.loaded", "fit.train.val_loaded"), "fit.train.started", cb_lm("on_train_start")),
     Transition(
         TRAIN_EPOCH_START,
@@ -405,8 +427,8 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
     ),
     Transition(RESUME_EPOCH, ("fit.train.started",), "fit.train.epoch.running"),
     # reload_dataloaders_every_n_epochs: the train dataloader is requested again before the epoch starts
-    Transition(TRAIN_DATALOADER, ("fit.train.epoch_done",), None, (_loader("train"),)),
-    Transition(TRAIN_BATCH_TRANSFER, ("fit.train.epoch.running",), _B + "transferred", _transfer()),
+    Transition(TRAIN_DATALOADER, ("fit.train.epoch_done",), None, (_loader("train_dataloader"),)),
+    Transition(TRAIN_BATCH_TRANSFER, ("fit.train.epoch.running",), _B + "transferred", _TRANSFER_HOOKS),
     Transition(
         TRAIN_BATCH_START,
         (_B + "transferred",),
@@ -428,20 +450,20 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         TRAINING_STEP,
         (_C + "entered", _C + "clipped"),
         _C + "forwarded",
-        (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),),
+        _TRAINING_STEP_HOOKS,
         before=(Action.AUTOCAST,),
     ),
     Transition(
         ZERO_GRAD,
         (_C + "forwarded",),
         _C + "zeroed",
-        (*cb_lm("on_before_zero_grad", "optimizer"), lm("optimizer_zero_grad", "epoch", "batch_idx", "optimizer")),
+        _ZERO_GRAD_HOOKS,
     ),
     Transition(
         BACKWARD,
         (_C + "forwarded", _C + "zeroed"),
         _C + "backwarded",
-        (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward")),
+        _BACKWARD_HOOKS,
         before=(Action.SCALE_LOSS,),
     ),
     Transition(
@@ -449,7 +471,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         (_C + "forwarded", _C + "zeroed", _C + "backwarded"),
         _C + "clipped",
         (
-            *cb_lm("on_before_optimizer_step", "optimizer"),
+            *_BEFORE_OPTIMIZER_STEP_HOOKS,
             lm("configure_gradient_clipping", "optimizer", kwargs=("gradient_clip_val", "gradient_clip_algorithm")),
         ),
         before=(Action.UNSCALE_GRADIENTS,),
@@ -461,20 +483,20 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         TRAINING_STEP,
         (_B + "started",),
         _B + "forwarded",
-        (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),),
+        _TRAINING_STEP_HOOKS,
         before=(Action.AUTOCAST,),
     ),
     Transition(
         ZERO_GRAD,
         (_B + "forwarded",),
         _B + "zeroed",
-        (*cb_lm("on_before_zero_grad", "optimizer"), lm("optimizer_zero_grad", "epoch", "batch_idx", "optimizer")),
+        _ZERO_GRAD_HOOKS,
     ),
     Transition(
         BACKWARD,
         (_B + "forwarded", _B + "zeroed"),
         _B + "backwarded",
-        (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward")),
+        _BACKWARD_HOOKS,
         before=(Action.SCALE_LOSS,),
     ),
     # manual optimization: the user's training_step calls manual_backward and opt.step()
@@ -482,21 +504,21 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         MANUAL_TRAINING_STEP,
         (_B + "started",),
         _B + "manual",
-        (lm("training_step", "batch", "batch_idx", result=Result.RETURN, trim_args=True),),
+        _TRAINING_STEP_HOOKS,
         before=(Action.AUTOCAST,),
     ),
     Transition(
         BACKWARD,
         (_B + "manual",),
         None,
-        (*cb_lm("on_before_backward", "loss"), lm("backward", "loss"), *cb_lm("on_after_backward")),
+        _BACKWARD_HOOKS,
         before=(Action.SCALE_LOSS,),
     ),
     Transition(
         MANUAL_OPTIMIZER_STEP,
         (_B + "manual",),
         None,
-        cb_lm("on_before_optimizer_step", "optimizer"),
+        _BEFORE_OPTIMIZER_STEP_HOOKS,
         before=(Action.UNSCALE_GRADIENTS,),
         after=(Action.SCALER_STEP,),
     ),
@@ -518,7 +540,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
         VAL_DATALOADER,
         ("fit.train.epoch.running", "fit.train.epoch.validation.zeroed"),
         "fit.train.epoch.validation.loaded",
-        (_loader("val"),),
+        (_loader("val_dataloader"),),
     ),
     *_evaluation(
         "validation",
@@ -557,7 +579,7 @@ _FIT_TRANSITIONS: tuple[Transition, ...] = (
 
 def _eval_entry(fn: str) -> tuple[State, tuple[Transition, ...]]:
     e = EVAL_OF_ENTRY[fn]
-    noun, kind = e.noun, e.kind
+    noun = e.noun
     state = State(
         fn,
         stage=fn,
@@ -571,7 +593,7 @@ def _eval_entry(fn: str) -> tuple[State, tuple[Transition, ...]]:
         ),
     )
     transitions = (
-        Transition(ENTRY[fn], ("idle",), f"{fn}.configuring", (lm("configure_callbacks", result=Result.RETURN),)),
+        Transition(ENTRY[fn], ("idle",), f"{fn}.configuring", _CONFIGURE_CALLBACKS_HOOKS),
         Transition(
             SETUP,
             (f"{fn}.configuring",),
@@ -580,7 +602,7 @@ def _eval_entry(fn: str) -> tuple[State, tuple[Transition, ...]]:
             before=(Action.SETUP_ENVIRONMENT,),
             after=(Action.STRATEGY_SETUP,),
         ),
-        Transition(e.loader, (f"{fn}.setup",), f"{fn}.loaded", (_loader(kind),)),
+        Transition(e.loader, (f"{fn}.setup",), f"{fn}.loaded", (_loader(e.loader.name),)),
         *_evaluation(noun, f"{fn}.{noun}", (f"{fn}.loaded",)),
         Transition(
             TEARDOWN,

@@ -14,6 +14,8 @@ from enum import Enum
 
 import attrs
 
+from lightcycle.states.stages import RunningStage
+
 SEPARATOR = "."
 """Joins the names of nested states into a path, e.g. ``fit.train.epoch.running``."""
 
@@ -138,6 +140,26 @@ class Hook:
         return "module"
 
 
+def cb(name: str, *args: str, **kw: object) -> Hook:
+    """Every callback's ``name`` hook (called as ``hook(trainer, pl_module, *args)``)."""
+    return Hook(name, Target.CALLBACKS, args=args, **kw)  # type: ignore[arg-type]
+
+
+def lm(name: str, *args: str, **kw: object) -> Hook:
+    """The LightningModule's ``name`` hook."""
+    return Hook(name, Target.MODULE, args=args, **kw)  # type: ignore[arg-type]
+
+
+def dm(name: str, *args: str, **kw: object) -> Hook:
+    """The datamodule's ``name`` hook (skipped when no datamodule is attached)."""
+    return Hook(name, Target.DATAMODULE, args=args, **kw)  # type: ignore[arg-type]
+
+
+def cb_lm(name: str, *args: str) -> tuple[Hook, Hook]:
+    """Lightning's default pairing: all callbacks, then the module."""
+    return cb(name, *args), lm(name, *args)
+
+
 @attrs.frozen
 class Trigger:
     """An event a loop fires; its parameters are what the bound hooks may receive.
@@ -204,6 +226,90 @@ class Transition:
     @property
     def internal(self) -> bool:
         return self.dest is None
+
+
+@attrs.frozen
+class EvalHooks:
+    """The hooks one evaluation loop fires, written out so that grep finds each name here.
+
+    Args:
+        model_eval: the module's hook that puts it in eval mode.
+        model_train: the module's hook that restores train mode (``None``: Lightning has none).
+        start: callbacks' and module's hook as the run starts; likewise ``epoch_start``,
+            ``batch_start``, ``batch_end``, ``epoch_end`` and ``end``.
+        epoch_start: see ``start``.
+        batch_start: see ``start``.
+        step: the module's step.
+        batch_end: see ``start``.
+        epoch_end: see ``start``.
+        end: see ``start``.
+        model_zero_grad: the module's hook before an in-fit run (``None``: never in fit).
+    """
+
+    model_eval: str
+    model_train: str | None
+    start: str
+    epoch_start: str
+    batch_start: str
+    step: str
+    batch_end: str
+    epoch_end: str
+    end: str
+    model_zero_grad: str | None = None
+
+
+@attrs.frozen
+class EvalTriggers:
+    """The events and the vocabulary of one evaluation loop (validation, test or predict).
+
+    The one table of the words each loop goes by, read by this declaration, the Trainer, its
+    loops and :class:`~lightcycle.custom_loop.LoopDriver`. Every event and hook name is
+    written out (none is built from the noun), so that grep finds each in this file.
+
+    Args:
+        noun: the loop's name in event and hook names (``validation``: ``on_validation_start``).
+        entry: the entry point that runs it alone (``validate``; a :class:`TrainerFn` value).
+        kind: its name in loader hooks and Trainer arguments (``val``: ``val_dataloader``,
+            ``limit_val_batches``).
+        stage: the running stage while it runs as its own entry point.
+        loader: the event that requests its dataloaders (named as the dataloader hook it fires).
+        hooks: the hooks it fires.
+        start: the event of its run's start; likewise the other events, in firing order.
+        epoch_start: see ``start``.
+        batch_transfer: see ``start``.
+        batch_start: see ``start``.
+        step: see ``start``.
+        batch_end: see ``start``.
+        epoch_end: see ``start``.
+        end: see ``start``.
+        model_zero_grad: the event before an in-fit run (``None``: the loop never runs in fit).
+    """
+
+    noun: str
+    entry: str
+    kind: str
+    stage: RunningStage
+    loader: Trigger
+    hooks: EvalHooks
+    start: Trigger
+    epoch_start: Trigger
+    batch_transfer: Trigger
+    batch_start: Trigger
+    step: Trigger
+    batch_end: Trigger
+    epoch_end: Trigger
+    end: Trigger
+    model_zero_grad: Trigger | None = None
+
+    @property
+    def step_hook(self) -> str:
+        """The module's step (``validation_step``)."""
+        return self.hooks.step
+
+    @property
+    def epoch_end_hook(self) -> str:
+        """Where ``self.log`` between batches logs from (``on_validation_epoch_end``)."""
+        return self.hooks.epoch_end
 
 
 def _walk(

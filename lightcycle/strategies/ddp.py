@@ -20,8 +20,10 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from lightcycle.strategies import environment as envs
-from lightcycle.strategies import sampler as samplers
+import lightcycle.strategies.environment as envs
+import lightcycle.strategies.sampler as samplers
+from lightcycle._hooks import is_overridden
+from lightcycle.seed import reset_seed
 from lightcycle.strategies.failure import FailureChannel, RankFailedError
 from lightcycle.strategies.launch import SubprocessScriptLauncher
 from lightcycle.strategies.strategy import Strategy
@@ -162,8 +164,6 @@ class DDPStrategy(Strategy):
 
     def setup_environment(self) -> None:
         """Join (or create) the process group before ``prepare_data`` (Lightning's ``setup_distributed``)."""
-        from lightcycle.seed import reset_seed
-
         reset_seed()
         self._failed = False
         if self._device_type == "cuda":
@@ -201,8 +201,6 @@ class DDPStrategy(Strategy):
             module: the LightningModule.
             base: lightcycle's LightningModule class (only overridden steps are redirected).
         """
-        from lightcycle._hooks import is_overridden
-
         self.restore_steps(module)
         for name in _STEPS:
             if is_overridden(name, module, base):
@@ -334,9 +332,7 @@ class DDPStrategy(Strategy):
 
 def _default_store() -> Any:
     try:
-        from torch.distributed.distributed_c10d import _get_default_store
-
-        return _get_default_store()
+        return dist.distributed_c10d._get_default_store()
     except Exception:  # an unusual backend without a store: no failure channel
         return None
 

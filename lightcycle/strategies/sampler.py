@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import torch
 from torch.utils.data import (
     DataLoader,
     Dataset,
@@ -75,8 +76,6 @@ class UnrepeatedDistributedSamplerWrapper(DistributedSamplerWrapper):
         return (source[i] for i in self._order())
 
     def _order(self) -> list[int]:
-        import torch
-
         n = len(self._source)
         if self.shuffle:
             g = torch.Generator()

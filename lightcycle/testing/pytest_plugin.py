@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+import lightcycle.testing as kit
+
 MARKER = "lightcycle_fault_sites"
 
 
@@ -70,6 +72,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     if "lightcycle_injection" not in metafunc.fixturenames:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: a test marked {MARKER} takes lightcycle_injection")
+    # deferred: torch for the pytest plugin start-up (loaded by every pytest run)
     from lightcycle.testing.faults import FAULTS, check_faults
     from lightcycle.testing.sweep import enumerate_sites, select_sites
 
@@ -94,6 +97,7 @@ def lightcycle_fault(request: pytest.FixtureRequest) -> FaultCase:
 @pytest.fixture
 def lightcycle_injection(request: pytest.FixtureRequest, lightcycle_fault: FaultCase) -> Injection:
     """Run the marked test's ``run(make_trainer())`` with its fault injected at its site."""
+    # deferred: torch for the pytest plugin start-up (loaded by every pytest run)
     from lightcycle.testing.sweep import inject, tally
 
     marker = request.node.get_closest_marker(MARKER)
@@ -111,10 +115,10 @@ class Kit:
 
     def __getattr__(self, name: str) -> Any:
         if name == "strategies":
-            import lightcycle.testing.strategies as strategies  # needs hypothesis
+            # deferred: heavy optional dependency hypothesis
+            import lightcycle.testing.strategies as strategies
 
             return strategies
-        import lightcycle.testing as kit
 
         return getattr(kit, name)
 

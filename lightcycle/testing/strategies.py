@@ -22,6 +22,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+import lightcycle as L
+from lightcycle.testing.tiny import tiny_module
+
 QUIET: dict[str, Any] = {
     "accelerator": "cpu",
     "enable_progress_bar": False,
@@ -142,9 +145,6 @@ def run_config(config: TrainerConfig, callbacks: list[Any] | None = None, **trai
     Returns:
         The Trainer, after the run.
     """
-    import lightcycle as L
-    from lightcycle.testing.tiny import tiny_module
-
     trainer = L.Trainer(**{**config.kwargs, **trainer_kwargs}, callbacks=callbacks or [])
     module = tiny_module(**config.module)
     if config.entry in ("validate", "test"):

@@ -198,7 +198,7 @@ def _after_batch(t: Trainer, validate: bool) -> None:
     """
     if validate and _should_check_val(t):
         if not _should_accumulate(t):
-            t._driver.fire(ev.EVAL["validation"].model_zero_grad)
+            t._driver.fire(ev.VALIDATION_MODEL_ZERO_GRAD)
         _run_fit_validation(t)
         t._driver.fire(ev.VALIDATION_EXIT)
     if t.lr_scheduler_configs:  # (returns at once without schedulers)

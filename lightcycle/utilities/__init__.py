@@ -5,7 +5,7 @@ Thin re-exports: the code lives where lightcycle keeps it (``lightcycle.core.hpa
 ``grad_norm`` live in this package's modules of the same names as Lightning's.
 """
 
-from lightcycle.core.datamodule import move_data_to_device
+from lightcycle.core.batch_transfer import move_data_to_device
 from lightcycle.core.hparams import AttributeDict
 from lightcycle.utilities.grads import grad_norm
 from lightcycle.utilities.rank_zero import rank_zero_deprecation, rank_zero_info, rank_zero_only, rank_zero_warn

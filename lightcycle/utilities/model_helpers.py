@@ -6,6 +6,10 @@ from functools import partial
 from typing import Any
 from unittest.mock import Mock
 
+from lightcycle.callbacks.callback import Callback
+from lightcycle.core.datamodule import LightningDataModule
+from lightcycle.core.module import LightningModule
+
 
 def is_overridden(method_name: str, instance: object | None = None, parent: type | None = None) -> bool:
     """Whether ``instance``'s class overrides ``method_name`` of ``parent``.
@@ -45,10 +49,6 @@ def is_overridden(method_name: str, instance: object | None = None, parent: type
 
 
 def _default_parent(instance: Any) -> type:
-    from lightcycle.callbacks.callback import Callback
-    from lightcycle.core.datamodule import LightningDataModule
-    from lightcycle.core.module import LightningModule
-
     for base in (LightningModule, LightningDataModule, Callback):
         if isinstance(instance, base):
             return base

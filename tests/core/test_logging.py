@@ -20,6 +20,7 @@ from lightcycle.core.batch_size import extract_batch_size
 from lightcycle.core.fx_validator import LOGGING_HOOKS, check_logging_allowed
 from lightcycle.core.metric_store import MetricStore
 from lightcycle.errors import MisconfigurationException
+from tests import kit
 
 # --------------------------------------------------------------------------------------
 # The scenario: what is logged, from which hook, with which arguments
@@ -255,15 +256,15 @@ def run_lightning(tmp_path: Any) -> tuple[list[Snapshot], list[dict[str, float]]
         return DataLoader(TensorDataset(torch.randn(n, 2)), batch_size=bs)
 
     trainer = pl.Trainer(
-        max_epochs=MAX_EPOCHS,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=1,
-        default_root_dir=tmp_path,
-        callbacks=[LoggingCallback(), Recorder(), MonitorRecorder()],
+        **kit.quiet(
+            checkpointing=None,
+            max_epochs=MAX_EPOCHS,
+            accelerator="cpu",
+            devices=1,
+            num_sanity_val_steps=1,
+            default_root_dir=tmp_path,
+            callbacks=[LoggingCallback(), Recorder(), MonitorRecorder()],
+        )
     )
     model = Model()
     val = [loader(6, 4), loader(3, 2)]
