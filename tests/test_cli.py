@@ -17,6 +17,7 @@ import lightcycle
 from lightcycle.cli import LightningCLI, ReduceLROnPlateau, SaveConfigCallback
 from lightcycle.demos.boring_classes import BoringDataModule, BoringModel
 from lightcycle.errors import MisconfigurationException
+from tests import kit
 from tests.paths import ROOT, TESTS
 
 DRIVER = TESTS / "cli_programs" / "run_many.py"
@@ -244,13 +245,12 @@ def test_reduce_lr_on_plateau_is_configured_with_its_monitor(tmp_path: Path) -> 
 def test_integral_float_limit_counts_batches_as_in_lightning(tmp_path: Path) -> None:
     # LightningCLI hands the Trainer `limit_train_batches=3.0` for `--trainer.limit_train_batches=3`
     import pytorch_lightning
-    import pytorch_lightning.demos
 
     steps = []
     for pl in (pytorch_lightning, lightcycle):
         kwargs = {"limit_train_batches": 3.0, "limit_val_batches": 0, "max_epochs": 1, "logger": False}
         trainer = pl.Trainer(**kwargs, enable_progress_bar=False, enable_checkpointing=False, default_root_dir=tmp_path)
-        trainer.fit(BoringModel() if pl is lightcycle else pytorch_lightning.demos.BoringModel())
+        trainer.fit(kit.boring_classes(pl).BoringModel())
         steps.append(trainer.global_step)
     assert steps == [3, 3]
 

@@ -84,7 +84,8 @@ class Receivers:
         callback_base: the class whose no-op hooks callbacks may leave unreplaced (``None``:
             every callback hook found is called).
         skip: hook names not to call in this run (e.g. a dataloader hook when the
-            loaders were passed to ``fit`` directly).
+            loaders were passed to ``fit`` directly), or ``"src.name"`` for one receiver
+            only (``"datamodule.prepare_data"``).
         keep_noops: also call module hooks that are base no-ops (when an observer
             records module hooks, so that the trace shows every call Lightning makes).
         noops: module hooks that the run's settings make do nothing (e.g. the default
@@ -196,7 +197,7 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
     Returns:
         The op to run, or ``None`` when nobody needs to be called.
     """
-    if hook.name in r.skip:
+    if hook.name in r.skip or f"{hook.src}.{hook.name}" in r.skip:
         return None
     positions = _positions(trigger, hook.args)
     kwargs = tuple((k, trigger.params.index(k)) for k in hook.kwargs)

@@ -152,6 +152,7 @@ class LifecycleDriver:
             Action.RESTORE_TRAIN_MODE: self._restore_train_mode,
             # the strategy's steps, done by the run host where it has them (a Trainer), else nothing
             Action.SETUP_ENVIRONMENT: self._host_step("_setup_environment"),
+            Action.PREPARE_DATA_BARRIER: self._host_step("_prepare_data_barrier"),
             Action.STRATEGY_SETUP: self._host_step("_strategy_setup"),
             Action.STRATEGY_TEARDOWN: self._host_step("_teardown_internal"),
         }

@@ -283,7 +283,12 @@ class RunHost(abc.ABC):
         previous = signal.getsignal(signal.SIGTERM)
 
         def handler(signum: int, frame: Any) -> None:
-            self.received_sigterm = True
+            if self.strategy.distributed:
+                # one rank's signal: every rank acts on it at the same batch, once agreed
+                # (Strategy.train_batches); acting here alone would leave the others waiting
+                self.strategy.sigterm_pending = True
+            else:
+                self.received_sigterm = True
             if callable(previous):  # not SIG_DFL / SIG_IGN
                 previous(signum, frame)
 
@@ -307,6 +312,17 @@ class RunHost(abc.ABC):
             self.callbacks = reorder_callbacks(merged)
             check_state_keys(self.callbacks)
             self._bind()
+
+    def _saved_state(self) -> str:
+        """The lifecycle state a checkpoint saved now describes: the interrupted one after an exception."""
+        state = self._driver.state
+        if state in ("interrupted", "idle") and self._interrupted_from is not None:
+            return self._interrupted_from  # saved in on_exception, or after the interrupted run returned
+        return state
+
+    def _eval_loop_states(self) -> dict[str, dict[str, Any]]:
+        """The evaluation loops' entries of a checkpoint's ``loops`` (Lightning's names; empty here)."""
+        return {"validate_loop": {}, "test_loop": {}, "predict_loop": {}}
 
     def _should_check_val_epoch(self) -> bool:
         """Whether the current epoch validates (Lightning's ``check_val_every_n_epoch`` rule)."""

@@ -14,6 +14,7 @@ import warnings
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, IterableDataset, SequentialSampler
 
 from lightcycle.errors import MisconfigurationException
 
@@ -265,8 +266,6 @@ def sequential_loaders(loaders: list[Any], prefix: str) -> list[Any]:
         MisconfigurationException: a loader that cannot be rebuilt (a DataLoader subclass or a
             custom batch sampler).
     """
-    from torch.utils.data import DataLoader, IterableDataset, SequentialSampler
-
     if all(isinstance(dl.sampler, SequentialSampler) for dl in loaders if hasattr(dl, "sampler")):
         return loaders
     warnings.warn(
