@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
 from lightcycle.errors import MisconfigurationException
 from lightcycle.precision import OLD_SCALER_KEY, MixedPrecision
+from lightcycle.profilers.wrapping import fetch_timer
 from lightcycle.runtime.atomic_io import atomic_save
 from lightcycle.runtime.checkpoint_format import (
     BATCH_END,
@@ -634,12 +635,13 @@ class CheckpointConnector:
         n = t.num_training_batches
         part = stateful_loader_part(loader)
         state_fn = part.state_dict if part is not None else None
+        wrap = fetch_timer(t.profiler, "train")  # None without a profiler
         if plan is None or (plan.fire_epoch_start and plan.skip == 0):
             loop.epoch_rng = _epoch_rng(loader)
-            batches = Lookahead(loader, n, state_fn=state_fn)
+            batches = Lookahead(loader, n, state_fn=state_fn, wrap=wrap)
         elif plan.fire_epoch_start:  # max_steps resume between epochs: Lightning keeps counting on fresh data
             loop.epoch_rng = _epoch_rng(loader)
-            batches = Lookahead(loader, n, skip=plan.skip, consume=False, state_fn=state_fn)
+            batches = Lookahead(loader, n, skip=plan.skip, consume=False, state_fn=state_fn, wrap=wrap)
         else:
             loop.epoch_rng = plan.epoch_rng
             if plan.skip >= n:
@@ -648,10 +650,10 @@ class CheckpointConnector:
                 if plan.epoch_rng is not None:
                     _restore_epoch_rng(loader, plan.epoch_rng)
                 part.load_state_dict(plan.loader_state)
-                batches = Lookahead(loader, n, skip=plan.skip, consume=False, state_fn=state_fn)
+                batches = Lookahead(loader, n, skip=plan.skip, consume=False, state_fn=state_fn, wrap=wrap)
             elif is_replayable(loader) and plan.epoch_rng is not None:
                 _restore_epoch_rng(loader, plan.epoch_rng)
-                batches = Lookahead(loader, n, skip=plan.skip, state_fn=state_fn)
+                batches = Lookahead(loader, n, skip=plan.skip, state_fn=state_fn, wrap=wrap)
             else:
                 if plan.skip > 0:
                     warnings.warn(
@@ -663,7 +665,7 @@ class CheckpointConnector:
                         UserWarning,
                         stacklevel=2,
                     )
-                batches = Lookahead(loader, n, skip=plan.skip, consume=False, state_fn=state_fn)
+                batches = Lookahead(loader, n, skip=plan.skip, consume=False, state_fn=state_fn, wrap=wrap)
             if plan.rng is not None:
                 restore_rng_states(plan.rng)
                 # after the epoch's last batch no replay re-drew them: the next epoch shuffles from these

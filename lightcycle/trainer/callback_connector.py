@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 import lightcycle.callbacks.rich_progress as rich_progress  # the module: its rich_available is looked up at each call
 from lightcycle._foreign import is_kind
@@ -15,10 +16,16 @@ from lightcycle.callbacks.rich_model_summary import RichModelSummary
 from lightcycle.callbacks.tqdm_progress import TQDMProgressBar
 from lightcycle.compat.run_trace import recorders_from_env
 from lightcycle.errors import InvalidTypeError, MisconfigurationException
+from lightcycle.trainer.flags import timer_callbacks
 
 
 def initial_callbacks(
-    callbacks: Callback | Sequence[Callback] | None, *, checkpointing: bool, progress_bar: bool, model_summary: bool
+    callbacks: Callback | Sequence[Callback] | None,
+    *,
+    checkpointing: bool,
+    progress_bar: bool,
+    model_summary: bool,
+    max_time: str | timedelta | dict[str, int] | None = None,
 ) -> list[Callback]:
     """The callbacks of a new Trainer, in order: those given, ``lightcycle run --trace``'s recorder, the defaults.
 
@@ -27,6 +34,7 @@ def initial_callbacks(
         checkpointing: ``enable_checkpointing``: add a ModelCheckpoint when none is given.
         progress_bar: ``enable_progress_bar``: add the rich bar (rich installed) or the tqdm bar.
         model_summary: ``enable_model_summary``: add the rich table or the plain ModelSummary.
+        max_time: ``max_time``: add Lightning's Timer unless one is given.
 
     Returns:
         The callbacks.
@@ -61,6 +69,7 @@ def initial_callbacks(
             "Trainer was configured with enable_checkpointing=False but found a Checkpoint callback in "
             "callbacks. Remove the callback or set enable_checkpointing=True."
         )
+    out += timer_callbacks(max_time, out)  # Lightning: after the checkpoint, before the bar
     has_bar = any(is_kind(cb, ProgressBar, "ProgressBar") for cb in out)
     if progress_bar and not has_bar:
         # Lightning's choice (callback_connector): the rich bar when rich >= 10.2.2 is installed.

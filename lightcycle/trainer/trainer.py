@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import attrs
@@ -25,6 +26,7 @@ from lightcycle.core.datamodule import LightningDataModule
 from lightcycle.core.module import LightningModule
 from lightcycle.core.optim import resolve_optimizers
 from lightcycle.errors import MisconfigurationException
+from lightcycle.profilers import Profiler, select_profiler
 from lightcycle.runtime import preflight, steps
 from lightcycle.runtime.host import RunHost
 from lightcycle.runtime.prepare_data import prepare_data_defined
@@ -97,6 +99,8 @@ class Trainer(RunHost):
         num_nodes: int = 1,
         sync_batchnorm: bool = False,
         use_distributed_sampler: bool = True,
+        profiler: Profiler | str | None = None,
+        max_time: str | timedelta | dict[str, int] | None = None,
         lifecycle: Lifecycle | None = None,
         checked: bool | None = None,
         **unsupported: Any,
@@ -112,6 +116,7 @@ class Trainer(RunHost):
                 num_sanity_val_steps=num_sanity_val_steps,
                 fast_dev_run=fast_dev_run,
                 detect_anomaly=detect_anomaly,
+                profiler=profiler,
             ),
         )
         logger = opted["logger"]
@@ -119,7 +124,7 @@ class Trainer(RunHost):
         self._fast_dev_run, loop_args = flags.fast_dev_run(
             fast_dev_run,
             dict(
-                max_epochs=max_epochs,
+                max_epochs=flags.default_max_epochs(max_epochs, max_steps, max_time, callbacks),
                 max_steps=max_steps,
                 limit_train_batches=limit_train_batches,
                 limit_val_batches=limit_val_batches,
@@ -134,6 +139,7 @@ class Trainer(RunHost):
         self._overfit_batches = flags.overfit_batches(overfit_batches)
         if self._overfit_batches > 0:  # Lightning: train and val both limited to it (val: its own loader)
             loop_args.update(limit_train_batches=self._overfit_batches, limit_val_batches=self._overfit_batches)
+        chosen_profiler = select_profiler(profiler)  # an unknown name fails here, before anything runs
         self.reload_dataloaders_every_n_epochs = flags.reload_every(reload_dataloaders_every_n_epochs)
         self._cfg = resolve(
             accelerator=accelerator,
@@ -168,6 +174,7 @@ class Trainer(RunHost):
                 checkpointing=self._cfg.enable_checkpointing,
                 progress_bar=self._cfg.enable_progress_bar,
                 model_summary=self._cfg.enable_model_summary,
+                max_time=max_time,
             ),
             logger,
             FitLoop(
@@ -183,6 +190,7 @@ class Trainer(RunHost):
             lifecycle if lifecycle is not None else LIFECYCLE,
             checked,
         )
+        self.profiler = chosen_profiler
         if self._fast_dev_run:
             self.loggers = flags.dummy_loggers(self.loggers)  # Lightning: logging is suppressed
         self.fit_loop: FitLoop
@@ -338,6 +346,7 @@ class Trainer(RunHost):
             self.datamodule,
             skip=skip,
             noops=frozenset({"configure_gradient_clipping"}) if self._clipping_is_noop() else frozenset(),
+            contexts={"configure_model": self._module_init_context},
         )
 
     def _clipping_is_noop(self) -> bool:
@@ -383,11 +392,17 @@ class Trainer(RunHost):
         self.state.status = TrainerStatus.FINISHED
         driver.fire(FINISH)
         self._finalize_loggers("success")
+        self.profiler.describe()  # Lightning: the report after the teardown hooks and the loggers' finalize
         return result
 
     def _setup_environment(self) -> None:
         """The declared ``setup_environment`` action: the process group exists before ``prepare_data``."""
         self.strategy.setup_environment()
+        fn = self.state.fn
+        if fn is not None:  # (None only when events are fired by hand, outside an entry point)
+            self.profiler._lightning_module = self.lightning_module  # the PyTorch profiler's, as Lightning
+            local_rank = self.local_rank if self.world_size > 1 else None
+            self.profiler.setup(stage=fn.value, local_rank=local_rank, log_dir=self.log_dir)
 
     def _prepare_data_barrier(self) -> None:
         """The declared ``prepare_data_barrier`` action: every rank waits for local rank 0's ``prepare_data``."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lightcycle.errors import SIGTERMException
+from lightcycle.profilers.wrapping import fetch_timer
 from lightcycle.runtime import preflight
 from lightcycle.runtime.data import Lookahead, as_loader_list
 from lightcycle.runtime.evaluation import EvalRun
@@ -120,12 +121,13 @@ class EvaluationLoop:
             run.open()
             start_batch, step, end_batch = run.start_batch, run.step, run.end_batch
             last_loader = max((i for i, n in enumerate(counts) if n > 0), default=-1)
+            fetched = fetch_timer(t.profiler, e.kind)  # None without a profiler
             for dl_idx, (loader, n) in enumerate(zip(loaders, counts, strict=True)):
                 if n == 0:
                     continue
                 log_idx = dl_idx if several else None
                 t._current_dataloader_idx = log_idx
-                batches = Lookahead(loader, n)
+                batches = Lookahead(loader, n, wrap=fetched)
                 batch_idx = -1
                 for batch_idx, batch in batches:
                     batch = start_batch(batch, batch_idx, log_idx)
