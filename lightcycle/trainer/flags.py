@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, IterableDataset, SequentialSampler
 
+from lightcycle._foreign import is_kind
+from lightcycle.callbacks.timer import Timer
 from lightcycle.errors import MisconfigurationException
 
 log = logging.getLogger(__name__)
@@ -348,9 +350,6 @@ def timer_callbacks(max_time: Any, callbacks: list[Any]) -> list[Any]:
     Raises:
         MisconfigurationException: ``max_time`` is malformed (the Timer's message).
     """
-    from lightcycle._foreign import is_kind
-    from lightcycle.callbacks.timer import Timer
-
     if max_time is None:
         return []
     if any(is_kind(cb, Timer, "Timer") for cb in callbacks):
@@ -374,9 +373,6 @@ def default_max_epochs(max_epochs: int | None, max_steps: int, max_time: Any, ca
     Returns:
         ``-1`` for an unset ``max_epochs`` in a timed run without ``max_steps``; else ``max_epochs``.
     """
-    from lightcycle._foreign import is_kind
-    from lightcycle.callbacks.timer import Timer
-
     if max_epochs is not None or max_steps != -1:
         return max_epochs
     given = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
