@@ -13,6 +13,9 @@ Variants (each run in a fresh subprocess, variants interleaved within every repe
 * ``driver``    the custom-loop driver (``lightcycle.custom_loop.LoopDriver``) around the
   raw loop's own step (see :func:`_run_driver`);
 * ``log``       as ``trainer``, plus ``self.log("loss", loss)`` in ``training_step``;
+* ``profiler``  as ``trainer``, with ``profiler="simple"`` (its report written to a temporary
+  folder): what timing every hook call costs (``--profiler simple`` is the same);
+* ``lightning_profiler`` ``pytorch_lightning.Trainer(profiler="simple")``, for comparison;
 * ``lightning`` ``pytorch_lightning.Trainer`` (when installed);
 * ``ignite``    ``ignite.engine.Engine`` with the same step (when installed);
 * ``protocol``  no orchestrator: the module hooks of Lightning's automatic-optimization
@@ -56,7 +59,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-ALL_VARIANTS = ("raw", "trainer", "callbacks", "driver", "log", "protocol", "lightning", "ignite", "checked")
+ALL_VARIANTS = (
+    "raw",
+    "trainer",
+    "callbacks",
+    "driver",
+    "log",
+    "profiler",
+    "protocol",
+    "lightning",
+    "lightning_profiler",
+    "ignite",
+    "checked",
+)
+PROFILED = ("profiler", "lightning_profiler")
+"""Variants run only when asked for (``--profiler simple`` or ``--variants``)."""
 LABELS = {
     "raw": "(a) raw PyTorch loop",
     "trainer": "(b) lightcycle Trainer",
@@ -64,7 +81,9 @@ LABELS = {
     "driver": "(d) lightcycle custom-loop driver",
     "log": "    lightcycle Trainer + self.log(loss)",
     "protocol": "    Lightning's batch protocol by hand (floor)",
+    "profiler": "    lightcycle Trainer + profiler='simple'",
     "lightning": "(e) pytorch-lightning 2.x",
+    "lightning_profiler": "    pytorch-lightning + profiler='simple'",
     "ignite": "(f) pytorch-ignite",
     "checked": "(g) lightcycle checked=True (tests only)",
 }
@@ -253,16 +272,34 @@ def _trainer_kwargs(total: int) -> dict[str, Any]:
     }
 
 
+def _profiler(kind: str | None, module: Any) -> Any:
+    """A SimpleProfiler of ``module`` writing its report to a temporary folder (not to the child's output)."""
+    if kind is None:
+        return None
+    import tempfile
+
+    return module.SimpleProfiler(dirpath=tempfile.mkdtemp(prefix="lc_bench_prof_"), filename="bench")
+
+
 def _run_lightcycle(
-    clock: _Clock, total: int, device: str, *, callbacks: int = 0, checked: bool = False, log: bool = False
+    clock: _Clock,
+    total: int,
+    device: str,
+    *,
+    callbacks: int = 0,
+    checked: bool = False,
+    log: bool = False,
+    profiler: str | None = None,
 ) -> None:
     import lightcycle as L
+    import lightcycle.profilers as profilers
 
     trainer = L.Trainer(
         accelerator=device,
         devices=1,
         callbacks=_lightcycle_callbacks(callbacks),
         checked=checked,
+        profiler=_profiler(profiler, profilers),
         **_trainer_kwargs(total),
     )
     trainer.fit(_lightcycle_module(clock, log=log), train_dataloaders=_loader(total))
@@ -360,8 +397,9 @@ def _run_raw(clock: _Clock, total: int, device: str) -> None:
         opt.step()
 
 
-def _run_lightning(clock: _Clock, total: int, device: str) -> None:
+def _run_lightning(clock: _Clock, total: int, device: str, profiler: str | None = None) -> None:
     import pytorch_lightning as pl
+    import pytorch_lightning.profilers as profilers
     import torch
     from torch.nn import functional as F
 
@@ -378,7 +416,12 @@ def _run_lightning(clock: _Clock, total: int, device: str) -> None:
         def configure_optimizers(self) -> Any:
             return torch.optim.SGD(self.parameters(), lr=LR)
 
-    trainer = pl.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, **_trainer_kwargs(total))
+    trainer = pl.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+        profiler=_profiler(profiler, profilers),
+        **_trainer_kwargs(total),
+    )
     trainer.fit(Model(), train_dataloaders=_loader(total))
 
 
@@ -410,8 +453,10 @@ RUNNERS: dict[str, Callable[[_Clock, int, str], None]] = {
     "callbacks": lambda c, n, d: _run_lightcycle(c, n, d, callbacks=5),
     "driver": _run_driver,
     "log": lambda c, n, d: _run_lightcycle(c, n, d, log=True),
+    "profiler": lambda c, n, d: _run_lightcycle(c, n, d, profiler="simple"),
     "protocol": _run_protocol,
     "lightning": _run_lightning,
+    "lightning_profiler": lambda c, n, d: _run_lightning(c, n, d, profiler="simple"),
     "ignite": _run_ignite,
     "checked": lambda c, n, d: _run_lightcycle(c, n, d, checked=True),
 }
@@ -444,7 +489,9 @@ def child(variant: str, steps: int, warmup: int, device: str, block: int = 100, 
 
 
 def available(variant: str) -> bool:
-    module = {"lightning": "pytorch_lightning", "ignite": "ignite"}.get(variant)
+    module = {"lightning": "pytorch_lightning", "lightning_profiler": "pytorch_lightning", "ignite": "ignite"}.get(
+        variant
+    )
     return module is None or importlib.util.find_spec(module) is not None
 
 
@@ -557,6 +604,9 @@ def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
                 verdict.append(f"{v} {over:+.1f} us (<= {limit:g}: {'met' if over <= limit else 'MISSED'})")
         if verdict:
             lines.append(f"targets, {what}: " + "; ".join(verdict))
+    for on, off in (("profiler", "trainer"), ("lightning_profiler", "lightning")):
+        if on in results and off in results:
+            lines.append(f"{on}: {med(on) - med(off):+.1f} us/step over {off} (the SimpleProfiler's cost)")
     for other in ("lightning", "ignite"):
         if other in results and "trainer" in results:
             key = "paired_over_us" if paired else "us_per_step"
@@ -582,13 +632,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-paired", action="store_true", help="no raw-loop blocks between the variant's blocks (see _Clock)"
     )
+    parser.add_argument(
+        "--profiler",
+        choices=("simple",),
+        help="also run the Trainers with this profiler (variants profiler, lightning_profiler)",
+    )
     parser.add_argument("--json", help="also write the raw measurements to this file")
     parser.add_argument("--child", choices=ALL_VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.steps, args.warmup, args.device, args.block, not args.no_paired)))
         return
-    variants = [v for v in (args.variants or ALL_VARIANTS) if available(v)]
+    chosen = args.variants or [v for v in ALL_VARIANTS if v not in PROFILED]
+    if args.profiler:
+        chosen = [*chosen, *(v for v in PROFILED if v not in chosen)]
+    variants = [v for v in chosen if available(v)]
     if "raw" not in variants:
         variants.insert(0, "raw")
     results: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}

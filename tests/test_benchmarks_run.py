@@ -29,7 +29,7 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-@pytest.mark.parametrize("variant", ["raw", "trainer", "callbacks", "driver", "log", "protocol", "checked"])
+@pytest.mark.parametrize("variant", ["raw", "trainer", "callbacks", "driver", "log", "profiler", "protocol", "checked"])
 def test_overhead_child_measures_every_lightcycle_variant(variant: str) -> None:
     overhead = _load("overhead")
     threads = torch.get_num_threads()

@@ -44,7 +44,14 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.strategies.xla": "TPUs (XLA) are not supported",
     "lightning.pytorch.strategies.single_xla": "TPUs (XLA) are not supported",
     "lightning.pytorch.plugins": "plugins (precision, checkpoint IO, cluster environments) are not supported yet",
-    "lightning.pytorch.profilers": "Trainer(profiler=...) is not supported yet",
+    "lightning.pytorch.profilers.xla": "TPUs (XLA) are not supported",
+    "lightning.pytorch.profilers.XLAProfiler": "TPUs (XLA) are not supported",
+    "lightning.pytorch.profilers.pytorch.RegisterRecordFunction": (
+        "lightcycle's PyTorchProfiler labels actions, not submodules (see docs/profiler.md)"
+    ),
+    "lightning.pytorch.profilers.pytorch.ScheduleWrapper": (
+        "lightcycle's PyTorchProfiler records the whole run without a schedule (see docs/profiler.md)"
+    ),
     "lightning.pytorch.tuner": "the tuner (batch-size and learning-rate finders) is not supported yet",
     "lightning.pytorch.serve": "model serving is not supported",
     "lightning.pytorch.loops": (

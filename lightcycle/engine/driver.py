@@ -17,8 +17,8 @@ lockstep, and every disagreement with the table raises :class:`LifecycleCheckErr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from typing import Any
 
@@ -32,6 +32,7 @@ from lightcycle.core.module import LightningModule
 from lightcycle.engine import codegen
 from lightcycle.engine import dispatch as d
 from lightcycle.errors import LifecycleError
+from lightcycle.profilers import wrapping as profiling
 from lightcycle.states.declaration import FINISH, INTERRUPT, LIFECYCLE
 from lightcycle.states.machine import build_machine
 from lightcycle.states.model import Action, Lifecycle, Trigger
@@ -142,6 +143,7 @@ class LifecycleDriver:
             # every event takes the checked path; ``fire`` itself stays free of the test
             self.fire = self._fire_checked  # type: ignore[method-assign]
         self._observers: list[Any] = []
+        self._profiling: profiling.RunProfiling | None = None
         self._isolated_failures: list[tuple[str, BaseException]] = []
         self.secondary_errors: list[BaseException] = []
         self.refusal: Callable[[str, str, tuple[str, ...]], Exception] = LifecycleError
@@ -166,12 +168,15 @@ class LifecycleDriver:
         *,
         skip: frozenset[str] = frozenset(),
         noops: frozenset[str] = frozenset(),
+        contexts: Mapping[str, Callable[[], AbstractContextManager[Any]]] | None = None,
     ) -> None:
         """Compile every transition's hooks against the objects of a run.
 
         Call it when a run starts and again whenever the callback list changes
         (after ``configure_callbacks``). Callbacks with a ``record_hook`` method
         (e.g. :class:`~lightcycle.callbacks.HookRecorder`) also observe module hooks.
+        When the trainer has an active ``profiler``, every receiver and event is wrapped
+        to time it (:mod:`lightcycle.profilers.wrapping`); without one nothing is.
 
         Args:
             module: the LightningModule (or ``None`` before a run).
@@ -180,6 +185,7 @@ class LifecycleDriver:
             skip: hook names not to call in this run.
             noops: module hooks this run's settings make do nothing: left out unless an
                 observer records module hooks (as base no-ops are).
+            contexts: hook name -> context-manager factory its receivers run in.
         """
         self._module = module
         self._fx = module.__dict__ if module is not None else {}
@@ -188,6 +194,10 @@ class LifecycleDriver:
             attach = getattr(obs, "attach", None)
             if callable(attach):
                 attach(self.trainer)
+        # the one hook point of profiling: resolved once per bind, never per call
+        prof = self._profiling = profiling.for_run(
+            getattr(self.trainer, "profiler", None), self.trainer, module, datamodule
+        )
         receivers = d.Receivers(
             trainer=self.trainer,
             module=module,
@@ -198,8 +208,10 @@ class LifecycleDriver:
             datamodule_base=hook_base(datamodule, LightningDataModule),
             callback_base=Callback,
             skip=skip,
-            keep_noops=bool(self._observers),
+            keep_noops=bool(self._observers) or prof is not None,
             noops=noops,
+            keep_callback_noops=prof is not None,
+            contexts=contexts or {},
         )
         compiled: dict[int, tuple[d.Op, ...]] = {}
         shared: dict[tuple[int, int | None, Any], _Step] = {}
@@ -213,6 +225,8 @@ class LifecycleDriver:
                     ops = compiled.get(key)
                     if ops is None:
                         ops = d.compile_transition(entry.transition, receivers) if module is not None else ()
+                        if prof is not None:
+                            ops = prof.ops(ops)
                         if self._observers:
                             ops = tuple(self._observed(op) for op in ops)
                         compiled[key] = ops
@@ -225,6 +239,11 @@ class LifecycleDriver:
         self._row_index = {id(row): i for i, row in enumerate(self._id_rows)}
         self._ids = self._id_rows[state]
         self._events = {}
+
+    @property
+    def profiling(self) -> profiling.RunProfiling | None:
+        """The timing of this bind's hooks and loop spans, ``None`` without an active profiler."""
+        return self._profiling
 
     def _observed(self, op: d.Op) -> d.Op:
         if op.src == "callback" or op.kind == d.ACTION:
@@ -341,7 +360,7 @@ class LifecycleDriver:
                 if step is not None:
                     steps[id(step)] = step
                     sources.setdefault(id(step), []).append(id_row)
-            event = self._events[id(trigger)] = codegen.compile_event(
+            event = codegen.compile_event(
                 trigger,
                 [
                     codegen.StepCode(
@@ -361,6 +380,9 @@ class LifecycleDriver:
                 self._actions,
                 self._fire_general,
             )
+            if self._profiling is not None:
+                event = self._profiling.event(trigger, event)
+            self._events[id(trigger)] = event
         return event
 
     def _fire_checked(self, trigger: Trigger, *args: Any) -> Any:
