@@ -20,6 +20,7 @@ COLLECTIVES = frozenset(
         "broadcast",
         "reduce",
         "all_gather",
+        "all_gather_object",
         "all_reduce",
         "reduce_boolean_decision",
         "_broadcast_sigterm_tensor",

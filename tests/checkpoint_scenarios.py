@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import torch
+
 from tests.recording import BASE_KWARGS, build, end_state, jsonable
 
 ONE_EPOCH = dict(max_epochs=1, limit_train_batches=2, limit_val_batches=1)
@@ -139,6 +141,7 @@ def run_resume(
             first.save_checkpoint(os.path.join(folder, "after.ckpt"))
         out["first"] = list(ns.events)
         out["files"] = [sorted(os.listdir(folder)) if os.path.isdir(folder) else []]
+        out["loops"] = [saved_loops(folder)]
         ns.events.clear()
         ns.behaviour.step_raise = {}  # injected failures belong to the first run
         reader.behaviour.step_raise = {}
@@ -167,11 +170,57 @@ def run_resume(
             result = None
         out["second"] = list(ns.events)
         out["files"].append(sorted(os.listdir(folder)) if os.path.isdir(folder) else [])
+        out["loops"].append(saved_loops(folder))
     out["callbacks_second"] = callback_summary(second)
     out["state"] = end_state(second)
     out["exception"] = exc
     out["output"] = jsonable(result)
     out["trainers"] = (first, second)
+    return out
+
+
+LIGHTCYCLE_LOOP_KEYS = frozenset(
+    (
+        "lightcycle",
+        "position",
+        "epochs_processed",
+        "epochs_completed",
+        "global_step",
+        "batch_idx",
+        "total_batch_idx",
+        "batches_ready",
+        "is_last_batch",
+        "num_training_batches",
+        "rng",
+        "generators",
+        "epoch_rng",
+        "loader_state",
+    )
+)
+"""lightcycle's own fields in ``loops["fit_loop"]`` (what exact resume needs beyond Lightning's progress)."""
+
+
+def lightning_loops(loops: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's ``loops`` without lightcycle's own fields: what Lightning writes there.
+
+    Args:
+        loops: the checkpoint's ``loops``.
+
+    Returns:
+        Each loop's entry less :data:`LIGHTCYCLE_LOOP_KEYS`.
+    """
+    return {name: {k: v for k, v in entry.items() if k not in LIGHTCYCLE_LOOP_KEYS} for name, entry in loops.items()}
+
+
+def saved_loops(folder: str) -> dict[str, Any]:
+    """The Lightning part of the ``loops`` of every checkpoint file in ``folder``, by file name."""
+    if not os.path.isdir(folder):
+        return {}
+    out: dict[str, Any] = {}
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".ckpt"):
+            loops = torch.load(os.path.join(folder, name), weights_only=False).get("loops")
+            out[name] = None if loops is None else lightning_loops(loops)
     return out
 
 

@@ -560,15 +560,18 @@ def run_scenario(pl: types.ModuleType, sc: Scenario, seed: int = 0) -> dict[str,
         trainer = pl.Trainer(**kwargs, callbacks=cbs, default_root_dir=tmp)
         model = (ns.NoValModule if sc.module == "noval" else ns.RecModule)()
         exc: str | None = None
+        error: BaseException | None = None
         try:
             out = getattr(trainer, sc.entry)(model)
         except BaseException as e:
             exc = f"{type(e).__name__}: {e}".split("\n")[0]
+            error = e
             out = None
     return {
         "events": list(ns.events),
         "state": end_state(trainer),
         "exception": exc,
+        "error": error,  # the object itself, for a caller that re-raises it (its exit status)
         "output": jsonable(out),
         "trainer": trainer,
     }

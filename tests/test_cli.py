@@ -25,8 +25,6 @@ DRIVER = TESTS / "cli_programs" / "run_many.py"
 # Lightning 2.6 Trainer arguments lightcycle's Trainer does not take (README, "Trainer arguments"), and the
 # Trainer-method argument it lacks; every other key of the parsed config must be equal.
 LIGHTNING_ONLY_TRAINER_KEYS = {
-    "max_time",
-    "profiler",
     "enable_autolog_hparams",
     "model_registry",
 }
@@ -304,7 +302,7 @@ def test_bad_class_and_unknown_trainer_argument_are_refused(tmp_path: Path) -> N
     with pytest.raises(MisconfigurationException, match="Cannot add arguments from"):
         LightningArgumentParser().add_lightning_class_args(dict, "thing")
     with pytest.raises(SystemExit):  # jsonargparse names the key and exits with its usage message
-        _cli(tmp_path, "fit", "--trainer.max_time=00:01:00")
+        _cli(tmp_path, "fit", "--trainer.model_registry=my-model")
 
 
 def test_missing_jsonargparse_names_the_extra() -> None:

@@ -11,6 +11,7 @@ from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
 from lightcycle.callbacks.model_summary import ModelSummary
 from lightcycle.callbacks.monitoring import Checkpoint
 from lightcycle.callbacks.on_exception_checkpoint import OnExceptionCheckpoint
+from lightcycle.callbacks.prediction_writer import BasePredictionWriter
 from lightcycle.callbacks.progress import ProgressBar
 from lightcycle.callbacks.recorder import HookRecorder
 from lightcycle.callbacks.rich_model_summary import RichModelSummary
@@ -22,6 +23,7 @@ from lightcycle.callbacks.tqdm_progress import TQDMProgressBar
 __all__ = [
     "BackboneFinetuning",
     "BaseFinetuning",
+    "BasePredictionWriter",
     "Callback",
     "Checkpoint",
     "DeviceStatsMonitor",

@@ -470,7 +470,8 @@ class ModelCheckpoint(Checkpoint):
                     f" metrics: {list(candidates)}."
                     f" HINT: Did you call `log({self.monitor!r}, value)` in the `LightningModule`?"
                 )
-                if getattr(trainer, "_val_has_run", False):
+                val_loop = getattr(trainer.fit_loop.epoch_loop, "val_loop", None)  # (LoopDriver: none)
+                if val_loop is not None and val_loop._has_run:
                     raise MisconfigurationException(m)
                 if m not in self._monitor_warned:
                     self._monitor_warned.add(m)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from lightcycle.callbacks.callback import Callback
 from lightcycle.errors import MisconfigurationException
 from lightcycle.states.stages import RunningStage
+from lightcycle.utilities.rank_zero import rank_zero_info
 
 if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule
@@ -124,8 +125,9 @@ class Timer(Callback):
 
     def _check_time_remaining(self, trainer: RunHost) -> None:
         assert self._duration is not None
-        should_stop = self.time_elapsed() >= self._duration
+        # rank 0's clock decides for every rank, as Lightning's: ranks never disagree about stopping
+        should_stop = bool(trainer.strategy.broadcast(self.time_elapsed() >= self._duration))
         trainer.should_stop = trainer.should_stop or should_stop
         if should_stop and self._verbose:
             elapsed = timedelta(seconds=int(self.time_elapsed(RunningStage.TRAINING)))
-            print(f"Time limit reached. Elapsed time is {elapsed}. Signaling Trainer to stop.")
+            rank_zero_info(f"Time limit reached. Elapsed time is {elapsed}. Signaling Trainer to stop.")

@@ -12,6 +12,7 @@ Examples::
     lightcycle diagram --format outline -o docs/lifecycle.md   # every hook at its place, as pseudocode
     lightcycle diagram --trace run.jsonl -o run.mmd      # sequence diagram of a recorded run
     lightcycle diagram --trace run.jsonl --over-lifecycle --format svg -o run.svg
+    lightcycle diagram --trace trace.rank0.jsonl trace.rank1.jsonl -o ranks.mmd   # ranks side by side
 
 The diagram modules are imported only when the subcommand runs, and none imports torch,
 so ``lightcycle --help`` and ``lightcycle diagram`` stay well under a second.
@@ -26,7 +27,7 @@ from typing import Any
 
 from lightcycle.commands.options import LifecycleOptionError, add_lifecycle_option, lifecycle_from
 from lightcycle.diagrams import dot as dot_mod
-from lightcycle.diagrams import files, overlay, sequence, views
+from lightcycle.diagrams import files, overlay, ranks, sequence, views
 from lightcycle.diagrams import outline as outline_mod
 
 ENTRIES = ("fit", "validate", "test", "predict", "interrupt")
@@ -91,7 +92,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="PATH",
         help="output file, or folder (needed for --entry all / --format all); default: stdout",
     )
-    parser.add_argument("--trace", metavar="TRACE.jsonl", help="draw this HookRecorder trace")
+    parser.add_argument(
+        "--trace",
+        metavar="TRACE.jsonl",
+        nargs="+",
+        help="draw this HookRecorder trace; several (one per rank, rank 0 first): the ranks side by side, "
+        "one lane each, what not every rank did highlighted",
+    )
     parser.add_argument(
         "--over-lifecycle",
         action="store_true",
@@ -129,6 +136,20 @@ def _error(message: str) -> int:
     return 2
 
 
+def _ranks(args: argparse.Namespace) -> int:
+    """Several traces (one per rank): the ranks side by side."""
+    paths = [Path(p) for p in args.trace]
+    traces = [sequence.read_trace(p) for p in paths]
+    names = []
+    for path, events in zip(paths, traces, strict=True):
+        rank = next(((e.get("ctx") or {}).get("rank") for e in events if "rank" in (e.get("ctx") or {})), None)
+        names.append(f"rank {rank}: {path.name}" if rank is not None else path.name)
+    title = args.title or f"{sequence.run_title(traces[0]) or paths[0].stem}, {len(paths)} ranks side by side"
+    text = ranks.ranks_diagram(traces, names, title)
+    _emit(text, args.output, f"{paths[0].stem}.ranks.mmd")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``lightcycle diagram``.
 
@@ -148,14 +169,18 @@ def run(args: argparse.Namespace) -> int:
                 return _error(
                     "--trace draws a Mermaid sequence diagram; use --format mermaid (or add --over-lifecycle)"
                 )
-            trace = Path(args.trace)
+            if len(args.trace) > 1:
+                return _ranks(args)
+            trace = Path(args.trace[0])
             events = sequence.read_trace(trace)
             text = sequence.sequence_diagram(events, args.title or sequence.run_title(events) or trace.stem)
             _emit(text, args.output, f"{trace.stem}.mmd")
             return 0
         known = [v.name for v in views.views(lifecycle)]
         if args.trace is not None:
-            trace = Path(args.trace)
+            if len(args.trace) > 1:
+                return _error("--over-lifecycle draws one trace; several traces are drawn side by side without it")
+            trace = Path(args.trace[0])
             events = sequence.read_trace(trace)
             name = args.state or args.entry or overlay.entry_of(events, lifecycle)
             view = views.with_depth(lifecycle, name, args.depth)

@@ -48,6 +48,7 @@ REDIRECTS: dict[str, str] = {
     "callbacks.progress.rich_progress": "lightcycle.callbacks.rich_progress",
     "core.optimizer": "lightcycle.core.optim",
     "core.saving": "lightcycle.core.hparams",
+    "profilers.base": "lightcycle.profilers.profiler",
     "trainer.trainer": "lightcycle.trainer.trainer",
     "trainer.states": "lightcycle.trainer.states",
 }

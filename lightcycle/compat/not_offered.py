@@ -44,7 +44,14 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.strategies.xla": "TPUs (XLA) are not supported",
     "lightning.pytorch.strategies.single_xla": "TPUs (XLA) are not supported",
     "lightning.pytorch.plugins": "plugins (precision, checkpoint IO, cluster environments) are not supported yet",
-    "lightning.pytorch.profilers": "Trainer(profiler=...) is not supported yet",
+    "lightning.pytorch.profilers.xla": "TPUs (XLA) are not supported",
+    "lightning.pytorch.profilers.XLAProfiler": "TPUs (XLA) are not supported",
+    "lightning.pytorch.profilers.pytorch.RegisterRecordFunction": (
+        "lightcycle's PyTorchProfiler labels actions, not submodules (see docs/profiler.md)"
+    ),
+    "lightning.pytorch.profilers.pytorch.ScheduleWrapper": (
+        "lightcycle's PyTorchProfiler records the whole run without a schedule (see docs/profiler.md)"
+    ),
     "lightning.pytorch.tuner": "the tuner (batch-size and learning-rate finders) is not supported yet",
     "lightning.pytorch.serve": "model serving is not supported",
     "lightning.pytorch.loops": (
@@ -54,7 +61,6 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.trainer.connectors": "Lightning's Trainer internals have no counterpart",
     "lightning.pytorch.trainer.call": "Lightning's Trainer internals have no counterpart",
     "lightning.pytorch.trainer.setup": "Lightning's Trainer internals have no counterpart",
-    "lightning.pytorch.trainer.configuration_validator": "Lightning's Trainer internals have no counterpart",
     "lightning.pytorch.core.mixins": "lightcycle.core.hparams.HyperparametersMixin is lightcycle's",
     "lightning.pytorch.utilities.model_summary": "the summary table is the ModelSummary callback's",
     "lightning.pytorch.utilities.deepspeed": _ONE_DEVICE,
@@ -75,8 +81,6 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.utilities.LightningEnum": _ENUMS,
     "lightning.pytorch.utilities.enums": _ENUMS,
     "lightning.pytorch.core.optimizer.do_nothing_closure": _HELPER,
-    "lightning.pytorch.utilities.disable_possible_user_warnings": _HELPER,
-    "lightning.pytorch.utilities.warnings": _HELPER,
     "lightning.pytorch.utilities.find_shared_parameters": _HELPER,
     "lightning.pytorch.utilities.set_shared_parameters": _HELPER,
     "lightning.pytorch.utilities.parameter_tying": _HELPER,
@@ -85,10 +89,8 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.utilities.measure_flops": _HELPER,
     "lightning.pytorch.utilities.suggested_max_num_workers": _HELPER,
     "lightning.pytorch.utilities.data": _HELPER,
-    "lightning.pytorch.utilities.imports": _HELPER,
     "lightning.pytorch.utilities.memory": _HELPER,
     "lightning.pytorch.utilities.signature_utils": _HELPER,
-    "lightning.pytorch.utilities.model_helpers.get_torchvision_model": _HELPER,
     "lightning.pytorch.utilities.parsing.clean_namespace": _HELPER,
     "lightning.pytorch.utilities.parsing.collect_init_args": _HELPER,
     "lightning.pytorch.utilities.parsing.get_init_args": _HELPER,
@@ -102,8 +104,6 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.utilities.types.LRSchedulerConfigType": _HELPER,
     "lightning.pytorch.utilities.types.OptimizerConfig": _HELPER,
     "lightning.pytorch.utilities.types.OptimizerLRSchedulerConfig": _HELPER,
-    "lightning.pytorch.callbacks.BasePredictionWriter": _NOT_YET_CALLBACK,
-    "lightning.pytorch.callbacks.prediction_writer": _NOT_YET_CALLBACK,
     "lightning.pytorch.callbacks.BatchSizeFinder": "the tuner is not supported yet",
     "lightning.pytorch.callbacks.batch_size_finder": "the tuner is not supported yet",
     "lightning.pytorch.callbacks.LearningRateFinder": "the tuner is not supported yet",

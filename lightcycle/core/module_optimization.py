@@ -221,6 +221,10 @@ class ModuleOptimization(ModuleProperties):
             raise MisconfigurationException(
                 f"`gradient_clip_algorithm` {algorithm} is invalid. Allowed algorithms: {list(_CLIP_ALGORITHMS)}."
             )
+        plugin = getattr(trainer, "precision_plugin", None)
+        if plugin is not None:  # Lightning: the precision plugin clips (16-mixed refuses fused optimizers)
+            plugin.clip_gradients(getattr(optimizer, "_optimizer", optimizer), gradient_clip_val, algorithm)
+            return
         if gradient_clip_val <= 0:
             return
         params = list(_iter_params(optimizer))

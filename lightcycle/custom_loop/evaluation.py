@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from lightcycle.custom_loop.base import DriverBase
+from lightcycle.custom_loop.distributed import processed
 from lightcycle.custom_loop.errors import refusal
 from lightcycle.errors import MisconfigurationException, SIGTERMException
 from lightcycle.runtime.evaluation import EvalRun
@@ -41,7 +42,7 @@ class EvaluationProtocol(DriverBase):
         self._require(ev.SANITY_CHECK_START)
         self._results.reset_run()
         self._fire(ev.SANITY_CHECK_START)
-        self.val_dataloaders = self._fire(ev.VAL_DATALOADER)
+        self.val_dataloaders = processed(self, self._fire(ev.VAL_DATALOADER), "val")
         self._val_requested = True
 
     def sanity_check_end(self) -> None:
@@ -96,7 +97,7 @@ class EvaluationProtocol(DriverBase):
         if zero:
             self._fire(ev.VALIDATION_MODEL_ZERO_GRAD)
         if load:
-            self.val_dataloaders = self._fire(ev.VAL_DATALOADER)
+            self.val_dataloaders = processed(self, self._fire(ev.VAL_DATALOADER), "val")
             self._val_requested = True
         self._open_eval(_VAL, RunningStage.SANITY_CHECKING.value if sanity else RunningStage.VALIDATING.value)
 

@@ -56,6 +56,7 @@ from lightcycle._hooks import is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.core.module import LightningModule
 from lightcycle.core.optim import parse_optimizers
+from lightcycle.custom_loop.distributed import DistributedSteps, begin_distributed, make_strategy, processed
 from lightcycle.custom_loop.errors import LoopDriverLifecycleError, refusal
 from lightcycle.custom_loop.evaluation import EvaluationProtocol
 from lightcycle.custom_loop.training import TrainingProtocol
@@ -68,7 +69,6 @@ from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
 from lightcycle.states.model import Lifecycle, Trigger
 from lightcycle.states.stages import RunningStage, TrainerFn, TrainerStatus
-from lightcycle.strategies.strategy import SingleDeviceStrategy
 
 if TYPE_CHECKING:
     from lightcycle.core.datamodule import LightningDataModule
@@ -85,7 +85,7 @@ _LOG_FX = {
 }
 
 
-class LoopDriver(TrainingProtocol, EvaluationProtocol):
+class LoopDriver(DistributedSteps, TrainingProtocol, EvaluationProtocol):
     """The lifecycle of fit, validate, test and predict, driven from your own loop.
 
     It is also the ``trainer`` every callback receives: ``current_epoch``,
@@ -124,6 +124,11 @@ class LoopDriver(TrainingProtocol, EvaluationProtocol):
             autocast device is ``device``'s type, default CPU).
         checked: run the ``transitions`` machine in lockstep (tests; default from the
             environment variable ``LIGHTCYCLE_CHECKED``).
+        strategy: ``None`` (one device), or ``"ddp"`` / a ``DDPStrategy``: one process per
+            device, started by re-running the script or by torchrun/SLURM, as the Trainer's
+            (see ``docs/distributed.md``).
+        devices: processes (CPU) or CUDA devices per node, with a distributed strategy.
+        num_nodes: nodes in the job.
 
     Raises:
         TypeError: ``module`` is not a LightningModule, or a callback is not a Callback.
@@ -155,6 +160,9 @@ class LoopDriver(TrainingProtocol, EvaluationProtocol):
         logger: Any = False,
         precision: Any = None,
         checked: bool | None = None,
+        strategy: Any = None,
+        devices: int = 1,
+        num_nodes: int = 1,
     ) -> None:
         if not isinstance(module, LightningModule):
             raise TypeError(
@@ -186,7 +194,7 @@ class LoopDriver(TrainingProtocol, EvaluationProtocol):
             given,
             logger,
             FitLoopProgress(max_epochs=-1),
-            SingleDeviceStrategy(self._device, module),
+            make_strategy(strategy, devices, num_nodes, self._device, module),
             plugin,
             lifecycle if lifecycle is not None else LIFECYCLE,
             checked,
@@ -247,6 +255,7 @@ class LoopDriver(TrainingProtocol, EvaluationProtocol):
         self._require(ev.ENTRY[fn.value])
         if optimizers is not None and fn is not TrainerFn.FITTING:
             raise MisconfigurationException(f"optimizers are for fit; {fn.value} takes none.")
+        begin_distributed(self, fn is TrainerFn.FITTING)  # under DDP: the other ranks, the step redirection
         module = self.lightning_module
         self.state.fn = fn
         self.state.status = TrainerStatus.RUNNING
@@ -257,8 +266,11 @@ class LoopDriver(TrainingProtocol, EvaluationProtocol):
         if self.datamodule is not None:
             self.datamodule.trainer = self
         self.precision_plugin.convert_module(module)
-        self._device = self._device_arg if self._device_arg is not None else _device_of(module)
-        self.strategy.root_device = self._device
+        if self.strategy.distributed:  # each rank's device comes from its rank
+            self._device = self.strategy.root_device
+        else:
+            self._device = self._device_arg if self._device_arg is not None else _device_of(module)
+            self.strategy.root_device = self._device
         self._eval = None
         self._current_dataloader_idx = None
         self._skip = self._hooks_to_skip(fn, optimizers is not None)
@@ -266,6 +278,7 @@ class LoopDriver(TrainingProtocol, EvaluationProtocol):
         fire = self._fire
         self._attach_model_callbacks(fire(ev.ENTRY[fn.value]))
         self._hold_events()  # the callbacks are final now
+        fire(ev.PREPARE_DATA)
         fire(ev.SETUP, fn)
         self._results.reset_run()
         self._eval_steps.reset()
@@ -282,7 +295,7 @@ class LoopDriver(TrainingProtocol, EvaluationProtocol):
             self._log_hyperparameters()
             return
         self._log_hyperparameters()
-        loaders = fire(ev.EVAL_OF_ENTRY[fn.value].loader)
+        loaders = processed(self, fire(ev.EVAL_OF_ENTRY[fn.value].loader), ev.EVAL_OF_ENTRY[fn.value].kind)
         if fn is TrainerFn.VALIDATING:
             self.val_dataloaders = loaders
         elif fn is TrainerFn.TESTING:
@@ -350,8 +363,11 @@ class LoopDriver(TrainingProtocol, EvaluationProtocol):
         with self._driver.guard(self._after_exception):
             try:
                 yield
-            except BaseException:
+            except BaseException as exc:
                 self._interrupted_from = self._driver.state  # for a checkpoint saved in on_exception
+                reported = self.strategy.on_failure(exc)  # under DDP: another rank's failure, named
+                if reported is not exc:
+                    raise reported from exc
                 raise
 
     @contextmanager
@@ -400,7 +416,7 @@ class LoopDriver(TrainingProtocol, EvaluationProtocol):
             optimizers_given or not is_overridden("configure_optimizers", module, LightningModule)
         ):
             skip.add("configure_optimizers")
-        return frozenset(skip)
+        return frozenset(skip) | self.strategy.prepare_data_skips(module, self.datamodule)
 
     def _set_optimizers(self, value: Any, given: bool) -> None:
         if value is None:

@@ -19,8 +19,10 @@ from lightcycle._hooks import is_overridden
 from lightcycle.core.datamodule import LightningDataModule
 from lightcycle.core.module import LightningModule
 from lightcycle.custom_loop.base import DriverBase
+from lightcycle.custom_loop.distributed import processed
 from lightcycle.errors import MisconfigurationException, SIGTERMException
 from lightcycle.runtime import steps
+from lightcycle.runtime.data import set_sampler_epoch
 from lightcycle.runtime.training import SKIPPED
 from lightcycle.states import declaration as ev
 
@@ -65,7 +67,7 @@ class TrainingProtocol(DriverBase):
     # -------------------------------------------------------------- fit: training epochs
 
     def _load_train(self) -> None:
-        self.train_dataloader = self._fire(ev.TRAIN_DATALOADER)
+        self.train_dataloader = processed(self, self._fire(ev.TRAIN_DATALOADER), "train")
 
     def train_start(self) -> None:
         """The train dataloader hook (once) and ``on_train_start``.
@@ -82,7 +84,7 @@ class TrainingProtocol(DriverBase):
         if self._driver.can_fire(ev.TRAIN_DATALOADER):
             self._load_train()
         if not self._val_requested and self._validation_defined():
-            self.val_dataloaders = self._fire(ev.VAL_DATALOADER)
+            self.val_dataloaders = processed(self, self._fire(ev.VAL_DATALOADER), "val")
             self._val_requested = True
         self._fire(ev.TRAIN_START)
 
@@ -141,6 +143,7 @@ class TrainingProtocol(DriverBase):
         loop.batches_ready = 0
         loop.batch_idx = -1
         loop.is_last_batch = False
+        set_sampler_epoch(self.train_dataloader, loop.epochs_processed)  # a distributed sampler's shuffle
         self._results.start_epoch("train")
         self._fire(ev.TRAIN_EPOCH_START)
 

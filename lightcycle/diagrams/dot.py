@@ -300,7 +300,7 @@ class _Writer:
             # the legend is the graph's label, under the states: beside them it made every
             # drawing wider, and at a page's width a wider drawing has smaller text
             f"    graph [label={self.legend()[0]}, labelloc=b, labeljust=l, fontsize=12, fontname={_q(FONT)},",
-            "           compound=true, newrank=true, rankdir=TB, nodesep=0.25, ranksep=0.3,",
+            "           compound=true, newrank=true, rankdir=TB, nodesep=0.25, ranksep=0.28,",
             '           bgcolor="white", tooltip=" "];',
             f'    node [shape=box, style="rounded,filled", fontname={_q(FONT)}, fontsize=12, color="#6b7280",'
             ' margin="0.12,0.04", height=0.3];',

@@ -10,7 +10,8 @@ remains is a tuple of :class:`Op` s per transition, which
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import attrs
@@ -84,12 +85,17 @@ class Receivers:
         callback_base: the class whose no-op hooks callbacks may leave unreplaced (``None``:
             every callback hook found is called).
         skip: hook names not to call in this run (e.g. a dataloader hook when the
-            loaders were passed to ``fit`` directly).
+            loaders were passed to ``fit`` directly), or ``"src.name"`` for one receiver
+            only (``"datamodule.prepare_data"``).
         keep_noops: also call module hooks that are base no-ops (when an observer
             records module hooks, so that the trace shows every call Lightning makes).
         noops: module hooks that the run's settings make do nothing (e.g. the default
             ``configure_gradient_clipping`` with clipping off): left out like base no-ops,
             and kept like them when ``keep_noops``.
+        keep_callback_noops: also call callback hooks that are their base's no-ops (when a
+            profiler times every callback hook call, as Lightning's does).
+        contexts: hook name -> a context-manager factory its receivers run in (the
+            precision's init context around ``configure_model``, as Lightning's).
     """
 
     trainer: Any
@@ -103,6 +109,16 @@ class Receivers:
     skip: frozenset[str] = frozenset()
     keep_noops: bool = False
     noops: frozenset[str] = frozenset()
+    keep_callback_noops: bool = False
+    contexts: Mapping[str, Callable[[], AbstractContextManager[Any]]] = attrs.field(factory=dict)
+
+
+def _in_context(fn: Callable[..., Any], context: Callable[[], AbstractContextManager[Any]]) -> Callable[..., Any]:
+    def within(*args: Any, **kwargs: Any) -> Any:
+        with context():
+            return fn(*args, **kwargs)
+
+    return within
 
 
 def _positions(trigger: Trigger, names: tuple[str, ...]) -> Positions:
@@ -196,7 +212,7 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
     Returns:
         The op to run, or ``None`` when nobody needs to be called.
     """
-    if hook.name in r.skip:
+    if hook.name in r.skip or f"{hook.src}.{hook.name}" in r.skip:
         return None
     positions = _positions(trigger, hook.args)
     kwargs = tuple((k, trigger.params.index(k)) for k in hook.kwargs)
@@ -213,7 +229,7 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
         # A callback without the method (a custom event's hook, declared with
         # ``Lifecycle.extend``) is simply not a receiver of that hook.
         pairs = [(cb, m) for cb in chosen if (m := getattr(cb, hook.name, None)) is not None]
-        if hook.result is not Result.COLLECT and not hook.per_state_key:
+        if hook.result is not Result.COLLECT and not hook.per_state_key and not r.keep_callback_noops:
             noop = noop_function(r.callback_base, hook.name)  # looked up once for all callbacks
             pairs = [(cb, m) for cb, m in pairs if not callback_hook_is_default(cb, hook.name, m, noop)]
         if hook.result is Result.COLLECT or hook.per_state_key:
@@ -251,6 +267,9 @@ def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
         if accepted < len(hook.args):
             names = hook.args[:accepted]
             positions = _positions(trigger, names)
+    context = r.contexts.get(hook.name)
+    if context is not None:
+        fns = tuple(_in_context(fn, context) for fn in fns)
     if not fns:
         if hook.otherwise is not None:
             return Op(ACTION, hook.name, (), action=hook.otherwise, src=src)

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
 from lightcycle.errors import MisconfigurationException
 from lightcycle.precision import OLD_SCALER_KEY, MixedPrecision
+from lightcycle.profilers.wrapping import fetch_timer
 from lightcycle.runtime.atomic_io import atomic_save
 from lightcycle.runtime.checkpoint_format import (
     BATCH_END,
@@ -312,7 +313,7 @@ def _fit_state(ckpt: dict[str, Any]) -> dict[str, Any]:
     if "lightcycle" in fit:
         return dict(fit)
     if "epoch_progress" in fit:
-        return _from_lightning(fit, ckpt)
+        return {**fit, **_from_lightning(fit, ckpt)}  # Lightning's own keys too: the loops read their progress
     epoch = int(ckpt["epoch"])  # no progress stored: treat as taken between epochs
     return {
         "position": BOUNDARY,
@@ -398,25 +399,18 @@ class CheckpointConnector:
     def _loops_state(self) -> dict[str, Any]:
         t = self.trainer
         loop = t.fit_loop
-        state = t._driver.state
-        if state in ("interrupted", "idle") and t._interrupted_from is not None:
-            state = t._interrupted_from  # saved in on_exception, or after the interrupted run returned
+        state = t._saved_state()
         position = _position(state, loop.epochs_processed, loop.epochs_completed, loop.batches_ready)
         batches = loop.batches
         loader_state = None
         if batches is not None and position in MID_EPOCH:
             loader_state = batches.state if position == IN_BATCH else batches.next_state
         n = t.num_training_batches
+        own = loop.state_dict()  # the loop's counters (and the Trainer's loops: Lightning's progress keys)
         fit: dict[str, Any] = {
             "lightcycle": LOOP_FORMAT,
             "position": position,
-            "epochs_processed": loop.epochs_processed,
-            "epochs_completed": loop.epochs_completed,
-            "global_step": loop.global_step,
-            "batch_idx": loop.batch_idx,
-            "total_batch_idx": loop.total_batch_idx,
-            "batches_ready": loop.batches_ready,
-            "is_last_batch": loop.is_last_batch,
+            **own,
             "num_training_batches": None if n == float("inf") else int(n),
             "rng": collect_rng_states(),
             # the loader's own generators go on from here into the next epoch's shuffle
@@ -424,11 +418,16 @@ class CheckpointConnector:
             "epoch_rng": loop.epoch_rng if position in MID_EPOCH or position == EPOCH_END else None,
             "loader_state": loader_state,
         }
+        if t.strategy.distributed:
+            # each rank draws from its own RNGs (dropout, its own seeds): the file keeps every rank's,
+            # and each rank resumes from its own (rank 0's "rng" stays for a single-process resume)
+            fit["rank_rng"] = t.strategy.all_gather_object({"rng": fit["rng"], "epoch_rng": fit["epoch_rng"]})
         # Lightning's progress counters beside lightcycle's, so that Lightning resumes from this file too
-        fit.update(lightning_fit_loop(fit))
+        # (those the loop wrote itself, more exact, win over the ones derived from the counters)
+        fit = {**fit, **lightning_fit_loop(fit), **own}
         if loader_state is not None and stateful_loader_part(t.train_dataloader) is t.train_dataloader:
             fit["state_dict"] = {"combined_loader": [loader_state]}  # Lightning loads it into the loader
-        return {"fit_loop": fit, "validate_loop": {}, "test_loop": {}, "predict_loop": {}}
+        return {"fit_loop": fit, **t._eval_loop_states()}
 
     # ------------------------------------------------------------------ restore
 
@@ -537,16 +536,7 @@ class CheckpointConnector:
         _restore_precision(t.precision_plugin, ckpt)
         state = _fit_state(ckpt)
         loop = t.fit_loop
-        loop.global_step = int(state.get("global_step", ckpt["global_step"]))
-        # The loggers' step (Lightning's ``_batches_that_stepped``): one optimizer step per
-        # stepping batch under automatic optimization with one optimizer.
-        loop.batches_that_stepped = loop.global_step
-        loop.epochs_processed = int(state["epochs_processed"])
-        loop.epochs_completed = int(state["epochs_completed"])
-        loop.batch_idx = int(state.get("batch_idx", -1))
-        loop.total_batch_idx = int(state.get("total_batch_idx", -1))
-        loop.batches_ready = int(state.get("batches_ready", 0))
-        loop.is_last_batch = bool(state.get("is_last_batch", False))
+        loop.load_state_dict({"global_step": ckpt["global_step"], **state})
         if t.max_epochs != -1 and t.current_epoch > t.max_epochs:
             raise MisconfigurationException(
                 f"You restored a checkpoint with current_epoch={t.current_epoch}, but you have set "
@@ -584,6 +574,10 @@ class CheckpointConnector:
         position = state.get("position", BOUNDARY)
         ready = int(state.get("batches_ready", 0))
         rng: dict[str, Any] | None = state.get("rng")
+        epoch_rng: dict[str, Any] | None = state.get("epoch_rng")
+        per_rank = state.get("rank_rng")
+        if isinstance(per_rank, list) and len(per_rank) == t.strategy.world_size:  # saved by as many ranks
+            rng, epoch_rng = per_rank[t.strategy.global_rank]["rng"], per_rank[t.strategy.global_rank]["epoch_rng"]
         generators: list[torch.Tensor] | None = state.get("generators")
 
         def mid(skip: int, pending: str | None = None) -> ResumePlan:
@@ -595,7 +589,7 @@ class CheckpointConnector:
                 is_last_batch=bool(state.get("is_last_batch", False)),
                 rng=rng,
                 generators=generators,
-                epoch_rng=state.get("epoch_rng"),
+                epoch_rng=epoch_rng,
                 loader_state=state.get("loader_state"),
             )
 
@@ -641,12 +635,13 @@ class CheckpointConnector:
         n = t.num_training_batches
         part = stateful_loader_part(loader)
         state_fn = part.state_dict if part is not None else None
+        wrap = fetch_timer(t.profiler, "train")  # None without a profiler
         if plan is None or (plan.fire_epoch_start and plan.skip == 0):
             loop.epoch_rng = _epoch_rng(loader)
-            batches = Lookahead(loader, n, state_fn=state_fn)
+            batches = Lookahead(loader, n, state_fn=state_fn, wrap=wrap)
         elif plan.fire_epoch_start:  # max_steps resume between epochs: Lightning keeps counting on fresh data
             loop.epoch_rng = _epoch_rng(loader)
-            batches = Lookahead(loader, n, skip=plan.skip, consume=False, state_fn=state_fn)
+            batches = Lookahead(loader, n, skip=plan.skip, consume=False, state_fn=state_fn, wrap=wrap)
         else:
             loop.epoch_rng = plan.epoch_rng
             if plan.skip >= n:
@@ -655,10 +650,10 @@ class CheckpointConnector:
                 if plan.epoch_rng is not None:
                     _restore_epoch_rng(loader, plan.epoch_rng)
                 part.load_state_dict(plan.loader_state)
-                batches = Lookahead(loader, n, skip=plan.skip, consume=False, state_fn=state_fn)
+                batches = Lookahead(loader, n, skip=plan.skip, consume=False, state_fn=state_fn, wrap=wrap)
             elif is_replayable(loader) and plan.epoch_rng is not None:
                 _restore_epoch_rng(loader, plan.epoch_rng)
-                batches = Lookahead(loader, n, skip=plan.skip, state_fn=state_fn)
+                batches = Lookahead(loader, n, skip=plan.skip, state_fn=state_fn, wrap=wrap)
             else:
                 if plan.skip > 0:
                     warnings.warn(
@@ -670,7 +665,7 @@ class CheckpointConnector:
                         UserWarning,
                         stacklevel=2,
                     )
-                batches = Lookahead(loader, n, skip=plan.skip, consume=False, state_fn=state_fn)
+                batches = Lookahead(loader, n, skip=plan.skip, consume=False, state_fn=state_fn, wrap=wrap)
             if plan.rng is not None:
                 restore_rng_states(plan.rng)
                 # after the epoch's last batch no replay re-drew them: the next epoch shuffles from these

@@ -115,6 +115,8 @@ class Lookahead:
             each fetch. While item ``i`` is processed, :attr:`state` is the loader's state
             with ``i`` items consumed and :attr:`next_state` with ``i + 1`` (taken before
             the look-ahead fetch).
+        wrap: wraps the loader's iterator once, before the first fetch (a profiler's
+            fetch timer, :func:`lightcycle.profilers.wrapping.fetch_timer`); ``None``: none.
     """
 
     __slots__ = ("_index", "_it", "_lazy", "_limit", "_next", "_state_fn", "done", "next_state", "state")
@@ -128,8 +130,9 @@ class Lookahead:
         skip: int = 0,
         consume: bool = True,
         state_fn: Callable[[], Any] | None = None,
+        wrap: Callable[[Iterator[Any]], Iterator[Any]] | None = None,
     ) -> None:
-        self._it: Iterator[Any] = iter(iterable)
+        self._it: Iterator[Any] = iter(iterable) if wrap is None else wrap(iter(iterable))
         self._limit = limit
         self._index = skip
         self._state_fn = state_fn

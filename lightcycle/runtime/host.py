@@ -13,11 +13,12 @@ end it serves.
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
 import signal
 import threading
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -31,6 +32,7 @@ from lightcycle.callbacks.progress import ProgressBar
 from lightcycle.core.metric_store import MetricStore
 from lightcycle.engine.driver import LifecycleDriver
 from lightcycle.errors import MisconfigurationException
+from lightcycle.profilers.profiler import PassThroughProfiler, Profiler
 from lightcycle.runtime import logger_connector
 from lightcycle.runtime.checkpointing import CheckpointConnector
 from lightcycle.runtime.progress import FitLoopProgress
@@ -157,6 +159,7 @@ class RunHost(abc.ABC):
         self._sigterm_previous: Any = None
         self._results = MetricStore()
         self._checkpoints = CheckpointConnector(self)
+        self.profiler: Profiler = PassThroughProfiler()  # a front end sets its own; read at each bind
         self._driver = LifecycleDriver(self, lifecycle, checked=env_checked() if checked is None else checked)
 
     # ------------------------------------------------------------------ what a front end supplies
@@ -283,7 +286,12 @@ class RunHost(abc.ABC):
         previous = signal.getsignal(signal.SIGTERM)
 
         def handler(signum: int, frame: Any) -> None:
-            self.received_sigterm = True
+            if self.strategy.distributed:
+                # one rank's signal: every rank acts on it at the same batch, once agreed
+                # (Strategy.train_batches); acting here alone would leave the others waiting
+                self.strategy.sigterm_pending = True
+            else:
+                self.received_sigterm = True
             if callable(previous):  # not SIG_DFL / SIG_IGN
                 previous(signum, frame)
 
@@ -308,13 +316,35 @@ class RunHost(abc.ABC):
             check_state_keys(self.callbacks)
             self._bind()
 
+    def _saved_state(self) -> str:
+        """The lifecycle state a checkpoint saved now describes: the interrupted one after an exception."""
+        state = self._driver.state
+        if state in ("interrupted", "idle") and self._interrupted_from is not None:
+            return self._interrupted_from  # saved in on_exception, or after the interrupted run returned
+        return state
+
+    def _eval_loop_states(self) -> dict[str, dict[str, Any]]:
+        """The evaluation loops' entries of a checkpoint's ``loops`` (Lightning's names; empty here)."""
+        return {"validate_loop": {}, "test_loop": {}, "predict_loop": {}}
+
     def _should_check_val_epoch(self) -> bool:
         """Whether the current epoch validates (Lightning's ``check_val_every_n_epoch`` rule)."""
         n = self.check_val_every_n_epoch
         return self.enable_validation and (n is None or (self.current_epoch + 1) % n == 0)
 
+    @contextlib.contextmanager
+    def _module_init_context(self) -> Iterator[None]:
+        """Where ``configure_model`` runs: Lightning's ``strategy.tensor_init_context`` and
+        ``precision.module_init_context`` (tensors on the root device, in the precision's dtype)."""
+        device = self.strategy.root_device
+        with device if device is not None else contextlib.nullcontext(), self.precision_plugin.module_init_context():
+            yield
+
     def _count_manual_step(self) -> None:
         self.fit_loop.global_step += 1
+        timing = self._driver.profiling
+        if timing is not None:  # Lightning's manual "optimizer_step" action ends after the real step
+            timing.manual_step_done()
 
     def _manual_backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         module = self.lightning_module
@@ -358,7 +388,8 @@ class RunHost(abc.ABC):
             )
         if storage_options is not None:
             raise MisconfigurationException("save_checkpoint(storage_options=...) is not supported; remove it.")
-        self._checkpoints.save(filepath, bool(weights_only))
+        with self.profiler.profile("save_checkpoint"):  # Lightning's action (not on the per-batch path)
+            self._checkpoints.save(filepath, bool(weights_only))
 
     # ------------------------------------------------------------------ attributes (spec 5)
 

@@ -1,18 +1,25 @@
 """The fit loop's progress counters and Lightning's stopping rules over them.
 
-Both front ends keep one :class:`FitLoopProgress` (``trainer.fit_loop``) and ask it when a
-fit is done: the Trainer's loops before each epoch, :class:`~lightcycle.custom_loop.LoopDriver`
-at each step of ``lc.epochs()``. The rules are Lightning 2.6's ``_FitLoop.done`` and
-``_TrainingEpochLoop._can_stop_early``.
+The counters are the run host's (``trainer.fit_loop``): the shared runtime writes them for
+both front ends (the training-batch bracket, the optimizer step, the checkpoint connector,
+the loggers' step). The Trainer's :class:`~lightcycle.trainer.loops.FitLoop` is a
+:class:`FitLoopProgress` with the loop's control flow added;
+:class:`~lightcycle.custom_loop.LoopDriver` keeps a plain one. This class holds the one copy
+of Lightning 2.6's stopping rules (``_FitLoop.done``, ``_TrainingEpochLoop.done`` and
+``_can_stop_early``) and of its accumulation rule (``_should_accumulate``), which both front
+ends and the callbacks ask.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from lightcycle.runtime.surface import EpochLoopView
+
+_COUNTERS = ("epochs_processed", "epochs_completed", "global_step", "batch_idx", "total_batch_idx", "batches_ready")
 
 
 @attrs.define
@@ -50,6 +57,70 @@ class FitLoopProgress:
     def epoch_loop(self) -> Any:
         """Lightning's ``fit_loop.epoch_loop``, as far as Lightning's callbacks read it."""
         return EpochLoopView(self)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The counters, as a checkpoint's ``loops["fit_loop"]`` holds them (lightcycle's keys).
+
+        Returns:
+            ``epochs_processed``, ``epochs_completed``, ``global_step``, ``batch_idx``,
+            ``total_batch_idx``, ``batches_ready`` and ``is_last_batch``.
+        """
+        state: dict[str, Any] = {key: getattr(self, key) for key in _COUNTERS}
+        state["is_last_batch"] = self.is_last_batch
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the counters of :meth:`state_dict` (a checkpoint's, read into lightcycle's keys).
+
+        ``global_step`` falls back to zero and the batch counters to a fresh epoch's when absent;
+        the loggers' step (``batches_that_stepped``) is ``global_step``: one optimizer step per
+        stepping batch under automatic optimization with one optimizer.
+
+        Args:
+            state: the counters; ``epochs_processed`` and ``epochs_completed`` are required.
+        """
+        self.global_step = int(state.get("global_step", 0))
+        self.batches_that_stepped = self.global_step
+        self.epochs_processed = int(state["epochs_processed"])
+        self.epochs_completed = int(state["epochs_completed"])
+        self.batch_idx = int(state.get("batch_idx", -1))
+        self.total_batch_idx = int(state.get("total_batch_idx", -1))
+        self.batches_ready = int(state.get("batches_ready", 0))
+        self.is_last_batch = bool(state.get("is_last_batch", False))
+
+    def ready_reached(self, num_training_batches: int | float) -> bool:
+        """Whether the epoch's last batch is in (Lightning's ``_num_ready_batches_reached``).
+
+        Args:
+            num_training_batches: batches per epoch.
+        """
+        return self.batches_ready == num_training_batches or self.is_last_batch
+
+    def should_accumulate(self, accumulate: int, num_training_batches: int | float) -> bool:
+        """Whether the batch just started only accumulates gradients (Lightning's ``_should_accumulate``).
+
+        Args:
+            accumulate: ``trainer.accumulate_grad_batches``.
+            num_training_batches: batches per epoch (the last one always steps).
+        """
+        return self.batches_ready % accumulate != 0 and not self.ready_reached(num_training_batches)
+
+    def epoch_done(self, num_training_batches: int | float, should_stop: bool) -> bool:
+        """Lightning's ``_TrainingEpochLoop.done``: ``max_steps``, the last batch, or an allowed stop.
+
+        Asked before every batch, so :meth:`max_steps_reached` and :meth:`ready_reached`
+        are written out here rather than called.
+
+        Args:
+            num_training_batches: batches per epoch.
+            should_stop: ``trainer.should_stop``.
+        """
+        max_steps = self.max_steps
+        if max_steps != -1 and self.global_step >= max_steps:
+            return True
+        if self.batches_ready == num_training_batches or self.is_last_batch:
+            return True
+        return should_stop and self.can_stop_early()
 
     def max_steps_reached(self) -> bool:
         """Whether ``max_steps`` optimizer steps ran (never, with ``max_steps=-1``)."""

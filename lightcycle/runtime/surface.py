@@ -45,10 +45,7 @@ def batches_that_stepped(trainer: Any, in_batch: bool) -> int:
     step = int(trainer.global_step)
     module = trainer.lightning_module
     if in_batch and module is not None and module.automatic_optimization:
-        # deferred: breaks the cycle with lightcycle.trainer.loops
-        from lightcycle.trainer.loops import _should_accumulate
-
-        step -= not _should_accumulate(trainer)
+        step -= not trainer.fit_loop.should_accumulate(trainer.accumulate_grad_batches, trainer.num_training_batches)
     return step
 
 

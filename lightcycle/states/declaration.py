@@ -58,16 +58,35 @@ def _loader(name: str) -> Hook:
     return Hook(name, Target.DATA_SOURCE, only_if_overridden=True, result=Result.RETURN)
 
 
+def _prepare_data_hooks() -> tuple[Hook, ...]:
+    return dm("prepare_data", only_if_overridden=True), lm("prepare_data", only_if_overridden=True)
+
+
 def _setup_hooks() -> tuple[Hook, ...]:
     return (
-        dm("prepare_data", only_if_overridden=True),
-        lm("prepare_data", only_if_overridden=True),
         dm("setup", kwargs=("stage",)),
         cb("setup", kwargs=("stage",)),
         lm("setup", kwargs=("stage",)),
         lm("configure_sharded_model", only_if_overridden=True),
         lm("configure_model", only_if_overridden=True),
     )
+
+
+def _prepare_data(fn: str) -> Transition:
+    """``prepare_data`` as its own event: Lightning joins the process group before it and, since
+    only local rank 0 runs it, every rank waits for it before the ``setup`` hooks."""
+    return Transition(
+        PREPARE_DATA,
+        (f"{fn}.configuring",),
+        f"{fn}.prepared",
+        _prepare_data_hooks(),
+        before=(Action.SETUP_ENVIRONMENT,),
+        after=(Action.PREPARE_DATA_BARRIER,),
+    )
+
+
+def _prepared() -> State:
+    return State("prepared", doc="prepare_data done (local rank 0 of each node); every rank waited for it")
 
 
 def _teardown_hooks() -> tuple[Hook, ...]:
@@ -83,7 +102,8 @@ ENTRY = {
     fn: Trigger(fn, doc=f"`trainer.{fn}()` begins: the module may add callbacks")
     for fn in ("fit", "validate", "test", "predict")
 }
-SETUP = Trigger("setup", ("stage",), "prepare_data and setup, datamodule → callbacks → module")
+PREPARE_DATA = Trigger("prepare_data", (), "local rank 0 of each node prepares the data; every rank waits for it")
+SETUP = Trigger("setup", ("stage",), "setup, datamodule → callbacks → module")
 LOAD_CHECKPOINT = Trigger(
     "load_checkpoint", ("checkpoint",), "a checkpoint is being restored: the module sees it first"
 )
@@ -331,6 +351,7 @@ _FIT = State(
     doc="trainer.fit(): setup, sanity check, epochs, teardown",
     children=(
         State("configuring", doc="configure_callbacks returned"),
+        _prepared(),
         State("setup", doc="prepare_data/setup/configure_model done; a checkpoint may be restored here"),
         State("configured", doc="optimizers built"),
         State("started", doc="on_fit_start fired"),
@@ -394,7 +415,8 @@ _C = _B + "closure."
 
 _FIT_TRANSITIONS: tuple[Transition, ...] = (
     Transition(ENTRY["fit"], ("idle",), "fit.configuring", _CONFIGURE_CALLBACKS_HOOKS),
-    Transition(SETUP, ("fit.configuring",), "fit.setup", _setup_hooks(), before=(Action.SETUP_ENVIRONMENT,)),
+    _prepare_data("fit"),
+    Transition(SETUP, ("fit.prepared",), "fit.setup", _setup_hooks()),
     Transition(
         CONFIGURE_OPTIMIZERS,
         ("fit.setup",),
@@ -586,6 +608,7 @@ def _eval_entry(fn: str) -> tuple[State, tuple[Transition, ...]]:
         doc=f"trainer.{fn}(): setup, one {noun} run, teardown",
         children=(
             State("configuring", doc="configure_callbacks returned"),
+            _prepared(),
             State("setup", doc="prepare_data/setup/configure_model done; a checkpoint may be restored here"),
             State("loaded", doc="dataloaders requested"),
             _evaluation_states(noun),
@@ -594,14 +617,8 @@ def _eval_entry(fn: str) -> tuple[State, tuple[Transition, ...]]:
     )
     transitions = (
         Transition(ENTRY[fn], ("idle",), f"{fn}.configuring", _CONFIGURE_CALLBACKS_HOOKS),
-        Transition(
-            SETUP,
-            (f"{fn}.configuring",),
-            f"{fn}.setup",
-            _setup_hooks(),
-            before=(Action.SETUP_ENVIRONMENT,),
-            after=(Action.STRATEGY_SETUP,),
-        ),
+        _prepare_data(fn),
+        Transition(SETUP, (f"{fn}.prepared",), f"{fn}.setup", _setup_hooks(), after=(Action.STRATEGY_SETUP,)),
         Transition(e.loader, (f"{fn}.setup",), f"{fn}.loaded", (_loader(e.loader.name),)),
         *_evaluation(noun, f"{fn}.{noun}", (f"{fn}.loaded",)),
         Transition(

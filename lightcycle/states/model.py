@@ -76,6 +76,8 @@ class Action(str, Enum):
     """``GradScaler.step`` and ``update`` in place of ``optimizer.step()``."""
     SETUP_ENVIRONMENT = "setup_environment"
     """Join or create a distributed strategy's process group, before ``prepare_data`` (``setup_environment``)."""
+    PREPARE_DATA_BARRIER = "prepare_data_barrier"
+    """After ``prepare_data`` (local rank 0 only): every rank waits for it, then ``barrier("pre_setup")``."""
     STRATEGY_SETUP = "strategy_setup"
     """After the setup hooks' barrier: the module to its device and, fitting under DDP, wrapped (``strategy.setup``)."""
     STRATEGY_TEARDOWN = "strategy_teardown"

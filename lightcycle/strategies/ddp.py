@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ import torch.distributed as dist
 import lightcycle.strategies.environment as envs
 import lightcycle.strategies.sampler as samplers
 from lightcycle._hooks import is_overridden
+from lightcycle.errors import SIGTERMException
 from lightcycle.seed import reset_seed
 from lightcycle.strategies.failure import FailureChannel, RankFailedError
 from lightcycle.strategies.launch import SubprocessScriptLauncher
@@ -80,6 +81,7 @@ class DDPStrategy(Strategy):
         self.launcher: SubprocessScriptLauncher | None = None
         self._channel: FailureChannel | None = None
         self._failed = False
+        self._sigterm_agreed = False
         self._redirected: list[str] = []
         self.observers: list[Any] = []
         """Objects with ``record_collective(op, name)`` (HookRecorder): told of every collective as it begins."""
@@ -166,6 +168,7 @@ class DDPStrategy(Strategy):
         """Join (or create) the process group before ``prepare_data`` (Lightning's ``setup_distributed``)."""
         reset_seed()
         self._failed = False
+        self._sigterm_agreed = False
         if self._device_type == "cuda":
             torch.cuda.set_device(self.root_device)
         if not dist.is_initialized():
@@ -248,6 +251,40 @@ class DDPStrategy(Strategy):
         self.barrier(f"{kind}_dataloader()")
         return samplers.prepare(loader, kind, self.use_distributed_sampler, self._global_rank, self._world_size)
 
+    def train_batches(self, items: Iterator[Any], host: Any) -> Iterator[Any]:
+        """Agree on SIGTERM before each training batch (Lightning's place: the epoch loop's ``advance``).
+
+        Lightning broadcasts rank 0's flag only, so a signal to another rank makes that rank
+        alone raise after its batch and leaves rank 0 in its next collective. Here the ranks
+        reduce "any rank received SIGTERM": all of them raise ``SIGTERMException`` before the
+        same batch, and none of them publishes it as a failure.
+        """
+        if not self.distributed:
+            return items
+        return self._agreed_batches(items, host)
+
+    def _agreed_batches(self, items: Iterator[Any], host: Any) -> Iterator[Any]:
+        while True:
+            self._stop_if_agreed(host)
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            yield item
+
+    def agree_sigterm(self, host: Any) -> bool:
+        """At the end of a training epoch, the same agreement (a signal during the epoch's last batch)."""
+        if self.distributed:
+            self._stop_if_agreed(host)
+        return bool(host.received_sigterm)
+
+    def _stop_if_agreed(self, host: Any) -> None:
+        if self.reduce_boolean_decision(self.sigterm_pending, all=False):
+            self.sigterm_pending = False
+            self._sigterm_agreed = True
+            host.received_sigterm = True
+            raise SIGTERMException()
+
     def on_failure(self, exception: BaseException) -> BaseException:
         """Tell the other ranks, or learn that one of them failed first.
 
@@ -256,8 +293,13 @@ class DDPStrategy(Strategy):
             its failure before this one's collective broke; else ``exception``.
         """
         self._failed = True  # from here on no collective: on_exception runs rank-locally
+        if isinstance(exception, SIGTERMException) and self._sigterm_agreed:
+            return exception  # every rank stops at this same point: nothing to tell or learn
         channel = self._channel
         if channel is None or not dist.is_initialized():
+            return exception
+        if isinstance(exception, RankFailedError):  # learnt from the store while waiting: already named
+            _close_group()
             return exception
         peer = channel.peer_failure()
         if peer is not None:
@@ -284,6 +326,28 @@ class DDPStrategy(Strategy):
         if self._active():
             self._note("barrier", name)
             dist.barrier()
+
+    def barrier_unbounded(self, name: str) -> None:
+        """Wait for every rank with no timeout: local rank 0's ``prepare_data`` may download for hours.
+
+        Lightning waits with a gloo barrier of "infinite" timeout (``_InfiniteBarrier``), so a
+        rank whose ``prepare_data`` raises leaves the others waiting for ever. Here the ranks
+        meet in the rendezvous store, and a waiting rank looks for a published failure between
+        short polls: it raises :class:`RankFailedError` naming the failing rank instead.
+
+        Raises:
+            RankFailedError: another rank failed while this one waited.
+        """
+        if not self._active():
+            return
+        self._note("barrier", name)
+        channel = self._channel
+        if channel is None or channel.store is None:
+            dist.barrier()  # no store to meet in: the group's own barrier (its timeout applies)
+            return
+        peer = channel.meet(name)
+        if peer is not None:
+            raise RankFailedError(int(peer["rank"]), str(peer["type"]), str(peer["message"]), None)
 
     def broadcast(self, obj: Any, src: int = 0) -> Any:
         """Rank ``src``'s ``obj`` on every rank (pickled, as Lightning's ``broadcast_object_list``)."""
@@ -320,6 +384,15 @@ class DDPStrategy(Strategy):
         parts = [torch.empty_like(tensor) for _ in range(self._world_size)]
         dist.all_gather(parts, tensor.contiguous(), group=group)
         return torch.stack(parts)
+
+    def all_gather_object(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj`` (pickled), in rank order; this rank's alone on the failure path."""
+        if not self._active():
+            return [obj]
+        self._note("all_gather_object")
+        out: list[Any] = [None] * self._world_size
+        dist.all_gather_object(out, obj)
+        return out
 
     def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:
         """Every rank's decision (``all=True``) or any rank's."""

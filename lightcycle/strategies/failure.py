@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from datetime import timedelta
 from typing import Any
 
 _KEY = "lightcycle/failure"
 _ACK = "lightcycle/failure_ack/"
+_MEET = "lightcycle/meet/"
+POLL_S = 0.05
+"""How often a rank waiting in :meth:`FailureChannel.meet` looks at the store."""
 ACK_WAIT_S = 10.0
 """How long a failing store host waits for the other ranks to read its error."""
 
@@ -34,14 +38,16 @@ class RankFailedError(RuntimeError):
         text: its exception's message.
     """
 
-    def __init__(self, rank: int, type_name: str, text: str, seen_here: BaseException) -> None:
+    def __init__(self, rank: int, type_name: str, text: str, seen_here: BaseException | None) -> None:
         self.rank = rank
         self.type_name = type_name
         self.text = text
-        super().__init__(
-            f"rank {rank} raised {type_name}: {text}. This rank stopped in its next collective "
-            f"({type(seen_here).__name__}: {str(seen_here).splitlines()[0] if str(seen_here) else ''})."
-        )
+        if seen_here is None:
+            where = "This rank stopped while it waited for the other ranks."
+        else:
+            first = str(seen_here).splitlines()[0] if str(seen_here) else ""
+            where = f"This rank stopped in its next collective ({type(seen_here).__name__}: {first})."
+        super().__init__(f"rank {rank} raised {type_name}: {text}. {where}")
 
 
 class FailureChannel:
@@ -57,6 +63,7 @@ class FailureChannel:
         self.store = store
         self.rank = rank
         self.world_size = world_size
+        self._meetings: dict[str, int] = {}
 
     def peer_failure(self) -> dict[str, Any] | None:
         """The failure another rank published, if any (never blocks for long)."""
@@ -73,6 +80,32 @@ class FailureChannel:
         with contextlib.suppress(Exception):  # the host is gone; it no longer waits for us
             self.store.set(f"{_ACK}{self.rank}", "1")
         return info
+
+    def meet(self, name: str) -> dict[str, Any] | None:
+        """Wait, without a timeout, until every rank has called ``meet`` with this ``name`` once more.
+
+        The ranks count themselves in under a key per name and call; between polls
+        (:data:`POLL_S`) the waiting rank looks for a failure another rank published.
+
+        Args:
+            name: what the ranks meet for (one counter per name, counted per call).
+
+        Returns:
+            ``None`` once every rank arrived, or the failure another rank published meanwhile.
+
+        Raises:
+            RuntimeError: the store's host is gone (the run cannot go on).
+        """
+        calls = self._meetings.get(name, 0) + 1
+        self._meetings[name] = calls
+        key = f"{_MEET}{name}/{calls}"
+        self.store.add(key, 1)
+        while self.store.add(key, 0) < self.world_size:
+            peer = self.peer_failure()
+            if peer is not None:
+                return peer
+            time.sleep(POLL_S)
+        return None
 
     def publish(self, exception: BaseException) -> None:
         """Record this rank's exception as the job's failure (the first writer wins)."""

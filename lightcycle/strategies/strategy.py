@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -34,6 +34,8 @@ class Strategy:
         self.lightning_module = lightning_module
         self.precision_plugin: Any = None  # set by the Trainer (Lightning's strategy.precision_plugin)
         self._model: Any = None
+        self.sigterm_pending = False
+        """This rank received SIGTERM and the ranks have not agreed on it yet (distributed runs only)."""
 
     # ------------------------------------------------------------------ ranks
 
@@ -102,6 +104,39 @@ class Strategy:
     def setup_environment(self) -> None:
         """Before ``prepare_data``: nothing to join in one process."""
 
+    def prepare_data_skips(self, module: Any, datamodule: Any) -> frozenset[str]:
+        """The ``prepare_data`` hooks this rank does not run (Lightning's ``DataConnector.prepare_data``).
+
+        Each object's ``prepare_data_per_node`` decides: ``True`` (the default) runs it on local
+        rank 0 of every node, ``False`` on local rank 0 of node 0 only.
+
+        Args:
+            module: the LightningModule.
+            datamodule: the datamodule, or ``None``.
+
+        Returns:
+            ``"src.prepare_data"`` names for the run's skip set.
+        """
+        skips = set()
+        for src, owner in (("module", module), ("datamodule", datamodule)):
+            if owner is None:
+                continue
+            per_node = getattr(owner, "prepare_data_per_node", True)
+            if self.local_rank != 0 or (not per_node and self.node_rank != 0):
+                skips.add(f"{src}.prepare_data")
+        return frozenset(skips)
+
+    def prepare_data_barrier(self, prepared: bool) -> None:
+        """After ``prepare_data``: every rank waits for it, then ``barrier("pre_setup")`` (Lightning's places).
+
+        Args:
+            prepared: whether the module or the datamodule overrides ``prepare_data`` (Lightning
+                waits for it without a timeout only then; its ``_InfiniteBarrier``).
+        """
+        if prepared:
+            self.barrier_unbounded("prepare_data")
+        self.barrier("pre_setup")
+
     def setup(self, fitting: bool) -> None:
         """Before ``configure_optimizers`` (fit) or the first dataloader: move the module.
 
@@ -143,6 +178,29 @@ class Strategy:
         """
         return loader
 
+    def train_batches(self, items: Iterator[Any], host: Any) -> Iterator[Any]:
+        """The epoch's ``(batch_idx, batch)`` iterator as the training loop reads it (one process: unchanged).
+
+        Args:
+            items: the epoch's batches.
+            host: the run host (its ``received_sigterm`` is set when the ranks agree to stop).
+
+        Returns:
+            The iterator to read.
+        """
+        return items
+
+    def agree_sigterm(self, host: Any) -> bool:
+        """At the end of a training epoch: whether the run stops for SIGTERM (one process: the flag).
+
+        Args:
+            host: the run host.
+
+        Returns:
+            ``host.received_sigterm``.
+        """
+        return bool(host.received_sigterm)
+
     def on_failure(self, exception: BaseException) -> BaseException:
         """An exception ends the run on this rank, before ``on_exception``.
 
@@ -159,6 +217,13 @@ class Strategy:
     def barrier(self, name: str | None = None) -> None:
         """Wait for every rank (single process: nothing to wait for)."""
 
+    def barrier_unbounded(self, name: str) -> None:
+        """Wait for every rank however long it takes (single process: nothing to wait for).
+
+        Args:
+            name: what is waited for (traces show it).
+        """
+
     def broadcast(self, obj: Any, src: int = 0) -> Any:
         """Rank ``src``'s ``obj`` on every rank (single process: ``obj``)."""
         return obj
@@ -170,6 +235,17 @@ class Strategy:
     def all_gather(self, tensor: torch.Tensor, group: Any | None = None, sync_grads: bool = False) -> torch.Tensor:
         """Stack every rank's ``tensor`` (single process: ``tensor``)."""
         return tensor
+
+    def all_gather_object(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj``, in rank order (single process: ``[obj]``).
+
+        Args:
+            obj: a picklable object.
+
+        Returns:
+            One entry per rank.
+        """
+        return [obj]
 
     def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:
         """Agree on a decision: every rank's (``all=True``) or any rank's (single process: ``decision``)."""

@@ -19,8 +19,6 @@ from lightcycle.precision import Precision, resolve_precision
 # Lightning 2.6 Trainer arguments lightcycle does not implement (yet). Passing any of them
 # with a non-default value is an error that names it; nothing is silently ignored.
 UNSUPPORTED: dict[str, object] = {
-    "max_time": None,
-    "profiler": None,
     "model_registry": None,
     "enable_autolog_hparams": True,
 }

@@ -14,7 +14,10 @@ import warnings
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, IterableDataset, SequentialSampler
 
+from lightcycle._foreign import is_kind
+from lightcycle.callbacks.timer import Timer
 from lightcycle.errors import MisconfigurationException
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ def barebones(barebones: bool, args: dict[str, Any]) -> dict[str, Any]:
         barebones: the ``barebones`` argument.
         args: ``enable_checkpointing``, ``logger``, ``enable_progress_bar``,
             ``log_every_n_steps``, ``enable_model_summary``, ``num_sanity_val_steps``,
-            ``fast_dev_run``, ``detect_anomaly`` as passed.
+            ``fast_dev_run``, ``detect_anomaly``, ``profiler`` as passed.
 
     Returns:
         ``args`` unchanged without barebones; with it, every feature off.
@@ -75,6 +78,8 @@ def barebones(barebones: bool, args: dict[str, Any]) -> dict[str, Any]:
         )
     if args["detect_anomaly"]:
         raise refuse("detect_anomaly", "Anomaly detection")
+    if args.get("profiler") is not None:
+        raise refuse("profiler", "Profiling")
     log.info(
         "You are running in `Trainer(barebones=True)` mode. All features that may impact raw speed have been"
         " disabled to facilitate analyzing the Trainer overhead. Specifically, the following features are"
@@ -265,8 +270,6 @@ def sequential_loaders(loaders: list[Any], prefix: str) -> list[Any]:
         MisconfigurationException: a loader that cannot be rebuilt (a DataLoader subclass or a
             custom batch sampler).
     """
-    from torch.utils.data import DataLoader, IterableDataset, SequentialSampler
-
     if all(isinstance(dl.sampler, SequentialSampler) for dl in loaders if hasattr(dl, "sampler")):
         return loaders
     warnings.warn(
@@ -331,3 +334,48 @@ def reload_due(every: int, current_epoch: int, last: float) -> bool:
         ``True`` when ``every`` epochs or more have passed.
     """
     return bool(every and current_epoch - last >= every)
+
+
+def timer_callbacks(max_time: Any, callbacks: list[Any]) -> list[Any]:
+    """The Timer ``Trainer(max_time=...)`` adds (Lightning's callback connector).
+
+    Args:
+        max_time: ``"DD:HH:MM:SS"``, a ``timedelta``, a dict of ``timedelta`` arguments, or ``None``.
+        callbacks: the callbacks so far (the user's and the default checkpoint).
+
+    Returns:
+        ``[Timer(duration=max_time, interval="step")]``; none without ``max_time`` or when the
+        callbacks already hold a Timer (then Lightning's message says it is ignored).
+
+    Raises:
+        MisconfigurationException: ``max_time`` is malformed (the Timer's message).
+    """
+    if max_time is None:
+        return []
+    if any(is_kind(cb, Timer, "Timer") for cb in callbacks):
+        log.info("Ignoring `Trainer(max_time=...)`, callbacks list already contains a Timer.")
+        return []  # (max_time is then not even parsed, as in Lightning)
+    return [Timer(duration=max_time, interval="step")]
+
+
+def default_max_epochs(max_epochs: int | None, max_steps: int, max_time: Any, callbacks: Any) -> int | None:
+    """``max_epochs`` with Lightning's rule for a timed run: no 1000-epoch default under a Timer.
+
+    Lightning (``_parse_loop_limits``) trains for 1000 epochs when neither ``max_epochs`` nor
+    ``max_steps`` is set, unless a Timer is among the callbacks: then without an epoch limit.
+
+    Args:
+        max_epochs: the argument as passed.
+        max_steps: the argument as passed.
+        max_time: the argument as passed (it adds a Timer).
+        callbacks: the ``callbacks`` argument as passed (one callback, a list, or ``None``).
+
+    Returns:
+        ``-1`` for an unset ``max_epochs`` in a timed run without ``max_steps``; else ``max_epochs``.
+    """
+    if max_epochs is not None or max_steps != -1:
+        return max_epochs
+    given = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]
+    if max_time is not None or any(is_kind(cb, Timer, "Timer") for cb in given if cb is not None):
+        return -1
+    return None

@@ -9,9 +9,11 @@ from lightcycle.core.batch_transfer import move_data_to_device
 from lightcycle.core.hparams import AttributeDict
 from lightcycle.utilities.grads import grad_norm
 from lightcycle.utilities.rank_zero import rank_zero_deprecation, rank_zero_info, rank_zero_only, rank_zero_warn
+from lightcycle.utilities.warnings import disable_possible_user_warnings
 
 __all__ = [
     "AttributeDict",
+    "disable_possible_user_warnings",
     "grad_norm",
     "move_data_to_device",
     "rank_zero_deprecation",

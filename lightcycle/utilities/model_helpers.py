@@ -1,14 +1,18 @@
-"""``is_overridden`` (``lightning.pytorch.utilities.model_helpers``)."""
+"""``is_overridden`` and ``get_torchvision_model`` (``lightning.pytorch.utilities.model_helpers``)."""
 
 from __future__ import annotations
 
+import importlib
 from functools import partial
 from typing import Any
 from unittest.mock import Mock
 
+from torch import nn
+
 from lightcycle.callbacks.callback import Callback
 from lightcycle.core.datamodule import LightningDataModule
 from lightcycle.core.module import LightningModule
+from lightcycle.utilities.imports import _TORCHVISION_AVAILABLE
 
 
 def is_overridden(method_name: str, instance: object | None = None, parent: type | None = None) -> bool:
@@ -53,3 +57,30 @@ def _default_parent(instance: Any) -> type:
         if isinstance(instance, base):
             return base
     raise ValueError("Expected a parent")
+
+
+def get_torchvision_model(model_name: str, **kwargs: Any) -> nn.Module:
+    """Build a ``torchvision.models`` network by name, as Lightning's helper does.
+
+    Args:
+        model_name: the model's name in ``torchvision.models`` (``"resnet50"``).
+        **kwargs: passed to the builder (``weights="DEFAULT"``, ``num_classes=...``).
+
+    Returns:
+        The network.
+
+    Raises:
+        ModuleNotFoundError: torchvision is not installed (the message says so).
+    """
+    if not _TORCHVISION_AVAILABLE:
+        raise ModuleNotFoundError(
+            f"get_torchvision_model needs torchvision: {_TORCHVISION_AVAILABLE}; pip install torchvision"
+        )
+    # torchvision is optional and heavy: imported only when a program asks for one of its models.
+    models = importlib.import_module("torchvision.models")
+    get_model = getattr(models, "get_model", None)  # torchvision >= 0.14
+    if get_model is not None:
+        built: nn.Module = get_model(model_name, **kwargs)
+    else:
+        built = getattr(models, model_name)(**kwargs)
+    return built

@@ -3,7 +3,8 @@
 Each scenario of ``tests/checkpoint_scenarios.py`` runs twice per framework's turn: a first
 fit that writes checkpoints, a second run on a new Trainer that resumes from one of them.
 Both runs' events (hooks, arguments, trainer state at every hook, checkpoint keys), the
-second trainer's end state, the files in the checkpoint folder and the outcome must be equal.
+second trainer's end state, the files in the checkpoint folder, what their ``loops`` entries hold
+in Lightning's keys (the loop objects' ``state_dict``) and the outcome must be equal.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def _same(lightning: dict, ours: dict) -> None:
         assert ours.get(run) == lightning.get(run), f"{run} run: " + _first_difference(lightning[run], ours[run])
     assert ours.get("state") == lightning.get("state")
     assert ours["files"] == lightning["files"]
+    assert ours["loops"] == lightning["loops"], "the checkpoints' loops entries differ from Lightning's"
     assert ours.get("exception") == lightning.get("exception")
     assert ours.get("output") == lightning.get("output")
     assert ours["callbacks_first"] == lightning["callbacks_first"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,14 @@ def _rank_traces(out: Path) -> dict[str, list[dict[str, Any]]]:
 
 def _run(impl: str, scenario: str, out: Path, torchrun: bool = False) -> tuple[int, dict[int, dict[str, Any]]]:
     """Run the program self-launched (``python program.py``) or under ``torchrun --standalone``."""
+    rc, ranks, _ = _run_full(impl, scenario, out, torchrun)
+    return rc, ranks
+
+
+def _run_full(
+    impl: str, scenario: str, out: Path, torchrun: bool = False
+) -> tuple[int, dict[int, dict[str, Any]], str]:
+    """:func:`_run`, and the launcher's stderr (torchrun reports each rank's exit status there)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for key in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR", "TORCHELASTIC_RUN_ID"):
         env.pop(key, None)
@@ -47,7 +56,7 @@ def _run(impl: str, scenario: str, out: Path, torchrun: bool = False) -> tuple[i
     command = [*(launcher if torchrun else [sys.executable]), str(PROGRAM), impl, str(out), scenario]
     proc = subprocess.run(command, env=env, capture_output=True, timeout=150)
     ranks = {r: json.loads((out / f"{impl}.rank{r}.json").read_text()) for r in (0, 1)}
-    return proc.returncode, ranks
+    return proc.returncode, ranks, proc.stderr.decode(errors="replace")
 
 
 def _hooks(record: dict[str, Any]) -> list[tuple[str, str, str | None]]:
@@ -80,8 +89,65 @@ def test_two_rank_fit_matches_lightning(tmp_path: Path) -> None:
         assert verify_trace(events).ok
         assert {e["ctx"]["world_size"] for e in events} == {2}
     assert verify_ranks(traces) == []
-    barriers = [e["args"].get("name") for e in next(iter(traces.values())) if e["src"] == "strategy"]
-    assert "Trainer.save_checkpoint" in barriers and "train_dataloader()" in barriers
+    for events in traces.values():
+        barriers = [e["args"].get("name") for e in events if e["src"] == "strategy" and e["hook"] == "barrier"]
+        assert "Trainer.save_checkpoint" in barriers and "train_dataloader()" in barriers
+        # every rank waits for rank 0's prepare_data, then Lightning's pre_setup barrier, before any setup hook
+        assert barriers[:3] == ["prepare_data", "pre_setup", "post_setup"]
+        order = [(e["src"], e["hook"], e["args"].get("name")) for e in events]
+        assert order.index(("strategy", "barrier", "pre_setup")) < order.index(("callback", "setup", None))
+    rank0 = [(e["src"], e["hook"]) for e in next(iter(traces.values()))]
+    assert rank0.index(("module", "prepare_data")) < rank0.index(("strategy", "barrier"))
+
+
+def test_prepare_data_failing_on_rank0_releases_the_waiting_rank(tmp_path: Path) -> None:
+    """Lightning's rank 1 waits for rank 0's prepare_data with no timeout and so hangs for ever here."""
+    rc, ours = _run("lightcycle", "fail_prepare", tmp_path)
+    assert rc == 1 and ours[0]["children_exit"] == [1]
+    assert ours[0]["exception"] == "ValueError: no data on rank 0"
+    assert ours[1]["exception"] == (
+        "RankFailedError: rank 0 raised ValueError: no data on rank 0. "
+        "This rank stopped while it waited for the other ranks."
+    )
+    for rank in (0, 1):
+        assert [e["hook"] for e in ours[rank]["events"]][-1] == "on_exception"
+        assert "setup" not in [e["hook"] for e in ours[rank]["events"]]
+    traces = _rank_traces(tmp_path)
+    assert verify_ranks(traces) == [] and all(verify_trace(events).ok for events in traces.values())
+
+
+@pytest.mark.parametrize("torchrun", [False, True], ids=["selflaunch", "torchrun"])
+def test_sigterm_to_one_rank_stops_every_rank_with_143(tmp_path: Path, torchrun: bool) -> None:
+    """Rank 1 alone gets SIGTERM after batch 1: the ranks agree before batch 2, all exit 143.
+
+    Lightning broadcasts rank 0's flag only: its rank 1 raises alone and rank 0 waits in the
+    next collective. Lightning's ranks also exit 0 where the spec (and lightcycle) say 143.
+    """
+    rc, ours, stderr = _run_full("lightcycle", "sigterm_rank1", tmp_path, torchrun=torchrun)
+    if torchrun:  # the agent reports each rank's exit status
+        assert rc != 0
+        statuses = dict(re.findall(r"rank\s*:\s*(\d) \(local_rank: \d\)\s*exitcode\s*:\s*(-?\d+)", stderr))
+        assert statuses == {"0": "143", "1": "143"}, stderr[-3000:]
+    else:
+        assert rc == 143 and ours[0]["children_exit"] == [143]
+    traces = _rank_traces(tmp_path)
+    for rank in (0, 1):
+        record = ours[rank]
+        assert record["exception"] == "SIGTERMException: 143"
+        assert record["state"]["status"] == "interrupted" and record["state"]["global_step"] == 2
+        hooks = [e["hook"] for e in record["events"]]
+        assert hooks[-1] == "on_exception" and hooks.count("on_exception") == 1
+        # batch 2 never started on either rank: the decision came before it
+        assert [
+            e["args"].get("batch_idx")
+            for e in record["events"]
+            if e["hook"] == "on_train_batch_start" and e["src"] == "module"
+        ] == [0, 1]
+    for events in traces.values():
+        assert verify_trace(events).ok
+        last = events[-1]
+        assert (last["hook"], last["args"]["exception"]) == ("on_exception", "SIGTERMException: 143")
+    assert verify_ranks(traces) == []  # no collective after the agreement, the same ones before it
 
 
 @pytest.mark.parametrize(("failing", "torchrun"), [(0, False), (1, True)], ids=["rank0-selflaunch", "rank1-torchrun"])
@@ -258,9 +324,115 @@ def test_the_strategy_steps_are_declared_at_lightnings_places() -> None:
         }
 
     for fn in ("fit", "validate", "test", "predict"):
-        assert Action.SETUP_ENVIRONMENT in actions(ev.SETUP, fn)  # before prepare_data and the setup hooks
+        # the process group before prepare_data; every rank waits for it before the setup hooks
+        assert Action.SETUP_ENVIRONMENT in actions(ev.PREPARE_DATA, fn)
+        assert Action.PREPARE_DATA_BARRIER in actions(ev.PREPARE_DATA, fn)
+        (prepare,) = [
+            t for t in LIFECYCLE.transitions if t.trigger is ev.PREPARE_DATA and t.source == (f"{fn}.configuring",)
+        ]
+        assert prepare.dest == f"{fn}.prepared" and [h.name for h in prepare.hooks] == ["prepare_data", "prepare_data"]
     assert Action.STRATEGY_SETUP in actions(ev.CONFIGURE_OPTIMIZERS, "fit")  # wrap, then configure_optimizers
     assert Action.STRATEGY_TEARDOWN in actions(ev.FIT_END, "fit")  # unwrap before on_fit_end
     for fn in ("validate", "test", "predict"):
         assert Action.STRATEGY_SETUP in actions(ev.SETUP, fn)
         assert Action.STRATEGY_TEARDOWN in actions(ev.TEARDOWN, fn)
+
+
+RESUME_PROGRAM = paths.TESTS / "ddp_resume_program.py"
+
+
+def _resume_run(root: Path, mode: str) -> int:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for key in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR", "TORCHELASTIC_RUN_ID"):
+        env.pop(key, None)
+    command = [sys.executable, str(RESUME_PROGRAM), str(root), mode, "1"]  # each rank seeds itself: seed + rank
+    return subprocess.run(command, env=env, capture_output=True, timeout=150).returncode
+
+
+def test_two_rank_run_killed_with_sigkill_resumes_bitwise(tmp_path: Path) -> None:
+    """tests/exact_resume.py's run (dropout, shuffling, Adam, StepLR, a checkpoint every step) on 2 ranks.
+
+    Every rank SIGKILLs itself after the checkpoint of epoch 1, batch 1; a new 2-rank fit from
+    ``"last"`` ends with each rank's weights, optimizer and scheduler bitwise equal to the
+    uninterrupted run's. The ranks seed themselves differently, so their dropout draws differ:
+    each rank must resume from its own RNG state, not rank 0's.
+    """
+    import torch
+
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert _resume_run(full, "full") == 0
+    assert _resume_run(cut, "kill") == -9  # rank 0 (the launching process) died by SIGKILL
+    assert not list(cut.glob("kill.rank*.pt"))  # no rank finished
+    assert (cut / "ckpts" / "last.ckpt").exists()
+    saved = torch.load(cut / "ckpts" / "last.ckpt", weights_only=False)
+    assert saved["global_step"] == 5 and len(saved["loops"]["fit_loop"]["rank_rng"]) == 2
+    assert _resume_run(cut, "resume") == 0
+    for rank in (0, 1):
+        expected = torch.load(full / f"full.rank{rank}.pt", weights_only=False)
+        got = torch.load(cut / f"resume.rank{rank}.pt", weights_only=False)
+        assert got["global_step"] == expected["global_step"] == 9
+        for name, tensor in expected["weights"].items():
+            assert torch.equal(got["weights"][name], tensor), (rank, name)
+        for key, value in expected["optimizer"]["state"].items():
+            for field, tensor in value.items():
+                assert torch.equal(got["optimizer"]["state"][key][field], tensor), (rank, key, field)
+        assert got["scheduler"] == expected["scheduler"]
+
+
+LOOP_PROGRAM = paths.TESTS / "ddp_loop_program.py"
+
+
+def _loop_run(out: Path, scenario: str, impl: str) -> tuple[int, dict[int, dict[str, Any]]]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for key in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR", "TORCHELASTIC_RUN_ID"):
+        env.pop(key, None)
+    command = [sys.executable, str(LOOP_PROGRAM), str(out), scenario, impl]
+    proc = subprocess.run(command, env=env, capture_output=True, timeout=150)
+    return proc.returncode, {r: json.loads((out / f"{impl}.rank{r}.json").read_text()) for r in (0, 1)}
+
+
+def test_loop_driver_under_ddp_trains_as_the_trainer_does(tmp_path: Path) -> None:
+    """The same module and schedule through LoopDriver(strategy=DDPStrategy, devices=2) and Trainer(...)."""
+    rc_loop, loop = _loop_run(tmp_path, "fit", "loop")
+    rc_trainer, trainer = _loop_run(tmp_path, "fit", "trainer")
+    assert rc_loop == rc_trainer == 0 and loop[0]["children_exit"] == [0]
+    for rank in (0, 1):
+        assert loop[rank]["world_size"] == 2 and loop[rank]["wrapped"] == ["DistributedDataParallel"]
+        assert loop[rank]["seen"] == trainer[rank]["seen"]  # the same distributed sampler, epoch by epoch
+        assert loop[rank]["weights"] == trainer[rank]["weights"]  # bitwise
+    assert loop[0]["weights"] == loop[1]["weights"]
+    assert (loop[0]["prepared"], loop[1]["prepared"]) == (True, False)  # prepare_data on local rank 0 only
+    for epoch in (0, 1):  # each epoch the ranks share the 16 samples out, and the order changes
+        halves = [loop[r]["seen"][epoch * 8 : (epoch + 1) * 8] for r in (0, 1)]
+        assert sorted(halves[0] + halves[1]) == list(range(16))
+    assert loop[0]["seen"][:8] != loop[0]["seen"][8:]
+    traces = {str(p): load_trace(p) for p in sorted(tmp_path.glob("loop.trace.rank*.jsonl"))}
+    assert len(traces) == 2 and verify_ranks(traces) == []
+    assert all(verify_trace(events).ok for events in traces.values())
+
+
+def test_loop_driver_under_ddp_one_rank_raises_and_is_named(tmp_path: Path) -> None:
+    rc, loop = _loop_run(tmp_path, "fail_rank1", "loop")
+    assert rc == 1 and loop[0]["children_exit"] == [1]
+    assert loop[1]["exception"] == "ValueError: boom in the loop on rank 1"
+    assert loop[0]["exception"].startswith("RankFailedError: rank 1 raised ValueError: boom in the loop on rank 1")
+    assert loop[0]["status"] == loop[1]["status"] == "interrupted"
+
+
+def test_loop_driver_with_several_devices_needs_a_distributed_strategy() -> None:
+    import torch
+
+    import lightcycle as L
+    from lightcycle import LoopDriver
+
+    class Tiny(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+    with pytest.raises(MisconfigurationException, match="strategy='ddp'"):
+        LoopDriver(Tiny(), devices=2)
+    with pytest.raises(MisconfigurationException, match="devices=0"):
+        LoopDriver(Tiny(), devices=0)
+    with pytest.raises(MisconfigurationException, match=r"ddp_spawn.*use strategy='ddp'"):
+        LoopDriver(Tiny(), strategy="ddp_spawn", devices=2)

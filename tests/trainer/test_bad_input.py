@@ -156,8 +156,6 @@ def test_invalid_trainer_argument_is_refused_at_construction(
 
 
 NON_DEFAULT: dict[str, Any] = {
-    "max_time": "00:00:01:00",
-    "profiler": "simple",
     "model_registry": "my-model",
     "enable_autolog_hparams": False,
 }
