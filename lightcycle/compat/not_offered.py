@@ -119,8 +119,6 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.callbacks.WeightAveraging": _NOT_YET_CALLBACK,
     "lightning.pytorch.callbacks.weight_averaging": _NOT_YET_CALLBACK,
     "lightning.pytorch.loggers.utilities": _NOT_YET_LOGGER,
-    "lightning.pytorch.loggers.logger.DummyExperiment": _NOT_YET_LOGGER,
-    "lightning.pytorch.loggers.logger.DummyLogger": _NOT_YET_LOGGER,
     "lightning.pytorch.loggers.logger.FabricLogger": "Fabric has no counterpart in lightcycle",
     "lightning.pytorch.loggers.logger.merge_dicts": _HELPER,
     "lightning.pytorch.loggers.csv_logs.FabricCSVLogger": "Fabric has no counterpart in lightcycle",
