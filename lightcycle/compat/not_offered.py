@@ -88,8 +88,6 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.utilities.is_shared_filesystem": _HELPER,
     "lightning.pytorch.utilities.measure_flops": _HELPER,
     "lightning.pytorch.utilities.suggested_max_num_workers": _HELPER,
-    "lightning.pytorch.utilities.data": _HELPER,
-    "lightning.pytorch.utilities.memory": _HELPER,
     "lightning.pytorch.utilities.signature_utils": _HELPER,
     "lightning.pytorch.utilities.parsing.clean_namespace": _HELPER,
     "lightning.pytorch.utilities.parsing.collect_init_args": _HELPER,
