@@ -36,6 +36,10 @@ Usage::
     python benchmarks/instructions.py --variants raw trainer --steps 200
     python benchmarks/instructions.py --jobs 1                 # one valgrind at a time
     python benchmarks/instructions.py --bytecodes              # Python bytecodes per step, by function
+    python benchmarks/instructions.py --bytecodes --executors generated interpreted
+
+``--executors`` counts each lightcycle variant once per event executor (``LIGHTCYCLE_EXECUTOR``
+in the child), as ``variant@executor``; without it the child runs the default executor.
 
 Needs ``valgrind`` on the PATH (``apt-get install valgrind``). Each run takes 1-2 minutes
 (importing torch under valgrind dominates); ``--jobs`` runs several at once.
@@ -155,11 +159,22 @@ def totals(path: Path) -> dict[str, int]:
     return {e: sums[e] for e in EVENTS if e in sums}
 
 
-def run_once(variant: str, steps: int, workdir: Path) -> dict[str, int]:
+def _child_env(key: str) -> tuple[str, dict[str, str]]:
+    """The ``overhead.RUNNERS`` variant of a measurement key and the child's environment."""
+    variant, _, executor = key.partition("@")
+    env = {**os.environ, **_SINGLE_THREAD_ENV}
+    for name in ("LIGHTCYCLE_EXECUTOR", "LIGHTCYCLE_DEBUG", "LIGHTCYCLE_CHECKED"):
+        env.pop(name, None)
+    if executor:
+        env["LIGHTCYCLE_EXECUTOR"] = executor
+    return variant, env
+
+
+def run_once(key: str, steps: int, workdir: Path) -> dict[str, int]:
     """One cachegrind run of ``variant`` for ``steps`` training steps.
 
     Args:
-        variant: a key of ``overhead.RUNNERS``.
+        key: a key of ``overhead.RUNNERS``, optionally ``@executor``.
         steps: batches to train.
         workdir: where the output file goes.
 
@@ -169,9 +184,9 @@ def run_once(variant: str, steps: int, workdir: Path) -> dict[str, int]:
     Raises:
         RuntimeError: valgrind or the child failed (its output is in the message).
     """
-    out = workdir / f"cg.{variant}.{steps}"
+    variant, env = _child_env(key)
+    out = workdir / f"cg.{key}.{steps}"
     code = _CHILD.format(here=str(HERE), variant=variant, steps=steps)
-    env = {**os.environ, **_SINGLE_THREAD_ENV}
     proc = subprocess.run(
         [
             "valgrind",
@@ -188,7 +203,7 @@ def run_once(variant: str, steps: int, workdir: Path) -> dict[str, int]:
         check=False,
     )
     if proc.returncode != 0 or not out.exists():
-        raise RuntimeError(f"{variant} ({steps} steps) failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+        raise RuntimeError(f"{key} ({steps} steps) failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     return totals(out)
 
 
@@ -201,11 +216,11 @@ def per_step(variant: str, steps: int, workdir: Path, jobs: int) -> dict[str, fl
     return {e: (long[e] - short[e]) / (2 * steps) for e in short}
 
 
-def bytecodes(variant: str) -> dict[str, float]:
-    """Python bytecode instructions per training step of ``variant``, by function.
+def bytecodes(key: str) -> dict[str, float]:
+    """Python bytecode instructions per training step of ``key``, by function.
 
     Args:
-        variant: a key of ``overhead.RUNNERS``.
+        key: a key of ``overhead.RUNNERS``, optionally ``@executor`` (``trainer@interpreted``).
 
     Returns:
         ``"file:line:function"`` to instructions executed per step.
@@ -215,12 +230,13 @@ def bytecodes(variant: str) -> dict[str, float]:
     """
     start = _BYTECODE_WARMUP
     stop = start + _BYTECODE_STEPS
+    variant, env = _child_env(key)
     code = _BYTECODE_CHILD.format(
         here=str(HERE), variant=variant, start=start, stop=stop, total=stop + 5, steps=_BYTECODE_STEPS
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"{variant} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+        raise RuntimeError(f"{key} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 
@@ -233,7 +249,7 @@ def report_bytecodes(variants: list[str], top: int) -> None:
     print(f"Python bytecode instructions per training step ({_BYTECODE_STEPS} steps after {_BYTECODE_WARMUP})")
     for v in variants:
         total = sum(counts[v].values())
-        print(f"{v:<12}{total:>10,.0f}   {total - raw_total:>+8,.0f} over raw")
+        print(f"{v:<22}{total:>10,.0f}   {total - raw_total:>+8,.0f} over raw")
     for v in variants:
         if v == "raw":
             continue
@@ -258,10 +274,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="valgrind runs at once")
     parser.add_argument("--bytecodes", action="store_true", help="count Python bytecodes instead (no valgrind)")
     parser.add_argument("--top", type=int, default=12, help="--bytecodes: functions listed per variant")
+    parser.add_argument(
+        "--executors",
+        nargs="+",
+        choices=("generated", "interpreted"),
+        default=None,
+        help="count each lightcycle variant with each event executor",
+    )
     args = parser.parse_args(argv)
     variants = list(args.variants)
     if "raw" not in variants:
         variants.insert(0, "raw")
+    if args.executors:
+        lightcycle = ("trainer", "callbacks", "driver", "log", "checked")
+        variants = [f"{v}@{e}" if v in lightcycle else v for v in variants for e in args.executors]
+        variants = list(dict.fromkeys(variants))  # (a plain variant once)
     if args.bytecodes:
         report_bytecodes(variants, args.top)
         return
@@ -278,11 +305,11 @@ def main(argv: list[str] | None = None) -> None:
     raw = results["raw"]
     python = sys.version.split()[0]
     print(f"per training step, from cachegrind runs of {args.steps} and {3 * args.steps} steps (Python {python})")
-    print(f"{'variant':<12}{'Ir':>12}{'I1mr':>10}{'D1mr':>10}   {'+Ir':>10}{'+I1mr':>9}{'+D1mr':>9}  (over raw)")
+    print(f"{'variant':<22}{'Ir':>12}{'I1mr':>10}{'D1mr':>10}   {'+Ir':>10}{'+I1mr':>9}{'+D1mr':>9}  (over raw)")
     for v in variants:
         r = results[v]
         print(
-            f"{v:<12}{r['Ir']:>12,.0f}{r['I1mr']:>10,.0f}{r['D1mr']:>10,.0f}   "
+            f"{v:<22}{r['Ir']:>12,.0f}{r['I1mr']:>10,.0f}{r['D1mr']:>10,.0f}   "
             f"{r['Ir'] - raw['Ir']:>+10,.0f}{r['I1mr'] - raw['I1mr']:>+9,.0f}{r['D1mr'] - raw['D1mr']:>+9,.0f}"
         )
 

@@ -21,8 +21,9 @@ Variants (each run in a fresh subprocess, variants interleaved within every repe
 * ``protocol``  no orchestrator: the module hooks of Lightning's automatic-optimization
   batch called by hand (see :func:`_run_protocol`). Not a product; the floor under
   ``trainer``: what any Trainer that keeps Lightning's hook protocol pays per batch;
-* ``checked``   ``lightcycle.Trainer(checked=True)``: the ``transitions`` machine runs in
-  lockstep. Tests only; reported separately, not a target.
+* ``checked``   ``lightcycle.Trainer(checked=True)``: every event checked against the
+  ``transitions`` machine's answers (asked once per state and event, then kept); reported
+  separately, with its cost over ``trainer`` (target <= 3 us/step, issue 18).
 
 Timing. Every variant calls the same ``training_step`` body, which counts its calls and
 reads ``time.perf_counter()`` when the count reaches ``warmup`` and ``warmup + steps``.
@@ -41,6 +42,12 @@ Usage::
     python benchmarks/overhead.py --variants raw trainer driver --repeats 9
     python benchmarks/overhead.py --device cuda
     python benchmarks/overhead.py --child trainer       # one measurement, JSON on stdout
+    python benchmarks/overhead.py --variants trainer callbacks --executors generated interpreted
+
+``--executors`` runs each lightcycle variant once per event executor (``LIGHTCYCLE_EXECUTOR``
+in the child: the generated functions or the reference interpreter), interleaved with the
+rest; rows are labelled ``[generated]`` / ``[interpreted]``. Without it the child runs the
+default executor.
 """
 
 from __future__ import annotations
@@ -85,9 +92,30 @@ LABELS = {
     "lightning": "(e) pytorch-lightning 2.x",
     "lightning_profiler": "    pytorch-lightning + profiler='simple'",
     "ignite": "(f) pytorch-ignite",
-    "checked": "(g) lightcycle checked=True (tests only)",
+    "checked": "(g) lightcycle checked=True",
 }
 TARGETS_US = {"trainer": 15.0, "callbacks": 30.0, "driver": 10.0}
+LIGHTCYCLE_VARIANTS = ("trainer", "callbacks", "driver", "log", "checked")
+EXECUTORS = ("generated", "interpreted")
+
+
+def split_key(key: str) -> tuple[str, str | None]:
+    """``"trainer@interpreted"`` -> ``("trainer", "interpreted")``; a plain variant -> ``(variant, None)``."""
+    variant, _, executor = key.partition("@")
+    return variant, executor or None
+
+
+def keys_for(variants: list[str], executors: list[str] | None) -> list[str]:
+    """The measurements to make: each lightcycle variant once per executor, the others once."""
+    keys = []
+    for v in variants:
+        if executors and v in LIGHTCYCLE_VARIANTS:
+            keys += [f"{v}@{e}" for e in executors]
+        else:
+            keys.append(v)
+    return keys
+
+
 PER_BATCH_HOOKS = (
     "on_train_batch_start",
     "on_train_batch_end",
@@ -521,7 +549,8 @@ def machine() -> str:
     return "; ".join(parts)
 
 
-def measure(variant: str, args: argparse.Namespace) -> dict[str, Any]:
+def measure(key: str, args: argparse.Namespace) -> dict[str, Any]:
+    variant, executor = split_key(key)
     cmd = [
         sys.executable,
         os.path.abspath(__file__),
@@ -539,9 +568,13 @@ def measure(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env.pop("LIGHTCYCLE_CHECKED", None)
+    env.pop("LIGHTCYCLE_DEBUG", None)
+    env.pop("LIGHTCYCLE_EXECUTOR", None)
+    if executor is not None:
+        env["LIGHTCYCLE_EXECUTOR"] = executor
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"{variant} failed:\n{proc.stdout}\n{proc.stderr}")
+        raise RuntimeError(f"{key} failed:\n{proc.stdout}\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
@@ -566,7 +599,7 @@ def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         if paired
         else "",
         "",
-        f"{'variant':<48}{'us/step':>9}{'over raw':>10}{'x raw':>7}{'/PL over':>9}"
+        f"{'variant':<60}{'us/step':>9}{'over raw':>10}{'x raw':>7}{'/PL over':>9}"
         + (f"{'paired':>8}{'cpu':>7}" if paired else "")
         + f"{'target':>8}{'RSS MiB':>9}"
         + (f"{'CUDA MiB':>10}" if cuda else ""),
@@ -574,21 +607,26 @@ def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
 
     def row(v: str) -> str:
         over = med(v) - raw
-        vs_pl = f"{over / pl_over:9.3f}" if v not in ("raw", "lightning") and pl_over > 0 else f"{'':>9}"
-        target = f"{'<=' + format(TARGETS_US[v], 'g'):>8}" if v in TARGETS_US else f"{'':>8}"
-        line = f"{LABELS[v]:<48}{med(v):9.1f}{over:10.1f}{med(v) / raw:7.3f}{vs_pl}"
+        base, executor = split_key(v)
+        vs_pl = f"{over / pl_over:9.3f}" if base not in ("raw", "lightning") and pl_over > 0 else f"{'':>9}"
+        target = f"{'<=' + format(TARGETS_US[base], 'g'):>8}" if base in TARGETS_US else f"{'':>8}"
+        label = LABELS[base] + (f" [{executor}]" if executor else "")
+        line = f"{label:<60}{med(v):9.1f}{over:10.1f}{med(v) / raw:7.3f}{vs_pl}"
         if paired:
             line += f"{med(v, 'paired_over_us'):8.1f}{med(v, 'paired_cpu_over_us'):7.1f}"
         line += f"{target}{med(v, 'maxrss_mib'):9.0f}"
         return line + (f"{med(v, 'cuda_peak_mib'):10.2f}" if cuda else "")
 
-    lines += [row(v) for v in ALL_VARIANTS if v in results and v != "checked"]
-    if "checked" in results:
-        lines += ["", "tests only (the transitions machine in lockstep; not a target):", row("checked")]
+    ordered = sorted(results, key=lambda k: ALL_VARIANTS.index(split_key(k)[0]))
+    checked = [k for k in ordered if split_key(k)[0] == "checked"]
+    lines += [row(v) for v in ordered if v not in checked]
+    if checked:
+        lines += ["", "checked mode (every event checked against the transitions machine's answers):"]
+        lines += [row(v) for v in checked]
     if paired:
         # the noise a single median hides: this machine moves a figure by several us between runs
         spread = []
-        for v in ALL_VARIANTS:
+        for v in ordered:
             values = [r["paired_over_us"] for r in results.get(v, []) if "paired_over_us" in r]
             if values and v != "raw":
                 spread.append(f"{v} {min(values):.1f}..{max(values):.1f}")
@@ -598,8 +636,9 @@ def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         if key == "paired_over_us" and not paired:
             continue
         verdict = []
-        for v, limit in TARGETS_US.items():
-            if v in results:
+        for v in ordered:
+            limit = TARGETS_US.get(split_key(v)[0])
+            if limit is not None:
                 over = med(v, key) - (raw if key == "us_per_step" else 0.0)
                 verdict.append(f"{v} {over:+.1f} us (<= {limit:g}: {'met' if over <= limit else 'MISSED'})")
         if verdict:
@@ -607,11 +646,18 @@ def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
     for on, off in (("profiler", "trainer"), ("lightning_profiler", "lightning")):
         if on in results and off in results:
             lines.append(f"{on}: {med(on) - med(off):+.1f} us/step over {off} (the SimpleProfiler's cost)")
+    for k in checked:
+        unchecked = k.replace("checked", "trainer", 1)
+        if unchecked in results:
+            key = "paired_over_us" if paired else "us_per_step"
+            cost = med(k, key) - med(unchecked, key)
+            lines.append(f"checked mode over unchecked ({k} - {unchecked}): {cost:+.1f} us/step (target <= 3)")
+    trainer = next((k for k in ordered if split_key(k)[0] == "trainer"), None)
     for other in ("lightning", "ignite"):
-        if other in results and "trainer" in results:
+        if other in results and trainer is not None:
             key = "paired_over_us" if paired else "us_per_step"
             base = 0.0 if paired else raw
-            o, t = med(other, key) - base, med("trainer", key) - base
+            o, t = med(other, key) - base, med(trainer, key) - base
             lines.append(
                 f"{other} overhead {o:.1f} us/step, lightcycle Trainer {t:.1f} us/step"
                 f" ({'paired' if paired else 'over raw'}): {o / t:.1f}x"
@@ -637,6 +683,9 @@ def main(argv: list[str] | None = None) -> None:
         choices=("simple",),
         help="also run the Trainers with this profiler (variants profiler, lightning_profiler)",
     )
+    parser.add_argument(
+        "--executors", nargs="+", choices=EXECUTORS, default=None, help="run each lightcycle variant with each executor"
+    )
     parser.add_argument("--json", help="also write the raw measurements to this file")
     parser.add_argument("--child", choices=ALL_VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -649,13 +698,14 @@ def main(argv: list[str] | None = None) -> None:
     variants = [v for v in chosen if available(v)]
     if "raw" not in variants:
         variants.insert(0, "raw")
-    results: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    keys = keys_for(variants, args.executors)
+    results: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
     for r in range(args.repeats):
-        order = variants[r % len(variants) :] + variants[: r % len(variants)]  # rotate: no fixed position bias
+        order = keys[r % len(keys) :] + keys[: r % len(keys)]  # rotate: no fixed position bias
         for v in order:
             results[v].append(measure(v, args))
             print(
-                f"repeat {r + 1}/{args.repeats} {v:<10} {results[v][-1]['us_per_step']:8.1f} us/step",
+                f"repeat {r + 1}/{args.repeats} {v:<22} {results[v][-1]['us_per_step']:8.1f} us/step",
                 file=sys.stderr,
                 flush=True,
             )

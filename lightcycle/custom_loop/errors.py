@@ -20,7 +20,7 @@ _EVAL = (ev.VALIDATION, ev.TEST, ev.PREDICT)
 
 FIRES: tuple[tuple[str, tuple[Trigger, ...]], ...] = (
     # opening a run: the entry point fires its events up to the first call the loop makes
-    ("lc.fit(...)", (ev.ENTRY["fit"], ev.SETUP, ev.CONFIGURE_OPTIMIZERS, ev.FIT_START)),
+    ("lc.fit(...)", (ev.ENTRY["fit"], ev.PREPARE_DATA, ev.SETUP, ev.CONFIGURE_OPTIMIZERS, ev.FIT_START)),
     ("lc.validate()", (ev.ENTRY["validate"],)),
     ("lc.test()", (ev.ENTRY["test"], ev.TEST_DATALOADER, ev.TEST.start, ev.TEST.epoch_start)),
     ("lc.predict()", (ev.ENTRY["predict"], ev.PREDICT_DATALOADER, ev.PREDICT.start, ev.PREDICT.epoch_start)),

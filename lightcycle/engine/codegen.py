@@ -6,7 +6,7 @@ that description on every call costs a loop and a branch per hook. Instead, for 
 event a run fires, this module writes the function a person would write by hand for
 that run (what attrs and dataclasses do for ``__init__``)::
 
-    def fire_training_step(a0, a1):
+    def fire_training_step__from__fit_train_epoch_batch_started(a0, a1):
         if holder._ids is R0_0:             # the current state's row: is the event legal,
             holder._ids = AFTER0            # and which step? (one branch per distinct step) move
             ts.stage = STAGE0
@@ -23,7 +23,13 @@ the current row instead of comparing the row with each source row.
 
 The run's objects (bound hooks, rows, stages) are closure cells, so the source depends
 only on the *shape* of the steps; each distinct source is compiled once per process and
-reused by every run. This is the only place where hook calls are executed.
+reused by every run. The function's name says the event and where it fires from, and so
+does its file name (``<lightcycle event fire_... #N>``, registered with ``linecache``), so
+tracebacks and profiles read which event ran.
+
+What the function does is defined by the reference executor,
+:func:`lightcycle.engine.interpreter.run_step`: this is that loop unrolled for one run
+(``tests/engine/test_executors.py`` compares the two on every cell of the table).
 """
 
 from __future__ import annotations
@@ -31,45 +37,17 @@ from __future__ import annotations
 import copy
 import linecache
 from collections.abc import Callable, Sequence
+from types import CodeType, FunctionType
 from typing import Any
 
 from lightcycle.engine import dispatch as d
+from lightcycle.engine.interpreter import FX, Context, Step, check_ops, owner
 from lightcycle.states.model import Stage, Trigger
 
 _MAKERS: dict[str, Callable[..., Callable[..., Any]]] = {}
-_FX = "_current_fx_name"
 _MAX_ROW_TESTS = 4
 """Up to this many source rows an event tests the current row by identity (cheaper than
 ``row.get``, a C call); more take one dict lookup."""
-
-
-class StepCode:
-    """What one step does, in the terms the generator needs.
-
-    Args:
-        step: the driver's step object (compared by identity with the row's entry).
-        after: the destination's row, or ``None`` for an internal transition.
-        stage: the stage to set, or :attr:`Stage.KEEP`.
-        ops: the compiled hook calls.
-        sources: the rows (current-state values of ``holder._ids``) whose entry for the
-            event is this step.
-    """
-
-    __slots__ = ("after", "ops", "sources", "stage", "step")
-
-    def __init__(
-        self,
-        step: object,
-        after: object | None,
-        stage: Any,
-        ops: tuple[d.Op, ...],
-        sources: Sequence[object] = (),
-    ) -> None:
-        self.step = step
-        self.after = after
-        self.stage = stage
-        self.ops = ops
-        self.sources = tuple(sources)
 
 
 class _Writer:
@@ -96,83 +74,77 @@ class _Writer:
 
 
 def compile_event(
-    trigger: Trigger,
-    steps: Sequence[StepCode],
-    holder: Any,
-    trainer_state: Any,
-    trainer: Any,
-    module: Any,
-    fx: dict[str, Any],
-    actions: dict[Any, Callable[[], None]],
-    general: Callable[[Trigger, tuple[Any, ...]], Any],
+    ctx: Context, trigger: Trigger, steps: Sequence[tuple[Step, Sequence[object]]], name: str
 ) -> Callable[..., Any]:
     """Generate the function that fires ``trigger`` from any state of this run.
 
     Args:
+        ctx: the bind's objects (the driver as holder: ``holder._ids`` is the current row,
+            read and replaced, ``holder._id_rows`` the rows by state index).
         trigger: the event; its ``params`` become the function's parameters.
-        steps: every distinct step the event takes, one per kind of source state.
-        holder: the driver: ``holder._ids`` is the current row (read and replaced) and
-            ``holder._isolated_failures`` collects failures of isolated hooks.
-        trainer_state: gets ``stage``.
-        trainer: passed first to callback hooks.
-        module: passed second to callback hooks.
-        fx: the module's ``__dict__`` (``_current_fx_name`` is set there).
-        actions: runtime actions by :class:`~lightcycle.states.model.Action`.
-        general: called with ``(trigger, args)`` when no step matches the current row
-            (an illegal event, or a row of a later bind): it checks and raises or runs.
+        steps: every distinct step the event takes, each with the rows (current-state
+            values of ``holder._ids``) whose cell for the event it is.
+        name: the function's name (:func:`~lightcycle.engine.interpreter.function_name`);
+            its code object and file name carry it, so tracebacks and profiles say which
+            event ran.
 
     Returns:
-        A function taking the trigger's arguments positionally.
+        A function taking the trigger's arguments positionally; when no step matches the
+        current row (an illegal event, or a row of a later bind) it calls
+        ``ctx.general(trigger, args)``, which checks and raises or runs.
 
     Raises:
-        ValueError: a keyword argument names the optional last parameter.
+        ValueError: see :func:`~lightcycle.engine.interpreter.check_ops`.
     """
+    for step, _ in steps:
+        check_ops(trigger, step.ops)
     w = _Writer()
     required = [f"a{i}" for i in range(len(trigger.params) - (1 if trigger.optional_tail else 0))]
     every = [*required, "*tail"] if trigger.optional_tail else required
     signature = ", ".join(every)
     args_tuple = f"({every[0]},)" if len(every) == 1 else f"({signature})"
-    w.value("holder", holder)
-    w.value("ts", trainer_state)
-    w.value("fx", fx)
-    w.value("general", general)
+    w.value("holder", ctx.holder)
+    w.value("ts", ctx.trainer_state)
+    w.value("fx", ctx.fx)
+    w.value("general", ctx.general)
     w.value("TRIGGER", trigger)
-    # prefixed, so that no event name can shadow a closure variable of ``make``
-    name = f"fire_{trigger.name}" if trigger.name.isidentifier() else "fire_event"
+    # ``name`` starts with ``fire_``: no event name can shadow a closure variable of ``make``
     w.line(1, f"def {name}({signature}):")
-    rows = sum(len(code.sources) for code in steps)
-    by_identity = 0 < rows <= _MAX_ROW_TESTS and all(code.sources for code in steps)
+    rows = sum(len(sources) for _, sources in steps)
+    by_identity = 0 < rows <= _MAX_ROW_TESTS and all(sources for _, sources in steps)
     if by_identity and rows > 1:
         w.line(2, "ids = holder._ids")
     elif steps and not by_identity:
         w.line(2, f"step = holder._ids.get({w.value('KEY', id(trigger))})")
-    for s, code in enumerate(steps):
+    for s, (step, sources) in enumerate(steps):
         if not by_identity:
-            test = f"step is {w.value(f'S{s}', code.step)}"
+            test = f"step is {w.value(f'S{s}', step)}"
         else:
             current = "holder._ids" if rows == 1 else "ids"
-            test = " or ".join(f"{current} is {w.value(f'R{s}_{r}', row)}" for r, row in enumerate(code.sources))
+            test = " or ".join(f"{current} is {w.value(f'R{s}_{r}', row)}" for r, row in enumerate(sources))
         w.line(2, f"if {test}:")
-        _emit_step(w, s, code, trigger, actions, (trainer, module))
+        _emit_step(w, s, step, ctx, trigger)
     w.line(2, f"return general(TRIGGER, {args_tuple})")
     source = "\n".join([f"def make({', '.join(w.names)}):", *w.lines, f"    return {name}", ""])
     maker = _MAKERS.get(source)
     if maker is None:
         # one file name per source, registered with linecache (as attrs does), so that a
         # traceback through a hook shows the generated line that called it
-        filename = f"<lightcycle event {trigger.name} #{len(_MAKERS) + 1}>"
+        filename = f"<lightcycle event {name} #{len(_MAKERS) + 1}>"
         linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
         namespace: dict[str, Any] = {"deepcopy": copy.deepcopy}
         exec(compile(source, filename, "exec"), namespace)
-        maker = _MAKERS[source] = namespace["make"]
+        maker = _MAKERS[source] = _qualified(namespace["make"], name)
     return maker(*w.values)
 
 
-def _owner(fn: Callable[..., Any], op: d.Op) -> str:
-    """``Class.hook`` of a hook function, for the note on an exception that a failing handler joins."""
-    obj = getattr(fn, "__self__", None)  # hooks are bound methods (observed module hooks are wrappers)
-    name = type(obj).__name__ if obj is not None else op.src
-    return f"{name}.{op.name}"
+def _qualified(make: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """``make`` whose inner function's ``co_qualname`` is ``name``, not ``make.<locals>.name``."""
+    code: CodeType = make.__code__
+    consts = tuple(
+        c.replace(co_qualname=name) if isinstance(c, CodeType) and c.co_name == name else c for c in code.co_consts
+    )
+    return FunctionType(code.replace(co_consts=consts), make.__globals__, make.__name__)
 
 
 def _positional(trigger: Trigger, op: d.Op) -> list[str]:
@@ -188,38 +160,30 @@ def _argument_list(w: _Writer, trigger: Trigger, op: d.Op, lead: tuple[Any, Any]
     parts = _positional(trigger, op)
     if op.with_trainer:
         parts = [w.shared("trainer", lead[0]), w.shared("pl_module", lead[1]), *parts]
-    for keyword, i in op.kwargs:
-        if trigger.optional_tail and i == len(trigger.params) - 1:
-            raise ValueError(f"hook {op.name!r} takes the optional parameter of {trigger.name!r} as a keyword")
-        parts.append(f"{keyword}=a{i}")
+    parts.extend(f"{keyword}=a{i}" for keyword, i in op.kwargs)  # (check_ops refused the optional one)
     return ", ".join(parts)
 
 
-def _emit_step(
-    w: _Writer,
-    s: int,
-    code: StepCode,
-    trigger: Trigger,
-    actions: dict[Any, Callable[[], None]],
-    lead: tuple[Any, Any],
-) -> None:
+def _emit_step(w: _Writer, s: int, step: Step, ctx: Context, trigger: Trigger) -> None:
+    """The lines of one step: what :func:`~lightcycle.engine.interpreter.run_step` does, unrolled."""
     ind = 3
-    if code.after is not None:
-        w.line(ind, f"holder._ids = {w.value(f'AFTER{s}', code.after)}")
-    if code.stage is not Stage.KEEP:
-        w.line(ind, f"ts.stage = {w.value(f'STAGE{s}', code.stage)}")
-    ops = code.ops
+    lead = (ctx.trainer, ctx.module)
+    if step.dest is not None:
+        w.line(ind, f"holder._ids = {w.value(f'AFTER{s}', ctx.holder._id_rows[step.dest])}")
+    if step.stage is not Stage.KEEP:
+        w.line(ind, f"ts.stage = {w.value(f'STAGE{s}', step.stage)}")
+    ops = step.ops
     if not ops:
         w.line(ind, "return None")
         return
-    hooks = any(op.kind != d.ACTION for op in ops)
+    hooks = step.hooks
     # one function whose value is the event's: return it straight from the call
     single = len(ops) == 1 and ops[0].kind in (d.RETURN, d.PIPE) and len(ops[0].fns) == 1
     sets_result = not single and any(op.kind in (d.RETURN, d.PIPE, d.COLLECT) for op in ops)
     if sets_result:
         w.line(ind, "result = None")
     if hooks:
-        w.line(ind, f"prev = fx.get({_FX!r})")
+        w.line(ind, f"prev = fx.get({FX!r})")
         w.line(ind, "try:")
         body = ind + 1
     else:
@@ -228,9 +192,9 @@ def _emit_step(
         fns = [w.value(f"f{s}_{o}_{j}", fn) for j, fn in enumerate(op.fns)]
         if op.kind == d.ACTION:
             assert op.action is not None
-            w.line(body, f"{w.value(f'act{s}_{o}', actions[op.action])}()")
+            w.line(body, f"{w.value(f'act{s}_{o}', ctx.actions[op.action])}()")
             continue
-        w.line(body, f"fx[{_FX!r}] = {op.name!r}")
+        w.line(body, f"fx[{FX!r}] = {op.name!r}")
         args = _argument_list(w, trigger, op, lead)
         if single:
             w.line(body, f"return {fns[0]}({args})")
@@ -241,17 +205,15 @@ def _emit_step(
             for fn in fns:
                 w.line(body, f"result = {fn}({args})")
         elif op.kind == d.PIPE:  # the result replaces the first argument for what follows
-            if len(trigger.params) - trigger.optional_tail < 1:
-                raise ValueError(f"PIPE hook {op.name!r} of {trigger.name!r} has no required first argument")
             w.line(body, f"a0 = result = {fns[0]}({args})")
         elif op.kind == d.ISOLATED:  # every handler runs; failures are kept, not raised
             # ... except a KeyboardInterrupt/SystemExit: the user stops the run (driver.interrupt)
             for j, fn in enumerate(fns):
-                owner = w.value(f"owner{s}_{o}_{j}", _owner(op.fns[j], op))
+                who = w.value(f"owner{s}_{o}_{j}", owner(op.fns[j], op))
                 w.line(body, "try:")
                 w.line(body + 1, f"{fn}({args})")
                 w.line(body, "except Exception as err:")
-                w.line(body + 1, f"holder._isolated_failures.append(({owner}, err))")
+                w.line(body + 1, f"holder._isolated_failures.append(({who}, err))")
         elif op.kind == d.COLLECT:
             w.line(body, "result = {}")
             for j, fn in enumerate(fns):
@@ -268,6 +230,6 @@ def _emit_step(
                 w.line(body + 1, f"{fn}(deepcopy(value))")
     if hooks:
         w.line(ind, "finally:")
-        w.line(ind + 1, f"fx[{_FX!r}] = prev")
+        w.line(ind + 1, f"fx[{FX!r}] = prev")
     if not single:  # (a single call has returned inside the try)
         w.line(ind, "return result" if sets_result else "return None")

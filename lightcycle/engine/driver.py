@@ -17,6 +17,9 @@ lockstep, and every disagreement with the table raises :class:`LifecycleCheckErr
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from functools import partial
@@ -29,17 +32,34 @@ from lightcycle.callbacks.callback import Callback
 from lightcycle.callbacks.monitoring import is_monitoring
 from lightcycle.core.datamodule import LightningDataModule
 from lightcycle.core.module import LightningModule
-from lightcycle.engine import codegen
+from lightcycle.engine import codegen, interpreter
 from lightcycle.engine import dispatch as d
+from lightcycle.engine.checked import Checker, LifecycleCheckError
+from lightcycle.engine.interpreter import Context, Step, event_function, function_name
 from lightcycle.errors import LifecycleError
 from lightcycle.profilers import wrapping as profiling
 from lightcycle.states.declaration import FINISH, INTERRUPT, LIFECYCLE
-from lightcycle.states.machine import build_machine
 from lightcycle.states.model import Action, Lifecycle, Trigger
 from lightcycle.states.stages import TrainerStatus
 from lightcycle.states.table import TransitionTable
 
+__all__ = ["EXECUTORS", "LifecycleCheckError", "LifecycleDriver", "env_debug", "env_executor", "table_for"]
+
 _TABLES: dict[int, tuple[Lifecycle, TransitionTable]] = {}
+EXECUTORS = ("generated", "interpreted")
+"""The executors a driver can run events with (see :class:`LifecycleDriver`)."""
+DEFAULT_EXECUTOR = "generated"
+_LOG = logging.getLogger("lightcycle.engine")
+
+
+def env_executor() -> str:
+    """The executor ``LIGHTCYCLE_EXECUTOR`` names (:data:`DEFAULT_EXECUTOR` when unset or empty)."""
+    return os.environ.get("LIGHTCYCLE_EXECUTOR", "") or DEFAULT_EXECUTOR
+
+
+def env_debug() -> bool:
+    """Whether ``LIGHTCYCLE_DEBUG`` asks for debug mode (any value but empty or ``0``)."""
+    return os.environ.get("LIGHTCYCLE_DEBUG", "") not in ("", "0")
 
 
 def table_for(lifecycle: Lifecycle) -> TransitionTable:
@@ -51,56 +71,6 @@ def table_for(lifecycle: Lifecycle) -> TransitionTable:
     return hit[1]
 
 
-class LifecycleCheckError(AssertionError):
-    """Checked mode: the compiled table and the ``transitions`` machine disagree."""
-
-
-class _Step:
-    """A table entry with its hooks compiled for the current run.
-
-    One object per distinct behaviour of a trigger (its transition, destination and
-    stage), shared by every source state where the trigger does the same thing: the
-    generated event function (:mod:`~lightcycle.engine.codegen`) tells the cases
-    apart by identity.
-    """
-
-    __slots__ = ("dest", "ops", "stage", "trigger")
-
-    def __init__(self, trigger: Trigger, dest: int | None, stage: Any, ops: tuple[d.Op, ...]) -> None:
-        self.trigger = trigger
-        self.dest = dest
-        self.stage = stage
-        self.ops = ops
-
-
-class _Checker:
-    """Runs the ``transitions`` machine of the declaration beside the table."""
-
-    def __init__(self, table: TransitionTable) -> None:
-        self.table = table
-        self.machine, self.model = build_machine(table.lifecycle)
-        self.transitions = 0
-
-    def legal(self, trigger: Trigger, state: int, step: _Step | None) -> None:
-        path = self.table.states[state]
-        if self.model.state != path:
-            raise LifecycleCheckError(f"machine is in {self.model.state!r}, table in {path!r}")
-        machine_ok = trigger.name in self.machine.get_triggers(path)
-        if machine_ok != (step is not None):
-            raise LifecycleCheckError(
-                f"{trigger.name!r} from {path!r}: table says {'legal' if step else 'illegal'}, "
-                f"transitions says {'legal' if machine_ok else 'illegal'}"
-            )
-
-    def moved(self, trigger: Trigger, dest: int) -> None:
-        self.model.trigger(trigger.name)
-        self.transitions += 1
-        if self.model.state != self.table.states[dest]:
-            raise LifecycleCheckError(
-                f"after {trigger.name!r}: machine in {self.model.state!r}, table in {self.table.states[dest]!r}"
-            )
-
-
 class LifecycleDriver:
     """Fires lifecycle events for one trainer (or trainer-like state holder).
 
@@ -110,7 +80,17 @@ class LifecycleDriver:
             status.
         lifecycle: the declaration to follow; a copy extended with custom events
             works the same way.
-        checked: run the ``transitions`` machine in lockstep and compare (tests).
+        checked: check every event against the ``transitions`` machine of the declaration
+            (:mod:`~lightcycle.engine.checked`) and raise
+            :class:`~lightcycle.engine.checked.LifecycleCheckError` on any disagreement.
+        executor: how events run: ``"generated"`` (one Python function per event,
+            :mod:`~lightcycle.engine.codegen`) or ``"interpreted"`` (the reference loop,
+            :mod:`~lightcycle.engine.interpreter`); ``None`` reads ``LIGHTCYCLE_EXECUTOR``
+            (default ``"generated"``). Both call the same receivers in the same order.
+
+    ``LIGHTCYCLE_DEBUG=1`` (read here, once) logs each event with its source and target
+    state, and each hook and action it runs, to the ``lightcycle.engine`` logger at DEBUG
+    level. Off, the bound hooks and event functions are the plain ones: nothing is paid.
 
     Attributes:
         secondary_errors: failures raised by ``on_exception`` handlers during the
@@ -120,25 +100,47 @@ class LifecycleDriver:
             it in its own calls (:mod:`lightcycle.custom_loop.errors`).
     """
 
-    def __init__(self, trainer: Any, lifecycle: Lifecycle = LIFECYCLE, *, checked: bool = False) -> None:
+    def __init__(
+        self,
+        trainer: Any,
+        lifecycle: Lifecycle = LIFECYCLE,
+        *,
+        checked: bool = False,
+        executor: str | None = None,
+    ) -> None:
+        chosen = env_executor() if executor is None else executor
+        if chosen not in EXECUTORS:
+            source = "LIGHTCYCLE_EXECUTOR" if executor is None else "executor"
+            raise ValueError(f"{source} must be one of {', '.join(map(repr, EXECUTORS))}, got {chosen!r}")
+        self.executor = chosen
+        self.debug = env_debug()
         self.table = table_for(lifecycle)
         self.lifecycle = lifecycle
         self.trainer = trainer
         self._trainer_state = trainer.state
-        self._rows: list[dict[Trigger, _Step]] = []
+        self._rows: list[dict[Trigger, Step]] = []
         # the same rows keyed by ``id(trigger)`` (the table's trigger objects): an int hash
         # instead of the attrs ``__hash__`` of a Trigger on every fire
-        self._id_rows: list[dict[int, _Step]] = []
+        self._id_rows: list[dict[int, Step]] = []
         # The current state *is* its row: an event function moves by replacing ``_ids``
         # and nothing else; the state's index is looked up from the row when asked (``_state``).
-        self._ids: dict[int, _Step] = {}
+        self._ids: dict[int, Step] = {}
         self._row_index: dict[int, int] = {id(self._ids): self.table.initial}
         # per bind: id(table trigger) -> its generated event function, made at first use
         self._events: dict[int, Callable[..., Any]] = {}
         self._module: Any = None
         self._fx: dict[str, Any] = {}
+        self._context: Context | None = None
         self._saved_modes: list[tuple[Any, bool]] = []
-        self._checker = _Checker(self.table) if checked else None
+        self._checker = Checker(self.table) if checked else None
+        # checked mode: the machine's state, as this bind's row (``None`` when the machine
+        # went where the table has no leaf: then ``_machine_at`` is its path); the
+        # (trigger, row, arity) triples already checked, with the row the machine moves to
+        # and the event function; and how many transitions were checked
+        self._check_row: dict[int, Step] | None = self._ids
+        self._machine_at = self.table.states[self.table.initial]
+        self._confirmed: dict[tuple[int, int, int], tuple[dict[int, Step], Callable[..., Any]]] = {}
+        self._checked = 0
         if checked:
             # every event takes the checked path; ``fire`` itself stays free of the test
             self.fire = self._fire_checked  # type: ignore[method-assign]
@@ -156,6 +158,8 @@ class LifecycleDriver:
             Action.STRATEGY_SETUP: self._host_step("_strategy_setup"),
             Action.STRATEGY_TEARDOWN: self._host_step("_teardown_internal"),
         }
+        if self.debug:
+            self._actions = {action: _logged_action(action, run) for action, run in self._actions.items()}
         self.bind(None, ())
 
     # ------------------------------------------------------------------ binding
@@ -214,10 +218,10 @@ class LifecycleDriver:
             contexts=contexts or {},
         )
         compiled: dict[int, tuple[d.Op, ...]] = {}
-        shared: dict[tuple[int, int | None, Any], _Step] = {}
-        rows: list[dict[Trigger, _Step]] = []
+        shared: dict[tuple[int, int | None, Any], Step] = {}
+        rows: list[dict[Trigger, Step]] = []
         for entries in self.table.rows:
-            row: dict[Trigger, _Step] = {}
+            row: dict[Trigger, Step] = {}
             for trigger, entry in entries.items():
                 key = id(entry.transition)
                 step = shared.get((key, entry.dest, entry.stage))
@@ -229,16 +233,24 @@ class LifecycleDriver:
                             ops = prof.ops(ops)
                         if self._observers:
                             ops = tuple(self._observed(op) for op in ops)
+                        if self.debug:
+                            ops = tuple(_logged_op(op) for op in ops)
                         compiled[key] = ops
-                    step = shared[key, entry.dest, entry.stage] = _Step(trigger, entry.dest, entry.stage, ops)
+                    step = shared[key, entry.dest, entry.stage] = Step(trigger, entry.dest, entry.stage, ops)
                 row[trigger] = step
             rows.append(row)
         state = self._state
+        machine = self._machine_state()
         self._rows = rows
         self._id_rows = [{id(trigger): step for trigger, step in row.items()} for row in rows]
         self._row_index = {id(row): i for i, row in enumerate(self._id_rows)}
         self._ids = self._id_rows[state]
         self._events = {}
+        self._place_machine(machine)
+        self._confirmed = {}  # (keyed by the old rows' ids)
+        self._context = Context(
+            self, self._trainer_state, self.trainer, module, self._fx, self._actions, self._fire_general
+        )
 
     @property
     def profiling(self) -> profiling.RunProfiling | None:
@@ -295,13 +307,23 @@ class LifecycleDriver:
     def reset(self) -> None:
         """Return to the initial state without firing anything (a fresh driver)."""
         self._ids = self._id_rows[self.table.initial]
-        if self._checker is not None:
-            self._checker = _Checker(self.table)
+        self._place_machine(self.table.states[self.table.initial])  # (a fresh machine)
 
     @property
     def checked_transitions(self) -> int:
-        """How many transitions the lockstep machine has confirmed (checked mode)."""
-        return self._checker.transitions if self._checker is not None else 0
+        """How many transitions the ``transitions`` machine has confirmed (checked mode)."""
+        return self._checked
+
+    def _machine_state(self) -> str:
+        """Checked mode: the path of the state the machine is in."""
+        index = self._row_index.get(id(self._check_row))
+        return self.table.states[index] if index is not None else self._machine_at
+
+    def _place_machine(self, path: str) -> None:
+        """Checked mode: the machine is in ``path`` now."""
+        index = self.table.index.get(path)
+        self._check_row = self._id_rows[index] if index is not None else None
+        self._machine_at = path
 
     # ------------------------------------------------------------------ firing
 
@@ -350,58 +372,84 @@ class LifecycleDriver:
         return self._event(trigger)
 
     def _event(self, trigger: Trigger) -> Callable[..., Any]:
-        """The generated function of a table trigger for this bind, made at first use."""
+        """The event function of a table trigger for this bind, made at first use by the executor."""
         event = self._events.get(id(trigger))
         if event is None:
-            steps: dict[int, _Step] = {}
-            sources: dict[int, list[dict[int, _Step]]] = {}
-            for row, id_row in zip(self._rows, self._id_rows, strict=True):
+            steps: dict[int, tuple[Step, list[dict[int, Step]]]] = {}
+            names: list[str] = []
+            for path, row, id_row in zip(self.table.states, self._rows, self._id_rows, strict=True):
                 step = row.get(trigger)
                 if step is not None:
-                    steps[id(step)] = step
-                    sources.setdefault(id(step), []).append(id_row)
-            event = codegen.compile_event(
-                trigger,
-                [
-                    codegen.StepCode(
-                        step,
-                        self._id_rows[step.dest] if step.dest is not None else None,
-                        step.stage,
-                        step.ops,
-                        sources[key],
-                    )
-                    for key, step in steps.items()
-                ],
-                self,
-                self._trainer_state,
-                self.trainer,
-                self._module,
-                self._fx,
-                self._actions,
-                self._fire_general,
-            )
+                    steps.setdefault(id(step), (step, []))[1].append(id_row)
+                    names.append(path)
+            name = function_name(trigger, names)
+            assert self._context is not None  # (set by every bind, the first in __init__)
+            if self.executor == "generated":
+                event = codegen.compile_event(self._context, trigger, list(steps.values()), name)
+            else:
+                event = event_function(self._context, trigger, [step for step, _ in steps.values()], name)
             if self._profiling is not None:
                 event = self._profiling.event(trigger, event)
+            if self.debug:
+                event = self._logged_event(trigger, event)
             self._events[id(trigger)] = event
         return event
 
+    def _logged_event(self, trigger: Trigger, event: Callable[..., Any]) -> Callable[..., Any]:
+        """Debug mode: ``event`` that first logs its name, source and target state."""
+
+        @functools.wraps(event)
+        def logged(*args: Any) -> Any:
+            source = self._state
+            step = self._rows[source].get(trigger)
+            if step is None:
+                _LOG.debug("event %s from %s: not legal here", trigger.name, self.table.states[source])
+            else:
+                target = source if step.dest is None else step.dest
+                _LOG.debug("event %s: %s -> %s", trigger.name, self.table.states[source], self.table.states[target])
+            return event(*args)
+
+        return logged
+
     def _fire_checked(self, trigger: Trigger, *args: Any) -> Any:
+        """``fire`` in checked mode: every event compared with the machine's answer for it.
+
+        The machine is asked once per (state, event) (:mod:`~lightcycle.engine.checked`);
+        an event already checked from the state the machine is in now (same table
+        trigger, same number of arguments) only moves the machine along and runs.
+        Everything else takes :meth:`_fire_general`, which checks it in full.
+        """
+        ids = self._ids
+        if ids is self._check_row:  # the machine is where the table is
+            hit = self._confirmed.get((id(trigger), id(ids), len(args)))
+            if hit is not None:
+                self._check_row = hit[0]
+                self._checked += 1
+                return hit[1](*args)
         return self._fire_general(trigger, args)
 
     def _fire_general(self, trigger: Trigger, args: tuple[Any, ...]) -> Any:
         source = self._state
         step = self._rows[source].get(trigger)
-        if self._checker is not None:
-            self._checker.legal(trigger, source, step)
+        checker = self._checker
+        went = None
+        if checker is not None:
+            went = checker.legal(trigger, self._machine_state(), source, step is not None)
         if step is None:
             raise self.refusal(self.state, trigger.name, self.legal())
         n = len(trigger.params)
         if not n - trigger.optional_tail <= len(args) <= n:
             raise TypeError(f"event {trigger.name!r} takes the arguments {trigger.params}, got {len(args)} values")
-        if self._checker is not None:
-            self._checker.moved(trigger, source if step.dest is None else step.dest)
-        # the event's function moves, sets the stage and runs the hooks: the one executor
-        return self._event(step.trigger)(*args)
+        event = self._event(step.trigger)
+        if checker is not None and went is not None:
+            dest = source if step.dest is None else step.dest
+            self._place_machine(went)
+            self._checked += 1
+            checker.moved(trigger, went, dest)
+            if trigger is step.trigger:  # (a table trigger lives as long as the table: its id stays its own)
+                self._confirmed[id(trigger), id(self._id_rows[source]), len(args)] = (self._id_rows[dest], event)
+        # the event's function moves, sets the stage and runs the hooks
+        return event(*args)
 
     # ------------------------------------------------------------------ interruption
 
@@ -489,3 +537,34 @@ class LifecycleDriver:
         for m, training in self._saved_modes:
             m.training = training
         self._saved_modes = []
+
+
+# ---------------------------------------------------------------------- debug mode
+
+
+def _logged_op(op: d.Op) -> d.Op:
+    """Debug mode: ``op`` whose receivers log ``Class.hook`` before each call."""
+    if op.kind == d.ACTION:
+        return op  # its action logs itself (the driver's actions are wrapped once)
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        who = interpreter.owner(fn, op)
+
+        @functools.wraps(fn)
+        def logged(*args: Any, **kwargs: Any) -> Any:
+            _LOG.debug("  hook %s", who)
+            return fn(*args, **kwargs)
+
+        return logged
+
+    return attrs.evolve(op, fns=tuple(wrap(f) for f in op.fns))
+
+
+def _logged_action(action: Action, run: Callable[[], None]) -> Callable[[], None]:
+    """Debug mode: the action ``run`` that logs its name first."""
+
+    def logged() -> None:
+        _LOG.debug("  action %s", action.value)
+        run()
+
+    return logged

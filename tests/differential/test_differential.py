@@ -21,6 +21,19 @@ from tests.scenarios import EXTRA, SHARED
 
 FIXTURES = paths.FIXTURES / "lightning-2.6.6"
 
+# every test here runs once per lightcycle event executor (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("each_executor")
+
+_LIGHTNING: dict[str, dict] = {}
+
+
+def lightning_run(name: str) -> dict:
+    """Live Lightning's run of scenario ``name``, run once per session (it does not depend on
+    lightcycle's executor, so the second executor's tests compare with the same run)."""
+    if name not in _LIGHTNING:
+        _LIGHTNING[name] = run_scenario(PL, {**SHARED, **EXTRA}[name])
+    return _LIGHTNING[name]
+
 
 def _first_difference(a: list[dict], b: list[dict]) -> str:
     # the traces may differ in length: compare the common prefix, then report the lengths
@@ -39,7 +52,7 @@ def assert_same_run(lightning: dict, ours: dict) -> None:
 @pytest.mark.parametrize("name", sorted({**SHARED, **EXTRA}))
 def test_trace_equals_live_lightning(name: str) -> None:
     scenario = {**SHARED, **EXTRA}[name]
-    lightning = run_scenario(PL, scenario)
+    lightning = lightning_run(name)
     ours = run_scenario(LC, scenario)
     assert lightning["events"], "the Lightning run recorded nothing"
     assert_same_run(lightning, ours)

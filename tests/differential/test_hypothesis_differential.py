@@ -31,13 +31,17 @@ from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
 import lightcycle as LC
-from tests.differential.test_differential import assert_same_run
+from tests.differential.test_differential import assert_same_run, lightning_run
 from tests.recording import Scenario, run_scenario
 from tests.scenarios import EXTRA, SHARED
 
 
 class InjectedError(Exception):
     """A user-defined exception type (not a RuntimeError): must reach the caller unchanged."""
+
+
+# every test here runs once per lightcycle event executor (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("each_executor")
 
 
 # Hooks never used as injection points: on_exception only fires while an injected
@@ -186,6 +190,20 @@ def injections(draw: st.DrawFn, events: list[dict[str, Any]]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- running
 
 
+_LIGHTNING: dict[str, dict[str, Any]] = {}
+
+
+def _lightning(scenario: Scenario) -> dict[str, Any]:
+    """Live Lightning's run of ``scenario``, once per session: the derandomized examples are
+    the same for each lightcycle executor, and Lightning's run does not depend on it. Keyed
+    by the scenario's repr, which shows every Trainer argument (``1`` apart from ``1.0``) and
+    each injected exception's type and message."""
+    key = repr(scenario)
+    if key not in _LIGHTNING:
+        _LIGHTNING[key] = _run(PL, scenario)
+    return _LIGHTNING[key]
+
+
 def _run(pl: Any, scenario: Scenario) -> dict[str, Any]:
     """``run_scenario``, with a refusal by the Trainer's constructor as a result too."""
     try:
@@ -229,7 +247,7 @@ def test_drawn_scenario_trace_equals_live_lightning(data: st.DataObject) -> None
     injection = data.draw(injections(baseline["events"]), label="injection")
     if injection:
         scenario = dataclasses.replace(scenario, behaviour={**scenario.behaviour, **injection})
-    lightning = _run(PL, scenario)
+    lightning = _lightning(scenario)
     ours = _run(LC, scenario)
     event(f"entry={scenario.entry}")
     event(f"injection={next(iter(injection), 'none')}")
@@ -268,4 +286,4 @@ def test_drawn_scenario_trace_equals_live_lightning(data: st.DataObject) -> None
 def test_entry_point_returns_what_lightning_returns(name: str) -> None:
     """validate/test/predict return Lightning's value (metrics per loader, predictions, or None)."""
     scenario = {**SHARED, **EXTRA}[name]
-    assert run_scenario(LC, scenario)["output"] == run_scenario(PL, scenario)["output"]
+    assert run_scenario(LC, scenario)["output"] == lightning_run(name)["output"]

@@ -18,6 +18,7 @@ from torch.nn import functional as F
 import lightcycle as L
 from lightcycle.engine import codegen
 from lightcycle.engine.driver import LifecycleDriver
+from lightcycle.engine.interpreter import Context, Step
 from lightcycle.errors import LifecycleError
 from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
@@ -64,8 +65,7 @@ def _driver(module: Any, callbacks: list[Any], *, at: str, checked: bool = False
     # put the driver in a state without walking there (the executor is what is tested here)
     driver._ids = driver._id_rows[driver.table.index[at]]
     if checked:
-        assert driver._checker is not None
-        driver._checker.machine.set_state(at, model=driver._checker.model)
+        driver._place_machine(at)  # and the checked machine with it
     return driver
 
 
@@ -192,8 +192,14 @@ def test_a_traceback_through_a_hook_shows_the_generated_line() -> None:
     with pytest.raises(RuntimeError, match="no batch") as err:
         driver.fire(ev.TRAINING_STEP, None, 0)
     frames = [f for f in traceback.extract_tb(err.value.__traceback__) if f.filename.startswith("<lightcycle event")]
-    assert [f.name for f in frames] == ["fire_training_step"]
+    # named by the event and where it fires from (the three states of a training batch
+    # that allow it: their common ancestor), in the frame, the file name and the qualname
+    name = "fire_training_step__from__fit_train_epoch_batch"
+    assert [f.name for f in frames] == [name]
+    assert frames[0].filename.startswith(f"<lightcycle event {name} #")
     assert frames[0].line is not None and frames[0].line.startswith("return f")  # the call of the bound hook
+    event = driver.caller(ev.TRAINING_STEP)
+    assert event.__name__ == event.__qualname__ == event.__code__.co_qualname == name
 
 
 def test_a_failing_exception_handler_is_named_by_its_class_in_the_note() -> None:
@@ -245,33 +251,24 @@ def test_the_step_is_found_from_every_source_row_by_identity_or_lookup(n: int) -
 
     trigger = Trigger(f"probe_{n}", ("x",), "a test event")
     rows: list[dict[int, Any]] = [{} for _ in range(n + 2)]
-    after_a, after_b = {}, {}
-    step_a, step_b = object(), object()
+    after_a: dict[int, Any] = {}
+    after_b: dict[int, Any] = {}
+    step_a = Step(trigger, n + 2, Stage.KEEP, ())
+    step_b = Step(trigger, n + 3, Stage.KEEP, ())
     for row in rows[:n]:
         row[id(trigger)] = step_a
     rows[n][id(trigger)] = step_b
     holder = _Holder()
     holder._ids = None  # type: ignore[attr-defined]
+    holder._id_rows = [*rows, after_a, after_b]  # type: ignore[attr-defined]
     general_calls: list[tuple[Any, tuple[Any, ...]]] = []
 
     def general(t: Trigger, args: tuple[Any, ...]) -> str:
         general_calls.append((t, args))
         return "general"
 
-    fire = codegen.compile_event(
-        trigger,
-        [
-            codegen.StepCode(step_a, after_a, Stage.KEEP, (), rows[:n]),
-            codegen.StepCode(step_b, after_b, Stage.KEEP, (), rows[n : n + 1]),
-        ],
-        holder,
-        holder.state,
-        None,
-        None,
-        {},
-        {},
-        general,
-    )
+    ctx = Context(holder, holder.state, None, None, {}, {}, general)
+    fire = codegen.compile_event(ctx, trigger, [(step_a, rows[:n]), (step_b, rows[n : n + 1])], f"fire_probe_{n}")
     source = next(src for src in codegen._MAKERS if f"def fire_probe_{n}(" in src)
     assert ("holder._ids.get(" in source) is (n + 1 > codegen._MAX_ROW_TESTS)
     for row in rows[:n]:

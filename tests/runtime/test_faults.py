@@ -24,6 +24,7 @@ sites on drawn configurations. The kit's pytest plugin prints the number of site
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
@@ -170,14 +171,19 @@ def sweep_check(target: Target, reference: Run | None) -> Any:
 
 # --------------------------------------------------------------------------- exhaustive sweep
 
-_SITE_CACHE: dict[str, tuple[Run, list[Site]]] = {}
+# every test here runs once per lightcycle event executor (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("each_executor")
+
+_SITE_CACHE: dict[tuple[str, str], tuple[Run, list[Site]]] = {}
 
 
 def _sites_of(name: str) -> tuple[Run, list[Site]]:
-    if name not in _SITE_CACHE:
+    """The uninjected run of ``name`` and its hook sites, under the executor of this pass."""
+    key = (os.environ.get("LIGHTCYCLE_EXECUTOR", ""), name)
+    if key not in _SITE_CACHE:
         target = Target(EXHAUSTIVE[name])
-        _SITE_CACHE[name] = (_reference(EXHAUSTIVE[name]), enumerate_sites(target.make_trainer, target.run))
-    return _SITE_CACHE[name]
+        _SITE_CACHE[key] = (_reference(EXHAUSTIVE[name]), enumerate_sites(target.make_trainer, target.run))
+    return _SITE_CACHE[key]
 
 
 def _src_hook(site: Site) -> tuple[str, str]:
