@@ -118,6 +118,67 @@ class _DummyExperiment:
         pass
 
 
+DummyExperiment = _DummyExperiment
+"""Lightning's public name for the do-nothing experiment (``lightning.pytorch.loggers.logger.DummyExperiment``)."""
+
+
+class DummyLogger(Logger):
+    """A logger that records nothing and accepts every call (Lightning's ``DummyLogger``).
+
+    What ``fast_dev_run`` puts in place of the loggers, so that user code which logs, reads
+    ``trainer.logger.experiment`` or calls a logger's own methods still runs.
+    """
+
+    def __init__(self) -> None:
+        self._experiment = DummyExperiment()
+
+    @property
+    def experiment(self) -> DummyExperiment:
+        """The do-nothing experiment."""
+        return self._experiment
+
+    @property
+    def name(self) -> str:
+        """Empty: there is no experiment."""
+        return ""
+
+    @property
+    def version(self) -> str:
+        """Empty: there is no experiment."""
+        return ""
+
+    def log_metrics(self, *args: Any, **kwargs: Any) -> None:
+        """Drop the metrics."""
+
+    def log_hyperparams(self, *args: Any, **kwargs: Any) -> None:
+        """Drop the hyper-parameters."""
+
+    def __getitem__(self, idx: int) -> DummyLogger:
+        # ``trainer.loggers[0]``-style indexing on the logger itself, as Lightning allows
+        return self
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        """Any other method: a no-op, so logger-specific calls (``log_image``, ...) do not fail.
+
+        Args:
+            name: the attribute asked for.
+
+        Returns:
+            A function that accepts anything and returns None.
+
+        Raises:
+            AttributeError: for dunder names, so copy/pickle protocols see a plain object
+                (Lightning answers those with a no-op too, which breaks ``copy.deepcopy``).
+        """
+        if name.startswith("__"):
+            raise AttributeError(name)
+
+        def method(*args: Any, **kwargs: Any) -> None:
+            return None
+
+        return method
+
+
 def rank_zero_experiment(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Decorate a logger's ``experiment`` property getter (Lightning's ``@rank_zero_experiment``).
 

@@ -21,6 +21,9 @@ from lightcycle.runtime.surface import EpochLoopView
 
 _COUNTERS = ("epochs_processed", "epochs_completed", "global_step", "batch_idx", "total_batch_idx", "batches_ready")
 
+SHOULD_STOP_REASON = "`Trainer.fit` stopped: `trainer.should_stop` was set."
+"""The reason Lightning logs at debug level, not info: a stop the program asked for."""
+
 
 @attrs.define
 class FitLoopProgress:
@@ -120,7 +123,24 @@ class FitLoopProgress:
             return True
         if self.batches_ready == num_training_batches or self.is_last_batch:
             return True
-        return should_stop and self.can_stop_early()
+        if not should_stop:
+            return False
+        if self.can_stop_early():
+            return True
+        self.stop_deferred()
+        return False
+
+    def stop_deferred(self) -> None:
+        """Called when ``should_stop`` is set but ``min_epochs``/``min_steps`` are not met yet.
+
+        Nothing here; the fit loop tells the user (Lightning's "Training will continue..." message).
+        """
+
+    def parsed_min_epochs(self) -> int:
+        """``min_epochs`` as Lightning's ``_parse_loop_limits`` sets it: 1 with only ``min_steps``, else 0 if unset."""
+        if self.min_epochs is None:
+            return 1 if self.min_steps is not None else 0
+        return self.min_epochs
 
     def max_steps_reached(self) -> bool:
         """Whether ``max_steps`` optimizer steps ran (never, with ``max_steps=-1``)."""
@@ -134,17 +154,13 @@ class FitLoopProgress:
             ``min_steps`` set and ``min_epochs`` not, at least one epoch runs, as
             Lightning's ``_parse_loop_limits`` decides).
         """
-        min_epochs = 1 if self.min_epochs is None and self.min_steps is not None else self.min_epochs
+        min_epochs = self.parsed_min_epochs()
         met_epochs = self.epochs_processed >= min_epochs if min_epochs else True
         met_steps = self.global_step >= self.min_steps if self.min_steps else True
         return met_epochs and met_steps
 
     def fit_done(self, num_training_batches: int | float, should_stop: bool) -> bool:
         """Lightning's ``_FitLoop.done``: no batches, ``max_steps``, ``max_epochs``, or an allowed stop.
-
-        Reaching ``max_epochs`` also brings ``epochs_completed`` up to ``epochs_processed``
-        (Lightning's ``epoch_progress.current.completed``), since a callback may have changed
-        ``max_epochs`` mid-epoch (StochasticWeightAveraging does).
 
         Args:
             num_training_batches: batches per epoch (0: nothing to train).
@@ -153,9 +169,30 @@ class FitLoopProgress:
         Returns:
             Whether the fit runs no further epoch.
         """
-        if num_training_batches == 0 or self.max_steps_reached():
-            return True
+        return self.fit_stop_reason(num_training_batches, should_stop) is not None
+
+    def fit_stop_reason(self, num_training_batches: int | float, should_stop: bool) -> str | None:
+        """Why the fit runs no further epoch, in Lightning's words; None while it goes on.
+
+        The rules of Lightning's ``_FitLoop.done``, in its order. Reaching ``max_epochs`` also
+        brings ``epochs_completed`` up to ``epochs_processed`` (Lightning's
+        ``epoch_progress.current.completed``), since a callback may have changed ``max_epochs``
+        mid-epoch (StochasticWeightAveraging does). Asked once per epoch, not per batch.
+
+        Args:
+            num_training_batches: batches per epoch (0: nothing to train).
+            should_stop: ``trainer.should_stop``.
+
+        Returns:
+            The message Lightning logs (``"`Trainer.fit` stopped: ..."``), or None.
+        """
+        if num_training_batches == 0:
+            return "`Trainer.fit` stopped: No training batches."
+        if self.max_steps_reached():
+            return f"`Trainer.fit` stopped: `max_steps={self.max_steps!r}` reached."
         if self.max_epochs != -1 and self.epochs_processed >= self.max_epochs:
             self.epochs_completed = self.epochs_processed
-            return True
-        return should_stop and self.can_stop_early()
+            return f"`Trainer.fit` stopped: `max_epochs={self.max_epochs!r}` reached."
+        if should_stop and self.can_stop_early():
+            return SHOULD_STOP_REASON
+        return None

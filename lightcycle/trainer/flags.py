@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, IterableDataset, SequentialSampler
 from lightcycle._foreign import is_kind
 from lightcycle.callbacks.timer import Timer
 from lightcycle.errors import MisconfigurationException
+from lightcycle.loggers.logger import DummyLogger
 
 log = logging.getLogger(__name__)
 
@@ -140,35 +141,6 @@ def fast_dev_run(value: Any, args: dict[str, Any], overfit: bool = False) -> tup
         "Logging and checkpointing is suppressed."
     )
     return (True if n == 1 else n), out
-
-
-class DummyLogger:
-    """Lightning's ``DummyLogger``: what ``fast_dev_run`` puts in place of the loggers; it records nothing."""
-
-    name = ""
-    version = ""
-    save_dir = None
-
-    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
-        """Drop the metrics.
-
-        Args:
-            metrics: ignored.
-            step: ignored.
-        """
-
-    def log_hyperparams(self, *args: Any, **kwargs: Any) -> None:
-        """Drop the hyper-parameters."""
-
-    def save(self) -> None:
-        """Nothing to save."""
-
-    def finalize(self, status: str) -> None:
-        """Nothing to close.
-
-        Args:
-            status: ignored.
-        """
 
 
 def dummy_loggers(loggers: list[Any]) -> list[Any]:

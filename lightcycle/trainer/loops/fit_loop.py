@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lightcycle.runtime.data import as_loader_list
-from lightcycle.runtime.progress import FitLoopProgress
+from lightcycle.runtime.progress import SHOULD_STOP_REASON, FitLoopProgress
 from lightcycle.runtime.rng import isolate_rng
 from lightcycle.states import declaration as ev
 from lightcycle.states.stages import RunningStage, TrainerFn
@@ -24,6 +24,7 @@ from lightcycle.trainer.flags import reload_due, sequential_loaders
 from lightcycle.trainer.loops.data import load_loaders
 from lightcycle.trainer.loops.progress import EpochProgress, Tracker
 from lightcycle.trainer.loops.training_epoch_loop import TrainingEpochLoop
+from lightcycle.utilities.rank_zero import rank_zero_debug, rank_zero_info
 
 if TYPE_CHECKING:
     from lightcycle.trainer.trainer import Trainer
@@ -58,6 +59,7 @@ class FitLoop(FitLoopProgress):
         self.detect_anomaly = detect_anomaly
         self._epoch_loop = TrainingEpochLoop(trainer, self)
         self._loaded_at = -math.inf  # the epoch of the last train loader load (reload_dataloaders_every_n_epochs)
+        self._said: set[str] = set()  # the info messages already logged (stop_deferred)
 
     @property
     def epoch_loop(self) -> TrainingEpochLoop:
@@ -77,7 +79,25 @@ class FitLoop(FitLoopProgress):
     def done(self) -> bool:
         """Whether the fit runs no further epoch (Lightning's ``_FitLoop.done``)."""
         t = self.trainer
-        return self.fit_done(t.num_training_batches, t.should_stop)
+        reason = self.fit_stop_reason(t.num_training_batches, t.should_stop)
+        if reason is None:
+            return False
+        # Lightning logs the reason each time done is asked and true (once per fit as the loop asks)
+        if reason is SHOULD_STOP_REASON:
+            rank_zero_debug(reason)
+        else:
+            rank_zero_info(reason)
+        return True
+
+    def stop_deferred(self) -> None:
+        """``should_stop`` is set before ``min_epochs``/``min_steps``: say so once (Lightning's epoch loop)."""
+        message = (
+            f"Trainer was signaled to stop but the required `min_epochs={self.parsed_min_epochs()!r}` or"
+            f" `min_steps={self.min_steps!r}` has not been met. Training will continue..."
+        )
+        if message not in self._said:  # Lightning's WarningCache: each message once per loop
+            self._said.add(message)
+            rank_zero_info(message)
 
     # ------------------------------------------------------------------ the fit
 
