@@ -23,9 +23,9 @@ from torch import nn
 import lightcycle as L
 from lightcycle import LoopDriver
 from lightcycle.errors import LifecycleError
-from lightcycle.states.model import Hook, Target, Transition, Trigger
+from lightcycle.states.model import Event, Hook, Target, Transition
 
-EMA_UPDATE = Trigger("ema_update", ("optimizer",), "after an optimizer step: the averaged weights follow the model")
+EMA_UPDATE = Event("ema_update", ("optimizer",), "after an optimizer step: the averaged weights follow the model")
 
 LIFECYCLE = L.LIFECYCLE.extend(
     transitions=[

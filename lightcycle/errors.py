@@ -35,12 +35,14 @@ class LifecycleError(RuntimeError):
 
     Args:
         state: the state the lifecycle was in.
-        trigger: the event that was attempted.
+        trigger: the event that was attempted (also ``event``: ``trigger`` is the name the
+            ``transitions`` library gives it, kept for code written against it).
         legal: the events the declaration allows from ``state``.
     """
 
     def __init__(self, state: str, trigger: str, legal: Iterable[str]) -> None:
         self.state = state
+        self.event = trigger
         self.trigger = trigger
         self.legal = tuple(sorted(legal))
         allowed = ", ".join(self.legal) if self.legal else "(none)"

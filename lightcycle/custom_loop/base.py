@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from lightcycle.core.module import LightningModule
     from lightcycle.runtime import steps
     from lightcycle.runtime.evaluation import EvalRun
-    from lightcycle.states.model import Lifecycle, Trigger
+    from lightcycle.states.model import Event, Lifecycle
 
 # Per-batch events, bound once (the hot path looks nothing up by name).
 _OWN_STEP = ev.MANUAL_TRAINING_STEP
@@ -59,7 +59,7 @@ class DriverBase(RunHost):
     _eidx: int
     _edl: int | None
     _fire: Callable[..., Any]
-    _triggers: dict[str, Trigger]
+    _triggers: dict[str, Event]
     _log_fx: dict[str, str]  # state -> the hook name lc.log logs as there
     _bracket: TrainBatch
     _own_step_event: Callable[..., Any]
@@ -97,7 +97,7 @@ class DriverBase(RunHost):
 
     # -------------------------------------------------------------- checks
 
-    def _require(self, trigger: Trigger, *more: Trigger) -> None:
+    def _require(self, trigger: Event, *more: Event) -> None:
         """Raise LifecycleError unless ``trigger`` (or one of ``more``) is legal now."""
         can_fire = self._driver.can_fire
         if can_fire(trigger) or any(can_fire(t) for t in more):

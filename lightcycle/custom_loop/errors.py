@@ -14,11 +14,11 @@ from collections.abc import Iterable
 
 from lightcycle.errors import LifecycleError
 from lightcycle.states import declaration as ev
-from lightcycle.states.model import SEPARATOR, Trigger
+from lightcycle.states.model import SEPARATOR, Event
 
 _EVAL = (ev.VALIDATION, ev.TEST, ev.PREDICT)
 
-FIRES: tuple[tuple[str, tuple[Trigger, ...]], ...] = (
+FIRES: tuple[tuple[str, tuple[Event, ...]], ...] = (
     # opening a run: the entry point fires its events up to the first call the loop makes
     ("lc.fit(...)", (ev.ENTRY["fit"], ev.PREPARE_DATA, ev.SETUP, ev.CONFIGURE_OPTIMIZERS, ev.FIT_START)),
     ("lc.validate()", (ev.ENTRY["validate"],)),

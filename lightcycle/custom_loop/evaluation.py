@@ -4,7 +4,7 @@ Each evaluation run is one :class:`~lightcycle.runtime.evaluation.EvalRun`, the 
 Trainer's evaluation loop runs too: validation inside fit (``lc.validation()``, also inside
 ``lc.sanity_check()``) and the single loop of a validate, test or predict run. The per-batch
 methods are one implementation for the three loops, picked by the loop's
-:class:`~lightcycle.states.declaration.EvalTriggers` record.
+:class:`~lightcycle.states.declaration.EvalEvents` record.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from lightcycle.states.stages import RunningStage, TrainerFn
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from lightcycle.states.model import Trigger
+    from lightcycle.states.model import Event
 
 _VAL = ev.EVAL["validation"]
 _TEST = ev.EVAL["test"]
@@ -69,7 +69,7 @@ class EvaluationProtocol(DriverBase):
 
     # -------------------------------------------------------------- evaluation runs
 
-    def _open_eval(self, events: ev.EvalTriggers, stage: str) -> None:
+    def _open_eval(self, events: ev.EvalEvents, stage: str) -> None:
         run = self._eval = EvalRun(self, events, stage)
         run.own_step = self._own_eval.get(events.noun, True)
         run.open()
@@ -119,14 +119,14 @@ class EvaluationProtocol(DriverBase):
             yield self
             self.validation_end()
 
-    def _run_of(self, e: ev.EvalTriggers, event: Trigger) -> EvalRun:
+    def _run_of(self, e: ev.EvalEvents, event: Event) -> EvalRun:
         """The open run of ``e``'s loop; else LifecycleError naming ``event`` (nothing fires)."""
         run = self._eval
         if run is None or run.events is not e:
             raise refusal(self._driver.state, event.name, self._driver.legal())
         return run
 
-    def _eval_batch_start(self, e: ev.EvalTriggers, batch: Any, batch_idx: int, dataloader_idx: int | None) -> Any:
+    def _eval_batch_start(self, e: ev.EvalEvents, batch: Any, batch_idx: int, dataloader_idx: int | None) -> Any:
         if self.received_sigterm and self._eval is not None and self._eval.ended:
             # Spec 4.3: after every evaluation batch but the last; the driver cannot know
             # which is the last, so the check waits for the next batch to start.
@@ -142,7 +142,7 @@ class EvaluationProtocol(DriverBase):
         self._edl = dataloader_idx
         return batch
 
-    def _eval_step(self, e: ev.EvalTriggers) -> Any:
+    def _eval_step(self, e: ev.EvalEvents) -> Any:
         run = self._run_of(e, e.step)
         if run.own_step:
             name = e.step_hook
@@ -152,10 +152,10 @@ class EvaluationProtocol(DriverBase):
             )
         return run.step(self._ebatch, self._eidx, self._edl)
 
-    def _eval_batch_end(self, e: ev.EvalTriggers, outputs: Any) -> None:
+    def _eval_batch_end(self, e: ev.EvalEvents, outputs: Any) -> None:
         self._run_of(e, e.batch_end).end_batch(outputs, self._ebatch, self._eidx, self._edl)
 
-    def _eval_batch(self, e: ev.EvalTriggers, batch: Any, batch_idx: int, dataloader_idx: int | None) -> Any:
+    def _eval_batch(self, e: ev.EvalEvents, batch: Any, batch_idx: int, dataloader_idx: int | None) -> Any:
         self._eval_batch_start(e, batch, batch_idx, dataloader_idx)
         outputs = self._eval_step(e)
         self._eval_batch_end(e, outputs)

@@ -67,7 +67,7 @@ from lightcycle.runtime.evaluation import EvalRun
 from lightcycle.runtime.progress import FitLoopProgress
 from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
-from lightcycle.states.model import Lifecycle, Trigger
+from lightcycle.states.model import Event, Lifecycle
 from lightcycle.states.stages import RunningStage, TrainerFn, TrainerStatus
 
 if TYPE_CHECKING:
@@ -480,14 +480,14 @@ class LoopDriver(DistributedSteps, TrainingProtocol, EvaluationProtocol):
         self._log_fx[state] = fx
         return fx
 
-    def _trigger(self, event: str | Trigger) -> Trigger:
+    def _trigger(self, event: str | Event) -> Event:
         trigger = self._triggers.get(event) if isinstance(event, str) else event
         if trigger is None or self._triggers.get(trigger.name) != trigger:
             name = str(getattr(event, "name", event))
             raise LoopDriverLifecycleError(self._driver.state, name, self._driver.legal(), declared=False)
         return trigger
 
-    def fire(self, event: str | Trigger, *args: Any) -> Any:
+    def fire(self, event: str | Event, *args: Any) -> Any:
         """Fire any declared event by name, with its parameters in order.
 
         This is how your own events run: declare them as data on a copy of the
@@ -498,7 +498,7 @@ class LoopDriver(DistributedSteps, TrainingProtocol, EvaluationProtocol):
         which also keep counters and metrics.
 
         Args:
-            event: the event's name (or its :class:`~lightcycle.states.model.Trigger`).
+            event: the event's name (or its :class:`~lightcycle.states.model.Event`).
             *args: its parameters, in the declared order.
 
         Returns:
@@ -517,7 +517,7 @@ class LoopDriver(DistributedSteps, TrainingProtocol, EvaluationProtocol):
             raise LoopDriverLifecycleError(self._driver.state, trigger.name, self._driver.legal(), called=called)
         return self._fire(trigger, *args)
 
-    def event(self, event: str | Trigger) -> Callable[..., Any]:
+    def event(self, event: str | Event) -> Callable[..., Any]:
         """A callable that fires ``event`` (checked, like :meth:`fire`), for per-batch use.
 
         ``ema_update = lc.event("ema_update")`` then ``ema_update(opt)`` in the loop: the

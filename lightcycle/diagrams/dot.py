@@ -1,6 +1,6 @@
 """Graphviz DOT text of a lifecycle view, and SVG/PNG rendered by Graphviz's ``dot``.
 
-Nested states are clusters; each edge is labelled with its trigger (bold) and the hooks
+Nested states are clusters; each edge is labelled with its event (bold) and the hooks
 it fires, one per line, coloured by who receives them (callbacks blue, module amber,
 datamodule green, "datamodule else module" violet, runtime actions grey), with the
 notation of :mod:`lightcycle.diagrams.labels` so the colours are a help, not a need.
@@ -68,7 +68,7 @@ def _h(text: str) -> str:
 
 
 def _transition_html(transition: Transition, size: int = 10) -> str:
-    """Bold trigger, then each step on its own left-aligned line in its colour."""
+    """Bold event, then each step on its own left-aligned line in its colour."""
     parts = [f"<b>{_h(transition.trigger.name)}</b>"]
     for kind, text in steps(transition):
         parts.append(f'<font color="{HOOK_COLOURS[kind]}" point-size="{size}">{_h(text)}</font>')
@@ -221,7 +221,7 @@ class _Writer:
     def legend(self) -> list[str]:
         rows = ['<tr><td colspan="2" align="left"><b>Legend</b></td></tr>']
         rows.append(
-            '<tr><td colspan="2" align="left"><font point-size="10">edge: <b>trigger</b>, '
+            '<tr><td colspan="2" align="left"><font point-size="10">edge: <b>event</b>, '
             "then the hooks it fires, in order</font></td></tr>"
         )
         for kind, notation, meaning in legend_rows(self.graph.transitions()):

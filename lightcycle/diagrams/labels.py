@@ -138,18 +138,18 @@ def steps(transition: Transition) -> list[tuple[str, str]]:
 
 
 def transition_text(transition: Transition, per_line: int = 0, line_break: str = "\n") -> str:
-    """The trigger and the hooks of a transition on one or more lines.
+    """The event and the hooks of a transition on one or more lines.
 
     Args:
         transition: the transition.
-        per_line: hooks per line after the trigger's line; 0 puts them all on one line.
+        per_line: hooks per line after the event's line; 0 puts them all on one line.
             With more than one per line, hooks are joined by ``→`` (and continuation
             lines start with one); with one per line the lines are the order.
         line_break: what separates lines (``<br/>`` for Mermaid).
 
     Returns:
         E.g. ``fit_start`` + line break + ``cb.on_fit_start → lm.on_fit_start``; just the
-        trigger name for a hookless transition.
+        event name for a hookless transition.
     """
     texts = [text for _, text in steps(transition)]
     if not texts:

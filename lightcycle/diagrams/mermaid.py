@@ -1,9 +1,9 @@
 """Mermaid ``stateDiagram-v2`` text of a lifecycle view.
 
 Our own generator, not ``transitions``' mermaid graph engine: that engine labels edges
-with trigger names only, and drops unlabelled edges between nested states (pytransitions
+with event names only, and drops unlabelled edges between nested states (pytransitions
 issue 706). Here every drawn transition is one line ``source --> dest : label``, labelled
-with its trigger and the hooks it fires in order (notation in
+with its event and the hooks it fires in order (notation in
 :mod:`lightcycle.diagrams.labels`); transitions between the same two states share one
 line, their labels joined by line breaks (Mermaid draws parallel self-loops on top of
 each other).
@@ -127,7 +127,7 @@ def render(graph: Graph, overlay: Overlay | None = None, title: str | None = Non
         lines.append("    end note")
     lines.append("")
     lines.append(f"    note left of {anchor}")
-    lines.append("        Edge label: trigger, then the hooks it fires, in order, one per line")
+    lines.append("        Edge label: event, then the hooks it fires, in order, one per line")
     lines.extend(f"        {notation} = {meaning}" for _, notation, meaning in legend_rows(graph.transitions()))
     lines.append("        State colour = trainer.state.stage there")
     if overlay is not None:

@@ -14,7 +14,7 @@ lookup per event instead of a ``transitions`` trigger (tens of µs).
 from __future__ import annotations
 
 from lightcycle.states.machine import LifecycleMachine, MachineModel, build_machine
-from lightcycle.states.model import Trigger
+from lightcycle.states.model import Event
 from lightcycle.states.table import TransitionTable
 
 
@@ -82,7 +82,7 @@ class Checker:
     def __init__(self, table: TransitionTable) -> None:
         self.table = table
 
-    def legal(self, trigger: Trigger, machine: str, state: int, legal: bool) -> str | None:
+    def legal(self, trigger: Event, machine: str, state: int, legal: bool) -> str | None:
         """Check that the machine is where the table is, and agrees whether ``trigger`` is legal.
 
         Args:
@@ -108,7 +108,7 @@ class Checker:
             )
         return dest
 
-    def moved(self, trigger: Trigger, went: str, dest: int) -> None:
+    def moved(self, trigger: Event, went: str, dest: int) -> None:
         """Compare the machine's move on ``trigger`` (to ``went``) with the table's (to ``dest``).
 
         Args:

@@ -42,7 +42,7 @@ from typing import Any
 
 from lightcycle.engine import dispatch as d
 from lightcycle.engine.interpreter import FX, Context, Step, check_ops, owner
-from lightcycle.states.model import Stage, Trigger
+from lightcycle.states.model import Event, Stage
 
 _MAKERS: dict[str, Callable[..., Callable[..., Any]]] = {}
 _MAX_ROW_TESTS = 4
@@ -74,7 +74,7 @@ class _Writer:
 
 
 def compile_event(
-    ctx: Context, trigger: Trigger, steps: Sequence[tuple[Step, Sequence[object]]], name: str
+    ctx: Context, trigger: Event, steps: Sequence[tuple[Step, Sequence[object]]], name: str
 ) -> Callable[..., Any]:
     """Generate the function that fires ``trigger`` from any state of this run.
 
@@ -147,7 +147,7 @@ def _qualified(make: Callable[..., Any], name: str) -> Callable[..., Any]:
     return FunctionType(code.replace(co_consts=consts), make.__globals__, make.__name__)
 
 
-def _positional(trigger: Trigger, op: d.Op) -> list[str]:
+def _positional(trigger: Event, op: d.Op) -> list[str]:
     """The call's positional arguments: the selected parameters, or all of them."""
     n = len(trigger.params)
     if op.positions is None:
@@ -155,7 +155,7 @@ def _positional(trigger: Trigger, op: d.Op) -> list[str]:
     return [f"a{i}" for i in op.positions]  # dispatch never selects the optional parameter
 
 
-def _argument_list(w: _Writer, trigger: Trigger, op: d.Op, lead: tuple[Any, Any]) -> str:
+def _argument_list(w: _Writer, trigger: Event, op: d.Op, lead: tuple[Any, Any]) -> str:
     """The call's arguments: ``trainer, pl_module`` for callbacks, the positional ones, then ``keyword=aN`` pairs."""
     parts = _positional(trigger, op)
     if op.with_trainer:
@@ -164,7 +164,7 @@ def _argument_list(w: _Writer, trigger: Trigger, op: d.Op, lead: tuple[Any, Any]
     return ", ".join(parts)
 
 
-def _emit_step(w: _Writer, s: int, step: Step, ctx: Context, trigger: Trigger) -> None:
+def _emit_step(w: _Writer, s: int, step: Step, ctx: Context, trigger: Event) -> None:
     """The lines of one step: what :func:`~lightcycle.engine.interpreter.run_step` does, unrolled."""
     ind = 3
     lead = (ctx.trainer, ctx.module)

@@ -18,7 +18,7 @@ import attrs
 
 from lightcycle._foreign import lightning_class
 from lightcycle._hooks import is_bound_from, is_overridden, noop_function
-from lightcycle.states.model import PRECISION_ACTIONS, Action, Hook, Result, Target, Transition, Trigger
+from lightcycle.states.model import PRECISION_ACTIONS, Action, Event, Hook, Result, Target, Transition
 
 # Op kinds, small ints so the driver's loop branches cheaply.
 CALL = 0
@@ -121,7 +121,7 @@ def _in_context(fn: Callable[..., Any], context: Callable[[], AbstractContextMan
     return within
 
 
-def _positions(trigger: Trigger, names: tuple[str, ...]) -> Positions:
+def _positions(trigger: Event, names: tuple[str, ...]) -> Positions:
     if names == trigger.params:
         return None
     idx = tuple(trigger.params.index(n) for n in names)
@@ -201,7 +201,7 @@ def callback_hook_is_default(cb: Any, name: str, method: Any, noop: Any) -> bool
     return noop is not None and is_bound_from(method, noop)
 
 
-def compile_hook(hook: Hook, trigger: Trigger, r: Receivers) -> Op | None:
+def compile_hook(hook: Hook, trigger: Event, r: Receivers) -> Op | None:
     """Resolve one declared hook against the run's objects.
 
     Args:

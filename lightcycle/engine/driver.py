@@ -39,7 +39,7 @@ from lightcycle.engine.interpreter import Context, Step, event_function, functio
 from lightcycle.errors import LifecycleError
 from lightcycle.profilers import wrapping as profiling
 from lightcycle.states.declaration import FINISH, INTERRUPT, LIFECYCLE
-from lightcycle.states.model import Action, Lifecycle, Trigger
+from lightcycle.states.model import Action, Event, Lifecycle
 from lightcycle.states.stages import TrainerStatus
 from lightcycle.states.table import TransitionTable
 
@@ -118,9 +118,9 @@ class LifecycleDriver:
         self.lifecycle = lifecycle
         self.trainer = trainer
         self._trainer_state = trainer.state
-        self._rows: list[dict[Trigger, Step]] = []
+        self._rows: list[dict[Event, Step]] = []
         # the same rows keyed by ``id(trigger)`` (the table's trigger objects): an int hash
-        # instead of the attrs ``__hash__`` of a Trigger on every fire
+        # instead of the attrs ``__hash__`` of a Event on every fire
         self._id_rows: list[dict[int, Step]] = []
         # The current state *is* its row: an event function moves by replacing ``_ids``
         # and nothing else; the state's index is looked up from the row when asked (``_state``).
@@ -219,9 +219,9 @@ class LifecycleDriver:
         )
         compiled: dict[int, tuple[d.Op, ...]] = {}
         shared: dict[tuple[int, int | None, Any], Step] = {}
-        rows: list[dict[Trigger, Step]] = []
+        rows: list[dict[Event, Step]] = []
         for entries in self.table.rows:
-            row: dict[Trigger, Step] = {}
+            row: dict[Event, Step] = {}
             for trigger, entry in entries.items():
                 key = id(entry.transition)
                 step = shared.get((key, entry.dest, entry.stage))
@@ -291,11 +291,11 @@ class LifecycleDriver:
         """Names of the events legal now."""
         return self.table.legal(self._state)
 
-    def can_fire(self, trigger: Trigger) -> bool:
+    def can_fire(self, trigger: Event) -> bool:
         """Whether ``trigger`` is legal now (no side effects)."""
         return trigger in self._rows[self._state]
 
-    def calls_hooks(self, trigger: Trigger) -> bool:
+    def calls_hooks(self, trigger: Event) -> bool:
         """Whether ``trigger`` calls any hook or action in this bind, from any state.
 
         ``False`` means its arguments are seen by nobody in this run (e.g. the ``outputs``
@@ -327,11 +327,11 @@ class LifecycleDriver:
 
     # ------------------------------------------------------------------ firing
 
-    def fire(self, trigger: Trigger, *args: Any) -> Any:
+    def fire(self, trigger: Event, *args: Any) -> Any:
         """Fire one event: check it, move, set the stage, run its hooks.
 
         Args:
-            trigger: the event (a :class:`~lightcycle.states.model.Trigger` of this
+            trigger: the event (a :class:`~lightcycle.states.model.Event` of this
                 driver's lifecycle).
             *args: its parameters, in the trigger's order.
 
@@ -352,7 +352,7 @@ class LifecycleDriver:
             return self._fire_general(trigger, args)
         return event(*args)
 
-    def caller(self, trigger: Trigger) -> Callable[..., Any]:
+    def caller(self, trigger: Event) -> Callable[..., Any]:
         """A function that fires ``trigger`` with the given arguments: ``fire`` without the lookup.
 
         For loops that fire the same event many times (once per batch). It is made for
@@ -371,7 +371,7 @@ class LifecycleDriver:
             return partial(self.fire, trigger)  # (nothing bound yet: no function worth generating)
         return self._event(trigger)
 
-    def _event(self, trigger: Trigger) -> Callable[..., Any]:
+    def _event(self, trigger: Event) -> Callable[..., Any]:
         """The event function of a table trigger for this bind, made at first use by the executor."""
         event = self._events.get(id(trigger))
         if event is None:
@@ -395,7 +395,7 @@ class LifecycleDriver:
             self._events[id(trigger)] = event
         return event
 
-    def _logged_event(self, trigger: Trigger, event: Callable[..., Any]) -> Callable[..., Any]:
+    def _logged_event(self, trigger: Event, event: Callable[..., Any]) -> Callable[..., Any]:
         """Debug mode: ``event`` that first logs its name, source and target state."""
 
         @functools.wraps(event)
@@ -411,7 +411,7 @@ class LifecycleDriver:
 
         return logged
 
-    def _fire_checked(self, trigger: Trigger, *args: Any) -> Any:
+    def _fire_checked(self, trigger: Event, *args: Any) -> Any:
         """``fire`` in checked mode: every event compared with the machine's answer for it.
 
         The machine is asked once per (state, event) (:mod:`~lightcycle.engine.checked`);
@@ -428,7 +428,7 @@ class LifecycleDriver:
                 return hit[1](*args)
         return self._fire_general(trigger, args)
 
-    def _fire_general(self, trigger: Trigger, args: tuple[Any, ...]) -> Any:
+    def _fire_general(self, trigger: Event, args: tuple[Any, ...]) -> Any:
         source = self._state
         step = self._rows[source].get(trigger)
         checker = self._checker

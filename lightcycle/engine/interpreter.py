@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from lightcycle.engine import dispatch as d
-from lightcycle.states.model import Stage, Trigger
+from lightcycle.states.model import Event, Stage
 
 FX = "_current_fx_name"
 """The module attribute that names the hook running now (Lightning's ``_current_fx_name``)."""
@@ -42,7 +42,7 @@ class Step:
 
     __slots__ = ("dest", "hooks", "ops", "stage", "trigger")
 
-    def __init__(self, trigger: Trigger, dest: int | None, stage: Any, ops: tuple[d.Op, ...]) -> None:
+    def __init__(self, trigger: Event, dest: int | None, stage: Any, ops: tuple[d.Op, ...]) -> None:
         self.trigger = trigger
         self.dest = dest
         self.stage = stage
@@ -78,7 +78,7 @@ class Context:
         module: Any,
         fx: dict[str, Any],
         actions: dict[Any, Callable[[], None]],
-        general: Callable[[Trigger, tuple[Any, ...]], Any],
+        general: Callable[[Event, tuple[Any, ...]], Any],
     ) -> None:
         self.holder = holder
         self.trainer_state = trainer_state
@@ -105,7 +105,7 @@ def owner(fn: Callable[..., Any], op: d.Op) -> str:
     return f"{name}.{op.name}"
 
 
-def check_ops(trigger: Trigger, ops: Sequence[d.Op]) -> None:
+def check_ops(trigger: Event, ops: Sequence[d.Op]) -> None:
     """Refuse ops that no executor can call with ``trigger``'s arguments.
 
     Args:
@@ -127,7 +127,7 @@ def check_ops(trigger: Trigger, ops: Sequence[d.Op]) -> None:
             raise ValueError(f"PIPE hook {op.name!r} of {trigger.name!r} has no required first argument")
 
 
-def function_name(trigger: Trigger, sources: Sequence[str]) -> str:
+def function_name(trigger: Event, sources: Sequence[str]) -> str:
     """The name of an event's function: the event and the state(s) it fires from.
 
     ``fire_training_step__from__fit_train_epoch_batch_started`` for an event legal from
@@ -225,7 +225,7 @@ def _run_ops(ctx: Context, ops: tuple[d.Op, ...], args: tuple[Any, ...]) -> Any:
     return result
 
 
-def event_function(ctx: Context, trigger: Trigger, steps: Sequence[Step], name: str) -> Callable[..., Any]:
+def event_function(ctx: Context, trigger: Event, steps: Sequence[Step], name: str) -> Callable[..., Any]:
     """The interpreter's function that fires ``trigger`` from any state of this bind.
 
     Args:

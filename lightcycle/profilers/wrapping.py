@@ -35,7 +35,7 @@ import attrs
 from lightcycle.engine import dispatch as d
 from lightcycle.profilers.profiler import PassThroughProfiler, Profiler
 from lightcycle.states import declaration as ev
-from lightcycle.states.model import Trigger
+from lightcycle.states.model import Event
 
 STEP_HOOKS = frozenset({"training_step", "validation_step", "test_step", "predict_step"})
 """Module hooks Lightning calls (and times) through the strategy."""
@@ -211,7 +211,7 @@ class RunProfiling:
             self.profiler.stop(self._open.pop())
         self._manual = False
 
-    def event(self, trigger: Trigger, fire: Callable[..., Any]) -> Callable[..., Any]:
+    def event(self, trigger: Event, fire: Callable[..., Any]) -> Callable[..., Any]:
         """A generated event function, with the loop spans Lightning times around it.
 
         Args:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import torch
 
     from lightcycle.runtime.host import RunHost
-    from lightcycle.states.declaration import EvalTriggers
+    from lightcycle.states.declaration import EvalEvents
 
 # Stages whose batches and epochs send no metrics to the loggers (as in Lightning).
 _NO_LOGS = frozenset((RunningStage.SANITY_CHECKING.value, RunningStage.PREDICTING.value))
@@ -46,7 +46,7 @@ class EvalRun:
         "stage",
     )
 
-    def __init__(self, host: RunHost, events: EvalTriggers, stage: str) -> None:
+    def __init__(self, host: RunHost, events: EvalEvents, stage: str) -> None:
         self._host = host
         self.events = events
         self.stage = stage

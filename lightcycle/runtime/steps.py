@@ -24,9 +24,9 @@ from lightcycle.core.optim import _do_nothing as _NOTHING_AFTER
 from lightcycle.errors import MisconfigurationException
 from lightcycle.precision import Precision, scaled_step
 from lightcycle.states import declaration as ev
-from lightcycle.states.model import Trigger
+from lightcycle.states.model import Event
 
-Caller = Callable[[Trigger], Callable[..., Any]]
+Caller = Callable[[Event], Callable[..., Any]]
 """``LifecycleDriver.caller``: the function that fires an event."""
 
 _FULL = Precision()  # 32-bit: wraps nothing

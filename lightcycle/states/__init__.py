@@ -1,6 +1,6 @@
 """The lifecycle declaration and what is built from it.
 
-- :mod:`.model`: the nouns (State, Trigger, Hook, Transition, Lifecycle).
+- :mod:`.model`: the nouns (State, Event, Hook, Transition, Lifecycle).
 - :mod:`.declaration`: :data:`LIFECYCLE`, lightcycle's lifecycle.
 - :mod:`.validate`: static checks of a declaration.
 - :mod:`.table`: the compiled transition table.
@@ -8,7 +8,19 @@
 """
 
 from lightcycle.states.declaration import LIFECYCLE
-from lightcycle.states.model import ANY, Action, Hook, Lifecycle, Result, Stage, State, Target, Transition, Trigger
+from lightcycle.states.model import (
+    ANY,
+    Action,
+    Event,
+    Hook,
+    Lifecycle,
+    Result,
+    Stage,
+    State,
+    Target,
+    Transition,
+    Trigger,
+)
 from lightcycle.states.validate import DeclarationError, validate
 
 __all__ = [
@@ -16,6 +28,7 @@ __all__ = [
     "LIFECYCLE",
     "Action",
     "DeclarationError",
+    "Event",
     "Hook",
     "Lifecycle",
     "Result",

@@ -26,6 +26,7 @@ from __future__ import annotations
 from lightcycle.states.model import (
     ANY,
     Action,
+    Event,
     Hook,
     Lifecycle,
     Result,
@@ -33,14 +34,13 @@ from lightcycle.states.model import (
     State,
     Target,
     Transition,
-    Trigger,
     cb,
     cb_lm,
     dm,
     lm,
 )
+from lightcycle.states.model import EvalEvents as EvalEvents
 from lightcycle.states.model import EvalHooks as EvalHooks  # re-exported: the loops type their records with it
-from lightcycle.states.model import EvalTriggers as EvalTriggers
 from lightcycle.states.stages import RunningStage
 
 # --------------------------------------------------------------------------- vocabulary
@@ -99,74 +99,72 @@ _TRANSFER = ("batch", "device", "dataloader_idx")
 _EVAL_BATCH = ("batch", "batch_idx", "dataloader_idx")  # dataloader_idx only with several dataloaders
 
 ENTRY = {
-    fn: Trigger(fn, doc=f"`trainer.{fn}()` begins: the module may add callbacks")
+    fn: Event(fn, doc=f"`trainer.{fn}()` begins: the module may add callbacks")
     for fn in ("fit", "validate", "test", "predict")
 }
-PREPARE_DATA = Trigger("prepare_data", (), "local rank 0 of each node prepares the data; every rank waits for it")
-SETUP = Trigger("setup", ("stage",), "setup, datamodule → callbacks → module")
-LOAD_CHECKPOINT = Trigger(
-    "load_checkpoint", ("checkpoint",), "a checkpoint is being restored: the module sees it first"
-)
-LOAD_DATAMODULE_STATE = Trigger("load_datamodule_state", ("state_dict",), "the datamodule's stored state is restored")
-LOAD_CALLBACK_STATES = Trigger(
+PREPARE_DATA = Event("prepare_data", (), "local rank 0 of each node prepares the data; every rank waits for it")
+SETUP = Event("setup", ("stage",), "setup, datamodule → callbacks → module")
+LOAD_CHECKPOINT = Event("load_checkpoint", ("checkpoint",), "a checkpoint is being restored: the module sees it first")
+LOAD_DATAMODULE_STATE = Event("load_datamodule_state", ("state_dict",), "the datamodule's stored state is restored")
+LOAD_CALLBACK_STATES = Event(
     "load_callback_states", ("checkpoint", "states"), "callbacks see the checkpoint, then get their states"
 )
-COLLECT_STATE = Trigger("collect_state", (), "a checkpoint is being written: every callback's state_dict")
-COLLECT_DATAMODULE_STATE = Trigger(
+COLLECT_STATE = Event("collect_state", (), "a checkpoint is being written: every callback's state_dict")
+COLLECT_DATAMODULE_STATE = Event(
     "collect_datamodule_state", (), "a checkpoint is being written: the datamodule's state_dict"
 )
-SAVE_CHECKPOINT = Trigger(
+SAVE_CHECKPOINT = Event(
     "save_checkpoint", ("checkpoint",), "the assembled checkpoint dict may be edited, callbacks then module"
 )
-SAVE_WEIGHTS = Trigger("save_weights", ("checkpoint",), "a weights-only checkpoint: only the module may edit it")
-CONFIGURE_OPTIMIZERS = Trigger("configure_optimizers", (), "fit only: the module builds its optimizers")
-FIT_START = Trigger("fit_start", (), "optimizers exist; fit begins")
-SANITY_CHECK_START = Trigger("sanity_check_start", (), "a short validation run checks the val loop")
-SANITY_CHECK_END = Trigger("sanity_check_end", (), "the sanity check is over; its metrics are discarded")
-TRAIN_DATALOADER = Trigger("train_dataloader", (), "the train dataloader is requested (lazily, as Lightning)")
-VAL_DATALOADER = Trigger("val_dataloader", (), "the val dataloaders are requested")
-TEST_DATALOADER = Trigger("test_dataloader", (), "the test dataloaders are requested")
-PREDICT_DATALOADER = Trigger("predict_dataloader", (), "the predict dataloaders are requested")
-TRAIN_START = Trigger("train_start", (), "training begins (after the sanity check)")
-TRAIN_EPOCH_START = Trigger("train_epoch_start", (), "a training epoch begins")
-VALIDATION_EXIT = Trigger(
+SAVE_WEIGHTS = Event("save_weights", ("checkpoint",), "a weights-only checkpoint: only the module may edit it")
+CONFIGURE_OPTIMIZERS = Event("configure_optimizers", (), "fit only: the module builds its optimizers")
+FIT_START = Event("fit_start", (), "optimizers exist; fit begins")
+SANITY_CHECK_START = Event("sanity_check_start", (), "a short validation run checks the val loop")
+SANITY_CHECK_END = Event("sanity_check_end", (), "the sanity check is over; its metrics are discarded")
+TRAIN_DATALOADER = Event("train_dataloader", (), "the train dataloader is requested (lazily, as Lightning)")
+VAL_DATALOADER = Event("val_dataloader", (), "the val dataloaders are requested")
+TEST_DATALOADER = Event("test_dataloader", (), "the test dataloaders are requested")
+PREDICT_DATALOADER = Event("predict_dataloader", (), "the predict dataloaders are requested")
+TRAIN_START = Event("train_start", (), "training begins (after the sanity check)")
+TRAIN_EPOCH_START = Event("train_epoch_start", (), "a training epoch begins")
+VALIDATION_EXIT = Event(
     "validation_exit",
     (),
     "in-fit validation is over (or had no batches after zero_grad/loading); training resumes (stage train)",
 )
-RESUME_EPOCH = Trigger("resume_epoch", (), "an epoch restored mid-way continues without on_train_epoch_start")
-TRAIN_BATCH_TRANSFER = Trigger("train_batch_transfer", _TRANSFER, "the next batch moves to the device")
-TRAIN_BATCH_START = Trigger("train_batch_start", ("batch", "batch_idx"), "a training batch begins")
-SKIP_REST_OF_EPOCH = Trigger("skip_rest_of_epoch", (), "the module's on_train_batch_start returned -1")
-OPTIMIZER_STEP = Trigger(
+RESUME_EPOCH = Event("resume_epoch", (), "an epoch restored mid-way continues without on_train_epoch_start")
+TRAIN_BATCH_TRANSFER = Event("train_batch_transfer", _TRANSFER, "the next batch moves to the device")
+TRAIN_BATCH_START = Event("train_batch_start", ("batch", "batch_idx"), "a training batch begins")
+SKIP_REST_OF_EPOCH = Event("skip_rest_of_epoch", (), "the module's on_train_batch_start returned -1")
+OPTIMIZER_STEP = Event(
     "optimizer_step",
     ("epoch", "batch_idx", "optimizer", "optimizer_closure"),
     "a micro-batch that completes a window: the module's optimizer_step runs the closure",
 )
-TRAINING_STEP = Trigger(
+TRAINING_STEP = Event(
     "training_step",
     ("batch", "batch_idx"),
     "the forward pass; inside optimizer_step it may run again (closure optimizers such as LBFGS)",
 )
-ZERO_GRAD = Trigger("zero_grad", ("epoch", "batch_idx", "optimizer"), "first micro-batch of an accumulation window")
-BACKWARD = Trigger("backward", ("loss",), "backward on the (accumulation-scaled) loss")
-BEFORE_OPTIMIZER_STEP = Trigger(
+ZERO_GRAD = Event("zero_grad", ("epoch", "batch_idx", "optimizer"), "first micro-batch of an accumulation window")
+BACKWARD = Event("backward", ("loss",), "backward on the (accumulation-scaled) loss")
+BEFORE_OPTIMIZER_STEP = Event(
     "before_optimizer_step", ("optimizer", "gradient_clip_val", "gradient_clip_algorithm"), "inside the closure"
 )
-OPTIMIZER_STEP_END = Trigger("optimizer_step_end", (), "the module's optimizer_step returned")
-MANUAL_TRAINING_STEP = Trigger("manual_training_step", ("batch", "batch_idx"), "training_step, manual optimization")
-MANUAL_OPTIMIZER_STEP = Trigger("manual_optimizer_step", ("optimizer",), "opt.step() in manual optimization")
-LR_SCHEDULER_STEP = Trigger("lr_scheduler_step", ("scheduler", "metric"), "a scheduler whose interval is due steps")
-TRAIN_BATCH_END = Trigger("train_batch_end", ("outputs", "batch", "batch_idx"), "a training batch ended")
-TRAIN_EPOCH_END = Trigger("train_epoch_end", (), "a training epoch ended (after its validation, if due)")
-TRAIN_END = Trigger("train_end", (), "training ended")
-FIT_END = Trigger("fit_end", (), "fit ended (after the internal teardown)")
-TEARDOWN = Trigger("teardown", ("stage",), "a successful run ends: datamodule → callbacks → module")
-FINISH = Trigger("finish", (), "the run is over; back to idle")
-INTERRUPT = Trigger("interrupt", ("exception",), "any BaseException inside a run")
+OPTIMIZER_STEP_END = Event("optimizer_step_end", (), "the module's optimizer_step returned")
+MANUAL_TRAINING_STEP = Event("manual_training_step", ("batch", "batch_idx"), "training_step, manual optimization")
+MANUAL_OPTIMIZER_STEP = Event("manual_optimizer_step", ("optimizer",), "opt.step() in manual optimization")
+LR_SCHEDULER_STEP = Event("lr_scheduler_step", ("scheduler", "metric"), "a scheduler whose interval is due steps")
+TRAIN_BATCH_END = Event("train_batch_end", ("outputs", "batch", "batch_idx"), "a training batch ended")
+TRAIN_EPOCH_END = Event("train_epoch_end", (), "a training epoch ended (after its validation, if due)")
+TRAIN_END = Event("train_end", (), "training ended")
+FIT_END = Event("fit_end", (), "fit ended (after the internal teardown)")
+TEARDOWN = Event("teardown", ("stage",), "a successful run ends: datamodule → callbacks → module")
+FINISH = Event("finish", (), "the run is over; back to idle")
+INTERRUPT = Event("interrupt", ("exception",), "any BaseException inside a run")
 
 
-VALIDATION_MODEL_ZERO_GRAD = Trigger("validation_model_zero_grad", (), "in-fit validation only, not mid-accumulation")
+VALIDATION_MODEL_ZERO_GRAD = Event("validation_model_zero_grad", (), "in-fit validation only, not mid-accumulation")
 
 # The evaluation loops' names, one column per loop (validation, test, predict), every one
 # written out so that grep finds it here.
@@ -194,11 +192,11 @@ _EVAL_MODEL_TRAIN = ("on_validation_model_train", "on_test_model_train", None)  
 _EVAL_MODEL_ZERO_GRAD = ("on_validation_model_zero_grad", None, None)  # in fit only
 
 
-def _eval_loop(column: int, noun: str, entry: str, kind: str, stage: RunningStage, loader: Trigger) -> EvalTriggers:
+def _eval_loop(column: int, noun: str, entry: str, kind: str, stage: RunningStage, loader: Event) -> EvalEvents:
     """One evaluation loop's record, from its column of the name tables."""
     event = {field: names[column] for field, names in _EVAL_EVENT_NAMES.items()}
     hook = {field: names[column] for field, names in _EVAL_HOOK_NAMES.items()}
-    return EvalTriggers(
+    return EvalEvents(
         noun=noun,
         entry=entry,
         kind=kind,
@@ -216,14 +214,14 @@ def _eval_loop(column: int, noun: str, entry: str, kind: str, stage: RunningStag
             end=hook["end"],
             model_zero_grad=_EVAL_MODEL_ZERO_GRAD[column],
         ),
-        start=Trigger(event["start"]),
-        epoch_start=Trigger(event["epoch_start"]),
-        batch_transfer=Trigger(event["batch_transfer"], _TRANSFER),
-        batch_start=Trigger(event["batch_start"], _EVAL_BATCH, optional_tail=True),
-        step=Trigger(event["step"], _EVAL_BATCH, optional_tail=True),
-        batch_end=Trigger(event["batch_end"], ("outputs", *_EVAL_BATCH), optional_tail=True),
-        epoch_end=Trigger(event["epoch_end"]),
-        end=Trigger(event["end"]),
+        start=Event(event["start"]),
+        epoch_start=Event(event["epoch_start"]),
+        batch_transfer=Event(event["batch_transfer"], _TRANSFER),
+        batch_start=Event(event["batch_start"], _EVAL_BATCH, optional_tail=True),
+        step=Event(event["step"], _EVAL_BATCH, optional_tail=True),
+        batch_end=Event(event["batch_end"], ("outputs", *_EVAL_BATCH), optional_tail=True),
+        epoch_end=Event(event["epoch_end"]),
+        end=Event(event["end"]),
         model_zero_grad=VALIDATION_MODEL_ZERO_GRAD if _EVAL_MODEL_ZERO_GRAD[column] else None,
     )
 

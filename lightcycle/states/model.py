@@ -1,6 +1,6 @@
 """The nouns of a lifecycle declaration.
 
-A :class:`Lifecycle` is plain, immutable data: nested :class:`State` s, :class:`Trigger` s
+A :class:`Lifecycle` is plain, immutable data: nested :class:`State` s, :class:`Event` s
 (the events a loop may fire) and :class:`Transition` s, each binding an ordered tuple of
 :class:`Hook` s. Nothing here runs hooks; :mod:`lightcycle.states.table` compiles a
 lifecycle into a dispatch table and :mod:`lightcycle.states.machine` builds the
@@ -163,7 +163,7 @@ def cb_lm(name: str, *args: str) -> tuple[Hook, Hook]:
 
 
 @attrs.frozen
-class Trigger:
+class Event:
     """An event a loop fires; its parameters are what the bound hooks may receive.
 
     Args:
@@ -179,6 +179,10 @@ class Trigger:
     params: tuple[str, ...] = ()
     doc: str = ""
     optional_tail: bool = False
+
+
+Trigger = Event
+"""The earlier name of :class:`Event` (one word now: an event); kept so declarations written against it import."""
 
 
 @attrs.frozen
@@ -218,7 +222,7 @@ class Transition:
         after: runtime actions after the hooks.
     """
 
-    trigger: Trigger
+    trigger: Event
     source: tuple[str, ...]
     dest: str | None
     hooks: tuple[Hook, ...] = ()
@@ -261,7 +265,7 @@ class EvalHooks:
 
 
 @attrs.frozen
-class EvalTriggers:
+class EvalEvents:
     """The events and the vocabulary of one evaluation loop (validation, test or predict).
 
     The one table of the words each loop goes by, read by this declaration, the Trainer, its
@@ -291,17 +295,17 @@ class EvalTriggers:
     entry: str
     kind: str
     stage: RunningStage
-    loader: Trigger
+    loader: Event
     hooks: EvalHooks
-    start: Trigger
-    epoch_start: Trigger
-    batch_transfer: Trigger
-    batch_start: Trigger
-    step: Trigger
-    batch_end: Trigger
-    epoch_end: Trigger
-    end: Trigger
-    model_zero_grad: Trigger | None = None
+    start: Event
+    epoch_start: Event
+    batch_transfer: Event
+    batch_start: Event
+    step: Event
+    batch_end: Event
+    epoch_end: Event
+    end: Event
+    model_zero_grad: Event | None = None
 
     @property
     def step_hook(self) -> str:
@@ -346,9 +350,9 @@ class Lifecycle:
         """Every leaf state's full path and the stage that holds there."""
         return {path: stage for path, state, stage in _walk(self.states, "", None) if not state.children}
 
-    def triggers(self) -> dict[str, Trigger]:
+    def triggers(self) -> dict[str, Event]:
         """Every trigger by name, in order of first use."""
-        found: dict[str, Trigger] = {}
+        found: dict[str, Event] = {}
         for t in self.transitions:
             found.setdefault(t.trigger.name, t.trigger)
         return found

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import attrs
 
-from lightcycle.states.model import Lifecycle, Stage, Transition, Trigger
+from lightcycle.states.model import Event, Lifecycle, Stage, Transition
 from lightcycle.states.stages import RunningStage
 from lightcycle.states.validate import validate
 
@@ -54,8 +54,8 @@ class TransitionTable:
         self.states: tuple[str, ...] = tuple(leaves)
         self.index: dict[str, int] = {p: i for i, p in enumerate(self.states)}
         self.stages: tuple[RunningStage | Stage | None, ...] = tuple(_stage(s) for s in leaves.values())
-        self.rows: list[dict[Trigger, Entry]] = [{} for _ in self.states]
-        self.triggers: dict[str, Trigger] = lifecycle.triggers()
+        self.rows: list[dict[Event, Entry]] = [{} for _ in self.states]
+        self.triggers: dict[str, Event] = lifecycle.triggers()
         for t in lifecycle.transitions:
             dest = None if t.dest is None else self.index[t.dest]
             for src in lifecycle.sources(t):

@@ -25,7 +25,7 @@ import pytest
 
 import lightcycle as LC
 from lightcycle.commands.main import main
-from lightcycle.states import LIFECYCLE, Hook, Target, Transition, Trigger
+from lightcycle.states import LIFECYCLE, Event, Hook, Target, Transition
 from lightcycle.verify import load_trace, verify_trace
 from tests import paths
 from tests.recording import run_scenario
@@ -34,12 +34,12 @@ from tests.scenarios import EXTRA, SHARED
 FIXTURES = paths.FIXTURES / "lightning-2.6.6"
 TRACES = sorted(FIXTURES.glob("*.jsonl"))
 
-Event = dict[str, Any]
+TraceEvent = dict[str, Any]
 
 EXTENDED = LIFECYCLE.extend(
     transitions=[
         Transition(
-            Trigger("ema_update", (), "after an optimizer step: update the EMA weights"),
+            Event("ema_update", (), "after an optimizer step: update the EMA weights"),
             ("fit.train.epoch.batch.stepped",),
             None,
             (Hook("on_ema_update", Target.CALLBACKS),),
@@ -50,17 +50,17 @@ EXTENDED = LIFECYCLE.extend(
 hook ``on_ema_update`` after each optimizer step."""
 
 
-def _trace(name: str) -> list[Event]:
+def _trace(name: str) -> list[TraceEvent]:
     return load_trace(FIXTURES / f"{name}.jsonl")
 
 
-def _checked(events: list[Event]) -> list[Event]:
+def _checked(events: list[TraceEvent]) -> list[TraceEvent]:
     """The events the checker looks at (no return phases, no undeclared module APIs)."""
     declared = set().union(*LIFECYCLE.hook_names().values())
     return [e for e in events if e.get("phase") != "return" and e["hook"] in declared]
 
 
-def _index(events: list[Event], src: str, hook: str, nth: int = 0) -> int:
+def _index(events: list[TraceEvent], src: str, hook: str, nth: int = 0) -> int:
     return [i for i, e in enumerate(events) if (e["src"], e["hook"]) == (src, hook)][nth]
 
 
@@ -136,7 +136,7 @@ def test_traces_without_callback_or_without_module_events_pass() -> None:
 # --------------------------------------------------------------------------- targeted mutations
 
 
-def _fails(events: list[Event], *words: str) -> str:
+def _fails(events: list[TraceEvent], *words: str) -> str:
     result = verify_trace(events)
     assert not result.ok, "the mutated trace passed"
     v = result.violation
@@ -197,8 +197,8 @@ def test_unknown_callback_hook_fails_and_extended_declaration_accepts_it() -> No
     assert verify_trace(events, EXTENDED).ok
 
 
-def _with_ema(events: list[Event]) -> list[Event]:
-    out: list[Event] = []
+def _with_ema(events: list[TraceEvent]) -> list[TraceEvent]:
+    out: list[TraceEvent] = []
     for e in events:
         if (e["src"], e["hook"]) == ("callback", "on_train_batch_end"):
             out.append({"src": "callback", "hook": "on_ema_update", "args": {}, "ctx": dict(e["ctx"])})
@@ -243,10 +243,10 @@ SWEEP = [
 ]
 
 
-def _mutations(events: list[Event]) -> list[tuple[str, list[Event], bool]]:
+def _mutations(events: list[TraceEvent]) -> list[tuple[str, list[TraceEvent], bool]]:
     """(description, mutated trace, whether the declaration still allows it)."""
     epochs = sum(1 for e in events if (e["src"], e["hook"]) == ("callback", "on_train_epoch_end"))
-    out: list[tuple[str, list[Event], bool]] = []
+    out: list[tuple[str, list[TraceEvent], bool]] = []
     for i, e in enumerate(events):
         label = f"{e['src']}:{e['hook']}@{i}"
         out.append(
@@ -288,7 +288,7 @@ def test_every_mutation_of_a_trace_is_caught(name: str) -> None:
     assert not wrongly, f"allowed mutations rejected: {wrongly[:10]}"
 
 
-def _same_order(events: list[Event], what: str) -> bool:
+def _same_order(events: list[TraceEvent], what: str) -> bool:
     if not what.startswith("move "):
         return False
     label, _, d = what[5:].rpartition(" by ")

@@ -46,7 +46,7 @@ from tests import kit
 from tests.commands.test_verify import _mutations, _same_order
 from tests.paths import ROOT
 
-Event = dict[str, Any]
+TraceEvent = dict[str, Any]
 
 
 class _Recorded(LoopDriver):
@@ -72,7 +72,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[HookRecorder]]:
 
 
 @pytest.fixture(scope="module")
-def loop_trace() -> list[Event]:
+def loop_trace() -> list[TraceEvent]:
     """The example custom loop, small, recorded (2 epochs of 2 batches, validation each epoch)."""
     with pytest.MonkeyPatch.context() as mp:
         recorders: list[HookRecorder] = []
@@ -83,7 +83,7 @@ def loop_trace() -> list[Event]:
     return recorder.events
 
 
-def _hooks(events: list[Event], src: str) -> list[str]:
+def _hooks(events: list[TraceEvent], src: str) -> list[str]:
     return [e["hook"] for e in events if e["src"] == src]
 
 
@@ -91,16 +91,16 @@ def _ok(result: VerifyResult, name: str = "trace") -> None:
     assert result.ok, result.report(name)
 
 
-def _copy(events: list[Event]) -> list[Event]:
-    copied: list[Event] = json.loads(json.dumps(events))
+def _copy(events: list[TraceEvent]) -> list[TraceEvent]:
+    copied: list[TraceEvent] = json.loads(json.dumps(events))
     return copied
 
 
-def _index(events: list[Event], src: str, hook: str, nth: int = 0) -> int:
+def _index(events: list[TraceEvent], src: str, hook: str, nth: int = 0) -> int:
     return [i for i, e in enumerate(events) if (e["src"], e["hook"]) == (src, hook)][nth]
 
 
-def _write(path: Path, events: list[Event]) -> Path:
+def _write(path: Path, events: list[TraceEvent]) -> Path:
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
     return path
 
@@ -108,7 +108,7 @@ def _write(path: Path, events: list[Event]) -> Path:
 # --------------------------------------------------------------------------- the examples
 
 
-def test_custom_loop_example_trace_verifies(loop_trace: list[Event]) -> None:
+def test_custom_loop_example_trace_verifies(loop_trace: list[TraceEvent]) -> None:
     assert loop_trace and all("state" in e["ctx"] for e in loop_trace)
     module_hooks = _hooks(loop_trace, "module")
     # what the bug was about: the caller supplied the optimizers and the training step
@@ -136,7 +136,7 @@ def test_custom_event_example_trace_verifies_with_its_lifecycle(recorded: list[H
 
 
 def test_cli_verifies_the_examples_traces(
-    tmp_path: Path, loop_trace: list[Event], recorded: list[HookRecorder], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, loop_trace: list[TraceEvent], recorded: list[HookRecorder], capsys: pytest.CaptureFixture[str]
 ) -> None:
     custom_event.main(epochs=2, batches=2)
     loop_file = _write(tmp_path / "custom_loop.jsonl", loop_trace)
@@ -166,7 +166,7 @@ def test_cli_verifies_the_examples_traces(
 # --------------------------------------------------------------------------- mutations fail
 
 
-def _fails(events: list[Event], *words: str) -> str:
+def _fails(events: list[TraceEvent], *words: str) -> str:
     result = verify_trace(events)
     assert not result.ok, "the mutated trace passed"
     assert result.violation is not None
@@ -175,14 +175,14 @@ def _fails(events: list[Event], *words: str) -> str:
     return result.violation.message
 
 
-def test_dropped_on_train_batch_end_fails(loop_trace: list[Event]) -> None:
+def test_dropped_on_train_batch_end_fails(loop_trace: list[TraceEvent]) -> None:
     for src in ("callback", "module"):
         events = _copy(loop_trace)
         del events[_index(events, src, "on_train_batch_end", 1)]
         _fails(events, "on_train_batch_")
 
 
-def test_swapped_callback_hooks_fail(loop_trace: list[Event]) -> None:
+def test_swapped_callback_hooks_fail(loop_trace: list[TraceEvent]) -> None:
     events = _copy(loop_trace)
     i = _index(events, "callback", "on_before_backward")
     j = _index(events, "callback", "on_before_optimizer_step")
@@ -194,7 +194,7 @@ def test_swapped_callback_hooks_fail(loop_trace: list[Event]) -> None:
     _fails(events)
 
 
-def test_every_mutation_of_the_custom_loop_trace_is_caught(loop_trace: list[Event]) -> None:
+def test_every_mutation_of_the_custom_loop_trace_is_caught(loop_trace: list[TraceEvent]) -> None:
     """The sweep of tests/commands/test_verify.py on the custom loop's trace (with ctx.state)."""
     missed: list[str] = []
     wrongly: list[str] = []
@@ -210,7 +210,7 @@ def test_every_mutation_of_the_custom_loop_trace_is_caught(loop_trace: list[Even
     assert not wrongly, f"allowed mutations rejected: {wrongly[:10]}"
 
 
-def test_skipped_hooks_need_the_recorded_state(loop_trace: list[Event]) -> None:
+def test_skipped_hooks_need_the_recorded_state(loop_trace: list[TraceEvent]) -> None:
     """Without ctx.state (Lightning's traces) a missing required module hook is not inferred."""
     stateless = _copy(loop_trace)
     for e in stateless:

@@ -30,24 +30,24 @@ from tests.paths import FIXTURES
 LIGHTNING = FIXTURES / "lightning-2.6.6"
 DDP = FIXTURES / "lightning-2.6.6-ddp"
 
-Event = dict[str, Any]
+TraceEvent = dict[str, Any]
 
 SPAWN_RANKS = sorted(DDP.glob("ddp_spawn_*fail*.rank*.jsonl"))
 """ddp_spawn ranks of a failed run stop mid-batch: no rank runs on_exception (the launcher does)."""
 
 
-def _trace(name: str) -> list[Event]:
+def _trace(name: str) -> list[TraceEvent]:
     return load_trace(LIGHTNING / f"{name}.jsonl")
 
 
-def _message(events: list[Event], partial: bool = False) -> str:
+def _message(events: list[TraceEvent], partial: bool = False) -> str:
     result = verify_trace(events, partial=partial)
     assert not result.ok, "the trace passed"
     assert result.violation is not None
     return result.violation.message
 
 
-def _on_exception(events: list[Event]) -> int:
+def _on_exception(events: list[TraceEvent]) -> int:
     return next(i for i, e in enumerate(events) if (e["src"], e["hook"]) == ("callback", "on_exception"))
 
 

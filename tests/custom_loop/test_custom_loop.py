@@ -36,7 +36,7 @@ from lightcycle import LoopDriver
 from lightcycle.errors import LifecycleError, MisconfigurationException
 from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
-from lightcycle.states.model import Hook, Lifecycle, Target, Transition, Trigger
+from lightcycle.states.model import Event, Hook, Lifecycle, Target, Transition
 from lightcycle.states.stages import TrainerStatus
 from tests import kit
 from tests.paths import ROOT
@@ -233,14 +233,14 @@ def _loss(lc: LoopDriver) -> torch.Tensor:
     return lc.lightning_module(_X).sum()
 
 
-def _raw(trigger: Trigger) -> tuple[Callable[[LoopDriver], Any], Callable[[str, Any], list[Trigger]]]:
+def _raw(trigger: Event) -> tuple[Callable[[LoopDriver], Any], Callable[[str, Any], list[Event]]]:
     args = ("fit",) if trigger is ev.TEARDOWN else ()
     return (lambda lc: lc.fire(trigger.name, *args)), (lambda s, fn: [trigger])
 
 
 # action name -> (call, gate): the call may run iff one of the gate events is legal (the
 # ``transitions`` machine decides); a gate may also depend on the entry point.
-ACTIONS: dict[str, tuple[Callable[[LoopDriver], Any], Callable[[str, Any], list[Trigger]]]] = {
+ACTIONS: dict[str, tuple[Callable[[LoopDriver], Any], Callable[[str, Any], list[Event]]]] = {
     "begin_fit": (
         lambda lc: lc.begin("fit", optimizers=[torch.optim.SGD(lc.lightning_module.parameters(), lr=0.1)]),
         lambda s, fn: [ev.ENTRY["fit"]],
@@ -291,7 +291,7 @@ class _NullOpt:
         return None
 
 
-def _end_gate(state: str, fn: Any) -> list[Trigger]:
+def _end_gate(state: str, fn: Any) -> list[Event]:
     if fn is None:
         return [ev.TEARDOWN]
     if fn.value == "fit":
@@ -302,7 +302,7 @@ def _end_gate(state: str, fn: Any) -> list[Trigger]:
     return [ev.TEARDOWN]
 
 
-def _expected_callback_hooks(lifecycle: Lifecycle, state: str, trigger: Trigger) -> list[str]:
+def _expected_callback_hooks(lifecycle: Lifecycle, state: str, trigger: Event) -> list[str]:
     for t in lifecycle.transitions:
         if t.trigger == trigger and state in lifecycle.sources(t):
             return [h.name for h in t.hooks if h.target in (Target.CALLBACKS, Target.PLAIN_CALLBACKS)]
@@ -337,10 +337,10 @@ def test_drawn_call_sequences_follow_the_declaration(machine: Any, data: Any) ->
     mach.set_state(LIFECYCLE.initial, model=model)
     ns = build(lightcycle)
     lc = LoopDriver(_Plain(), [ns.RecordingCallback(0)])
-    fired: list[Trigger] = []
+    fired: list[Event] = []
     real_fire = lc._fire
 
-    def spy(trigger: Trigger, *args: Any) -> Any:
+    def spy(trigger: Event, *args: Any) -> Any:
         state = model.state
         legal = trigger.name in mach.get_triggers(state)
         try:
@@ -615,7 +615,7 @@ def test_lightcycle_early_stopping_stops_a_custom_loop() -> None:
 
 # --------------------------------------------------------------------------- custom events
 
-_EMA = Trigger("ema_update", ("optimizer",), "after an optimizer step")
+_EMA = Event("ema_update", ("optimizer",), "after an optimizer step")
 _EXTENDED = LIFECYCLE.extend(
     transitions=[
         Transition(

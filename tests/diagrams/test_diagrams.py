@@ -27,7 +27,7 @@ from lightcycle.diagrams import dot as dot_mod
 from lightcycle.diagrams import mermaid as mermaid_mod
 from lightcycle.diagrams import views as views_mod
 from lightcycle.diagrams.sequence import fold, read_trace
-from lightcycle.states import ANY, LIFECYCLE, Hook, Lifecycle, Target, Transition, Trigger, validate
+from lightcycle.states import ANY, LIFECYCLE, Event, Hook, Lifecycle, Target, Transition, validate
 from lightcycle.states.model import SEPARATOR
 from tests.paths import FIXTURES, ROOT
 
@@ -47,7 +47,7 @@ def require_dot() -> None:
 
 
 EMA = Transition(
-    Trigger("ema_update", ("optimizer",)),
+    Event("ema_update", ("optimizer",)),
     ("fit.train.epoch.batch.stepped",),
     None,
     (Hook("on_ema_update", Target.CALLBACKS, ("optimizer",)),),

@@ -19,7 +19,7 @@ from lightcycle.commands import diagram as cli_diagram
 from lightcycle.diagrams import OUTLINE_FILE, REGENERATE_OUTLINE, files, stale_files
 from lightcycle.diagrams.labels import PREFIX
 from lightcycle.diagrams.outline import outline
-from lightcycle.states import ANY, LIFECYCLE, Hook, Lifecycle, Target, Transition, Trigger
+from lightcycle.states import ANY, LIFECYCLE, Event, Hook, Lifecycle, Target, Transition
 from lightcycle.states import declaration as ev
 from tests.paths import ROOT
 
@@ -249,7 +249,7 @@ def test_a_state_no_path_goes_around_is_not_optional() -> None:
 
 def test_a_custom_event_shows_where_it_is_declared() -> None:
     ema = Transition(
-        Trigger("ema_update", ("optimizer",), "the EMA weights follow"),
+        Event("ema_update", ("optimizer",), "the EMA weights follow"),
         ("fit.train.epoch.batch.stepped",),
         None,
         (Hook("on_ema_update", Target.CALLBACKS, ("optimizer",)),),

@@ -22,7 +22,7 @@ from lightcycle.engine.interpreter import Context, Step
 from lightcycle.errors import LifecycleError
 from lightcycle.states import declaration as ev
 from lightcycle.states.declaration import LIFECYCLE
-from lightcycle.states.model import Hook, Target, Transition, Trigger
+from lightcycle.states.model import Event, Hook, Target, Transition
 from lightcycle.states.stages import TrainerState
 from tests import kit
 
@@ -140,7 +140,7 @@ _NAMES = (
 _CLASHING = LIFECYCLE.extend(
     transitions=[
         Transition(
-            Trigger(name, ("value",), "an event named like a generator variable"),
+            Event(name, ("value",), "an event named like a generator variable"),
             (_STARTED,),
             None,
             (Hook(f"on_{name}", Target.CALLBACKS, ("value",)),),
@@ -249,7 +249,7 @@ def test_the_step_is_found_from_every_source_row_by_identity_or_lookup(n: int) -
     # general path, and nothing moves on the way there.
     from lightcycle.states.model import Stage
 
-    trigger = Trigger(f"probe_{n}", ("x",), "a test event")
+    trigger = Event(f"probe_{n}", ("x",), "a test event")
     rows: list[dict[int, Any]] = [{} for _ in range(n + 2)]
     after_a: dict[int, Any] = {}
     after_b: dict[int, Any] = {}
@@ -263,7 +263,7 @@ def test_the_step_is_found_from_every_source_row_by_identity_or_lookup(n: int) -
     holder._id_rows = [*rows, after_a, after_b]  # type: ignore[attr-defined]
     general_calls: list[tuple[Any, tuple[Any, ...]]] = []
 
-    def general(t: Trigger, args: tuple[Any, ...]) -> str:
+    def general(t: Event, args: tuple[Any, ...]) -> str:
         general_calls.append((t, args))
         return "general"
 

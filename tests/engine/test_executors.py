@@ -34,7 +34,7 @@ from lightcycle.engine import checked as checked_mode
 from lightcycle.engine import driver as engine_driver
 from lightcycle.engine.driver import LifecycleDriver
 from lightcycle.states.declaration import LIFECYCLE
-from lightcycle.states.model import Target, Trigger
+from lightcycle.states.model import Event, Target
 from lightcycle.states.stages import TrainerState
 
 _TABLE = engine_driver.table_for(LIFECYCLE)
@@ -142,7 +142,7 @@ def _drivers(overridden: bool) -> tuple[dict[str, LifecycleDriver], Any]:
     return drivers, module
 
 
-def _cells() -> list[tuple[int, Trigger, int]]:
+def _cells() -> list[tuple[int, Event, int]]:
     """Every (state, event, number of arguments) of the table; optional last parameters both ways."""
     cells = []
     for state, row in enumerate(_TABLE.rows):
@@ -154,7 +154,7 @@ def _cells() -> list[tuple[int, Trigger, int]]:
 
 
 def _fire(
-    driver: LifecycleDriver, module: Any, state: int, trigger: Trigger, args: tuple[Any, ...], raise_at: int
+    driver: LifecycleDriver, module: Any, state: int, trigger: Event, args: tuple[Any, ...], raise_at: int
 ) -> dict[str, Any]:
     """Fire ``trigger`` from ``state`` (placed, not walked to); what happened, then the interruption if it raised."""
     CALLS.log, CALLS.raised, CALLS.raise_at, CALLS.module = [], [], raise_at, module

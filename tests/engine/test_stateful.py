@@ -27,7 +27,7 @@ from lightcycle._hooks import is_overridden
 from lightcycle.callbacks import HookRecorder
 from lightcycle.engine.driver import LifecycleDriver
 from lightcycle.errors import LifecycleError
-from lightcycle.states import ANY, LIFECYCLE, Stage, Target, Transition, Trigger
+from lightcycle.states import ANY, LIFECYCLE, Event, Stage, Target, Transition
 from lightcycle.states.machine import build_machine
 from lightcycle.states.stages import TrainerFn
 from tests import kit
@@ -99,7 +99,7 @@ class DriverMachine(RuleBasedStateMachine):
             return torch.optim.lr_scheduler.StepLR(self.optimizer, 1)
         return values[param]
 
-    def _args(self, trigger: Trigger) -> tuple[Any, ...]:
+    def _args(self, trigger: Event) -> tuple[Any, ...]:
         return tuple(self._value(p) for p in trigger.params)
 
     # ------------------------------------------------------------------ rules

@@ -44,7 +44,7 @@ def test_each_evaluation_noun_names_its_own_hooks() -> None:
 
 
 def test_no_hook_or_event_name_is_built_with_an_f_string() -> None:
-    built = re.findall(r'(?:Trigger|Hook|cb|lm|dm|cb_lm|_loader)\(\s*f"', SOURCE)
+    built = re.findall(r'(?:Event|Hook|cb|lm|dm|cb_lm|_loader)\(\s*f"', SOURCE)
     assert not built, built
 
 

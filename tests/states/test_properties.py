@@ -31,7 +31,7 @@ from lightcycle.states.stages import TrainerStatus
 from lightcycle.verify import verify_trace
 from tests.faults import Config, Run, make_run
 
-Event = dict[str, Any]
+TraceEvent = dict[str, Any]
 _STAGE_OF_FN = {"fit": "train", "validate": "validate", "test": "test", "predict": "predict"}
 
 
@@ -120,11 +120,11 @@ def expected_fit(cfg: Config) -> dict[str, int]:
 # --------------------------------------------------------------------------- invariants
 
 
-def _cb(events: list[Event], hook: str) -> list[Event]:
+def _cb(events: list[TraceEvent], hook: str) -> list[TraceEvent]:
     return [e for e in events if e["src"] == "callback" and e["hook"] == hook]
 
 
-def check_setup_first_teardown_last(events: list[Event], cfg: Config) -> None:
+def check_setup_first_teardown_last(events: list[TraceEvent], cfg: Config) -> None:
     hooks = [(e["src"], e["hook"]) for e in events]
     callback_hooks = [h for s, h in hooks if s == "callback"]
     assert callback_hooks[0] == "setup" and callback_hooks[-1] == "teardown", callback_hooks
@@ -145,7 +145,7 @@ def check_setup_first_teardown_last(events: list[Event], cfg: Config) -> None:
 _BRACKET = re.compile(r"on_(\w+)_(start|end)$")
 
 
-def check_nesting(events: list[Event], skipped: list[tuple[int, int]]) -> None:
+def check_nesting(events: list[TraceEvent], skipped: list[tuple[int, int]]) -> None:
     stack: list[str] = []
     for e in events:
         if e["src"] != "callback":
@@ -191,7 +191,7 @@ def expected_batch(cfg: Config, i: int) -> list[tuple[str, str]]:
     return out + _pair("on_train_batch_end")
 
 
-def check_batches(events: list[Event], cfg: Config, skipped: list[tuple[int, int]]) -> None:
+def check_batches(events: list[TraceEvent], cfg: Config, skipped: list[tuple[int, int]]) -> None:
     pairs = [(e["src"], e["hook"]) for e in events]
     for k, e in enumerate(events):
         if (e["src"], e["hook"]) != ("callback", "on_train_batch_start"):
@@ -211,7 +211,7 @@ def check_batches(events: list[Event], cfg: Config, skipped: list[tuple[int, int
             assert pairs[end - 2] == ("module", "lr_scheduler_step")
 
 
-def check_counts(run: Run, events: list[Event], skipped: list[tuple[int, int]]) -> None:
+def check_counts(run: Run, events: list[TraceEvent], skipped: list[tuple[int, int]]) -> None:
     cfg, trainer = run.cfg, run.trainer
     starts, ends = _cb(events, "on_train_batch_start"), _cb(events, "on_train_batch_end")
     assert len(ends) == len(starts) - len(skipped), "one on_train_batch_end per trained batch"
@@ -235,7 +235,7 @@ def check_counts(run: Run, events: list[Event], skipped: list[tuple[int, int]]) 
     assert trainer.current_epoch == want.get("epochs", 0)
 
 
-def _expected_flags(e: Event, fn: str) -> tuple[str, bool | None]:
+def _expected_flags(e: TraceEvent, fn: str) -> tuple[str, bool | None]:
     """The stage a hook runs under and module.training there (None: either)."""
     hook, stage = e["hook"], e["ctx"]["stage"]
     if hook in ("on_sanity_check_start", "on_sanity_check_end"):
@@ -264,7 +264,7 @@ def _expected_flags(e: Event, fn: str) -> tuple[str, bool | None]:
     return _STAGE_OF_FN[fn], None  # setup, teardown, configure_*, on_fit_*, checkpoint hooks
 
 
-def check_flags(events: list[Event], fn: str) -> None:
+def check_flags(events: list[TraceEvent], fn: str) -> None:
     for e in events:
         ctx = e["ctx"]
         stage, training = _expected_flags(e, fn)
@@ -281,7 +281,7 @@ def check_flags(events: list[Event], fn: str) -> None:
             assert ctx["training"] is (stage == "train"), where
 
 
-def check_eval_entry(run: Run, events: list[Event]) -> None:
+def check_eval_entry(run: Run, events: list[TraceEvent]) -> None:
     cfg = run.cfg
     noun = {"validate": "validation"}.get(cfg.entry, cfg.entry)
     limit = next(iter(cfg.trainer.values()), None)
@@ -294,7 +294,7 @@ def check_eval_entry(run: Run, events: list[Event]) -> None:
 # --------------------------------------------------------------------------- the properties
 
 
-def _events(run: Run) -> list[Event]:
+def _events(run: Run) -> list[TraceEvent]:
     return run.first.events
 
 

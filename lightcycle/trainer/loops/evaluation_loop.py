@@ -42,7 +42,7 @@ class EvaluationLoop:
             rather than the one of its own entry point.
     """
 
-    def __init__(self, trainer: Trainer, events: ev.EvalTriggers, in_fit: bool = False) -> None:
+    def __init__(self, trainer: Trainer, events: ev.EvalEvents, in_fit: bool = False) -> None:
         self.trainer = trainer
         self.events = events
         self.in_fit = in_fit
