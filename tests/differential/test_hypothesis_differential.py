@@ -139,6 +139,13 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     bench = draw(st.sampled_from([None, None, False, True]))
     if bench is not None:
         trainer["benchmark"] = bench
+    # the profiler times hooks and changes none; max_time adds Lightning's Timer callback (a
+    # budget no drawn run reaches, so it never stops one: its hooks and checkpoint state show)
+    profiler = draw(st.sampled_from([None, None, None, "simple", "advanced"]))
+    if profiler is not None:
+        trainer["profiler"] = profiler
+    if draw(st.sampled_from([False, False, True])):
+        trainer["max_time"] = "00:01:00:00"
 
     behaviour: dict[str, Any] = dict(
         n_train=draw(st.integers(1, 12)),
