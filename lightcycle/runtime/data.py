@@ -94,7 +94,12 @@ def num_batches(loader: Any, limit: int | float, what: str) -> int | float:
 
 
 def set_sampler_epoch(loader: Any, epoch: int) -> None:
-    """Tell epoch-aware samplers (e.g. DistributedSampler) which epoch starts."""
+    """Tell epoch-aware samplers (e.g. DistributedSampler) which epoch starts (each loader of a combined one)."""
+    flattened = getattr(loader, "flattened", None)
+    if isinstance(flattened, list):
+        for dl in flattened:
+            set_sampler_epoch(dl, epoch)
+        return
     for owner in (loader, getattr(loader, "batch_sampler", None)):
         sampler = getattr(owner, "sampler", None)
         set_epoch = getattr(sampler, "set_epoch", None)
