@@ -135,7 +135,9 @@ def load_eval(
         value.limits = per_loader
         return [CombinedBatches(value)], [value.total()], per_loader, value.iterables
     loaders, counts = load_loaders(value, kind, limit, what, prepare)
-    return loaders, counts, counts, loaders[0] if len(loaders) == 1 else loaders
+    # Lightning shows the collection as given: a one-element list stays a list
+    shown = (list if isinstance(value, list) else tuple)(loaders) if isinstance(value, (list, tuple)) else loaders[0]
+    return loaders, counts, counts, shown
 
 
 def combined_count(loader: Any, per_loader: list[int | float]) -> int | float:

@@ -123,6 +123,9 @@ class EvaluationLoop:
         """
         t = self.trainer
         e = self.events
+        if e.noun == "predict" and loaders and isinstance(loaders[0], CombinedBatches):
+            # Lightning's prediction loop refuses it when the run starts (its reset), before any hook
+            raise ValueError('`trainer.predict()` only supports the `CombinedLoader(mode="sequential")` mode.')
         preflight.verify_dataloader_idx(t.lightning_module, e.noun, e.kind, len(loaders))  # where Lightning checks
         several = len(loaders) > 1
         predict = e.noun == "predict"
