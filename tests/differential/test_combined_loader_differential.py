@@ -306,3 +306,61 @@ def test_lightning_import_paths_give_lightcycles_combined_loader() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "ok"
+
+
+PROGRAM = """
+import torch
+from torch.utils.data import DataLoader
+import pytorch_lightning as pl
+from pytorch_lightning.utilities.combined_loader import CombinedLoader
+
+def dl(n, offset=0):
+    return DataLoader(torch.arange(offset, offset + n, dtype=torch.float32), batch_size=2)
+
+class M(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.l = torch.nn.Linear(1, 1)
+    def train_dataloader(self):
+        return CombinedLoader({"a": dl(4), "b": dl(6, 10)}, "max_size")
+    def val_dataloader(self):
+        return [dl(2), dl(4, 20)]
+    def training_step(self, batch, batch_idx):
+        print("train", batch_idx, {k: None if v is None else v.tolist() for k, v in batch.items()})
+        return self.l(torch.ones(1, 1)).sum()
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
+        print("val", batch_idx, dataloader_idx, batch.tolist())
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+t = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False, num_sanity_val_steps=0)
+t.fit(M())
+print("counts", t.num_training_batches, t.num_val_batches)
+print("framework", pl.Trainer.__module__.split(".")[0], CombinedLoader.__module__)
+"""
+
+
+def test_an_unmodified_lightning_program_runs_under_lightcycle_run(tmp_path: Any) -> None:
+    script = tmp_path / "prog.py"
+    script.write_text(PROGRAM)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env.pop("LIGHTCYCLE_TRACE", None)
+    runs = {}
+    for name, argv in (("lightning", [str(script)]), ("lightcycle", ["-m", "lightcycle", "run", str(script)])):
+        done = subprocess.run(
+            [sys.executable, *argv], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[name] = done.stdout.splitlines()
+    frameworks = {name: [line for line in lines if line.startswith("framework ")] for name, lines in runs.items()}
+    assert frameworks == {
+        "lightning": ["framework pytorch_lightning pytorch_lightning.utilities.combined_loader"],
+        "lightcycle": ["framework lightcycle lightcycle.utilities.combined_loader"],
+    }
+    traces = {
+        name: [line for line in lines if line.split(" ")[0] in ("train", "val", "counts")]
+        for name, lines in runs.items()
+    }
+    assert any(line.startswith("val 1 1") for line in traces["lightning"])
+    assert traces["lightcycle"] == traces["lightning"]
