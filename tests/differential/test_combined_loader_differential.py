@@ -27,6 +27,9 @@ from tests.paths import ROOT
 
 MODES = ("min_size", "max_size_cycle", "max_size", "sequential")
 
+# every test here runs once per lightcycle event executor (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("each_executor")
+
 
 def _loader(n: int, offset: int = 0, batch_size: int = 2) -> DataLoader:
     return DataLoader(torch.arange(offset, offset + n, dtype=torch.float32), batch_size=batch_size)
