@@ -36,6 +36,7 @@ from lightcycle.engine.driver import LifecycleDriver
 from lightcycle.engine.interpreter import Step
 from lightcycle.errors import LifecycleError
 from lightcycle.states.declaration import LIFECYCLE
+from lightcycle.states.machine import build_machine
 from lightcycle.states.model import Event, Target
 from lightcycle.states.stages import TrainerState
 
@@ -387,6 +388,22 @@ def test_checked_mode_asks_the_machine_once_per_state_and_event(
         assert set(met) <= trainer._driver.checked_pairs  # ... each from a step proven before it ran
     assert len(asked) == len(set(asked))  # each pair once, for both fits
     assert 10 < len(asked) < 120
+
+
+def test_the_machine_agrees_with_the_table_on_every_state_and_event() -> None:
+    # checked mode proves the cells a run's event functions can take, and the refusals it
+    # meets; this proves every cell of the default lifecycle, refusals included (and that
+    # asking the machine by firing answers as its get_triggers does)
+    table = engine_driver.table_for(LIFECYCLE)
+    machine, _ = build_machine(LIFECYCLE)
+    for index, path in enumerate(table.states):
+        legal = set(machine.get_triggers(path))
+        for name, trigger in table.triggers.items():
+            entry = table.rows[index].get(trigger)
+            answer = checked_mode.machine_answer(table, path, name)
+            assert (answer is not None) == (name in legal) == (entry is not None), (path, name)
+            if entry is not None:
+                assert answer == table.states[index if entry.dest is None else entry.dest], (path, name)
 
 
 def _with_step(driver: LifecycleDriver, state: str, event: str, step: Any) -> None:
