@@ -128,7 +128,7 @@ class DriverMachine(RuleBasedStateMachine):
             legal = [n for n in self.driver.legal() if n not in _ANYWHERE]
             self._fire_legal(data.draw(st.sampled_from(legal), label="legal event"))
             self.stage_matches_the_state()
-            self.machine_in_lockstep()
+            self.machine_agrees()
 
     @precondition(lambda self: self.driver.state != "idle")
     @rule(data=st.data())
@@ -171,7 +171,7 @@ class DriverMachine(RuleBasedStateMachine):
             assert self.trainer.state.stage is declared, (self.driver.state, self.trainer.state.stage)
 
     @invariant()
-    def machine_in_lockstep(self) -> None:
+    def machine_agrees(self) -> None:
         # checked mode proves each step against the machine before it first runs (asked once
         # per state and event): every pair fired so far was proven, and what a machine of its
         # own says is legal here is what the table says
