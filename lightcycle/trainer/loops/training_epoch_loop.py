@@ -20,6 +20,7 @@ from lightcycle.runtime.training import SKIPPED, TrainBatch
 from lightcycle.states import declaration as ev
 from lightcycle.states.stages import RunningStage
 from lightcycle.trainer.flags import reload_due
+from lightcycle.trainer.loops.data import CombinedBatches, sequential_train_error
 from lightcycle.trainer.loops.evaluation_loop import EvaluationLoop
 from lightcycle.trainer.loops.progress import step_counts
 
@@ -125,6 +126,8 @@ class TrainingEpochLoop:
             fire(ev.TRAIN_EPOCH_START)
         else:
             fire(ev.RESUME_EPOCH)
+        if isinstance(loader, CombinedBatches) and loader.sequential:
+            raise sequential_train_error("_FitLoop")  # where Lightning's fit loop refuses it: its advance
         if plan is None or (plan.fire_epoch_start and plan.skip == 0):
             # Lightning's epoch loop reset; an epoch resumed inside goes on with the restored counts
             self.val_loop.batch_progress.total = 0
@@ -247,7 +250,7 @@ class TrainingEpochLoop:
         ):
             loaders, counts = val.setup_data()
         else:
-            loaders, counts = val._loaders, t.num_val_batches
+            loaders, counts = val._loaders, val.run_counts()
         if sum(counts) > 0:
             val.run(loaders, counts, RunningStage.VALIDATING)
 
