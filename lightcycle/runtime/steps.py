@@ -31,6 +31,8 @@ Caller = Callable[[Event], Callable[..., Any]]
 
 _FULL = Precision()  # 32-bit: wraps nothing
 _NO_EXTRA: dict[str, Any] = {}  # shared, never mutated: a tensor output has no extra keys
+_NOT_RUN: Any = object()  # ``AutomaticStep.loss`` until the closure ran in this batch
+_Tensor = torch.Tensor
 NO_LOSS_WARNING = "`training_step` returned `None`. The backward pass and the optimizer's gradients are skipped."
 
 
@@ -125,7 +127,6 @@ class AutomaticStep:
         "_epoch",
         "_optimizer_step",
         "_optimizer_step_end",
-        "_ran",
         "_training_step",
         "_zero_grad",
         "_zero_grad_event",
@@ -176,7 +177,6 @@ class AutomaticStep:
         self._batch_idx = 0
         self._epoch = 0
         self._zero_grad = True
-        self._ran = False
         self.loss: torch.Tensor | None = None
         self.extra: dict[str, Any] = _NO_EXTRA
         self._accumulators = grad_accumulators(optimizer)
@@ -184,16 +184,20 @@ class AutomaticStep:
             lightning_optimizer._direct = direct_step_allowed(module, lightning_optimizer, precision)
 
     def _closure(self) -> torch.Tensor | None:
-        loss, extra = split_output(self._training_step(self._batch, self._batch_idx), self.accumulate)
+        output = self._training_step(self._batch, self._batch_idx)
+        if type(output) is _Tensor and self.accumulate == 1:  # ``split_output``'s answer, without the call
+            loss: torch.Tensor | None = output
+            extra = _NO_EXTRA
+        else:
+            loss, extra = split_output(output, self.accumulate)
         if loss is None:
             self.warn(NO_LOSS_WARNING)
         if self._zero_grad:
             self._zero_grad_event(self._epoch, self._batch_idx, self.optimizer)
         if loss is not None:
             self._backward(loss)
-        self.loss = loss
+        self.loss = loss  # (no longer ``_NOT_RUN``: the closure ran)
         self.extra = extra
-        self._ran = True
         return loss
 
     def __call__(self, batch: Any, batch_idx: int, epoch: int, zero_grad: bool, step: bool) -> dict[str, Any]:
@@ -217,12 +221,13 @@ class AutomaticStep:
         self._batch_idx = batch_idx
         self._epoch = epoch
         self._zero_grad = zero_grad
-        self._ran = False
+        self.loss = _NOT_RUN
         if not step:
             self._closure()
         else:
             self._optimizer_step(epoch, batch_idx, self.lightning_optimizer, self.closure)
-            if not self._ran:
+            if self.loss is _NOT_RUN:
+                self._batch = self.loss = None
                 self.progress.global_step += 1  # Lightning counts the step before it finds the closure unused
                 raise MisconfigurationException(
                     "The closure passed to `optimizer_step` was not executed. Call "

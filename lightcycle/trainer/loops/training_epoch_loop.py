@@ -184,7 +184,8 @@ class TrainingEpochLoop:
                 if loop.ready_reached(n):
                     self._update_schedulers("epoch", plateau=False)
             end_batch(outputs, batch, batch_idx, stepping or not automatic)
-            self._after_batch(validate=validate_epoch)
+            if validate_epoch or t.lr_scheduler_configs or t.received_sigterm:  # (else it does nothing)
+                self._after_batch(validate_epoch)
             if stepping:  # after the validation this batch ran: its epoch metrics have the step before
                 loop.batches_that_stepped += 1
             if t.should_stop and t.loggers:
