@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -23,8 +23,12 @@ from lightcycle.core.optim import LightningOptimizer, closure_first
 from lightcycle.core.optim import _do_nothing as _NOTHING_AFTER
 from lightcycle.errors import MisconfigurationException
 from lightcycle.precision import Precision, scaled_step
+from lightcycle.runtime.fused_step import fused_batch
 from lightcycle.states import declaration as ev
 from lightcycle.states.model import Event
+
+if TYPE_CHECKING:
+    from lightcycle.engine.driver import LifecycleDriver
 
 Caller = Callable[[Event], Callable[..., Any]]
 """``LifecycleDriver.caller``: the function that fires an event."""
@@ -117,6 +121,8 @@ class AutomaticStep:
             32-bit, the wrapper's ``step`` runs the closure, the before-step hooks and the
             real ``step()`` directly (``LightningOptimizer._direct``): the same calls in the
             same order, without the closure wrapper and ``enable_grad`` around it.
+        driver: the lifecycle driver whose events ``caller`` fires: given, a stepping batch
+            may run as one generated function (:attr:`run`); ``None``: never.
     """
 
     __slots__ = (
@@ -138,6 +144,7 @@ class AutomaticStep:
         "optimizer",
         "outputs",
         "progress",
+        "run",
         "warn",
     )
 
@@ -154,6 +161,7 @@ class AutomaticStep:
         skip_backward: bool = False,
         precision: Precision | None = None,
         module: Any = None,
+        driver: LifecycleDriver | None = None,
     ) -> None:
         precision = precision or _FULL
         # the precision wraps the step (autocast) and the backward (loss scaling) once, here;
@@ -182,6 +190,21 @@ class AutomaticStep:
         self._accumulators = grad_accumulators(optimizer)
         if isinstance(lightning_optimizer, LightningOptimizer):  # (decided per epoch: overrides may change)
             lightning_optimizer._direct = direct_step_allowed(module, lightning_optimizer, precision)
+        self.run: Callable[[Any, int, int, bool, bool], dict[str, Any]] = self
+        """What the loop calls per batch, as it would call this object: the generated function of
+        :mod:`~lightcycle.runtime.fused_step` where ``driver`` allows it, else this object."""
+        if driver is not None:
+            fused = fused_batch(
+                driver,
+                self,
+                module,
+                skip_backward=skip_backward,
+                split=split_output,
+                no_loss_warning=NO_LOSS_WARNING,
+                no_extra=_NO_EXTRA,
+            )
+            if fused is not None:
+                self.run = fused
 
     def _closure(self) -> torch.Tensor | None:
         output = self._training_step(self._batch, self._batch_idx)

@@ -10,7 +10,7 @@ batch bracket, the optimizer step, checkpoints, loggers) writes too.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lightcycle.errors import MisconfigurationException, SIGTERMException
@@ -151,7 +151,7 @@ class TrainingEpochLoop:
         manual_step = precision.wrap_step(t._driver.caller(ev.MANUAL_TRAINING_STEP), precision.train_step_context)
         accumulate = t.accumulate_grad_batches
         n = t.num_training_batches
-        automatic_step: steps.AutomaticStep | None = None
+        automatic_step: Callable[[Any, int, int, bool, bool], dict[str, Any]] | None = None
         items = t.strategy.train_batches(iter(batches), t)  # under DDP: the SIGTERM decision before each batch
         while not loop.epoch_done(n, t.should_stop):
             try:
@@ -169,7 +169,7 @@ class TrainingEpochLoop:
             automatic = module.automatic_optimization
             if automatic:
                 if automatic_step is None:
-                    automatic_step = self._automatic_step()
+                    automatic_step = self._automatic_step().run
                 outputs = automatic_step(
                     batch,
                     batch_idx,
@@ -299,6 +299,7 @@ class TrainingEpochLoop:
             outputs=t._driver.calls_hooks(ev.TRAIN_BATCH_END),
             precision=t.precision_plugin,
             module=t.lightning_module,
+            driver=t._driver,
         )
 
     # ------------------------------------------------------------------ checkpoint state
