@@ -293,7 +293,8 @@ class Inliner:
             indent: the lines' indentation level.
             trigger: a table trigger without an optional parameter.
             row: the row expected now.
-            args: the expressions of the trigger's parameters, in order.
+            args: the expressions of the trigger's parameters, in order (a pipe's hooks are
+                inlined when the first is the ``target`` variable, which they replace in turn).
             target: the variable that gets the event's value (``None``: dropped).
             within: the hook name ``_current_fx_name`` holds around this event (the
                 enclosing event's, already saved by it): the hooks set their names and it
@@ -314,8 +315,11 @@ class Inliner:
         w = self._w
         call = f"{w.value(f'E{n}', self._event(trigger))}({', '.join(args)})"
         fallback = f"{target} = {call}" if target is not None else call
-        if any(op.kind not in (d.CALL, d.RETURN, d.ACTION) for op in step.ops):
-            w.line(indent, fallback)  # (pipes, isolated and collected hooks: the event's own function)
+        # a pipe replaces its first argument in turn: inlined only where that is the target variable
+        piped = bool(args) and target == args[0] and args[0].isidentifier()
+        kinds = (d.CALL, d.RETURN, d.ACTION, d.PIPE) if piped else (d.CALL, d.RETURN, d.ACTION)
+        if any(op.kind not in kinds for op in step.ops):
+            w.line(indent, fallback)  # (isolated and collected hooks: the event's own function)
             return row if step.dest is None else self.row(step.dest)
         w.line(indent, f"if holder._ids is {w.value(f'R{n}', row)}:")
         body = indent + 1
@@ -323,7 +327,7 @@ class Inliner:
             w.line(body, f"holder._ids = {w.value(f'AFTER{n}', self.row(step.dest))}")
         if step.stage is not Stage.KEEP:
             w.line(body, f"ts.stage = {w.value(f'STAGE{n}', step.stage)}")
-        if target is not None and not any(op.kind == d.RETURN for op in step.ops):
+        if target is not None and not any(op.kind in (d.RETURN, d.PIPE) for op in step.ops):
             w.line(body, f"{target} = None")
         lead = (self.ctx.trainer, self.ctx.module)
         hooked = step.hooks
@@ -343,6 +347,9 @@ class Inliner:
             if op.with_trainer:
                 parts = [w.shared("trainer", lead[0]), w.shared("pl_module", lead[1]), *parts]
             parts.extend(f"{keyword}={args[i]}" for keyword, i in op.kwargs)
+            if op.kind == d.PIPE:  # the result replaces the first argument for what follows
+                w.line(inner, f"{args[0]} = {fns[0]}({', '.join(parts)})")
+                continue
             for fn in fns:
                 result = f"{target} = " if op.kind == d.RETURN and target is not None else ""
                 w.line(inner, f"{result}{fn}({', '.join(parts)})")

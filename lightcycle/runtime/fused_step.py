@@ -33,6 +33,7 @@ from lightcycle.states.model import Stage
 if TYPE_CHECKING:
     from lightcycle.engine.driver import LifecycleDriver
     from lightcycle.runtime.steps import AutomaticStep
+    from lightcycle.runtime.training import TrainBatch
 
 _NAME = "fire_automatic_batch__optimizer_step_to_optimizer_step_end"
 
@@ -169,3 +170,83 @@ def fused_batch(
     else:
         line(2, "return {}")
     return inline.compile(_NAME, ["batch", "batch_idx", "epoch", "zero_grad", "step"])
+
+
+def fused_bracket(
+    driver: LifecycleDriver,
+    bracket: TrainBatch,
+    transfer: Callable[..., Any],
+    skipped: object,
+    step_due: Callable[[Any], bool],
+) -> tuple[Callable[..., Any], Callable[..., None]] | None:
+    """Generated ``start`` and ``end`` of a :class:`~lightcycle.runtime.training.TrainBatch`, or ``None``.
+
+    The same work as its methods, with the transfer, ``train_batch_start`` and
+    ``train_batch_end`` events' bodies inlined (one call each fewer, and the host's objects
+    read once, here).
+
+    Args:
+        driver: the lifecycle driver (bound for this run).
+        bracket: the batch bracket whose methods these replace.
+        transfer: the bracket's transfer function (the event's own, or a precision's wrapper
+            of it: then no function, the conversion comes first).
+        skipped: what ``start`` returns for a skipped batch.
+        step_due: :func:`~lightcycle.runtime.logger_connector.train_step_due`.
+
+    Returns:
+        ``(start, end)``, called as the methods are, or ``None`` where events must not be inlined.
+    """
+    if transfer is not driver.caller(ev.TRAIN_BATCH_TRANSFER):
+        return None
+    inline = driver.inliner()
+    if inline is None:
+        return None
+    starts = inline.sources(ev.TRAIN_BATCH_TRANSFER)
+    ends = inline.sources(ev.TRAIN_BATCH_END)
+    if len(starts) != 1 or not ends:
+        return None
+    host = bracket._host
+    results = host._results
+    v = inline.value
+    v("host", host)
+    v("DEVICE", bracket.device)
+    v("start_results", results.start_batch)
+    v("SKIPPED", skipped)
+    v("skip", driver.caller(ev.SKIP_REST_OF_EPOCH))
+    line = inline.line
+    # transfer first: a refused call changes no counter
+    row = inline.fire(2, ev.TRAIN_BATCH_TRANSFER, starts[0], ["batch", "DEVICE", "0"], "batch")
+    line(2, "loop = host.fit_loop")
+    line(2, "loop.batch_idx = batch_idx")
+    line(2, "loop.batches_ready += 1")
+    line(2, "loop.total_batch_idx += 1")
+    line(2, "start_results('train', None, batch)")
+    inline.fire(2, ev.TRAIN_BATCH_START, row, ["batch", "batch_idx"], "answer")
+    line(2, "if answer == -1:")
+    line(3, "loop.is_last_batch = True")
+    line(3, "skip()")
+    line(3, "return SKIPPED")
+    line(2, "return batch")
+    start = inline.compile("fire_train_batch_bracket_start", ["batch", "batch_idx"])
+
+    inline = driver.inliner()
+    assert inline is not None
+    v = inline.value
+    v("host", host)
+    v("results", results)
+    v("close", results.close_batch)
+    v("step_due", step_due)
+    # expected: the row after a stepping automatic batch (where optimizer_step_end leads)
+    expected = ends[0]
+    step_ends = inline.sources(ev.OPTIMIZER_STEP_END)
+    if len(step_ends) == 1 and (dest := step_ends[0][id(ev.OPTIMIZER_STEP_END)].dest) is not None:
+        expected = inline.row(dest)
+    inline.fire(2, ev.TRAIN_BATCH_END, expected, ["outputs", "batch", "batch_idx"])
+    line = inline.line
+    # the step values are built only for a logger that takes them at this step
+    line(2, "if close('train') and stepped and host.loggers and step_due(host):")
+    line(3, "metrics = results.step_metrics()")
+    line(3, "if metrics:")
+    line(4, "host._log_step(metrics)")
+    end = inline.compile("fire_train_batch_bracket_end", ["outputs", "batch", "batch_idx", "stepped"])
+    return start, end

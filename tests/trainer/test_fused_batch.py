@@ -2,7 +2,8 @@
 
 Where the epoch allows it (generated executor, default ``optimizer_step``, direct optimizer
 route, one micro-batch per step, 32-bit), the Trainer runs ``optimizer_step`` ..
-``optimizer_step_end`` as one generated function with the events' bodies inlined. It must be
+``optimizer_step_end`` as one generated function with the events' bodies inlined, and the batch
+bracket (transfer, counters, ``on_train_batch_start``; ``on_train_batch_end``) as two more. They must be
 indistinguishable from the events fired one by one: the same hooks in the same order, each
 seeing the same ``_current_fx_name`` and lifecycle state, the same steps and weights, the same
 state and ``_current_fx_name`` after a failure. The reference is the interpreted executor (no
@@ -28,6 +29,11 @@ def _called_from_fused_batch() -> bool:
     return sys._getframe(2).f_code.co_name.startswith(_FUSED)
 
 
+def _called_from(name: str) -> bool:
+    """Whether the hook calling this was called by the generated function ``name`` itself."""
+    return sys._getframe(2).f_code.co_name == name
+
+
 def _run(
     executor: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -38,10 +44,12 @@ def _run(
     fail_at: int | None = None,
     accumulate: int = 1,
     callbacks: bool = True,
+    skip_at: int | None = None,
 ) -> dict[str, Any]:
     monkeypatch.setenv("LIGHTCYCLE_EXECUTOR", executor)
     events: list[str] = []
     fused: list[bool] = []
+    bracket: list[bool] = []
 
     def seen(where: str, module: Any, trainer: Any) -> None:
         events.append(f"{where} fx={module._current_fx_name} state={trainer._driver.state}")
@@ -86,6 +94,19 @@ def _run(
                 return {"loss": loss, "double": loss.detach() * 2}
             return loss
 
+        def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+            seen("on_before_batch_transfer", self, self.trainer)
+            return [batch[0] * 2, batch[1]]
+
+        def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+            seen("on_after_batch_transfer", self, self.trainer)
+            return (batch[0] + 1, batch[1])
+
+        def on_train_batch_start(self, batch: Any, batch_idx: int) -> Any:
+            seen(f"on_train_batch_start {batch_idx} {round(float(batch[0].sum()), 4)}", self, self.trainer)
+            bracket.append(_called_from("fire_train_batch_bracket_start"))
+            return -1 if batch_idx == skip_at else None
+
         def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: Any) -> None:
             seen("optimizer_zero_grad", self, self.trainer)
             optimizer.zero_grad()
@@ -118,6 +139,7 @@ def _run(
     return {
         "events": events,
         "fused": fused,
+        "bracket": bracket,
         "error": error,
         "fx_after": model._current_fx_name,
         "state_after": trainer._driver.state,
@@ -135,6 +157,7 @@ CASES: dict[str, dict[str, Any]] = {
     "hook_registered_mid_epoch": {"hook_at": 1},
     "failure_in_training_step": {"fail_at": 2},
     "accumulating": {"accumulate": 2},
+    "skip_rest_of_epoch": {"skip_at": 2},
 }
 
 
@@ -144,7 +167,8 @@ def test_fused_batch_is_the_events_fired_one_by_one(case: str, monkeypatch: pyte
     kwargs = CASES[case]
     ours = _run("generated", monkeypatch, **kwargs)
     reference = _run("interpreted", monkeypatch, **kwargs)
-    assert not any(reference["fused"]), "the interpreted executor generates no function"
+    assert not any(reference["fused"]) and not any(reference["bracket"]), "interpreted: no generated function"
+    assert ours["bracket"] and all(ours["bracket"]), "the generated batch bracket did not run"
     if case == "accumulating":
         assert not any(ours["fused"]), "accumulation windows take AutomaticStep's own path"
     elif case == "hook_registered_mid_epoch":
@@ -156,7 +180,8 @@ def test_fused_batch_is_the_events_fired_one_by_one(case: str, monkeypatch: pyte
     assert ours["events"], "nothing recorded"
     if case == "failure_in_training_step":
         assert ours["error"] == "training_step failed"
-    assert {k: v for k, v in ours.items() if k != "fused"} == {k: v for k, v in reference.items() if k != "fused"}
+    same = ("fused", "bracket")
+    assert {k: v for k, v in ours.items() if k not in same} == {k: v for k, v in reference.items() if k not in same}
 
 
 def test_the_trace_shows_what_differs() -> None:

@@ -146,7 +146,7 @@ class TrainingEpochLoop:
         # Per-epoch constants of the batch loop, read once: the batch bracket (its events' functions)
         # and the automatic-optimization step for the first optimizer (built at its first use).
         bracket = TrainBatch(t, t.device)
-        start_batch, end_batch = bracket.start, bracket.end
+        start_batch, end_batch = bracket.begin, bracket.finish
         precision = t.precision_plugin
         manual_step = precision.wrap_step(t._driver.caller(ev.MANUAL_TRAINING_STEP), precision.train_step_context)
         accumulate = t.accumulate_grad_batches
