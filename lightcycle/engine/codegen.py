@@ -282,17 +282,17 @@ class Inliner:
         self,
         indent: int,
         trigger: Event,
-        row: dict[int, Step],
+        row: dict[int, Step] | None,
         args: Sequence[str],
         target: str | None = None,
         within: str | None = None,
-    ) -> dict[int, Step]:
+    ) -> dict[int, Step] | None:
         """Write firing ``trigger`` where the sequence expects the current row to be ``row``.
 
         Args:
             indent: the lines' indentation level.
             trigger: a table trigger without an optional parameter.
-            row: the row expected now.
+            row: the row expected now (``None``: unknown, the event's own function is called).
             args: the expressions of the trigger's parameters, in order (a pipe's hooks are
                 inlined when the first is the ``target`` variable, which they replace in turn).
             target: the variable that gets the event's value (``None``: dropped).
@@ -302,19 +302,23 @@ class Inliner:
                 saved and restored as the event's own function does.
 
         Returns:
-            The row the sequence expects after the event (``row`` when it does not move).
+            The row the sequence expects after the event (``row`` when it does not move),
+            ``None`` when the event has no step from ``row`` (then it was not inlined).
 
         Raises:
-            ValueError: ``trigger`` has no step from ``row``, or an optional parameter.
+            ValueError: not as many arguments as the trigger's required parameters.
         """
-        step = row.get(id(trigger))
-        if step is None or trigger.optional_tail or len(args) != len(trigger.params):
-            raise ValueError(f"{trigger.name}: no step from the expected row to inline")
-        check_ops(trigger, step.ops)
+        if len(args) != len(trigger.params) - trigger.optional_tail:
+            raise ValueError(f"{trigger.name} takes {trigger.params}, got {len(args)} arguments to inline")
         n = self._n = self._n + 1
         w = self._w
         call = f"{w.value(f'E{n}', self._event(trigger))}({', '.join(args)})"
         fallback = f"{target} = {call}" if target is not None else call
+        step = None if row is None else row.get(id(trigger))
+        if row is None or step is None or trigger.optional_tail:
+            w.line(indent, fallback)  # nothing to inline: the event's own function (it checks, runs or refuses)
+            return None
+        check_ops(trigger, step.ops)
         # a pipe replaces its first argument in turn: inlined only where that is the target variable
         piped = bool(args) and target == args[0] and args[0].isidentifier()
         kinds = (d.CALL, d.RETURN, d.ACTION, d.PIPE) if piped else (d.CALL, d.RETURN, d.ACTION)
