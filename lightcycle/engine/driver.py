@@ -355,6 +355,27 @@ class LifecycleDriver:
             return partial(self.fire, trigger)  # (nothing bound yet: no function worth generating)
         return self._event(trigger)
 
+    def inliner(self) -> codegen.Inliner | None:
+        """A writer of one function that fires several events of this bind inline.
+
+        Only where events run as plain generated functions (the generated executor, not
+        checked, no debug logging, no profiler): elsewhere each event keeps its own path.
+
+        Returns:
+            A :class:`~lightcycle.engine.codegen.Inliner`, or ``None`` where events must
+            not be inlined.
+        """
+        if (
+            self.executor != "generated"
+            or self._checker is not None
+            or self.debug
+            or self._profiling is not None
+            or self._module is None
+            or self._context is None
+        ):
+            return None
+        return codegen.Inliner(self._context, self._event)
+
     def _event(self, trigger: Event) -> Callable[..., Any]:
         """The event function of a table trigger for this bind, made at first use by the executor."""
         event = self._events.get(id(trigger))

@@ -176,13 +176,20 @@ class Lookahead:
         return self._lazy_items() if self._lazy else self._eager_items()
 
     def _eager_items(self) -> Iterator[tuple[int, Any]]:
-        end = self._END
+        # the loader, limit and state function are fixed for the pass: read once, not per batch
+        end, it, limit, state_fn = self._END, self._it, self._limit, self._state_fn
         item = self._next
         while item is not end:
             index = self._index
             self._index = index + 1
             self.state = self.next_state
-            following = self._fetch()
+            # the look-ahead fetch: ``_fetch``, written out (it runs once per batch)
+            if index + 1 >= limit:
+                following = end
+            else:
+                if state_fn is not None:
+                    self.next_state = state_fn()
+                following = next(it, end)
             self._next = following
             self.done = following is end
             yield index, item

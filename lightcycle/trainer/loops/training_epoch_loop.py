@@ -10,7 +10,7 @@ batch bracket, the optimizer step, checkpoints, loggers) writes too.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lightcycle.errors import MisconfigurationException, SIGTERMException
@@ -149,12 +149,12 @@ class TrainingEpochLoop:
         # Per-epoch constants of the batch loop, read once: the batch bracket (its events' functions)
         # and the automatic-optimization step for the first optimizer (built at its first use).
         bracket = TrainBatch(t, t.device)
-        start_batch, end_batch = bracket.start, bracket.end
+        start_batch, end_batch = bracket.begin, bracket.finish
         precision = t.precision_plugin
         manual_step = precision.wrap_step(t._driver.caller(ev.MANUAL_TRAINING_STEP), precision.train_step_context)
         accumulate = t.accumulate_grad_batches
         n = t.num_training_batches
-        automatic_step: steps.AutomaticStep | None = None
+        automatic_step: Callable[[Any, int, int, bool, bool], dict[str, Any]] | None = None
         items = t.strategy.train_batches(iter(batches), t)  # under DDP: the SIGTERM decision before each batch
         while not loop.epoch_done(n, t.should_stop):
             try:
@@ -172,7 +172,7 @@ class TrainingEpochLoop:
             automatic = module.automatic_optimization
             if automatic:
                 if automatic_step is None:
-                    automatic_step = self._automatic_step()
+                    automatic_step = self._automatic_step().run
                 outputs = automatic_step(
                     batch,
                     batch_idx,
@@ -187,7 +187,8 @@ class TrainingEpochLoop:
                 if loop.ready_reached(n):
                     self._update_schedulers("epoch", plateau=False)
             end_batch(outputs, batch, batch_idx, stepping or not automatic)
-            self._after_batch(validate=validate_epoch)
+            if validate_epoch or t.lr_scheduler_configs or t.received_sigterm:  # (else it does nothing)
+                self._after_batch(validate_epoch)
             if stepping:  # after the validation this batch ran: its epoch metrics have the step before
                 loop.batches_that_stepped += 1
             if t.should_stop and t.loggers:
@@ -301,6 +302,7 @@ class TrainingEpochLoop:
             outputs=t._driver.calls_hooks(ev.TRAIN_BATCH_END),
             precision=t.precision_plugin,
             module=t.lightning_module,
+            driver=t._driver,
         )
 
     # ------------------------------------------------------------------ checkpoint state
