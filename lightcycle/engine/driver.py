@@ -358,8 +358,11 @@ class LifecycleDriver:
     def inliner(self) -> codegen.Inliner | None:
         """A writer of one function that fires several events of this bind inline.
 
-        Only where events run as plain generated functions (the generated executor, not
-        checked, no debug logging, no profiler): elsewhere each event keeps its own path.
+        Only where events run as plain generated functions (the generated executor, no
+        debug logging, no profiler): elsewhere each event keeps its own path. Checked mode
+        inlines too: the inliner fetches each inlined event's own function (its fallback)
+        through ``_event`` before it writes the event's step, and ``_event`` proves every
+        step of that event against the machine first.
 
         Returns:
             A :class:`~lightcycle.engine.codegen.Inliner`, or ``None`` where events must
@@ -367,7 +370,6 @@ class LifecycleDriver:
         """
         if (
             self.executor != "generated"
-            or self._checker is not None
             or self.debug
             or self._profiling is not None
             or self._module is None

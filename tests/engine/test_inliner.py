@@ -2,7 +2,8 @@
 
 Each inlined event runs its step inline only from the row the sequence expects; from any other
 row it calls the event's own function, so an illegal event is refused exactly as ``fire``
-refuses it. Drivers that must not inline (interpreted, checked) give no inliner.
+refuses it. Drivers that must not inline (interpreted) give no inliner; a checked one
+inlines only steps it has proven against the machine.
 """
 
 from __future__ import annotations
@@ -117,4 +118,14 @@ def test_no_inliner_where_events_must_keep_their_own_path() -> None:
     calls: list[tuple[str, Any]] = []
     assert _driver(calls).inliner() is not None
     assert _driver(calls, executor="interpreted").inliner() is None
-    assert _driver(calls, checked=True).inliner() is None
+
+
+def test_a_checked_driver_inlines_only_proven_steps() -> None:
+    calls: list[tuple[str, Any]] = []
+    driver = _driver(calls, checked=True)
+    assert driver.checked_pairs == frozenset()
+    _zero_grad_then_backward(driver, None)
+    forwarded = (_FORWARDED, ev.ZERO_GRAD.name)
+    proven = driver.checked_pairs
+    assert forwarded in proven  # the inlined zero_grad step, proven before it was written
+    assert any(name == ev.BACKWARD.name for _, name in proven)
