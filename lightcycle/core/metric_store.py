@@ -266,7 +266,10 @@ class MetricStore:
                 tensor = tensor.reshape(())
             dtype = tensor.dtype
             if dtype is torch.float32 or dtype is torch.float64:
-                tensor = tensor.clone()  # the caller may modify its tensor in place later
+                # the caller may modify its tensor in place later; an epoch-only mean keeps no
+                # alias of it (its accumulation, ``tensor * batch_size``, is a new tensor)
+                if on_step or entry.reduce != _MEAN:
+                    tensor = tensor.clone()
             else:
                 if not entry.warned_dtype and not tensor.is_floating_point():
                     entry.warned_dtype = True

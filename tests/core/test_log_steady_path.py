@@ -133,7 +133,7 @@ def test_trainer_step_value_is_the_value_at_log_time() -> None:
 
         def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
             metrics = self.trainer.callback_metrics
-            assert float(self.layer.weight[0, 0]) != self._logged  # the optimizer stepped
+            assert self.layer.weight[0, 0].item() != self._logged  # the optimizer stepped
             assert metrics["w64"].dtype == torch.float64
             seen.append((float(metrics["w"]), self._logged))
 
@@ -141,3 +141,34 @@ def test_trainer_step_value_is_the_value_at_log_time() -> None:
     trainer.fit(Model(), train_dataloaders=kit.regression_loader(8))
     assert len(seen) == 4
     assert all(ours == expected for ours, expected in seen)
+
+
+def test_epoch_mean_without_the_clone_keeps_the_value_at_log_time() -> None:
+    """An on_epoch-only mean skips the copy: its accumulation must not alias the caller's tensor."""
+    store = _store()
+    site = (*SITE[:5], False, True, *SITE[7:])
+    buffer = torch.tensor([1.5])
+    _seen(store, buffer, site=site, on_step=False, on_epoch=True, batch_size=2)
+    buffer.fill_(100.0)
+    assert store.log_site(site, buffer, 3) is True
+    buffer.fill_(-7.0)  # after both logs: neither value may change
+    store.end_batch("train")
+    store.end_epoch("train")
+    expected = (torch.tensor(0.0) + torch.tensor(1.5) * 2 + torch.tensor(100.0) * 3) / 5
+    assert torch.equal(store.callback_metrics["x"], expected)
+
+
+def test_steady_path_never_reads_a_device_tensor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off the CPU (meta tensors have no data: a host read raises) the value stays a tensor."""
+
+    def forbidden(*_: Any, **__: Any) -> Any:
+        raise AssertionError("a host read of a device tensor")
+
+    store = _store()
+    meta = torch.device("meta")
+    _seen(store, torch.zeros((), device=meta))
+    for attr in ("item", "tolist", "__float__", "cpu"):
+        monkeypatch.setattr(Tensor, attr, forbidden)
+    assert store.log_site(SITE, torch.ones((), device=meta), None) is True
+    value = store.callback_metrics["x"]
+    assert isinstance(value, Tensor) and value.device == meta
