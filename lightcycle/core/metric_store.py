@@ -74,6 +74,9 @@ from lightcycle.errors import MisconfigurationException
 
 __all__ = ["STAGES", "LogValue", "MetricStore"]
 
+# the dtypes a logged tensor keeps (others are converted, see MetricStore._record)
+_KEPT_DTYPES = (torch.float32, torch.float64)
+
 
 class MetricStore:
     """What ``self.log`` recorded during a run, with Lightning's visibility rules.
@@ -225,10 +228,24 @@ class MetricStore:
         if hit is None:
             return False
         coll, entry = hit
-        dataloader_idx = site[9]
-        if (coll.dataloader_idx if dataloader_idx is None else dataloader_idx) != entry.dl_idx:
+        if entry.dl_idx != coll.dataloader_idx:
             return False  # another dataloader's entry: let ``log`` resolve it
-        self._record(coll, entry, value, batch_size)
+        dtype = value.dtype
+        if entry.on_epoch or not value.is_cpu or dtype not in _KEPT_DTYPES:
+            self._record(coll, entry, value, batch_size)
+            return True
+        # Steady path (a step value of a float CPU tensor): keep the number, exact, and make it
+        # a tensor again only when a view reads it (Entry.step_tensor); ``item`` copies as the
+        # clone would, without a tensor or a device sync (CPU). More than one element: _record
+        # raises the ValueError.
+        try:
+            entry.step_value = value.item()
+        except RuntimeError:
+            self._record(coll, entry, value, batch_size)
+            return True
+        entry.step_dtype = dtype
+        entry.active = True
+        self._gen += 1
         return True
 
     def _record(self, coll: _Collection, entry: _Entry, value: LogValue, batch_size: int | None) -> None:
@@ -249,7 +266,10 @@ class MetricStore:
                 tensor = tensor.reshape(())
             dtype = tensor.dtype
             if dtype is torch.float32 or dtype is torch.float64:
-                tensor = tensor.clone()  # the caller may modify its tensor in place later
+                # the caller may modify its tensor in place later; an epoch-only mean keeps no
+                # alias of it (its accumulation, ``tensor * batch_size``, is a new tensor)
+                if on_step or entry.reduce != _MEAN:
+                    tensor = tensor.clone()
             else:
                 if not entry.warned_dtype and not tensor.is_floating_point():
                     entry.warned_dtype = True
