@@ -54,8 +54,12 @@ def main() -> None:
     t.fit(model, ckpt_path="last" if mode == "resume" else None)
     torch.save(state(model), os.path.join(root, f"{mode}.rank{t.global_rank}.pt"))
     launcher = t.strategy.launcher if isinstance(t.strategy, DDPStrategy) else None
-    if launcher is not None and launcher.launched and any(code != 0 for code in launcher.wait(timeout=60)):
-        sys.exit(2)  # rank 1 failed: the run is not the 2-rank run it claims to be
+    if launcher is not None and launcher.launched:
+        codes = launcher.wait(timeout=60)
+        if any(code != 0 for code in codes):
+            # say which way rank 1 failed: its exit status, or None for still running after 60 s
+            print(f"rank 0: the other ranks ended with {codes} (None: still running after 60 s)", file=sys.stderr)
+            sys.exit(2)  # rank 1 failed: the run is not the 2-rank run it claims to be
 
 
 if __name__ == "__main__":

@@ -57,7 +57,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--trace", metavar="FILE", help="record every Trainer's hooks to FILE (then FILE's numbered series)")
-    p.add_argument("--checked", action="store_true", help="checked mode for every Trainer (LIGHTCYCLE_CHECKED=1)")
+    p.add_argument(
+        "--checked",
+        action="store_true",
+        help="checked mode for every Trainer, even where LIGHTCYCLE_CHECKED=0 (it is the default)",
+    )
     p.add_argument(
         "--diagram",
         metavar="FILE",

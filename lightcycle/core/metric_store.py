@@ -41,38 +41,34 @@ How the Trainer drives a :class:`MetricStore` (Lightning's order of events)::
 from __future__ import annotations
 
 import contextlib
-import numbers
-import warnings
 from collections import ChainMap
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from lightcycle.core.batch_size import extract_batch_size
 from lightcycle.core.metric_objects import forward_value
+from lightcycle.core.metric_values import accumulate, logged_tensor
 from lightcycle.core.results import (
     _EMPTY_VIEW,
-    _MAX,
-    _MEAN,
-    _SUM,
     STAGES,
     LogValue,
     _Collection,
     _Entry,
-    _float_dtype,
     _Key,
     _Meta,
     _Reduce,
     _reduce_code,
     _to_floats,
     _View,
-    raise_bad_value,
     raise_meta_mismatch,
 )
 from lightcycle.errors import MisconfigurationException
 
 __all__ = ["STAGES", "LogValue", "MetricStore"]
+
+# the dtypes a logged tensor keeps (others are converted, see MetricStore._record)
+_KEPT_DTYPES = (torch.float32, torch.float64)
 
 
 class MetricStore:
@@ -225,78 +221,37 @@ class MetricStore:
         if hit is None:
             return False
         coll, entry = hit
-        dataloader_idx = site[9]
-        if (coll.dataloader_idx if dataloader_idx is None else dataloader_idx) != entry.dl_idx:
+        if entry.dl_idx != coll.dataloader_idx:
             return False  # another dataloader's entry: let ``log`` resolve it
-        self._record(coll, entry, value, batch_size)
+        dtype = value.dtype
+        if entry.on_epoch or not value.is_cpu or dtype not in _KEPT_DTYPES:
+            self._record(coll, entry, value, batch_size)
+            return True
+        # Steady path (a step value of a float CPU tensor): keep the number, exact, and make it
+        # a tensor again only when a view reads it (Entry.step_tensor); ``item`` copies as the
+        # clone would, without a tensor or a device sync (CPU). More than one element: _record
+        # raises the ValueError.
+        try:
+            entry.step_value = value.item()
+        except RuntimeError:
+            self._record(coll, entry, value, batch_size)
+            return True
+        entry.step_dtype = dtype
+        entry.active = True
+        self._gen += 1
         return True
 
     def _record(self, coll: _Collection, entry: _Entry, value: LogValue, batch_size: int | None) -> None:
         """Check and convert the value, then store or accumulate it in ``entry``."""
-        name = entry.name
-        on_step = entry.on_step
-        on_epoch = entry.on_epoch
-        # -- value: detached tensor of a floating dtype, no device sync
-        if isinstance(value, Tensor):
-            if value.numel() != 1:
-                raise ValueError(
-                    f"`self.log({name!r}, ...)` was called with a tensor of shape"
-                    f" {tuple(value.shape)}, but the tensor must have a single element. Log a"
-                    f" reduction instead, e.g. `self.log({name!r}, value.mean())`."
-                )
-            tensor = value.detach()
-            if tensor.ndim:
-                tensor = tensor.reshape(())
-            dtype = tensor.dtype
-            if dtype is torch.float32 or dtype is torch.float64:
-                tensor = tensor.clone()  # the caller may modify its tensor in place later
-            else:
-                if not entry.warned_dtype and not tensor.is_floating_point():
-                    entry.warned_dtype = True
-                    warnings.warn(
-                        f"You called `self.log({name!r}, ...)` in `{entry.fx}` with a {dtype} tensor,"
-                        " but the value needs to be floating to be reduced; converting it to"
-                        f" {_float_dtype()}. Convert it to floating point yourself to silence"
-                        " this warning.",
-                        stacklevel=3,  # LightningModule.log's caller (_record <- log or log_site <- it)
-                    )
-                tensor = tensor.to(_float_dtype())
-        elif type(value) is float or type(value) is int or type(value) is bool:
-            tensor = torch.tensor(value, dtype=_float_dtype())
-        elif isinstance(value, numbers.Real):
-            tensor = torch.tensor(float(value), dtype=_float_dtype())
-        else:
-            raise_bad_value(name, value)
-
+        tensor = logged_tensor(entry, value)
         # -- accumulate (Lightning's _ResultMetric.update)
         entry.active = True
         self._gen += 1
-        if on_step:
+        if entry.on_step:
             entry.step_value = tensor
-            if not on_epoch:
+            if not entry.on_epoch:
                 return
-        entry.computed = None
-        acc = entry.acc
-        reduce = entry.reduce
-        if reduce == _MEAN:
-            if batch_size is None:
-                batch_size = coll.batch_size
-                if batch_size is None:
-                    if coll.batch is not None:
-                        batch_size = coll.batch_size = extract_batch_size(coll.batch)
-                    else:
-                        batch_size = 1
-            weighted = tensor * batch_size
-            entry.acc = weighted if acc is None else acc + weighted
-            entry.count += batch_size
-        elif acc is None:
-            entry.acc = tensor
-        elif reduce == _SUM:
-            entry.acc = acc + tensor
-        elif reduce == _MAX:
-            entry.acc = torch.maximum(acc, tensor)
-        else:
-            entry.acc = torch.minimum(acc, tensor)
+        accumulate(coll, entry, tensor, batch_size)
 
     def log_metric(
         self,

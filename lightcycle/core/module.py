@@ -124,11 +124,35 @@ class LightningModule(ModuleOptimization, ModelHooks, DataHooks, CheckpointHooks
             MisconfigurationException: logging where it is not allowed, or a metric object that is
                 not an attribute of the module.
         """
+        trainer = self._trainer
+        # Steady path: the same call site again (same hook, stage, name, arguments and
+        # dataloader) with a plain tensor. Every check below passed for it before and depends on
+        # nothing else, so the store only records the value. Sites are remembered by the store
+        # of the trainer that accepted them (never under barebones, never while a logger=True
+        # call has no logger to warn about), so a hit proves the trainer, barebones and hook
+        # checks too. Metric objects, numbers and synced values take the full path every time.
+        site = None
+        if trainer is not None and type(value) is Tensor and not sync_dist:
+            results = trainer._results
+            if results is not None and not (logger and getattr(trainer, "logger", None) is None):
+                site = (
+                    self._current_fx_name,
+                    name,
+                    trainer.state.stage,
+                    prog_bar,
+                    logger,
+                    on_step,
+                    on_epoch,
+                    reduce_fx,
+                    add_dataloader_idx,
+                    trainer._current_dataloader_idx,
+                )
+                if results.log_site(site, value, batch_size):
+                    return
         # Values are always detached; sync_dist applies below (one device: Lightning's no-op).
         del enable_graph
         # `metric` is the value when it is a torchmetrics.Metric; tensors skip the (slower) type checks
         metric = None if isinstance(value, Tensor) else self._check_loggable(name, value)
-        trainer = self._trainer
         if trainer is None:
             # Not an error, so that `*_step` methods can be tested without a Trainer.
             warnings.warn(
@@ -158,32 +182,6 @@ class LightningModule(ModuleOptimization, ModelHooks, DataHooks, CheckpointHooks
             raise MisconfigurationException(
                 "You are trying to `self.log()` but it is not managed by the `Trainer` control flow"
             )
-        # The same call site again (same hook, stage, name and arguments): every check below
-        # passed for it before and depends on nothing else, so only the value is recorded.
-        # A metric object, a number or a synced value takes the full path every time.
-        site = None
-        # (a logger=True call without a logger takes the full path, which warns every time)
-        if (
-            metric is None
-            and not sync_dist
-            and type(value) is Tensor
-            and not (logger and getattr(trainer, "logger", None) is None)
-        ):
-            several = getattr(trainer, "_multiple_dataloaders", True)
-            site = (
-                fx_name,
-                name,
-                trainer.state.stage,
-                prog_bar,
-                logger,
-                on_step,
-                on_epoch,
-                reduce_fx,
-                add_dataloader_idx,
-                trainer._current_dataloader_idx if several else None,
-            )
-            if results.log_site(site, value, batch_size):
-                return
         on_step, on_epoch = check_logging_allowed(fx_name, on_step, on_epoch)
         if add_dataloader_idx and "/dataloader_idx_" in name:
             raise MisconfigurationException(
@@ -206,9 +204,8 @@ class LightningModule(ModuleOptimization, ModelHooks, DataHooks, CheckpointHooks
             )
         if logger is None:
             logger = True
-        # The suffix applies only with several dataloaders; the Trainer also keeps the index None otherwise.
-        several = getattr(trainer, "_multiple_dataloaders", True)
-        dataloader_idx = trainer._current_dataloader_idx if several else None
+        # The suffix applies only with several dataloaders: the Trainer keeps the index None otherwise.
+        dataloader_idx = trainer._current_dataloader_idx
         if metric is not None:
             results.log_metric(
                 fx_name,

@@ -94,6 +94,7 @@ class _Entry:
         "on_step",
         "prog_bar",
         "reduce",
+        "step_dtype",
         "step_value",
         "warned_dtype",
     )
@@ -117,7 +118,11 @@ class _Entry:
         self.key_epoch = f"{name}_epoch{suffix}" if forked else self.key
         self.warned_dtype = False
         self.active = False
-        self.step_value: Tensor | None = None
+        # the last step value: a detached copy, or (a CPU float32/float64 scalar logged again from
+        # a known call site, see MetricStore.log_site) the number itself, made a tensor of
+        # ``step_dtype`` when first read (``step_tensor``); exact both ways
+        self.step_value: Tensor | float | None = None
+        self.step_dtype: torch.dtype | None = None
         self.acc: Tensor | None = None
         self.count: int = 0
         self.computed: Tensor | None = None
@@ -131,6 +136,14 @@ class _Entry:
         self.acc = None
         self.count = 0
         self.computed = None
+
+    def step_tensor(self) -> Tensor | None:
+        """The last step value as a tensor (converting a stored number once)."""
+        value = self.step_value
+        if isinstance(value, float):
+            tensor = self.step_value = torch.tensor(value, dtype=self.step_dtype)
+            return tensor
+        return value
 
     def epoch_value(self) -> Tensor | None:
         computed = self.computed
@@ -204,7 +217,7 @@ class _Collection:
             if on_step:
                 if not entry.on_step:
                     continue
-                value = entry.step_value
+                value = entry.step_tensor()
                 forked = entry.key_step
             else:
                 if not entry.on_epoch:

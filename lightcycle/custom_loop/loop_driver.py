@@ -122,8 +122,8 @@ class LoopDriver(DistributedSteps, TrainingProtocol, EvaluationProtocol):
             batch and the module are converted, the loss is scaled and the optimizers step
             through the scaler (``"16-mixed"`` on CPU is ``"bf16-mixed"``, as in Lightning; the
             autocast device is ``device``'s type, default CPU).
-        checked: run the ``transitions`` machine in lockstep (tests; default from the
-            environment variable ``LIGHTCYCLE_CHECKED``).
+        checked: prove every step against the ``transitions`` machine before it first runs
+            (``None``: on, unless the environment variable ``LIGHTCYCLE_CHECKED=0``).
         strategy: ``None`` (one device), or ``"ddp"`` / a ``DDPStrategy``: one process per
             device, started by re-running the script or by torchrun/SLURM, as the Trainer's
             (see ``docs/distributed.md``).

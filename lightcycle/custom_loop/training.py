@@ -191,7 +191,7 @@ class TrainingProtocol(DriverBase):
             # it triggered. A custom loop runs that validation after train_batch_end, so
             # the check is here, before the next batch fires anything.
             raise SIGTERMException()
-        batch = self._bracket.start(batch, batch_idx)
+        batch = self._bracket.begin(batch, batch_idx)
         if batch is SKIPPED:
             return None
         self._batch = batch
@@ -297,7 +297,7 @@ class TrainingProtocol(DriverBase):
         # manual optimization); only those log step metrics, and they are counted after
         # the validation your loop may run next.
         stepped = self.fit_loop.global_step != self._step_at_batch or not self.lightning_module.automatic_optimization
-        self._bracket.end(outputs, self._batch, self._batch_idx, stepped)
+        self._bracket.finish(outputs, self._batch, self._batch_idx, stepped)
         self._stepped_pending = stepped
 
     def _count_stepped(self) -> None:

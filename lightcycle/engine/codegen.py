@@ -233,3 +233,159 @@ def _emit_step(w: _Writer, s: int, step: Step, ctx: Context, trigger: Event) -> 
         w.line(ind + 1, f"fx[{FX!r}] = prev")
     if not single:  # (a single call has returned inside the try)
         w.line(ind, "return result" if sets_result else "return None")
+
+
+class Inliner:
+    """Writes the bodies of several events into one generated function.
+
+    For a loop that fires a fixed sequence of events (one automatic-optimization batch, say):
+    each event it inlines tests the current row against the row the sequence expects and,
+    there, runs that row's step as its own function would (the table's step: move, stage,
+    hooks); from any other row it calls the event's own function, which checks, runs or
+    refuses. So the function behaves as the sequence of event calls it replaces, and what
+    each event does still comes from the declaration alone.
+
+    Args:
+        ctx: the bind's objects.
+        event: the driver's event function for a table trigger (the fallback of each
+            inlined event).
+    """
+
+    def __init__(self, ctx: Context, event: Callable[[Event], Callable[..., Any]]) -> None:
+        self.ctx = ctx
+        self._event = event
+        self._w = _Writer()
+        self._n = 0
+        self._w.value("holder", ctx.holder)
+        self._w.value("ts", ctx.trainer_state)
+        self._w.value("fx", ctx.fx)
+
+    def value(self, name: str, value: Any) -> str:
+        """Name ``value`` in the function (a closure cell); ``name`` must be unique."""
+        return self._w.value(name, value)
+
+    def line(self, indent: int, text: str) -> None:
+        """One line of the function's body (``indent`` 2 is the body's first level)."""
+        self._w.line(indent, text)
+
+    def row(self, state: int) -> dict[int, Step]:
+        """The row of a state (by index): what an inlined event's expected row is."""
+        rows: list[dict[int, Step]] = self.ctx.holder._id_rows
+        return rows[state]
+
+    def sources(self, trigger: Event) -> list[dict[int, Step]]:
+        """The rows from which ``trigger`` is legal in this bind."""
+        rows: list[dict[int, Step]] = self.ctx.holder._id_rows
+        return [row for row in rows if id(trigger) in row]
+
+    def fire(
+        self,
+        indent: int,
+        trigger: Event,
+        row: dict[int, Step] | None,
+        args: Sequence[str],
+        target: str | None = None,
+        within: str | None = None,
+    ) -> dict[int, Step] | None:
+        """Write firing ``trigger`` where the sequence expects the current row to be ``row``.
+
+        Args:
+            indent: the lines' indentation level.
+            trigger: a table trigger without an optional parameter.
+            row: the row expected now (``None``: unknown, the event's own function is called).
+            args: the expressions of the trigger's parameters, in order (a pipe's hooks are
+                inlined when the first is the ``target`` variable, which they replace in turn).
+            target: the variable that gets the event's value (``None``: dropped).
+            within: the hook name ``_current_fx_name`` holds around this event (the
+                enclosing event's, already saved by it): the hooks set their names and it
+                is set back after them, with no save and restore of its own; ``None``:
+                saved and restored as the event's own function does.
+
+        Returns:
+            The row the sequence expects after the event (``row`` when it does not move),
+            ``None`` when the event has no step from ``row`` (then it was not inlined).
+
+        Raises:
+            ValueError: not as many arguments as the trigger's required parameters.
+        """
+        if len(args) != len(trigger.params) - trigger.optional_tail:
+            raise ValueError(f"{trigger.name} takes {trigger.params}, got {len(args)} arguments to inline")
+        n = self._n = self._n + 1
+        w = self._w
+        call = f"{w.value(f'E{n}', self._event(trigger))}({', '.join(args)})"
+        fallback = f"{target} = {call}" if target is not None else call
+        step = None if row is None else row.get(id(trigger))
+        if row is None or step is None or trigger.optional_tail:
+            w.line(indent, fallback)  # nothing to inline: the event's own function (it checks, runs or refuses)
+            return None
+        check_ops(trigger, step.ops)
+        # a pipe replaces its first argument in turn: inlined only where that is the target variable
+        piped = bool(args) and target == args[0] and args[0].isidentifier()
+        kinds = (d.CALL, d.RETURN, d.ACTION, d.PIPE) if piped else (d.CALL, d.RETURN, d.ACTION)
+        if any(op.kind not in kinds for op in step.ops):
+            w.line(indent, fallback)  # (isolated and collected hooks: the event's own function)
+            return row if step.dest is None else self.row(step.dest)
+        w.line(indent, f"if holder._ids is {w.value(f'R{n}', row)}:")
+        body = indent + 1
+        if step.dest is not None:
+            w.line(body, f"holder._ids = {w.value(f'AFTER{n}', self.row(step.dest))}")
+        if step.stage is not Stage.KEEP:
+            w.line(body, f"ts.stage = {w.value(f'STAGE{n}', step.stage)}")
+        if target is not None and not any(op.kind in (d.RETURN, d.PIPE) for op in step.ops):
+            w.line(body, f"{target} = None")
+        lead = (self.ctx.trainer, self.ctx.module)
+        hooked = step.hooks
+        inner = body
+        if hooked and within is None:
+            w.line(body, f"prev{n} = fx.get({FX!r})")
+            w.line(body, "try:")
+            inner = body + 1
+        for o, op in enumerate(step.ops):
+            fns = [w.value(f"f{n}_{o}_{j}", fn) for j, fn in enumerate(op.fns)]
+            if op.kind == d.ACTION:
+                assert op.action is not None
+                w.line(inner, f"{w.value(f'act{n}_{o}', self.ctx.actions[op.action])}()")
+                continue
+            w.line(inner, f"fx[{FX!r}] = {op.name!r}")
+            parts = [args[i] for i in op.positions] if op.positions is not None else list(args)
+            if op.with_trainer:
+                parts = [w.shared("trainer", lead[0]), w.shared("pl_module", lead[1]), *parts]
+            parts.extend(f"{keyword}={args[i]}" for keyword, i in op.kwargs)
+            if op.kind == d.PIPE:  # the result replaces the first argument for what follows
+                w.line(inner, f"{args[0]} = {fns[0]}({', '.join(parts)})")
+                continue
+            for fn in fns:
+                result = f"{target} = " if op.kind == d.RETURN and target is not None else ""
+                w.line(inner, f"{result}{fn}({', '.join(parts)})")
+        if hooked and within is None:
+            w.line(body, "finally:")
+            w.line(body + 1, f"fx[{FX!r}] = prev{n}")
+        elif hooked:
+            w.line(body, f"fx[{FX!r}] = {within!r}")  # (an exception leaves it to the enclosing event's restore)
+        if not step.ops and step.dest is None and step.stage is Stage.KEEP:
+            w.line(body, "pass")
+        w.line(indent, "else:")
+        w.line(indent + 1, fallback)
+        return row if step.dest is None else self.row(step.dest)
+
+    def compile(self, name: str, params: Sequence[str]) -> Callable[..., Any]:
+        """The function written so far, compiled (once per distinct source in the process).
+
+        Args:
+            name: its name (starts with ``fire_``, as event functions' do).
+            params: its parameters.
+
+        Returns:
+            The function, its closure cells bound to this inliner's values.
+        """
+        w = self._w
+        header = f"    def {name}({', '.join(params)}):"
+        source = "\n".join([f"def make({', '.join(w.names)}):", header, *w.lines, f"    return {name}", ""])
+        maker = _MAKERS.get(source)
+        if maker is None:
+            filename = f"<lightcycle event {name} #{len(_MAKERS) + 1}>"
+            linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+            namespace: dict[str, Any] = {}
+            exec(compile(source, filename, "exec"), namespace)
+            maker = _MAKERS[source] = _qualified(namespace["make"], name)
+        return maker(*w.values)

@@ -11,8 +11,10 @@ there, moves, sets the stage and calls the hooks.
 Nothing on that path logs, formats strings or resolves names. Loops that fire an event
 once per batch hold that function (:meth:`LifecycleDriver.caller`).
 
-In checked mode a ``transitions`` machine built from the same declaration moves in
-lockstep, and every disagreement with the table raises :class:`LifecycleCheckError`.
+In checked mode every step is proven against the ``transitions`` machine built from the
+same declaration before it first runs (:mod:`~lightcycle.engine.checked`), and every
+disagreement with the table raises :class:`LifecycleCheckError`; the proven functions are
+then the unchecked ones.
 """
 
 from __future__ import annotations
@@ -82,7 +84,9 @@ class LifecycleDriver:
             works the same way.
         checked: check every event against the ``transitions`` machine of the declaration
             (:mod:`~lightcycle.engine.checked`) and raise
-            :class:`~lightcycle.engine.checked.LifecycleCheckError` on any disagreement.
+            :class:`~lightcycle.engine.checked.LifecycleCheckError` on any disagreement:
+            each step an event function can take is proven when the function is made, and
+            each refused event when it is refused.
         executor: how events run: ``"generated"`` (one Python function per event,
             :mod:`~lightcycle.engine.codegen`) or ``"interpreted"`` (the reference loop,
             :mod:`~lightcycle.engine.interpreter`); ``None`` reads ``LIGHTCYCLE_EXECUTOR``
@@ -132,18 +136,9 @@ class LifecycleDriver:
         self._fx: dict[str, Any] = {}
         self._context: Context | None = None
         self._saved_modes: list[tuple[Any, bool]] = []
+        # checked mode proves steps where event functions are made (``_event``) and refusals
+        # where they happen (``_fire_general``): ``fire`` and the functions are the unchecked ones
         self._checker = Checker(self.table) if checked else None
-        # checked mode: the machine's state, as this bind's row (``None`` when the machine
-        # went where the table has no leaf: then ``_machine_at`` is its path); the
-        # (trigger, row, arity) triples already checked, with the row the machine moves to
-        # and the event function; and how many transitions were checked
-        self._check_row: dict[int, Step] | None = self._ids
-        self._machine_at = self.table.states[self.table.initial]
-        self._confirmed: dict[tuple[int, int, int], tuple[dict[int, Step], Callable[..., Any]]] = {}
-        self._checked = 0
-        if checked:
-            # every event takes the checked path; ``fire`` itself stays free of the test
-            self.fire = self._fire_checked  # type: ignore[method-assign]
         self._observers: list[Any] = []
         self._profiling: profiling.RunProfiling | None = None
         self._isolated_failures: list[tuple[str, BaseException]] = []
@@ -240,14 +235,11 @@ class LifecycleDriver:
                 row[trigger] = step
             rows.append(row)
         state = self._state
-        machine = self._machine_state()
         self._rows = rows
         self._id_rows = [{id(trigger): step for trigger, step in row.items()} for row in rows]
         self._row_index = {id(row): i for i, row in enumerate(self._id_rows)}
         self._ids = self._id_rows[state]
         self._events = {}
-        self._place_machine(machine)
-        self._confirmed = {}  # (keyed by the old rows' ids)
         self._context = Context(
             self, self._trainer_state, self.trainer, module, self._fx, self._actions, self._fire_general
         )
@@ -307,23 +299,15 @@ class LifecycleDriver:
     def reset(self) -> None:
         """Return to the initial state without firing anything (a fresh driver)."""
         self._ids = self._id_rows[self.table.initial]
-        self._place_machine(self.table.states[self.table.initial])  # (a fresh machine)
 
     @property
-    def checked_transitions(self) -> int:
-        """How many transitions the ``transitions`` machine has confirmed (checked mode)."""
-        return self._checked
+    def checked_pairs(self) -> frozenset[tuple[str, str]]:
+        """Checked mode: the ``(state path, event name)`` steps proven against the machine so far.
 
-    def _machine_state(self) -> str:
-        """Checked mode: the path of the state the machine is in."""
-        index = self._row_index.get(id(self._check_row))
-        return self.table.states[index] if index is not None else self._machine_at
-
-    def _place_machine(self, path: str) -> None:
-        """Checked mode: the machine is in ``path`` now."""
-        index = self.table.index.get(path)
-        self._check_row = self._id_rows[index] if index is not None else None
-        self._machine_at = path
+        Every step an event function of this driver can take is in it once the function is
+        made, before its first fire (empty when unchecked).
+        """
+        return frozenset(self._checker.proven) if self._checker is not None else frozenset()
 
     # ------------------------------------------------------------------ firing
 
@@ -346,7 +330,7 @@ class LifecycleDriver:
         """
         # Fast path: the event's generated function, found by identity. Everything else
         # (its first use in this run, a trigger object equal to but not the table's, an
-        # illegal event) takes ``_fire_general``; checked mode replaces this method.
+        # illegal event) takes ``_fire_general``, where checked mode checks it.
         event = self._events.get(id(trigger))
         if event is None:
             return self._fire_general(trigger, args)
@@ -358,7 +342,7 @@ class LifecycleDriver:
         For loops that fire the same event many times (once per batch). It is made for
         the objects bound now: after a later :meth:`bind` it still fires correctly,
         through the general path, so fetch it again where the callbacks may change.
-        In checked mode it fires through the checked path.
+        In checked mode its steps are proven here, before it is returned.
 
         Args:
             trigger: the event.
@@ -367,21 +351,51 @@ class LifecycleDriver:
             ``f(*args)``, equivalent to ``fire(trigger, *args)``.
         """
         table_trigger = self.table.triggers.get(trigger.name)
-        if self._checker is not None or table_trigger is not trigger or self._module is None:
+        if table_trigger is not trigger or self._module is None:
             return partial(self.fire, trigger)  # (nothing bound yet: no function worth generating)
         return self._event(trigger)
+
+    def inliner(self) -> codegen.Inliner | None:
+        """A writer of one function that fires several events of this bind inline.
+
+        Only where events run as plain generated functions (the generated executor, no
+        debug logging, no profiler): elsewhere each event keeps its own path. Checked mode
+        inlines too: the inliner fetches each inlined event's own function (its fallback)
+        through ``_event`` before it writes the event's step, and ``_event`` proves every
+        step of that event against the machine first.
+
+        Returns:
+            A :class:`~lightcycle.engine.codegen.Inliner`, or ``None`` where events must
+            not be inlined.
+        """
+        if (
+            self.executor != "generated"
+            or self.debug
+            or self._profiling is not None
+            or self._module is None
+            or self._context is None
+        ):
+            return None
+        return codegen.Inliner(self._context, self._event)
 
     def _event(self, trigger: Event) -> Callable[..., Any]:
         """The event function of a table trigger for this bind, made at first use by the executor."""
         event = self._events.get(id(trigger))
         if event is None:
             steps: dict[int, tuple[Step, list[dict[int, Step]]]] = {}
+            sources_of: dict[int, list[int]] = {}
             names: list[str] = []
-            for path, row, id_row in zip(self.table.states, self._rows, self._id_rows, strict=True):
+            for index, (path, row, id_row) in enumerate(zip(self.table.states, self._rows, self._id_rows, strict=True)):
                 step = row.get(trigger)
                 if step is not None:
                     steps.setdefault(id(step), (step, []))[1].append(id_row)
+                    sources_of.setdefault(id(step), []).append(index)
                     names.append(path)
+            checker = self._checker
+            if checker is not None:  # proven once, here: the function then runs unchecked
+                for step, _ in steps.values():
+                    for source in sources_of[id(step)]:
+                        checker.prove(trigger, source, step.dest)
             name = function_name(trigger, names)
             assert self._context is not None  # (set by every bind, the first in __init__)
             if self.executor == "generated":
@@ -411,43 +425,21 @@ class LifecycleDriver:
 
         return logged
 
-    def _fire_checked(self, trigger: Event, *args: Any) -> Any:
-        """``fire`` in checked mode: every event compared with the machine's answer for it.
-
-        The machine is asked once per (state, event) (:mod:`~lightcycle.engine.checked`);
-        an event already checked from the state the machine is in now (same table
-        trigger, same number of arguments) only moves the machine along and runs.
-        Everything else takes :meth:`_fire_general`, which checks it in full.
-        """
-        ids = self._ids
-        if ids is self._check_row:  # the machine is where the table is
-            hit = self._confirmed.get((id(trigger), id(ids), len(args)))
-            if hit is not None:
-                self._check_row = hit[0]
-                self._checked += 1
-                return hit[1](*args)
-        return self._fire_general(trigger, args)
-
     def _fire_general(self, trigger: Event, args: tuple[Any, ...]) -> Any:
         source = self._state
         step = self._rows[source].get(trigger)
         checker = self._checker
-        went = None
-        if checker is not None:
-            went = checker.legal(trigger, self._machine_state(), source, step is not None)
+        if checker is not None:  # (also a step the function has not proven: a row changed after it was made)
+            if step is None:
+                checker.refused(trigger, source)
+            else:
+                checker.prove(trigger, source, step.dest)
         if step is None:
             raise self.refusal(self.state, trigger.name, self.legal())
         n = len(trigger.params)
         if not n - trigger.optional_tail <= len(args) <= n:
             raise TypeError(f"event {trigger.name!r} takes the arguments {trigger.params}, got {len(args)} values")
         event = self._event(step.trigger)
-        if checker is not None and went is not None:
-            dest = source if step.dest is None else step.dest
-            self._place_machine(went)
-            self._checked += 1
-            checker.moved(trigger, went, dest)
-            if trigger is step.trigger:  # (a table trigger lives as long as the table: its id stays its own)
-                self._confirmed[id(trigger), id(self._id_rows[source]), len(args)] = (self._id_rows[dest], event)
         # the event's function moves, sets the stage and runs the hooks
         return event(*args)
 

@@ -34,15 +34,16 @@ def as_loader_list(loaders: Any, kind: str) -> list[Iterable[Any]]:
         )
     if isinstance(loaders, dict):
         raise MisconfigurationException(
-            f"a dict of {kind} dataloaders is not supported yet (Lightning's CombinedLoader); pass a list "
-            "for several evaluation loaders, or one loader."
+            f"a dict of {kind} dataloaders is not supported here yet (Trainer(overfit_batches=...) and LoopDriver "
+            "take one train loader or a list of evaluation loaders; elsewhere the Trainer reads it as Lightning's "
+            "CombinedLoader)."
         )
     if isinstance(loaders, (list, tuple)):
         out = list(loaders)
         if kind == "train" and len(out) != 1:
             raise MisconfigurationException(
-                "several train dataloaders are not supported yet (Lightning's max_size_cycle CombinedLoader); "
-                "return one DataLoader from train_dataloader."
+                "several train dataloaders are not supported here yet (Trainer(overfit_batches=...) and LoopDriver "
+                "take one); return one DataLoader from train_dataloader."
             )
     else:
         out = [loaders]
@@ -94,7 +95,12 @@ def num_batches(loader: Any, limit: int | float, what: str) -> int | float:
 
 
 def set_sampler_epoch(loader: Any, epoch: int) -> None:
-    """Tell epoch-aware samplers (e.g. DistributedSampler) which epoch starts."""
+    """Tell epoch-aware samplers (e.g. DistributedSampler) which epoch starts (each loader of a combined one)."""
+    flattened = getattr(loader, "flattened", None)
+    if isinstance(flattened, list):
+        for dl in flattened:
+            set_sampler_epoch(dl, epoch)
+        return
     for owner in (loader, getattr(loader, "batch_sampler", None)):
         sampler = getattr(owner, "sampler", None)
         set_epoch = getattr(sampler, "set_epoch", None)
@@ -170,13 +176,20 @@ class Lookahead:
         return self._lazy_items() if self._lazy else self._eager_items()
 
     def _eager_items(self) -> Iterator[tuple[int, Any]]:
-        end = self._END
+        # the loader, limit and state function are fixed for the pass: read once, not per batch
+        end, it, limit, state_fn = self._END, self._it, self._limit, self._state_fn
         item = self._next
         while item is not end:
             index = self._index
             self._index = index + 1
             self.state = self.next_state
-            following = self._fetch()
+            # the look-ahead fetch: ``_fetch``, written out (it runs once per batch)
+            if index + 1 >= limit:
+                following = end
+            else:
+                if state_fn is not None:
+                    self.next_state = state_fn()
+                following = next(it, end)
             self._next = following
             self.done = following is end
             yield index, item

@@ -67,8 +67,8 @@ class _StageFlag:
 
 
 def env_checked() -> bool:
-    """Whether ``LIGHTCYCLE_CHECKED`` asks for checked mode (any value but empty or ``0``)."""
-    return os.environ.get("LIGHTCYCLE_CHECKED", "") not in ("", "0")
+    """Whether checked mode is on: the default; ``LIGHTCYCLE_CHECKED=0`` turns it off (any other value keeps it)."""
+    return os.environ.get("LIGHTCYCLE_CHECKED", "") != "0"
 
 
 def reorder_callbacks(callbacks: Iterable[Callback]) -> list[Callback]:
@@ -113,7 +113,8 @@ class RunHost(abc.ABC):
         strategy: the strategy (``strategy.root_device``: where the run's batches go).
         precision: the precision plugin (the strategy carries it as well).
         lifecycle: the declaration to follow.
-        checked: run the ``transitions`` machine in lockstep (``None``: from ``LIGHTCYCLE_CHECKED``).
+        checked: prove every step against the ``transitions`` machine (``None``: on unless
+            ``LIGHTCYCLE_CHECKED=0``).
     """
 
     def __init__(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -23,14 +23,20 @@ from lightcycle.core.optim import LightningOptimizer, closure_first
 from lightcycle.core.optim import _do_nothing as _NOTHING_AFTER
 from lightcycle.errors import MisconfigurationException
 from lightcycle.precision import Precision, scaled_step
+from lightcycle.runtime.fused_step import fused_batch
 from lightcycle.states import declaration as ev
 from lightcycle.states.model import Event
+
+if TYPE_CHECKING:
+    from lightcycle.engine.driver import LifecycleDriver
 
 Caller = Callable[[Event], Callable[..., Any]]
 """``LifecycleDriver.caller``: the function that fires an event."""
 
 _FULL = Precision()  # 32-bit: wraps nothing
 _NO_EXTRA: dict[str, Any] = {}  # shared, never mutated: a tensor output has no extra keys
+_NOT_RUN: Any = object()  # ``AutomaticStep.loss`` until the closure ran in this batch
+_Tensor = torch.Tensor
 NO_LOSS_WARNING = "`training_step` returned `None`. The backward pass and the optimizer's gradients are skipped."
 
 
@@ -115,6 +121,8 @@ class AutomaticStep:
             32-bit, the wrapper's ``step`` runs the closure, the before-step hooks and the
             real ``step()`` directly (``LightningOptimizer._direct``): the same calls in the
             same order, without the closure wrapper and ``enable_grad`` around it.
+        driver: the lifecycle driver whose events ``caller`` fires: given, a stepping batch
+            may run as one generated function (:attr:`run`); ``None``: never.
     """
 
     __slots__ = (
@@ -125,7 +133,6 @@ class AutomaticStep:
         "_epoch",
         "_optimizer_step",
         "_optimizer_step_end",
-        "_ran",
         "_training_step",
         "_zero_grad",
         "_zero_grad_event",
@@ -137,6 +144,7 @@ class AutomaticStep:
         "optimizer",
         "outputs",
         "progress",
+        "run",
         "warn",
     )
 
@@ -153,6 +161,7 @@ class AutomaticStep:
         skip_backward: bool = False,
         precision: Precision | None = None,
         module: Any = None,
+        driver: LifecycleDriver | None = None,
     ) -> None:
         precision = precision or _FULL
         # the precision wraps the step (autocast) and the backward (loss scaling) once, here;
@@ -176,24 +185,42 @@ class AutomaticStep:
         self._batch_idx = 0
         self._epoch = 0
         self._zero_grad = True
-        self._ran = False
         self.loss: torch.Tensor | None = None
         self.extra: dict[str, Any] = _NO_EXTRA
         self._accumulators = grad_accumulators(optimizer)
         if isinstance(lightning_optimizer, LightningOptimizer):  # (decided per epoch: overrides may change)
             lightning_optimizer._direct = direct_step_allowed(module, lightning_optimizer, precision)
+        self.run: Callable[[Any, int, int, bool, bool], dict[str, Any]] = self
+        """What the loop calls per batch, as it would call this object: the generated function of
+        :mod:`~lightcycle.runtime.fused_step` where ``driver`` allows it, else this object."""
+        if driver is not None:
+            fused = fused_batch(
+                driver,
+                self,
+                module,
+                skip_backward=skip_backward,
+                split=split_output,
+                no_loss_warning=NO_LOSS_WARNING,
+                no_extra=_NO_EXTRA,
+            )
+            if fused is not None:
+                self.run = fused
 
     def _closure(self) -> torch.Tensor | None:
-        loss, extra = split_output(self._training_step(self._batch, self._batch_idx), self.accumulate)
+        output = self._training_step(self._batch, self._batch_idx)
+        if type(output) is _Tensor and self.accumulate == 1:  # ``split_output``'s answer, without the call
+            loss: torch.Tensor | None = output
+            extra = _NO_EXTRA
+        else:
+            loss, extra = split_output(output, self.accumulate)
         if loss is None:
             self.warn(NO_LOSS_WARNING)
         if self._zero_grad:
             self._zero_grad_event(self._epoch, self._batch_idx, self.optimizer)
         if loss is not None:
             self._backward(loss)
-        self.loss = loss
+        self.loss = loss  # (no longer ``_NOT_RUN``: the closure ran)
         self.extra = extra
-        self._ran = True
         return loss
 
     def __call__(self, batch: Any, batch_idx: int, epoch: int, zero_grad: bool, step: bool) -> dict[str, Any]:
@@ -217,12 +244,13 @@ class AutomaticStep:
         self._batch_idx = batch_idx
         self._epoch = epoch
         self._zero_grad = zero_grad
-        self._ran = False
+        self.loss = _NOT_RUN
         if not step:
             self._closure()
         else:
             self._optimizer_step(epoch, batch_idx, self.lightning_optimizer, self.closure)
-            if not self._ran:
+            if self.loss is _NOT_RUN:
+                self._batch = self.loss = None
                 self.progress.global_step += 1  # Lightning counts the step before it finds the closure unused
                 raise MisconfigurationException(
                     "The closure passed to `optimizer_step` was not executed. Call "

@@ -9,8 +9,10 @@ batch and ``on_train_batch_start`` (where ``-1`` skips the rest of the epoch); t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from lightcycle.runtime.fused_step import fused_bracket
 from lightcycle.runtime.logger_connector import train_step_due
 from lightcycle.states import declaration as ev
 
@@ -34,7 +36,7 @@ class TrainBatch:
         device: where the transfer hooks move batches.
     """
 
-    __slots__ = ("_end", "_host", "_skip", "_start", "_transfer", "device")
+    __slots__ = ("_end", "_host", "_skip", "_start", "_transfer", "begin", "device", "finish")
 
     def __init__(self, host: RunHost, device: torch.device) -> None:
         caller = host._driver.caller
@@ -44,6 +46,13 @@ class TrainBatch:
         self._start = caller(ev.TRAIN_BATCH_START)
         self._skip = caller(ev.SKIP_REST_OF_EPOCH)
         self._end = caller(ev.TRAIN_BATCH_END)
+        self.begin: Callable[[Any, int], Any] = self.start
+        """:meth:`start`, or the same work as one generated function where the driver inlines events."""
+        self.finish: Callable[[Any, Any, int, bool], None] = self.end
+        """:meth:`end`, or the same work as one generated function where the driver inlines events."""
+        fused = fused_bracket(host._driver, self, self._transfer, SKIPPED, train_step_due)
+        if fused is not None:
+            self.begin, self.finish = fused
 
     def start(self, batch: Any, batch_idx: int) -> Any:
         """Transfer, count, open the metric store's batch, ``on_train_batch_start``.

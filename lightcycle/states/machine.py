@@ -1,9 +1,9 @@
 """The ``transitions`` machine built from a lifecycle declaration.
 
 The machine is the reference interpretation of the declaration: it is used to check the
-declaration, to draw diagrams, and in checked mode, where it runs in lockstep with the
-compiled table (:class:`lightcycle.engine.driver.LifecycleDriver`). It is never on
-the per-batch path of an unchecked run: a nested ``transitions`` trigger costs tens of
+declaration, to draw diagrams, and in checked mode, where every step of the compiled
+table is proven against it before it first runs (:mod:`lightcycle.engine.checked`). It is
+never on the per-batch path, checked or not: a nested ``transitions`` trigger costs tens of
 microseconds.
 """
 

@@ -54,9 +54,11 @@ class Trainer(RunHost):
     Args:
         lifecycle: the lifecycle to follow (default: :data:`lightcycle.states.LIFECYCLE`);
             pass an extended copy to add custom events.
-        checked: run the ``transitions`` machine in lockstep with the compiled table
-            and fail on any disagreement (slow; for tests). The environment variable
-            ``LIGHTCYCLE_CHECKED=1`` turns it on for every Trainer.
+        checked: prove every step the run takes (and every event it refuses) against the
+            ``transitions`` machine built from the declaration, before the step first runs,
+            and fail on any disagreement; free per batch (the proven functions are the
+            unchecked ones). ``None`` (the default) is on unless the environment variable
+            ``LIGHTCYCLE_CHECKED=0`` turns it off; ``False`` turns it off for this Trainer.
     """
 
     def __init__(

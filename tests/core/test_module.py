@@ -62,8 +62,8 @@ class _FakeTrainer:
         self.current_epoch = 3
         self.global_step = 7
         self._results: _RecordingStore | None = _RecordingStore()
-        self._current_dataloader_idx: int | None = 1
-        self._multiple_dataloaders = False
+        # None with a single dataloader, as the Trainer keeps it
+        self._current_dataloader_idx: int | None = None
         self.state = TrainerState(stage=RunningStage.TRAINING)
         self.gradient_clip_val: float | None = None
         self.gradient_clip_algorithm: str | None = None
@@ -583,7 +583,7 @@ def test_log_forwards_to_the_metric_store() -> None:
         "stage": RunningStage.TRAINING,
     }
 
-    trainer._multiple_dataloaders = True
+    trainer._current_dataloader_idx = 1  # several dataloaders
     trainer.state.stage = RunningStage.VALIDATING
     model._current_fx_name = "validation_step"
     model.log_dict({"a": 1.0, "b": np.float32(2.5)}, logger=False, reduce_fx="max")

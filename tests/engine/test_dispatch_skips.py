@@ -237,6 +237,10 @@ def test_no_base_noop_hook_is_entered_during_a_fit() -> None:
                 entered.append("LightningModule.configure_gradient_clipping")
             elif frame.f_code in called:
                 hook_calls += 1
+            elif frame.f_code.co_name.startswith("fire_automatic_batch"):
+                # the generated batch function (runtime/fused_step.py) does the base
+                # optimizer_step's work itself: it stands for that hook's call
+                hook_calls += 1
 
     trainer = _profiled_fit(profile, _Model(), 5, max_epochs=2, callbacks=[_Plain(), _TwoHooks()])
     assert trainer.global_step == 10

@@ -64,8 +64,6 @@ def _driver(module: Any, callbacks: list[Any], *, at: str, checked: bool = False
     driver.bind(module, callbacks)
     # put the driver in a state without walking there (the executor is what is tested here)
     driver._ids = driver._id_rows[driver.table.index[at]]
-    if checked:
-        driver._place_machine(at)  # and the checked machine with it
     return driver
 
 
@@ -114,12 +112,18 @@ def test_current_fx_name_is_set_during_the_hook_and_restored_when_it_raises() ->
     assert module.seen_fx == ["training_step"] and module._current_fx_name == "outer"
 
 
-def test_checked_mode_fires_held_functions_through_the_machine() -> None:
+def test_checked_mode_proves_a_held_function_before_it_runs_and_then_adds_nothing() -> None:
     driver = _driver(_Model(), [], at=_STARTED, checked=True)
     step = driver.caller(ev.TRAINING_STEP)
+    # proven when made, from every state it can fire from; what runs is the plain function
+    assert (_STARTED, "training_step") in driver.checked_pairs
+    assert step is driver._events[id(ev.TRAINING_STEP)]
+    assert step.__name__.startswith("fire_training_step__from__")
     out = step(torch.ones(2, 4), 0)
     assert isinstance(out, torch.Tensor)
-    assert driver.checked_transitions == 1 and driver.state == "fit.train.epoch.batch.forwarded"
+    assert driver.state == "fit.train.epoch.batch.forwarded"
+    plain = _driver(_Model(), [], at=_STARTED)
+    assert step.__code__ is plain.caller(ev.TRAINING_STEP).__code__  # the unchecked function, same code
 
 
 _NAMES = (

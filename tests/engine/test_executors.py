@@ -33,7 +33,10 @@ from lightcycle.callbacks.monitoring import Checkpoint
 from lightcycle.engine import checked as checked_mode
 from lightcycle.engine import driver as engine_driver
 from lightcycle.engine.driver import LifecycleDriver
+from lightcycle.engine.interpreter import Step
+from lightcycle.errors import LifecycleError
 from lightcycle.states.declaration import LIFECYCLE
+from lightcycle.states.machine import build_machine
 from lightcycle.states.model import Event, Target
 from lightcycle.states.stages import TrainerState
 
@@ -348,7 +351,9 @@ def test_debug_mode_is_read_when_the_driver_is_built(monkeypatch: pytest.MonkeyP
 # --------------------------------------------------------------------------- checked mode
 
 
-def test_checked_mode_asks_the_machine_once_per_state_and_event(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_checked_mode_asks_the_machine_once_per_state_and_event(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     asked: list[tuple[str, str]] = []
     real = checked_mode._Oracle.ask
 
@@ -358,7 +363,10 @@ def test_checked_mode_asks_the_machine_once_per_state_and_event(monkeypatch: pyt
 
     monkeypatch.setattr(checked_mode, "_ORACLES", {})  # a fresh process, as far as the answers go
     monkeypatch.setattr(checked_mode._Oracle, "ask", ask)
+    monkeypatch.setenv("LIGHTCYCLE_DEBUG", "1")  # logs every event with its source: the pairs met
+    caplog.set_level(logging.DEBUG, logger="lightcycle.engine")
     for _ in range(2):
+        caplog.clear()
         trainer = L.Trainer(
             max_epochs=2,
             logger=False,
@@ -371,9 +379,94 @@ def test_checked_mode_asks_the_machine_once_per_state_and_event(monkeypatch: pyt
             torch.utils.data.TensorDataset(torch.randn(8, 2), torch.randn(8, 1)), batch_size=2
         )
         trainer.fit(_Tiny(), train_dataloaders=data)
-        assert trainer._driver.checked_transitions > 2 * 4 * 9  # every event of every batch was checked
+        met = [
+            (str(r.args[1]), str(r.args[0]))
+            for r in caplog.records
+            if r.msg == "event %s: %s -> %s" and isinstance(r.args, tuple)
+        ]
+        assert len(met) > 2 * 4 * 9  # every event of every batch, logged
+        assert set(met) <= trainer._driver.checked_pairs  # ... each from a step proven before it ran
     assert len(asked) == len(set(asked))  # each pair once, for both fits
-    assert 10 < len(asked) < 60
+    assert 10 < len(asked) < 120
+
+
+def test_the_machine_agrees_with_the_table_on_every_state_and_event() -> None:
+    # checked mode proves the cells a run's event functions can take, and the refusals it
+    # meets; this proves every cell of the default lifecycle, refusals included (and that
+    # asking the machine by firing answers as its get_triggers does)
+    table = engine_driver.table_for(LIFECYCLE)
+    machine, _ = build_machine(LIFECYCLE)
+    for index, path in enumerate(table.states):
+        legal = set(machine.get_triggers(path))
+        for name, trigger in table.triggers.items():
+            entry = table.rows[index].get(trigger)
+            answer = checked_mode.machine_answer(table, path, name)
+            assert (answer is not None) == (name in legal) == (entry is not None), (path, name)
+            if entry is not None:
+                assert answer == table.states[index if entry.dest is None else entry.dest], (path, name)
+
+
+def _with_step(driver: LifecycleDriver, state: str, event: str, step: Any) -> None:
+    """Change the bound table's cell of ``event`` in ``state`` (``None``: no step there)."""
+    index = driver.table.index[state]
+    trigger = driver.table.triggers[event]
+    if step is None:
+        del driver._rows[index][trigger], driver._id_rows[index][id(trigger)]
+    else:
+        driver._rows[index][trigger] = driver._id_rows[index][id(trigger)] = step
+
+
+class _Starts(L.Callback):
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        self.starts.append(batch_idx)
+
+
+_TRANSFERRED = "fit.train.epoch.batch.transferred"
+
+
+@pytest.mark.parametrize("checked", [True, False])
+def test_checked_mode_catches_a_wrong_destination_before_any_hook_of_the_event(checked: bool) -> None:
+    # a bound table whose train_batch_start goes back to 'running' instead of 'started'
+    cb = _Starts()
+    driver = LifecycleDriver(_Host(), checked=checked)
+    driver.bind(_Net(), [cb])
+    trigger = driver.table.triggers["train_batch_start"]
+    good = driver._rows[driver.table.index[_TRANSFERRED]][trigger]
+    wrong = Step(good.trigger, driver.table.index["fit.train.epoch.running"], good.stage, good.ops)
+    _with_step(driver, _TRANSFERRED, "train_batch_start", wrong)
+    driver.fire(LIFECYCLE.triggers()["fit"])  # elsewhere: the cell is not met yet
+    if not checked:
+        driver._ids = driver._id_rows[driver.table.index[_TRANSFERRED]]
+        driver.fire(trigger, torch.ones(2), 3)  # nothing compares: the wrong move is taken
+        assert driver.state == "fit.train.epoch.running" and cb.starts == [3]
+        return
+    message = rf"after 'train_batch_start' from '{_TRANSFERRED}': machine in '.*started', table in '.*running'"
+    with pytest.raises(checked_mode.LifecycleCheckError, match=message):
+        driver.caller(trigger)  # proven when made, for every state it fires from
+    driver._ids = driver._id_rows[driver.table.index[_TRANSFERRED]]
+    for _ in range(2):
+        with pytest.raises(checked_mode.LifecycleCheckError, match=message):
+            driver.fire(trigger, torch.ones(2), 3)
+        assert driver.state == _TRANSFERRED and cb.starts == []
+
+
+@pytest.mark.parametrize("checked", [True, False])
+def test_checked_mode_catches_a_table_that_refuses_what_the_machine_allows(checked: bool) -> None:
+    cb = _Starts()
+    driver = LifecycleDriver(_Host(), checked=checked)
+    driver.bind(_Net(), [cb])
+    _with_step(driver, _TRANSFERRED, "train_batch_start", None)
+    driver._ids = driver._id_rows[driver.table.index[_TRANSFERRED]]
+    trigger = driver.table.triggers["train_batch_start"]
+    expected = checked_mode.LifecycleCheckError if checked else LifecycleError
+    match = "table says illegal, transitions says legal" if checked else "train_batch_start"
+    for _ in range(2):
+        with pytest.raises(expected, match=match):
+            driver.fire(trigger, torch.ones(2), 3)
+        assert driver.state == _TRANSFERRED and cb.starts == []
 
 
 def test_checked_mode_refuses_an_event_the_machine_refuses_even_after_caching(monkeypatch: pytest.MonkeyPatch) -> None:

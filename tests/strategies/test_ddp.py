@@ -341,12 +341,27 @@ def test_the_strategy_steps_are_declared_at_lightnings_places() -> None:
 RESUME_PROGRAM = paths.TESTS / "ddp_resume_program.py"
 
 
-def _resume_run(root: Path, mode: str) -> int:
+def _resume_run(root: Path, mode: str) -> subprocess.CompletedProcess[bytes]:
+    """Run one phase; the caller's assertion shows its output (both ranks write to these pipes).
+
+    ``subprocess.run`` returns only once every holder of the pipes closed them, so the self-launched
+    rank 1 (which inherits them) has exited too, even when rank 0 died by SIGKILL.
+    """
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for key in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR", "TORCHELASTIC_RUN_ID"):
         env.pop(key, None)
     command = [sys.executable, str(RESUME_PROGRAM), str(root), mode, "1"]  # each rank seeds itself: seed + rank
-    return subprocess.run(command, env=env, capture_output=True, timeout=150).returncode
+    return subprocess.run(command, env=env, capture_output=True, timeout=150)
+
+
+def _outputs(*runs: subprocess.CompletedProcess[bytes]) -> str:
+    """The tails of each run's stdout and stderr, for an assertion message."""
+    parts = []
+    for run in runs:
+        mode = run.args[3]
+        for name, data in (("stdout", run.stdout), ("stderr", run.stderr)):
+            parts.append(f"--- {mode} (exit {run.returncode}) {name}:\n{data.decode(errors='replace')[-3000:]}")
+    return "\n".join(parts)
 
 
 def test_two_rank_run_killed_with_sigkill_resumes_bitwise(tmp_path: Path) -> None:
@@ -360,13 +375,16 @@ def test_two_rank_run_killed_with_sigkill_resumes_bitwise(tmp_path: Path) -> Non
     import torch
 
     full, cut = tmp_path / "full", tmp_path / "cut"
-    assert _resume_run(full, "full") == 0
-    assert _resume_run(cut, "kill") == -9  # rank 0 (the launching process) died by SIGKILL
+    whole = _resume_run(full, "full")
+    assert whole.returncode == 0, _outputs(whole)
+    killed = _resume_run(cut, "kill")
+    assert killed.returncode == -9, _outputs(killed)  # rank 0 (the launching process) died by SIGKILL
     assert not list(cut.glob("kill.rank*.pt"))  # no rank finished
     assert (cut / "ckpts" / "last.ckpt").exists()
     saved = torch.load(cut / "ckpts" / "last.ckpt", weights_only=False)
     assert saved["global_step"] == 5 and len(saved["loops"]["fit_loop"]["rank_rng"]) == 2
-    assert _resume_run(cut, "resume") == 0
+    resumed = _resume_run(cut, "resume")
+    assert resumed.returncode == 0, _outputs(killed, resumed)
     for rank in (0, 1):
         expected = torch.load(full / f"full.rank{rank}.pt", weights_only=False)
         got = torch.load(cut / f"resume.rank{rank}.pt", weights_only=False)

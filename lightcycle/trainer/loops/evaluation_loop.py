@@ -25,7 +25,7 @@ from lightcycle.runtime.evaluation import EvalRun
 from lightcycle.states import declaration as ev
 from lightcycle.states.stages import RunningStage, TrainerFn
 from lightcycle.trainer.flags import sequential_loaders
-from lightcycle.trainer.loops.data import load_loaders
+from lightcycle.trainer.loops.data import CombinedBatches, combined_count, load_eval
 from lightcycle.trainer.loops.progress import BatchProgress
 
 if TYPE_CHECKING:
@@ -73,24 +73,40 @@ class EvaluationLoop:
         limit = getattr(t, f"limit_{kind}_batches")
         if t.overfit_batches > 0 and kind == "val" and t.state.fn is TrainerFn.FITTING:
             value = sequential_loaders(as_loader_list(value, "val"), "val")  # before any sampler wrapping
-        loaders, counts = load_loaders(value, kind, limit, f"limit_{kind}_batches", t._loader_preparer())
+        loaders, counts, per_loader, stored = load_eval(
+            value, kind, limit, f"limit_{kind}_batches", t._loader_preparer()
+        )
         self._loaders = loaders
-        stored = loaders[0] if len(loaders) == 1 else loaders
         if kind == "val":
             if t.state.fn is TrainerFn.FITTING:
                 self._loaded_at = t.current_epoch
             t.val_dataloaders = stored
-            t.num_val_batches = counts
+            t.num_val_batches = per_loader
             if sanity:
-                counts = [min(t.num_sanity_val_steps, c) for c in counts]
-                t.num_sanity_val_batches = counts
+                per_loader = [min(t.num_sanity_val_steps, c) for c in per_loader]
+                t.num_sanity_val_batches = per_loader
+                # a non-sequential CombinedLoader: its combined count under the cut limits
+                combined = isinstance(loaders[0], CombinedBatches)
+                counts = [combined_count(loaders[0], per_loader)] if combined else per_loader
         elif kind == "test":
             t.test_dataloaders = stored
-            t.num_test_batches = counts
+            t.num_test_batches = per_loader
         else:
             t.predict_dataloaders = stored
-            t.num_predict_batches = counts
+            t.num_predict_batches = per_loader
         return loaders, counts
+
+    def run_counts(self) -> list[int | float]:
+        """The batches a validation during fit runs from the loaded loaders (no new request).
+
+        Returns:
+            ``trainer.num_val_batches``, or for a non-sequential CombinedLoader its combined
+            count (its limits put back after the sanity check cut them).
+        """
+        per_loader: list[int | float] = self.trainer.num_val_batches
+        if self._loaders and isinstance(self._loaders[0], CombinedBatches):
+            return [combined_count(self._loaders[0], per_loader)]
+        return per_loader
 
     # ------------------------------------------------------------------ one run
 
@@ -107,6 +123,9 @@ class EvaluationLoop:
         """
         t = self.trainer
         e = self.events
+        if e.noun == "predict" and loaders and isinstance(loaders[0], CombinedBatches):
+            # Lightning's prediction loop refuses it when the run starts (its reset), before any hook
+            raise ValueError('`trainer.predict()` only supports the `CombinedLoader(mode="sequential")` mode.')
         preflight.verify_dataloader_idx(t.lightning_module, e.noun, e.kind, len(loaders))  # where Lightning checks
         several = len(loaders) > 1
         predict = e.noun == "predict"

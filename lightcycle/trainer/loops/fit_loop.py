@@ -21,7 +21,7 @@ from lightcycle.runtime.rng import isolate_rng
 from lightcycle.states import declaration as ev
 from lightcycle.states.stages import RunningStage, TrainerFn
 from lightcycle.trainer.flags import reload_due, sequential_loaders
-from lightcycle.trainer.loops.data import load_loaders
+from lightcycle.trainer.loops.data import load_train
 from lightcycle.trainer.loops.progress import EpochProgress, Tracker
 from lightcycle.trainer.loops.training_epoch_loop import TrainingEpochLoop
 from lightcycle.utilities.rank_zero import rank_zero_debug, rank_zero_info
@@ -183,14 +183,12 @@ class FitLoop(FitLoopProgress):
             value = t._explicit["train"]
         if t.overfit_batches > 0:
             value = sequential_loaders(as_loader_list(value, "train"), "train")[0]
-        loaders, counts = load_loaders(
-            value, "train", t.limit_train_batches, "limit_train_batches", t._loader_preparer()
-        )
+        loader, count, shown = load_train(value, t.limit_train_batches, "limit_train_batches", t._loader_preparer())
         self._loaded_at = t.current_epoch
-        t.train_dataloader = loaders[0]
-        t.num_training_batches = counts[0]
+        t.train_dataloader = shown
+        t.num_training_batches = count
         self.epoch_loop.resolve_val_check_batch()
-        return loaders[0]
+        return loader
 
     # ------------------------------------------------------------------ checkpoint state
 

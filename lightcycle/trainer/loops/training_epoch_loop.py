@@ -10,7 +10,7 @@ batch bracket, the optimizer step, checkpoints, loggers) writes too.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lightcycle.errors import MisconfigurationException, SIGTERMException
@@ -20,6 +20,7 @@ from lightcycle.runtime.training import SKIPPED, TrainBatch
 from lightcycle.states import declaration as ev
 from lightcycle.states.stages import RunningStage
 from lightcycle.trainer.flags import reload_due
+from lightcycle.trainer.loops.data import CombinedBatches, sequential_train_error
 from lightcycle.trainer.loops.evaluation_loop import EvaluationLoop
 from lightcycle.trainer.loops.progress import step_counts
 
@@ -125,6 +126,8 @@ class TrainingEpochLoop:
             fire(ev.TRAIN_EPOCH_START)
         else:
             fire(ev.RESUME_EPOCH)
+        if isinstance(loader, CombinedBatches) and loader.sequential:
+            raise sequential_train_error("_FitLoop")  # where Lightning's fit loop refuses it: its advance
         if plan is None or (plan.fire_epoch_start and plan.skip == 0):
             # Lightning's epoch loop reset; an epoch resumed inside goes on with the restored counts
             self.val_loop.batch_progress.total = 0
@@ -146,12 +149,12 @@ class TrainingEpochLoop:
         # Per-epoch constants of the batch loop, read once: the batch bracket (its events' functions)
         # and the automatic-optimization step for the first optimizer (built at its first use).
         bracket = TrainBatch(t, t.device)
-        start_batch, end_batch = bracket.start, bracket.end
+        start_batch, end_batch = bracket.begin, bracket.finish
         precision = t.precision_plugin
         manual_step = precision.wrap_step(t._driver.caller(ev.MANUAL_TRAINING_STEP), precision.train_step_context)
         accumulate = t.accumulate_grad_batches
         n = t.num_training_batches
-        automatic_step: steps.AutomaticStep | None = None
+        automatic_step: Callable[[Any, int, int, bool, bool], dict[str, Any]] | None = None
         items = t.strategy.train_batches(iter(batches), t)  # under DDP: the SIGTERM decision before each batch
         while not loop.epoch_done(n, t.should_stop):
             try:
@@ -169,7 +172,7 @@ class TrainingEpochLoop:
             automatic = module.automatic_optimization
             if automatic:
                 if automatic_step is None:
-                    automatic_step = self._automatic_step()
+                    automatic_step = self._automatic_step().run
                 outputs = automatic_step(
                     batch,
                     batch_idx,
@@ -184,7 +187,8 @@ class TrainingEpochLoop:
                 if loop.ready_reached(n):
                     self._update_schedulers("epoch", plateau=False)
             end_batch(outputs, batch, batch_idx, stepping or not automatic)
-            self._after_batch(validate=validate_epoch)
+            if validate_epoch or t.lr_scheduler_configs or t.received_sigterm:  # (else it does nothing)
+                self._after_batch(validate_epoch)
             if stepping:  # after the validation this batch ran: its epoch metrics have the step before
                 loop.batches_that_stepped += 1
             if t.should_stop and t.loggers:
@@ -247,7 +251,7 @@ class TrainingEpochLoop:
         ):
             loaders, counts = val.setup_data()
         else:
-            loaders, counts = val._loaders, t.num_val_batches
+            loaders, counts = val._loaders, val.run_counts()
         if sum(counts) > 0:
             val.run(loaders, counts, RunningStage.VALIDATING)
 
@@ -298,6 +302,7 @@ class TrainingEpochLoop:
             outputs=t._driver.calls_hooks(ev.TRAIN_BATCH_END),
             precision=t.precision_plugin,
             module=t.lightning_module,
+            driver=t._driver,
         )
 
     # ------------------------------------------------------------------ checkpoint state

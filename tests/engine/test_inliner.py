@@ -1,0 +1,131 @@
+"""``codegen.Inliner``: events written into one function behave as the events fired one by one.
+
+Each inlined event runs its step inline only from the row the sequence expects; from any other
+row it calls the event's own function, so an illegal event is refused exactly as ``fire``
+refuses it. Drivers that must not inline (interpreted) give no inliner; a checked one
+inlines only steps it has proven against the machine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+import lightcycle as L
+from lightcycle.engine.driver import LifecycleDriver
+from lightcycle.errors import LifecycleError
+from lightcycle.states import declaration as ev
+from lightcycle.states.stages import TrainerState
+
+_FORWARDED = "fit.train.epoch.batch.closure.forwarded"
+
+
+class _Host:
+    def __init__(self) -> None:
+        self.state = TrainerState()
+
+
+def _driver(calls: list[tuple[str, Any]], executor: str = "generated", checked: bool = False) -> LifecycleDriver:
+    class Net(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: Any) -> None:
+            calls.append(("optimizer_zero_grad", self._current_fx_name))
+
+        def backward(self, loss: Any, *args: Any, **kwargs: Any) -> None:
+            calls.append(("backward", self._current_fx_name))
+
+    class Recorder(L.Callback):
+        def on_before_zero_grad(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
+            calls.append(("on_before_zero_grad", pl_module._current_fx_name))
+
+        def on_after_backward(self, trainer: Any, pl_module: Any) -> None:
+            calls.append(("on_after_backward", pl_module._current_fx_name))
+
+    driver = LifecycleDriver(_Host(), executor=executor, checked=checked)
+    driver.bind(Net(), [Recorder()])
+    return driver
+
+
+def _place(driver: LifecycleDriver, path: str) -> None:
+    driver._ids = driver._id_rows[driver.table.index[path]]
+
+
+def _zero_grad_then_backward(driver: LifecycleDriver, within: str | None) -> Any:
+    inline = driver.inliner()
+    assert inline is not None
+    row = inline.fire(2, ev.ZERO_GRAD, inline.row(driver.table.index[_FORWARDED]), ["e", "i", "opt"], None, within)
+    inline.fire(2, ev.BACKWARD, row, ["loss"], None, within)
+    return inline.compile("fire_test_zero_grad_backward", ["e", "i", "opt", "loss"])
+
+
+@pytest.mark.parametrize("within", [None, "optimizer_step"])
+def test_inlined_events_are_the_events_fired_one_by_one(within: str | None) -> None:
+    ours: list[tuple[str, Any]] = []
+    theirs: list[tuple[str, Any]] = []
+    inlined, reference = _driver(ours), _driver(theirs)
+    fused = _zero_grad_then_backward(inlined, within)
+    for driver in (inlined, reference):
+        _place(driver, _FORWARDED)
+        driver._fx["_current_fx_name"] = within
+    fused(0, 1, "opt", "loss")
+    reference.fire(ev.ZERO_GRAD, 0, 1, "opt")
+    reference.fire(ev.BACKWARD, "loss")
+    assert (
+        ours
+        == theirs
+        == [
+            ("on_before_zero_grad", "on_before_zero_grad"),
+            ("optimizer_zero_grad", "optimizer_zero_grad"),
+            ("backward", "backward"),
+            ("on_after_backward", "on_after_backward"),
+        ]
+    )
+    assert inlined.state == reference.state == "fit.train.epoch.batch.closure.backwarded"
+    assert inlined._fx["_current_fx_name"] == reference._fx["_current_fx_name"] == within
+
+
+def test_from_another_state_the_event_functions_run_or_refuse() -> None:
+    ours: list[tuple[str, Any]] = []
+    theirs: list[tuple[str, Any]] = []
+    inlined, reference = _driver(ours), _driver(theirs)
+    fused = _zero_grad_then_backward(inlined, None)
+    # the accumulating micro-batch's row: both events are legal there, with other steps
+    for driver in (inlined, reference):
+        _place(driver, "fit.train.epoch.batch.forwarded")
+    fused(0, 1, "opt", "loss")
+    reference.fire(ev.ZERO_GRAD, 0, 1, "opt")
+    reference.fire(ev.BACKWARD, "loss")
+    assert ours == theirs and ours
+    assert inlined.state == reference.state == "fit.train.epoch.batch.backwarded"
+    # where the first is illegal: the same refusal as fire's, and nothing ran
+    for driver in (inlined, reference):
+        _place(driver, "fit.train.epoch.running")
+    ours.clear()
+    with pytest.raises(LifecycleError) as raised:
+        fused(0, 1, "opt", "loss")
+    with pytest.raises(LifecycleError) as expected:
+        reference.fire(ev.ZERO_GRAD, 0, 1, "opt")
+    assert str(raised.value) == str(expected.value)
+    assert ours == []
+
+
+def test_no_inliner_where_events_must_keep_their_own_path() -> None:
+    calls: list[tuple[str, Any]] = []
+    assert _driver(calls).inliner() is not None
+    assert _driver(calls, executor="interpreted").inliner() is None
+
+
+def test_a_checked_driver_inlines_only_proven_steps() -> None:
+    calls: list[tuple[str, Any]] = []
+    driver = _driver(calls, checked=True)
+    assert driver.checked_pairs == frozenset()
+    _zero_grad_then_backward(driver, None)
+    forwarded = (_FORWARDED, ev.ZERO_GRAD.name)
+    proven = driver.checked_pairs
+    assert forwarded in proven  # the inlined zero_grad step, proven before it was written
+    assert any(name == ev.BACKWARD.name for _, name in proven)
