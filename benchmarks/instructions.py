@@ -28,7 +28,11 @@ smaller than that as noise, or raise ``--steps``.
 
 ``--bytecodes`` counts, instead, the Python bytecode instructions executed per step, per
 function, with ``sys.settrace`` opcode events over 50 steps after 20 warm-up steps: exact,
-needs no valgrind, takes seconds, and names the functions that add the most.
+needs no valgrind, takes seconds, and names the functions that add the most. ``--window`` and
+``--after`` move that window: the ``realistic`` variants pay at each epoch end (validation,
+checkpoint, logger flush), every ``overhead.EPOCH`` = 100 steps, so count them over whole
+epochs (``--after 120 --window 200`` spans two epoch ends). Only the training thread is
+traced: a progress bar's refresh thread (rich's) is not counted.
 
 Usage::
 
@@ -37,6 +41,7 @@ Usage::
     python benchmarks/instructions.py --jobs 1                 # one valgrind at a time
     python benchmarks/instructions.py --bytecodes              # Python bytecodes per step, by function
     python benchmarks/instructions.py --bytecodes --executors generated interpreted
+    python benchmarks/instructions.py --bytecodes --variants raw realistic --after 120 --window 200
 
 ``--executors`` counts each lightcycle variant once per event executor (``LIGHTCYCLE_EXECUTOR``
 in the child), as ``variant@executor``; without it the child runs the default executor.
@@ -216,11 +221,13 @@ def per_step(variant: str, steps: int, workdir: Path, jobs: int) -> dict[str, fl
     return {e: (long[e] - short[e]) / (2 * steps) for e in short}
 
 
-def bytecodes(key: str) -> dict[str, float]:
+def bytecodes(key: str, after: int = _BYTECODE_WARMUP, window: int = _BYTECODE_STEPS) -> dict[str, float]:
     """Python bytecode instructions per training step of ``key``, by function.
 
     Args:
         key: a key of ``overhead.RUNNERS``, optionally ``@executor`` (``trainer@interpreted``).
+        after: training steps run before counting starts.
+        window: training steps counted.
 
     Returns:
         ``"file:line:function"`` to instructions executed per step.
@@ -228,12 +235,10 @@ def bytecodes(key: str) -> dict[str, float]:
     Raises:
         RuntimeError: the child failed.
     """
-    start = _BYTECODE_WARMUP
-    stop = start + _BYTECODE_STEPS
+    start = after
+    stop = start + window
     variant, env = _child_env(key)
-    code = _BYTECODE_CHILD.format(
-        here=str(HERE), variant=variant, start=start, stop=stop, total=stop + 5, steps=_BYTECODE_STEPS
-    )
+    code = _BYTECODE_CHILD.format(here=str(HERE), variant=variant, start=start, stop=stop, total=stop + 5, steps=window)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{key} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
@@ -241,12 +246,14 @@ def bytecodes(key: str) -> dict[str, float]:
     return result
 
 
-def report_bytecodes(variants: list[str], top: int) -> None:
+def report_bytecodes(
+    variants: list[str], top: int, after: int = _BYTECODE_WARMUP, window: int = _BYTECODE_STEPS
+) -> None:
     """Print bytecodes per step per variant, and the functions that add the most over raw."""
-    counts = {v: bytecodes(v) for v in variants}
+    counts = {v: bytecodes(v, after, window) for v in variants}
     raw = counts["raw"]
     raw_total = sum(raw.values())
-    print(f"Python bytecode instructions per training step ({_BYTECODE_STEPS} steps after {_BYTECODE_WARMUP})")
+    print(f"Python bytecode instructions per training step ({window} steps after {after})")
     for v in variants:
         total = sum(counts[v].values())
         print(f"{v:<22}{total:>10,.0f}   {total - raw_total:>+8,.0f} over raw")
@@ -274,6 +281,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="valgrind runs at once")
     parser.add_argument("--bytecodes", action="store_true", help="count Python bytecodes instead (no valgrind)")
     parser.add_argument("--top", type=int, default=12, help="--bytecodes: functions listed per variant")
+    parser.add_argument("--after", type=int, default=_BYTECODE_WARMUP, help="--bytecodes: steps before counting")
+    parser.add_argument("--window", type=int, default=_BYTECODE_STEPS, help="--bytecodes: steps counted")
     parser.add_argument(
         "--executors",
         nargs="+",
@@ -290,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
         variants = [f"{v}@{e}" if v in lightcycle else v for v in variants for e in args.executors]
         variants = list(dict.fromkeys(variants))  # (a plain variant once)
     if args.bytecodes:
-        report_bytecodes(variants, args.top)
+        report_bytecodes(variants, args.top, args.after, args.window)
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed: apt-get install valgrind (or use --bytecodes)")

@@ -82,7 +82,16 @@ class _RefreshThread(_RichRefreshThread):
 
 
 class CustomProgress(Progress):
-    """Rich's ``Progress`` with Lightning's refresh thread and tasks of infinite total."""
+    """Rich's ``Progress`` with Lightning's refresh thread and tasks of infinite total.
+
+    On a console that cannot show a live display (a file, a pipe, a dumb terminal; not nested in
+    another display) rich writes only the last frame, when the display stops, and renders that
+    frame then: the frames in between are not rendered at all (``refresh`` and ``soft_refresh``
+    do nothing while it runs), which leaves the output as it is.
+    """
+
+    # Whether frames rendered while the display runs can be seen (decided when it starts).
+    _draws: bool = True
 
     def start(self) -> None:
         """Start the display, with the refresh thread that redraws on request."""
@@ -90,9 +99,21 @@ class CustomProgress(Progress):
             self.live._refresh_thread = _RefreshThread(self.live, self.live.refresh_per_second)
             self.live.auto_refresh = False
         super().start()
+        live = self.live
+        console = live.console
+        # rich's Live.refresh shows a frame only in Jupyter, on a capable terminal, or through the
+        # display it is nested in (rich >= 14.1); otherwise only once stopped.
+        self._draws = bool(getattr(live, "_nested", False)) or bool(
+            console.is_jupyter or (console.is_terminal and not console.is_dumb_terminal)
+        )
         if self.live._refresh_thread:
             self.live.auto_refresh = True
             self.live._refresh_thread.start()
+
+    def refresh(self) -> None:
+        """Render the display now, when a frame rendered now can be seen."""
+        if self._draws:
+            super().refresh()
 
     def stop(self) -> None:
         """Stop the display and join the refresh thread (the final frame is drawn here)."""
@@ -104,7 +125,7 @@ class CustomProgress(Progress):
 
     def soft_refresh(self) -> None:
         """Ask the refresh thread to redraw at its next tick (the per-batch path never draws itself)."""
-        if self.live.auto_refresh and isinstance(self.live._refresh_thread, _RefreshThread):
+        if self._draws and self.live.auto_refresh and isinstance(self.live._refresh_thread, _RefreshThread):
             self.live._refresh_thread.refresh_cond = True
 
     def add_task(

@@ -6,13 +6,25 @@ and, on the training task of a fit, the metrics text (``get_metrics``: ``v_num``
 logged with ``prog_bar=True``). The display redraws from rich's thread at most ``refresh_rate``
 times a second and only after a batch asked it to. ``rich`` (``pip install lightcycle[rich]``) is
 imported when the first display starts, not when lightcycle is imported.
+
+What a training batch costs: the bar hands rich the batch count and the metrics (a read of
+``trainer.progress_bar_metrics``, which converts tensors to numbers: a device sync on a GPU) only
+when rich could draw them, at most once per ``1 / refresh_rate`` seconds, and always at the
+epoch's last batch; between two hand-overs a batch records its count (one clock read). The
+count not handed over yet is handed over before validation, at the epoch end, on an exception
+and at teardown, so every frame the display leaves on screen is Lightning's; a frame drawn in
+between shows metrics at most one refresh interval older than its count. On a console that
+cannot show a live display (a file or a pipe: rich writes only each display's last frame) the
+bar does not ask rich to render the frames in between at all.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.metadata
+import math
 import sys
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +45,9 @@ if TYPE_CHECKING:
 
 # Lightning's `_RICH_AVAILABLE`: the rich bar (and the rich summary) need rich >= 10.2.2.
 _MIN_RICH = (10, 2, 2)
+
+# The clock that spaces the hand-overs to rich (a module global so that tests can drive it).
+_clock = time.monotonic
 
 
 @functools.cache
@@ -127,6 +142,11 @@ class RichProgressBar(ProgressBar):
         self._metric_component: MetricsTextColumn | None = None
         self._progress_stopped: bool = False
         self.theme = theme
+        # The training task's total (its last batch is always handed to rich), the time from which
+        # the next batch is handed over, and the count of a batch not handed over yet.
+        self._train_total: int | float = math.inf
+        self._train_due: float = -math.inf
+        self._train_pending: int | None = None
 
     @property
     def refresh_rate(self) -> float:
@@ -221,6 +241,8 @@ class RichProgressBar(ProgressBar):
         self._init_progress(trainer)
 
     def on_validation_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
+        # A validation inside an epoch: the training task shows its last batch while it runs.
+        self._flush_train(trainer, pl_module, metrics=True)
         self._init_progress(trainer)
 
     def on_sanity_check_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
@@ -247,6 +269,8 @@ class RichProgressBar(ProgressBar):
                 self.progress.reset(
                     self.train_progress_bar_id, total=total_batches, description=train_description, visible=True
                 )
+        self._train_total = total_batches
+        self._train_pending = None
         self.refresh()
 
     def _hide(self, task_id: TaskID | None) -> None:
@@ -285,6 +309,7 @@ class RichProgressBar(ProgressBar):
         total_batches = self.total_train_batches
         train_description = self._get_train_description(self.trainer.current_epoch)
         self.train_progress_bar_id = self._add_task(total_batches, train_description)
+        self._train_total = total_batches
 
     def _update(self, progress_bar_id: TaskID | None, current: int, visible: bool = True, hard: bool = False) -> None:
         if self.progress is not None and self.is_enabled and progress_bar_id is not None:
@@ -330,14 +355,36 @@ class RichProgressBar(ProgressBar):
     def on_train_batch_end(
         self, trainer: RunHost, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if not self.is_disabled and self.train_progress_bar_id is None:
+        if self.is_disabled:
+            return  # nothing is drawn: no metrics are read
+        if self.train_progress_bar_id is None:
             # A fit resumed mid-epoch starts without on_train_epoch_start's task.
             self._initialize_train_progress_bar_id()
-        self._update(self.train_progress_bar_id, batch_idx + 1)
+        current = batch_idx + 1
+        # Why: rich's thread draws at most refresh_rate times a second, so handing it each batch's
+        # metrics (a tensor-to-number conversion, a device sync) would pay for frames never drawn.
+        now = _clock()
+        if now < self._train_due and current != self._train_total:
+            self._train_pending = current
+            return
+        self._train_due = now + 1 / self.refresh_rate
+        self._train_pending = None
+        self._update(self.train_progress_bar_id, current)
         self._update_metrics(trainer, pl_module)
         self.refresh()
 
+    def _flush_train(self, trainer: RunHost, pl_module: LightningModule, metrics: bool) -> None:
+        """Hand rich the count of the last training batch if it was not handed over (and the metrics)."""
+        current = self._train_pending
+        if current is None:
+            return
+        self._train_pending = None
+        self._update(self.train_progress_bar_id, current)
+        if metrics:
+            self._update_metrics(trainer, pl_module)
+
     def on_train_epoch_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
+        self._flush_train(trainer, pl_module, metrics=False)  # (the metrics are read just below)
         self._update_metrics(trainer, pl_module)
         self.refresh()
 
@@ -422,9 +469,12 @@ class RichProgressBar(ProgressBar):
         self._metric_component.update(self.get_metrics(trainer, pl_module))
 
     def teardown(self, trainer: RunHost, pl_module: LightningModule, stage: str) -> None:
+        self._flush_train(trainer, pl_module, metrics=False)
         self._stop_progress()
 
     def on_exception(self, trainer: RunHost, pl_module: LightningModule, exception: BaseException) -> None:
+        # The last finished batch's count; not the metrics, which now hold the failed batch's values.
+        self._flush_train(trainer, pl_module, metrics=False)
         self._stop_progress()
 
     def configure_columns(self, trainer: RunHost) -> list[ProgressColumn]:

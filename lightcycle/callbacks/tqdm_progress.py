@@ -4,6 +4,13 @@ One training bar for the whole fit, reset at each epoch (``leave=False``, the de
 per epoch left on screen (``leave=True``); a sanity-check, validation, test and predict bar; all on
 ``sys.stdout`` with Lightning's ``bar_format`` and number padding. tqdm is imported when the first
 bar is drawn, not when lightcycle is imported.
+
+What a batch costs: Lightning redraws a bar (and, in training, reads ``get_metrics`` for the postfix,
+converting the logged tensors: a device sync on a GPU) on every ``refresh_rate``-th batch. Here
+such a batch sets the bar's count, and redraws it only when tqdm's own ``mininterval`` (0.1 s by
+default) has passed since the bar last drew, or at its last batch; the epoch end sets the postfix
+and redraws as Lightning's does, so the lines a bar leaves are Lightning's. A bar created with
+``mininterval=0`` redraws on every such batch, exactly as Lightning's.
 """
 
 from __future__ import annotations
@@ -70,10 +77,23 @@ def convert_inf(x: int | float | None) -> int | float | None:
     return x
 
 
-def _update_n(bar: tqdm[Any], value: int) -> None:
-    if not bar.disable:
-        bar.n = value
-        bar.refresh()
+def _draw_due(bar: tqdm[Any], current: int) -> bool:
+    """Set ``bar``'s count to ``current``; True when the bar should redraw now.
+
+    tqdm's own rule decides: at least ``bar.mininterval`` seconds (tqdm's clock) since the bar
+    last drew, or the bar's last batch. A due draw is recorded in ``bar.last_print_t``, as tqdm's
+    ``update`` records its own.
+    """
+    if bar.disable:
+        return False
+    bar.n = current  # so that a draw forced elsewhere (a print through the bar, close) is current
+    if current == bar.total:
+        return True
+    now = bar._time()
+    if now - bar.last_print_t < bar.mininterval:
+        return False
+    bar.last_print_t = now
+    return True
 
 
 class TQDMProgressBar(ProgressBar):
@@ -241,9 +261,10 @@ class TQDMProgressBar(ProgressBar):
         self, trainer: RunHost, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         n = batch_idx + 1
-        if self._train_progress_bar is not None and self._should_update(n, self._train_progress_bar.total):
-            _update_n(self._train_progress_bar, n)
-            self._train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
+        bar = self._train_progress_bar
+        if bar is not None and self._should_update(n, bar.total) and _draw_due(bar, n):
+            bar.refresh()
+            bar.set_postfix(self.get_metrics(trainer, pl_module))
 
     def on_train_epoch_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         if not self.train_progress_bar.disable:
@@ -279,14 +300,16 @@ class TQDMProgressBar(ProgressBar):
 
     def _step(self, bar: tqdm[Any] | None, batch_idx: int) -> None:
         n = batch_idx + 1
-        if bar is not None and self._should_update(n, bar.total):
-            _update_n(bar, n)
+        if bar is not None and self._should_update(n, bar.total) and _draw_due(bar, n):
+            bar.refresh()
 
     def on_validation_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self.val_progress_bar.close()
         self.reset_dataloader_idx_tracker()
-        if self._train_progress_bar is not None and trainer.state.fn == "fit":
-            self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
+        bar = self._train_progress_bar
+        # (a disabled bar, the sanity check's placeholder among them, draws no postfix: none is read)
+        if bar is not None and not bar.disable and trainer.state.fn == "fit":
+            bar.set_postfix(self.get_metrics(trainer, pl_module))
 
     def on_test_start(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self.test_progress_bar = self.init_test_tqdm()

@@ -3,13 +3,16 @@
 Each run draws on a recording rich console (not a terminal, so rich writes each display's last
 frame when it stops); times and speeds, which differ run to run, are blanked before comparing. The
 bar's hooks are also recorded with a snapshot of its tasks and metrics after each, so that the
-frames in between are compared too.
+frames in between are compared too. The bar hands rich a training batch at most once per refresh
+interval (``1 / refresh_rate`` s): those comparisons run on a clock that moves a second per reading,
+so that every batch is handed over as in Lightning; the tests at the end freeze the clock instead.
 """
 
 from __future__ import annotations
 
 import copy
 import io
+import itertools
 import pickle
 import re
 from collections.abc import Iterator
@@ -23,6 +26,8 @@ import torch
 
 import lightcycle as LC
 import lightcycle.callbacks
+import lightcycle.callbacks.rich_progress as rich_progress
+from lightcycle.callbacks.rich_columns import CustomProgress
 from tests.callback_programs import loaders, make_module, run
 
 _TIMES = re.compile(r"\d+:\d\d:\d\d • (\d+:\d\d:\d\d|-:--:--) +\d+\.\d\dit/s")
@@ -35,6 +40,17 @@ def _restore_global_console() -> Iterator[None]:
     saved = dict(console.__dict__)
     yield
     console.__dict__ = saved
+
+
+@pytest.fixture(autouse=True)
+def _every_batch_due(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A second passes between two readings: each batch is past the refresh interval, as in Lightning.
+    monkeypatch.setattr(rich_progress, "_clock", itertools.count(0.0, 1.0).__next__)
+
+
+def _frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No time passes: after a hand-over, no batch is due until the epoch's last one.
+    monkeypatch.setattr(rich_progress, "_clock", lambda: 0.0)
 
 
 def _bar(fw: ModuleType, stream: io.StringIO, **bar_kwargs: Any) -> Any:
@@ -218,3 +234,117 @@ def test_rich_bar_without_a_length_like_lightning() -> None:
     ours, lightning = screen(LC), screen(PL)
     assert ours == lightning
     assert "2/--" in ours[0]
+
+
+def _counting_metrics(bar: Any) -> list[int]:
+    """Count the bar's ``get_metrics`` calls (each one reads and converts the logged tensors)."""
+    calls = [0]
+    get_metrics = bar.get_metrics
+
+    def counted(*args: Any) -> Any:
+        calls[0] += 1
+        return get_metrics(*args)
+
+    bar.get_metrics = counted
+    return calls
+
+
+def _fit_counted(fw: ModuleType, bar_kwargs: dict[str, Any], **trainer_kwargs: Any) -> tuple[str, Any, list[int]]:
+    stream = io.StringIO()
+    bar = _bar(fw, stream, **bar_kwargs)
+    calls = _counting_metrics(bar)
+    run(fw, lambda fw: [bar], module=_model(fw), enable_progress_bar=True, **trainer_kwargs)
+    return _TIMES.sub("T", stream.getvalue()), bar, calls
+
+
+def _train_batch_counts(log: list[Any]) -> list[float]:
+    # the completed count of the training task ("Epoch ...") after each training batch
+    return [t[1] for name, tasks, _ in log if name == "on_train_batch_end" for t in tasks if t[0].startswith("Epoch")]
+
+
+def test_rich_bar_hands_a_batch_over_at_most_once_per_refresh_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    lightning_text, lightning_bar, _ = _fit(PL, {})
+    _frozen(monkeypatch)
+    text, bar, calls = _fit_counted(LC, {})
+    # The frames left on screen are Lightning's: the last batch of each epoch is always handed over.
+    assert text == lightning_text
+    assert "4/4" in text and "loss: " in text
+    # In between, a batch inside the refresh interval only records its count: epoch 0 hands over its
+    # first batch (nothing was due before) and its last, epoch 1 its last only.
+    assert _train_batch_counts(lightning_bar.log_) == [1, 2, 3, 4] * 2
+    assert _train_batch_counts(bar.log_) == [1, 1, 1, 4, 0, 0, 0, 4]
+    # Every other hook leaves the tasks and the metrics as Lightning's does.
+    ours = [entry for entry in bar.log_ if entry[0] != "on_train_batch_end"]
+    theirs = [entry for entry in lightning_bar.log_ if entry[0] != "on_train_batch_end"]
+    assert ours == theirs
+    # Metrics read: 3 batches handed over, one read per epoch end (2) and per validation end (the
+    # sanity check's and 2 epochs'), against Lightning's 8 + 2 + 3.
+    assert calls[0] == 3 + 2 + 3
+
+
+def test_rich_bar_hands_over_an_epoch_cut_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    # max_steps ends the second epoch at its 2nd of 4 batches: no "last batch" to hand over, so the
+    # count waiting is handed over at the epoch end.
+    kwargs = {"max_epochs": 2, "max_steps": 6}
+    lightning_text, lightning_bar, _ = _fit(PL, {}, **kwargs)
+    _frozen(monkeypatch)
+    text, bar, _ = _fit_counted(LC, {}, **kwargs)
+    assert text == lightning_text
+    assert "2/4" in text
+    ours = [entry for entry in bar.log_ if entry[0] == "on_train_epoch_end"]
+    assert ours == [entry for entry in lightning_bar.log_ if entry[0] == "on_train_epoch_end"]
+
+
+def test_rich_bar_on_an_exception_shows_the_last_finished_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    _frozen(monkeypatch)
+    stream = io.StringIO()
+    bar = _bar(LC, stream)
+    model = _model(LC)
+    step = model.training_step
+
+    def failing_step(batch: Any, batch_idx: int) -> Any:
+        if model.current_epoch == 1 and batch_idx == 2:
+            raise RuntimeError("boom")
+        return step(batch, batch_idx)
+
+    model.training_step = failing_step
+    with pytest.raises(RuntimeError, match="boom"):
+        run(LC, lambda fw: [bar], module=model, enable_progress_bar=True)
+    # Batches 1 and 2 of epoch 1 were not handed over (no time passed); the display's last frame
+    # still shows the count of the last finished batch, as Lightning's.
+    assert _train_batch_counts(bar.log_)[-2:] == [0, 0]
+    assert "2/4" in stream.getvalue()
+
+
+def test_a_disabled_rich_bar_reads_no_metrics() -> None:
+    text, bar, calls = _fit_counted(LC, {"refresh_rate": 0})
+    assert text == "" and bar.progress is None
+    assert calls[0] == 0
+    stream = io.StringIO()
+    bar = _bar(LC, stream)
+    bar.disable()  # disabled by hand (as on a rank other than 0)
+    calls = _counting_metrics(bar)
+    run(LC, lambda fw: [bar], module=_model(LC), enable_progress_bar=True)
+    assert calls[0] == 0 and stream.getvalue() == ""
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_rich_bar_renders_frames_in_between_only_where_they_can_be_seen(
+    monkeypatch: pytest.MonkeyPatch, terminal: bool
+) -> None:
+    renders = [0]
+    get_renderable = CustomProgress.get_renderable
+
+    def counted(self: CustomProgress) -> Any:
+        renders[0] += 1
+        return get_renderable(self)
+
+    monkeypatch.setattr(CustomProgress, "get_renderable", counted)
+    stream = io.StringIO()
+    bar = LC.callbacks.RichProgressBar(console_kwargs={"file": stream, "force_terminal": terminal, "width": 200})
+    run(LC, lambda fw: [bar], module=_model(LC), enable_progress_bar=True)
+    assert "4/4" in stream.getvalue()
+    if terminal:
+        assert renders[0] > 3  # each task added, each epoch: redrawn where the terminal shows them
+    else:
+        assert renders[0] == 3  # rich's own, as the display is built and started, and its last frame
