@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
+import weakref
 from typing import Any
 
 from lightcycle._hooks import is_overridden
@@ -73,6 +74,28 @@ def _takes(hook: Any, param: str) -> bool:
     return param in spec.args[1:] or spec.varargs is not None
 
 
+# (accepts dataloader_idx, requires it) per hook function: a signature does not change, and
+# reading it (``inspect``) costs ~1,500 bytecodes per hook at every evaluation start
+_DATALOADER_IDX: weakref.WeakKeyDictionary[Any, tuple[bool, bool]] = weakref.WeakKeyDictionary()
+
+
+def _dataloader_idx_param(fn: Any) -> tuple[bool, bool]:
+    """Whether hook ``fn`` takes ``dataloader_idx`` (Lightning's rule) and whether it has no default."""
+    key = getattr(fn, "__func__", fn)  # a bound method: its function (the same parameters, less self)
+    try:
+        known = _DATALOADER_IDX.get(key)
+    except TypeError:  # (a callable that cannot be weakly referenced: read every time)
+        key, known = None, None
+    if known is not None:
+        return known
+    present = _takes(fn, "dataloader_idx")
+    params = inspect.signature(fn).parameters if present else {}
+    required = "dataloader_idx" in params and params["dataloader_idx"].default is inspect.Parameter.empty
+    if key is not None:
+        _DATALOADER_IDX[key] = (present, required)
+    return present, required
+
+
 def verify_dataloader_idx(module: Any, noun: str, prefix: str, num_loaders: int) -> None:
     """Refuse step and batch hooks whose ``dataloader_idx`` does not fit the number of loaders.
 
@@ -93,17 +116,15 @@ def verify_dataloader_idx(module: Any, noun: str, prefix: str, num_loaders: int)
         fn = getattr(module, hook, None)
         if not callable(fn):
             continue  # a hook set to None is not called, so its signature does not matter
-        present = _takes(fn, "dataloader_idx")
+        present, required = _dataloader_idx_param(fn)
         if several and not present:
             raise RuntimeError(
                 f"You provided multiple `{prefix}_dataloader`, but no `dataloader_idx` argument in "
                 f"`{type(module).__name__}.{hook}()`. Try adding `dataloader_idx=0` to its signature."
             )
-        if not several and present:
-            params = inspect.signature(fn).parameters
-            if "dataloader_idx" in params and params["dataloader_idx"].default is inspect.Parameter.empty:
-                raise RuntimeError(
-                    f"You provided only a single `{prefix}_dataloader`, but have included `dataloader_idx` in "
-                    f"`{type(module).__name__}.{hook}()`. Either remove the argument or give it a default value "
-                    "i.e. `dataloader_idx=0`."
-                )
+        if not several and required:
+            raise RuntimeError(
+                f"You provided only a single `{prefix}_dataloader`, but have included `dataloader_idx` in "
+                f"`{type(module).__name__}.{hook}()`. Either remove the argument or give it a default value "
+                "i.e. `dataloader_idx=0`."
+            )
