@@ -188,21 +188,27 @@ def test_lightnings_rich_bar_under_lightcycle_draws_the_same() -> None:
     assert bar.log_ == lightning_bar.log_
 
 
+def _fit_failing_at_epoch_1_batch_2(fw: ModuleType) -> tuple[io.StringIO, Any]:
+    """A fit with a rich bar on a stream whose training_step raises at epoch 1, batch 2."""
+    stream = io.StringIO()
+    bar = _bar(fw, stream)
+    model = _model(fw)
+    step = model.training_step
+
+    def failing_step(batch: Any, batch_idx: int) -> Any:
+        if model.current_epoch == 1 and batch_idx == 2:
+            raise RuntimeError("boom")
+        return step(batch, batch_idx)
+
+    model.training_step = failing_step
+    with pytest.raises(RuntimeError, match="boom"):
+        run(fw, lambda fw: [bar], module=model, enable_progress_bar=True)
+    return stream, bar
+
+
 def test_rich_bar_stops_its_display_on_an_exception_like_lightning() -> None:
     def screen(fw: ModuleType) -> tuple[str, list[Any]]:
-        stream = io.StringIO()
-        bar = _bar(fw, stream)
-        model = _model(fw)
-        step = model.training_step
-
-        def failing_step(batch: Any, batch_idx: int) -> Any:
-            if model.current_epoch == 1 and batch_idx == 2:
-                raise RuntimeError("boom")
-            return step(batch, batch_idx)
-
-        model.training_step = failing_step
-        with pytest.raises(RuntimeError, match="boom"):
-            run(fw, lambda fw: [bar], module=model, enable_progress_bar=True)
+        stream, bar = _fit_failing_at_epoch_1_batch_2(fw)
         assert bar._progress_stopped  # the display was stopped: its last frame is on the stream
         return _TIMES.sub("T", stream.getvalue()), bar.log_
 
@@ -297,19 +303,7 @@ def test_rich_bar_hands_over_an_epoch_cut_short(monkeypatch: pytest.MonkeyPatch)
 
 def test_rich_bar_on_an_exception_shows_the_last_finished_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     _frozen(monkeypatch)
-    stream = io.StringIO()
-    bar = _bar(LC, stream)
-    model = _model(LC)
-    step = model.training_step
-
-    def failing_step(batch: Any, batch_idx: int) -> Any:
-        if model.current_epoch == 1 and batch_idx == 2:
-            raise RuntimeError("boom")
-        return step(batch, batch_idx)
-
-    model.training_step = failing_step
-    with pytest.raises(RuntimeError, match="boom"):
-        run(LC, lambda fw: [bar], module=model, enable_progress_bar=True)
+    stream, bar = _fit_failing_at_epoch_1_batch_2(LC)
     # Batches 1 and 2 of epoch 1 were not handed over (no time passed); the display's last frame
     # still shows the count of the last finished batch, as Lightning's.
     assert _train_batch_counts(bar.log_)[-2:] == [0, 0]
