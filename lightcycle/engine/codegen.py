@@ -147,20 +147,35 @@ def _qualified(make: Callable[..., Any], name: str) -> Callable[..., Any]:
     return FunctionType(code.replace(co_consts=consts), make.__globals__, make.__name__)
 
 
-def _positional(trigger: Event, op: d.Op) -> list[str]:
-    """The call's positional arguments: the selected parameters, or all of them."""
+def _parameters(trigger: Event) -> list[str]:
+    """The expressions of an event function's parameters: ``a0, a1, ...`` (``*tail`` for an optional one)."""
     n = len(trigger.params)
+    return [*(f"a{i}" for i in range(n - 1)), "*tail"] if trigger.optional_tail else [f"a{i}" for i in range(n)]
+
+
+def _positional(op: d.Op, params: Sequence[str]) -> list[str]:
+    """The call's positional arguments: the selected parameters, or all of them."""
     if op.positions is None:
-        return [*(f"a{i}" for i in range(n - 1)), "*tail"] if trigger.optional_tail else [f"a{i}" for i in range(n)]
-    return [f"a{i}" for i in op.positions]  # dispatch never selects the optional parameter
+        return list(params)
+    return [params[i] for i in op.positions]  # dispatch never selects the optional parameter
 
 
-def _argument_list(w: _Writer, trigger: Event, op: d.Op, lead: tuple[Any, Any]) -> str:
-    """The call's arguments: ``trainer, pl_module`` for callbacks, the positional ones, then ``keyword=aN`` pairs."""
-    parts = _positional(trigger, op)
+def _argument_list(w: _Writer, op: d.Op, lead: tuple[Any, Any], params: Sequence[str]) -> str:
+    """The call's arguments: ``trainer, pl_module`` for callbacks, the positional ones, then keyword pairs.
+
+    Args:
+        w: the function's writer (``trainer`` and ``pl_module`` are its shared cells).
+        op: the hook call.
+        lead: the trainer and the module, for callback hooks.
+        params: the expressions of the event's parameters, in order.
+
+    Returns:
+        The argument list as source text.
+    """
+    parts = _positional(op, params)
     if op.with_trainer:
         parts = [w.shared("trainer", lead[0]), w.shared("pl_module", lead[1]), *parts]
-    parts.extend(f"{keyword}=a{i}" for keyword, i in op.kwargs)  # (check_ops refused the optional one)
+    parts.extend(f"{keyword}={params[i]}" for keyword, i in op.kwargs)  # (check_ops refused the optional one)
     return ", ".join(parts)
 
 
@@ -168,6 +183,7 @@ def _emit_step(w: _Writer, s: int, step: Step, ctx: Context, trigger: Event) -> 
     """The lines of one step: what :func:`~lightcycle.engine.interpreter.run_step` does, unrolled."""
     ind = 3
     lead = (ctx.trainer, ctx.module)
+    params = _parameters(trigger)
     if step.dest is not None:
         w.line(ind, f"holder._ids = {w.value(f'AFTER{s}', ctx.holder._id_rows[step.dest])}")
     if step.stage is not Stage.KEEP:
@@ -195,7 +211,7 @@ def _emit_step(w: _Writer, s: int, step: Step, ctx: Context, trigger: Event) -> 
             w.line(body, f"{w.value(f'act{s}_{o}', ctx.actions[op.action])}()")
             continue
         w.line(body, f"fx[{FX!r}] = {op.name!r}")
-        args = _argument_list(w, trigger, op, lead)
+        args = _argument_list(w, op, lead, params)
         if single:
             w.line(body, f"return {fns[0]}({args})")
         elif op.kind == d.CALL:
@@ -222,7 +238,7 @@ def _emit_step(w: _Writer, s: int, step: Step, ctx: Context, trigger: Event) -> 
                 w.line(body, "if value:")
                 w.line(body + 1, f"result[{key}] = value")
         else:  # PER_KEY: each callback gets a copy of its own entry
-            w.line(body, f"states = {_positional(trigger, op)[0]}")
+            w.line(body, f"states = {_positional(op, params)[0]}")
             for j, fn in enumerate(fns):
                 key = w.value(f"key{s}_{o}_{j}", op.keys[j])
                 w.line(body, f"value = states.get({key})")
@@ -347,16 +363,13 @@ class Inliner:
                 w.line(inner, f"{w.value(f'act{n}_{o}', self.ctx.actions[op.action])}()")
                 continue
             w.line(inner, f"fx[{FX!r}] = {op.name!r}")
-            parts = [args[i] for i in op.positions] if op.positions is not None else list(args)
-            if op.with_trainer:
-                parts = [w.shared("trainer", lead[0]), w.shared("pl_module", lead[1]), *parts]
-            parts.extend(f"{keyword}={args[i]}" for keyword, i in op.kwargs)
+            call_args = _argument_list(w, op, lead, args)
             if op.kind == d.PIPE:  # the result replaces the first argument for what follows
-                w.line(inner, f"{args[0]} = {fns[0]}({', '.join(parts)})")
+                w.line(inner, f"{args[0]} = {fns[0]}({call_args})")
                 continue
             for fn in fns:
                 result = f"{target} = " if op.kind == d.RETURN and target is not None else ""
-                w.line(inner, f"{result}{fn}({', '.join(parts)})")
+                w.line(inner, f"{result}{fn}({call_args})")
         if hooked and within is None:
             w.line(body, "finally:")
             w.line(body + 1, f"fx[{FX!r}] = prev{n}")
