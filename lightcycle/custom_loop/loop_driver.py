@@ -221,6 +221,7 @@ class LoopDriver(DistributedSteps, TrainingProtocol, EvaluationProtocol):
         self._edl: int | None = None
         self._driver.refusal = refusal  # refused calls name the driver's methods, not the events
         self._fire = self._driver.fire
+        self._batch_functions = {}
         self._hold_events()
         self._triggers = self._driver.table.triggers
         self._log_fx: dict[str, str] = {}
@@ -255,6 +256,7 @@ class LoopDriver(DistributedSteps, TrainingProtocol, EvaluationProtocol):
         self._require(ev.ENTRY[fn.value])
         if optimizers is not None and fn is not TrainerFn.FITTING:
             raise MisconfigurationException(f"optimizers are for fit; {fn.value} takes none.")
+        self._drop_batch_functions()  # (made for the last run's epochs; and DDP wraps the method, below)
         begin_distributed(self, fn is TrainerFn.FITTING)  # under DDP: the other ranks, the step redirection
         module = self.lightning_module
         self.state.fn = fn

@@ -20,6 +20,7 @@ from lightcycle.core.datamodule import LightningDataModule
 from lightcycle.core.module import LightningModule
 from lightcycle.custom_loop.base import DriverBase
 from lightcycle.custom_loop.distributed import processed
+from lightcycle.custom_loop.fused import batch_functions
 from lightcycle.errors import MisconfigurationException, SIGTERMException
 from lightcycle.runtime import steps
 from lightcycle.runtime.data import set_sampler_epoch
@@ -146,6 +147,20 @@ class TrainingProtocol(DriverBase):
         set_sampler_epoch(self.train_dataloader, loop.epochs_processed)  # a distributed sampler's shuffle
         self._results.start_epoch("train")
         self._fire(ev.TRAIN_EPOCH_START)
+        self._install_batch_functions()
+
+    def _install_batch_functions(self) -> None:
+        """Put this epoch's generated per-batch methods (:mod:`lightcycle.custom_loop.fused`) on the instance.
+
+        Each shadows the class's method of the same name, unless a subclass overrides that
+        method or the instance has its own (a DDP run's agreeing ``train_batch_start``).
+        """
+        self._drop_batch_functions()
+        mine = self.__dict__
+        for name, fn in batch_functions(self).items():
+            if name not in mine and getattr(type(self), name) is getattr(TrainingProtocol, name):
+                mine[name] = fn
+                self._batch_functions[name] = fn
 
     def train_epoch_end(self) -> None:
         """``on_train_epoch_end``; ``current_epoch`` advances after it."""
