@@ -53,8 +53,7 @@ class DriverBase(RunHost):
     _own_eval: dict[str, bool]  # the same, per evaluation noun
     _val_requested: bool  # the val dataloader hook ran in this fit
     _eval: EvalRun | None  # the open evaluation run
-    _batch: Any  # the current training batch and its index
-    _batch_idx: int
+    _batch: Any  # the current training batch (its index: fit_loop.batch_idx)
     _ebatch: Any  # the current evaluation batch, its index and dataloader index
     _eidx: int
     _edl: int | None

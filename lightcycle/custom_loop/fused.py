@@ -108,7 +108,6 @@ def _start(lc: TrainingProtocol, started: dict[int, Step] | None) -> Callable[..
     line(2, "if batch is SKIPPED:")
     line(3, "return None")
     line(2, "host._batch = batch")
-    line(2, "host._batch_idx = batch_idx")
     if lc._own_train:
         if lc._own_step_event is lc._driver.caller(ev.MANUAL_TRAINING_STEP):
             inline.fire(2, ev.MANUAL_TRAINING_STEP, started, ["batch", "batch_idx"])
@@ -151,13 +150,12 @@ def _end(lc: TrainingProtocol) -> Callable[..., Any]:
     v("Tensor", torch.Tensor)
     v("manual_outputs", steps.manual_outputs)
     line = inline.line
-    line(2, "kind = type(outputs)")
-    line(2, "if kind is Tensor:")
+    line(2, "if type(outputs) is Tensor:")
     line(3, "outputs = {'loss': outputs.detach()}")
-    line(2, "elif kind is not dict:")
+    line(2, "elif type(outputs) is not dict:")
     line(3, "outputs = manual_outputs(outputs)")
     line(2, "stepped = loop.global_step != host._step_at_batch or not module.automatic_optimization")
-    line(2, "finish(outputs, host._batch, host._batch_idx, stepped)")
+    line(2, "finish(outputs, host._batch, loop.batch_idx, stepped)")
     line(2, "host._stepped_pending = stepped")
     return _documented(inline.compile("fire_driver_train_batch_end", ["outputs=None"]), "train_batch_end")
 

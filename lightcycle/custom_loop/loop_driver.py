@@ -215,7 +215,6 @@ class LoopDriver(DistributedSteps, TrainingProtocol, EvaluationProtocol):
         self._val_requested = False
         self._eval: EvalRun | None = None
         self._batch: Any = None
-        self._batch_idx = 0
         self._ebatch: Any = None
         self._eidx = 0
         self._edl: int | None = None

@@ -209,8 +209,7 @@ class TrainingProtocol(DriverBase):
         batch = self._bracket.begin(batch, batch_idx)
         if batch is SKIPPED:
             return None
-        self._batch = batch
-        self._batch_idx = batch_idx
+        self._batch = batch  # (its index is fit_loop.batch_idx, set by the bracket)
         if self._own_train:
             self._own_step_event(batch, batch_idx)
         return batch
@@ -240,7 +239,7 @@ class TrainingProtocol(DriverBase):
                 f"{type(self.lightning_module).__name__} has no `training_step`, so your loop is the training step: "
                 "call lc.backward(loss) and lc.optimizer_step(opt) instead of lc.training_step()."
             )
-        batch, batch_idx = self._batch, self._batch_idx
+        batch, batch_idx = self._batch, self.fit_loop.batch_idx
         if not self.lightning_module.automatic_optimization:
             return steps.manual_outputs(self._own_step_event(batch, batch_idx))
         if not self.optimizers:
@@ -312,7 +311,7 @@ class TrainingProtocol(DriverBase):
         # manual optimization); only those log step metrics, and they are counted after
         # the validation your loop may run next.
         stepped = self.fit_loop.global_step != self._step_at_batch or not self.lightning_module.automatic_optimization
-        self._bracket.finish(outputs, self._batch, self._batch_idx, stepped)
+        self._bracket.finish(outputs, self._batch, self.fit_loop.batch_idx, stepped)
         self._stepped_pending = stepped
 
     def _count_stepped(self) -> None:
