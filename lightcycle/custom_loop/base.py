@@ -64,7 +64,7 @@ class DriverBase(RunHost):
     _own_step_event: Callable[..., Any]
     _backward_event: Callable[..., Any]
     _own_opt_step_event: Callable[..., Any]
-    _batch_functions: dict[str, Callable[..., Any]]  # the generated per-batch methods on the instance
+    _batch_functions: dict[str, Callable[..., Any]] | None  # the generated per-batch methods on the instance
 
     def _bind(self) -> None:
         """Compile the run's hooks (at its start and after ``configure_callbacks``)."""
@@ -83,10 +83,10 @@ class DriverBase(RunHost):
     def _drop_batch_functions(self) -> None:
         """Remove the generated per-batch methods from the instance: the class's methods run again."""
         mine = self.__dict__
-        for name, fn in self._batch_functions.items():
+        for name, fn in (self._batch_functions or {}).items():
             if mine.get(name) is fn:  # (not one assigned since, by the user or a strategy)
                 del mine[name]
-        self._batch_functions = {}
+        self._batch_functions = None  # (made again at the next run's first epoch)
 
     # -------------------------------------------------------------- more trainer attributes
 

@@ -1,13 +1,13 @@
-"""The LoopDriver's per-batch training calls as generated functions, made for each epoch.
+"""The LoopDriver's per-batch training calls as generated functions, made for each fit run.
 
 A custom loop calls four driver methods per training batch (``train_batch_start``,
 ``backward``, ``optimizer_step``, ``train_batch_end``). As methods, each reads the same
 objects through ``self`` on every batch and then calls a held event function, whose body
-looks up its step in the current row. Within one epoch of one run all of that is fixed:
+looks up its step in the current row. Within one fit run all of that is fixed:
 the progress object, the batch bracket, whether the loop is its own step, the precision's
 wrappers and scaler, and the row each event is expected to fire from (the manual
 optimization states: ``batch.started`` after the batch's start, ``batch.manual`` inside
-the step). This module writes, for an epoch, the functions a person would write for it:
+the step). This module writes, for a run, the functions a person would write for it:
 the methods' bodies with those objects as closure cells and the per-batch events' bodies
 inlined from the bound table (:class:`~lightcycle.engine.codegen.Inliner`), each event
 testing the current row against the expected one and calling the event's own function
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 
 def batch_functions(lc: TrainingProtocol) -> dict[str, Callable[..., Any]]:
-    """The generated per-batch methods of ``lc`` for the epoch that starts now, by method name.
+    """The generated per-batch methods of ``lc`` for the run's epochs, by method name.
 
     Only those that apply: none where events are not inlined (another executor, a
     profiler, debug logging, a spied ``caller``); no ``backward`` when the precision
@@ -46,7 +46,7 @@ def batch_functions(lc: TrainingProtocol) -> dict[str, Callable[..., Any]]:
     those paths).
 
     Args:
-        lc: the LoopDriver, inside a fit run, with the epoch's progress object final.
+        lc: the LoopDriver, inside a fit run, its progress object and hooks final.
 
     Returns:
         ``{"train_batch_start": f, ...}``, called as the methods are.
@@ -89,7 +89,7 @@ def _inliner(lc: TrainingProtocol) -> Inliner:
 
 
 def _start(lc: TrainingProtocol, started: dict[int, Step] | None) -> Callable[..., Any]:
-    """:meth:`~lightcycle.custom_loop.training.TrainingProtocol.train_batch_start`, for this epoch."""
+    """:meth:`~lightcycle.custom_loop.training.TrainingProtocol.train_batch_start`, for this run."""
     inline = _inliner(lc)
     v = inline.value
     line = inline.line
@@ -140,7 +140,7 @@ def _optimizer_step(lc: TrainingProtocol, manual: dict[int, Step]) -> Callable[.
 
 
 def _end(lc: TrainingProtocol) -> Callable[..., Any]:
-    """:meth:`~lightcycle.custom_loop.training.TrainingProtocol.train_batch_end`, for this epoch."""
+    """:meth:`~lightcycle.custom_loop.training.TrainingProtocol.train_batch_end`, for this run."""
     inline = _inliner(lc)
     v = inline.value
     v("host", lc)

@@ -220,7 +220,7 @@ class LoopDriver(DistributedSteps, TrainingProtocol, EvaluationProtocol):
         self._edl: int | None = None
         self._driver.refusal = refusal  # refused calls name the driver's methods, not the events
         self._fire = self._driver.fire
-        self._batch_functions = {}
+        self._batch_functions = None
         self._hold_events()
         self._triggers = self._driver.table.triggers
         self._log_fx: dict[str, str] = {}

@@ -147,20 +147,23 @@ class TrainingProtocol(DriverBase):
         set_sampler_epoch(self.train_dataloader, loop.epochs_processed)  # a distributed sampler's shuffle
         self._results.start_epoch("train")
         self._fire(ev.TRAIN_EPOCH_START)
-        self._install_batch_functions()
+        if self._batch_functions is None:  # (once per run: what they hold is fixed for the run)
+            self._install_batch_functions()
 
     def _install_batch_functions(self) -> None:
-        """Put this epoch's generated per-batch methods (:mod:`lightcycle.custom_loop.fused`) on the instance.
+        """Put the run's generated per-batch methods (:mod:`lightcycle.custom_loop.fused`) on the instance.
 
+        Made at the first epoch's start, when the run's progress object and hooks are final.
         Each shadows the class's method of the same name, unless a subclass overrides that
         method or the instance has its own (a DDP run's agreeing ``train_batch_start``).
         """
         self._drop_batch_functions()
         mine = self.__dict__
+        installed: dict[str, Callable[..., Any]] = {}
         for name, fn in batch_functions(self).items():
             if name not in mine and getattr(type(self), name) is getattr(TrainingProtocol, name):
-                mine[name] = fn
-                self._batch_functions[name] = fn
+                mine[name] = installed[name] = fn
+        self._batch_functions = installed
 
     def train_epoch_end(self) -> None:
         """``on_train_epoch_end``; ``current_epoch`` advances after it."""

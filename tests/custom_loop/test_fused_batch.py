@@ -1,6 +1,6 @@
 """The LoopDriver's generated per-batch methods (``lightcycle/custom_loop/fused.py``).
 
-Within an epoch, ``train_batch_start``, ``backward``, ``optimizer_step`` and
+Within a fit run, ``train_batch_start``, ``backward``, ``optimizer_step`` and
 ``train_batch_end`` run as generated functions on the instance. The class's methods are the
 reference (their hook order is compared with Lightning's in ``test_custom_loop.py``); here the
 same loops run both ways, the generated functions and the methods alone (``batch_functions``
@@ -226,7 +226,7 @@ def test_the_generated_methods_run_the_same_batches_as_the_class_methods() -> No
     assert val == [2, 6]  # (epoch 0: batches 0 and 2, not 3 yet; then 3, epoch 1's 0, epoch 2's 0 and 2)
 
 
-def test_the_generated_methods_are_made_for_each_epoch_and_dropped_at_the_next_run() -> None:
+def test_the_generated_methods_are_made_at_the_first_epoch_and_dropped_at_the_next_run() -> None:
     lc = LoopDriver(_Module())
     opt = torch.optim.SGD(lc.lightning_module.parameters(), lr=0.1)
     assert not any(n in vars(lc) for n in _NAMES)
@@ -238,7 +238,11 @@ def test_the_generated_methods_are_made_for_each_epoch_and_dropped_at_the_next_r
     assert all(fn.__name__ == f"fire_driver_{n}" for n, fn in first.items())
     assert first["backward"].__doc__ == LoopDriver.backward.__doc__
     next(epochs)
-    assert all(vars(lc)[n] is not first[n] for n in _NAMES)  # remade for the new epoch
+    assert all(vars(lc)[n] is first[n] for n in _NAMES)  # made once for the run
+    lc.end()
+    lc.begin("fit", optimizers=[opt])
+    next(lc.epochs(1))
+    assert all(vars(lc)[n] is not first[n] for n in _NAMES)  # a new run's own
     lc.end()
     lc.begin("validate")
     assert not any(n in vars(lc) for n in _NAMES)
