@@ -295,12 +295,14 @@ def _refused(call: str) -> Callable[[LoopDriver, torch.optim.Optimizer], Any]:
         next(lc.epochs(1))
         batch = _batches()[0]
         loss = nn.functional.mse_loss(lc.lightning_module(batch[0]), batch[1])
-        if call in ("end_twice", "step_after_end", "backward_after_end"):
+        if call in ("end_twice", "step_after_end", "backward_after_end", "backward_after_run"):
             lc.train_batch_start(batch, 0)
             lc.backward(loss)
             lc.optimizer_step(opt)
             lc.train_batch_end(loss)
             loss = nn.functional.mse_loss(lc.lightning_module(batch[0]), batch[1])
+        if call == "backward_after_run":
+            lc.end()
         if call == "start_twice":
             lc.train_batch_start(batch, 0)
         before = (
@@ -309,7 +311,7 @@ def _refused(call: str) -> Callable[[LoopDriver, torch.optim.Optimizer], Any]:
             [p.detach().clone() for p in opt.param_groups[0]["params"]],
         )
         with pytest.raises(LifecycleError) as info:
-            if call in ("backward", "backward_after_end"):
+            if call.startswith("backward"):
                 lc.backward(loss)
             elif call in ("step", "step_after_end"):
                 lc.optimizer_step(opt)
@@ -321,17 +323,28 @@ def _refused(call: str) -> Callable[[LoopDriver, torch.optim.Optimizer], Any]:
         assert after[:2] == before[:2], "a refused call changed the run"
         for a, b in zip(after[2], before[2], strict=True):
             assert torch.equal(a, b), "a refused optimizer_step stepped"
-        return str(info.value)
+        return str(info.value), sorted(n for n in _NAMES if n in vars(lc))
 
     return body
 
 
 @pytest.mark.parametrize(
-    "call", ["backward", "step", "end", "start_twice", "end_twice", "step_after_end", "backward_after_end"]
+    "call",
+    [
+        "backward",
+        "step",
+        "end",
+        "start_twice",
+        "end_twice",
+        "step_after_end",
+        "backward_after_end",
+        "backward_after_run",
+    ],
 )
 def test_a_call_out_of_order_is_refused_as_by_the_method(call: str) -> None:
     fused, methods = _both(_refused(call))
-    assert fused["out"] == methods["out"] and "is not allowed now" in fused["out"]
+    assert fused["out"][0] == methods["out"][0] and "is not allowed now" in fused["out"][0]
+    assert fused["out"][1] == sorted(_NAMES) and methods["out"][1] == []  # (refused by each)
     assert fused["error"] is None
 
 
