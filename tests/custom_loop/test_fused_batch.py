@@ -20,6 +20,8 @@ from typing import Any
 import attrs
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 import lightcycle
@@ -387,3 +389,83 @@ def test_sigterm_raises_at_the_next_batch_start() -> None:
     fused, _ = _both(body)
     assert fused["error"] == f"{SIGTERMException.__name__}: {signal.SIGTERM + 128}"
     assert fused["loop"]["global_step"] == 2 and fused["exceptions"] == [fused["error"]]
+
+
+# --------------------------------------------------------------------------- drawn sequences, in lockstep
+
+
+def _loss_of(lc: LoopDriver) -> torch.Tensor:
+    x, y = _batches()[0]
+    return nn.functional.mse_loss(lc.lightning_module(x), y)
+
+
+def _validation(lc: LoopDriver) -> None:
+    with lc.validation():
+        lc.validation_batch_start(_batches()[1], 0)
+        lc.validation_batch_end()
+
+
+_DRAWN: dict[str, Callable[[LoopDriver, int], Any]] = {
+    "train_batch_start": lambda lc, i: lc.train_batch_start(_batches()[i % 4], i),
+    "backward": lambda lc, i: lc.backward(_loss_of(lc)),
+    "optimizer_step": lambda lc, i: lc.optimizer_step(lc.optimizers[0]),
+    "optimizer_step(fn)": lambda lc, i: lc.optimizer_step(
+        lc.optimizers[0], functools.partial(_step_returning, value=i)
+    ),
+    "train_batch_end(loss)": lambda lc, i: lc.train_batch_end(_loss_of(lc)),
+    "train_batch_end()": lambda lc, i: lc.train_batch_end(),
+    "train_batch_end(dict)": lambda lc, i: lc.train_batch_end({"loss": _loss_of(lc).detach(), "n": i}),
+    "log": lambda lc, i: lc.log("drawn", float(i)),
+    "validation": lambda lc, i: _validation(lc),
+    "train_epoch_end": lambda lc, i: lc.train_epoch_end(),
+    "train_epoch_start": lambda lc, i: lc.train_epoch_start(),
+}
+
+
+def _outcome(call: Callable[[LoopDriver, int], Any], lc: LoopDriver, i: int) -> tuple[Any, ...]:
+    try:
+        value = call(lc, i)
+    except Exception as exc:  # compared between the two drivers
+        return ("raised", type(exc).__name__, str(exc))
+    return ("returned", value if isinstance(value, (int, type(None))) else type(value).__name__)
+
+
+def _state(lc: LoopDriver) -> tuple[Any, ...]:
+    return (
+        attrs.asdict(lc.fit_loop),
+        lc.lifecycle_state,
+        lc.state.stage,
+        {k: float(v) for k, v in lc.callback_metrics.items()},
+    )
+
+
+@given(data=st.data())
+def test_drawn_calls_do_what_the_methods_do(data: Any) -> None:
+    """Both drivers get the same calls, legal or not, and must answer and end up alike at every one."""
+    drivers: list[LoopDriver] = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        module = _Module(cut=frozenset({(0, 3), (1, 1)}))
+        lc = LoopDriver(module, [_Seen()])
+        lc.begin("fit", optimizers=[torch.optim.SGD(module.parameters(), lr=0.1)])
+        drivers.append(lc)
+    fused, methods = drivers
+    fused.train_epoch_start()
+    with _methods_only():
+        methods.train_epoch_start()
+    assert sorted(fused._batch_functions or {}) == sorted(_NAMES) and methods._batch_functions == {}
+    names = sorted(_DRAWN)
+    for i in range(data.draw(st.integers(1, 40), label="length")):
+        name = data.draw(st.sampled_from(names), label="call")
+        call = _DRAWN[name]
+        got = _outcome(call, fused, i)
+        with _methods_only():
+            expected = _outcome(call, methods, i)
+        assert got == expected, name
+        assert _state(fused) == _state(methods), name
+    for a, b in zip(fused.callbacks, methods.callbacks, strict=True):
+        if isinstance(a, _Seen):
+            assert a.seen == b.seen  # type: ignore[attr-defined]
+    assert fused.lightning_module.seen == methods.lightning_module.seen  # type: ignore[attr-defined]
+    for p, q in zip(fused.lightning_module.parameters(), methods.lightning_module.parameters(), strict=True):
+        assert torch.equal(p, q)
