@@ -35,13 +35,15 @@ if TYPE_CHECKING:
     from lightcycle.custom_loop.training import TrainingProtocol
     from lightcycle.engine.codegen import Inliner
     from lightcycle.engine.interpreter import Step
+    from lightcycle.states.model import Event
 
 
 def batch_functions(lc: TrainingProtocol) -> dict[str, Callable[..., Any]]:
     """The generated per-batch methods of ``lc`` for the run's epochs, by method name.
 
     Only those that apply: none where events are not inlined (another executor, a
-    profiler, debug logging, a spied ``caller``); no ``backward`` when the precision
+    profiler, debug logging) or the held event functions are not the bind's own (a
+    replaced ``caller``); no ``backward`` when the precision
     changes the loss first, no ``optimizer_step`` with a gradient scaler (the methods keep
     those paths).
 
@@ -56,7 +58,7 @@ def batch_functions(lc: TrainingProtocol) -> dict[str, Callable[..., Any]]:
     if probe is None:
         return {}
     caller = driver.caller
-    # the held event functions must be the bind's own (a test's spy or a later bind: the methods)
+    # the held event functions must be the bind's own, which the inlined events fall back to
     if lc._own_opt_step_event is not caller(ev.MANUAL_OPTIMIZER_STEP):
         return {}
     starts = probe.sources(ev.TRAIN_BATCH_START)
@@ -74,7 +76,7 @@ def batch_functions(lc: TrainingProtocol) -> dict[str, Callable[..., Any]]:
     return made
 
 
-def _after(inline: Inliner, row: dict[int, Step] | None, trigger: Any) -> dict[int, Step] | None:
+def _after(inline: Inliner, row: dict[int, Step] | None, trigger: Event) -> dict[int, Step] | None:
     """The row ``trigger`` moves to from ``row`` (``row`` when it stays), ``None`` if not legal there."""
     step = None if row is None else row.get(id(trigger))
     if step is None:
@@ -114,14 +116,14 @@ def _start(lc: TrainingProtocol, started: dict[int, Step] | None) -> Callable[..
         else:  # a precision's step context around the event
             line(2, f"{v('own_step', lc._own_step_event)}(batch, batch_idx)")
     line(2, "return batch")
-    return _documented(inline.compile("fire_driver_train_batch_start", ["batch", "batch_idx"]), "train_batch_start")
+    return inline.compile("fire_driver_train_batch_start", ["batch", "batch_idx"])
 
 
 def _backward(lc: TrainingProtocol, manual: dict[int, Step]) -> Callable[..., Any]:
     """:meth:`~lightcycle.custom_loop.training.TrainingProtocol.backward`: the event, inlined."""
     inline = _inliner(lc)
     inline.fire(2, ev.BACKWARD, manual, ["loss"])
-    return _documented(inline.compile("fire_driver_backward", ["loss"]), "backward")
+    return inline.compile("fire_driver_backward", ["loss"])
 
 
 def _optimizer_step(lc: TrainingProtocol, manual: dict[int, Step]) -> Callable[..., Any]:
@@ -136,7 +138,7 @@ def _optimizer_step(lc: TrainingProtocol, manual: dict[int, Step]) -> Callable[.
     line(3, "out = step(optimizer)")
     line(2, "loop.global_step += 1")
     line(2, "return out")
-    return _documented(inline.compile("fire_driver_optimizer_step", ["optimizer", "step=None"]), "optimizer_step")
+    return inline.compile("fire_driver_optimizer_step", ["optimizer", "step=None"])
 
 
 def _end(lc: TrainingProtocol) -> Callable[..., Any]:
@@ -157,12 +159,4 @@ def _end(lc: TrainingProtocol) -> Callable[..., Any]:
     line(2, "stepped = loop.global_step != host._step_at_batch or not module.automatic_optimization")
     line(2, "finish(outputs, host._batch, loop.batch_idx, stepped)")
     line(2, "host._stepped_pending = stepped")
-    return _documented(inline.compile("fire_driver_train_batch_end", ["outputs=None"]), "train_batch_end")
-
-
-def _documented(fn: Callable[..., Any], method: str) -> Callable[..., Any]:
-    """``fn`` with the method's docstring (``help(lc.backward)`` reads the same)."""
-    from lightcycle.custom_loop.training import TrainingProtocol  # (training imports this module)
-
-    fn.__doc__ = getattr(TrainingProtocol, method).__doc__
-    return fn
+    return inline.compile("fire_driver_train_batch_end", ["outputs=None"])

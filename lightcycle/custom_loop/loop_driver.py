@@ -255,7 +255,8 @@ class LoopDriver(DistributedSteps, TrainingProtocol, EvaluationProtocol):
         self._require(ev.ENTRY[fn.value])
         if optimizers is not None and fn is not TrainerFn.FITTING:
             raise MisconfigurationException(f"optimizers are for fit; {fn.value} takes none.")
-        self._drop_batch_functions()  # (made for the last run's epochs; and DDP wraps the method, below)
+        # the last run's (before begin_distributed: it wraps the method unless the instance has its own)
+        self._drop_batch_functions()
         begin_distributed(self, fn is TrainerFn.FITTING)  # under DDP: the other ranks, the step redirection
         module = self.lightning_module
         self.state.fn = fn

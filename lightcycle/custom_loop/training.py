@@ -161,7 +161,9 @@ class TrainingProtocol(DriverBase):
         mine = self.__dict__
         installed: dict[str, Callable[..., Any]] = {}
         for name, fn in batch_functions(self).items():
-            if name not in mine and getattr(type(self), name) is getattr(TrainingProtocol, name):
+            method = getattr(TrainingProtocol, name)
+            if name not in mine and getattr(type(self), name) is method:
+                fn.__doc__ = method.__doc__  # (help(lc.backward) reads the method's)
                 mine[name] = installed[name] = fn
         self._batch_functions = installed
 
