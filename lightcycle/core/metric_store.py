@@ -476,6 +476,28 @@ class MetricStore:
         coll.batch_size = None
         self._gen += 1
 
+    # :meth:`start_batch`'s and :meth:`close_batch`'s case of every training batch (the
+    # training collection on top of the stack; it is the only one with ``training`` set) as
+    # source lines, for the generated batch functions (runtime/fused_step.py) to inline: one
+    # call fewer and no lookups. Each is an ``if`` whose ``else`` the caller writes (the
+    # method's call). ``{store}``: the store; ``{batch}``: the batch. Keep them in step with
+    # the methods.
+    INLINE_START_TRAIN_BATCH = (
+        "stack = {store}._stack",
+        "if stack and (coll := stack[-1]).training:",
+        "    coll.seen_batch = coll.in_batches = True",
+        "    coll.dataloader_idx = coll.batch_size = None",
+        "    coll.batch = {batch}",
+        "    {store}._gen += 1",
+    )
+    INLINE_CLOSE_TRAIN_BATCH = (  # then, inside the ``if``: ``if coll.entries:`` is what close_batch returns
+        "stack = {store}._stack",
+        "if stack and (coll := stack[-1]).training:",
+        "    coll.batch = coll.batch_size = None",
+        "    if coll.entries:",
+        "        {store}._pending = True",
+    )
+
     def end_batch(self, stage: str) -> dict[str, Tensor]:
         """Leave a batch: call after the ``on_*_batch_end`` hooks (module and callbacks).
 

@@ -280,6 +280,10 @@ class Inliner:
         """Name ``value`` in the function (a closure cell); ``name`` must be unique."""
         return self._w.value(name, value)
 
+    def shared(self, name: str, value: Any) -> str:
+        """Name ``value`` once however many writers of the function ask for it (the same value)."""
+        return self._w.shared(name, value)
+
     def line(self, indent: int, text: str) -> None:
         """One line of the function's body (``indent`` 2 is the body's first level)."""
         self._w.line(indent, text)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lightcycle.errors import MisconfigurationException, SIGTERMException
 from lightcycle.runtime import logger_connector, steps
 from lightcycle.runtime.data import set_sampler_epoch
-from lightcycle.runtime.training import SKIPPED, TrainBatch
+from lightcycle.runtime.training import FINISHED, SKIPPED, TrainBatch
 from lightcycle.states import declaration as ev
 from lightcycle.states.stages import RunningStage
 from lightcycle.trainer.flags import reload_due
@@ -163,30 +163,37 @@ class TrainingEpochLoop:
                 break
             loop.is_last_batch = batches.done
             batch = start_batch(batch, batch_idx)
-            if batch is SKIPPED:
+            if batch is FINISHED:  # the whole batch ran in start_batch (TrainBatch.whole): it stepped
+                stepping = True
+            elif batch is SKIPPED:
                 self._update_schedulers("step", plateau=False)
                 if loop.ready_reached(n):
                     self._update_schedulers("epoch", plateau=False)
                 break
-            stepping = accumulate == 1 or not loop.should_accumulate(accumulate, n)
-            automatic = module.automatic_optimization
-            if automatic:
-                if automatic_step is None:
-                    automatic_step = self._automatic_step().run
-                outputs = automatic_step(
-                    batch,
-                    batch_idx,
-                    loop.epochs_completed,  # current_epoch
-                    batch_idx % accumulate == 0,
-                    stepping,
-                )
             else:
-                outputs = steps.manual_outputs(manual_step(batch, batch_idx))
-            if t.lr_scheduler_configs:  # (both calls return at once without schedulers)
-                self._update_schedulers("step", plateau=False)
-                if loop.ready_reached(n):
-                    self._update_schedulers("epoch", plateau=False)
-            end_batch(outputs, batch, batch_idx, stepping or not automatic)
+                stepping = accumulate == 1 or not loop.should_accumulate(accumulate, n)
+                automatic = module.automatic_optimization
+                if automatic:
+                    if automatic_step is None:
+                        auto = self._automatic_step()
+                        automatic_step = auto.run
+                        # from the next batch on, the bracket and this step as one function
+                        # where they are generated (built here: after the first batch start)
+                        start_batch = bracket.whole(auto) or start_batch
+                    outputs = automatic_step(
+                        batch,
+                        batch_idx,
+                        loop.epochs_completed,  # current_epoch
+                        batch_idx % accumulate == 0,
+                        stepping,
+                    )
+                else:
+                    outputs = steps.manual_outputs(manual_step(batch, batch_idx))
+                if t.lr_scheduler_configs:  # (both calls return at once without schedulers)
+                    self._update_schedulers("step", plateau=False)
+                    if loop.ready_reached(n):
+                        self._update_schedulers("epoch", plateau=False)
+                end_batch(outputs, batch, batch_idx, stepping or not automatic)
             if validate_epoch or t.lr_scheduler_configs or t.received_sigterm:  # (else it does nothing)
                 self._after_batch(validate_epoch)
             if stepping:  # after the validation this batch ran: its epoch metrics have the step before
