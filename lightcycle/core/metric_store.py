@@ -481,14 +481,18 @@ class MetricStore:
     # source lines, for the generated batch functions (runtime/fused_step.py) to inline: one
     # call fewer and no lookups. Each is an ``if`` whose ``else`` the caller writes (the
     # method's call). ``{store}``: the store; ``{batch}``: the batch. Keep them in step with
-    # the methods.
+    # the methods. From the epoch's second batch on, starting one changes no flag (a training
+    # collection's dataloader index is always None): the view is the same, so no new
+    # generation (the batch only gives later ``log`` calls their batch size).
     INLINE_START_TRAIN_BATCH = (
         "stack = {store}._stack",
         "if stack and (coll := stack[-1]).training:",
-        "    coll.seen_batch = coll.in_batches = True",
-        "    coll.dataloader_idx = coll.batch_size = None",
         "    coll.batch = {batch}",
-        "    {store}._gen += 1",
+        "    coll.batch_size = None",
+        "    if not (coll.in_batches and coll.seen_batch):",
+        "        coll.seen_batch = coll.in_batches = True",
+        "        coll.dataloader_idx = None",
+        "        {store}._gen += 1",
     )
     INLINE_CLOSE_TRAIN_BATCH = (  # then, inside the ``if``: ``if coll.entries:`` is what close_batch returns
         "stack = {store}._stack",

@@ -42,6 +42,9 @@ _NAME = "fire_automatic_batch__optimizer_step_to_optimizer_step_end"
 _WHOLE = "fire_automatic_batch__transfer_to_train_batch_end"
 
 
+_AUTOMATIC = LightningModule.automatic_optimization  # the base property (the module's own attribute)
+
+
 def _scheduler_counter(step: Any) -> bool:
     """An LR scheduler's wrapper of ``optimizer.step`` (it counts, then calls the real one)."""
     return getattr(step, "_wrapped_by_lr_sched", False) is True
@@ -111,6 +114,10 @@ def _write_step(
 ) -> dict[int, Step] | None:
     """Write ``optimizer_step`` .. ``optimizer_step_end`` of a stepping batch.
 
+    Inside ``optimizer_step`` the closure's events set their hooks' names lazily (``around``):
+    between them runs only this code, which reads no ``_current_fx_name``, and a
+    ``finally`` restores the value from before the batch's step.
+
     Args:
         inline: the function's writer.
         auto: the epoch's automatic step (its own ``__call__`` is the fallback).
@@ -120,7 +127,9 @@ def _write_step(
         no_extra: the shared empty dict of a tensor output's extra keys.
         into: ``None``: the lines are the function's whole body, whose parameters are
             ``auto``'s and which returns the outputs; else the variable the outputs go to,
-            in a function whose batch steps (``batch``, ``batch_idx`` and a ``loop`` local).
+            in a function whose batch steps (``batch``, ``batch_idx`` and a ``loop`` local),
+            which saved ``_current_fx_name`` as ``prev`` and restores it in its ``finally``
+            (the lines then start at level 3, in its ``try``).
 
     Returns:
         The row expected after ``optimizer_step_end`` (``None``: unknown).
@@ -154,35 +163,38 @@ def _write_step(
     ):
         v(name, value)
     line = inline.line
+    top = 2 if into is None else 3
     # what the layers check on every step (the state, LightningOptimizer.step's direct route)
     if into is None:
-        epoch = "epoch"
-        line(2, "if (not (zero_grad and step) or holder._ids is not START")
+        line(top, "if (not (zero_grad and step) or holder._ids is not START")
     else:
-        epoch = "epoch"
-        line(2, "epoch = loop.epochs_completed")  # (current_epoch, read once as the epoch loop passes it)
-        line(2, "if (holder._ids is not START")
-    line(3, "or opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks or GPRE or GPOST")
-    line(3, "or not grad_enabled() or lopt._on_before_step is not BEFORE or 'step' in lopt_dict")
-    line(3, "or ('step' in opt_dict and not scheduler_counter(opt_dict['step']))):")
+        line(top, "epoch = loop.epochs_completed")  # (current_epoch, read once as the epoch loop passes it)
+        line(top, "if (holder._ids is not START")
+    line(top + 1, "or opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks or GPRE or GPOST")
+    line(top + 1, "or not grad_enabled() or lopt._on_before_step is not BEFORE or 'step' in lopt_dict")
+    line(top + 1, "or ('step' in opt_dict and not scheduler_counter(opt_dict['step']))):")
     if into is None:
-        line(3, "return slow(batch, batch_idx, epoch, zero_grad, step)")
-        body = 2
+        line(top + 1, "return slow(batch, batch_idx, epoch, zero_grad, step)")
+        body = top
     else:
-        line(3, f"{into} = slow(batch, batch_idx, epoch, True, True)")
-        line(2, "else:")
-        body = 3
-    # the optimizer_step event, from START (just checked): its move and its hook's bracket
-    line(body, f"holder._ids = {v('ENTERED', entered)}")
+        if inline.dirty:  # (its events save and restore what they find: the value from before)
+            line(top + 1, "fx['_current_fx_name'] = prev")
+        line(top + 1, f"{into} = slow(batch, batch_idx, epoch, True, True)")
+        line(top, "else:")
+        body = top + 1
+    # the optimizer_step event, from START (just checked): its move (written with the first
+    # event of the closure: nothing runs between them) and its hook's bracket
     if step.stage is not Stage.KEEP:
         line(body, f"ts.stage = {v('STEP_STAGE', step.stage)}")
-    outer = step.ops[0].name
-    line(body, "prev = fx.get('_current_fx_name')")
-    line(body, "try:")
-    b = body + 1
-    line(b, f"fx['_current_fx_name'] = {outer!r}")
+    outer = repr(step.ops[0].name)  # set lazily too: only the closure's events' fallbacks read it
+    if into is None:
+        line(body, "prev = fx.get('_current_fx_name')")
+        line(body, "try:")
+        b = body + 1
+    else:
+        b = body
     # the closure: training_step, zero_grad, backward
-    row = inline.fire(b, ev.TRAINING_STEP, entered, ["batch", "batch_idx"], "output", outer)
+    row = inline.fire(b, ev.TRAINING_STEP, entered, ["batch", "batch_idx"], "output", around=outer, known=True)
     line(b, "if type(output) is Tensor:")
     line(b + 1, "loss = output")
     line(b + 1, "extra = NO_EXTRA")
@@ -190,15 +202,19 @@ def _write_step(
     line(b + 1, "loss, extra = split_output(output, 1)")
     line(b, "if loss is None:")
     line(b + 1, "warn(NO_LOSS)")
-    row = inline.fire(b, ev.ZERO_GRAD, row, [epoch, "batch_idx", "opt"], None, outer)
+    row = inline.fire(b, ev.ZERO_GRAD, row, ["epoch", "batch_idx", "opt"], None, around=outer)
     line(b, "if loss is not None:")
-    row = inline.fire(b + 1, ev.BACKWARD, row, ["loss"], None, outer)
+    row = inline.fire(b + 1, ev.BACKWARD, row, ["loss"], None, around=outer)
     # after the closure, inside the real step's place: before_optimizer_step, then step()
-    row = inline.fire(b, ev.BEFORE_OPTIMIZER_STEP, row, ["CLIP_OPT", "CLIP_VAL", "CLIP_ALGO"], None, outer)
-    line(b, "opt.step()")
-    line(body, "finally:")
-    line(b, "fx['_current_fx_name'] = prev")
-    row = inline.fire(body, ev.OPTIMIZER_STEP_END, row, [])
+    row = inline.fire(b, ev.BEFORE_OPTIMIZER_STEP, row, ["CLIP_OPT", "CLIP_VAL", "CLIP_ALGO"], None, around=outer)
+    line(b, "opt.step()")  # (a built-in step without hooks: it reads no _current_fx_name)
+    if into is None:
+        line(body, "finally:")
+        line(b, "fx['_current_fx_name'] = prev")
+        inline.dirty = False
+        row = inline.fire(body, ev.OPTIMIZER_STEP_END, row, [])  # (no finally around it here)
+    else:
+        row = inline.fire(body, ev.OPTIMIZER_STEP_END, row, [], around="prev")
     line(body, "progress.global_step += 1")
     if into is None:
         if auto.outputs:
@@ -271,8 +287,31 @@ def _bracket_sources(
     return starts[0], ends
 
 
-def _write_start(inline: Inliner, bracket: TrainBatch, row: dict[int, Step], skipped: object, skip: Any) -> None:
-    """Write :meth:`TrainBatch.start` (the transfer from ``row``) at the body's first level."""
+def _write_start(
+    inline: Inliner,
+    bracket: TrainBatch,
+    row: dict[int, Step],
+    skipped: object,
+    skip: Any,
+    indent: int = 2,
+    around: str | None = None,
+    loop: Any = None,
+) -> None:
+    """Write :meth:`TrainBatch.start` (the transfer from ``row``).
+
+    Args:
+        inline: the function's writer.
+        bracket: the batch bracket.
+        row: the transfer event's source row.
+        skipped: what the function returns for a skipped batch.
+        skip: the skip event's function.
+        indent: the lines' level.
+        around: the variable holding the ``_current_fx_name`` of before the batch, which the
+            events leave lazily (see :meth:`~lightcycle.engine.codegen.Inliner.fire`);
+            ``None``: each event restores it.
+        loop: the host's fit loop, read once for a function of one epoch's batches
+            (``None``: read per call, as the method does).
+    """
     host = bracket._host
     v = inline.value
     inline.shared("host", host)
@@ -282,21 +321,27 @@ def _write_start(inline: Inliner, bracket: TrainBatch, row: dict[int, Step], ski
     v("SKIPPED", skipped)
     v("skip", skip)
     line = inline.line
+    i = indent
     # transfer first: a refused call changes no counter
-    after = inline.fire(2, ev.TRAIN_BATCH_TRANSFER, row, ["batch", "DEVICE", "0"], "batch")
-    line(2, "loop = host.fit_loop")
-    line(2, "loop.batch_idx = batch_idx")
-    line(2, "loop.batches_ready += 1")
-    line(2, "loop.total_batch_idx += 1")
+    after = inline.fire(i, ev.TRAIN_BATCH_TRANSFER, row, ["batch", "DEVICE", "0"], "batch", around=around)
+    if loop is None:
+        line(i, "loop = host.fit_loop")
+    else:
+        v("loop", loop)
+    line(i, "loop.batch_idx = batch_idx")
+    line(i, "loop.batches_ready += 1")
+    line(i, "loop.total_batch_idx += 1")
     for text in MetricStore.INLINE_START_TRAIN_BATCH:  # the store's batch, its usual case inlined
-        line(2, text.format(store="results", batch="batch"))
-    line(2, "else:")
-    line(3, "start_results('train', None, batch)")
-    inline.fire(2, ev.TRAIN_BATCH_START, after, ["batch", "batch_idx"], "answer")
-    line(2, "if answer == -1:")
-    line(3, "loop.is_last_batch = True")
-    line(3, "skip()")
-    line(3, "return SKIPPED")
+        line(i, text.format(store="results", batch="batch"))
+    line(i, "else:")
+    line(i + 1, "start_results('train', None, batch)")
+    inline.fire(i, ev.TRAIN_BATCH_START, after, ["batch", "batch_idx"], "answer", around=around)
+    line(i, "if answer == -1:")
+    line(i + 1, "loop.is_last_batch = True")
+    if inline.dirty:
+        line(i + 1, f"fx['_current_fx_name'] = {around}")
+    line(i + 1, "skip()")
+    line(i + 1, "return SKIPPED")
 
 
 def _write_end(
@@ -306,8 +351,10 @@ def _write_end(
     row: dict[int, Step] | None,
     step_due: Callable[[Any], bool],
     stepped: str,
+    indent: int = 2,
+    around: str | None = None,
 ) -> None:
-    """Write :meth:`TrainBatch.end` at the body's first level.
+    """Write :meth:`TrainBatch.end`.
 
     Args:
         inline: the function's writer.
@@ -316,6 +363,8 @@ def _write_end(
         row: the row expected before it (``None``: the row after a stepping automatic batch).
         step_due: :func:`~lightcycle.runtime.logger_connector.train_step_due`.
         stepped: the expression of ``end``'s ``stepped`` argument.
+        indent: the lines' level.
+        around: as :func:`_write_start`'s.
     """
     results = bracket._host._results
     inline.shared("host", bracket._host)
@@ -328,23 +377,26 @@ def _write_end(
         step_ends = inline.sources(ev.OPTIMIZER_STEP_END)
         if len(step_ends) == 1 and (dest := step_ends[0][id(ev.OPTIMIZER_STEP_END)].dest) is not None:
             row = inline.row(dest)
-    inline.fire(2, ev.TRAIN_BATCH_END, row, ["outputs", "batch", "batch_idx"])
+    i = indent
+    inline.fire(i, ev.TRAIN_BATCH_END, row, ["outputs", "batch", "batch_idx"], around=around)
     # the step values are built only for a logger that takes them at this step
     due = "host.loggers and step_due(host)" if stepped == "True" else f"{stepped} and host.loggers and step_due(host)"
     line = inline.line
     for text in MetricStore.INLINE_CLOSE_TRAIN_BATCH:  # the store's batch closed, its usual case inlined
-        line(2, text.format(store="results"))
-    line(4, f"if {due}:")
-    _write_log(line, 5)
-    line(2, f"elif close('train') and {due}:")
-    _write_log(line, 3)
+        line(i, text.format(store="results"))
+    line(i + 2, f"if {due}:")
+    _write_log(inline, i + 3, around)
+    line(i, f"elif close('train') and {due}:")
+    _write_log(inline, i + 1, around)
 
 
-def _write_log(line: Callable[[int, str], None], indent: int) -> None:
+def _write_log(inline: Inliner, indent: int, around: str | None) -> None:
     """The step values of a closed batch to the loggers (:meth:`TrainBatch.end`'s last lines)."""
-    line(indent, "metrics = results.step_metrics()")
-    line(indent, "if metrics:")
-    line(indent + 1, "host._log_step(metrics)")
+    if inline.dirty:  # (a logger is anybody's code)
+        inline.line(indent, f"fx['_current_fx_name'] = {around}")
+    inline.line(indent, "metrics = results.step_metrics()")
+    inline.line(indent, "if metrics:")
+    inline.line(indent + 1, "host._log_step(metrics)")
 
 
 def fused_bracket(
@@ -433,13 +485,26 @@ def fused_train_batch(
     plan = _step_plan(inline, driver, auto, module, skip_backward)
     if sources is None or plan is None:
         return None
-    _write_start(inline, bracket, sources[0], skipped, driver.caller(ev.SKIP_REST_OF_EPOCH))
+    line = inline.line
+    # one save of _current_fx_name for the batch: the events inside set their hooks' names and
+    # leave them (``around``), and it is set back before code that is not the batch's own runs
+    line(2, "prev = fx.get('_current_fx_name')")
+    line(2, "try:")
+    skip = driver.caller(ev.SKIP_REST_OF_EPOCH)
+    _write_start(inline, bracket, sources[0], skipped, skip, 3, "prev", bracket._host.fit_loop)
     inline.value("module", module)
     inline.value("FINISHED", finished)
     # Lightning reads automatic_optimization per batch; schedulers step between step and end
-    inline.line(2, "if not module.automatic_optimization or host.lr_scheduler_configs:")
-    inline.line(3, "return batch")
+    if getattr(type(module), "automatic_optimization", None) is _AUTOMATIC:
+        automatic = "module._automatic_optimization"  # (what the base property returns)
+    else:
+        inline.restore(3, "prev")  # (an overriding property is the module's code)
+        automatic = "module.automatic_optimization"
+    line(3, f"if not {automatic} or host.lr_scheduler_configs:")
+    line(4, "return batch")
     row = _write_step(inline, auto, plan, split, no_loss_warning, no_extra, into="outputs")
-    _write_end(inline, bracket, sources[1], row, step_due, "True")
-    inline.line(2, "return FINISHED")
+    _write_end(inline, bracket, sources[1], row, step_due, "True", 3, "prev")
+    line(3, "return FINISHED")
+    line(2, "finally:")
+    line(3, "fx['_current_fx_name'] = prev")
     return inline.compile(_WHOLE, ["batch", "batch_idx"])

@@ -156,11 +156,9 @@ class TrainingEpochLoop:
         n = t.num_training_batches
         automatic_step: Callable[[Any, int, int, bool, bool], dict[str, Any]] | None = None
         items = t.strategy.train_batches(iter(batches), t)  # under DDP: the SIGTERM decision before each batch
-        while not loop.epoch_done(n, t.should_stop):
-            try:
-                batch_idx, batch = next(items)
-            except StopIteration:
-                break
+        # Lightning asks whether the epoch is done before each batch is fetched: before the
+        # first, then at the end of each (a ``for`` over the batches costs less than ``next``)
+        for batch_idx, batch in () if loop.epoch_done(n, t.should_stop) else items:
             loop.is_last_batch = batches.done
             batch = start_batch(batch, batch_idx)
             if batch is FINISHED:  # the whole batch ran in start_batch (TrainBatch.whole): it stepped
@@ -200,6 +198,8 @@ class TrainingEpochLoop:
                 loop.batches_that_stepped += 1
             if t.should_stop and t.loggers:
                 logger_connector.save_on_stop(t)
+            if loop.epoch_done(n, t.should_stop):
+                break
         # fit loop on_advance_end
         loop.epochs_processed += 1
         results.end_epoch("train")
