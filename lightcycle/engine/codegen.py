@@ -278,6 +278,8 @@ class Inliner:
         self.dirty = False
         """An event fired with ``around`` left its last hook's name in ``_current_fx_name``
         (since :meth:`restore`)."""
+        self.target_set = True
+        """The last :meth:`fire` gave its target a value on every path (see its ``unset``)."""
 
     def restore(self, indent: int, around: str) -> None:
         """Set ``_current_fx_name`` back to ``around`` if an event fired with it left a hook's name.
@@ -322,6 +324,7 @@ class Inliner:
         within: str | None = None,
         around: str | None = None,
         known: bool = False,
+        unset: bool = False,
     ) -> dict[int, Step] | None:
         """Write firing ``trigger`` where the sequence expects the current row to be ``row``.
 
@@ -346,6 +349,9 @@ class Inliner:
                 (the caller's move, written here): the step is written without the test,
                 with its own move or else ``row``'s; where it is not inlined, ``row`` is
                 written before the event's own function.
+            unset: where no inlined hook gives ``target`` a value, leave it unset there
+                rather than ``None``: then :attr:`target_set` is False and the caller reads
+                the target only in the fallback's block (one level deeper, after it).
 
         Returns:
             The row the sequence expects after the event (``row`` when it does not move),
@@ -365,6 +371,7 @@ class Inliner:
         step = None if row is None else row.get(id(trigger))
         if known and row is not None:
             fallback = f"holder._ids = {w.value(f'R{n}', row)}; {fallback}"
+        self.target_set = True
         if row is None or step is None or trigger.optional_tail:
             w.line(indent, fallback)  # nothing to inline: the event's own function (it checks, runs or refuses)
             return None
@@ -387,7 +394,10 @@ class Inliner:
         if step.stage is not Stage.KEEP:
             w.line(body, f"ts.stage = {w.value(f'STAGE{n}', step.stage)}")
         if target is not None and not any(op.kind in (d.RETURN, d.PIPE) for op in step.ops):
-            w.line(body, f"{target} = None")
+            if unset and not known:
+                self.target_set = False
+            else:
+                w.line(body, f"{target} = None")
         lead = (self.ctx.trainer, self.ctx.module)
         hooked = step.hooks
         inner = body

@@ -194,12 +194,11 @@ def _write_step(
     else:
         b = body
     # the closure: training_step, zero_grad, backward
-    row = inline.fire(b, ev.TRAINING_STEP, entered, ["batch", "batch_idx"], "output", around=outer, known=True)
-    line(b, "if type(output) is Tensor:")
-    line(b + 1, "loss = output")
-    line(b + 1, "extra = NO_EXTRA")
-    line(b, "else:")
-    line(b + 1, "loss, extra = split_output(output, 1)")
+    if auto.outputs:  # (the extra keys are only wanted for the outputs)
+        line(b, "extra = NO_EXTRA")
+    row = inline.fire(b, ev.TRAINING_STEP, entered, ["batch", "batch_idx"], "loss", around=outer, known=True)
+    line(b, "if type(loss) is not Tensor:")  # (split_output's answer for a tensor: itself)
+    line(b + 1, f"loss, {'extra' if auto.outputs else '_'} = split_output(loss, 1)")
     line(b, "if loss is None:")
     line(b + 1, "warn(NO_LOSS)")
     row = inline.fire(b, ev.ZERO_GRAD, row, ["epoch", "batch_idx", "opt"], None, around=outer)
@@ -335,7 +334,9 @@ def _write_start(
         line(i, text.format(store="results", batch="batch"))
     line(i, "else:")
     line(i + 1, "start_results('train', None, batch)")
-    inline.fire(i, ev.TRAIN_BATCH_START, after, ["batch", "batch_idx"], "answer", around=around)
+    inline.fire(i, ev.TRAIN_BATCH_START, after, ["batch", "batch_idx"], "answer", around=around, unset=True)
+    if not inline.target_set:  # no inlined hook answers: only the event's own function can say -1
+        i += 1
     line(i, "if answer == -1:")
     line(i + 1, "loop.is_last_batch = True")
     if inline.dirty:

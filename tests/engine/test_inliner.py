@@ -190,3 +190,30 @@ def test_a_failure_between_lazily_named_hooks_leaves_the_name_from_before() -> N
     assert ours == theirs and ours[-1] == ("backward", "backward")
     assert inlined.state == reference.state
     assert inlined._fx["_current_fx_name"] == reference._fx["_current_fx_name"] == "before"
+
+
+def test_an_unset_target_is_read_only_after_the_fallback() -> None:
+    calls: list[tuple[str, Any]] = []
+    inlined, reference = _driver(calls), _driver([])
+    inline = inlined.inliner()
+    assert inline is not None
+    (row,) = inline.sources(ev.TRAIN_BATCH_START)
+    inline.fire(2, ev.TRAIN_BATCH_START, row, ["b", "i"], "answer", unset=True)
+    assert not inline.target_set  # no hook of the module answers (its on_train_batch_start is the base one)
+    inline.line(3, "return ('answered', answer)")  # in the fallback's block
+    inline.line(2, "return 'inlined'")
+    fused = inline.compile("fire_test_batch_start", ["b", "i"])
+    start = next(path for path, r in zip(inlined.table.states, inlined._id_rows, strict=True) if r is row)
+    for driver in (inlined, reference):
+        _place(driver, start)
+    assert fused("batch", 0) == "inlined"
+    reference.fire(ev.TRAIN_BATCH_START, "batch", 0)
+    assert inlined.state == reference.state
+    # from another state the event's own function answers (here: it refuses)
+    for driver in (inlined, reference):
+        _place(driver, "fit.train.epoch.running")
+    with pytest.raises(LifecycleError) as raised:
+        fused("batch", 0)
+    with pytest.raises(LifecycleError) as expected:
+        reference.fire(ev.TRAIN_BATCH_START, "batch", 0)
+    assert str(raised.value) == str(expected.value)
