@@ -476,14 +476,12 @@ class MetricStore:
         coll.batch_size = None
         self._gen += 1
 
-    # :meth:`start_batch`'s and :meth:`close_batch`'s case of every training batch (the
-    # training collection on top of the stack; it is the only one with ``training`` set) as
-    # source lines, for the generated batch functions (runtime/fused_step.py) to inline: one
-    # call fewer and no lookups. Each is an ``if`` whose ``else`` the caller writes (the
-    # method's call). ``{store}``: the store; ``{batch}``: the batch. Keep them in step with
-    # the methods. From the epoch's second batch on, starting one changes no flag (a training
-    # collection's dataloader index is always None): the view is the same, so no new
-    # generation (the batch only gives later ``log`` calls their batch size).
+    # start_batch's and close_batch's case of every training batch (the training collection,
+    # the only one with ``training`` set, on top of the stack) as source lines that the
+    # generated batch functions (runtime/fused_step.py) inline; each an ``if`` whose ``else``
+    # (the method's call) the caller writes. Keep them in step with the methods. After the
+    # epoch's first batch, starting one changes no flag (a training collection's dataloader
+    # index is always None): the view is the same, no new generation.
     INLINE_START_TRAIN_BATCH = (
         "stack = {store}._stack",
         "if stack and (coll := stack[-1]).training:",
@@ -494,7 +492,7 @@ class MetricStore:
         "        coll.dataloader_idx = None",
         "        {store}._gen += 1",
     )
-    INLINE_CLOSE_TRAIN_BATCH = (  # then, inside the ``if``: ``if coll.entries:`` is what close_batch returns
+    INLINE_CLOSE_TRAIN_BATCH = (  # then the caller's lines, inside: close_batch returned True
         "stack = {store}._stack",
         "if stack and (coll := stack[-1]).training:",
         "    coll.batch = coll.batch_size = None",

@@ -14,6 +14,15 @@ bound table (:class:`~lightcycle.engine.codegen.Inliner`): the same moves, hooks
 What is checked on every batch, before anything runs, is what the layers check on every
 step: the state, the optimizer's step hooks, grad mode, a replaced ``step``. If any of it
 differs, the batch takes :class:`~lightcycle.runtime.steps.AutomaticStep`'s own path.
+
+The batch bracket around it (:class:`~lightcycle.runtime.training.TrainBatch`: the transfer,
+the counters, the metric store's batch, ``on_train_batch_start``; ``on_train_batch_end``
+and the step metrics) is written the same way, as two functions, and, for the Trainer's
+epoch loop, together with the step as one (:func:`fused_train_batch`): one call per batch.
+Inside that one, ``_current_fx_name`` is saved once: each hook sets its name and leaves it
+(nothing of the batch's own code between them reads it) and it is set back before anybody
+else's code runs (a fallback event's function, an overridden property, a logger) and in a
+``finally``.
 """
 
 from __future__ import annotations
@@ -127,9 +136,9 @@ def _write_step(
         no_extra: the shared empty dict of a tensor output's extra keys.
         into: ``None``: the lines are the function's whole body, whose parameters are
             ``auto``'s and which returns the outputs; else the variable the outputs go to,
-            in a function whose batch steps (``batch``, ``batch_idx`` and a ``loop`` local),
-            which saved ``_current_fx_name`` as ``prev`` and restores it in its ``finally``
-            (the lines then start at level 3, in its ``try``).
+            in a function whose batch steps (``batch``, ``batch_idx`` and ``loop``), which
+            saved ``_current_fx_name`` as ``prev`` and restores it in its ``finally`` (the
+            lines then start at level 3, in its ``try``).
 
     Returns:
         The row expected after ``optimizer_step_end`` (``None``: unknown).

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 SKIPPED: Final = object()
 """What :meth:`TrainBatch.start` returns when ``on_train_batch_start`` returned -1 (the epoch ends)."""
 FINISHED: Final = object()
-"""What :meth:`TrainBatch.whole`'s function returns for a batch it ran to its end."""
+"""What :meth:`TrainBatch.whole`'s function returns for a batch it ran to its end (it stepped)."""
 
 
 class TrainBatch:

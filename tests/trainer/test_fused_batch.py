@@ -3,7 +3,8 @@
 Where the epoch allows it (generated executor, default ``optimizer_step``, direct optimizer
 route, one micro-batch per step, 32-bit), the Trainer runs ``optimizer_step`` ..
 ``optimizer_step_end`` as one generated function with the events' bodies inlined, and the batch
-bracket (transfer, counters, ``on_train_batch_start``; ``on_train_batch_end``) as two more. They must be
+bracket (transfer, counters, ``on_train_batch_start``; ``on_train_batch_end``) as two more; from each
+epoch's second batch, the three as one (``fused_train_batch``). They must be
 indistinguishable from the events fired one by one: the same hooks in the same order, each
 seeing the same ``_current_fx_name`` and lifecycle state, the same steps and weights, the same
 state and ``_current_fx_name`` after a failure. The reference is the interpreted executor (no
