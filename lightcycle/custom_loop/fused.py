@@ -28,6 +28,8 @@ import torch
 
 from lightcycle.errors import SIGTERMException
 from lightcycle.runtime import steps
+from lightcycle.runtime.fused_step import _bracket_sources, _write_end, _write_start
+from lightcycle.runtime.logger_connector import train_step_due
 from lightcycle.runtime.training import SKIPPED
 from lightcycle.states import declaration as ev
 
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
     from lightcycle.engine.codegen import Inliner
     from lightcycle.engine.interpreter import Step
     from lightcycle.states.model import Event
+
+_Rows = tuple[dict[int, "Step"], list[dict[int, "Step"]]]
+"""The transfer event's source row and ``train_batch_end``'s (``fused_step._bracket_sources``)."""
 
 
 def batch_functions(lc: TrainingProtocol) -> dict[str, Callable[..., Any]]:
@@ -66,13 +71,15 @@ def batch_functions(lc: TrainingProtocol) -> dict[str, Callable[..., Any]]:
         return {}
     started = _after(probe, starts[0], ev.TRAIN_BATCH_START)
     manual = _after(probe, started, ev.MANUAL_TRAINING_STEP) if started is not None else None
-    made: dict[str, Callable[..., Any]] = {"train_batch_start": _start(lc, started)}
+    # the bracket's own lines (TrainBatch's, from fused_step) where its events inline
+    bracket = _bracket_sources(driver, probe, lc._bracket._transfer)
+    made: dict[str, Callable[..., Any]] = {"train_batch_start": _start(lc, started, bracket)}
     if manual is not None:
         if lc._backward_event is caller(ev.BACKWARD):  # (no loss scaling before the event)
             made["backward"] = _backward(lc, manual)
         if lc.precision_plugin.scaler is None:  # (a scaler's unscale/step/update: the method's path)
             made["optimizer_step"] = _optimizer_step(lc, manual)
-    made["train_batch_end"] = _end(lc)
+    made["train_batch_end"] = _end(lc, manual, bracket)
     return made
 
 
@@ -90,15 +97,12 @@ def _inliner(lc: TrainingProtocol) -> Inliner:
     return inline
 
 
-def _start(lc: TrainingProtocol, started: dict[int, Step] | None) -> Callable[..., Any]:
+def _start(lc: TrainingProtocol, started: dict[int, Step] | None, bracket: _Rows | None) -> Callable[..., Any]:
     """:meth:`~lightcycle.custom_loop.training.TrainingProtocol.train_batch_start`, for this run."""
     inline = _inliner(lc)
     v = inline.value
     line = inline.line
     v("host", lc)
-    v("loop", lc.fit_loop)
-    v("begin", lc._bracket.begin)
-    v("SKIPPED", SKIPPED)
     v("SIGTERM", SIGTERMException)
     line(2, "if host._stepped_pending:")  # the previous batch stepped: counted now, after its validation
     line(3, "host._stepped_pending = False")
@@ -106,9 +110,15 @@ def _start(lc: TrainingProtocol, started: dict[int, Step] | None) -> Callable[..
     line(2, "host._step_at_batch = loop.global_step")
     line(2, "if host.received_sigterm and loop.batches_ready:")  # spec 4.3 (see the method)
     line(3, "raise SIGTERM()")
-    line(2, "batch = begin(batch, batch_idx)")
-    line(2, "if batch is SKIPPED:")
-    line(3, "return None")
+    if bracket is not None:  # the bracket's start written here (a skipped batch returns None)
+        _write_start(inline, lc._bracket, bracket[0], None, lc._driver.caller(ev.SKIP_REST_OF_EPOCH), loop=lc.fit_loop)
+    else:
+        v("loop", lc.fit_loop)
+        v("begin", lc._bracket.begin)
+        v("SKIPPED", SKIPPED)
+        line(2, "batch = begin(batch, batch_idx)")
+        line(2, "if batch is SKIPPED:")
+        line(3, "return None")
     line(2, "host._batch = batch")
     if lc._own_train:
         if lc._own_step_event is lc._driver.caller(ev.MANUAL_TRAINING_STEP):
@@ -141,14 +151,13 @@ def _optimizer_step(lc: TrainingProtocol, manual: dict[int, Step]) -> Callable[.
     return inline.compile("fire_driver_optimizer_step", ["optimizer", "step=None"])
 
 
-def _end(lc: TrainingProtocol) -> Callable[..., Any]:
+def _end(lc: TrainingProtocol, manual: dict[int, Step] | None, bracket: _Rows | None) -> Callable[..., Any]:
     """:meth:`~lightcycle.custom_loop.training.TrainingProtocol.train_batch_end`, for this run."""
     inline = _inliner(lc)
     v = inline.value
     v("host", lc)
     v("loop", lc.fit_loop)
     v("module", lc.lightning_module)
-    v("finish", lc._bracket.finish)
     v("Tensor", torch.Tensor)
     v("manual_outputs", steps.manual_outputs)
     line = inline.line
@@ -157,6 +166,12 @@ def _end(lc: TrainingProtocol) -> Callable[..., Any]:
     line(2, "elif type(outputs) is not dict:")
     line(3, "outputs = manual_outputs(outputs)")
     line(2, "stepped = loop.global_step != host._step_at_batch or not module.automatic_optimization")
-    line(2, "finish(outputs, host._batch, loop.batch_idx, stepped)")
+    if bracket is not None:  # the bracket's end written here, from the row your loop's step leaves
+        line(2, "batch = host._batch")
+        line(2, "batch_idx = loop.batch_idx")
+        row = manual if lc._own_train else None  # (None: the module's step, after a stepping batch)
+        _write_end(inline, lc._bracket, bracket[1], row, train_step_due, "stepped")
+    else:
+        line(2, f"{v('finish', lc._bracket.finish)}(outputs, host._batch, loop.batch_idx, stepped)")
     line(2, "host._stepped_pending = stepped")
     return inline.compile("fire_driver_train_batch_end", ["outputs=None"])

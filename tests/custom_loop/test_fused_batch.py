@@ -128,10 +128,13 @@ def _step_returning(optimizer: torch.optim.Optimizer, value: int) -> int:
 def _loop(lc: LoopDriver, opt: torch.optim.Optimizer, epochs: int = 3) -> list[Any]:
     """Every shape a batch can take: two backwards and no step, a step callable, dict and None outputs, a cut."""
     installed: list[Any] = []
+    calls_bracket: list[bool] = []  # the generated start calls the bracket's start (not written inline)
     steps: list[int] = []
     with lc.fit(optimizers=[opt]):
         for epoch in lc.epochs(epochs):
             installed.append(sorted(n for n in _NAMES if n in vars(lc)))
+            start = vars(lc).get("train_batch_start")
+            calls_bracket.append(start is not None and "begin" in start.__code__.co_freevars)
             cut = False
             for i, batch in enumerate(_batches()):
                 got = lc.train_batch_start(batch, i)
@@ -157,7 +160,7 @@ def _loop(lc: LoopDriver, opt: torch.optim.Optimizer, epochs: int = 3) -> list[A
                 with lc.validation():
                     lc.validation_batch_start(_batches()[0], 0)
                     lc.validation_batch_end()
-    return [installed, steps]
+    return [installed, steps, calls_bracket]
 
 
 def _run(
@@ -214,6 +217,7 @@ def test_the_generated_methods_run_the_same_batches_as_the_class_methods() -> No
     assert fused["out"][0] == [sorted(_NAMES)] * 3  # installed for every epoch ...
     assert methods["out"][0] == [[]] * 3  # ... and not in the reference run
     assert fused["out"][1] == methods["out"][1] == [0, 2]  # what the step callable returned
+    assert fused["out"][2] == [False] * 3  # (the bracket written into the generated start)
     assert fused["error"] is None and fused["exceptions"] == []
     # what the checks above compared is the real thing: names, counters, the cut epoch
     hooks = [s[0] for s in fused["callback"]]
@@ -362,15 +366,17 @@ def test_an_exception_in_a_hook_of_the_generated_path_fires_on_exception_once(fa
     assert fused["fx_after"] is None  # the hook's name was set back
 
 
-@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed", "64-true"])
 def test_the_precision_paths_are_the_methods(precision: str) -> None:
-    plugin = LCP.MixedPrecision(precision, "cpu")
+    plugin = LCP.MixedPrecision(precision, "cpu") if precision.endswith("mixed") else precision
     fused, _ = _both(_loop, precision=plugin)
     assert fused["error"] is None
     expected = ["train_batch_end", "train_batch_start"]
-    if precision == "bf16-mixed":  # no scaler: the loss is not scaled and the optimizer steps itself
+    if precision != "16-mixed":  # no scaler: the loss is not scaled and the optimizer steps itself
         expected = sorted(_NAMES)
     assert fused["out"][0] == [expected] * 3
+    # a precision that converts the input first: the bracket's own start and end are called
+    assert fused["out"][2] == [precision == "64-true"] * 3
 
 
 def test_sigterm_raises_at_the_next_batch_start() -> None:
