@@ -476,6 +476,30 @@ class MetricStore:
         coll.batch_size = None
         self._gen += 1
 
+    # start_batch's and close_batch's case of every training batch (the training collection,
+    # the only one with ``training`` set, on top of the stack) as source lines that the
+    # generated batch functions (runtime/fused_step.py) inline; each an ``if`` whose ``else``
+    # (the method's call) the caller writes. Keep them in step with the methods. After the
+    # epoch's first batch, starting one changes no flag (a training collection's dataloader
+    # index is always None): the view is the same, no new generation.
+    INLINE_START_TRAIN_BATCH = (
+        "stack = {store}._stack",
+        "if stack and (coll := stack[-1]).training:",
+        "    coll.batch = {batch}",
+        "    coll.batch_size = None",
+        "    if not (coll.in_batches and coll.seen_batch):",
+        "        coll.seen_batch = coll.in_batches = True",
+        "        coll.dataloader_idx = None",
+        "        {store}._gen += 1",
+    )
+    INLINE_CLOSE_TRAIN_BATCH = (  # then the caller's lines, inside: close_batch returned True
+        "stack = {store}._stack",
+        "if stack and (coll := stack[-1]).training:",
+        "    coll.batch = coll.batch_size = None",
+        "    if coll.entries:",
+        "        {store}._pending = True",
+    )
+
     def end_batch(self, stage: str) -> dict[str, Tensor]:
         """Leave a batch: call after the ``on_*_batch_end`` hooks (module and callbacks).
 

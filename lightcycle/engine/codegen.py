@@ -275,10 +275,30 @@ class Inliner:
         self._w.value("holder", ctx.holder)
         self._w.value("ts", ctx.trainer_state)
         self._w.value("fx", ctx.fx)
+        self.dirty = False
+        """An event fired with ``around`` left its last hook's name in ``_current_fx_name``
+        (since :meth:`restore`)."""
+        self.target_set = True
+        """The last :meth:`fire` gave its target a value on every path (see its ``unset``)."""
+
+    def restore(self, indent: int, around: str) -> None:
+        """Set ``_current_fx_name`` back to ``around`` if an event fired with it left a hook's name.
+
+        Args:
+            indent: the line's indentation level.
+            around: the expression the events were fired with.
+        """
+        if self.dirty:
+            self._w.line(indent, f"fx[{FX!r}] = {around}")
+            self.dirty = False
 
     def value(self, name: str, value: Any) -> str:
         """Name ``value`` in the function (a closure cell); ``name`` must be unique."""
         return self._w.value(name, value)
+
+    def shared(self, name: str, value: Any) -> str:
+        """Name ``value`` once however many writers of the function ask for it (the same value)."""
+        return self._w.shared(name, value)
 
     def line(self, indent: int, text: str) -> None:
         """One line of the function's body (``indent`` 2 is the body's first level)."""
@@ -302,6 +322,9 @@ class Inliner:
         args: Sequence[str],
         target: str | None = None,
         within: str | None = None,
+        around: str | None = None,
+        known: bool = False,
+        unset: bool = False,
     ) -> dict[int, Step] | None:
         """Write firing ``trigger`` where the sequence expects the current row to be ``row``.
 
@@ -316,6 +339,19 @@ class Inliner:
                 enclosing event's, already saved by it): the hooks set their names and it
                 is set back after them, with no save and restore of its own; ``None``:
                 saved and restored as the event's own function does.
+            around: instead of ``within``, the expression of the value ``_current_fx_name``
+                holds around this event, restored lazily: the inlined hooks set their names
+                and leave the last one (then :attr:`dirty` is set); the event's own function
+                (the fallback) gets the value first. For a sequence whose code between the
+                events reads no ``_current_fx_name``: the caller sets it back (``around``)
+                before anything else may read it, and in a ``finally`` (a failure).
+            known: the sequence is in ``row`` for certain, not yet written to the holder
+                (the caller's move, written here): the step is written without the test,
+                with its own move or else ``row``'s; where it is not inlined, ``row`` is
+                written before the event's own function.
+            unset: where no inlined hook gives ``target`` a value, leave it unset there
+                rather than ``None``: then :attr:`target_set` is False and the caller reads
+                the target only in the fallback's block (one level deeper, after it).
 
         Returns:
             The row the sequence expects after the event (``row`` when it does not move),
@@ -330,7 +366,12 @@ class Inliner:
         w = self._w
         call = f"{w.value(f'E{n}', self._event(trigger))}({', '.join(args)})"
         fallback = f"{target} = {call}" if target is not None else call
+        if around is not None:  # the event's own function saves and restores what it finds: the value around
+            fallback = f"fx[{FX!r}] = {around}; {fallback}"
         step = None if row is None else row.get(id(trigger))
+        if known and row is not None:
+            fallback = f"holder._ids = {w.value(f'R{n}', row)}; {fallback}"
+        self.target_set = True
         if row is None or step is None or trigger.optional_tail:
             w.line(indent, fallback)  # nothing to inline: the event's own function (it checks, runs or refuses)
             return None
@@ -341,27 +382,39 @@ class Inliner:
         if any(op.kind not in kinds for op in step.ops):
             w.line(indent, fallback)  # (isolated and collected hooks: the event's own function)
             return row if step.dest is None else self.row(step.dest)
-        w.line(indent, f"if holder._ids is {w.value(f'R{n}', row)}:")
-        body = indent + 1
+        if known:
+            body = indent
+        else:
+            w.line(indent, f"if holder._ids is {w.value(f'R{n}', row)}:")
+            body = indent + 1
         if step.dest is not None:
             w.line(body, f"holder._ids = {w.value(f'AFTER{n}', self.row(step.dest))}")
+        elif known:
+            w.line(body, f"holder._ids = {w.value(f'R{n}', row)}")
         if step.stage is not Stage.KEEP:
             w.line(body, f"ts.stage = {w.value(f'STAGE{n}', step.stage)}")
         if target is not None and not any(op.kind in (d.RETURN, d.PIPE) for op in step.ops):
-            w.line(body, f"{target} = None")
+            if unset and not known:
+                self.target_set = False
+            else:
+                w.line(body, f"{target} = None")
         lead = (self.ctx.trainer, self.ctx.module)
         hooked = step.hooks
         inner = body
-        if hooked and within is None:
+        if hooked and within is None and around is None:
             w.line(body, f"prev{n} = fx.get({FX!r})")
             w.line(body, "try:")
             inner = body + 1
+        named = False  # a hook of this step has set its name
         for o, op in enumerate(step.ops):
             fns = [w.value(f"f{n}_{o}_{j}", fn) for j, fn in enumerate(op.fns)]
             if op.kind == d.ACTION:
                 assert op.action is not None
+                if around is not None and not named:  # (as the event's own function runs it)
+                    w.line(inner, f"fx[{FX!r}] = {around}")
                 w.line(inner, f"{w.value(f'act{n}_{o}', self.ctx.actions[op.action])}()")
                 continue
+            named = True
             w.line(inner, f"fx[{FX!r}] = {op.name!r}")
             call_args = _argument_list(w, op, lead, args)
             if op.kind == d.PIPE:  # the result replaces the first argument for what follows
@@ -370,11 +423,15 @@ class Inliner:
             for fn in fns:
                 result = f"{target} = " if op.kind == d.RETURN and target is not None else ""
                 w.line(inner, f"{result}{fn}({call_args})")
-        if hooked and within is None:
+        if around is not None:
+            self.dirty = self.dirty or hooked
+        elif hooked and within is None:
             w.line(body, "finally:")
             w.line(body + 1, f"fx[{FX!r}] = prev{n}")
         elif hooked:
             w.line(body, f"fx[{FX!r}] = {within!r}")  # (an exception leaves it to the enclosing event's restore)
+        if known:
+            return row if step.dest is None else self.row(step.dest)
         if not step.ops and step.dest is None and step.stage is Stage.KEEP:
             w.line(body, "pass")
         w.line(indent, "else:")

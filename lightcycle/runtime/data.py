@@ -177,23 +177,32 @@ class Lookahead:
 
     def _eager_items(self) -> Iterator[tuple[int, Any]]:
         # the loader, limit and state function are fixed for the pass: read once, not per batch
-        end, it, limit, state_fn = self._END, self._it, self._limit, self._state_fn
-        item = self._next
-        while item is not end:
-            index = self._index
-            self._index = index + 1
-            self.state = self.next_state
-            # the look-ahead fetch: ``_fetch``, written out (it runs once per batch)
-            if index + 1 >= limit:
-                following = end
-            else:
-                if state_fn is not None:
-                    self.next_state = state_fn()
-                following = next(it, end)
-            self._next = following
-            self.done = following is end
-            yield index, item
-            item = following
+        end, it, state_fn = self._END, self._it, self._state_fn
+        last = self._limit - 1  # the index of the last item the limit allows
+        # the position (next index, look-ahead item) is kept in locals while the pass runs, and
+        # stored when it stops or is closed: only a pass reads it (the same values as ever then)
+        position = self._index
+        following = item = self._next
+        try:
+            while item is not end:
+                index = position
+                position = index + 1
+                # the look-ahead fetch: ``_fetch``, written out (it runs once per batch); without
+                # a state function both states stay None
+                if index >= last:
+                    following = end
+                    if state_fn is not None:
+                        self.state = self.next_state
+                else:
+                    if state_fn is not None:
+                        self.state = self.next_state
+                        self.next_state = state_fn()
+                    following = next(it, end)
+                self.done = following is end
+                yield index, item
+                item = following
+        finally:
+            self._index, self._next = position, following
 
     def _lazy_items(self) -> Iterator[tuple[int, Any]]:
         it, limit, state_fn, end = self._it, self._limit, self._state_fn, self._END

@@ -14,33 +14,235 @@ bound table (:class:`~lightcycle.engine.codegen.Inliner`): the same moves, hooks
 What is checked on every batch, before anything runs, is what the layers check on every
 step: the state, the optimizer's step hooks, grad mode, a replaced ``step``. If any of it
 differs, the batch takes :class:`~lightcycle.runtime.steps.AutomaticStep`'s own path.
+
+The batch bracket around it (:class:`~lightcycle.runtime.training.TrainBatch`: the transfer,
+the counters, the metric store's batch, ``on_train_batch_start``; ``on_train_batch_end``
+and the step metrics) is written the same way, as two functions, and, for the Trainer's
+epoch loop, together with the step as one (:func:`fused_train_batch`): one call per batch.
+Inside that one, ``_current_fx_name`` is saved once: each hook sets its name and leaves it
+(nothing of the batch's own code between them reads it) and it is set back before anybody
+else's code runs (a fallback event's function, an overridden property, a logger) and in a
+``finally``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
+from lightcycle.core.metric_store import MetricStore
 from lightcycle.core.module import LightningModule
 from lightcycle.core.optim import LightningOptimizer
 from lightcycle.states import declaration as ev
 from lightcycle.states.model import Stage
 
 if TYPE_CHECKING:
+    from lightcycle.engine.codegen import Inliner
     from lightcycle.engine.driver import LifecycleDriver
+    from lightcycle.engine.interpreter import Step
     from lightcycle.runtime.steps import AutomaticStep
     from lightcycle.runtime.training import TrainBatch
 
 _NAME = "fire_automatic_batch__optimizer_step_to_optimizer_step_end"
+_WHOLE = "fire_automatic_batch__transfer_to_train_batch_end"
+
+
+_AUTOMATIC = LightningModule.automatic_optimization  # the base property (the module's own attribute)
 
 
 def _scheduler_counter(step: Any) -> bool:
     """An LR scheduler's wrapper of ``optimizer.step`` (it counts, then calls the real one)."""
     return getattr(step, "_wrapped_by_lr_sched", False) is True
+
+
+class _Plan(NamedTuple):
+    """What a fused step is written from, checked once for the epoch."""
+
+    start: dict[int, Step]
+    """The row ``optimizer_step`` fires from."""
+    step: Step
+    """Its step there: a move and the module's base ``optimizer_step``."""
+    entered: int
+    """The state it moves to (``step.dest``)."""
+    before: partial[Any]
+    """The wrapper's ``before_optimizer_step`` call (the event with the clipping arguments)."""
+
+
+def _step_plan(
+    inline: Inliner, driver: LifecycleDriver, auto: AutomaticStep, module: Any, skip_backward: bool
+) -> _Plan | None:
+    """The plan of ``auto``'s stepping batch as generated code, or ``None`` where it does not apply."""
+    lopt = auto.lightning_optimizer
+    if not (
+        isinstance(lopt, LightningOptimizer)
+        and lopt._direct
+        and auto.accumulate == 1
+        and auto.optimizer is lopt.optimizer
+        and not skip_backward
+    ):
+        return None
+    starts = inline.sources(ev.OPTIMIZER_STEP)
+    if len(starts) != 1:
+        return None
+    start = starts[0]
+    step = start[id(ev.OPTIMIZER_STEP)]
+    # the event must call the module's base optimizer_step and nothing else: that is the
+    # layer whose work (``optimizer.step(closure=...)``, the direct route) is written out here
+    if len(step.ops) != 1 or len(step.ops[0].fns) != 1 or step.dest is None:
+        return None
+    hook = step.ops[0].fns[0]
+    if (
+        getattr(hook, "__func__", None) is not LightningModule.optimizer_step
+        or getattr(hook, "__self__", None) is not module
+    ):
+        return None
+    before = lopt._on_before_step  # ``partial(before_optimizer_step event, opt, clip value, clip algorithm)``
+    if not (
+        isinstance(before, partial)
+        and before.func is driver.caller(ev.BEFORE_OPTIMIZER_STEP)
+        and not before.keywords
+        and len(before.args) == 3
+    ):
+        return None
+    return _Plan(start, step, step.dest, before)
+
+
+def _write_step(
+    inline: Inliner,
+    auto: AutomaticStep,
+    plan: _Plan,
+    split: Callable[[Any, int], tuple[Any, dict[str, Any]]],
+    no_loss_warning: str,
+    no_extra: dict[str, Any],
+    *,
+    into: str | None,
+) -> dict[int, Step] | None:
+    """Write ``optimizer_step`` .. ``optimizer_step_end`` of a stepping batch.
+
+    Inside ``optimizer_step`` the closure's events set their hooks' names lazily (``around``):
+    between them runs only this code, which reads no ``_current_fx_name``, and a
+    ``finally`` restores the value from before the batch's step.
+
+    Args:
+        inline: the function's writer.
+        auto: the epoch's automatic step (its own ``__call__`` is the fallback).
+        plan: from :func:`_step_plan`.
+        split: :func:`~lightcycle.runtime.steps.split_output`.
+        no_loss_warning: the warning for a step that returned ``None``.
+        no_extra: the shared empty dict of a tensor output's extra keys.
+        into: ``None``: the lines are the function's whole body, whose parameters are
+            ``auto``'s and which returns the outputs; else the variable the outputs go to,
+            in a function whose batch steps (``batch``, ``batch_idx`` and ``loop``), which
+            saved ``_current_fx_name`` as ``prev`` and restores it in its ``finally`` (the
+            lines then start at level 3, in its ``try``).
+
+    Returns:
+        The row expected after ``optimizer_step_end`` (``None``: unknown).
+    """
+    lopt = auto.lightning_optimizer
+    opt = lopt.optimizer
+    before, step = plan.before, plan.step
+    entered = inline.row(plan.entered)
+    v = inline.value
+    for name, value in (
+        ("START", plan.start),
+        ("slow", auto.__call__),
+        ("opt", opt),
+        ("opt_dict", opt.__dict__),
+        ("lopt", lopt),
+        ("lopt_dict", lopt.__dict__),
+        ("BEFORE", before),
+        ("GPRE", _global_optimizer_pre_hooks),
+        ("GPOST", _global_optimizer_post_hooks),
+        ("grad_enabled", torch.is_grad_enabled),
+        ("scheduler_counter", _scheduler_counter),
+        ("Tensor", torch.Tensor),
+        ("split_output", split),
+        ("warn", auto.warn),
+        ("NO_LOSS", no_loss_warning),
+        ("NO_EXTRA", no_extra),
+        ("progress", auto.progress),
+        ("CLIP_OPT", before.args[0]),
+        ("CLIP_VAL", before.args[1]),
+        ("CLIP_ALGO", before.args[2]),
+    ):
+        v(name, value)
+    line = inline.line
+    top = 2 if into is None else 3
+    # what the layers check on every step (the state, LightningOptimizer.step's direct route)
+    if into is None:
+        line(top, "if (not (zero_grad and step) or holder._ids is not START")
+    else:
+        line(top, "epoch = loop.epochs_completed")  # (current_epoch, read once as the epoch loop passes it)
+        line(top, "if (holder._ids is not START")
+    line(top + 1, "or opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks or GPRE or GPOST")
+    line(top + 1, "or not grad_enabled() or lopt._on_before_step is not BEFORE or 'step' in lopt_dict")
+    line(top + 1, "or ('step' in opt_dict and not scheduler_counter(opt_dict['step']))):")
+    if into is None:
+        line(top + 1, "return slow(batch, batch_idx, epoch, zero_grad, step)")
+        body = top
+    else:
+        if inline.dirty:  # (its events save and restore what they find: the value from before)
+            line(top + 1, "fx['_current_fx_name'] = prev")
+        line(top + 1, f"{into} = slow(batch, batch_idx, epoch, True, True)")
+        line(top, "else:")
+        body = top + 1
+    # the optimizer_step event, from START (just checked): its move (written with the first
+    # event of the closure: nothing runs between them) and its hook's bracket
+    if step.stage is not Stage.KEEP:
+        line(body, f"ts.stage = {v('STEP_STAGE', step.stage)}")
+    outer = repr(step.ops[0].name)  # set lazily too: only the closure's events' fallbacks read it
+    if into is None:
+        line(body, "prev = fx.get('_current_fx_name')")
+        line(body, "try:")
+        b = body + 1
+    else:
+        b = body
+    # the closure: training_step, zero_grad, backward
+    if auto.outputs:  # (the extra keys are only wanted for the outputs)
+        line(b, "extra = NO_EXTRA")
+    row = inline.fire(b, ev.TRAINING_STEP, entered, ["batch", "batch_idx"], "loss", around=outer, known=True)
+    line(b, "if type(loss) is not Tensor:")  # (split_output's answer for a tensor: itself)
+    line(b + 1, f"loss, {'extra' if auto.outputs else '_'} = split_output(loss, 1)")
+    line(b, "if loss is None:")
+    line(b + 1, "warn(NO_LOSS)")
+    row = inline.fire(b, ev.ZERO_GRAD, row, ["epoch", "batch_idx", "opt"], None, around=outer)
+    line(b, "if loss is not None:")
+    row = inline.fire(b + 1, ev.BACKWARD, row, ["loss"], None, around=outer)
+    # after the closure, inside the real step's place: before_optimizer_step, then step()
+    row = inline.fire(b, ev.BEFORE_OPTIMIZER_STEP, row, ["CLIP_OPT", "CLIP_VAL", "CLIP_ALGO"], None, around=outer)
+    line(b, "opt.step()")  # (a built-in step without hooks: it reads no _current_fx_name)
+    if into is None:
+        line(body, "finally:")
+        line(b, "fx['_current_fx_name'] = prev")
+        inline.dirty = False
+        row = inline.fire(body, ev.OPTIMIZER_STEP_END, row, [])  # (no finally around it here)
+    else:
+        row = inline.fire(body, ev.OPTIMIZER_STEP_END, row, [], around="prev")
+    line(body, "progress.global_step += 1")
+    if into is None:
+        if auto.outputs:
+            line(body, "if loss is None:")
+            line(body + 1, "return {}")
+            line(body, "if extra:")
+            line(body + 1, "return {'loss': loss.detach().clone(), **extra}")
+            line(body, "return {'loss': loss.detach().clone()}")
+        else:
+            line(body, "return {}")
+    elif auto.outputs:
+        line(body, "if loss is None:")
+        line(body + 1, f"{into} = {{}}")
+        line(body, "elif extra:")
+        line(body + 1, f"{into} = {{'loss': loss.detach().clone(), **extra}}")
+        line(body, "else:")
+        line(body + 1, f"{into} = {{'loss': loss.detach().clone()}}")
+    else:
+        line(body, f"{into} = {{}}")
+    return row
 
 
 def fused_batch(
@@ -67,109 +269,144 @@ def fused_batch(
     Returns:
         ``f(batch, batch_idx, epoch, zero_grad, step)``, called as ``auto`` is, or ``None``.
     """
-    lopt = auto.lightning_optimizer
-    if not (
-        isinstance(lopt, LightningOptimizer)
-        and lopt._direct
-        and auto.accumulate == 1
-        and auto.optimizer is lopt.optimizer
-        and not skip_backward
-    ):
-        return None
     inline = driver.inliner()
     if inline is None:
         return None
-    starts = inline.sources(ev.OPTIMIZER_STEP)
-    if len(starts) != 1:
+    plan = _step_plan(inline, driver, auto, module, skip_backward)
+    if plan is None:
         return None
-    start = starts[0]
-    step = start[id(ev.OPTIMIZER_STEP)]
-    # the event must call the module's base optimizer_step and nothing else: that is the
-    # layer whose work (``optimizer.step(closure=...)``, the direct route) is written out here
-    if len(step.ops) != 1 or len(step.ops[0].fns) != 1 or step.dest is None:
-        return None
-    hook = step.ops[0].fns[0]
-    if (
-        getattr(hook, "__func__", None) is not LightningModule.optimizer_step
-        or getattr(hook, "__self__", None) is not module
-    ):
-        return None
-    before = lopt._on_before_step  # ``partial(before_optimizer_step event, opt, clip value, clip algorithm)``
-    if not (
-        isinstance(before, partial)
-        and before.func is driver.caller(ev.BEFORE_OPTIMIZER_STEP)
-        and not before.keywords
-        and len(before.args) == 3
-    ):
-        return None
-    opt = lopt.optimizer
-    v = inline.value
-    for name, value in (
-        ("START", start),
-        ("slow", auto.__call__),
-        ("opt", opt),
-        ("opt_dict", opt.__dict__),
-        ("lopt", lopt),
-        ("lopt_dict", lopt.__dict__),
-        ("BEFORE", before),
-        ("GPRE", _global_optimizer_pre_hooks),
-        ("GPOST", _global_optimizer_post_hooks),
-        ("grad_enabled", torch.is_grad_enabled),
-        ("scheduler_counter", _scheduler_counter),
-        ("Tensor", torch.Tensor),
-        ("split_output", split),
-        ("warn", auto.warn),
-        ("NO_LOSS", no_loss_warning),
-        ("NO_EXTRA", no_extra),
-        ("progress", auto.progress),
-        ("CLIP_OPT", before.args[0]),
-        ("CLIP_VAL", before.args[1]),
-        ("CLIP_ALGO", before.args[2]),
-    ):
-        v(name, value)
-    line = inline.line
-    # what the layers check on every step (the state, LightningOptimizer.step's direct route)
-    line(2, "if (not (zero_grad and step) or holder._ids is not START")
-    line(3, "or opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks or GPRE or GPOST")
-    line(3, "or not grad_enabled() or lopt._on_before_step is not BEFORE or 'step' in lopt_dict")
-    line(3, "or ('step' in opt_dict and not scheduler_counter(opt_dict['step']))):")
-    line(3, "return slow(batch, batch_idx, epoch, zero_grad, step)")
-    # the optimizer_step event, from START (just checked): its move and its hook's bracket
-    line(2, f"holder._ids = {v('ENTERED', inline.row(step.dest))}")
-    if step.stage is not Stage.KEEP:
-        line(2, f"ts.stage = {v('STEP_STAGE', step.stage)}")
-    outer = step.ops[0].name
-    line(2, "prev = fx.get('_current_fx_name')")
-    line(2, "try:")
-    line(3, f"fx['_current_fx_name'] = {outer!r}")
-    # the closure: training_step, zero_grad, backward
-    row = inline.fire(3, ev.TRAINING_STEP, inline.row(step.dest), ["batch", "batch_idx"], "output", outer)
-    line(3, "if type(output) is Tensor:")
-    line(4, "loss = output")
-    line(4, "extra = NO_EXTRA")
-    line(3, "else:")
-    line(4, "loss, extra = split_output(output, 1)")
-    line(3, "if loss is None:")
-    line(4, "warn(NO_LOSS)")
-    row = inline.fire(3, ev.ZERO_GRAD, row, ["epoch", "batch_idx", "opt"], None, outer)
-    line(3, "if loss is not None:")
-    row = inline.fire(4, ev.BACKWARD, row, ["loss"], None, outer)
-    # after the closure, inside the real step's place: before_optimizer_step, then step()
-    row = inline.fire(3, ev.BEFORE_OPTIMIZER_STEP, row, ["CLIP_OPT", "CLIP_VAL", "CLIP_ALGO"], None, outer)
-    line(3, "opt.step()")
-    line(2, "finally:")
-    line(3, "fx['_current_fx_name'] = prev")
-    inline.fire(2, ev.OPTIMIZER_STEP_END, row, [])
-    line(2, "progress.global_step += 1")
-    if auto.outputs:
-        line(2, "if loss is None:")
-        line(3, "return {}")
-        line(2, "if extra:")
-        line(3, "return {'loss': loss.detach().clone(), **extra}")
-        line(2, "return {'loss': loss.detach().clone()}")
-    else:
-        line(2, "return {}")
+    _write_step(inline, auto, plan, split, no_loss_warning, no_extra, into=None)
     return inline.compile(_NAME, ["batch", "batch_idx", "epoch", "zero_grad", "step"])
+
+
+def _bracket_sources(
+    driver: LifecycleDriver, inline: Inliner, transfer: Callable[..., Any]
+) -> tuple[dict[int, Step], list[dict[int, Step]]] | None:
+    """The transfer event's one source row and ``train_batch_end``'s, or ``None`` (no inlined bracket).
+
+    A precision's wrapper of the transfer converts the input first: then nothing is inlined.
+    """
+    if transfer is not driver.caller(ev.TRAIN_BATCH_TRANSFER):
+        return None
+    starts = inline.sources(ev.TRAIN_BATCH_TRANSFER)
+    ends = inline.sources(ev.TRAIN_BATCH_END)
+    if len(starts) != 1 or not ends:
+        return None
+    return starts[0], ends
+
+
+def _write_start(
+    inline: Inliner,
+    bracket: TrainBatch,
+    row: dict[int, Step],
+    skipped: object,
+    skip: Any,
+    indent: int = 2,
+    around: str | None = None,
+    loop: Any = None,
+) -> None:
+    """Write :meth:`TrainBatch.start` (the transfer from ``row``).
+
+    Args:
+        inline: the function's writer.
+        bracket: the batch bracket.
+        row: the transfer event's source row.
+        skipped: what the function returns for a skipped batch.
+        skip: the skip event's function.
+        indent: the lines' level.
+        around: the variable holding the ``_current_fx_name`` of before the batch, which the
+            events leave lazily (see :meth:`~lightcycle.engine.codegen.Inliner.fire`);
+            ``None``: each event restores it.
+        loop: the host's fit loop, read once for a function of one epoch's batches
+            (``None``: read per call, as the method does).
+    """
+    host = bracket._host
+    v = inline.value
+    inline.shared("host", host)
+    inline.shared("results", host._results)
+    v("DEVICE", bracket.device)
+    v("start_results", host._results.start_batch)
+    v("SKIPPED", skipped)
+    v("skip", skip)
+    line = inline.line
+    i = indent
+    # transfer first: a refused call changes no counter
+    after = inline.fire(i, ev.TRAIN_BATCH_TRANSFER, row, ["batch", "DEVICE", "0"], "batch", around=around)
+    if loop is None:
+        line(i, "loop = host.fit_loop")
+    else:
+        v("loop", loop)
+    line(i, "loop.batch_idx = batch_idx")
+    line(i, "loop.batches_ready += 1")
+    line(i, "loop.total_batch_idx += 1")
+    for text in MetricStore.INLINE_START_TRAIN_BATCH:  # the store's batch, its usual case inlined
+        line(i, text.format(store="results", batch="batch"))
+    line(i, "else:")
+    line(i + 1, "start_results('train', None, batch)")
+    inline.fire(i, ev.TRAIN_BATCH_START, after, ["batch", "batch_idx"], "answer", around=around, unset=True)
+    if not inline.target_set:  # no inlined hook answers: only the event's own function can say -1
+        i += 1
+    line(i, "if answer == -1:")
+    line(i + 1, "loop.is_last_batch = True")
+    if inline.dirty:
+        line(i + 1, f"fx['_current_fx_name'] = {around}")
+    line(i + 1, "skip()")
+    line(i + 1, "return SKIPPED")
+
+
+def _write_end(
+    inline: Inliner,
+    bracket: TrainBatch,
+    ends: list[dict[int, Step]],
+    row: dict[int, Step] | None,
+    step_due: Callable[[Any], bool],
+    stepped: str,
+    indent: int = 2,
+    around: str | None = None,
+) -> None:
+    """Write :meth:`TrainBatch.end`.
+
+    Args:
+        inline: the function's writer.
+        bracket: the batch bracket.
+        ends: the rows ``train_batch_end`` fires from.
+        row: the row expected before it (``None``: the row after a stepping automatic batch).
+        step_due: :func:`~lightcycle.runtime.logger_connector.train_step_due`.
+        stepped: the expression of ``end``'s ``stepped`` argument.
+        indent: the lines' level.
+        around: as :func:`_write_start`'s.
+    """
+    results = bracket._host._results
+    inline.shared("host", bracket._host)
+    inline.shared("results", results)
+    inline.value("close", results.close_batch)
+    inline.value("step_due", step_due)
+    if row is None:
+        # expected: the row after a stepping automatic batch (where optimizer_step_end leads)
+        row = ends[0]
+        step_ends = inline.sources(ev.OPTIMIZER_STEP_END)
+        if len(step_ends) == 1 and (dest := step_ends[0][id(ev.OPTIMIZER_STEP_END)].dest) is not None:
+            row = inline.row(dest)
+    i = indent
+    inline.fire(i, ev.TRAIN_BATCH_END, row, ["outputs", "batch", "batch_idx"], around=around)
+    # the step values are built only for a logger that takes them at this step
+    due = "host.loggers and step_due(host)" if stepped == "True" else f"{stepped} and host.loggers and step_due(host)"
+    line = inline.line
+    for text in MetricStore.INLINE_CLOSE_TRAIN_BATCH:  # the store's batch closed, its usual case inlined
+        line(i, text.format(store="results"))
+    line(i + 2, f"if {due}:")
+    _write_log(inline, i + 3, around)
+    line(i, f"elif close('train') and {due}:")
+    _write_log(inline, i + 1, around)
+
+
+def _write_log(inline: Inliner, indent: int, around: str | None) -> None:
+    """The step values of a closed batch to the loggers (:meth:`TrainBatch.end`'s last lines)."""
+    if inline.dirty:  # (a logger is anybody's code)
+        inline.line(indent, f"fx['_current_fx_name'] = {around}")
+    inline.line(indent, "metrics = results.step_metrics()")
+    inline.line(indent, "if metrics:")
+    inline.line(indent + 1, "host._log_step(metrics)")
 
 
 def fused_bracket(
@@ -196,57 +433,88 @@ def fused_bracket(
     Returns:
         ``(start, end)``, called as the methods are, or ``None`` where events must not be inlined.
     """
-    if transfer is not driver.caller(ev.TRAIN_BATCH_TRANSFER):
-        return None
     inline = driver.inliner()
     if inline is None:
         return None
-    starts = inline.sources(ev.TRAIN_BATCH_TRANSFER)
-    ends = inline.sources(ev.TRAIN_BATCH_END)
-    if len(starts) != 1 or not ends:
+    sources = _bracket_sources(driver, inline, transfer)
+    if sources is None:
         return None
-    host = bracket._host
-    results = host._results
-    v = inline.value
-    v("host", host)
-    v("DEVICE", bracket.device)
-    v("start_results", results.start_batch)
-    v("SKIPPED", skipped)
-    v("skip", driver.caller(ev.SKIP_REST_OF_EPOCH))
-    line = inline.line
-    # transfer first: a refused call changes no counter
-    row = inline.fire(2, ev.TRAIN_BATCH_TRANSFER, starts[0], ["batch", "DEVICE", "0"], "batch")
-    line(2, "loop = host.fit_loop")
-    line(2, "loop.batch_idx = batch_idx")
-    line(2, "loop.batches_ready += 1")
-    line(2, "loop.total_batch_idx += 1")
-    line(2, "start_results('train', None, batch)")
-    inline.fire(2, ev.TRAIN_BATCH_START, row, ["batch", "batch_idx"], "answer")
-    line(2, "if answer == -1:")
-    line(3, "loop.is_last_batch = True")
-    line(3, "skip()")
-    line(3, "return SKIPPED")
-    line(2, "return batch")
+    _write_start(inline, bracket, sources[0], skipped, driver.caller(ev.SKIP_REST_OF_EPOCH))
+    inline.line(2, "return batch")
     start = inline.compile("fire_train_batch_bracket_start", ["batch", "batch_idx"])
-
     inline = driver.inliner()
     assert inline is not None
-    v = inline.value
-    v("host", host)
-    v("results", results)
-    v("close", results.close_batch)
-    v("step_due", step_due)
-    # expected: the row after a stepping automatic batch (where optimizer_step_end leads)
-    expected = ends[0]
-    step_ends = inline.sources(ev.OPTIMIZER_STEP_END)
-    if len(step_ends) == 1 and (dest := step_ends[0][id(ev.OPTIMIZER_STEP_END)].dest) is not None:
-        expected = inline.row(dest)
-    inline.fire(2, ev.TRAIN_BATCH_END, expected, ["outputs", "batch", "batch_idx"])
-    line = inline.line
-    # the step values are built only for a logger that takes them at this step
-    line(2, "if close('train') and stepped and host.loggers and step_due(host):")
-    line(3, "metrics = results.step_metrics()")
-    line(3, "if metrics:")
-    line(4, "host._log_step(metrics)")
+    _write_end(inline, bracket, sources[1], None, step_due, "stepped")
     end = inline.compile("fire_train_batch_bracket_end", ["outputs", "batch", "batch_idx", "stepped"])
     return start, end
+
+
+def fused_train_batch(
+    driver: LifecycleDriver,
+    auto: AutomaticStep,
+    module: Any,
+    *,
+    skip_backward: bool,
+    split: Callable[[Any, int], tuple[Any, dict[str, Any]]],
+    no_loss_warning: str,
+    no_extra: dict[str, Any],
+    bracket: TrainBatch,
+    skipped: object,
+    finished: object,
+    step_due: Callable[[Any], bool],
+) -> Callable[[Any, int], Any] | None:
+    """The whole stepping automatic batch of the Trainer's epoch loop as one generated function.
+
+    Where both :func:`fused_bracket` and :func:`fused_batch` apply: the bracket's start, the
+    step and the bracket's end in one call, the same lines as the three functions have. A
+    batch that does not step automatically here (the module turned
+    ``automatic_optimization`` off, LR schedulers step between the step and the end) returns
+    after the start, as ``start`` does, and the loop goes on with the batch as it would.
+
+    Args:
+        driver: the lifecycle driver (bound for this run).
+        auto: the epoch's automatic step (its own ``__call__`` is the step's fallback).
+        module: the LightningModule.
+        skip_backward: the epoch skips backward (then no function).
+        split: :func:`~lightcycle.runtime.steps.split_output`.
+        no_loss_warning: the warning for a step that returned ``None``.
+        no_extra: the shared empty dict of a tensor output's extra keys.
+        bracket: the epoch's batch bracket (a Trainer's: ``lr_scheduler_configs`` is read).
+        skipped: what it returns for a skipped batch.
+        finished: what it returns for a batch it ran to the end.
+        step_due: :func:`~lightcycle.runtime.logger_connector.train_step_due`.
+
+    Returns:
+        ``f(batch, batch_idx)``: :data:`finished`, :data:`skipped`, or the transferred batch
+        for the loop to step and end; ``None`` where it does not apply.
+    """
+    inline = driver.inliner()
+    if inline is None:
+        return None
+    sources = _bracket_sources(driver, inline, bracket._transfer)
+    plan = _step_plan(inline, driver, auto, module, skip_backward)
+    if sources is None or plan is None:
+        return None
+    line = inline.line
+    # one save of _current_fx_name for the batch: the events inside set their hooks' names and
+    # leave them (``around``), and it is set back before code that is not the batch's own runs
+    line(2, "prev = fx.get('_current_fx_name')")
+    line(2, "try:")
+    skip = driver.caller(ev.SKIP_REST_OF_EPOCH)
+    _write_start(inline, bracket, sources[0], skipped, skip, 3, "prev", bracket._host.fit_loop)
+    inline.value("module", module)
+    inline.value("FINISHED", finished)
+    # Lightning reads automatic_optimization per batch; schedulers step between step and end
+    if getattr(type(module), "automatic_optimization", None) is _AUTOMATIC:
+        automatic = "module._automatic_optimization"  # (what the base property returns)
+    else:
+        inline.restore(3, "prev")  # (an overriding property is the module's code)
+        automatic = "module.automatic_optimization"
+    line(3, f"if not {automatic} or host.lr_scheduler_configs:")
+    line(4, "return batch")
+    row = _write_step(inline, auto, plan, split, no_loss_warning, no_extra, into="outputs")
+    _write_end(inline, bracket, sources[1], row, step_due, "True", 3, "prev")
+    line(3, "return FINISHED")
+    line(2, "finally:")
+    line(3, "fx['_current_fx_name'] = prev")
+    return inline.compile(_WHOLE, ["batch", "batch_idx"])

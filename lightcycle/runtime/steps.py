@@ -23,12 +23,13 @@ from lightcycle.core.optim import LightningOptimizer, closure_first
 from lightcycle.core.optim import _do_nothing as _NOTHING_AFTER
 from lightcycle.errors import MisconfigurationException
 from lightcycle.precision import Precision, scaled_step
-from lightcycle.runtime.fused_step import fused_batch
+from lightcycle.runtime.fused_step import fused_batch, fused_train_batch
 from lightcycle.states import declaration as ev
 from lightcycle.states.model import Event
 
 if TYPE_CHECKING:
     from lightcycle.engine.driver import LifecycleDriver
+    from lightcycle.runtime.training import TrainBatch
 
 Caller = Callable[[Event], Callable[..., Any]]
 """``LifecycleDriver.caller``: the function that fires an event."""
@@ -131,6 +132,7 @@ class AutomaticStep:
         "_batch",
         "_batch_idx",
         "_epoch",
+        "_fusing",
         "_optimizer_step",
         "_optimizer_step_end",
         "_training_step",
@@ -193,6 +195,7 @@ class AutomaticStep:
         self.run: Callable[[Any, int, int, bool, bool], dict[str, Any]] = self
         """What the loop calls per batch, as it would call this object: the generated function of
         :mod:`~lightcycle.runtime.fused_step` where ``driver`` allows it, else this object."""
+        self._fusing: tuple[LifecycleDriver, Any, bool] | None = None
         if driver is not None:
             fused = fused_batch(
                 driver,
@@ -205,6 +208,34 @@ class AutomaticStep:
             )
             if fused is not None:
                 self.run = fused
+                self._fusing = (driver, module, skip_backward)
+
+    def with_bracket(
+        self, bracket: TrainBatch, skipped: object, finished: object, step_due: Callable[[Any], bool]
+    ) -> Callable[[Any, int], Any] | None:
+        """The Trainer's whole stepping batch as one generated function, where :attr:`run` is one.
+
+        See :func:`~lightcycle.runtime.fused_step.fused_train_batch` (its arguments but these).
+
+        Returns:
+            ``f(batch, batch_idx)``, or ``None``.
+        """
+        if self._fusing is None:
+            return None
+        driver, module, skip_backward = self._fusing
+        return fused_train_batch(
+            driver,
+            self,
+            module,
+            skip_backward=skip_backward,
+            split=split_output,
+            no_loss_warning=NO_LOSS_WARNING,
+            no_extra=_NO_EXTRA,
+            bracket=bracket,
+            skipped=skipped,
+            finished=finished,
+            step_due=step_due,
+        )
 
     def _closure(self) -> torch.Tensor | None:
         output = self._training_step(self._batch, self._batch_idx)

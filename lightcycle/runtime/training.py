@@ -20,9 +20,12 @@ if TYPE_CHECKING:
     import torch
 
     from lightcycle.runtime.host import RunHost
+    from lightcycle.runtime.steps import AutomaticStep
 
 SKIPPED: Final = object()
 """What :meth:`TrainBatch.start` returns when ``on_train_batch_start`` returned -1 (the epoch ends)."""
+FINISHED: Final = object()
+"""What :meth:`TrainBatch.whole`'s function returns for a batch it ran to its end (it stepped)."""
 
 
 class TrainBatch:
@@ -53,6 +56,24 @@ class TrainBatch:
         fused = fused_bracket(host._driver, self, self._transfer, SKIPPED, train_step_due)
         if fused is not None:
             self.begin, self.finish = fused
+
+    def whole(self, auto: AutomaticStep) -> Callable[[Any, int], Any] | None:
+        """:attr:`begin`, ``auto``'s stepping batch and :attr:`finish` as one generated function.
+
+        Where all three are generated (:func:`~lightcycle.runtime.fused_step.fused_train_batch`):
+        two calls fewer per batch, and the host's objects read once for the three.
+
+        Args:
+            auto: the automatic step of the epoch (the Trainer's: one micro-batch per step).
+
+        Returns:
+            ``f(batch, batch_idx)``, called as :attr:`begin` is: :data:`FINISHED` for a batch
+            it ran to its end, else what :attr:`begin` returns (a batch the caller steps and
+            ends as usual); ``None`` where it does not apply.
+        """
+        if self.begin == self.start:  # (a bound method: equal, not identical, to a new one)
+            return None
+        return auto.with_bracket(self, SKIPPED, FINISHED, train_step_due)
 
     def start(self, batch: Any, batch_idx: int) -> Any:
         """Transfer, count, open the metric store's batch, ``on_train_batch_start``.

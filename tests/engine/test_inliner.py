@@ -27,7 +27,9 @@ class _Host:
         self.state = TrainerState()
 
 
-def _driver(calls: list[tuple[str, Any]], executor: str = "generated", checked: bool = False) -> LifecycleDriver:
+def _driver(
+    calls: list[tuple[str, Any]], executor: str = "generated", checked: bool = False, fail_backward: bool = False
+) -> LifecycleDriver:
     class Net(L.LightningModule):
         def __init__(self) -> None:
             super().__init__()
@@ -38,6 +40,8 @@ def _driver(calls: list[tuple[str, Any]], executor: str = "generated", checked: 
 
         def backward(self, loss: Any, *args: Any, **kwargs: Any) -> None:
             calls.append(("backward", self._current_fx_name))
+            if fail_backward:
+                raise RuntimeError("backward failed")
 
     class Recorder(L.Callback):
         def on_before_zero_grad(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
@@ -129,3 +133,87 @@ def test_a_checked_driver_inlines_only_proven_steps() -> None:
     proven = driver.checked_pairs
     assert forwarded in proven  # the inlined zero_grad step, proven before it was written
     assert any(name == ev.BACKWARD.name for _, name in proven)
+
+
+def _lazy_zero_grad_then_backward(driver: LifecycleDriver, known: bool) -> Any:
+    """The two events with ``around`` (names left lazily, one restore) and optionally ``known``."""
+    inline = driver.inliner()
+    assert inline is not None
+    inline.line(2, "prev = fx.get('_current_fx_name')")
+    inline.line(2, "try:")
+    start = inline.row(driver.table.index[_FORWARDED])
+    row = inline.fire(3, ev.ZERO_GRAD, start, ["e", "i", "opt"], None, around="'optimizer_step'", known=known)
+    assert inline.dirty  # the hooks' names are left
+    inline.fire(3, ev.BACKWARD, row, ["loss"], None, around="'optimizer_step'")
+    inline.restore(3, "prev")
+    assert not inline.dirty
+    inline.line(3, "return fx.get('_current_fx_name')")
+    inline.line(2, "finally:")
+    inline.line(3, "fx['_current_fx_name'] = prev")
+    return inline.compile("fire_test_lazy_zero_grad_backward", ["e", "i", "opt", "loss"])
+
+
+# (``known`` only where the caller guarantees the expected row: from another, that is no call)
+@pytest.mark.parametrize(
+    ("known", "place"), [(False, _FORWARDED), (True, _FORWARDED), (False, "fit.train.epoch.batch.forwarded")]
+)
+def test_names_left_lazily_are_the_events_fired_one_by_one(known: bool, place: str) -> None:
+    ours: list[tuple[str, Any]] = []
+    theirs: list[tuple[str, Any]] = []
+    inlined, reference = _driver(ours), _driver(theirs)
+    fused = _lazy_zero_grad_then_backward(inlined, known)
+    for driver in (inlined, reference):
+        _place(driver, place)
+        driver._fx["_current_fx_name"] = "optimizer_step"
+    after = fused(0, 1, "opt", "loss")
+    reference.fire(ev.ZERO_GRAD, 0, 1, "opt")
+    reference.fire(ev.BACKWARD, "loss")
+    assert ours == theirs and len(ours) == 4
+    assert all(hook == seen for hook, seen in ours)  # each hook saw its own name
+    assert inlined.state == reference.state
+    assert after == inlined._fx["_current_fx_name"] == reference._fx["_current_fx_name"] == "optimizer_step"
+
+
+def test_a_failure_between_lazily_named_hooks_leaves_the_name_from_before() -> None:
+    ours: list[tuple[str, Any]] = []
+    theirs: list[tuple[str, Any]] = []
+    inlined, reference = _driver(ours, fail_backward=True), _driver(theirs, fail_backward=True)
+    for driver in (inlined, reference):
+        _place(driver, _FORWARDED)
+        driver._fx["_current_fx_name"] = "before"
+    fused = _lazy_zero_grad_then_backward(inlined, False)
+    with pytest.raises(RuntimeError, match="backward failed"):
+        fused(0, 1, "opt", "loss")
+    with pytest.raises(RuntimeError, match="backward failed"):
+        reference.fire(ev.ZERO_GRAD, 0, 1, "opt")
+        reference.fire(ev.BACKWARD, "loss")
+    assert ours == theirs and ours[-1] == ("backward", "backward")
+    assert inlined.state == reference.state
+    assert inlined._fx["_current_fx_name"] == reference._fx["_current_fx_name"] == "before"
+
+
+def test_an_unset_target_is_read_only_after_the_fallback() -> None:
+    calls: list[tuple[str, Any]] = []
+    inlined, reference = _driver(calls), _driver([])
+    inline = inlined.inliner()
+    assert inline is not None
+    (row,) = inline.sources(ev.TRAIN_BATCH_START)
+    inline.fire(2, ev.TRAIN_BATCH_START, row, ["b", "i"], "answer", unset=True)
+    assert not inline.target_set  # no hook of the module answers (its on_train_batch_start is the base one)
+    inline.line(3, "return ('answered', answer)")  # in the fallback's block
+    inline.line(2, "return 'inlined'")
+    fused = inline.compile("fire_test_batch_start", ["b", "i"])
+    start = next(path for path, r in zip(inlined.table.states, inlined._id_rows, strict=True) if r is row)
+    for driver in (inlined, reference):
+        _place(driver, start)
+    assert fused("batch", 0) == "inlined"
+    reference.fire(ev.TRAIN_BATCH_START, "batch", 0)
+    assert inlined.state == reference.state
+    # from another state the event's own function answers (here: it refuses)
+    for driver in (inlined, reference):
+        _place(driver, "fit.train.epoch.running")
+    with pytest.raises(LifecycleError) as raised:
+        fused("batch", 0)
+    with pytest.raises(LifecycleError) as expected:
+        reference.fire(ev.TRAIN_BATCH_START, "batch", 0)
+    assert str(raised.value) == str(expected.value)

@@ -3,7 +3,8 @@
 Where the epoch allows it (generated executor, default ``optimizer_step``, direct optimizer
 route, one micro-batch per step, 32-bit), the Trainer runs ``optimizer_step`` ..
 ``optimizer_step_end`` as one generated function with the events' bodies inlined, and the batch
-bracket (transfer, counters, ``on_train_batch_start``; ``on_train_batch_end``) as two more. They must be
+bracket (transfer, counters, ``on_train_batch_start``; ``on_train_batch_end``) as two more; from each
+epoch's second batch, the three as one (``fused_train_batch``). They must be
 indistinguishable from the events fired one by one: the same hooks in the same order, each
 seeing the same ``_current_fx_name`` and lifecycle state, the same steps and weights, the same
 state and ``_current_fx_name`` after a failure. The reference is the interpreted executor (no
@@ -22,6 +23,7 @@ from torch.nn import functional as F
 import lightcycle as LC
 
 _FUSED = "fire_automatic_batch"
+_WHOLE = "fire_automatic_batch__transfer_to_train_batch_end"
 
 
 def _called_from_fused_batch() -> bool:
@@ -50,6 +52,7 @@ def _run(
     events: list[str] = []
     fused: list[bool] = []
     bracket: list[bool] = []
+    whole: list[tuple[int, bool]] = []
 
     def seen(where: str, module: Any, trainer: Any) -> None:
         events.append(f"{where} fx={module._current_fx_name} state={trainer._driver.state}")
@@ -73,6 +76,9 @@ def _run(
             shown = {k: round(float(v), 6) for k, v in outputs.items()}
             seen(f"cb.on_train_batch_end {shown} step={trainer.global_step}", pl_module, trainer)
 
+        def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+            seen(f"cb.on_exception {exception}", pl_module, trainer)
+
     class Model(LC.LightningModule):
         def __init__(self) -> None:
             super().__init__()
@@ -82,6 +88,7 @@ def _run(
         def training_step(self, batch: Any, batch_idx: int) -> Any:
             seen(f"training_step {batch_idx}", self, self.trainer)
             fused.append(_called_from_fused_batch())
+            whole.append((batch_idx, _called_from(_WHOLE)))
             if batch_idx == hook_at:
                 self.trainer.optimizers[0].register_step_pre_hook(lambda *a: events.append("pre_hook"))
             if batch_idx == fail_at:
@@ -104,7 +111,8 @@ def _run(
 
         def on_train_batch_start(self, batch: Any, batch_idx: int) -> Any:
             seen(f"on_train_batch_start {batch_idx} {round(float(batch[0].sum()), 4)}", self, self.trainer)
-            bracket.append(_called_from("fire_train_batch_bracket_start"))
+            # the epoch's first batch starts in the bracket's function, later ones in the whole batch's
+            bracket.append(_called_from("fire_train_batch_bracket_start") or _called_from(_WHOLE))
             return -1 if batch_idx == skip_at else None
 
         def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: Any) -> None:
@@ -140,6 +148,7 @@ def _run(
         "events": events,
         "fused": fused,
         "bracket": bracket,
+        "whole": whole,
         "error": error,
         "fx_after": model._current_fx_name,
         "state_after": trainer._driver.state,
@@ -178,9 +187,17 @@ def test_fused_batch_is_the_events_fired_one_by_one(case: str, monkeypatch: pyte
     else:
         assert all(ours["fused"]), "the generated function did not run"
     assert ours["events"], "nothing recorded"
+    # the whole batch as one function: from each epoch's second batch on, where the step is fused
+    # (a batch that takes AutomaticStep's path inside it calls training_step from there)
+    assert [w for _, w in ours["whole"]] == [
+        i != 0 and f for (i, _), f in zip(ours["whole"], ours["fused"], strict=True)
+    ]
+    assert any(w for _, w in ours["whole"]) != (case == "accumulating")
     if case == "failure_in_training_step":
         assert ours["error"] == "training_step failed"
-    same = ("fused", "bracket")
+        assert ours["whole"][-1] == (2, True), "the failing batch ran in the whole batch's function"
+        assert any(e.startswith("cb.on_exception training_step failed") for e in ours["events"])
+    same = ("fused", "bracket", "whole")
     assert {k: v for k, v in ours.items() if k not in same} == {k: v for k, v in reference.items() if k not in same}
 
 

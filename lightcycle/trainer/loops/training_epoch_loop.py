@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lightcycle.errors import MisconfigurationException, SIGTERMException
 from lightcycle.runtime import logger_connector, steps
 from lightcycle.runtime.data import set_sampler_epoch
-from lightcycle.runtime.training import SKIPPED, TrainBatch
+from lightcycle.runtime.training import FINISHED, SKIPPED, TrainBatch
 from lightcycle.states import declaration as ev
 from lightcycle.states.stages import RunningStage
 from lightcycle.trainer.flags import reload_due
@@ -156,43 +156,50 @@ class TrainingEpochLoop:
         n = t.num_training_batches
         automatic_step: Callable[[Any, int, int, bool, bool], dict[str, Any]] | None = None
         items = t.strategy.train_batches(iter(batches), t)  # under DDP: the SIGTERM decision before each batch
-        while not loop.epoch_done(n, t.should_stop):
-            try:
-                batch_idx, batch = next(items)
-            except StopIteration:
-                break
+        # Lightning asks whether the epoch is done before each batch is fetched: before the
+        # first, then at the end of each (a ``for`` over the batches costs less than ``next``)
+        for batch_idx, batch in () if loop.epoch_done(n, t.should_stop) else items:
             loop.is_last_batch = batches.done
             batch = start_batch(batch, batch_idx)
-            if batch is SKIPPED:
+            if batch is FINISHED:  # the whole batch ran in start_batch (TrainBatch.whole): it stepped
+                stepping = True
+            elif batch is SKIPPED:
                 self._update_schedulers("step", plateau=False)
                 if loop.ready_reached(n):
                     self._update_schedulers("epoch", plateau=False)
                 break
-            stepping = accumulate == 1 or not loop.should_accumulate(accumulate, n)
-            automatic = module.automatic_optimization
-            if automatic:
-                if automatic_step is None:
-                    automatic_step = self._automatic_step().run
-                outputs = automatic_step(
-                    batch,
-                    batch_idx,
-                    loop.epochs_completed,  # current_epoch
-                    batch_idx % accumulate == 0,
-                    stepping,
-                )
             else:
-                outputs = steps.manual_outputs(manual_step(batch, batch_idx))
-            if t.lr_scheduler_configs:  # (both calls return at once without schedulers)
-                self._update_schedulers("step", plateau=False)
-                if loop.ready_reached(n):
-                    self._update_schedulers("epoch", plateau=False)
-            end_batch(outputs, batch, batch_idx, stepping or not automatic)
+                stepping = accumulate == 1 or not loop.should_accumulate(accumulate, n)
+                automatic = module.automatic_optimization
+                if automatic:
+                    if automatic_step is None:
+                        auto = self._automatic_step()
+                        automatic_step = auto.run
+                        # from the next batch on, the bracket and this step as one function
+                        # where they are generated (built here: after the first batch start)
+                        start_batch = bracket.whole(auto) or start_batch
+                    outputs = automatic_step(
+                        batch,
+                        batch_idx,
+                        loop.epochs_completed,  # current_epoch
+                        batch_idx % accumulate == 0,
+                        stepping,
+                    )
+                else:
+                    outputs = steps.manual_outputs(manual_step(batch, batch_idx))
+                if t.lr_scheduler_configs:  # (both calls return at once without schedulers)
+                    self._update_schedulers("step", plateau=False)
+                    if loop.ready_reached(n):
+                        self._update_schedulers("epoch", plateau=False)
+                end_batch(outputs, batch, batch_idx, stepping or not automatic)
             if validate_epoch or t.lr_scheduler_configs or t.received_sigterm:  # (else it does nothing)
                 self._after_batch(validate_epoch)
             if stepping:  # after the validation this batch ran: its epoch metrics have the step before
                 loop.batches_that_stepped += 1
             if t.should_stop and t.loggers:
                 logger_connector.save_on_stop(t)
+            if loop.epoch_done(n, t.should_stop):
+                break
         # fit loop on_advance_end
         loop.epochs_processed += 1
         results.end_epoch("train")
