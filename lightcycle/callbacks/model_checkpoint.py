@@ -211,6 +211,8 @@ class ModelCheckpoint(Checkpoint):
         self, trainer: RunHost, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         """Save for ``every_n_train_steps`` / ``train_time_interval``."""
+        if self._every_n_train_steps < 1 and self._train_time_interval is None:
+            return  # the default (every_n_epochs=1), every batch: no trigger here under either optimization
         if not pl_module.automatic_optimization:
             if self._every_n_train_steps < 1 or trainer.global_step % self._every_n_train_steps != 0:
                 return
