@@ -339,7 +339,7 @@ class MetricStore:
                 " you. Drop it from the name, or pass `add_dataloader_idx=False`."
             )
         entry = _Entry(fx, name, meta)
-        coll.entries[key] = entry
+        coll.add(key, entry)
         return entry
 
     # ------------------------------------------------------------------ lifecycle
@@ -499,10 +499,12 @@ class MetricStore:
             self._view = _EMPTY_VIEW
             self._view_gen = self._callback_gen = self._logged_gen = self._pbar_gen = gen
             return {}
-        view = self._merge_live()
-        if coll.stage == "sanity_check":
+        if not coll.step_logged or coll.stage == "sanity_check":
+            # Nothing for the loggers (the usual evaluation: epoch values only): the view is
+            # merged when read or before it changes shape, as after close_batch, not per batch.
+            self._pending = True
             return {}
-        return dict(view[1])
+        return dict(self._merge_live()[1])
 
     def close_batch(self, stage: str) -> bool:
         """Leave a batch as :meth:`end_batch` does, without building its view now.
@@ -642,7 +644,7 @@ class MetricStore:
                 if top is coll:
                     break
         coll.reset()
-        coll.entries.clear()
+        coll.clear()
         self._sites = {}  # (its entries are gone)
         snapshot = self._snapshots.pop(stage, None)
         if snapshot is not None:

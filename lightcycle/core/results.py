@@ -169,6 +169,7 @@ class _Collection:
         "outputs",
         "seen_batch",
         "stage",
+        "step_logged",
         "training",
     )
 
@@ -176,6 +177,9 @@ class _Collection:
         self.stage = stage
         self.training = stage == "train"
         self.entries: dict[_Key, _Entry] = {}
+        # some entry sends step values to the loggers (on_step and logger): without one the
+        # step view's logger part is empty, and an evaluation batch need not build it
+        self.step_logged = False
         self.dataloader_idx: int | None = None
         # Lightning's ``_first_loop_iter is not None``: step-level view when True
         self.in_batches = False
@@ -184,6 +188,17 @@ class _Collection:
         self.batch: Any = None
         self.batch_size: int | None = None
         self.outputs: list[dict[str, Tensor]] = []
+
+    def add(self, key: _Key, entry: _Entry) -> None:
+        """Register a new key's entry."""
+        self.entries[key] = entry
+        if entry.on_step and entry.logger:
+            self.step_logged = True
+
+    def clear(self) -> None:
+        """Forget every key (the entries are gone, not only reset)."""
+        self.entries.clear()
+        self.step_logged = False
 
     def reset(self) -> None:
         for entry in self.entries.values():
