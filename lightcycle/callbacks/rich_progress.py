@@ -492,6 +492,20 @@ class RichProgressBar(ProgressBar):
             Name to value (``v_num`` first, then ``trainer.progress_bar_metrics``).
         """
         items = super().get_metrics(trainer, pl_module)
+        if type(items) is dict:
+            # Why: the base's dict holds plain numbers and the logger version; walking it as a
+            # nested collection costs several times the conversion. Anything else: the walk.
+            plain: dict[str, Any] = {}
+            for key, value in items.items():
+                kind = type(value)
+                if kind is float or kind is int or kind is str:
+                    plain[key] = value
+                elif kind is torch.Tensor:
+                    plain[key] = value.item()
+                else:
+                    break
+            else:
+                return plain
         return apply_to_collection(items, lambda x: isinstance(x, torch.Tensor), lambda x: x.item())  # type: ignore[no-any-return]
 
     def _update_metrics(self, trainer: RunHost, pl_module: LightningModule) -> None:

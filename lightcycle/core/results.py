@@ -250,6 +250,17 @@ class _Collection:
                 pbar[forked] = value
         return callback, log, pbar
 
+    def bar_view(self) -> dict[str, Tensor | float]:
+        """The progress bar's part of ``view(on_step=True)``, stored numbers left as numbers."""
+        pbar: dict[str, Tensor | float] = {}
+        dl_idx = self.dataloader_idx
+        for entry in self.entries.values():
+            if entry.prog_bar and entry.on_step and entry.active and entry.dl_idx == dl_idx:
+                value = entry.step_value
+                if value is not None:
+                    pbar[entry.key_step] = value
+        return pbar
+
 
 def raise_meta_mismatch(entry: _Entry, meta: _Meta) -> NoReturn:
     labels = (
@@ -292,14 +303,29 @@ def raise_bad_value(name: str, value: object) -> NoReturn:
     )
 
 
-def _to_floats(values: dict[str, Tensor]) -> dict[str, float]:
-    """Convert 0-dim tensors to floats with one device transfer per (device, dtype)."""
-    groups: dict[tuple[torch.device, torch.dtype], list[str]] = {}
-    for key, value in values.items():
-        groups.setdefault((value.device, value.dtype), []).append(key)
+def _to_floats(values: dict[str, Tensor | float]) -> dict[str, float]:
+    """Convert 0-dim tensors (numbers kept as they are) to floats, with one device transfer per (device, dtype)."""
     floats: dict[str, float] = {}
+    for key, value in values.items():
+        if isinstance(value, Tensor):
+            if not value.is_cpu:
+                return _to_floats_grouped(values)
+            # Why per value on the CPU: reading one costs no transfer, and grouping and stacking
+            # cost more than the reads (each ``tolist`` gives what the stacked group's gives)
+            floats[key] = value.tolist()  # type: ignore[assignment]  # (a 0-dim tensor's: a number)
+        else:
+            floats[key] = value
+    return floats
+
+
+def _to_floats_grouped(values: dict[str, Tensor | float]) -> dict[str, float]:
+    tensors = {key: value for key, value in values.items() if isinstance(value, Tensor)}
+    groups: dict[tuple[torch.device, torch.dtype], list[str]] = {}
+    for key, tensor in tensors.items():
+        groups.setdefault((tensor.device, tensor.dtype), []).append(key)
+    floats: dict[str, float] = {key: value for key, value in values.items() if not isinstance(value, Tensor)}
     for keys in groups.values():
-        numbers_ = torch.stack([values[k] for k in keys]).tolist()
+        numbers_ = torch.stack([tensors[k] for k in keys]).tolist()
         floats.update(zip(keys, numbers_, strict=True))
     return {key: floats[key] for key in values}
 
