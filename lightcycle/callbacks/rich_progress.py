@@ -152,6 +152,7 @@ class RichProgressBar(ProgressBar):
         self._train_pending: int | None = None
         self._eval_total: int | float = math.inf
         self._eval_pending: tuple[TaskID, int] | None = None
+        self._eval_task: TaskID | None = None  # the task added for the current evaluation dataloader
         self._interactive = False
 
     @property
@@ -298,10 +299,11 @@ class RichProgressBar(ProgressBar):
         total = self._eval_total = self.total_val_batches_current_dataloader
         if trainer.sanity_checking:
             self._hide(self.val_sanity_progress_bar_id)
-            self.val_sanity_progress_bar_id = self._add_task(total, self.sanity_check_description, visible=False)
+            task = self.val_sanity_progress_bar_id = self._add_task(total, self.sanity_check_description, visible=False)
         else:
             self._hide(self.val_progress_bar_id)
-            self.val_progress_bar_id = self._add_task(total, self.validation_description, visible=False)
+            task = self.val_progress_bar_id = self._add_task(total, self.validation_description, visible=False)
+        self._eval_task = task
         self.refresh()
 
     def _add_task(self, total_batches: int | float, description: str, visible: bool = True) -> TaskID:
@@ -351,7 +353,7 @@ class RichProgressBar(ProgressBar):
         self._flush_eval()
         self._hide(self.test_progress_bar_id)
         total = self._eval_total = self.total_test_batches_current_dataloader
-        self.test_progress_bar_id = self._add_task(total, self.test_description)
+        self.test_progress_bar_id = self._eval_task = self._add_task(total, self.test_description)
         self.refresh()
 
     def on_predict_batch_start(
@@ -362,7 +364,7 @@ class RichProgressBar(ProgressBar):
         self._flush_eval()
         self._hide(self.predict_progress_bar_id)
         total = self._eval_total = self.total_predict_batches_current_dataloader
-        self.predict_progress_bar_id = self._add_task(total, self.predict_description)
+        self.predict_progress_bar_id = self._eval_task = self._add_task(total, self.predict_description)
         self.refresh()
 
     def on_train_batch_end(
@@ -428,12 +430,19 @@ class RichProgressBar(ProgressBar):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
+        current = batch_idx + 1
+        # Inside the refresh interval (only after a hand-over: the bar enabled, its task added at the
+        # dataloader's start) the count waits, as a training batch's does, before anything else.
+        task = self._eval_task
+        if _clock() < self._due and current != self._eval_total and task is not None:
+            self._eval_pending = (task, current)
+            return
         if self.is_disabled:
             return
         if trainer.sanity_checking:
-            self._update_eval(self.val_sanity_progress_bar_id, batch_idx + 1)
+            self._update_eval(self.val_sanity_progress_bar_id, current)
         else:
-            self._update_eval(self.val_progress_bar_id, batch_idx + 1)
+            self._update_eval(self.val_progress_bar_id, current)
 
     def on_test_batch_end(
         self,
@@ -480,6 +489,7 @@ class RichProgressBar(ProgressBar):
         self.val_progress_bar_id = None
         self.test_progress_bar_id = None
         self.predict_progress_bar_id = None
+        self._eval_task = None
 
     def get_metrics(self, trainer: RunHost, pl_module: LightningModule) -> dict[str, Any]:
         """The base bar's metrics with every tensor (also nested, from an override) as a Python number.
