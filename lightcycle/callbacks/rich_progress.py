@@ -14,9 +14,8 @@ last batch; between two hand-overs a batch records its count (one clock read). T
 handed over yet is handed over before validation, at the epoch end, when an evaluation
 dataloader or stage ends, on an exception and at teardown, so every frame the display leaves on
 screen is Lightning's; a frame drawn in between shows a count (and metrics) at most one refresh
-interval older. On a console that
-cannot show a live display (a file or a pipe: rich writes only each display's last frame) the
-bar does not ask rich to render the frames in between at all.
+interval older. On a console that cannot show a live display (a file or a pipe: rich writes
+only each display's last frame) the bar does not ask rich to render the frames in between at all.
 """
 
 from __future__ import annotations
