@@ -77,7 +77,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 ALL_VARIANTS = (
@@ -244,8 +244,14 @@ def _raw_blocks(
     """A raw loop on its own model and data, run ``n`` steps at a time (paired mode).
 
     ``work`` (the realistic and scaling variants): ``metrics`` (compute the two extra metrics
-    of the realistic module), ``val_every`` and ``val_batches`` (run that many validation
-    forward passes every ``val_every`` steps, as the variant's validation does).
+    of the realistic module), ``val_every`` and ``val_batches`` (iterate a validation
+    ``DataLoader`` of that many batches every ``val_every`` steps, a forward pass and the loss
+    for each, as the variant's validation does), ``epoch`` (training batches per epoch: the
+    training ``DataLoader`` holds that many and is iterated again at each epoch, as a raw
+    ``for epoch ...: for x, y in loader:`` loop does; without it one pass over one loader).
+    The loaders are iterated as a hand-written loop would iterate them (a new iterator per
+    pass, each batch collated by the ``DataLoader``), so the paired overhead is the
+    framework's, not the data pipeline's that any loop pays.
     """
     import torch
     from torch.nn import functional as F
@@ -257,8 +263,18 @@ def _raw_blocks(
     dev = torch.device(device)
     net = _net().to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=LR)
-    batches = iter(_loader(total))
-    val = list(_loader(max(val_batches, 1)))
+    epoch = int(work.get("epoch") or 0)
+    val = _loader(max(val_batches, 1))
+    if epoch:
+        train = _loader(epoch)
+
+        def epochs() -> Iterator[Any]:
+            while True:
+                yield from train  # a new iterator over the loader at each epoch
+
+        batches = epochs()
+    else:
+        batches = iter(_loader(total))
     done = [0]
 
     def run(n: int) -> tuple[float, float]:
@@ -277,7 +293,7 @@ def _raw_blocks(
             done[0] += 1
             if val_every and done[0] % val_every == 0:
                 with torch.no_grad():
-                    for vx, vy in val[:val_batches]:
+                    for vx, vy in val:
                         F.mse_loss(net(vx.to(dev)), vy.to(dev))
         if sync is not None:
             sync()
@@ -712,7 +728,7 @@ RUNNERS: dict[str, Callable[[_Clock, int, str], None]] = {
     "realistic_lightning": lambda c, n, d: _run_realistic(c, n, d, "lightning"),
     "realistic_ignite": _run_realistic_ignite,
 }
-REALISTIC_WORK = {"metrics": True, "val_every": EPOCH, "val_batches": VAL_BATCHES}
+REALISTIC_WORK = {"metrics": True, "val_every": EPOCH, "val_batches": VAL_BATCHES, "epoch": EPOCH}
 
 
 def child(
