@@ -279,11 +279,13 @@ def fused_batch(
     return inline.compile(_NAME, ["batch", "batch_idx", "epoch", "zero_grad", "step"])
 
 
-def _bracket_sources(
+def bracket_sources(
     driver: LifecycleDriver, inline: Inliner, transfer: Callable[..., Any]
 ) -> tuple[dict[int, Step], list[dict[int, Step]]] | None:
     """The transfer event's one source row and ``train_batch_end``'s, or ``None`` (no inlined bracket).
 
+    Public, with :func:`write_start` and :func:`write_end`: the bracket's writers serve the
+    Trainer's functions here and the LoopDriver's (:mod:`lightcycle.custom_loop.fused`).
     A precision's wrapper of the transfer converts the input first: then nothing is inlined.
     """
     if transfer is not driver.caller(ev.TRAIN_BATCH_TRANSFER):
@@ -295,7 +297,7 @@ def _bracket_sources(
     return starts[0], ends
 
 
-def _write_start(
+def write_start(
     inline: Inliner,
     bracket: TrainBatch,
     row: dict[int, Step],
@@ -305,7 +307,10 @@ def _write_start(
     around: str | None = None,
     loop: Any = None,
 ) -> None:
-    """Write :meth:`TrainBatch.start` (the transfer from ``row``).
+    """Write :meth:`TrainBatch.start` (the transfer from ``row``) into ``inline``'s function.
+
+    The function's ``batch`` and ``batch_idx`` are the method's arguments; the lines leave
+    the transferred batch in ``batch`` and return ``skipped`` for a skipped batch.
 
     Args:
         inline: the function's writer.
@@ -354,7 +359,7 @@ def _write_start(
     line(i + 1, "return SKIPPED")
 
 
-def _write_end(
+def write_end(
     inline: Inliner,
     bracket: TrainBatch,
     ends: list[dict[int, Step]],
@@ -364,7 +369,9 @@ def _write_end(
     indent: int = 2,
     around: str | None = None,
 ) -> None:
-    """Write :meth:`TrainBatch.end`.
+    """Write :meth:`TrainBatch.end` into ``inline``'s function.
+
+    The function must hold ``outputs``, ``batch`` and ``batch_idx`` (the method's arguments).
 
     Args:
         inline: the function's writer.
@@ -374,7 +381,7 @@ def _write_end(
         step_due: :func:`~lightcycle.runtime.logger_connector.train_step_due`.
         stepped: the expression of ``end``'s ``stepped`` argument.
         indent: the lines' level.
-        around: as :func:`_write_start`'s.
+        around: as :func:`write_start`'s.
     """
     results = bracket._host._results
     inline.shared("host", bracket._host)
@@ -436,15 +443,15 @@ def fused_bracket(
     inline = driver.inliner()
     if inline is None:
         return None
-    sources = _bracket_sources(driver, inline, transfer)
+    sources = bracket_sources(driver, inline, transfer)
     if sources is None:
         return None
-    _write_start(inline, bracket, sources[0], skipped, driver.caller(ev.SKIP_REST_OF_EPOCH))
+    write_start(inline, bracket, sources[0], skipped, driver.caller(ev.SKIP_REST_OF_EPOCH))
     inline.line(2, "return batch")
     start = inline.compile("fire_train_batch_bracket_start", ["batch", "batch_idx"])
     inline = driver.inliner()
     assert inline is not None
-    _write_end(inline, bracket, sources[1], None, step_due, "stepped")
+    write_end(inline, bracket, sources[1], None, step_due, "stepped")
     end = inline.compile("fire_train_batch_bracket_end", ["outputs", "batch", "batch_idx", "stepped"])
     return start, end
 
@@ -491,7 +498,7 @@ def fused_train_batch(
     inline = driver.inliner()
     if inline is None:
         return None
-    sources = _bracket_sources(driver, inline, bracket._transfer)
+    sources = bracket_sources(driver, inline, bracket._transfer)
     plan = _step_plan(inline, driver, auto, module, skip_backward)
     if sources is None or plan is None:
         return None
@@ -501,7 +508,7 @@ def fused_train_batch(
     line(2, "prev = fx.get('_current_fx_name')")
     line(2, "try:")
     skip = driver.caller(ev.SKIP_REST_OF_EPOCH)
-    _write_start(inline, bracket, sources[0], skipped, skip, 3, "prev", bracket._host.fit_loop)
+    write_start(inline, bracket, sources[0], skipped, skip, 3, "prev", bracket._host.fit_loop)
     inline.value("module", module)
     inline.value("FINISHED", finished)
     # Lightning reads automatic_optimization per batch; schedulers step between step and end
@@ -513,7 +520,7 @@ def fused_train_batch(
     line(3, f"if not {automatic} or host.lr_scheduler_configs:")
     line(4, "return batch")
     row = _write_step(inline, auto, plan, split, no_loss_warning, no_extra, into="outputs")
-    _write_end(inline, bracket, sources[1], row, step_due, "True", 3, "prev")
+    write_end(inline, bracket, sources[1], row, step_due, "True", 3, "prev")
     line(3, "return FINISHED")
     line(2, "finally:")
     line(3, "fx['_current_fx_name'] = prev")
