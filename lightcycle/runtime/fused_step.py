@@ -34,9 +34,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
+from lightcycle.core.batch_transfer import IS_CPU, ONLY_TENSORS, is_cpu_target
 from lightcycle.core.metric_store import MetricStore
 from lightcycle.core.module import LightningModule
 from lightcycle.core.optim import LightningOptimizer
+from lightcycle.engine import dispatch as d
 from lightcycle.states import declaration as ev
 from lightcycle.states.model import Stage
 
@@ -52,6 +54,7 @@ _WHOLE = "fire_automatic_batch__transfer_to_train_batch_end"
 
 
 _AUTOMATIC = LightningModule.automatic_optimization  # the base property (the module's own attribute)
+_BASE_TRANSFER = LightningModule.transfer_batch_to_device
 
 
 def _scheduler_counter(step: Any) -> bool:
@@ -336,7 +339,7 @@ def write_start(
     line = inline.line
     i = indent
     # transfer first: a refused call changes no counter
-    after = inline.fire(i, ev.TRAIN_BATCH_TRANSFER, row, ["batch", "DEVICE", "0"], "batch", around=around)
+    after = _write_transfer(inline, row, bracket.device, i, around)
     if loop is None:
         line(i, "loop = host.fit_loop")
     else:
@@ -357,6 +360,62 @@ def write_start(
         line(i + 1, f"fx['_current_fx_name'] = {around}")
     line(i + 1, "skip()")
     line(i + 1, "return SKIPPED")
+
+
+def _base_transfer_only(step: Step, module: Any, device: Any) -> bool:
+    """Whether ``step`` calls nothing but ``module``'s base ``transfer_batch_to_device``, to a CPU target.
+
+    The before/after transfer hooks are then base no-ops (left out of the step), and no
+    datamodule's or observer's function is in its place (those are other functions).
+    """
+    if len(step.ops) != 1 or not is_cpu_target(device):
+        return False
+    op = step.ops[0]
+    fn = op.fns[0] if len(op.fns) == 1 else None
+    return (
+        op.kind == d.PIPE
+        and op.positions is None
+        and not op.kwargs
+        and not op.with_trainer
+        and getattr(fn, "__func__", None) is _BASE_TRANSFER
+        and getattr(fn, "__self__", None) is module
+    )
+
+
+def _write_transfer(
+    inline: Inliner, row: dict[int, Step], device: Any, indent: int, around: str | None
+) -> dict[int, Step] | None:
+    """The transfer event from ``row``; where its only hook is the base one, its usual case inlined.
+
+    The base hook's answer for a list of plain CPU tensors to a CPU target (collate's
+    default output on a CPU run) is a new list of the same tensors
+    (:func:`~lightcycle.core.batch_transfer.move_data_to_device`'s fastest path): written
+    here with the event's move, the same test in C, no call. Its ``_current_fx_name`` is
+    not set: the base hook logs nothing, and neither reads the name (the plain tensors'
+    ``is_cpu`` runs no Python), so nobody can observe it. Anything else (another
+    container, a tensor elsewhere or of a subclass, another row) fires the event as ever.
+
+    Returns:
+        The row expected after the event, as :meth:`~lightcycle.engine.codegen.Inliner.fire`'s.
+    """
+    step = row.get(id(ev.TRAIN_BATCH_TRANSFER))
+    args = ["batch", "DEVICE", "0"]
+    if step is None or not _base_transfer_only(step, inline.ctx.module, device):
+        return inline.fire(indent, ev.TRAIN_BATCH_TRANSFER, row, args, "batch", around=around)
+    v = inline.value
+    line = inline.line
+    v("ONLY_TENSORS", ONLY_TENSORS)
+    v("IS_CPU", IS_CPU)
+    test = "type(batch) is list and ONLY_TENSORS.issuperset(map(type, batch)) and all(map(IS_CPU, batch))"
+    line(indent, f"if holder._ids is {v('XFER_ROW', row)} and {test}:")
+    if step.dest is not None:
+        line(indent + 1, f"holder._ids = {v('XFER_AFTER', inline.row(step.dest))}")
+    if step.stage is not Stage.KEEP:
+        line(indent + 1, f"ts.stage = {v('XFER_STAGE', step.stage)}")
+    line(indent + 1, "batch = [*batch]")
+    line(indent, "else:")
+    inline.fire(indent + 1, ev.TRAIN_BATCH_TRANSFER, row, args, "batch", around=around)
+    return row if step.dest is None else inline.row(step.dest)
 
 
 def write_end(
