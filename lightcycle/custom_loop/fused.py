@@ -28,7 +28,7 @@ import torch
 
 from lightcycle.errors import SIGTERMException
 from lightcycle.runtime import steps
-from lightcycle.runtime.fused_step import bracket_sources, write_end, write_start
+from lightcycle.runtime.fused_step import BASE_SPELLED, bracket_sources, write_end, write_start
 from lightcycle.runtime.logger_connector import train_step_due
 from lightcycle.runtime.training import SKIPPED
 from lightcycle.states import declaration as ev
@@ -132,6 +132,7 @@ def _start(lc: TrainingProtocol, started: dict[int, Step] | None, bracket: _Rows
 def _backward(lc: TrainingProtocol, manual: dict[int, Step]) -> Callable[..., Any]:
     """:meth:`~lightcycle.custom_loop.training.TrainingProtocol.backward`: the event, inlined."""
     inline = _inliner(lc)
+    inline.spelled.update(BASE_SPELLED)  # (the base backward: loss.backward())
     inline.fire(2, ev.BACKWARD, manual, ["loss"])
     return inline.compile("fire_driver_backward", ["loss"])
 
@@ -167,10 +168,10 @@ def _end(lc: TrainingProtocol, manual: dict[int, Step] | None, bracket: _Rows | 
     line(3, "outputs = manual_outputs(outputs)")
     line(2, "stepped = loop.global_step != host._step_at_batch or not module.automatic_optimization")
     if bracket is not None:  # the bracket's end written here, from the row your loop's step leaves
-        line(2, "batch = host._batch")
-        line(2, "batch_idx = loop.batch_idx")
         row = manual if lc._own_train else None  # (None: the module's step, after a stepping batch)
-        write_end(inline, lc._bracket, bracket[1], row, train_step_due, "stepped")
+        write_end(
+            inline, lc._bracket, bracket[1], row, train_step_due, "stepped", reads=("host._batch", "loop.batch_idx")
+        )
     else:
         line(2, f"{v('finish', lc._bracket.finish)}(outputs, host._batch, loop.batch_idx, stepped)")
     line(2, "host._stepped_pending = stepped")

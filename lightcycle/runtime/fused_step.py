@@ -55,6 +55,9 @@ _WHOLE = "fire_automatic_batch__transfer_to_train_batch_end"
 
 _AUTOMATIC = LightningModule.automatic_optimization  # the base property (the module's own attribute)
 _BASE_TRANSFER = LightningModule.transfer_batch_to_device
+# the base hooks of the closure whose body is one call, written as that call (Inliner.spelled);
+# taken at import: a function patched onto the class later is not the base's
+BASE_SPELLED = {LightningModule.backward: "{0}.backward()", LightningModule.optimizer_zero_grad: "{2}.zero_grad()"}
 
 
 def _scheduler_counter(step: Any) -> bool:
@@ -174,6 +177,7 @@ def _write_step(
         ("CLIP_ALGO", before.args[2]),
     ):
         v(name, value)
+    inline.spelled.update(BASE_SPELLED)
     line = inline.line
     top = 2 if into is None else 3
     # what the layers check on every step (the state, LightningOptimizer.step's direct route)
@@ -427,10 +431,12 @@ def write_end(
     stepped: str,
     indent: int = 2,
     around: str | None = None,
+    reads: tuple[str, str] | None = None,
 ) -> None:
     """Write :meth:`TrainBatch.end` into ``inline``'s function.
 
-    The function must hold ``outputs``, ``batch`` and ``batch_idx`` (the method's arguments).
+    The function must hold ``outputs``, and ``batch`` and ``batch_idx`` (the method's
+    arguments) unless ``reads`` says where they are.
 
     Args:
         inline: the function's writer.
@@ -441,6 +447,9 @@ def write_end(
         stepped: the expression of ``end``'s ``stepped`` argument.
         indent: the lines' level.
         around: as :func:`write_start`'s.
+        reads: the expressions of the batch and its index, for a function without those
+            variables: read into them where an inlined hook takes them, else only by the
+            event's own function (the fallback), whose arguments they are.
     """
     results = bracket._host._results
     inline.shared("host", bracket._host)
@@ -454,10 +463,18 @@ def write_end(
         if len(step_ends) == 1 and (dest := step_ends[0][id(ev.OPTIMIZER_STEP_END)].dest) is not None:
             row = inline.row(dest)
     i = indent
-    inline.fire(i, ev.TRAIN_BATCH_END, row, ["outputs", "batch", "batch_idx"], around=around)
+    line = inline.line
+    args = ["outputs", "batch", "batch_idx"]
+    if reads is not None:
+        step = row.get(id(ev.TRAIN_BATCH_END))
+        if step is not None and step.hooks:  # (read once for the hooks)
+            line(i, f"batch = {reads[0]}")
+            line(i, f"batch_idx = {reads[1]}")
+        else:
+            args = ["outputs", *reads]
+    inline.fire(i, ev.TRAIN_BATCH_END, row, args, around=around)
     # the step values are built only for a logger that takes them at this step
     due = "host.loggers and step_due(host)" if stepped == "True" else f"{stepped} and host.loggers and step_due(host)"
-    line = inline.line
     for text in MetricStore.INLINE_CLOSE_TRAIN_BATCH:  # the store's batch closed, its usual case inlined
         line(i, text.format(store="results"))
     line(i + 2, f"if {due}:")
