@@ -36,7 +36,7 @@ class EvalRun:
         "_batch_end",
         "_batch_start",
         "_host",
-        "_log_step",
+        "_seen",
         "_step",
         "_transfer",
         "device",
@@ -65,8 +65,9 @@ class EvalRun:
         self._batch_start = caller(events.batch_start)
         self._step = precision.wrap_step(caller(events.step), context)
         self._batch_end = caller(events.batch_end)
-        # Lightning logs evaluation step metrics after every batch, outside the sanity check and predict
-        self._log_step = host._log_eval_step if host.loggers and stage not in _NO_LOGS else None
+        # Lightning logs evaluation step metrics after every batch, outside the sanity check and
+        # predict: the batches counted per dataloader (the step of the next ones; None: not logged)
+        self._seen = host._eval_steps.seen if host.loggers and stage not in _NO_LOGS else None
 
     def open(self) -> None:
         """``on_<noun>_start`` and ``on_<noun>_epoch_start``; the metric store opens the stage."""
@@ -106,9 +107,15 @@ class EvalRun:
         else:
             self._batch_end(outputs, batch, batch_idx, dataloader_idx)
         self.ended = True
-        metrics = self._host._results.end_batch(self.stage)
-        if self._log_step is not None:
-            self._log_step(metrics, dataloader_idx or 0)
+        host = self._host
+        metrics = host._results.end_batch(self.stage)
+        seen = self._seen
+        if seen is not None:
+            index = dataloader_idx or 0
+            if metrics:
+                host._eval_steps.log(host, metrics, index)
+            else:  # (the usual evaluation batch: nothing sent) counted only, as EvalSteps.log counts it
+                seen[index] = seen.get(index, 0) + 1
 
     def end_epoch(self) -> dict[str, torch.Tensor]:
         """``on_<noun>_epoch_end``; the epoch metrics go to the loggers (not in the sanity check, predict).

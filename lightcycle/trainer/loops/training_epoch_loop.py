@@ -141,6 +141,11 @@ class TrainingEpochLoop:
         # Whether validation can run in this epoch at all (hooks overridden, loaders, limits,
         # check_val_every_n_epoch): fixed for the epoch, so asked once, not after every batch.
         validate_epoch = t._should_check_val_epoch()
+        # With an interval counted in the epoch (the default), a batch that ends no interval,
+        # with no stop pending, no scheduler and no signal, has nothing due after it: answered
+        # here (one modulo) instead of in _after_batch. 0: every batch asks _after_batch.
+        every = self.val_check_batch
+        quiet_every = every if validate_epoch and every != _INF and t.check_val_every_n_epoch is not None else 0
         if plan is not None and plan.pending is not None:  # what the saved batch still had to do
             loop.is_last_batch = plan.is_last_batch
             self._after_batch(validate=validate_epoch and plan.pending == "batch")
@@ -192,7 +197,13 @@ class TrainingEpochLoop:
                     if loop.ready_reached(n):
                         self._update_schedulers("epoch", plateau=False)
                 end_batch(outputs, batch, batch_idx, stepping or not automatic)
-            if validate_epoch or t.lr_scheduler_configs or t.received_sigterm:  # (else it does nothing)
+            if (
+                quiet_every
+                and (loop.batch_idx + 1) % quiet_every
+                and not (t.should_stop or t.lr_scheduler_configs or t.received_sigterm)
+            ):
+                pass  # nothing due (_validation_due's first case, and neither schedulers nor a signal)
+            elif validate_epoch or t.lr_scheduler_configs or t.received_sigterm:  # (else it does nothing)
                 self._after_batch(validate_epoch)
             if stepping:  # after the validation this batch ran: its epoch metrics have the step before
                 loop.batches_that_stepped += 1
