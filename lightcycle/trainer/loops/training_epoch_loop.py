@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from lightcycle.core.optim import LightningOptimizer
 from lightcycle.errors import MisconfigurationException, SIGTERMException
 from lightcycle.runtime import logger_connector, steps
 from lightcycle.runtime.data import set_sampler_epoch
@@ -50,6 +51,10 @@ class TrainingEpochLoop:
         self._steps_at_epoch_start = 0
         self._scheduler_steps = 0  # since the fit began (Lightning's scheduler_progress.total)
         self._scheduler_steps_at_epoch_start = 0
+        # the batch bracket and automatic step of the last epoch, kept for the next while they hold
+        self._bracket: TrainBatch | None = None
+        self._auto: steps.AutomaticStep | None = None
+        self._auto_built_from: tuple[Any, ...] = ()
 
     # ------------------------------------------------------------------ Lightning's attributes
 
@@ -147,8 +152,10 @@ class TrainingEpochLoop:
         module = t.lightning_module
         assert module is not None
         # Per-epoch constants of the batch loop, read once: the batch bracket (its events' functions)
-        # and the automatic-optimization step for the first optimizer (built at its first use).
-        bracket = TrainBatch(t, t.device)
+        # and the automatic-optimization step for the first optimizer (at its first use); both
+        # kept from the epoch before, with their generated functions, where nothing they are
+        # built from changed
+        bracket = self._train_batch()
         start_batch, end_batch = bracket.begin, bracket.finish
         precision = t.precision_plugin
         manual_step = precision.wrap_step(t._driver.caller(ev.MANUAL_TRAINING_STEP), precision.train_step_context)
@@ -307,26 +314,64 @@ class TrainingEpochLoop:
             fire(ev.LR_SCHEDULER_STEP, config.scheduler, metric)
             self._scheduler_steps += 1
 
+    def _train_batch(self) -> TrainBatch:
+        """The epoch's batch bracket: the last epoch's while it holds (:meth:`TrainBatch.holds`)."""
+        t = self.trainer
+        bracket = self._bracket
+        if bracket is None or not bracket.holds(t, t.device):
+            bracket = self._bracket = TrainBatch(t, t.device)
+        return bracket
+
     def _automatic_step(self) -> steps.AutomaticStep:
         """Automatic optimization with the first optimizer: the shared :class:`steps.AutomaticStep`.
 
         The outputs (a clone of the loss) are built only when ``on_train_batch_end`` has a
-        receiver in this run: with none, nothing could see them.
+        receiver in this run: with none, nothing could see them. The step of an earlier epoch
+        (and with it its generated functions, ``TrainBatch.whole``'s too) is kept when all it
+        is built from is the same: the bind (a new one makes new event functions: hooks,
+        profiler, the receivers of the outputs), the module, the optimizer and its wrapper
+        (and the wrapper's before-step call the function is written with), the precision
+        plugin, ``accumulate_grad_batches`` (a ``GradientAccumulationScheduler``'s),
+        ``_skip_backward`` (``StochasticWeightAveraging``'s) and the direct route's answer.
+        The optimizer's param groups are not among them: the functions call ``step()``.
         """
         t = self.trainer
-        return steps.AutomaticStep(
-            t._driver.caller,
+        driver = t._driver
+        module = t.lightning_module
+        optimizer = t.optimizers[0]
+        lopt = t._lightning_optimizers[0]
+        precision = t.precision_plugin
+        direct = isinstance(lopt, LightningOptimizer) and steps.direct_step_allowed(module, lopt, precision)
+        built_from = (
+            driver.caller(ev.OPTIMIZER_STEP),  # (one function per event and bind)
+            module,
+            optimizer,
+            lopt,
+            getattr(lopt, "_on_before_step", None),
+            precision,
+            t.accumulate_grad_batches,
+            self.fit_loop._skip_backward,
+            direct,
+        )
+        auto = self._auto
+        if auto is not None and built_from == self._auto_built_from:
+            auto.renew(direct)
+            return auto
+        auto = self._auto = steps.AutomaticStep(
+            driver.caller,
             self.fit_loop,
-            t.optimizers[0],
-            t._lightning_optimizers[0],
+            optimizer,
+            lopt,
             accumulate=t.accumulate_grad_batches,
             warn=t._warn_once,
             skip_backward=self.fit_loop._skip_backward,
-            outputs=t._driver.calls_hooks(ev.TRAIN_BATCH_END),
-            precision=t.precision_plugin,
-            module=t.lightning_module,
-            driver=t._driver,
+            outputs=driver.calls_hooks(ev.TRAIN_BATCH_END),
+            precision=precision,
+            module=module,
+            driver=driver,
         )
+        self._auto_built_from = built_from
+        return auto
 
     # ------------------------------------------------------------------ checkpoint state
 
