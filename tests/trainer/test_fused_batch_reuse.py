@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 import lightcycle as LC
 from lightcycle.runtime import steps, training
+from lightcycle.runtime.training import TrainBatch
 
 _WHOLE = "fire_automatic_batch__transfer_to_train_batch_end"
 _EPOCHS = 3
@@ -100,6 +101,17 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
+class _Kept(LC.Callback):
+    """What the epoch loop keeps, seen at each epoch's end (it lets go when the fit's epochs end)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, Any]] = []
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        loop = trainer.fit_loop.epoch_loop
+        self.seen.append((loop._bracket, loop._auto))
+
+
 def _fit(case: str, executor: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setenv("LIGHTCYCLE_EXECUTOR", executor)
     built: dict[str, list[bool]] = {}
@@ -108,9 +120,10 @@ def _fit(case: str, executor: str, monkeypatch: pytest.MonkeyPatch) -> dict[str,
     _spy(monkeypatch, steps, "fused_train_batch", built)
     g = torch.Generator().manual_seed(1)
     data = [(torch.randn(4, 3, generator=g), torch.randn(4, 1, generator=g)) for _ in range(_BATCHES)]
+    kept = _Kept()
     trainer = LC.Trainer(
         max_epochs=_EPOCHS,
-        callbacks=CASES[case]["callbacks"],
+        callbacks=[*CASES[case]["callbacks"], kept],
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -124,6 +137,7 @@ def _fit(case: str, executor: str, monkeypatch: pytest.MonkeyPatch) -> dict[str,
         "weights": [round(v, 6) for p in model.parameters() for v in p.detach().flatten().tolist()],
         "global_step": trainer.global_step,
         "trainer": trainer,
+        "kept": kept.seen,
     }
 
 
@@ -162,19 +176,43 @@ def test_the_new_optimizer_steps_not_the_kept_one(monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_kept_step_holds_the_gradient_nodes_of_a_param_group_added_since(monkeypatch: pytest.MonkeyPatch) -> None:
-    trainer = _fit("param_group_added", "generated", monkeypatch)["trainer"]
-    auto = trainer.fit_loop.epoch_loop._auto
-    assert auto is not None
-    assert len(auto.optimizer.param_groups) == 2
-    trainable = [p for p in trainer.lightning_module.parameters() if p.requires_grad]
-    assert len(auto._accumulators) == len(trainable) == 4  # the backbone's weight and bias too
+    ran = _fit("param_group_added", "generated", monkeypatch)
+    (_, first), (_, second), (_, last) = ran["kept"]
+    assert first is second is last is not None  # kept
+    assert len(last.optimizer.param_groups) == 2
+    trainable = [p for p in ran["trainer"].lightning_module.parameters() if p.requires_grad]
+    assert len(last._accumulators) == len(trainable) == 4  # the backbone's weight and bias too
 
 
-def test_a_new_bind_builds_the_bracket_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    trainer = _fit("unchanged", "generated", monkeypatch)["trainer"]
-    bracket = trainer.fit_loop.epoch_loop._bracket
-    assert bracket is not None
-    assert bracket.holds(trainer, trainer.device)
-    assert not bracket.holds(trainer, torch.device("meta"))
-    trainer._bind()  # (each run's start, and after configure_callbacks: the events' functions are made anew)
+@pytest.mark.parametrize("executor", ["generated", "interpreted"])
+def test_the_objects_are_kept_for_the_fit_and_let_go_at_its_end(executor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ran = _fit("unchanged", executor, monkeypatch)
+    (bracket, auto), *later = ran["kept"]
+    assert bracket is not None and auto is not None
+    assert all(b is bracket and a is auto for b, a in later)
+    trainer = ran["trainer"]
+    loop = trainer.fit_loop.epoch_loop
+    assert loop._bracket is None and loop._auto is None
+    # what decides a kept bracket: the bind (made anew at each run's start and after
+    # configure_callbacks: new event functions) and the device
+    trainer._bind()
     assert not bracket.holds(trainer, trainer.device)
+    assert TrainBatch(trainer, trainer.device).holds(trainer, trainer.device)
+    assert not TrainBatch(trainer, trainer.device).holds(trainer, torch.device("meta"))
+
+
+def test_a_failed_fit_lets_go_of_its_step_and_the_failed_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Failing(_Model):
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            if self.current_epoch == 1:
+                raise RuntimeError("failed")
+            return super().training_step(batch, batch_idx)
+
+    monkeypatch.setenv("LIGHTCYCLE_EXECUTOR", "interpreted")  # (AutomaticStep's own path: it holds the batch)
+    trainer = LC.Trainer(
+        max_epochs=2, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False
+    )
+    data = [(torch.randn(4, 3), torch.randn(4, 1))]
+    with pytest.raises(RuntimeError, match="failed"):
+        trainer.fit(Failing(), train_dataloaders=torch.utils.data.DataLoader(data, batch_size=None))
+    assert trainer.fit_loop.epoch_loop._auto is None

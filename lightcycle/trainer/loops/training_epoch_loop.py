@@ -314,6 +314,15 @@ class TrainingEpochLoop:
             fire(ev.LR_SCHEDULER_STEP, config.scheduler, metric)
             self._scheduler_steps += 1
 
+    def release(self) -> None:
+        """Drop the batch bracket and automatic step kept between epochs (the fit's epochs ended).
+
+        They hold the run's objects (the module, optimizer, bound hooks) and, after a failure
+        in a batch, that batch; the next fit builds its own.
+        """
+        self._bracket = self._auto = None
+        self._auto_built_from = ()
+
     def _train_batch(self) -> TrainBatch:
         """The epoch's batch bracket: the last epoch's while it holds (:meth:`TrainBatch.holds`)."""
         t = self.trainer
