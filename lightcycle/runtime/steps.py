@@ -95,12 +95,12 @@ def manual_outputs(output: Any) -> dict[str, Any]:
 class AutomaticStep:
     """Automatic optimization of one batch (Lightning's ``_AutomaticOptimization.run``).
 
-    Built for one optimizer (by the Trainer for an epoch, kept for the next ones while nothing
-    it is built from changes; per run by LoopDriver) and called once per batch. When the
-    batch steps, ``optimizer_step`` fires with :attr:`closure`, which runs ``training_step``,
-    ``zero_grad`` (first micro-batch of a window) and ``backward``; the wrapped optimizer
-    fires ``before_optimizer_step`` after the closure; then ``optimizer_step_end`` fires and
-    ``progress.global_step`` advances. An accumulating micro-batch runs the closure on its own.
+    Built for one optimizer (per epoch by the Trainer, per run by LoopDriver) and called once
+    per batch. When the batch steps, ``optimizer_step`` fires with :attr:`closure`, which
+    runs ``training_step``, ``zero_grad`` (first micro-batch of a window) and ``backward``;
+    the wrapped optimizer fires ``before_optimizer_step`` after the closure; then
+    ``optimizer_step_end`` fires and ``progress.global_step`` advances. An accumulating
+    micro-batch runs the closure on its own.
 
     The closure is one bound method reused for every batch (its inputs are set on the
     object first), so a batch allocates no closure and no result holder.
@@ -210,21 +210,6 @@ class AutomaticStep:
                 self.run = fused
                 self._fusing = (driver, module, skip_backward)
 
-    def renew(self, direct: bool) -> None:
-        """Ready this step for another epoch of the run (kept: nothing it was built from changed).
-
-        What ``__init__`` decides for an epoch and its functions are not written from: the
-        wrapper's direct route is set again, and the gradient nodes held again (the
-        optimizer's param groups may have grown, as ``BackboneFinetuning``'s do).
-
-        Args:
-            direct: :func:`direct_step_allowed` for this epoch (the value the step was built
-                with: the caller keeps the step only then, its function is written for it).
-        """
-        if isinstance(self.lightning_optimizer, LightningOptimizer):
-            self.lightning_optimizer._direct = direct
-        self._accumulators = grad_accumulators(self.optimizer)
-
     def with_bracket(
         self, bracket: TrainBatch, skipped: object, finished: object, step_due: Callable[[Any], bool]
     ) -> Callable[[Any, int], Any] | None:
@@ -251,6 +236,13 @@ class AutomaticStep:
             finished=finished,
             step_due=step_due,
         )
+
+    def refresh_accumulators(self) -> None:
+        """Read the parameters' gradient accumulators again (for an epoch that reuses this step).
+
+        Parameters frozen or unfrozen, or groups added, between epochs change them.
+        """
+        self._accumulators = grad_accumulators(self.optimizer)
 
     def _closure(self) -> torch.Tensor | None:
         output = self._training_step(self._batch, self._batch_idx)

@@ -32,22 +32,20 @@ class TrainBatch:
     """Start and end of training batches on a host, with the event functions held (per-batch path).
 
     Built where the run's hooks are final (after ``configure_callbacks``) and the device is
-    known; build a new one after those change. The Trainer's epoch loop keeps one from one
-    epoch to the next while its bind, precision plugin and device stay the same.
+    known; build a new one after those change.
 
     Args:
         host: the Trainer or LoopDriver.
         device: where the transfer hooks move batches.
     """
 
-    __slots__ = ("_end", "_host", "_precision", "_skip", "_start", "_transfer", "_whole", "begin", "device", "finish")
+    __slots__ = ("_end", "_host", "_skip", "_start", "_transfer", "begin", "device", "finish")
 
     def __init__(self, host: RunHost, device: torch.device) -> None:
         caller = host._driver.caller
         self._host = host
         self.device = device
-        self._precision = host.precision_plugin
-        self._transfer = self._precision.wrap_transfer(caller(ev.TRAIN_BATCH_TRANSFER))  # convert_input first
+        self._transfer = host.precision_plugin.wrap_transfer(caller(ev.TRAIN_BATCH_TRANSFER))  # convert_input first
         self._start = caller(ev.TRAIN_BATCH_START)
         self._skip = caller(ev.SKIP_REST_OF_EPOCH)
         self._end = caller(ev.TRAIN_BATCH_END)
@@ -58,27 +56,6 @@ class TrainBatch:
         fused = fused_bracket(host._driver, self, self._transfer, SKIPPED, train_step_due)
         if fused is not None:
             self.begin, self.finish = fused
-        # the last whole-batch function and the step it was written for (a kept step gets it again)
-        self._whole: tuple[AutomaticStep, Callable[[Any, int], Any] | None] | None = None
-
-    def holds(self, host: RunHost, device: torch.device) -> bool:
-        """Whether this bracket is still the one ``TrainBatch(host, device)`` would build now.
-
-        What its functions were made from: the host's current bind (its events' functions
-        are made anew by each :meth:`~lightcycle.engine.driver.LifecycleDriver.bind`), the
-        precision plugin (the transfer's wrapper) and the device. The rest it reads (the
-        host's fit loop and metric store) is the host's for its lifetime.
-
-        Args:
-            host: the Trainer or LoopDriver.
-            device: where the transfer hooks move batches.
-        """
-        return (
-            host is self._host
-            and device == self.device
-            and host.precision_plugin is self._precision
-            and self._start is host._driver.caller(ev.TRAIN_BATCH_START)
-        )
 
     def whole(self, auto: AutomaticStep) -> Callable[[Any, int], Any] | None:
         """:attr:`begin`, ``auto``'s stepping batch and :attr:`finish` as one generated function.
@@ -96,12 +73,7 @@ class TrainBatch:
         """
         if self.begin == self.start:  # (a bound method: equal, not identical, to a new one)
             return None
-        kept = self._whole
-        if kept is not None and kept[0] is auto:  # (both kept from an earlier epoch: nothing to write)
-            return kept[1]
-        whole = auto.with_bracket(self, SKIPPED, FINISHED, train_step_due)
-        self._whole = (auto, whole)
-        return whole
+        return auto.with_bracket(self, SKIPPED, FINISHED, train_step_due)
 
     def start(self, batch: Any, batch_idx: int) -> Any:
         """Transfer, count, open the metric store's batch, ``on_train_batch_start``.

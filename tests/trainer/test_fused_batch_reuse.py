@@ -2,8 +2,10 @@
 
 The epoch loop keeps the batch bracket (``TrainBatch``), the automatic step and their generated
 functions (``runtime/fused_step.py``) from one epoch to the next while everything they are
-built from is the same, and builds them anew when something that matters changed between
-epochs (``accumulate_grad_batches``, ``_skip_backward``, the optimizer, the bind). Each case
+built from is the same, builds them anew when something that matters changed between epochs
+(``accumulate_grad_batches``, ``_skip_backward``, the optimizer), and lets go of them when the
+fit's epochs end. ``test_fused_batch.py`` sets the changes on the trainer directly; here the
+callbacks that make them (and changes that must keep them) run. Each case
 counts the builders' calls (and whether they generated a function) and checks that the batches
 ran as the interpreted executor runs them, which generates nothing: the same hooks, steps and
 weights.
@@ -21,7 +23,6 @@ from torch.nn import functional as F
 
 import lightcycle as LC
 from lightcycle.runtime import steps, training
-from lightcycle.runtime.training import TrainBatch
 
 _WHOLE = "fire_automatic_batch__transfer_to_train_batch_end"
 _EPOCHS = 3
@@ -109,7 +110,8 @@ class _Kept(LC.Callback):
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         loop = trainer.fit_loop.epoch_loop
-        self.seen.append((loop._bracket, loop._auto))
+        bracket, automatic = loop._cached_bracket, loop._cached_automatic
+        self.seen.append((bracket and bracket[1], automatic and automatic[1]))
 
 
 def _fit(case: str, executor: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
@@ -190,15 +192,8 @@ def test_the_objects_are_kept_for_the_fit_and_let_go_at_its_end(executor: str, m
     (bracket, auto), *later = ran["kept"]
     assert bracket is not None and auto is not None
     assert all(b is bracket and a is auto for b, a in later)
-    trainer = ran["trainer"]
-    loop = trainer.fit_loop.epoch_loop
-    assert loop._bracket is None and loop._auto is None
-    # what decides a kept bracket: the bind (made anew at each run's start and after
-    # configure_callbacks: new event functions) and the device
-    trainer._bind()
-    assert not bracket.holds(trainer, trainer.device)
-    assert TrainBatch(trainer, trainer.device).holds(trainer, trainer.device)
-    assert not TrainBatch(trainer, trainer.device).holds(trainer, torch.device("meta"))
+    loop = ran["trainer"].fit_loop.epoch_loop
+    assert loop._cached_bracket is None and loop._cached_automatic is None
 
 
 def test_a_failed_fit_lets_go_of_its_step_and_the_failed_batch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -215,4 +210,4 @@ def test_a_failed_fit_lets_go_of_its_step_and_the_failed_batch(monkeypatch: pyte
     data = [(torch.randn(4, 3), torch.randn(4, 1))]
     with pytest.raises(RuntimeError, match="failed"):
         trainer.fit(Failing(), train_dataloaders=torch.utils.data.DataLoader(data, batch_size=None))
-    assert trainer.fit_loop.epoch_loop._auto is None
+    assert trainer.fit_loop.epoch_loop._cached_automatic is None
