@@ -72,6 +72,7 @@ from lightcycle.states.stages import RunningStage, TrainerFn, TrainerStatus
 
 if TYPE_CHECKING:
     from lightcycle.core.datamodule import LightningDataModule
+    from lightcycle.core.optim import LightningOptimizer
 
 __all__ = ["LoopDriver"]
 
@@ -429,9 +430,11 @@ class LoopDriver(DistributedSteps, TrainingProtocol, EvaluationProtocol):
             schedulers = []
         else:
             optimizers, schedulers = parse_optimizers(value)
-        self.optimizers = optimizers
         self.lr_scheduler_configs = schedulers
-        self._lightning_optimizers = steps.wrap_optimizers(
+        self.optimizers = optimizers  # (wrapped by the setter)
+
+    def _wrap_optimizers(self, optimizers: list[torch.optim.Optimizer]) -> list[LightningOptimizer]:
+        return steps.wrap_optimizers(
             self._driver.caller,
             self.lightning_module.automatic_optimization,
             optimizers,

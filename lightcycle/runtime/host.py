@@ -141,7 +141,7 @@ class RunHost(abc.ABC):
         strategy.precision_plugin = precision
         self.lightning_module: LightningModule | None = None
         self.datamodule: LightningDataModule | None = None
-        self.optimizers: list[torch.optim.Optimizer] = []
+        self._optimizers: list[torch.optim.Optimizer] = []
         self.lr_scheduler_configs: list[LRSchedulerConfig] = []
         self._lightning_optimizers: list[LightningOptimizer] = []
         self.train_dataloader: Any = None
@@ -194,6 +194,22 @@ class RunHost(abc.ABC):
     @abc.abstractmethod
     def enable_validation(self) -> bool:
         """Whether validation runs during fit."""
+
+    @abc.abstractmethod
+    def _wrap_optimizers(self, optimizers: list[torch.optim.Optimizer]) -> list[LightningOptimizer]:
+        """A :class:`~lightcycle.core.optim.LightningOptimizer` per optimizer (its step fires the events)."""
+
+    @property
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """The run's torch optimizers (``configure_optimizers``' or the ones given)."""
+        return self._optimizers
+
+    @optimizers.setter
+    def optimizers(self, optimizers: Sequence[torch.optim.Optimizer]) -> None:
+        # As Lightning's setter (``Strategy.optimizers``): the new optimizers are wrapped again, so
+        # ``model.optimizers()`` and the next steps use them, not the wrappers of the old ones.
+        self._optimizers = list(optimizers)
+        self._lightning_optimizers = self._wrap_optimizers(self._optimizers) if self._optimizers else []
 
     @abc.abstractmethod
     def _bind(self) -> None:

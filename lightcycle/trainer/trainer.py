@@ -24,7 +24,7 @@ from lightcycle._hooks import is_base_hook, is_overridden
 from lightcycle.callbacks.callback import Callback
 from lightcycle.core.datamodule import LightningDataModule
 from lightcycle.core.module import LightningModule
-from lightcycle.core.optim import resolve_optimizers
+from lightcycle.core.optim import LightningOptimizer, resolve_optimizers
 from lightcycle.errors import MisconfigurationException
 from lightcycle.profilers import Profiler, select_profiler
 from lightcycle.runtime import preflight, steps
@@ -429,9 +429,13 @@ class Trainer(RunHost):
         module = self.lightning_module
         assert module is not None
         optimizers, schedulers = resolve_optimizers(module, returned)
-        self.optimizers = optimizers
         self.lr_scheduler_configs = schedulers
-        self._lightning_optimizers = steps.wrap_optimizers(
+        self.optimizers = optimizers  # (wrapped by the setter)
+
+    def _wrap_optimizers(self, optimizers: list[torch.optim.Optimizer]) -> list[LightningOptimizer]:
+        module = self.lightning_module
+        assert module is not None
+        return steps.wrap_optimizers(
             self._driver.caller,
             module.automatic_optimization,
             optimizers,
