@@ -28,7 +28,7 @@ import torch
 
 from lightcycle.errors import SIGTERMException
 from lightcycle.runtime import steps
-from lightcycle.runtime.fused_step import BASE_SPELLED, bracket_sources, write_end, write_start
+from lightcycle.runtime.fused_step import BASE_SPELLED, automatic_read, bracket_sources, write_end, write_start
 from lightcycle.runtime.logger_connector import train_step_due
 from lightcycle.runtime.training import SKIPPED
 from lightcycle.states import declaration as ev
@@ -166,7 +166,7 @@ def _end(lc: TrainingProtocol, manual: dict[int, Step] | None, bracket: _Rows | 
     line(3, "outputs = {'loss': outputs.detach()}")
     line(2, "elif type(outputs) is not dict:")
     line(3, "outputs = manual_outputs(outputs)")
-    line(2, "stepped = loop.global_step != host._step_at_batch or not module.automatic_optimization")
+    line(2, f"stepped = loop.global_step != host._step_at_batch or not {automatic_read(lc.lightning_module)}")
     if bracket is not None:  # the bracket's end written here, from the row your loop's step leaves
         row = manual if lc._own_train else None  # (None: the module's step, after a stepping batch)
         write_end(

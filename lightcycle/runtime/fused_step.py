@@ -54,6 +54,24 @@ _WHOLE = "fire_automatic_batch__transfer_to_train_batch_end"
 
 
 _AUTOMATIC = LightningModule.automatic_optimization  # the base property (the module's own attribute)
+_PROPERTY_READ = "module.automatic_optimization"
+
+
+def automatic_read(module: Any) -> str:
+    """How generated code reads ``module.automatic_optimization`` (named ``module`` there).
+
+    Args:
+        module: the LightningModule.
+
+    Returns:
+        The attribute the base property returns, read directly (no property call), when the
+        module's class keeps the base property; else the property (the module's own code).
+    """
+    if getattr(type(module), "automatic_optimization", None) is _AUTOMATIC:
+        return "module._automatic_optimization"
+    return _PROPERTY_READ
+
+
 _BASE_TRANSFER = LightningModule.transfer_batch_to_device
 # the base hooks of the closure whose body is one call, written as that call (Inliner.spelled);
 # taken at import: a function patched onto the class later is not the base's
@@ -588,11 +606,9 @@ def fused_train_batch(
     inline.value("module", module)
     inline.value("FINISHED", finished)
     # Lightning reads automatic_optimization per batch; schedulers step between step and end
-    if getattr(type(module), "automatic_optimization", None) is _AUTOMATIC:
-        automatic = "module._automatic_optimization"  # (what the base property returns)
-    else:
+    automatic = automatic_read(module)
+    if automatic == _PROPERTY_READ:
         inline.restore(3, "prev")  # (an overriding property is the module's code)
-        automatic = "module.automatic_optimization"
     line(3, f"if not {automatic} or host.lr_scheduler_configs:")
     line(4, "return batch")
     row = _write_step(inline, auto, plan, split, no_loss_warning, no_extra, into="outputs")
