@@ -17,7 +17,7 @@ from collections.abc import Generator
 import numpy as np
 import torch
 
-from lightcycle.runtime.checkpointing import collect_rng_states, restore_rng_states
+from lightcycle.runtime.rng import collect_rng_states, restore_rng_states
 
 log = logging.getLogger(__name__)
 

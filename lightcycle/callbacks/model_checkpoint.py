@@ -41,6 +41,14 @@ log = logging.getLogger(__name__)
 _PATH = str | os.PathLike[str]
 
 
+def _copied(value: Any) -> Any:
+    """Lightning's ``deepcopy`` of a monitored value, as a ``clone()`` for a plain tensor without
+    grad: the same values, dtype and device, for ~3 us instead of ~35 (``Tensor.__deepcopy__``)."""
+    if type(value) is Tensor and not value.requires_grad:
+        return value.clone()
+    return deepcopy(value)
+
+
 class ModelCheckpoint(Checkpoint):
     r"""Save the model periodically by monitoring a quantity (Lightning's ``ModelCheckpoint``).
 
@@ -203,6 +211,8 @@ class ModelCheckpoint(Checkpoint):
         self, trainer: RunHost, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         """Save for ``every_n_train_steps`` / ``train_time_interval``."""
+        if self._every_n_train_steps < 1 and self._train_time_interval is None:
+            return  # the default (every_n_epochs=1), every batch: no trigger here under either optimization
         if not pl_module.automatic_optimization:
             if self._every_n_train_steps < 1 or trainer.global_step % self._every_n_train_steps != 0:
                 return
@@ -451,7 +461,7 @@ class ModelCheckpoint(Checkpoint):
         return filepath
 
     def _monitor_candidates(self, trainer: RunHost) -> dict[str, Tensor]:
-        candidates = deepcopy(trainer.callback_metrics)
+        candidates = {k: _copied(v) for k, v in trainer.callback_metrics.items()}
         epoch = candidates.get("epoch")
         candidates["epoch"] = epoch.int() if isinstance(epoch, Tensor) else torch.tensor(trainer.current_epoch)
         step = candidates.get("step")

@@ -7,15 +7,15 @@ logged with ``prog_bar=True``). The display redraws from rich's thread at most `
 times a second and only after a batch asked it to. ``rich`` (``pip install lightcycle[rich]``) is
 imported when the first display starts, not when lightcycle is imported.
 
-What a training batch costs: the bar hands rich the batch count and the metrics (a read of
-``trainer.progress_bar_metrics``, which converts tensors to numbers: a device sync on a GPU) only
-when rich could draw them, at most once per ``1 / refresh_rate`` seconds, and always at the
-epoch's last batch; between two hand-overs a batch records its count (one clock read). The
-count not handed over yet is handed over before validation, at the epoch end, on an exception
-and at teardown, so every frame the display leaves on screen is Lightning's; a frame drawn in
-between shows metrics at most one refresh interval older than its count. On a console that
-cannot show a live display (a file or a pipe: rich writes only each display's last frame) the
-bar does not ask rich to render the frames in between at all.
+What a batch costs: the bar hands rich the batch count (and, training, the metrics: a read of
+``trainer.progress_bar_metrics``, which converts tensors to numbers, a device sync on a GPU) only
+when rich could draw them, at most once per ``1 / refresh_rate`` seconds, and always at a task's
+last batch; between two hand-overs a batch records its count (one clock read). The count not
+handed over yet is handed over before validation, at the epoch end, when an evaluation
+dataloader or stage ends, on an exception and at teardown, so every frame the display leaves on
+screen is Lightning's; a frame drawn in between shows a count (and metrics) at most one refresh
+interval older. On a console that cannot show a live display (a file or a pipe: rich writes
+only each display's last frame) the bar does not ask rich to render the frames in between at all.
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ class RichProgressBarTheme:
 
 def _is_interactive() -> bool:
     # Lightning's `_IS_INTERACTIVE`: in a REPL the bar redraws at once instead of from its thread.
+    # (Asked when a display starts, not at every redraw request.)
     return hasattr(sys, "ps1") or bool(sys.flags.interactive)
 
 
@@ -142,11 +143,16 @@ class RichProgressBar(ProgressBar):
         self._metric_component: MetricsTextColumn | None = None
         self._progress_stopped: bool = False
         self.theme = theme
-        # The training task's total (its last batch is always handed to rich), the time from which
-        # the next batch is handed over, and the count of a batch not handed over yet.
+        # The time from which the next batch is handed to rich (training or evaluation: one display),
+        # the training task's total (its last batch is always handed over) and the count of a
+        # batch not handed over yet; the same for the current evaluation task (its id with the count).
+        self._due: float = -math.inf
         self._train_total: int | float = math.inf
-        self._train_due: float = -math.inf
         self._train_pending: int | None = None
+        self._eval_total: int | float = math.inf
+        self._eval_pending: tuple[TaskID, int] | None = None
+        self._eval_task: TaskID | None = None  # the task added for the current evaluation dataloader
+        self._interactive = False
 
     @property
     def refresh_rate(self) -> float:
@@ -218,6 +224,8 @@ class RichProgressBar(ProgressBar):
             )
             self.progress.start()
             self._progress_stopped = False
+            self._interactive = _is_interactive()
+            self._due = -math.inf  # a new display: its first batch is handed over at once
 
     def refresh(self, hard: bool = False) -> None:
         """Redraw now (``hard`` or in a REPL), else ask the refresh thread to redraw at its next tick.
@@ -226,7 +234,7 @@ class RichProgressBar(ProgressBar):
             hard: draw in this thread now.
         """
         if self.progress:
-            if hard or _is_interactive():
+            if hard or self._interactive:
                 self.progress.refresh()
             else:
                 self.progress.soft_refresh()
@@ -249,6 +257,7 @@ class RichProgressBar(ProgressBar):
         self._init_progress(trainer)
 
     def on_sanity_check_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
+        self._flush_eval()
         if self.progress is not None and self.val_sanity_progress_bar_id is not None:
             self.progress.update(self.val_sanity_progress_bar_id, advance=0, visible=False)
         self.refresh()
@@ -284,17 +293,16 @@ class RichProgressBar(ProgressBar):
         if self.is_disabled or not self.has_dataloader_changed(dataloader_idx):
             return
         assert self.progress is not None
+        self._flush_eval()  # the previous dataloader's last count
         # Each dataloader gets a new task, added hidden (as Lightning's; it shows once updated).
+        total = self._eval_total = self.total_val_batches_current_dataloader
         if trainer.sanity_checking:
             self._hide(self.val_sanity_progress_bar_id)
-            self.val_sanity_progress_bar_id = self._add_task(
-                self.total_val_batches_current_dataloader, self.sanity_check_description, visible=False
-            )
+            task = self.val_sanity_progress_bar_id = self._add_task(total, self.sanity_check_description, visible=False)
         else:
             self._hide(self.val_progress_bar_id)
-            self.val_progress_bar_id = self._add_task(
-                self.total_val_batches_current_dataloader, self.validation_description, visible=False
-            )
+            task = self.val_progress_bar_id = self._add_task(total, self.validation_description, visible=False)
+        self._eval_task = task
         self.refresh()
 
     def _add_task(self, total_batches: int | float, description: str, visible: bool = True) -> TaskID:
@@ -317,19 +325,23 @@ class RichProgressBar(ProgressBar):
             self.refresh(hard=hard)
 
     def on_validation_epoch_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
+        self._flush_eval()
         if self.is_enabled and self.val_progress_bar_id is not None and trainer.state.fn == "fit":
             self._hide(self.val_progress_bar_id)
             self.refresh()
 
     def on_validation_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
+        self._flush_eval()
         if trainer.state.fn == "fit":
             self._update_metrics(trainer, pl_module)
         self.reset_dataloader_idx_tracker()
 
     def on_test_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
+        self._flush_eval()
         self.reset_dataloader_idx_tracker()
 
     def on_predict_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
+        self._flush_eval()
         self.reset_dataloader_idx_tracker()
 
     def on_test_batch_start(
@@ -337,8 +349,10 @@ class RichProgressBar(ProgressBar):
     ) -> None:
         if self.is_disabled or not self.has_dataloader_changed(dataloader_idx):
             return
+        self._flush_eval()
         self._hide(self.test_progress_bar_id)
-        self.test_progress_bar_id = self._add_task(self.total_test_batches_current_dataloader, self.test_description)
+        total = self._eval_total = self.total_test_batches_current_dataloader
+        self.test_progress_bar_id = self._eval_task = self._add_task(total, self.test_description)
         self.refresh()
 
     def on_predict_batch_start(
@@ -346,28 +360,29 @@ class RichProgressBar(ProgressBar):
     ) -> None:
         if self.is_disabled or not self.has_dataloader_changed(dataloader_idx):
             return
+        self._flush_eval()
         self._hide(self.predict_progress_bar_id)
-        self.predict_progress_bar_id = self._add_task(
-            self.total_predict_batches_current_dataloader, self.predict_description
-        )
+        total = self._eval_total = self.total_predict_batches_current_dataloader
+        self.predict_progress_bar_id = self._eval_task = self._add_task(total, self.predict_description)
         self.refresh()
 
     def on_train_batch_end(
         self, trainer: RunHost, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        current = batch_idx + 1
+        # Why: rich's thread draws at most refresh_rate times a second, so handing it each batch's
+        # metrics (a tensor-to-number conversion, a device sync) would pay for frames never drawn.
+        # A batch can be inside the interval only after a hand-over (the bar enabled, its task there).
+        now = _clock()
+        if now < self._due and current != self._train_total:
+            self._train_pending = current
+            return
         if self.is_disabled:
             return  # nothing is drawn: no metrics are read
         if self.train_progress_bar_id is None:
             # A fit resumed mid-epoch starts without on_train_epoch_start's task.
             self._initialize_train_progress_bar_id()
-        current = batch_idx + 1
-        # Why: rich's thread draws at most refresh_rate times a second, so handing it each batch's
-        # metrics (a tensor-to-number conversion, a device sync) would pay for frames never drawn.
-        now = _clock()
-        if now < self._train_due and current != self._train_total:
-            self._train_pending = current
-            return
-        self._train_due = now + 1 / self.refresh_rate
+        self._due = now + 1 / self.refresh_rate
         self._train_pending = None
         self._update(self.train_progress_bar_id, current)
         self._update_metrics(trainer, pl_module)
@@ -383,6 +398,23 @@ class RichProgressBar(ProgressBar):
         if metrics:
             self._update_metrics(trainer, pl_module)
 
+    def _update_eval(self, task_id: TaskID | None, current: int) -> None:
+        """An evaluation batch's count, handed to rich as a training batch's is (see on_train_batch_end)."""
+        now = _clock()
+        if now < self._due and current != self._eval_total:
+            self._eval_pending = None if task_id is None else (task_id, current)
+            return
+        self._due = now + 1 / self.refresh_rate
+        self._eval_pending = None
+        self._update(task_id, current)
+
+    def _flush_eval(self) -> None:
+        """Hand rich the count of the last evaluation batch if it was not handed over."""
+        pending = self._eval_pending
+        if pending is not None:
+            self._eval_pending = None
+            self._update(*pending)
+
     def on_train_epoch_end(self, trainer: RunHost, pl_module: LightningModule) -> None:
         self._flush_train(trainer, pl_module, metrics=False)  # (the metrics are read just below)
         self._update_metrics(trainer, pl_module)
@@ -397,12 +429,19 @@ class RichProgressBar(ProgressBar):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
+        current = batch_idx + 1
+        # Inside the refresh interval (only after a hand-over: the bar enabled, its task added at the
+        # dataloader's start) the count waits, as a training batch's does, before anything else.
+        task = self._eval_task
+        if _clock() < self._due and current != self._eval_total and task is not None:
+            self._eval_pending = (task, current)
+            return
         if self.is_disabled:
             return
         if trainer.sanity_checking:
-            self._update(self.val_sanity_progress_bar_id, batch_idx + 1)
+            self._update_eval(self.val_sanity_progress_bar_id, current)
         else:
-            self._update(self.val_progress_bar_id, batch_idx + 1)
+            self._update_eval(self.val_progress_bar_id, current)
 
     def on_test_batch_end(
         self,
@@ -414,7 +453,7 @@ class RichProgressBar(ProgressBar):
         dataloader_idx: int = 0,
     ) -> None:
         if not self.is_disabled:
-            self._update(self.test_progress_bar_id, batch_idx + 1)
+            self._update_eval(self.test_progress_bar_id, batch_idx + 1)
 
     def on_predict_batch_end(
         self,
@@ -426,7 +465,7 @@ class RichProgressBar(ProgressBar):
         dataloader_idx: int = 0,
     ) -> None:
         if not self.is_disabled:
-            self._update(self.predict_progress_bar_id, batch_idx + 1)
+            self._update_eval(self.predict_progress_bar_id, batch_idx + 1)
 
     def _get_train_description(self, current_epoch: int) -> str:
         train_description = f"Epoch {current_epoch}"
@@ -449,6 +488,7 @@ class RichProgressBar(ProgressBar):
         self.val_progress_bar_id = None
         self.test_progress_bar_id = None
         self.predict_progress_bar_id = None
+        self._eval_task = None
 
     def get_metrics(self, trainer: RunHost, pl_module: LightningModule) -> dict[str, Any]:
         """The base bar's metrics with every tensor (also nested, from an override) as a Python number.
@@ -461,6 +501,20 @@ class RichProgressBar(ProgressBar):
             Name to value (``v_num`` first, then ``trainer.progress_bar_metrics``).
         """
         items = super().get_metrics(trainer, pl_module)
+        if type(items) is dict:
+            # Why: the base's dict holds plain numbers and the logger version; walking it as a
+            # nested collection costs several times the conversion. Anything else: the walk.
+            plain: dict[str, Any] = {}
+            for key, value in items.items():
+                kind = type(value)
+                if kind is float or kind is int or kind is str:
+                    plain[key] = value
+                elif kind is torch.Tensor:
+                    plain[key] = value.item()
+                else:
+                    break
+            else:
+                return plain
         return apply_to_collection(items, lambda x: isinstance(x, torch.Tensor), lambda x: x.item())  # type: ignore[no-any-return]
 
     def _update_metrics(self, trainer: RunHost, pl_module: LightningModule) -> None:
@@ -470,11 +524,13 @@ class RichProgressBar(ProgressBar):
 
     def teardown(self, trainer: RunHost, pl_module: LightningModule, stage: str) -> None:
         self._flush_train(trainer, pl_module, metrics=False)
+        self._flush_eval()
         self._stop_progress()
 
     def on_exception(self, trainer: RunHost, pl_module: LightningModule, exception: BaseException) -> None:
         # The last finished batch's count; not the metrics, which now hold the failed batch's values.
         self._flush_train(trainer, pl_module, metrics=False)
+        self._flush_eval()
         self._stop_progress()
 
     def configure_columns(self, trainer: RunHost) -> list[ProgressColumn]:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import ChainMap
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -99,9 +100,9 @@ class MetricStore:
         self._stack: list[_Collection] = []
         self._callback: dict[str, Tensor] = {}
         self._logged: dict[str, Tensor] = {}
-        self._pbar: dict[str, Tensor] = {}
+        self._pbar: dict[str, Tensor | float] = {}  # (numbers: step values read by the bar alone)
         self._pbar_floats: dict[str, float] | None = None
-        self._snapshots: dict[str, _View] = {}
+        self._snapshots: dict[str, tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor | float]]] = {}
         self._eval_outputs: list[dict[str, Tensor]] = []
         # generation counter: bumped by anything that changes the live view
         self._gen = 0
@@ -365,7 +366,7 @@ class MetricStore:
                 " you. Drop it from the name, or pass `add_dataloader_idx=False`."
             )
         entry = _Entry(fx, name, meta)
-        coll.entries[key] = entry
+        coll.add(key, entry)
         return entry
 
     # ------------------------------------------------------------------ lifecycle
@@ -558,10 +559,12 @@ class MetricStore:
             self._view = _EMPTY_VIEW
             self._view_gen = self._callback_gen = self._logged_gen = self._pbar_gen = gen
             return {}
-        view = self._merge_live()
-        if coll.stage == "sanity_check":
+        if not coll.step_logged or coll.stage == "sanity_check":
+            # Nothing for the loggers (the usual evaluation: epoch values only): the view is
+            # merged when read or before it changes shape, as after close_batch, not per batch.
+            self._pending = True
             return {}
-        return dict(view[1])
+        return dict(self._merge_live()[1])
 
     def close_batch(self, stage: str) -> bool:
         """Leave a batch as :meth:`end_batch` does, without building its view now.
@@ -701,12 +704,12 @@ class MetricStore:
                 if top is coll:
                     break
         coll.reset()
-        coll.entries.clear()
+        coll.clear()
         self._steady = {}  # (its entries are gone)
         self._sites = {}
         snapshot = self._snapshots.pop(stage, None)
         if snapshot is not None:
-            self._callback, self._logged, self._pbar = (dict(d) for d in snapshot)
+            self._callback, self._logged, self._pbar = dict(snapshot[0]), dict(snapshot[1]), dict(snapshot[2])
             self._pbar_floats = None
         self._gen += 1
 
@@ -715,7 +718,7 @@ class MetricStore:
         self._merge_live()
         self._callback = {k: v.cpu() for k, v in self._callback.items()}
         self._logged = {k: v.cpu() for k, v in self._logged.items()}
-        self._pbar = {k: v.cpu() for k, v in self._pbar.items()}
+        self._pbar = {k: v.cpu() if isinstance(v, Tensor) else v for k, v in self._pbar.items()}
         self._eval_outputs = [{k: v.cpu() for k, v in d.items()} for d in self._eval_outputs]
         self._gen += 1
 
@@ -766,8 +769,15 @@ class MetricStore:
         Returns:
             A dict of Python floats.
         """
-        if self._pbar_gen != self._gen:
-            pbar = self._live_view()[2]
+        gen = self._gen
+        if self._pbar_gen != gen:
+            stack = self._stack
+            if self._view_gen == gen or not stack or not stack[-1].in_batches:
+                pbar: Mapping[str, Tensor | float] = self._live_view()[2]  # (epoch values: the full view)
+            else:
+                # Why: the bar reads between batches, where its step values are all it needs; the
+                # full view (tensors made of the stored numbers) waits for a reader that needs it.
+                pbar = stack[-1].bar_view()
             if pbar:
                 self._pbar.update(pbar)
                 self._pbar_floats = None

@@ -119,7 +119,7 @@ class _Entry:
         self.warned_dtype = False
         self.active = False
         # the last step value: a detached copy, or (a CPU float32/float64 scalar logged again from
-        # a known call site, see MetricStore.log_site) the number itself, made a tensor of
+        # a known call site, see MetricStore._remember) the number itself, made a tensor of
         # ``step_dtype`` when first read (``step_tensor``); exact both ways
         self.step_value: Tensor | float | None = None
         self.step_dtype: torch.dtype | None = None
@@ -169,6 +169,7 @@ class _Collection:
         "outputs",
         "seen_batch",
         "stage",
+        "step_logged",
         "training",
     )
 
@@ -176,6 +177,9 @@ class _Collection:
         self.stage = stage
         self.training = stage == "train"
         self.entries: dict[_Key, _Entry] = {}
+        # some entry sends step values to the loggers (on_step and logger): without one the
+        # step view's logger part is empty, and an evaluation batch need not build it
+        self.step_logged = False
         self.dataloader_idx: int | None = None
         # Lightning's ``_first_loop_iter is not None``: step-level view when True
         self.in_batches = False
@@ -184,6 +188,17 @@ class _Collection:
         self.batch: Any = None
         self.batch_size: int | None = None
         self.outputs: list[dict[str, Tensor]] = []
+
+    def add(self, key: _Key, entry: _Entry) -> None:
+        """Register a new key's entry."""
+        self.entries[key] = entry
+        if entry.on_step and entry.logger:
+            self.step_logged = True
+
+    def clear(self) -> None:
+        """Forget every key (the entries are gone, not only reset)."""
+        self.entries.clear()
+        self.step_logged = False
 
     def reset(self) -> None:
         for entry in self.entries.values():
@@ -235,6 +250,17 @@ class _Collection:
                 pbar[forked] = value
         return callback, log, pbar
 
+    def bar_view(self) -> dict[str, Tensor | float]:
+        """The progress bar's part of ``view(on_step=True)``, stored numbers left as numbers."""
+        pbar: dict[str, Tensor | float] = {}
+        dl_idx = self.dataloader_idx
+        for entry in self.entries.values():
+            if entry.prog_bar and entry.on_step and entry.active and entry.dl_idx == dl_idx:
+                value = entry.step_value
+                if value is not None:
+                    pbar[entry.key_step] = value
+        return pbar
+
 
 def raise_meta_mismatch(entry: _Entry, meta: _Meta) -> NoReturn:
     labels = (
@@ -277,14 +303,29 @@ def raise_bad_value(name: str, value: object) -> NoReturn:
     )
 
 
-def _to_floats(values: dict[str, Tensor]) -> dict[str, float]:
-    """Convert 0-dim tensors to floats with one device transfer per (device, dtype)."""
-    groups: dict[tuple[torch.device, torch.dtype], list[str]] = {}
-    for key, value in values.items():
-        groups.setdefault((value.device, value.dtype), []).append(key)
+def _to_floats(values: dict[str, Tensor | float]) -> dict[str, float]:
+    """Convert 0-dim tensors (numbers kept as they are) to floats, with one device transfer per (device, dtype)."""
     floats: dict[str, float] = {}
+    for key, value in values.items():
+        if isinstance(value, Tensor):
+            if not value.is_cpu:
+                return _to_floats_grouped(values)
+            # Why per value on the CPU: reading one costs no transfer, and grouping and stacking
+            # cost more than the reads (each ``tolist`` gives what the stacked group's gives)
+            floats[key] = value.tolist()  # type: ignore[assignment]  # (a 0-dim tensor's: a number)
+        else:
+            floats[key] = value
+    return floats
+
+
+def _to_floats_grouped(values: dict[str, Tensor | float]) -> dict[str, float]:
+    tensors = {key: value for key, value in values.items() if isinstance(value, Tensor)}
+    groups: dict[tuple[torch.device, torch.dtype], list[str]] = {}
+    for key, tensor in tensors.items():
+        groups.setdefault((tensor.device, tensor.dtype), []).append(key)
+    floats: dict[str, float] = {key: value for key, value in values.items() if not isinstance(value, Tensor)}
     for keys in groups.values():
-        numbers_ = torch.stack([values[k] for k in keys]).tolist()
+        numbers_ = torch.stack([tensors[k] for k in keys]).tolist()
         floats.update(zip(keys, numbers_, strict=True))
     return {key: floats[key] for key in values}
 

@@ -53,8 +53,7 @@ class DriverBase(RunHost):
     _own_eval: dict[str, bool]  # the same, per evaluation noun
     _val_requested: bool  # the val dataloader hook ran in this fit
     _eval: EvalRun | None  # the open evaluation run
-    _batch: Any  # the current training batch and its index
-    _batch_idx: int
+    _batch: Any  # the current training batch (its index: fit_loop.batch_idx)
     _ebatch: Any  # the current evaluation batch, its index and dataloader index
     _eidx: int
     _edl: int | None
@@ -65,6 +64,7 @@ class DriverBase(RunHost):
     _own_step_event: Callable[..., Any]
     _backward_event: Callable[..., Any]
     _own_opt_step_event: Callable[..., Any]
+    _batch_functions: dict[str, Callable[..., Any]] | None  # the generated per-batch methods on the instance
 
     def _bind(self) -> None:
         """Compile the run's hooks (at its start and after ``configure_callbacks``)."""
@@ -72,12 +72,21 @@ class DriverBase(RunHost):
 
     def _hold_events(self) -> None:
         """Hold the per-batch training events' functions of the current bind (``fire`` without the lookup)."""
+        self._drop_batch_functions()  # (they hold the bracket replaced here)
         caller = self._driver.caller
         p = self.precision_plugin  # wraps nothing in 32-bit
         self._bracket = TrainBatch(self, self._device)  # (the transfer through p.wrap_transfer)
         self._own_step_event = p.wrap_step(caller(_OWN_STEP), p.train_step_context)
         self._backward_event = p.wrap_backward(caller(_BACKWARD))
         self._own_opt_step_event = caller(_OWN_OPT_STEP)
+
+    def _drop_batch_functions(self) -> None:
+        """Remove the generated per-batch methods from the instance: the class's methods run again."""
+        mine = self.__dict__
+        for name, fn in (self._batch_functions or {}).items():
+            if mine.get(name) is fn:  # (not one assigned since, by the user or a strategy)
+                del mine[name]
+        self._batch_functions = None  # (made again at the next run's first epoch)
 
     # -------------------------------------------------------------- more trainer attributes
 

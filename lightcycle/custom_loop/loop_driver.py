@@ -215,12 +215,12 @@ class LoopDriver(DistributedSteps, TrainingProtocol, EvaluationProtocol):
         self._val_requested = False
         self._eval: EvalRun | None = None
         self._batch: Any = None
-        self._batch_idx = 0
         self._ebatch: Any = None
         self._eidx = 0
         self._edl: int | None = None
         self._driver.refusal = refusal  # refused calls name the driver's methods, not the events
         self._fire = self._driver.fire
+        self._batch_functions = None
         self._hold_events()
         self._triggers = self._driver.table.triggers
         self._log_fx: dict[str, str] = {}
@@ -255,6 +255,8 @@ class LoopDriver(DistributedSteps, TrainingProtocol, EvaluationProtocol):
         self._require(ev.ENTRY[fn.value])
         if optimizers is not None and fn is not TrainerFn.FITTING:
             raise MisconfigurationException(f"optimizers are for fit; {fn.value} takes none.")
+        # the last run's (before begin_distributed: it wraps the method unless the instance has its own)
+        self._drop_batch_functions()
         begin_distributed(self, fn is TrainerFn.FITTING)  # under DDP: the other ranks, the step redirection
         module = self.lightning_module
         self.state.fn = fn

@@ -20,6 +20,7 @@ from lightcycle.core.datamodule import LightningDataModule
 from lightcycle.core.module import LightningModule
 from lightcycle.custom_loop.base import DriverBase
 from lightcycle.custom_loop.distributed import processed
+from lightcycle.custom_loop.fused import batch_functions
 from lightcycle.errors import MisconfigurationException, SIGTERMException
 from lightcycle.runtime import steps
 from lightcycle.runtime.data import set_sampler_epoch
@@ -146,6 +147,25 @@ class TrainingProtocol(DriverBase):
         set_sampler_epoch(self.train_dataloader, loop.epochs_processed)  # a distributed sampler's shuffle
         self._results.start_epoch("train")
         self._fire(ev.TRAIN_EPOCH_START)
+        if self._batch_functions is None:  # (once per run: what they hold is fixed for the run)
+            self._install_batch_functions()
+
+    def _install_batch_functions(self) -> None:
+        """Put the run's generated per-batch methods (:mod:`lightcycle.custom_loop.fused`) on the instance.
+
+        Made at the first epoch's start, when the run's progress object and hooks are final.
+        Each shadows the class's method of the same name, unless a subclass overrides that
+        method or the instance has its own (a DDP run's agreeing ``train_batch_start``).
+        """
+        self._drop_batch_functions()
+        mine = self.__dict__
+        installed: dict[str, Callable[..., Any]] = {}
+        for name, fn in batch_functions(self).items():
+            method = getattr(TrainingProtocol, name)
+            if name not in mine and getattr(type(self), name) is method:
+                fn.__doc__ = method.__doc__  # (help(lc.backward) reads the method's)
+                mine[name] = installed[name] = fn
+        self._batch_functions = installed
 
     def train_epoch_end(self) -> None:
         """``on_train_epoch_end``; ``current_epoch`` advances after it."""
@@ -194,8 +214,7 @@ class TrainingProtocol(DriverBase):
         batch = self._bracket.begin(batch, batch_idx)
         if batch is SKIPPED:
             return None
-        self._batch = batch
-        self._batch_idx = batch_idx
+        self._batch = batch  # (its index is fit_loop.batch_idx, set by the bracket)
         if self._own_train:
             self._own_step_event(batch, batch_idx)
         return batch
@@ -225,7 +244,7 @@ class TrainingProtocol(DriverBase):
                 f"{type(self.lightning_module).__name__} has no `training_step`, so your loop is the training step: "
                 "call lc.backward(loss) and lc.optimizer_step(opt) instead of lc.training_step()."
             )
-        batch, batch_idx = self._batch, self._batch_idx
+        batch, batch_idx = self._batch, self.fit_loop.batch_idx
         if not self.lightning_module.automatic_optimization:
             return steps.manual_outputs(self._own_step_event(batch, batch_idx))
         if not self.optimizers:
@@ -297,7 +316,7 @@ class TrainingProtocol(DriverBase):
         # manual optimization); only those log step metrics, and they are counted after
         # the validation your loop may run next.
         stepped = self.fit_loop.global_step != self._step_at_batch or not self.lightning_module.automatic_optimization
-        self._bracket.finish(outputs, self._batch, self._batch_idx, stepped)
+        self._bracket.finish(outputs, self._batch, self.fit_loop.batch_idx, stepped)
         self._stepped_pending = stepped
 
     def _count_stepped(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from lightcycle.errors import MisconfigurationException
+from lightcycle.runtime.rng import NUMPY_KEY_BYTES, PYTHON_STATE_BYTES
 
 LIGHTNING_VERSION_KEY = "pytorch-lightning_version"
 LIGHTNING_FORMAT_VERSION = "2.6.6"
@@ -109,6 +110,9 @@ def _is_index(value: Any) -> bool:
 
 
 def _is_state(value: Any) -> bool:
+    """A ``torch.Generator`` state: ``bytes`` (format 3) or a uint8 tensor (formats 1 and 2)."""
+    if isinstance(value, (bytes, bytearray)):
+        return len(value) > 0
     return isinstance(value, torch.Tensor) and value.dtype == torch.uint8
 
 
@@ -116,14 +120,26 @@ def _is_list_of(kind: type | tuple[type, ...]) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, kind) for x in v)
 
 
+def _is_words(value: Any, size: int) -> bool:
+    """Mersenne Twister words: ``size`` bytes (format 3), or a sequence or tensor (formats 1 and 2)."""
+    if isinstance(value, (bytes, bytearray)):
+        return len(value) == size
+    return isinstance(value, (list, tuple, torch.Tensor)) and len(value) == size // 4
+
+
 def _is_rng(value: Any) -> bool:
-    python = value.get("python") if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return False
+    python, numpy = value.get("python"), value.get("numpy")
     return (
-        isinstance(value, dict)
-        and _is_state(value.get("torch"))
+        _is_state(value.get("torch"))
         and isinstance(python, (list, tuple))
         and len(python) == 3
-        and ("numpy" not in value or (isinstance(value["numpy"], (list, tuple)) and len(value["numpy"]) == 5))
+        and _is_words(python[1], PYTHON_STATE_BYTES)
+        and (
+            "numpy" not in value
+            or (isinstance(numpy, (list, tuple)) and len(numpy) == 5 and _is_words(numpy[1], NUMPY_KEY_BYTES))
+        )
     )
 
 
@@ -189,10 +205,16 @@ def _validate_lightcycle(c: _Checker, fit: Mapping[str, Any], readable_formats: 
     if fit["epochs_completed"] > fit["epochs_processed"]:
         c.fail(f"{f}epochs_completed", fit["epochs_completed"], f"at most epochs_processed ({fit['epochs_processed']})")
     c.maybe(fit, "num_training_batches", f"{f}num_training_batches", _is_count, "an int >= 0 or None")
-    c.need(fit, "rng", f"{f}rng", _is_rng, "the RNG states: {'torch': uint8 tensor, 'python': (3 items), ...}")
-    c.maybe(fit, "epoch_rng", f"{f}epoch_rng", _is_epoch_rng, "{'global': RNG states, 'generators': [uint8 tensors]}")
+    c.need(
+        fit,
+        "rng",
+        f"{f}rng",
+        _is_rng,
+        "the RNG states: {'torch': uint8 tensor, 'python': (version, 2500 bytes, gauss), ...}",
+    )
+    c.maybe(fit, "epoch_rng", f"{f}epoch_rng", _is_epoch_rng, "{'global': RNG states, 'generators': [bytes]}")
     if fmt >= 2:
-        c.need(fit, "generators", f"{f}generators", _is_generators, "a list of torch.Generator states (uint8 tensors)")
+        c.need(fit, "generators", f"{f}generators", _is_generators, "a list of torch.Generator states (bytes)")
 
 
 def _validate_lightning(c: _Checker, fit: Mapping[str, Any]) -> None:

@@ -15,17 +15,14 @@ describes the format and the guarantees.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-import random
 import warnings
 import zipfile
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
@@ -49,6 +46,7 @@ from lightcycle.runtime.checkpoint_format import (
     validate,
 )
 from lightcycle.runtime.data import Lookahead
+from lightcycle.runtime.rng import collect_rng_states, restore_rng_states, state_bytes, state_tensor
 from lightcycle.states import declaration as ev
 from lightcycle.states.stages import TrainerFn
 
@@ -57,11 +55,13 @@ if TYPE_CHECKING:
 
 VERSION_KEY = "lightcycle_version"
 REQUIRED_KEYS = ("epoch", "global_step", "state_dict")
-LOOP_FORMAT = 2
+LOOP_FORMAT = 3
 """Version of the ``loops["fit_loop"]`` layout written by :meth:`CheckpointConnector.dump`.
 
-2 added ``generators`` (the train loader's generators at the save); 1 lacked it."""
-READABLE_LOOP_FORMATS = (1, 2)
+3 stores the RNG states as bytes (:mod:`lightcycle.runtime.rng`), where 2 had uint8 tensors for
+torch's and the generators', a tuple of ints for Python's and an int64 tensor for NumPy's words;
+2 added ``generators`` (the train loader's generators at the save), which 1 lacked."""
+READABLE_LOOP_FORMATS = (1, 2, 3)
 """The ``loops["fit_loop"]["lightcycle"]`` versions this release reads."""
 
 
@@ -159,35 +159,6 @@ def _check_archive(path: str) -> None:
 # --------------------------------------------------------------------------- random number generators
 
 
-def collect_rng_states() -> dict[str, Any]:
-    """The global RNG states: torch (CPU, and CUDA when initialised), Python, NumPy."""
-    states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
-    states["numpy"] = (
-        kind,
-        torch.from_numpy(np.asarray(keys).astype(np.int64)),
-        int(pos),
-        int(has_gauss),
-        float(cached),
-    )
-    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def restore_rng_states(states: dict[str, Any]) -> None:
-    """Put back what :func:`collect_rng_states` returned."""
-    torch.set_rng_state(states["torch"])
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "numpy" in states:
-        kind, keys, pos, has_gauss, cached = states["numpy"]
-        np.random.set_state((kind, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, cached))
-    if "cuda" in states and torch.cuda.is_available():
-        with contextlib.suppress(RuntimeError):  # a different number of devices now
-            torch.cuda.set_rng_state_all(states["cuda"])
-
-
 def _loader_generators(loader: Any) -> list[torch.Generator]:
     """Generators a DataLoader draws its order from besides the global one (``generator=``)."""
     found: list[torch.Generator] = []
@@ -200,12 +171,15 @@ def _loader_generators(loader: Any) -> list[torch.Generator]:
 
 
 def _epoch_rng(loader: Any) -> dict[str, Any]:
-    return {"global": collect_rng_states(), "generators": [g.get_state() for g in _loader_generators(loader)]}
+    return {
+        "global": collect_rng_states(),
+        "generators": [state_bytes(g.get_state()) for g in _loader_generators(loader)],
+    }
 
 
-def _restore_generators(loader: Any, states: list[torch.Tensor] | None) -> None:
+def _restore_generators(loader: Any, states: list[Any] | None) -> None:
     for gen, gen_state in zip(_loader_generators(loader), states or (), strict=False):
-        gen.set_state(gen_state)
+        gen.set_state(state_tensor(gen_state))
 
 
 def _restore_epoch_rng(loader: Any, state: dict[str, Any]) -> None:
@@ -262,7 +236,7 @@ class ResumePlan:
     pending: str | None = None
     is_last_batch: bool = False
     rng: dict[str, Any] | None = None
-    generators: list[torch.Tensor] | None = None
+    generators: list[Any] | None = None
     epoch_rng: dict[str, Any] | None = None
     loader_state: Any = None
 
@@ -414,7 +388,7 @@ class CheckpointConnector:
             "num_training_batches": None if n == float("inf") else int(n),
             "rng": collect_rng_states(),
             # the loader's own generators go on from here into the next epoch's shuffle
-            "generators": [g.get_state() for g in _loader_generators(t.train_dataloader)],
+            "generators": [state_bytes(g.get_state()) for g in _loader_generators(t.train_dataloader)],
             "epoch_rng": loop.epoch_rng if position in MID_EPOCH or position == EPOCH_END else None,
             "loader_state": loader_state,
         }
@@ -578,7 +552,7 @@ class CheckpointConnector:
         per_rank = state.get("rank_rng")
         if isinstance(per_rank, list) and len(per_rank) == t.strategy.world_size:  # saved by as many ranks
             rng, epoch_rng = per_rank[t.strategy.global_rank]["rng"], per_rank[t.strategy.global_rank]["epoch_rng"]
-        generators: list[torch.Tensor] | None = state.get("generators")
+        generators: list[Any] | None = state.get("generators")
 
         def mid(skip: int, pending: str | None = None) -> ResumePlan:
             return ResumePlan(

@@ -268,24 +268,63 @@ def _train_batch_counts(log: list[Any]) -> list[float]:
     return [t[1] for name, tasks, _ in log if name == "on_train_batch_end" for t in tasks if t[0].startswith("Epoch")]
 
 
+def _val_batch_counts(log: list[Any]) -> list[float]:
+    # the completed count of the newest evaluation task (sanity check or validation) after each validation batch
+    eval_tasks = ("Sanity Checking", "Validation")
+    return [
+        [t for t in tasks if t[0] in eval_tasks][-1][1] for name, tasks, _ in log if name == "on_validation_batch_end"
+    ]
+
+
+_PER_BATCH_HOOKS = ("on_train_batch_end", "on_validation_batch_start", "on_validation_batch_end")
+
+
 def test_rich_bar_hands_a_batch_over_at_most_once_per_refresh_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     lightning_text, lightning_bar, _ = _fit(PL, {})
     _frozen(monkeypatch)
     text, bar, calls = _fit_counted(LC, {})
-    # The frames left on screen are Lightning's: the last batch of each epoch is always handed over.
+    # The frames left on screen are Lightning's: the last batch of each task is always handed over.
     assert text == lightning_text
     assert "4/4" in text and "loss: " in text
-    # In between, a batch inside the refresh interval only records its count: epoch 0 hands over its
-    # first batch (nothing was due before) and its last, epoch 1 its last only.
+    # In between, a batch inside the refresh interval (one for the whole display) only records its
+    # count: the sanity check hands over its first batch (nothing was due before) and its last; after
+    # that, each training epoch and each validation only its last.
     assert _train_batch_counts(lightning_bar.log_) == [1, 2, 3, 4] * 2
-    assert _train_batch_counts(bar.log_) == [1, 1, 1, 4, 0, 0, 0, 4]
+    assert _train_batch_counts(bar.log_) == [0, 0, 0, 4] * 2
+    assert _val_batch_counts(lightning_bar.log_) == [1, 2] * 3
+    assert _val_batch_counts(bar.log_) == [1, 2, 0, 2, 0, 2]
     # Every other hook leaves the tasks and the metrics as Lightning's does.
-    ours = [entry for entry in bar.log_ if entry[0] != "on_train_batch_end"]
-    theirs = [entry for entry in lightning_bar.log_ if entry[0] != "on_train_batch_end"]
+    ours = [entry for entry in bar.log_ if entry[0] not in _PER_BATCH_HOOKS]
+    theirs = [entry for entry in lightning_bar.log_ if entry[0] not in _PER_BATCH_HOOKS]
     assert ours == theirs
-    # Metrics read: 3 batches handed over, one read per epoch end (2) and per validation end (the
-    # sanity check's and 2 epochs'), against Lightning's 8 + 2 + 3.
-    assert calls[0] == 3 + 2 + 3
+    # Metrics read: the last batch of each epoch (2), one read per epoch end (2) and per validation
+    # end (the sanity check's and 2 epochs'), against Lightning's 8 + 2 + 3.
+    assert calls[0] == 2 + 2 + 3
+
+
+def test_rich_bar_hands_over_each_evaluation_task_last_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Loaders without a length (no "last batch" to hand over) and several dataloaders: the count
+    # waiting is handed over when the dataloader or the stage ends, so each task ends as Lightning's.
+    def screen(fw: ModuleType) -> tuple[str, list[Any]]:
+        stream = io.StringIO()
+        bar = _bar(fw, stream)
+        model = _model(fw)
+        unsized = torch.utils.data.DataLoader(_Stream(), batch_size=2)
+        _, val = loaders()
+        trainer = fw.Trainer(callbacks=[bar], logger=False, enable_checkpointing=False, enable_model_summary=False)
+        trainer.validate(model, unsized, verbose=False)
+        trainer.test(model, [unsized, val], verbose=False)
+        trainer.predict(model, [val, unsized])
+        per_batch = {
+            f"on_{stage}_batch_{end}" for stage in ("validation", "test", "predict") for end in ("start", "end")
+        }
+        return _TIMES.sub("T", stream.getvalue()), [entry for entry in bar.log_ if entry[0] not in per_batch]
+
+    lightning = screen(PL)
+    _frozen(monkeypatch)
+    ours = screen(LC)
+    assert ours == lightning
+    assert "2/--" in ours[0] and "Predicting" in ours[0]
 
 
 def test_rich_bar_hands_over_an_epoch_cut_short(monkeypatch: pytest.MonkeyPatch) -> None:

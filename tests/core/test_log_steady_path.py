@@ -374,3 +374,40 @@ def test_a_steady_site_follows_the_stage_and_the_dataloader() -> None:
     store.start_batch("sanity_check", 1, None)
     module.log("x", torch.tensor(7.0), on_step=True, on_epoch=False)
     assert calls.calls == 4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bar_reads_stored_numbers_without_making_tensors(monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype) -> None:
+    # Between batches the bar's read takes the step values it shows as the numbers stored; the
+    # same floats the full view (tensors made of them) gives, bit for bit, which it builds later.
+    full, steady = _store(), _store()
+    value = torch.tensor(1.0 / 3.0, dtype=dtype)
+    full.log("training_step", "x", value, stage="train", on_step=True, on_epoch=False, prog_bar=True)
+    module, _, calls = _module(steady)
+    module.log("x", torch.zeros((), dtype=dtype), prog_bar=True)
+    module.log("x", value, prog_bar=True)
+    assert calls.calls == 1  # the second call took the steady path
+    with monkeypatch.context() as m:
+        m.setattr(torch, "tensor", lambda *_, **__: pytest.fail("a tensor made for the bar's read"))
+        ours = steady.progress_bar_metrics
+    assert ours == full.progress_bar_metrics == {"x": value.item()}
+    assert type(ours["x"]) is float
+    assert _bits(steady.callback_metrics["x"]) == _bits(full.callback_metrics["x"])
+    steady.teardown()  # the stored number stays a number
+    assert steady.progress_bar_metrics == {"x": value.item()}
+
+
+def test_grouped_conversion_keeps_numbers_and_order() -> None:
+    from lightcycle.core.results import _to_floats, _to_floats_grouped
+
+    values: dict[str, Tensor | float] = {
+        "a": torch.tensor(0.5, dtype=torch.float64),
+        "n": 2.25,
+        "b": torch.tensor(1.5),
+        "c": torch.tensor(3.0, dtype=torch.float64),
+    }
+    expected = {"a": 0.5, "n": 2.25, "b": 1.5, "c": 3.0}
+    for convert in (_to_floats, _to_floats_grouped):  # (the grouped path: a device's tensors)
+        floats = convert(values)
+        assert floats == expected and list(floats) == list(expected)
+        assert all(type(v) is float for v in floats.values())

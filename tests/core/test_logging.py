@@ -1092,6 +1092,46 @@ def test_close_batch_builds_no_view_and_step_metrics_are_end_batchs(monkeypatch:
     assert built == [True]
 
 
+def test_eval_end_batch_builds_a_view_only_for_step_values_to_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An evaluation batch whose keys send no step value to the loggers has nothing to return: its
+    # view is merged when read or when the dataloader / epoch ends, and the same values are stored.
+    from lightcycle.core.results import _Collection
+
+    store = MetricStore()
+    store.reset_run()
+    built: list[bool] = []
+    original = _Collection.view
+    monkeypatch.setattr(_Collection, "view", lambda self, on_step: built.append(on_step) or original(self, on_step))
+    store.start_epoch("validate")
+    for dl in (0, 1):
+        for b in range(2):
+            store.start_batch("validate", dl, None)
+            store.log("validation_step", "v", float(dl * 10 + b), stage="validate")
+            store.log(
+                "validation_step",
+                "p",
+                float(b),
+                stage="validate",
+                on_step=True,
+                on_epoch=False,
+                logger=False,
+                prog_bar=True,
+            )
+            assert store.end_batch("validate") == {}
+            # no view per batch: when the dataloader changed, its step view merged once and its epoch values
+            assert built == [True, False] * dl
+    assert store.progress_bar_metrics == {"p/dataloader_idx_0": 1.0, "p/dataloader_idx_1": 1.0}
+    store.end_epoch("validate")
+    out = store.close_epoch("validate")
+    assert _floats(out) == {"v/dataloader_idx_0": 0.5, "v/dataloader_idx_1": 10.5}
+    assert store.progress_bar_metrics == {"p/dataloader_idx_0": 1.0, "p/dataloader_idx_1": 1.0}
+    # a key that logs its step value: end_batch returns it (the loggers get it every batch)
+    store.start_epoch("test")
+    store.start_batch("test", None, None)
+    store.log("test_step", "s", 3.0, stage="test", on_step=True, on_epoch=False)
+    assert _floats(store.end_batch("test")) == {"s": 3.0}
+
+
 def test_log_site_reuses_checks_and_keeps_errors() -> None:
     """A call site seen before skips the argument checks; new arguments at it still fail as before."""
     store = MetricStore()

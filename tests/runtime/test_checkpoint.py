@@ -318,6 +318,37 @@ def test_format_checkpoint_name_equals_lightnings(tmp_path: Path) -> None:
         assert names[0] == names[1], kw
 
 
+def test_monitored_scores_are_copies_of_the_metrics_as_in_lightning(tmp_path: Path) -> None:
+    """ModelCheckpoint keeps copies of the monitored values (Lightning deepcopies them; lightcycle
+    clones a plain tensor without grad): metrics changed in place after a save move no score."""
+
+    def run(pl: Any) -> tuple[Any, ...]:
+        class Net(kit.linear_module_class(pl, loss="mse", train_data=kit.regression_loader)):  # type: ignore[misc]
+            def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+                loss: torch.Tensor = super().training_step(batch, batch_idx)
+                self.log("m", float(4 - self.global_step))  # falls: each epoch end saves a new best
+                return loss
+
+        cb = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / pl.__name__, monitor="m", save_top_k=2)
+        trainer = pl.Trainer(max_epochs=2, callbacks=[cb], **QUIET)
+        trainer.fit(Net())
+        for value in trainer.callback_metrics.values():
+            value.add_(100)  # after the fit: the saved scores must not follow
+        grad = torch.ones(2, requires_grad=True)  # not plain: copied as deepcopy does, a new leaf
+        copied = cb._monitor_candidates(type("T", (), {"callback_metrics": {"g": grad}, **_STEP})())["g"]
+        return (
+            float(cb.best_model_score),
+            sorted(float(v) for v in cb.best_k_models.values()),
+            float(cb.kth_value),
+            (copied.is_leaf, copied.requires_grad, copied is grad, copied.tolist()),
+        )
+
+    assert run(LC) == run(PL) == (-3.0, [-3.0, 1.0], 1.0, (True, True, False, [1.0, 1.0]))
+
+
+_STEP = {"current_epoch": 0, "global_step": 0}
+
+
 def test_early_stopping_criteria_equal_lightnings() -> None:
     series = [1.0, 0.9, 0.95, 0.95, 0.5, float("nan"), 0.4]
     configs = [

@@ -90,7 +90,7 @@ BROKEN = {
     "optimizer_states": (_set("optimizer_states", {"lr": 1}), "`optimizer_states` is a dict"),
     "lr_schedulers": (_set("lr_schedulers", [1]), "`lr_schedulers` is a list"),
     "loops": (_set("loops", "x"), "`loops` is a str"),
-    "format": (_set("loops/fit_loop/lightcycle", 99), "`loops.fit_loop.lightcycle` is an int .*reads \\(1, 2\\)"),
+    "format": (_set("loops/fit_loop/lightcycle", 99), "`loops.fit_loop.lightcycle` is an int .*reads \\(1, 2, 3\\)"),
     "position": (_set("loops/fit_loop/position", "sideways"), "`loops.fit_loop.position` is a str"),
     "epochs_processed": (_set("loops/fit_loop/epochs_processed", ...), "`loops.fit_loop.epochs_processed` is missing"),
     "epochs_completed": (_set("loops/fit_loop/epochs_completed", 5), "`loops.fit_loop.epochs_completed`.*at most"),
@@ -98,6 +98,12 @@ BROKEN = {
     "is_last_batch": (_set("loops/fit_loop/is_last_batch", 0), "`loops.fit_loop.is_last_batch` is an int"),
     "rng": (_set("loops/fit_loop/rng", ...), "`loops.fit_loop.rng` is missing"),
     "rng.torch": (_set("loops/fit_loop/rng/torch", [0]), "`loops.fit_loop.rng` is a dict"),
+    # Mersenne Twister words cut short (format 3 stores them as bytes): random.setstate would fail late
+    "rng.python": (_set("loops/fit_loop/rng/python", (3, b"\0" * 2496, None)), "`loops.fit_loop.rng` is a dict"),
+    "rng.numpy": (
+        _set("loops/fit_loop/rng/numpy", ("MT19937", b"\0" * 2500, 0, 0, 0.0)),
+        "`loops.fit_loop.rng` is a dict",
+    ),
     "epoch_rng": (_set("loops/fit_loop/epoch_rng", {"global": 1}), "`loops.fit_loop.epoch_rng` is a dict"),
     "generators": (_set("loops/fit_loop/generators", ...), "`loops.fit_loop.generators` is missing"),
     "lightning.epoch_progress": (

@@ -219,7 +219,7 @@ class TrainingEpochLoop:
             validate: validation may run after this batch (an epoch where it runs at all).
         """
         t = self.trainer
-        if validate and self._should_check_val():
+        if validate and self._validation_due():
             if not self.fit_loop.should_accumulate(t.accumulate_grad_batches, t.num_training_batches):
                 t._driver.fire(ev.VALIDATION_MODEL_ZERO_GRAD)
             self._run_validation()
@@ -230,6 +230,22 @@ class TrainingEpochLoop:
             loop = self.fit_loop
             if not (loop.max_steps_reached() or loop.ready_reached(t.num_training_batches)):
                 raise SIGTERMException()
+
+    def _validation_due(self) -> bool:
+        # _should_check_val's answer, the common cases first (asked after every batch): an interval
+        # counted in the epoch (the default ``val_check_interval=1.0`` is the epoch's length) is
+        # one modulo unless a stop is pending; with validation at the epoch's end only, no batch
+        # but the last one can be due. The full rules answer the rest.
+        every = self.val_check_batch
+        t = self.trainer
+        if t.should_stop:
+            return self._should_check_val()
+        if every != _INF:
+            if t.check_val_every_n_epoch is not None:
+                return (self.fit_loop.batch_idx + 1) % every == 0
+        elif not self.fit_loop.is_last_batch and not isinstance(t.limit_train_batches, int):
+            return False
+        return self._should_check_val()
 
     def _should_check_val(self) -> bool:
         # Lightning's rules for the position in an epoch where validation runs at all (the
