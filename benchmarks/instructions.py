@@ -42,6 +42,7 @@ Usage::
     python benchmarks/instructions.py --bytecodes              # Python bytecodes per step, by function
     python benchmarks/instructions.py --bytecodes --executors generated interpreted
     python benchmarks/instructions.py --bytecodes --variants raw realistic --after 120 --window 200
+    python benchmarks/instructions.py --bytecodes --variants raw raw_realistic realistic --after 120 --window 200
 
 ``--executors`` counts each lightcycle variant once per event executor (``LIGHTCYCLE_EXECUTOR``
 in the child), as ``variant@executor``; without it the child runs the default executor.
@@ -257,6 +258,12 @@ def report_bytecodes(
     for v in variants:
         total = sum(counts[v].values())
         print(f"{v:<22}{total:>10,.0f}   {total - raw_total:>+8,.0f} over raw")
+    if "raw_realistic" in counts:  # the realistic variants' own baseline: a raw loop doing the same user work
+        same_work = sum(counts["raw_realistic"].values())
+        for v in variants:
+            if v.startswith("realistic"):
+                total = sum(counts[v].values())
+                print(f"{v:<22}{total:>10,.0f}   {total - same_work:>+8,.0f} over raw_realistic")
     for v in variants:
         if v == "raw":
             continue

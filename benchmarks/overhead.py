@@ -30,7 +30,9 @@ Variants (each run in a fresh subprocess, variants interleaved within every repe
   (see :func:`_realistic_trainer_kwargs`): a progress bar, checkpointing, a CSV logger, the
   model summary, the sanity check, three metrics logged with ``prog_bar=True``, validation
   (10 batches) after every epoch of 100 training batches. Their paired raw loop does the same
-  user work (the two extra metrics' arithmetic, the validation forward passes); ignite's is
+  user work (the two extra metrics' arithmetic, epochs over a training ``DataLoader``, the
+  validation ``DataLoader`` iterated and its forward passes); ``raw_realistic`` is that loop
+  run as a variant (its paired figure is the pairing's noise); ignite's is
   its nearest equivalent (``ProgressBar``, ``Checkpoint`` every epoch, an evaluator every
   epoch, three ``RunningAverage`` metrics on the bar; it has no CSV logger or model summary).
 
@@ -92,6 +94,7 @@ ALL_VARIANTS = (
     "lightning",
     "lightning_profiler",
     "ignite",
+    "raw_realistic",
     "realistic",
     "realistic_lightning",
     "realistic_ignite",
@@ -99,7 +102,7 @@ ALL_VARIANTS = (
 )
 PROFILED = ("profiler", "lightning_profiler")
 """Variants run only when asked for (``--profiler simple`` or ``--variants``)."""
-REALISTIC = ("realistic", "realistic_lightning", "realistic_ignite")
+REALISTIC = ("raw_realistic", "realistic", "realistic_lightning", "realistic_ignite")
 """Variants run only when asked for (``--variants``)."""
 LABELS = {
     "raw": "(a) raw PyTorch loop",
@@ -108,6 +111,7 @@ LABELS = {
     "driver": "(d) lightcycle custom-loop driver",
     "log": "    lightcycle Trainer + self.log(loss)",
     "log10": "    lightcycle Trainer + 10 x self.log",
+    "raw_realistic": "    raw loop doing the realistic user work",
     "realistic": "(h) lightcycle, realistic defaults",
     "realistic_lightning": "(i) pytorch-lightning, realistic defaults",
     "realistic_ignite": "(j) pytorch-ignite, nearest equivalent",
@@ -240,8 +244,13 @@ def _raw_blocks(
     total: int,
     sync: Callable[[], None] | None,
     work: dict[str, Any] | None = None,
+    tick: Callable[[], None] | None = None,
 ) -> Callable[[int], tuple[float, float]]:
     """A raw loop on its own model and data, run ``n`` steps at a time (paired mode).
+
+    ``tick``: called before each step's forward pass, where the variants' ``training_step``
+    ticks the clock (the ``raw_realistic`` variant: this loop, counted on its own). Paired
+    blocks pass none (two bytecodes per step for the test).
 
     ``work`` (the realistic and scaling variants): ``metrics`` (compute the two extra metrics
     of the realistic module), ``val_every`` and ``val_batches`` (iterate a validation
@@ -282,6 +291,8 @@ def _raw_blocks(
         for _ in range(n):
             x, y = next(batches)
             x, y = x.to(dev), y.to(dev)
+            if tick is not None:
+                tick()
             pred = net(x)
             loss = F.mse_loss(pred, y)
             if metrics:
@@ -661,6 +672,16 @@ def _run_raw(clock: _Clock, total: int, device: str) -> None:
         opt.step()
 
 
+def _run_raw_realistic(clock: _Clock, total: int, device: str) -> None:
+    """The realistic variants' paired raw loop (:data:`REALISTIC_WORK`), run as a variant of its own.
+
+    What (h)-(j) are compared with in paired mode, counted alone: ``instructions.py --bytecodes
+    --variants raw_realistic realistic`` gives the realistic overhead over the same user work.
+    """
+    run = _raw_blocks(device, total + 20, None, REALISTIC_WORK, tick=clock.tick)  # (its warm-up: 20 steps)
+    run(total - 20)
+
+
 def _run_lightning(clock: _Clock, total: int, device: str, profiler: str | None = None) -> None:
     import pytorch_lightning as pl
     import pytorch_lightning.profilers as profilers
@@ -724,6 +745,7 @@ RUNNERS: dict[str, Callable[[_Clock, int, str], None]] = {
     "ignite": _run_ignite,
     "checked": lambda c, n, d: _run_lightcycle(c, n, d, checked=True),
     "log10": lambda c, n, d: _run_scaled(c, n, d, metrics=10),
+    "raw_realistic": _run_raw_realistic,
     "realistic": _run_realistic,
     "realistic_lightning": lambda c, n, d: _run_realistic(c, n, d, "lightning"),
     "realistic_ignite": _run_realistic_ignite,
@@ -754,7 +776,7 @@ def child(
     torch.manual_seed(0)
     sync = torch.cuda.synchronize if device == "cuda" else None
     total = warmup + steps + 1
-    work: dict[str, Any] | None = REALISTIC_WORK if variant.startswith("realistic") else None
+    work: dict[str, Any] | None = REALISTIC_WORK if variant in REALISTIC else None
     if config is not None:
         work = {"val_every": config.get("val_every") or 0, "val_batches": 2}
     raw = _raw_blocks(device, steps + 2 * block + 40, sync, work) if paired else None

@@ -31,7 +31,19 @@ def _load(name: str) -> ModuleType:
 
 @pytest.mark.parametrize(
     "variant",
-    ["raw", "trainer", "callbacks", "driver", "log", "log10", "profiler", "protocol", "checked", "realistic"],
+    [
+        "raw",
+        "trainer",
+        "callbacks",
+        "driver",
+        "log",
+        "log10",
+        "profiler",
+        "protocol",
+        "checked",
+        "realistic",
+        "raw_realistic",
+    ],
 )
 def test_overhead_child_measures_every_lightcycle_variant(variant: str) -> None:
     overhead = _load("overhead")

@@ -47,6 +47,18 @@ def extract_batch_size(batch: Any) -> int:
     Raises:
         MisconfigurationException: no tensor could be found in ``batch``.
     """
+    cls = type(batch)
+    if (cls is tuple or cls is list) and batch and type(batch[0]) is Tensor:
+        # The usual batch, ``(x, y)`` or ``[x, y]`` of plain tensors: their sizes read directly,
+        # without the generators below. Any other item (or a size that differs, which warns)
+        # leaves it to the general walk, which reads shapes only, so starting again is harmless.
+        first = batch[0]
+        first_size = 1 if first.ndim == 0 else int(first.size(0))
+        for item in batch[1:]:
+            if type(item) is not Tensor or (1 if item.ndim == 0 else int(item.size(0))) != first_size:
+                break
+        else:
+            return first_size
     error = (
         "We could not infer the batch_size from the batch. Either simplify its structure"
         " or provide the batch_size as `self.log(..., batch_size=batch_size)`."

@@ -25,6 +25,9 @@ _NO_LOGS = frozenset((RunningStage.SANITY_CHECKING.value, RunningStage.PREDICTIN
 class EvalRun:
     """The evaluation run in progress on a host: its events, metric stage and per-batch functions.
 
+    It holds no state of one run but :attr:`ended`: the Trainer's evaluation loop uses one
+    for its next runs while the bind, precision, device, stage and loggers are the same.
+
     Args:
         host: the Trainer or LoopDriver running it.
         events: the loop's events (``declaration.EVAL[noun]``).
@@ -35,8 +38,12 @@ class EvalRun:
     __slots__ = (
         "_batch_end",
         "_batch_start",
+        "_end",
+        "_epoch_end",
+        "_epoch_start",
         "_host",
-        "_log_step",
+        "_seen",
+        "_start",
         "_step",
         "_transfer",
         "device",
@@ -65,16 +72,20 @@ class EvalRun:
         self._batch_start = caller(events.batch_start)
         self._step = precision.wrap_step(caller(events.step), context)
         self._batch_end = caller(events.batch_end)
-        # Lightning logs evaluation step metrics after every batch, outside the sanity check and predict
-        self._log_step = host._log_eval_step if host.loggers and stage not in _NO_LOGS else None
+        self._start = caller(events.start)
+        self._epoch_start = caller(events.epoch_start)
+        self._epoch_end = caller(events.epoch_end)
+        self._end = caller(events.end)
+        # Lightning logs evaluation step metrics after every batch, outside the sanity check and
+        # predict: the batches counted per dataloader (the step of the next ones; None: not logged)
+        self._seen = host._eval_steps.seen if host.loggers and stage not in _NO_LOGS else None
 
     def open(self) -> None:
         """``on_<noun>_start`` and ``on_<noun>_epoch_start``; the metric store opens the stage."""
         host = self._host
         host._results.start_epoch(self.stage)
-        caller = host._driver.caller
-        caller(self.events.start)()
-        caller(self.events.epoch_start)()
+        self._start()
+        self._epoch_start()
 
     def start_batch(self, batch: Any, batch_idx: int, dataloader_idx: int | None) -> Any:
         """The transfer hooks and ``on_<noun>_batch_start``; returns the transferred batch.
@@ -106,9 +117,15 @@ class EvalRun:
         else:
             self._batch_end(outputs, batch, batch_idx, dataloader_idx)
         self.ended = True
-        metrics = self._host._results.end_batch(self.stage)
-        if self._log_step is not None:
-            self._log_step(metrics, dataloader_idx or 0)
+        host = self._host
+        metrics = host._results.end_batch(self.stage)
+        seen = self._seen
+        if seen is not None:
+            index = dataloader_idx or 0
+            if metrics:
+                host._eval_steps.log(host, metrics, index)
+            else:  # (the usual evaluation batch: nothing sent) counted only, as EvalSteps.log counts it
+                seen[index] = seen.get(index, 0) + 1
 
     def end_epoch(self) -> dict[str, torch.Tensor]:
         """``on_<noun>_epoch_end``; the epoch metrics go to the loggers (not in the sanity check, predict).
@@ -120,7 +137,7 @@ class EvalRun:
         host._current_dataloader_idx = None
         results = host._results
         results.end_epoch(self.stage)
-        host._driver.caller(self.events.epoch_end)()
+        self._epoch_end()
         metrics = results.close_epoch(self.stage)
         if self.stage not in _NO_LOGS:
             host._log_epoch(metrics)
@@ -129,5 +146,5 @@ class EvalRun:
     def end(self) -> None:
         """``on_<noun>_end``; then the stage's metric objects are reset (as in Lightning)."""
         host = self._host
-        host._driver.caller(self.events.end)()
+        self._end()
         host._results.end_stage(self.stage)

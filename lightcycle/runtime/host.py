@@ -266,9 +266,6 @@ class RunHost(abc.ABC):
     def _log_train_epoch(self, metrics: dict[str, torch.Tensor]) -> None:
         logger_connector.log_train_epoch(self, metrics)
 
-    def _log_eval_step(self, metrics: dict[str, torch.Tensor], dataloader_idx: int) -> None:
-        self._eval_steps.log(self, metrics, dataloader_idx)
-
     def _log_epoch(self, metrics: dict[str, torch.Tensor]) -> None:
         """Evaluation epoch metrics (with ``epoch``, at ``batches_that_stepped``)."""
         logger_connector.send(self, metrics)

@@ -220,14 +220,15 @@ class EvalSteps:
     an entry point starts (a fit's validation runs continue one count across epochs).
     """
 
-    __slots__ = ("_seen",)
+    __slots__ = ("seen",)
 
     def __init__(self) -> None:
-        self._seen: dict[int, int] = {}
+        self.seen: dict[int, int] = {}
+        """Batches counted per dataloader index (one dict for the host's life: a run may hold it)."""
 
     def reset(self) -> None:
         """Start counting again (at the start of an entry point)."""
-        self._seen.clear()
+        self.seen.clear()
 
     def log(self, t: Any, metrics: Mapping[str, Any], dataloader_idx: int) -> None:
         """Send one evaluation batch's step metrics and count the batch.
@@ -237,6 +238,6 @@ class EvalSteps:
             metrics: the batch's step metrics (nothing is sent when empty).
             dataloader_idx: the index of the batch's dataloader (0 for a single one).
         """
-        seen = self._seen.get(dataloader_idx, 0)
+        seen = self.seen.get(dataloader_idx, 0)
         send(t, metrics, step=seen)
-        self._seen[dataloader_idx] = seen + 1
+        self.seen[dataloader_idx] = seen + 1

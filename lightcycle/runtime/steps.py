@@ -237,6 +237,13 @@ class AutomaticStep:
             step_due=step_due,
         )
 
+    def refresh_accumulators(self) -> None:
+        """Read the parameters' gradient accumulators again (for an epoch that reuses this step).
+
+        Parameters frozen or unfrozen, or groups added, between epochs change them.
+        """
+        self._accumulators = grad_accumulators(self.optimizer)
+
     def _closure(self) -> torch.Tensor | None:
         output = self._training_step(self._batch, self._batch_idx)
         if type(output) is _Tensor and self.accumulate == 1:  # ``split_output``'s answer, without the call

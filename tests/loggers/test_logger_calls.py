@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import pytorch_lightning as PL
+import torch
 
 import lightcycle as LC
 from tests.logger_programs import QUIET, loaders, model_class, recording_logger
@@ -89,3 +90,32 @@ def test_the_calls_have_lightnings_step_and_keys() -> None:
     assert [c[1] for c in calls if any(k == "val_loss_step" for k, _, _ in c[2])] == [0, 1, 2]
     epoch_rows = [c for c in calls if any(k == "loss_epoch" for k, _, _ in c[2])]
     assert len(epoch_rows) == 1 and epoch_rows[0][1] == 6  # 7 batches: steps 0..6
+
+
+def _fit_late_step_logs(fw: ModuleType) -> Any:
+    # Validation batches that log epoch values only until batch 2, which logs a step value too:
+    # the batches that sent nothing still count toward the evaluation step of those that send
+    # (Lightning's seen batches per dataloader, across the fit's validations and a validate()).
+    class Late(model_class(fw)):  # type: ignore[misc]
+        def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+            x, y = batch
+            self.log("val_loss", torch.nn.functional.mse_loss(self.layer(x), y), on_step=False, on_epoch=True)
+            if batch_idx == 2:
+                self.log("val_late", float(batch_idx), on_step=True, on_epoch=False)
+
+    logger = recording_logger(fw)
+    train, val = loaders()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = fw.Trainer(logger=logger, num_sanity_val_steps=0, max_epochs=2, log_every_n_steps=3, **QUIET)
+        model = Late()
+        trainer.fit(model, train, val)
+        trainer.validate(model, val, verbose=False)
+    return logger.calls
+
+
+def test_evaluation_batches_without_step_values_count_toward_the_step() -> None:
+    ours, theirs = _fit_late_step_logs(LC), _fit_late_step_logs(PL)
+    assert ours == theirs
+    late = [c[1] for c in ours if c[0] == "log_metrics" and any(k == "val_late" for k, _, _ in c[2])]
+    assert late == [2, 5, 2]  # the third batch of each validation (3 per run; validate() counts anew)

@@ -207,3 +207,98 @@ def test_the_trace_shows_what_differs() -> None:
         events = _run("generated", mp)["events"]
     assert "training_step 0 fx=training_step state=fit.train.epoch.batch.closure.forwarded" in events
     assert "backward fx=backward state=fit.train.epoch.batch.closure.backwarded" in events
+
+
+def _epochs_run(
+    executor: str, monkeypatch: pytest.MonkeyPatch, per_epoch: dict[int, dict[str, Any]]
+) -> tuple[list[float], int, list[tuple[int, bool]], int, int]:
+    """Three epochs, ``per_epoch[epoch]`` set on the trainer / fit loop at each epoch's start.
+
+    Returns the weights, global_step, (epoch, whole-batch function ran) per batch, and how
+    many batch brackets and automatic steps the epoch loop built.
+    """
+    from lightcycle.trainer.loops import training_epoch_loop as loop_module
+
+    monkeypatch.setenv("LIGHTCYCLE_EXECUTOR", executor)
+    built = {"bracket": 0, "automatic": 0}
+    bracket_class, automatic = loop_module.TrainBatch, loop_module.TrainingEpochLoop._automatic_step
+
+    def counted_bracket(*args: Any) -> Any:
+        built["bracket"] += 1
+        return bracket_class(*args)
+
+    def counted_automatic(self: Any) -> Any:
+        built["automatic"] += 1
+        return automatic(self)
+
+    monkeypatch.setattr(loop_module, "TrainBatch", counted_bracket)
+    monkeypatch.setattr(loop_module.TrainingEpochLoop, "_automatic_step", counted_automatic)
+    whole: list[tuple[int, bool]] = []
+
+    class Change(LC.Callback):
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            for name, value in per_epoch.get(trainer.current_epoch, {}).items():
+                if name == "_skip_backward":
+                    trainer.fit_loop._skip_backward = value
+                else:
+                    setattr(trainer, name, value)
+
+    class Model(LC.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = torch.nn.Linear(3, 1)
+
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            whole.append((self.current_epoch, _called_from(_WHOLE)))
+            x, y = batch
+            return F.mse_loss(self.net(x), y)
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    g = torch.Generator().manual_seed(1)
+    data = [(torch.randn(4, 3, generator=g), torch.randn(4, 1, generator=g)) for _ in range(4)]
+    trainer = LC.Trainer(
+        max_epochs=3,
+        callbacks=[Change()],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    model = Model()
+    trainer.fit(model, train_dataloaders=torch.utils.data.DataLoader(data, batch_size=None))
+    weights = [round(v, 6) for v in model.net.weight.detach().flatten().tolist()]
+    return weights, trainer.global_step, whole, built["bracket"], built["automatic"]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_later_epochs_reuse_the_epoch_batch_functions(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing they are made from changes between epochs: built once for the fit, and every
+    # epoch's batches after its first run in the whole-batch function.
+    weights, steps, whole, brackets, automatic = _epochs_run("generated", monkeypatch, {})
+    reference = _epochs_run("interpreted", monkeypatch, {})
+    assert (weights, steps) == reference[:2]
+    assert (brackets, automatic) == (1, 1)
+    assert [w for _, w in whole] == [i % 4 != 0 for i in range(12)]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize(
+    "per_epoch",
+    [
+        {1: {"accumulate_grad_batches": 2}, 2: {"accumulate_grad_batches": 1}},  # GradientAccumulationScheduler's way
+        {1: {"_skip_backward": True}, 2: {"_skip_backward": False}},  # StochasticWeightAveraging's BatchNorm epoch
+    ],
+    ids=["accumulation", "skip_backward"],
+)
+def test_an_epoch_that_changes_what_they_are_made_of_builds_them_again(
+    per_epoch: dict[int, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weights, steps, whole, brackets, automatic = _epochs_run("generated", monkeypatch, per_epoch)
+    reference = _epochs_run("interpreted", monkeypatch, per_epoch)
+    assert (weights, steps) == reference[:2]
+    assert brackets == 1 and automatic == 3  # epoch 1 differs from 0, epoch 2 from 1
+    assert not any(w for e, w in whole if e == 1), "the changed epoch takes AutomaticStep's own path"
+    assert [w for e, w in whole if e == 2] == [False, True, True, True]

@@ -140,3 +140,42 @@ def _epoch_progress_seen(pl: types.ModuleType) -> list[tuple[Any, ...]]:
 
 def test_epoch_progress_equals_live_lightning() -> None:
     assert _epoch_progress_seen(LC) == _epoch_progress_seen(PL)
+
+
+def test_validation_runs_reuse_their_eval_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One EvalRun per stage of a fit's validation loop (the sanity check's, then the
+    # validations'), and a new one for each entry point (a new bind), not one per run; the
+    # hooks each run fires are the same either way.
+    from lightcycle.trainer.loops import evaluation_loop
+
+    built: list[str] = []
+    original = evaluation_loop.EvalRun
+
+    def counted(host: Any, events: Any, stage: str) -> Any:
+        built.append(stage)
+        return original(host, events, stage)
+
+    monkeypatch.setattr(evaluation_loop, "EvalRun", counted)
+    fired: list[str] = []
+
+    class Recorder(LC.Callback):
+        def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
+            fired.append("start")
+
+        def on_validation_batch_end(self, trainer: Any, pl_module: Any, *args: Any) -> None:
+            fired.append("batch")
+
+        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+            fired.append("end")
+
+    from lightcycle.demos import BoringModel
+
+    data = torch.utils.data.DataLoader(torch.randn(8, 32), batch_size=4)
+    trainer = LC.Trainer(max_epochs=3, num_sanity_val_steps=1, callbacks=[Recorder()], **BASE_KWARGS)
+    model = BoringModel()
+    trainer.fit(model, data, data)
+    assert built == ["sanity_check", "validate"]
+    assert fired == ["start", "batch", "end"] + ["start", "batch", "batch", "end"] * 3
+    trainer.validate(model, data, verbose=False)
+    trainer.validate(model, data, verbose=False)
+    assert built == ["sanity_check", "validate", "validate", "validate"]

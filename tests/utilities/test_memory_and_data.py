@@ -132,3 +132,43 @@ def test_has_len_all_ranks_as_lightning_s(name: str) -> None:
 )
 def test_extract_batch_size_is_self_log_s(batch: Any) -> None:
     assert lc_data.extract_batch_size(batch) == pl_data.extract_batch_size(batch)
+
+
+def _batch_size_and_warnings(extract: Any, batch: Any) -> tuple[Any, list[str]]:
+    pl_data.warning_cache.clear()  # Lightning warns once per message and process: each case sees its own
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            answer: Any = extract(batch)
+        except Exception as err:  # the answer compared is the exception's type and message
+            answer = (type(err).__name__, str(err))
+    return answer, [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        # the tuple/list-of-plain-tensors fast path
+        (torch.zeros(3, 2), torch.zeros(3)),
+        [torch.zeros(6), torch.zeros(6, 1), torch.zeros(6, 2, 2)],
+        (torch.zeros(1), torch.tensor(2.0)),  # a 0-dim tensor counts 1
+        (torch.zeros(8),),
+        # where it hands over to the general walk
+        (torch.zeros(2), torch.zeros(4)),  # ambiguous: Lightning's warning, the first size
+        (torch.zeros(2), "label"),  # a non-tensor after a tensor: ambiguous too
+        (torch.zeros(5), [torch.zeros(5)]),  # nested
+        (torch.zeros(5), [torch.zeros(7)]),  # nested and ambiguous
+        ("id", torch.zeros(3)),  # no tensor first: the first size found
+        (torch.nn.Parameter(torch.zeros(4)), torch.zeros(4)),  # a tensor subclass
+        (),
+        [],
+    ],
+)
+def test_extract_batch_size_sequences_as_lightning(batch: Any) -> None:
+    ours = _batch_size_and_warnings(lc_data.extract_batch_size, batch)
+    theirs = _batch_size_and_warnings(pl_data.extract_batch_size, batch)
+    if isinstance(theirs[0], tuple):  # (no tensor found) Lightning raises its own exception class
+        assert isinstance(ours[0], tuple) and ours[0][1] == theirs[0][1]
+    else:
+        assert ours[0] == theirs[0]
+    assert ours[1] == theirs[1]

@@ -53,6 +53,7 @@ class EvaluationLoop:
         self._loaders: list[Any] = []
         self._loaded_at = -math.inf  # the epoch of the last load during fit (reload_dataloaders_every_n_epochs)
         self._last_outputs: list[dict[str, float]] = []
+        self._cached_run: tuple[tuple[Any, ...], EvalRun] | None = None  # the last run's object (see _eval_run)
 
     # ------------------------------------------------------------------ data
 
@@ -136,7 +137,7 @@ class EvaluationLoop:
         progress.start_run()
         sanity = stage is RunningStage.SANITY_CHECKING
         with _eval_context(t.inference_mode):
-            run = EvalRun(t, e, stage.value)
+            run = self._eval_run(stage.value)
             run.open()
             start_batch, step, end_batch = run.start_batch, run.step, run.end_batch
             last_loader = max((i for i, n in enumerate(counts) if n > 0), default=-1)
@@ -165,6 +166,24 @@ class EvaluationLoop:
                 self._last_outputs = [{k: float(v) for k, v in d.items()} for d in t._results.eval_outputs]
             run.end()
         return predictions
+
+    def _eval_run(self, stage: str) -> EvalRun:
+        """The run's :class:`EvalRun`: the last run's while what it was made from is the same.
+
+        Made from the driver's bind (a new context at each), the precision, the device, the
+        stage and whether there are loggers; building one costs hundreds of bytecodes (its
+        event functions fetched and wrapped), once per validation of a fit otherwise.
+        """
+        t = self.trainer
+        key = (t._driver._context, t.precision_plugin, t.strategy.root_device, stage, bool(t.loggers))
+        cached = self._cached_run
+        if cached is not None and same_items(cached[0], key):
+            run = cached[1]
+            run.ended = False  # (what a new one starts with; own_step is the LoopDriver's)
+            return run
+        run = EvalRun(t, self.events, stage)
+        self._cached_run = (key, run)
+        return run
 
     def run_entry(self, fn: TrainerFn, ckpt_path: str | None) -> Any:
         """``validate``/``test``/``predict``: setup, one evaluation run, teardown (spec 3.11-3.13).
@@ -248,6 +267,21 @@ def print_results(results: list[dict[str, float]], verb: str) -> None:
         print(f"{title:<{width}}  value")
         for key, value in metrics.items():
             print(f"{key:<{width}}  {value:.6g}")
+
+
+_BY_VALUE = (int, bool, str, torch.device)  # (a device property may make a new, equal, object per read)
+
+
+def same_items(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Item by item the same objects (ints, bools, strings and devices: equal values of one type).
+
+    For keys of what a cached object was made from: identity, not ``==`` (an object equal
+    to another is not the one a generated function holds).
+    """
+    for x, y in zip(a, b, strict=True):
+        if x is not y and not (type(x) is type(y) and type(x) in _BY_VALUE and x == y):
+            return False
+    return True
 
 
 @contextmanager

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from lightcycle.core.optim import LightningOptimizer
 from lightcycle.errors import MisconfigurationException, SIGTERMException
 from lightcycle.runtime import logger_connector, steps
 from lightcycle.runtime.data import set_sampler_epoch
@@ -21,7 +22,7 @@ from lightcycle.states import declaration as ev
 from lightcycle.states.stages import RunningStage
 from lightcycle.trainer.flags import reload_due
 from lightcycle.trainer.loops.data import CombinedBatches, sequential_train_error
-from lightcycle.trainer.loops.evaluation_loop import EvaluationLoop
+from lightcycle.trainer.loops.evaluation_loop import EvaluationLoop, same_items
 from lightcycle.trainer.loops.progress import step_counts
 
 if TYPE_CHECKING:
@@ -50,6 +51,11 @@ class TrainingEpochLoop:
         self._steps_at_epoch_start = 0
         self._scheduler_steps = 0  # since the fit began (Lightning's scheduler_progress.total)
         self._scheduler_steps_at_epoch_start = 0
+        # the previous epoch's batch functions, with what they were made from (see _bracket)
+        self._cached_bracket: tuple[tuple[Any, ...], TrainBatch] | None = None
+        self._cached_automatic: tuple[tuple[Any, ...], steps.AutomaticStep, Callable[[Any, int], Any] | None] | None = (
+            None
+        )
 
     # ------------------------------------------------------------------ Lightning's attributes
 
@@ -141,6 +147,11 @@ class TrainingEpochLoop:
         # Whether validation can run in this epoch at all (hooks overridden, loaders, limits,
         # check_val_every_n_epoch): fixed for the epoch, so asked once, not after every batch.
         validate_epoch = t._should_check_val_epoch()
+        # With an interval counted in the epoch (the default), a batch that ends no interval,
+        # with no stop pending, no scheduler and no signal, has nothing due after it: answered
+        # here (one modulo) instead of in _after_batch. 0: every batch asks _after_batch.
+        every = self.val_check_batch
+        quiet_every = every if validate_epoch and every != _INF and t.check_val_every_n_epoch is not None else 0
         if plan is not None and plan.pending is not None:  # what the saved batch still had to do
             loop.is_last_batch = plan.is_last_batch
             self._after_batch(validate=validate_epoch and plan.pending == "batch")
@@ -148,7 +159,7 @@ class TrainingEpochLoop:
         assert module is not None
         # Per-epoch constants of the batch loop, read once: the batch bracket (its events' functions)
         # and the automatic-optimization step for the first optimizer (built at its first use).
-        bracket = TrainBatch(t, t.device)
+        bracket = self._bracket()
         start_batch, end_batch = bracket.begin, bracket.finish
         precision = t.precision_plugin
         manual_step = precision.wrap_step(t._driver.caller(ev.MANUAL_TRAINING_STEP), precision.train_step_context)
@@ -173,11 +184,11 @@ class TrainingEpochLoop:
                 automatic = module.automatic_optimization
                 if automatic:
                     if automatic_step is None:
-                        auto = self._automatic_step()
+                        auto, whole = self._automatic_functions(bracket)
                         automatic_step = auto.run
                         # from the next batch on, the bracket and this step as one function
                         # where they are generated (built here: after the first batch start)
-                        start_batch = bracket.whole(auto) or start_batch
+                        start_batch = whole or start_batch
                     outputs = automatic_step(
                         batch,
                         batch_idx,
@@ -192,7 +203,13 @@ class TrainingEpochLoop:
                     if loop.ready_reached(n):
                         self._update_schedulers("epoch", plateau=False)
                 end_batch(outputs, batch, batch_idx, stepping or not automatic)
-            if validate_epoch or t.lr_scheduler_configs or t.received_sigterm:  # (else it does nothing)
+            if (
+                quiet_every
+                and (loop.batch_idx + 1) % quiet_every
+                and not (t.should_stop or t.lr_scheduler_configs or t.received_sigterm)
+            ):
+                pass  # nothing due (_validation_due's first case, and neither schedulers nor a signal)
+            elif validate_epoch or t.lr_scheduler_configs or t.received_sigterm:  # (else it does nothing)
                 self._after_batch(validate_epoch)
             if stepping:  # after the validation this batch ran: its epoch metrics have the step before
                 loop.batches_that_stepped += 1
@@ -306,6 +323,62 @@ class TrainingEpochLoop:
                     continue
             fire(ev.LR_SCHEDULER_STEP, config.scheduler, metric)
             self._scheduler_steps += 1
+
+    def _bracket(self) -> TrainBatch:
+        """The epoch's batch bracket: the previous epoch's while the run's events, precision and device are its.
+
+        Building one generates its functions (thousands of bytecodes, per epoch); what they are
+        made from is the driver's bind (a new context at each), the precision, the device and
+        the metric store.
+        """
+        t = self.trainer
+        key = (t._driver._context, t.precision_plugin, t.device, t._results)
+        cached = self._cached_bracket
+        if cached is not None and same_items(cached[0], key):
+            return cached[1]
+        bracket = TrainBatch(t, t.device)
+        self._cached_bracket = (key, bracket)
+        self._cached_automatic = None  # (its whole-batch function holds the bracket)
+        return bracket
+
+    def _automatic_functions(self, bracket: TrainBatch) -> tuple[steps.AutomaticStep, Callable[[Any, int], Any] | None]:
+        """The epoch's automatic step and whole-batch function (:meth:`TrainBatch.whole`).
+
+        Decided where they are first needed, after the epoch's first batch start, as when
+        built anew: the previous epoch's are kept while everything they are made from is
+        the same objects and values (the bracket, the optimizer and its wrapper, its step's
+        before-step call, accumulation, skipped backward, the module and its class's
+        ``automatic_optimization``, whether ``on_train_batch_end`` is received, the direct
+        step route); the parameters' gradient accumulators are read again each epoch.
+        """
+        t = self.trainer
+        module = t.lightning_module
+        lopt = t._lightning_optimizers[0]
+        precision = t.precision_plugin
+        direct = isinstance(lopt, LightningOptimizer) and steps.direct_step_allowed(module, lopt, precision)
+        key = (
+            bracket,
+            t.optimizers[0],
+            lopt,
+            getattr(lopt, "_on_before_step", None),
+            t.accumulate_grad_batches,
+            self.fit_loop._skip_backward,
+            module,
+            getattr(type(module), "automatic_optimization", None),
+            t._driver.calls_hooks(ev.TRAIN_BATCH_END),
+            direct,
+        )
+        cached = self._cached_automatic
+        if cached is not None and same_items(cached[0], key):
+            auto, whole = cached[1], cached[2]
+            if isinstance(lopt, LightningOptimizer):
+                lopt._direct = direct  # as the step's constructor sets it
+            auto.refresh_accumulators()
+            return auto, whole
+        auto = self._automatic_step()
+        whole = bracket.whole(auto)
+        self._cached_automatic = (key, auto, whole)
+        return auto, whole
 
     def _automatic_step(self) -> steps.AutomaticStep:
         """Automatic optimization with the first optimizer: the shared :class:`steps.AutomaticStep`.
