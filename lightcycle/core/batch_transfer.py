@@ -24,8 +24,12 @@ _TARGETS: dict[Any, tuple[bool, bool]] = {}
 _Tensor = torch.Tensor
 _CPU_TARGETS: set[Any] = set()
 """The CPU targets met so far (``"cpu"``, ``torch.device("cpu")``): the fastest path's test."""
-_ONLY_TENSORS = frozenset((_Tensor,))
-_IS_CPU = attrgetter("is_cpu")
+ONLY_TENSORS = frozenset((_Tensor,))
+"""``ONLY_TENSORS.issuperset(map(type, items))``: every item is a plain tensor (no subclass)."""
+IS_CPU = attrgetter("is_cpu")
+"""``all(map(IS_CPU, tensors))``: every tensor is on the CPU. With :data:`ONLY_TENSORS`, the
+fastest path's test, asked in C; the generated batch start
+(:func:`~lightcycle.runtime.fused_step.write_start`) writes the same test inline."""
 
 
 def apply_to_collection(data: Any, is_leaf: Callable[[Any], bool], fn: Callable[[Any], Any]) -> Any:
@@ -81,6 +85,11 @@ def _target_facts(target: Any) -> tuple[bool, bool]:
     return target.type not in _BLOCKING_DEVICE_TYPES, target.type == "cpu"
 
 
+def is_cpu_target(device: Any) -> bool:
+    """Whether ``device`` is a ``torch.device`` of the CPU (a target that keeps CPU tensors as they are)."""
+    return _target_facts(device)[1]
+
+
 def move_data_to_device(batch: Any, device: torch.device | str | int) -> Any:
     """Move every object with a ``.to`` method inside ``batch`` to ``device``.
 
@@ -99,17 +108,18 @@ def move_data_to_device(batch: Any, device: torch.device | str | int) -> Any:
     # tensors to a CPU target. Every tensor is kept (``.to`` would return it unchanged,
     # through the dispatcher: ~10x the cost of asking ``is_cpu``) and the container is new,
     # as Lightning's walk makes it. The checks run in C (``map`` over ``type`` and an
-    # attribute getter): no Python bytecode per item.
+    # attribute getter): no Python bytecode per item. A list first: collate's default output
+    # (``default_collate`` turns a dataset's tuples into a list).
     if device in _CPU_TARGETS:
-        if kind is tuple:
-            if _ONLY_TENSORS.issuperset(map(type, batch)) and all(map(_IS_CPU, batch)):
-                return (*batch,)
-        elif kind is list:
-            if _ONLY_TENSORS.issuperset(map(type, batch)) and all(map(_IS_CPU, batch)):
+        if kind is list:
+            if ONLY_TENSORS.issuperset(map(type, batch)) and all(map(IS_CPU, batch)):
                 return [*batch]
+        elif kind is tuple:
+            if ONLY_TENSORS.issuperset(map(type, batch)) and all(map(IS_CPU, batch)):
+                return (*batch,)
         elif kind is dict:
             values = batch.values()
-            if _ONLY_TENSORS.issuperset(map(type, values)) and all(map(_IS_CPU, values)):
+            if ONLY_TENSORS.issuperset(map(type, values)) and all(map(IS_CPU, values)):
                 return {**batch}
         elif kind is _Tensor and batch.is_cpu:
             return batch

@@ -28,7 +28,7 @@ import torch
 
 from lightcycle.errors import SIGTERMException
 from lightcycle.runtime import steps
-from lightcycle.runtime.fused_step import _bracket_sources, _write_end, _write_start
+from lightcycle.runtime.fused_step import BASE_SPELLED, bracket_sources, write_end, write_start
 from lightcycle.runtime.logger_connector import train_step_due
 from lightcycle.runtime.training import SKIPPED
 from lightcycle.states import declaration as ev
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from lightcycle.states.model import Event
 
 _Rows = tuple[dict[int, "Step"], list[dict[int, "Step"]]]
-"""The transfer event's source row and ``train_batch_end``'s (``fused_step._bracket_sources``)."""
+"""The transfer event's source row and ``train_batch_end``'s (``fused_step.bracket_sources``)."""
 
 
 def batch_functions(lc: TrainingProtocol) -> dict[str, Callable[..., Any]]:
@@ -72,7 +72,7 @@ def batch_functions(lc: TrainingProtocol) -> dict[str, Callable[..., Any]]:
     started = _after(probe, starts[0], ev.TRAIN_BATCH_START)
     manual = _after(probe, started, ev.MANUAL_TRAINING_STEP) if started is not None else None
     # the bracket's own lines (TrainBatch's, from fused_step) where its events inline
-    bracket = _bracket_sources(driver, probe, lc._bracket._transfer)
+    bracket = bracket_sources(driver, probe, lc._bracket._transfer)
     made: dict[str, Callable[..., Any]] = {"train_batch_start": _start(lc, started, bracket)}
     if manual is not None:
         if lc._backward_event is caller(ev.BACKWARD):  # (no loss scaling before the event)
@@ -111,7 +111,7 @@ def _start(lc: TrainingProtocol, started: dict[int, Step] | None, bracket: _Rows
     line(2, "if host.received_sigterm and loop.batches_ready:")  # spec 4.3 (see the method)
     line(3, "raise SIGTERM()")
     if bracket is not None:  # the bracket's start written here (a skipped batch returns None)
-        _write_start(inline, lc._bracket, bracket[0], None, lc._driver.caller(ev.SKIP_REST_OF_EPOCH), loop=lc.fit_loop)
+        write_start(inline, lc._bracket, bracket[0], None, lc._driver.caller(ev.SKIP_REST_OF_EPOCH), loop=lc.fit_loop)
     else:
         v("loop", lc.fit_loop)
         v("begin", lc._bracket.begin)
@@ -132,6 +132,7 @@ def _start(lc: TrainingProtocol, started: dict[int, Step] | None, bracket: _Rows
 def _backward(lc: TrainingProtocol, manual: dict[int, Step]) -> Callable[..., Any]:
     """:meth:`~lightcycle.custom_loop.training.TrainingProtocol.backward`: the event, inlined."""
     inline = _inliner(lc)
+    inline.spelled.update(BASE_SPELLED)  # (the base backward: loss.backward())
     inline.fire(2, ev.BACKWARD, manual, ["loss"])
     return inline.compile("fire_driver_backward", ["loss"])
 
@@ -167,10 +168,10 @@ def _end(lc: TrainingProtocol, manual: dict[int, Step] | None, bracket: _Rows | 
     line(3, "outputs = manual_outputs(outputs)")
     line(2, "stepped = loop.global_step != host._step_at_batch or not module.automatic_optimization")
     if bracket is not None:  # the bracket's end written here, from the row your loop's step leaves
-        line(2, "batch = host._batch")
-        line(2, "batch_idx = loop.batch_idx")
         row = manual if lc._own_train else None  # (None: the module's step, after a stepping batch)
-        _write_end(inline, lc._bracket, bracket[1], row, train_step_due, "stepped")
+        write_end(
+            inline, lc._bracket, bracket[1], row, train_step_due, "stepped", reads=("host._batch", "loop.batch_idx")
+        )
     else:
         line(2, f"{v('finish', lc._bracket.finish)}(outputs, host._batch, loop.batch_idx, stepped)")
     line(2, "host._stepped_pending = stepped")

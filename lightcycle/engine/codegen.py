@@ -280,6 +280,12 @@ class Inliner:
         (since :meth:`restore`)."""
         self.target_set = True
         """The last :meth:`fire` gave its target a value on every path (see its ``unset``)."""
+        self.spelled: dict[Any, str] = {}
+        """Module functions whose call is written as their body: ``{function: template}``, the
+        template formatted with the event's arguments (``"{0}.backward()"``). For a base hook
+        whose body is one call: bound to the bind's module, called with every argument, no
+        trainer and no keywords, it is written without its frame (its name is still set
+        around it, as for the call)."""
 
     def restore(self, indent: int, around: str) -> None:
         """Set ``_current_fx_name`` back to ``around`` if an event fired with it left a hook's name.
@@ -420,7 +426,11 @@ class Inliner:
             if op.kind == d.PIPE:  # the result replaces the first argument for what follows
                 w.line(inner, f"{args[0]} = {fns[0]}({call_args})")
                 continue
-            for fn in fns:
+            for j, fn in enumerate(fns):
+                text = self._spelling(op, op.fns[j])
+                if text is not None:
+                    w.line(inner, text.format(*_positional(op, args)))
+                    continue
                 result = f"{target} = " if op.kind == d.RETURN and target is not None else ""
                 w.line(inner, f"{result}{fn}({call_args})")
         if around is not None:
@@ -437,6 +447,14 @@ class Inliner:
         w.line(indent, "else:")
         w.line(indent + 1, fallback)
         return row if step.dest is None else self.row(step.dest)
+
+    def _spelling(self, op: d.Op, fn: Any) -> str | None:
+        """The template :attr:`spelled` has for ``fn`` in ``op``, or ``None`` (a plain call)."""
+        if not self.spelled or op.kind != d.CALL or op.positions is not None or op.kwargs or op.with_trainer:
+            return None
+        if getattr(fn, "__self__", None) is not self.ctx.module:
+            return None
+        return self.spelled.get(getattr(fn, "__func__", None))
 
     def compile(self, name: str, params: Sequence[str]) -> Callable[..., Any]:
         """The function written so far, compiled (once per distinct source in the process).

@@ -34,9 +34,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
+from lightcycle.core.batch_transfer import IS_CPU, ONLY_TENSORS, is_cpu_target
 from lightcycle.core.metric_store import MetricStore
 from lightcycle.core.module import LightningModule
 from lightcycle.core.optim import LightningOptimizer
+from lightcycle.engine import dispatch as d
 from lightcycle.states import declaration as ev
 from lightcycle.states.model import Stage
 
@@ -52,6 +54,10 @@ _WHOLE = "fire_automatic_batch__transfer_to_train_batch_end"
 
 
 _AUTOMATIC = LightningModule.automatic_optimization  # the base property (the module's own attribute)
+_BASE_TRANSFER = LightningModule.transfer_batch_to_device
+# the base hooks of the closure whose body is one call, written as that call (Inliner.spelled);
+# taken at import: a function patched onto the class later is not the base's
+BASE_SPELLED = {LightningModule.backward: "{0}.backward()", LightningModule.optimizer_zero_grad: "{2}.zero_grad()"}
 
 
 def _scheduler_counter(step: Any) -> bool:
@@ -171,6 +177,7 @@ def _write_step(
         ("CLIP_ALGO", before.args[2]),
     ):
         v(name, value)
+    inline.spelled.update(BASE_SPELLED)
     line = inline.line
     top = 2 if into is None else 3
     # what the layers check on every step (the state, LightningOptimizer.step's direct route)
@@ -208,8 +215,8 @@ def _write_step(
     row = inline.fire(b, ev.TRAINING_STEP, entered, ["batch", "batch_idx"], "loss", around=outer, known=True)
     line(b, "if type(loss) is not Tensor:")  # (split_output's answer for a tensor: itself)
     line(b + 1, f"loss, {'extra' if auto.outputs else '_'} = split_output(loss, 1)")
-    line(b, "if loss is None:")
-    line(b + 1, "warn(NO_LOSS)")
+    line(b + 1, "if loss is None:")  # (never a tensor's)
+    line(b + 2, "warn(NO_LOSS)")
     row = inline.fire(b, ev.ZERO_GRAD, row, ["epoch", "batch_idx", "opt"], None, around=outer)
     line(b, "if loss is not None:")
     row = inline.fire(b + 1, ev.BACKWARD, row, ["loss"], None, around=outer)
@@ -279,11 +286,13 @@ def fused_batch(
     return inline.compile(_NAME, ["batch", "batch_idx", "epoch", "zero_grad", "step"])
 
 
-def _bracket_sources(
+def bracket_sources(
     driver: LifecycleDriver, inline: Inliner, transfer: Callable[..., Any]
 ) -> tuple[dict[int, Step], list[dict[int, Step]]] | None:
     """The transfer event's one source row and ``train_batch_end``'s, or ``None`` (no inlined bracket).
 
+    Public, with :func:`write_start` and :func:`write_end`: the bracket's writers serve the
+    Trainer's functions here and the LoopDriver's (:mod:`lightcycle.custom_loop.fused`).
     A precision's wrapper of the transfer converts the input first: then nothing is inlined.
     """
     if transfer is not driver.caller(ev.TRAIN_BATCH_TRANSFER):
@@ -295,7 +304,7 @@ def _bracket_sources(
     return starts[0], ends
 
 
-def _write_start(
+def write_start(
     inline: Inliner,
     bracket: TrainBatch,
     row: dict[int, Step],
@@ -305,7 +314,10 @@ def _write_start(
     around: str | None = None,
     loop: Any = None,
 ) -> None:
-    """Write :meth:`TrainBatch.start` (the transfer from ``row``).
+    """Write :meth:`TrainBatch.start` (the transfer from ``row``) into ``inline``'s function.
+
+    The function's ``batch`` and ``batch_idx`` are the method's arguments; the lines leave
+    the transferred batch in ``batch`` and return ``skipped`` for a skipped batch.
 
     Args:
         inline: the function's writer.
@@ -331,7 +343,7 @@ def _write_start(
     line = inline.line
     i = indent
     # transfer first: a refused call changes no counter
-    after = inline.fire(i, ev.TRAIN_BATCH_TRANSFER, row, ["batch", "DEVICE", "0"], "batch", around=around)
+    after = _write_transfer(inline, row, bracket.device, i, around)
     if loop is None:
         line(i, "loop = host.fit_loop")
     else:
@@ -354,7 +366,63 @@ def _write_start(
     line(i + 1, "return SKIPPED")
 
 
-def _write_end(
+def _base_transfer_only(step: Step, module: Any, device: Any) -> bool:
+    """Whether ``step`` calls nothing but ``module``'s base ``transfer_batch_to_device``, to a CPU target.
+
+    The before/after transfer hooks are then base no-ops (left out of the step), and no
+    datamodule's or observer's function is in its place (those are other functions).
+    """
+    if len(step.ops) != 1 or not is_cpu_target(device):
+        return False
+    op = step.ops[0]
+    fn = op.fns[0] if len(op.fns) == 1 else None
+    return (
+        op.kind == d.PIPE
+        and op.positions is None
+        and not op.kwargs
+        and not op.with_trainer
+        and getattr(fn, "__func__", None) is _BASE_TRANSFER
+        and getattr(fn, "__self__", None) is module
+    )
+
+
+def _write_transfer(
+    inline: Inliner, row: dict[int, Step], device: Any, indent: int, around: str | None
+) -> dict[int, Step] | None:
+    """The transfer event from ``row``; where its only hook is the base one, its usual case inlined.
+
+    The base hook's answer for a list of plain CPU tensors to a CPU target (collate's
+    default output on a CPU run) is a new list of the same tensors
+    (:func:`~lightcycle.core.batch_transfer.move_data_to_device`'s fastest path): written
+    here with the event's move, the same test in C, no call. Its ``_current_fx_name`` is
+    not set: the base hook logs nothing, and neither reads the name (the plain tensors'
+    ``is_cpu`` runs no Python), so nobody can observe it. Anything else (another
+    container, a tensor elsewhere or of a subclass, another row) fires the event as ever.
+
+    Returns:
+        The row expected after the event, as :meth:`~lightcycle.engine.codegen.Inliner.fire`'s.
+    """
+    step = row.get(id(ev.TRAIN_BATCH_TRANSFER))
+    args = ["batch", "DEVICE", "0"]
+    if step is None or not _base_transfer_only(step, inline.ctx.module, device):
+        return inline.fire(indent, ev.TRAIN_BATCH_TRANSFER, row, args, "batch", around=around)
+    v = inline.value
+    line = inline.line
+    v("ONLY_TENSORS", ONLY_TENSORS)
+    v("IS_CPU", IS_CPU)
+    test = "type(batch) is list and ONLY_TENSORS.issuperset(map(type, batch)) and all(map(IS_CPU, batch))"
+    line(indent, f"if holder._ids is {v('XFER_ROW', row)} and {test}:")
+    if step.dest is not None:
+        line(indent + 1, f"holder._ids = {v('XFER_AFTER', inline.row(step.dest))}")
+    if step.stage is not Stage.KEEP:
+        line(indent + 1, f"ts.stage = {v('XFER_STAGE', step.stage)}")
+    line(indent + 1, "batch = [*batch]")
+    line(indent, "else:")
+    inline.fire(indent + 1, ev.TRAIN_BATCH_TRANSFER, row, args, "batch", around=around)
+    return row if step.dest is None else inline.row(step.dest)
+
+
+def write_end(
     inline: Inliner,
     bracket: TrainBatch,
     ends: list[dict[int, Step]],
@@ -363,8 +431,12 @@ def _write_end(
     stepped: str,
     indent: int = 2,
     around: str | None = None,
+    reads: tuple[str, str] | None = None,
 ) -> None:
-    """Write :meth:`TrainBatch.end`.
+    """Write :meth:`TrainBatch.end` into ``inline``'s function.
+
+    The function must hold ``outputs``, and ``batch`` and ``batch_idx`` (the method's
+    arguments) unless ``reads`` says where they are.
 
     Args:
         inline: the function's writer.
@@ -374,7 +446,10 @@ def _write_end(
         step_due: :func:`~lightcycle.runtime.logger_connector.train_step_due`.
         stepped: the expression of ``end``'s ``stepped`` argument.
         indent: the lines' level.
-        around: as :func:`_write_start`'s.
+        around: as :func:`write_start`'s.
+        reads: the expressions of the batch and its index, for a function without those
+            variables: read into them where an inlined hook takes them, else only by the
+            event's own function (the fallback), whose arguments they are.
     """
     results = bracket._host._results
     inline.shared("host", bracket._host)
@@ -388,10 +463,18 @@ def _write_end(
         if len(step_ends) == 1 and (dest := step_ends[0][id(ev.OPTIMIZER_STEP_END)].dest) is not None:
             row = inline.row(dest)
     i = indent
-    inline.fire(i, ev.TRAIN_BATCH_END, row, ["outputs", "batch", "batch_idx"], around=around)
+    line = inline.line
+    args = ["outputs", "batch", "batch_idx"]
+    if reads is not None:
+        step = row.get(id(ev.TRAIN_BATCH_END))
+        if step is not None and step.hooks:  # (read once for the hooks)
+            line(i, f"batch = {reads[0]}")
+            line(i, f"batch_idx = {reads[1]}")
+        else:
+            args = ["outputs", *reads]
+    inline.fire(i, ev.TRAIN_BATCH_END, row, args, around=around)
     # the step values are built only for a logger that takes them at this step
     due = "host.loggers and step_due(host)" if stepped == "True" else f"{stepped} and host.loggers and step_due(host)"
-    line = inline.line
     for text in MetricStore.INLINE_CLOSE_TRAIN_BATCH:  # the store's batch closed, its usual case inlined
         line(i, text.format(store="results"))
     line(i + 2, f"if {due}:")
@@ -436,15 +519,15 @@ def fused_bracket(
     inline = driver.inliner()
     if inline is None:
         return None
-    sources = _bracket_sources(driver, inline, transfer)
+    sources = bracket_sources(driver, inline, transfer)
     if sources is None:
         return None
-    _write_start(inline, bracket, sources[0], skipped, driver.caller(ev.SKIP_REST_OF_EPOCH))
+    write_start(inline, bracket, sources[0], skipped, driver.caller(ev.SKIP_REST_OF_EPOCH))
     inline.line(2, "return batch")
     start = inline.compile("fire_train_batch_bracket_start", ["batch", "batch_idx"])
     inline = driver.inliner()
     assert inline is not None
-    _write_end(inline, bracket, sources[1], None, step_due, "stepped")
+    write_end(inline, bracket, sources[1], None, step_due, "stepped")
     end = inline.compile("fire_train_batch_bracket_end", ["outputs", "batch", "batch_idx", "stepped"])
     return start, end
 
@@ -491,7 +574,7 @@ def fused_train_batch(
     inline = driver.inliner()
     if inline is None:
         return None
-    sources = _bracket_sources(driver, inline, bracket._transfer)
+    sources = bracket_sources(driver, inline, bracket._transfer)
     plan = _step_plan(inline, driver, auto, module, skip_backward)
     if sources is None or plan is None:
         return None
@@ -501,7 +584,7 @@ def fused_train_batch(
     line(2, "prev = fx.get('_current_fx_name')")
     line(2, "try:")
     skip = driver.caller(ev.SKIP_REST_OF_EPOCH)
-    _write_start(inline, bracket, sources[0], skipped, skip, 3, "prev", bracket._host.fit_loop)
+    write_start(inline, bracket, sources[0], skipped, skip, 3, "prev", bracket._host.fit_loop)
     inline.value("module", module)
     inline.value("FINISHED", finished)
     # Lightning reads automatic_optimization per batch; schedulers step between step and end
@@ -513,7 +596,7 @@ def fused_train_batch(
     line(3, f"if not {automatic} or host.lr_scheduler_configs:")
     line(4, "return batch")
     row = _write_step(inline, auto, plan, split, no_loss_warning, no_extra, into="outputs")
-    _write_end(inline, bracket, sources[1], row, step_due, "True", 3, "prev")
+    write_end(inline, bracket, sources[1], row, step_due, "True", 3, "prev")
     line(3, "return FINISHED")
     line(2, "finally:")
     line(3, "fx['_current_fx_name'] = prev")

@@ -115,6 +115,19 @@ class _Module(lightcycle.LightningModule):
         return -1 if (self.current_epoch, batch_idx) in self.cut else None
 
 
+class _BaseBackward(_Module):
+    """The base ``backward`` (the generated method writes its one call); autograd records what it sees."""
+
+    backward = lightcycle.LightningModule.backward  # type: ignore[assignment]
+
+    def __init__(self, cut: frozenset[tuple[int, int]] = frozenset()) -> None:
+        super().__init__(cut)
+        self.layer.weight.register_hook(self._autograd)
+
+    def _autograd(self, grad: torch.Tensor) -> None:
+        self.seen.append(("autograd", _view(self.trainer, self)))
+
+
 def _batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(0)
     return [(torch.randn(4, 2, generator=g), torch.randn(4, 1, generator=g)) for _ in range(4)]
@@ -170,7 +183,7 @@ def _run(
     **kw: Any,
 ) -> dict[str, Any]:
     torch.manual_seed(0)
-    module = _Module(cut)
+    module = (_BaseBackward if kw.pop("base_backward", False) else _Module)(cut)
     cb = _Seen(kw.pop("fail", None))
     lc = LoopDriver(module, [cb], **kw)
     opt = torch.optim.SGD(module.parameters(), lr=0.1)
@@ -230,6 +243,14 @@ def test_the_generated_methods_run_the_same_batches_as_the_class_methods() -> No
     # batches that stepped are counted after the validation that follows them
     val = [s[1]["stepped"] for s in fused["callback"] if s[0] == "on_validation_start"]
     assert val == [2, 6]  # (epoch 0: batches 0 and 2, not 3 yet; then 3, epoch 1's 0, epoch 2's 0 and 2)
+
+
+def test_the_base_backward_written_out_runs_as_the_method_s_hook_call() -> None:
+    fused, _ = _both(_loop, base_backward=True)
+    assert fused["out"][0] == [sorted(_NAMES)] * 3
+    seen = {(s[0], s[1]["fx"], s[1]["state"]) for s in fused["module"]}
+    assert ("autograd", "backward", "fit.train.epoch.batch.manual") in seen
+    assert not any(s[0] == "backward" for s in fused["module"])  # (the base hook records nothing)
 
 
 def test_the_generated_methods_are_made_at_the_first_epoch_and_dropped_at_the_next_run() -> None:

@@ -47,6 +47,7 @@ def _run(
     accumulate: int = 1,
     callbacks: bool = True,
     skip_at: int | None = None,
+    base: bool = False,
 ) -> dict[str, Any]:
     monkeypatch.setenv("LIGHTCYCLE_EXECUTOR", executor)
     events: list[str] = []
@@ -97,6 +98,8 @@ def _run(
             loss = F.mse_loss(self.net(x), y)
             if returns == "none" and batch_idx == 1:
                 return None
+            if base:  # what autograd's hooks see while the base backward runs
+                loss.register_hook(lambda grad: seen("autograd", self, self.trainer))
             if returns == "dict":
                 return {"loss": loss, "double": loss.detach() * 2}
             return loss
@@ -124,8 +127,19 @@ def _run(
             loss.backward()
 
         def configure_optimizers(self) -> Any:
-            return torch.optim.SGD(self.parameters(), lr=0.1)
+            opt = torch.optim.SGD(self.parameters(), lr=0.1)
+            if base:  # what the optimizer's zero_grad sees, called by the base hook
+                real = opt.zero_grad
 
+                def zero_grad(set_to_none: bool = True) -> None:
+                    seen("opt.zero_grad", self, self.trainer)
+                    real(set_to_none)
+
+                opt.zero_grad = zero_grad  # type: ignore[method-assign]
+            return opt
+
+    if base:  # the base hooks, whose one call the generated step writes itself
+        del Model.optimizer_zero_grad, Model.backward
     g = torch.Generator().manual_seed(1)
     data = [(torch.randn(4, 3, generator=g), torch.randn(4, 1, generator=g)) for _ in range(4)]
     trainer = LC.Trainer(
@@ -167,6 +181,7 @@ CASES: dict[str, dict[str, Any]] = {
     "failure_in_training_step": {"fail_at": 2},
     "accumulating": {"accumulate": 2},
     "skip_rest_of_epoch": {"skip_at": 2},
+    "base_backward_and_zero_grad": {"base": True},
 }
 
 
@@ -193,6 +208,9 @@ def test_fused_batch_is_the_events_fired_one_by_one(case: str, monkeypatch: pyte
         i != 0 and f for (i, _), f in zip(ours["whole"], ours["fused"], strict=True)
     ]
     assert any(w for _, w in ours["whole"]) != (case == "accumulating")
+    if case == "base_backward_and_zero_grad":  # (not vacuous: the calls were seen, with their hooks' names)
+        assert "autograd fx=backward state=fit.train.epoch.batch.closure.backwarded" in ours["events"]
+        assert "opt.zero_grad fx=optimizer_zero_grad state=fit.train.epoch.batch.closure.zeroed" in ours["events"]
     if case == "failure_in_training_step":
         assert ours["error"] == "training_step failed"
         assert ours["whole"][-1] == (2, True), "the failing batch ran in the whole batch's function"

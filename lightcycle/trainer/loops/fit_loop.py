@@ -163,12 +163,15 @@ class FitLoop(FitLoopProgress):
             self.epoch_loop.val_loop.setup_data()
         fire(ev.TRAIN_START)
         epoch_loop = self.epoch_loop
-        while not self.done:
-            if reload_due(t.reload_dataloaders_every_n_epochs, t.current_epoch, self._loaded_at):
-                loader = self.setup_data()  # Lightning's fit loop on_advance_start, before on_train_epoch_start
-            epoch_loop.run(loader)
-            if self.restarting:
-                self.restarting = False
+        try:
+            while not self.done:
+                if reload_due(t.reload_dataloaders_every_n_epochs, t.current_epoch, self._loaded_at):
+                    loader = self.setup_data()  # Lightning's fit loop on_advance_start, before on_train_epoch_start
+                epoch_loop.run(loader)
+                if self.restarting:
+                    self.restarting = False
+        finally:
+            epoch_loop.release()  # (what it kept from epoch to epoch is this fit's: held no longer)
         fire(ev.TRAIN_END)
 
     def setup_data(self) -> Any:

@@ -324,6 +324,15 @@ class TrainingEpochLoop:
             fire(ev.LR_SCHEDULER_STEP, config.scheduler, metric)
             self._scheduler_steps += 1
 
+    def release(self) -> None:
+        """Drop the batch functions kept from epoch to epoch (the fit's epochs ended).
+
+        They hold the run's objects (the module, optimizer, bound hooks) and, after a failure
+        in a batch, that batch; the next fit builds its own.
+        """
+        self._cached_bracket = None
+        self._cached_automatic = None
+
     def _bracket(self) -> TrainBatch:
         """The epoch's batch bracket: the previous epoch's while the run's events, precision and device are its.
 
