@@ -114,7 +114,11 @@ class MetricStore:
         # a training batch ended (close_batch) without its view merged into the stored dicts:
         # merged at the next point where the view changes shape (see _flush), or when read
         self._pending = False
-        # ``log`` call sites already checked: (fx, name, stage, arguments) -> (collection, entry)
+        # ``log`` call sites already checked (LightningModule.log's key: hook, name, stage,
+        # dataloader, arguments, dtype, is_cpu). ``_steady``: every remembered site; a step-only
+        # float CPU one maps to its entry, recorded by LightningModule.log itself, the others to
+        # None (recorded by log_site from ``_sites``: site -> (collection, entry)).
+        self._steady: dict[tuple[Any, ...], _Entry | None] = {}
         self._sites: dict[tuple[Any, ...], tuple[_Collection, _Entry]] = {}
 
     # ------------------------------------------------------------------ logging (hot path)
@@ -178,6 +182,7 @@ class MetricStore:
         coll = self._collections.get(stage)
         if coll is None:
             coll = self._collection(stage)
+        given_idx = dataloader_idx
         if dataloader_idx is None:
             dataloader_idx = coll.dataloader_idx
         code = _reduce_code(reduce_fx)
@@ -193,7 +198,42 @@ class MetricStore:
         if site is not None:
             # an unhashable argument (a reduce_fx list, say): this site is not remembered
             with contextlib.suppress(TypeError):
-                self._sites[site] = (coll, entry)
+                self._remember(site, coll, entry, value, given_idx is None)
+
+    def _remember(
+        self, site: tuple[Any, ...], coll: _Collection, entry: _Entry, value: LogValue, idx_from_coll: bool
+    ) -> None:
+        """Remember a call site :meth:`log` accepted, for ``LightningModule.log``'s steady path.
+
+        Steady (``LightningModule.log`` stores the number and bumps the generation, nothing else)
+        where that is all :meth:`_record` would do but the copy: a step-only entry, a float CPU
+        tensor (``site`` holds dtype and ``is_cpu``). It relies on the entry staying active (the
+        stage's steady sites are forgotten when its entries are reset), on one dtype per entry
+        for its stored number (``step_dtype``; another steady site of the entry with another
+        dtype records tensors), and, for an entry resolved from the collection's dataloader
+        index, on that index staying None (:meth:`start_batch` forgets the sites when it is set).
+        """
+        if (
+            type(value) is Tensor
+            and entry.on_step
+            and not entry.on_epoch
+            and entry.metric is None
+            and value.is_cpu
+            and value.dtype in _KEPT_DTYPES
+            and (entry.step_dtype is None or entry.step_dtype is value.dtype)
+            and not (idx_from_coll and entry.dl_idx is not None)
+        ):
+            entry.step_dtype = value.dtype
+            self._steady[site] = entry
+        else:
+            self._sites[site] = (coll, entry)
+            self._steady[site] = None
+
+    def _forget_steady(self, stage: str) -> None:
+        """Forget the steady sites of ``stage`` (its entries were reset, or its dataloader index set)."""
+        steady = self._steady
+        if steady:
+            self._steady = {site: entry for site, entry in steady.items() if site[2] != stage or entry is None}
 
     def log_site(self, site: tuple[Any, ...], value: Tensor, batch_size: int | None) -> bool:
         """Record ``value`` for a call site that :meth:`log` accepted before, if it is one.
@@ -201,11 +241,12 @@ class MetricStore:
         Every check of :meth:`log` and ``LightningModule.log`` depends only on the hook, the
         stage, the name and the arguments, which make up ``site`` (with the dataloader index
         the caller passed); the entry it resolved to is reused, and only the value is checked
-        and recorded. Cleared by :meth:`reset_run` and when a stage's entries are discarded.
+        and recorded. The steady sites (step-only float CPU values) never get here:
+        ``LightningModule.log`` records them itself (see :meth:`_remember`). Cleared by
+        :meth:`reset_run` and when a stage's entries are discarded.
 
         Args:
-            site: ``(fx, name, stage, prog_bar, logger, on_step, on_epoch, reduce_fx,
-                add_dataloader_idx, dataloader_idx)`` as ``LightningModule.log`` got them.
+            site: ``LightningModule.log``'s key for the call.
             value: the tensor to record.
             batch_size: as in :meth:`log`.
 
@@ -224,22 +265,7 @@ class MetricStore:
         coll, entry = hit
         if entry.dl_idx != coll.dataloader_idx:
             return False  # another dataloader's entry: let ``log`` resolve it
-        dtype = value.dtype
-        if entry.on_epoch or not value.is_cpu or dtype not in _KEPT_DTYPES:
-            self._record(coll, entry, value, batch_size)
-            return True
-        # Steady path (a step value of a float CPU tensor): keep the number, exact, and make it
-        # a tensor again only when a view reads it (Entry.step_tensor); ``item`` copies as the
-        # clone would, without a tensor or a device sync (CPU). More than one element: _record
-        # raises the ValueError.
-        try:
-            entry.step_value = value.item()
-        except RuntimeError:
-            self._record(coll, entry, value, batch_size)
-            return True
-        entry.step_dtype = dtype
-        entry.active = True
-        self._gen += 1
+        self._record(coll, entry, value, batch_size)
         return True
 
     def _record(self, coll: _Collection, entry: _Entry, value: LogValue, batch_size: int | None) -> None:
@@ -373,8 +399,13 @@ class MetricStore:
     def _close(self, coll: _Collection) -> None:
         """Merge the epoch view of ``coll`` and reset its accumulators (no output kept)."""
         self._merge(coll.view(on_step=False))
-        coll.reset()
+        self._reset(coll)
         self._gen += 1
+
+    def _reset(self, coll: _Collection) -> None:
+        """Reset the accumulators of ``coll``; its entries are inactive until logged again."""
+        coll.reset()
+        self._forget_steady(coll.stage)
 
     def _flush(self) -> None:
         """Merge the view that :meth:`close_batch` left unmerged, before the view changes shape.
@@ -415,6 +446,7 @@ class MetricStore:
         self._snapshots = {}
         self._eval_outputs = []
         self._pending = False
+        self._steady = {}
         self._sites = {}
         self._gen += 1
 
@@ -440,7 +472,7 @@ class MetricStore:
         if coll.ended:
             self._close(coll)
         elif coll.seen_batch:  # the previous epoch was abandoned mid-way: drop its values
-            coll.reset()
+            self._reset(coll)
         coll.dataloader_idx = None
         coll.outputs = []
         coll.seen_batch = False
@@ -467,9 +499,12 @@ class MetricStore:
         stack = self._stack
         if coll is None or not stack or stack[-1] is not coll:
             coll = self._activate(stage)
-        if coll.seen_batch and dataloader_idx != coll.dataloader_idx and not coll.training:
-            self._flush()
-            self._store_dataloader(coll)
+        if dataloader_idx != coll.dataloader_idx:
+            if coll.seen_batch and not coll.training:
+                self._flush()
+                self._store_dataloader(coll)
+            if dataloader_idx is not None:  # its steady sites assumed the index None (see _remember)
+                self._forget_steady(coll.stage)
         coll.seen_batch = True
         coll.in_batches = True
         coll.dataloader_idx = dataloader_idx
@@ -627,7 +662,7 @@ class MetricStore:
             for per_dl in outputs:
                 per_dl.update(final)
             self._eval_outputs = outputs
-        coll.reset()
+        self._reset(coll)
         if coll.training:  # Lightning's update_train_epoch_metrics -> reset_results
             coll.reset_metric_objects()
         self._stack.pop()
@@ -670,7 +705,8 @@ class MetricStore:
                     break
         coll.reset()
         coll.clear()
-        self._sites = {}  # (its entries are gone)
+        self._steady = {}  # (its entries are gone)
+        self._sites = {}
         snapshot = self._snapshots.pop(stage, None)
         if snapshot is not None:
             self._callback, self._logged, self._pbar = dict(snapshot[0]), dict(snapshot[1]), dict(snapshot[2])

@@ -125,30 +125,50 @@ class LightningModule(ModuleOptimization, ModelHooks, DataHooks, CheckpointHooks
                 not an attribute of the module.
         """
         trainer = self._trainer
-        # Steady path: the same call site again (same hook, stage, name, arguments and
-        # dataloader) with a plain tensor. Every check below passed for it before and depends on
-        # nothing else, so the store only records the value. Sites are remembered by the store
-        # of the trainer that accepted them (never under barebones, never while a logger=True
-        # call has no logger to warn about), so a hit proves the trainer, barebones and hook
-        # checks too. Metric objects, numbers and synced values take the full path every time.
-        site = None
-        if trainer is not None and type(value) is Tensor and not sync_dist:
-            results = trainer._results
-            if results is not None and not (logger and getattr(trainer, "logger", None) is None):
+        # Steady path: the same call site again (same hook, name, stage, dataloader, arguments,
+        # and a plain tensor of the same dtype and device kind). Every check below passed for it
+        # before and depends on nothing else; the store remembered it only from a full call that
+        # succeeded (so a Trainer with a result collection, not barebones, a hook that may log).
+        # A step-only float CPU site maps to its entry: keep the number (exact; made a tensor
+        # when a view reads it, results.Entry.step_tensor), no tensor op, no call into the
+        # store. Other remembered sites map to None: the store records them (log_site). The
+        # logger=True warning is checked on every call. Written for the bytecode count: one
+        # tuple, one lookup, no call but ``item``.
+        if value.__class__ is Tensor and not (logger and getattr(trainer, "logger", None) is None):
+            try:
                 site = (
                     self._current_fx_name,
                     name,
-                    trainer.state.stage,
+                    trainer.state.stage,  # type: ignore[union-attr]  # None: AttributeError, below
+                    trainer._current_dataloader_idx,  # type: ignore[union-attr]
                     prog_bar,
                     logger,
                     on_step,
                     on_epoch,
                     reduce_fx,
                     add_dataloader_idx,
-                    trainer._current_dataloader_idx,
+                    sync_dist,
+                    value.dtype,
+                    value.is_cpu,
                 )
-                if results.log_site(site, value, batch_size):
+                entry = trainer._results._steady[site]  # type: ignore[union-attr]
+                if entry is not None:
+                    entry.step_value = value.item()
+                    trainer._results._gen += 1  # type: ignore[union-attr]
                     return
+            except KeyError:  # a new site: the full path checks it (and remembers it)
+                pass
+            except (AttributeError, TypeError):
+                # no Trainer or no result collection (the full path warns or raises), or an
+                # unhashable argument (a reduce_fx list): such a site is never remembered
+                site = None
+            except RuntimeError:
+                pass  # ``item`` of a tensor of several elements: the full path raises the ValueError
+            else:
+                if trainer._results.log_site(site, value, batch_size):  # type: ignore[union-attr,arg-type]
+                    return
+        else:
+            site = None
         # Values are always detached; sync_dist applies below (one device: Lightning's no-op).
         del enable_graph
         # `metric` is the value when it is a torchmetrics.Metric; tensors skip the (slower) type checks
@@ -222,8 +242,12 @@ class LightningModule(ModuleOptimization, ModelHooks, DataHooks, CheckpointHooks
                 add_dataloader_idx=add_dataloader_idx,
             )
             return
-        if sync_dist and not rank_zero_only:  # Lightning: rank_zero_only turns the sync off
-            value = _synced(trainer, value, reduce_fx, sync_dist_group)
+        if sync_dist and _distributed(trainer):
+            # a synced value is never recorded from a remembered site (the key does not hold
+            # rank_zero_only or the group); in one process sync_dist changes nothing
+            site = None
+            if not rank_zero_only:  # Lightning: rank_zero_only turns the sync off
+                value = _synced(trainer, value, reduce_fx, sync_dist_group)
         results.log(
             fx_name,
             name,
@@ -482,11 +506,15 @@ class LightningModule(ModuleOptimization, ModelHooks, DataHooks, CheckpointHooks
         return cast("Self", model)
 
 
-def _synced(trainer: Any, value: Any, reduce_fx: Any, group: Any) -> Any:
-    """``value`` reduced over the ranks with ``reduce_fx`` (``sync_dist=True``); unchanged in one process."""
+def _distributed(trainer: Any) -> bool:
+    """Whether ``sync_dist=True`` reduces anything: the trainer's strategy runs several processes."""
     strategy = getattr(trainer, "strategy", None)
-    if strategy is None or not strategy.distributed:
-        return value
+    return strategy is not None and bool(strategy.distributed)
+
+
+def _synced(trainer: Any, value: Any, reduce_fx: Any, group: Any) -> Any:
+    """``value`` reduced over the ranks with ``reduce_fx`` (``sync_dist=True``); the caller checked ``_distributed``."""
+    strategy = trainer.strategy
     name = reduce_fx if isinstance(reduce_fx, str) else getattr(reduce_fx, "__name__", "mean")
     op = name.lower() if name.lower() in ("sum", "max", "min") else "mean"
     tensor = value if isinstance(value, Tensor) else torch.tensor(float(value))

@@ -119,7 +119,7 @@ class _Entry:
         self.warned_dtype = False
         self.active = False
         # the last step value: a detached copy, or (a CPU float32/float64 scalar logged again from
-        # a known call site, see MetricStore.log_site) the number itself, made a tensor of
+        # a known call site, see MetricStore._remember) the number itself, made a tensor of
         # ``step_dtype`` when first read (``step_tensor``); exact both ways
         self.step_value: Tensor | float | None = None
         self.step_dtype: torch.dtype | None = None

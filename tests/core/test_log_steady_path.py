@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import struct
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import torch
@@ -18,9 +18,11 @@ from torch import Tensor
 
 import lightcycle as L
 from lightcycle.core.metric_store import MetricStore
+from lightcycle.errors import MisconfigurationException
+from lightcycle.states.stages import RunningStage, TrainerState
 from tests import kit
 
-SITE = ("training_step", "x", "train", False, None, None, None, "mean", True, None)
+SITE = ("training_step", "x", "train", None, False, None, None, None, "mean", True, False, torch.float32, True)
 
 
 def _store() -> MetricStore:
@@ -42,6 +44,50 @@ def _bits(value: Tensor) -> bytes:
     return struct.pack(fmt, float(value))
 
 
+class _Strategy:
+    def __init__(self, distributed: bool) -> None:
+        self.distributed = distributed
+        self.root_device = torch.device("cpu")
+        self.reduced: list[str] = []
+
+    def reduce(self, tensor: Tensor, group: Any = None, reduce_op: str = "mean") -> Tensor:
+        self.reduced.append(reduce_op)
+        return tensor * 2
+
+
+class _Trainer:
+    """What ``LightningModule.log`` reads from its Trainer, around a real store."""
+
+    def __init__(self, store: MetricStore, logger: Any = None, distributed: bool = False) -> None:
+        self._results = store
+        self._current_dataloader_idx: int | None = None
+        self.state = TrainerState(stage=RunningStage.TRAINING)
+        self.logger = logger
+        self.strategy = _Strategy(distributed)
+
+
+class _Full:
+    """Counts the full-path calls (``MetricStore.log``) of a store."""
+
+    def __init__(self, store: MetricStore) -> None:
+        self.calls = 0
+        original = store.log
+
+        def counted(*args: Any, **kwargs: Any) -> None:
+            self.calls += 1
+            original(*args, **kwargs)
+
+        store.log = counted  # type: ignore[method-assign]
+
+
+def _module(store: MetricStore, **trainer: Any) -> tuple[L.LightningModule, _Trainer, _Full]:
+    module = L.LightningModule()
+    host = _Trainer(store, **trainer)
+    module.trainer = cast(Any, host)
+    module._current_fx_name = "training_step"
+    return module, host, _Full(store)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("number", [1.0 / 3.0, -0.0, math.inf, -math.inf, math.nan, 1e-40, 3.4e38, 7.0])
 def test_steady_step_value_is_the_full_paths_bit_for_bit(dtype: torch.dtype, number: float) -> None:
@@ -49,8 +95,10 @@ def test_steady_step_value_is_the_full_paths_bit_for_bit(dtype: torch.dtype, num
     value = torch.tensor(number, dtype=dtype)
     _seen(full, torch.zeros((), dtype=dtype))
     full.log("training_step", "x", value, stage="train", on_step=True, on_epoch=False)  # no site: full path
-    _seen(steady, torch.zeros((), dtype=dtype))
-    assert steady.log_site(SITE, value, None) is True
+    module, _, calls = _module(steady)
+    module.log("x", torch.zeros((), dtype=dtype))
+    module.log("x", value)
+    assert calls.calls == 1  # the second call took the steady path
     ours, theirs = steady.callback_metrics["x"], full.callback_metrics["x"]
     assert isinstance(ours, Tensor)
     assert ours.dtype == theirs.dtype == dtype
@@ -60,9 +108,9 @@ def test_steady_step_value_is_the_full_paths_bit_for_bit(dtype: torch.dtype, num
 
 def test_steady_path_copies_and_makes_no_tensor(monkeypatch: pytest.MonkeyPatch) -> None:
     store = _store()
-    buf_site = (*SITE[:1], "buf", *SITE[2:])
-    _seen(store, torch.zeros(()))
-    _seen(store, torch.zeros(()), site=buf_site)
+    module, _, calls = _module(store)
+    module.log("x", torch.zeros(()))
+    module.log("buf", torch.zeros(()))
     w = torch.ones((), requires_grad=True)
     value = w * 2
     buffer = torch.tensor([5.0])  # one element, one dimension: squeezed as in Lightning
@@ -73,8 +121,9 @@ def test_steady_path_copies_and_makes_no_tensor(monkeypatch: pytest.MonkeyPatch)
     with monkeypatch.context() as m:
         for attr in ("clone", "detach", "reshape", "squeeze", "to", "__mul__", "__add__"):
             m.setattr(Tensor, attr, forbidden)
-        assert store.log_site(SITE, value, None) is True
-        assert store.log_site(buf_site, buffer, None) is True
+        module.log("x", value)
+        module.log("buf", buffer)
+    assert calls.calls == 2
     buffer.fill_(0.0)  # the caller reuses its buffer
     with torch.no_grad():
         w.mul_(10)
@@ -85,38 +134,45 @@ def test_steady_path_copies_and_makes_no_tensor(monkeypatch: pytest.MonkeyPatch)
 
 def test_steady_path_keeps_the_full_paths_checks_and_conversions() -> None:
     store = _store()
-    _seen(store, torch.zeros(()))
+    module, _, calls = _module(store)
+    module.log("x", torch.zeros(()))
     with pytest.raises(ValueError, match="single element"):
-        store.log_site(SITE, torch.ones(2), None)
-    i_site = (*SITE[:1], "i", *SITE[2:])
+        module.log("x", torch.ones(2))
     with pytest.warns(UserWarning, match="needs to be floating"):
-        _seen(store, torch.tensor(2), site=i_site)
+        module.log("i", torch.tensor(2))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert store.log_site(i_site, torch.tensor(3), None) is True  # converted, warned once per key
-    h_site = (*SITE[:1], "h", *SITE[2:])
-    _seen(store, torch.tensor(1.0, dtype=torch.float16), site=h_site)
-    assert store.log_site(h_site, torch.tensor(0.5, dtype=torch.float16), None) is True
+        module.log("i", torch.tensor(3))  # converted, warned once per key
+    module.log("h", torch.tensor(1.0, dtype=torch.float16))
+    module.log("h", torch.tensor(0.5, dtype=torch.float16))
     cb = store.callback_metrics
     assert cb["i"].dtype == torch.float32 and float(cb["i"]) == 3.0
     assert cb["h"].dtype == torch.float32 and float(cb["h"]) == 0.5
+    assert float(cb["x"]) == 0.0  # the refused value left the entry as it was
+    assert calls.calls == 4  # each new site, and the refused value (its check is the full path's)
 
 
 def test_steady_value_survives_epoch_reset_and_reads_between_logs() -> None:
     store = _store()
-    _seen(store, torch.tensor(1.0), prog_bar=True, site=(*SITE[:3], True, *SITE[4:]))
-    site = (*SITE[:3], True, *SITE[4:])
+    module, _, calls = _module(store)
+    module.log("x", torch.tensor(1.0), prog_bar=True)
     for step, number in enumerate([2.0, 3.0, 4.0]):
-        assert store.log_site(site, torch.tensor(number), None) is True
+        module.log("x", torch.tensor(number), prog_bar=True)
         assert store.progress_bar_metrics == {"x": number}, step
+    assert calls.calls == 1
     store.end_batch("train")
     store.end_epoch("train")
     store.close_epoch("train")  # resets the entry (inactive until logged again)
     store.start_epoch("train")
     store.start_batch("train", None, None)
-    assert store.log_site(site, torch.tensor(9.0), None) is True
+    assert "x" not in store._live_view()[0]
+    module.log("x", torch.tensor(9.0), prog_bar=True)  # the full path again: the entry is active
+    assert calls.calls == 2
+    assert float(store._live_view()[0]["x"]) == 9.0
+    module.log("x", torch.tensor(10.0), prog_bar=True)
+    assert calls.calls == 2
     store.end_batch("train")
-    assert float(store.callback_metrics["x"]) == 9.0
+    assert float(store.callback_metrics["x"]) == 10.0
 
 
 def test_trainer_step_value_is_the_value_at_log_time() -> None:
@@ -165,25 +221,172 @@ def test_steady_path_never_reads_a_device_tensor(monkeypatch: pytest.MonkeyPatch
         raise AssertionError("a host read of a device tensor")
 
     store = _store()
+    module, _, calls = _module(store)
     meta = torch.device("meta")
-    _seen(store, torch.zeros((), device=meta))
+    module.log("x", torch.zeros((), device=meta))
     for attr in ("item", "tolist", "__float__", "cpu"):
         monkeypatch.setattr(Tensor, attr, forbidden)
-    assert store.log_site(SITE, torch.ones((), device=meta), None) is True
+    module.log("x", torch.ones((), device=meta))
+    assert calls.calls == 1  # a remembered site, recorded by the store (log_site)
     value = store.callback_metrics["x"]
     assert isinstance(value, Tensor) and value.device == meta
+
+
+# every argument of the key: changed at a steady site, the call takes the full path; a change of
+# the key's metadata is refused there (the same key logged with other arguments), one that keeps
+# it (the hook's defaults given explicitly, sync_dist in one process) is remembered in turn
+_CHANGES: list[tuple[str, dict[str, Any], bool]] = [
+    ("prog_bar", {"prog_bar": True}, True),
+    ("logger", {"logger": False}, True),
+    ("logger_true", {"logger": True}, False),
+    ("on_step", {"on_step": True}, False),
+    ("on_epoch", {"on_epoch": False}, False),
+    ("on_epoch_true", {"on_epoch": True}, True),
+    ("reduce_fx", {"reduce_fx": "max"}, True),
+    ("reduce_fx_same", {"reduce_fx": torch.mean}, False),
+    ("add_dataloader_idx", {"add_dataloader_idx": False}, True),
+    ("sync_dist", {"sync_dist": True}, False),
+]
+
+
+@pytest.mark.parametrize(("what", "kwargs", "refused"), _CHANGES, ids=[c[0] for c in _CHANGES])
+def test_a_changed_argument_at_a_steady_site_takes_the_full_path(
+    what: str, kwargs: dict[str, Any], refused: bool
+) -> None:
+    store = _store()
+    module, _, calls = _module(store, logger=object())
+    module.log("x", torch.tensor(1.0))
+    module.log("x", torch.tensor(2.0))
+    assert calls.calls == 1
+    if refused:
+        with pytest.raises(MisconfigurationException, match="different arguments"):
+            module.log("x", torch.tensor(3.0), **kwargs)
+        assert calls.calls == 2, what
+        assert float(store.callback_metrics["x"]) == 2.0
+        return
+    module.log("x", torch.tensor(3.0), **kwargs)
+    assert calls.calls == 2, what
+    module.log("x", torch.tensor(4.0), **kwargs)  # the new combination is remembered in turn
+    module.log("x", torch.tensor(5.0))  # and the first one still is
+    assert calls.calls == 2, what
+    assert float(store.callback_metrics["x"]) == 5.0
+
+
+def test_a_steady_site_refuses_what_the_full_path_refuses() -> None:
+    store = _store()
+    module, host, _ = _module(store)
+    module.log("x", torch.tensor(1.0))
+    with pytest.raises(MisconfigurationException, match="different arguments"):
+        module.log("x", torch.tensor(1.0), prog_bar=True)  # the same key with other metadata
+    with pytest.raises(MisconfigurationException, match="is not useful"):
+        module.log("x", torch.tensor(1.0), on_step=False, on_epoch=False)
+    module._current_fx_name = "on_fit_start"  # a hook that may not log
+    with pytest.raises(MisconfigurationException):
+        module.log("x", torch.tensor(1.0))
+    module._current_fx_name = "training_step"
+    host.state.stage = None
+    with pytest.raises(MisconfigurationException, match="not managed by the `Trainer`"):
+        module.log("x", torch.tensor(1.0))
+    host.state.stage = RunningStage.TRAINING
+    module.log("x", torch.tensor(5.0))
+    assert float(store.callback_metrics["x"]) == 5.0
+
+
+def test_other_values_dtypes_and_devices_at_a_steady_site_take_their_own_path() -> None:
+    store = _store()
+    module, _, calls = _module(store)
+    module.log("x", torch.tensor(1.0))
+    module.log("x", torch.tensor(2.0, dtype=torch.float64))  # another dtype: another site, same entry
+    assert calls.calls == 2
+    assert store.callback_metrics["x"].dtype == torch.float64
+    module.log("x", torch.tensor(3.0))  # the float32 site again: steady, its own dtype
+    assert calls.calls == 2
+    assert store.callback_metrics["x"].dtype == torch.float32 and float(store.callback_metrics["x"]) == 3.0
+    module.log("x", torch.tensor(4.0, dtype=torch.float64))  # remembered, but not steady (the entry's
+    assert calls.calls == 2  # number has the float32 site's dtype): recorded as a tensor
+    assert store.callback_metrics["x"].dtype == torch.float64 and float(store.callback_metrics["x"]) == 4.0
+    module.log("x", torch.nn.Parameter(torch.tensor(5.0)))  # not a plain tensor: the full path
+    module.log("x", 6.0)  # a number: the full path
+    assert calls.calls == 4
+    assert float(store.callback_metrics["x"]) == 6.0
+
+
+def test_sync_dist_in_one_process_is_steady_and_never_once_distributed() -> None:
+    store = _store()
+    module, host, calls = _module(store)
+    module.log("x", torch.tensor(1.0), sync_dist=True)
+    module.log("x", torch.tensor(2.0), sync_dist=True)
+    assert calls.calls == 1  # one process: sync_dist changes nothing
+    store = _store()
+    module, host, calls = _module(store, distributed=True)
+    for number in (1.0, 2.0, 3.0):
+        module.log("x", torch.tensor(number), sync_dist=True)
+    assert calls.calls == 3 and host.strategy.reduced == ["mean"] * 3
+    assert float(store.callback_metrics["x"]) == 6.0  # the fake reduction doubles
+    module.log("x", torch.tensor(4.0), sync_dist=True, rank_zero_only=True)  # no sync, still not remembered
+    module.log("x", torch.tensor(5.0), sync_dist=True, rank_zero_only=True)
+    assert calls.calls == 5 and host.strategy.reduced == ["mean"] * 3
+
+
+def test_logger_true_without_a_logger_warns_on_every_call() -> None:
+    store = _store()
+    module, host, calls = _module(store)
+    for _ in range(3):
+        with pytest.warns(UserWarning, match="have no logger configured"):
+            module.log("x", torch.tensor(1.0), logger=True)
+    host.logger = object()
+    module.log("x", torch.tensor(2.0), logger=True)
+    module.log("x", torch.tensor(3.0), logger=True)
+    assert calls.calls == 4  # remembered once a logger is there
+    host.logger = None
+    with pytest.warns(UserWarning, match="have no logger configured"):
+        module.log("x", torch.tensor(4.0), logger=True)
+    assert float(store.callback_metrics["x"]) == 4.0
+
+
+def test_a_steady_site_follows_the_stage_and_the_dataloader() -> None:
+    store = MetricStore()
+    store.reset_run()
+    store.start_epoch("validate")
+    store.start_batch("validate", None, None)
+    module, host, calls = _module(store)
+    host.state.stage = RunningStage.VALIDATING
+    module._current_fx_name = "validation_step"
+    module.log("x", torch.tensor(1.0), on_step=True, on_epoch=False)
+    module.log("x", torch.tensor(2.0), on_step=True, on_epoch=False)
+    assert calls.calls == 1
+    # the store's index changes while the caller passes none (no Trainer index): full path,
+    # the value goes to the entry of the new index
+    store.start_batch("validate", 1, None)
+    module.log("x", torch.tensor(3.0), on_step=True, on_epoch=False)
+    assert calls.calls == 2
+    assert float(store.logged_metrics["x/dataloader_idx_1"]) == 3.0
+    module.log("x", torch.tensor(4.0), on_step=True, on_epoch=False)  # not steady while the index is set
+    assert calls.calls == 2
+    assert float(store.logged_metrics["x/dataloader_idx_1"]) == 4.0
+    host._current_dataloader_idx = 1  # the Trainer's index: steady (the entry depends on it alone)
+    module.log("x", torch.tensor(5.0), on_step=True, on_epoch=False)
+    module.log("x", torch.tensor(6.0), on_step=True, on_epoch=False)
+    assert calls.calls == 3
+    assert float(store.logged_metrics["x/dataloader_idx_1"]) == 6.0
+    host.state.stage = RunningStage.SANITY_CHECKING  # another stage: another site
+    store.start_epoch("sanity_check")
+    store.start_batch("sanity_check", 1, None)
+    module.log("x", torch.tensor(7.0), on_step=True, on_epoch=False)
+    assert calls.calls == 4
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_bar_reads_stored_numbers_without_making_tensors(monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype) -> None:
     # Between batches the bar's read takes the step values it shows as the numbers stored; the
     # same floats the full view (tensors made of them) gives, bit for bit, which it builds later.
-    site = (*SITE[:3], True, *SITE[4:])
     full, steady = _store(), _store()
     value = torch.tensor(1.0 / 3.0, dtype=dtype)
     full.log("training_step", "x", value, stage="train", on_step=True, on_epoch=False, prog_bar=True)
-    _seen(steady, torch.zeros((), dtype=dtype), prog_bar=True, site=site)
-    assert steady.log_site(site, value, None) is True
+    module, _, calls = _module(steady)
+    module.log("x", torch.zeros((), dtype=dtype), prog_bar=True)
+    module.log("x", value, prog_bar=True)
+    assert calls.calls == 1  # the second call took the steady path
     with monkeypatch.context() as m:
         m.setattr(torch, "tensor", lambda *_, **__: pytest.fail("a tensor made for the bar's read"))
         ours = steady.progress_bar_metrics

@@ -45,12 +45,10 @@ from lightcycle.states.stages import RunningStage, TrainerState
 class _RecordingStore:
     def __init__(self) -> None:
         self.calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        self._steady: dict[tuple[Any, ...], Any] = {}  # never seen: every call takes the full path to ``log``
 
     def log(self, *args: Any, **kwargs: Any) -> None:
         self.calls.append((args, kwargs))
-
-    def log_site(self, site: tuple[Any, ...], value: Any, batch_size: Any) -> bool:
-        return False  # never seen: every call takes the full path to ``log``
 
 
 class _FakeTrainer:
@@ -558,18 +556,21 @@ def test_log_forwards_to_the_metric_store() -> None:
     (args, kwargs) = store.calls[-1]
     assert args[:2] == ("training_step", "loss")
     assert args[2] is value
-    # the call site: hook, name, stage and the arguments as given
+    # the call site: hook, name, stage, dataloader, the arguments as given, the value's dtype and device kind
     assert kwargs.pop("site") == (
         "training_step",
         "loss",
         RunningStage.TRAINING,
+        None,
         True,
         None,
         None,
         None,
         "mean",
         True,
-        None,
+        False,
+        torch.float32,
+        True,
     )
     assert kwargs == {
         "prog_bar": True,

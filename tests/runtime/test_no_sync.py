@@ -124,10 +124,14 @@ class _HostReadCounter:
         counter = self
 
         def counted(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-            # the one read allowed: MetricStore.log_site keeps a *CPU* step value as its number
-            # (no device to wait for; it checks is_cpu first, see test_log_steady_path)
+            # the one read allowed: LightningModule.log's steady path keeps a *CPU* step value as
+            # its number (no device to wait for; its site key holds is_cpu, see test_log_steady_path)
+            caller = sys._getframe(1).f_code
             cpu_step_value = (
-                name == "item" and tensor.device.type == "cpu" and sys._getframe(1).f_code.co_name == "log_site"
+                name == "item"
+                and tensor.device.type == "cpu"
+                and caller.co_name == "log"
+                and caller.co_filename.endswith("module.py")
             )
             if counter.active and not cpu_step_value:
                 counter.calls.append(f"Tensor.{name} called from:\n" + "".join(traceback.format_stack(limit=8)[:-1]))
