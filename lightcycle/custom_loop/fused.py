@@ -162,15 +162,32 @@ def _end(lc: TrainingProtocol, manual: dict[int, Step] | None, bracket: _Rows | 
     v("Tensor", torch.Tensor)
     v("manual_outputs", steps.manual_outputs)
     line = inline.line
-    line(2, "if type(outputs) is Tensor:")
-    line(3, "outputs = {'loss': outputs.detach()}")
-    line(2, "elif type(outputs) is not dict:")
-    line(3, "outputs = manual_outputs(outputs)")
+    row = manual if lc._own_train else None  # (None: the module's step, after a stepping batch)
+    end = None if row is None else row.get(id(ev.TRAIN_BATCH_END))
+    converted = "outputs"
+    if bracket is not None and end is not None and not end.hooks:
+        # Nobody receives the outputs from the expected row: a loss tensor becomes
+        # ``{"loss": loss.detach()}`` (a new tensor each batch) only for the event's own
+        # function, the fallback from any other row; other types are checked as before.
+        line(2, "if type(outputs) is not Tensor and type(outputs) is not dict:")
+        line(3, "outputs = manual_outputs(outputs)")
+        converted = "({'loss': outputs.detach()} if type(outputs) is Tensor else outputs)"
+    else:
+        line(2, "if type(outputs) is Tensor:")
+        line(3, "outputs = {'loss': outputs.detach()}")
+        line(2, "elif type(outputs) is not dict:")
+        line(3, "outputs = manual_outputs(outputs)")
     line(2, f"stepped = loop.global_step != host._step_at_batch or not {automatic_read(lc.lightning_module)}")
     if bracket is not None:  # the bracket's end written here, from the row your loop's step leaves
-        row = manual if lc._own_train else None  # (None: the module's step, after a stepping batch)
         write_end(
-            inline, lc._bracket, bracket[1], row, train_step_due, "stepped", reads=("host._batch", "loop.batch_idx")
+            inline,
+            lc._bracket,
+            bracket[1],
+            row,
+            train_step_due,
+            "stepped",
+            reads=("host._batch", "loop.batch_idx"),
+            outputs=converted,
         )
     else:
         line(2, f"{v('finish', lc._bracket.finish)}(outputs, host._batch, loop.batch_idx, stepped)")

@@ -450,6 +450,7 @@ def write_end(
     indent: int = 2,
     around: str | None = None,
     reads: tuple[str, str] | None = None,
+    outputs: str = "outputs",
 ) -> None:
     """Write :meth:`TrainBatch.end` into ``inline``'s function.
 
@@ -468,6 +469,8 @@ def write_end(
         reads: the expressions of the batch and its index, for a function without those
             variables: read into them where an inlined hook takes them, else only by the
             event's own function (the fallback), whose arguments they are.
+        outputs: the expression of the event's ``outputs`` argument (the variable, or a
+            conversion made only where the event's hooks or its own function take it).
     """
     results = bracket._host._results
     inline.shared("host", bracket._host)
@@ -482,14 +485,14 @@ def write_end(
             row = inline.row(dest)
     i = indent
     line = inline.line
-    args = ["outputs", "batch", "batch_idx"]
+    args = [outputs, "batch", "batch_idx"]
     if reads is not None:
         step = row.get(id(ev.TRAIN_BATCH_END))
         if step is not None and step.hooks:  # (read once for the hooks)
             line(i, f"batch = {reads[0]}")
             line(i, f"batch_idx = {reads[1]}")
         else:
-            args = ["outputs", *reads]
+            args = [outputs, *reads]
     inline.fire(i, ev.TRAIN_BATCH_END, row, args, around=around)
     # the step values are built only for a logger that takes them at this step
     due = "host.loggers and step_due(host)" if stepped == "True" else f"{stepped} and host.loggers and step_due(host)"

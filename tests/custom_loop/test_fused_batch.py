@@ -496,3 +496,38 @@ def test_drawn_calls_do_what_the_methods_do(data: Any) -> None:
     assert fused.lightning_module.seen == methods.lightning_module.seen  # type: ignore[attr-defined]
     for p, q in zip(fused.lightning_module.parameters(), methods.lightning_module.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def _receiverless_batch(end_with: Any, twice: bool) -> str | None:
+    """One batch of a driver with no ``on_train_batch_end`` receiver; the error text of its end, if any."""
+    lc = LoopDriver(_BaseBackward())  # (no callback: nobody receives the outputs)
+    opt = torch.optim.SGD(lc.lightning_module.parameters(), lr=0.1)
+    x = torch.ones(4, 2)
+    try:
+        with lc.fit(optimizers=[opt]):  # (an exception leaves the run through on_exception)
+            for _ in lc.epochs(1):
+                lc.train_batch_start([x], 0)
+                loss = lc.lightning_module(x).sum()
+                lc.backward(loss)
+                lc.optimizer_step(opt)
+                lc.train_batch_end(loss if end_with is None else end_with)
+                if twice:
+                    lc.train_batch_end(loss)
+    except (LifecycleError, lightcycle.MisconfigurationException) as err:
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+@pytest.mark.parametrize(("end_with", "twice"), [(None, False), ("not an output", False), (None, True)])
+def test_outputs_nobody_receives_are_checked_and_refused_as_by_the_method(end_with: Any, twice: bool) -> None:
+    """With no receiver the loss is not converted on the inlined path, only for the event's own function."""
+    fused = _receiverless_batch(end_with, twice)
+    with _methods_only():
+        methods = _receiverless_batch(end_with, twice)
+    assert fused == methods
+    if end_with is None and not twice:
+        assert fused is None
+    elif twice:
+        assert fused is not None and "is not allowed now" in fused
+    else:
+        assert fused is not None and "under manual optimization return a tensor" in fused
