@@ -5,49 +5,26 @@
 with Lightning's semantics (``_step`` / ``_epoch`` forked names, ``/dataloader_idx_{i}``
 suffixes, batch-size weighted means, which values are visible at which hook).
 
-Which hook may log with which arguments is :mod:`lightcycle.core.fx_validator`; the per-key
-records are :mod:`lightcycle.core.results`.
+Which hook may log with which arguments is :mod:`lightcycle.core.fx_validator`; the per-key records are
+:mod:`lightcycle.core.results`; a new key's checks and the remembered call sites :mod:`lightcycle.core.log_entries`.
 
-``LightningModule.log_dict`` needs nothing special: it calls ``log`` once per key with the
-same keyword arguments, exactly like Lightning.
+Performance: nothing on the ``log`` path forces a host-device synchronisation. Logged tensors stay on their
+device (detached), epoch accumulators are tensors, and values are converted to Python numbers only where they
+are read (``progress_bar_metrics``, in one transfer per device). Key strings are formatted once per (hook,
+name, dataloader) and cached.
 
-Performance: nothing on the ``log`` path forces a host-device synchronisation. Logged
-tensors stay on their device (detached), epoch accumulators are tensors, and values are
-converted to Python numbers only where they are read (``progress_bar_metrics``, in one
-transfer per device). Key strings are formatted once per (hook, name, dataloader) and
-cached.
-
-How the Trainer drives a :class:`MetricStore` (Lightning's order of events)::
-
-    reset_run()                         # start of fit / validate / test / predict
-    # fit, sanity check (eval loop with stage "sanity_check"):
-    start_epoch("sanity_check")         # before on_validation_start hooks
-      start_batch("sanity_check", dataloader_idx, batch)  # before on_validation_batch_start
-      end_batch("sanity_check")         # after on_validation_batch_end hooks
-    end_epoch("sanity_check")           # before on_validation_epoch_end hooks
-    close_epoch("sanity_check")         # after on_validation_epoch_end hooks
-    discard_stage("sanity_check")       # after on_sanity_check_end hooks
-    # each training epoch:
-    start_epoch("train")                # before on_train_epoch_start (may also precede on_train_start)
-      start_batch("train", None, batch) # before on_train_batch_start hooks
-      end_batch("train") -> step dict   # after on_train_batch_end hooks; send to loggers
-      (validation inside the epoch: same calls as the sanity check with stage "validate",
-       close_epoch("validate") -> epoch dict to send to loggers)
-    end_epoch("train")                  # before on_train_epoch_end hooks
-    close_epoch("train") -> epoch dict  # after all on_train_epoch_end hooks; send to loggers
-    teardown()                          # end of the run (moves stored values to CPU)
+The order of the Trainer's calls (Lightning's order of events): ``docs/design.md``, "The metric store".
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import ChainMap
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 from torch import Tensor
 
+from lightcycle.core.log_entries import LogSites, entry_for, new_entry, refuse_no_step_no_epoch
 from lightcycle.core.metric_objects import forward_value
 from lightcycle.core.metric_values import accumulate, logged_tensor
 from lightcycle.core.results import (
@@ -64,12 +41,8 @@ from lightcycle.core.results import (
     _View,
     raise_meta_mismatch,
 )
-from lightcycle.errors import MisconfigurationException
 
 __all__ = ["STAGES", "LogValue", "MetricStore"]
-
-# the dtypes a logged tensor keeps (others are converted, see MetricStore._record)
-_KEPT_DTYPES = (torch.float32, torch.float64)
 
 
 class MetricStore:
@@ -114,12 +87,11 @@ class MetricStore:
         # a training batch ended (close_batch) without its view merged into the stored dicts:
         # merged at the next point where the view changes shape (see _flush), or when read
         self._pending = False
-        # ``log`` call sites already checked (LightningModule.log's key: hook, name, stage,
-        # dataloader, arguments, dtype, is_cpu). ``_steady``: every remembered site; a step-only
-        # float CPU one maps to its entry, recorded by LightningModule.log itself, the others to
-        # None (recorded by log_site from ``_sites``: site -> (collection, entry)).
-        self._steady: dict[tuple[Any, ...], _Entry | None] = {}
-        self._sites: dict[tuple[Any, ...], tuple[_Collection, _Entry]] = {}
+        # ``log`` call sites already checked; ``_steady`` (read by LightningModule.log) and
+        # ``_sites`` (by log_site) are its dicts, held here for the lookup saved on every call
+        self._log_sites = LogSites()
+        self._steady = self._log_sites.steady
+        self._sites = self._log_sites.sites
 
     # ------------------------------------------------------------------ logging (hot path)
 
@@ -175,10 +147,7 @@ class MetricStore:
                 unknown.
         """
         if not on_step and not on_epoch:
-            raise MisconfigurationException(
-                f"`self.log({name!r}, on_step=False, on_epoch=False)` is not useful: set"
-                " `on_step=True` and/or `on_epoch=True`."
-            )
+            refuse_no_step_no_epoch(name)
         coll = self._collections.get(stage)
         if coll is None:
             coll = self._collection(stage)
@@ -189,8 +158,8 @@ class MetricStore:
         key: _Key = (fx, name, dataloader_idx if add_dataloader_idx else None)
         meta: _Meta = (prog_bar, logger, on_step, on_epoch, code, add_dataloader_idx, dataloader_idx)
         entry = coll.entries.get(key)
-        if entry is None:
-            entry = self._new_entry(coll, key, meta)
+        if entry is None:  # (entry_for, inlined)
+            entry = new_entry(coll, key, meta)
         elif entry.meta != meta:
             raise_meta_mismatch(entry, meta)
 
@@ -198,42 +167,7 @@ class MetricStore:
         if site is not None:
             # an unhashable argument (a reduce_fx list, say): this site is not remembered
             with contextlib.suppress(TypeError):
-                self._remember(site, coll, entry, value, given_idx is None)
-
-    def _remember(
-        self, site: tuple[Any, ...], coll: _Collection, entry: _Entry, value: LogValue, idx_from_coll: bool
-    ) -> None:
-        """Remember a call site :meth:`log` accepted, for ``LightningModule.log``'s steady path.
-
-        Steady (``LightningModule.log`` stores the number and bumps the generation, nothing else)
-        where that is all :meth:`_record` would do but the copy: a step-only entry, a float CPU
-        tensor (``site`` holds dtype and ``is_cpu``). It relies on the entry staying active (the
-        stage's steady sites are forgotten when its entries are reset), on one dtype per entry
-        for its stored number (``step_dtype``; another steady site of the entry with another
-        dtype records tensors), and, for an entry resolved from the collection's dataloader
-        index, on that index staying None (:meth:`start_batch` forgets the sites when it is set).
-        """
-        if (
-            type(value) is Tensor
-            and entry.on_step
-            and not entry.on_epoch
-            and entry.metric is None
-            and value.is_cpu
-            and value.dtype in _KEPT_DTYPES
-            and (entry.step_dtype is None or entry.step_dtype is value.dtype)
-            and not (idx_from_coll and entry.dl_idx is not None)
-        ):
-            entry.step_dtype = value.dtype
-            self._steady[site] = entry
-        else:
-            self._sites[site] = (coll, entry)
-            self._steady[site] = None
-
-    def _forget_steady(self, stage: str) -> None:
-        """Forget the steady sites of ``stage`` (its entries were reset, or its dataloader index set)."""
-        steady = self._steady
-        if steady:
-            self._steady = {site: entry for site, entry in steady.items() if site[2] != stage or entry is None}
+                self._log_sites.remember(site, coll, entry, value, given_idx is None)
 
     def log_site(self, site: tuple[Any, ...], value: Tensor, batch_size: int | None) -> bool:
         """Record ``value`` for a call site that :meth:`log` accepted before, if it is one.
@@ -241,9 +175,8 @@ class MetricStore:
         Every check of :meth:`log` and ``LightningModule.log`` depends only on the hook, the
         stage, the name and the arguments, which make up ``site`` (with the dataloader index
         the caller passed); the entry it resolved to is reused, and only the value is checked
-        and recorded. The steady sites (step-only float CPU values) never get here:
-        ``LightningModule.log`` records them itself (see :meth:`_remember`). Cleared by
-        :meth:`reset_run` and when a stage's entries are discarded.
+        and recorded. Steady sites never get here (``LightningModule.log`` records them, see
+        :class:`~lightcycle.core.log_entries.LogSites`); forgotten by :meth:`reset_run` and :meth:`discard_stage`.
 
         Args:
             site: ``LightningModule.log``'s key for the call.
@@ -298,11 +231,8 @@ class MetricStore:
     ) -> None:
         """Record a logged ``torchmetrics.Metric`` (Lightning's ``_ResultMetric`` with ``is_tensor=False``).
 
-        The user updates the metric; this records the object and its step value (the metric's
-        last ``forward`` result). The epoch value is ``metric.compute()``, computed when first read
-        and cached until the next call for this key; ``metric.reset()`` is called after the
-        ``on_train_epoch_end`` hooks (:meth:`close_epoch`) or after the ``on_validation_end`` /
-        ``on_test_end`` hooks (:meth:`end_stage`). ``batch_size`` does not apply.
+        Records the object and its step value; the semantics (step value, ``compute()``, when
+        ``reset()`` is called: :meth:`close_epoch`, :meth:`end_stage`) are :mod:`lightcycle.core.metric_objects`'s.
 
         Args:
             fx: the hook the call was made from.
@@ -324,50 +254,20 @@ class MetricStore:
             ValueError: the metric's last ``forward`` result is not a tensor.
         """
         if not on_step and not on_epoch:
-            raise MisconfigurationException(
-                f"`self.log({name!r}, on_step=False, on_epoch=False)` is not useful: set"
-                " `on_step=True` and/or `on_epoch=True`."
-            )
+            refuse_no_step_no_epoch(name)
         coll = self._collection(stage)
         if dataloader_idx is None:
             dataloader_idx = coll.dataloader_idx
         code = _reduce_code(reduce_fx)
         key: _Key = (fx, name, dataloader_idx if add_dataloader_idx else None)
-        meta: _Meta = (
-            prog_bar,
-            logger,
-            on_step,
-            on_epoch,
-            code,
-            add_dataloader_idx,
-            dataloader_idx,
-            metric_attribute,
-        )
-        entry = coll.entries.get(key)
-        if entry is None:
-            entry = self._new_entry(coll, key, meta)
-        elif entry.meta != meta:
-            raise_meta_mismatch(entry, meta)
+        meta: _Meta = (prog_bar, logger, on_step, on_epoch, code, add_dataloader_idx, dataloader_idx, metric_attribute)
+        entry = entry_for(coll, key, meta)
         entry.metric = metric  # Lightning keeps the latest object logged under the key
         entry.active = True
         entry.computed = None
         if on_step:
             entry.step_value = forward_value(name, metric)
         self._gen += 1
-
-    def _new_entry(self, coll: _Collection, key: _Key, meta: _Meta) -> _Entry:
-        fx, name, _ = key
-        if not isinstance(name, str):
-            raise TypeError(f"`self.log` needs a string name, got {name!r}.")
-        if meta[5] and "/dataloader_idx_" in name:
-            raise MisconfigurationException(
-                f"You called `self.log` with the key `{name}` but it should not contain information"
-                " about `dataloader_idx` when `add_dataloader_idx=True`: the suffix is added for"
-                " you. Drop it from the name, or pass `add_dataloader_idx=False`."
-            )
-        entry = _Entry(fx, name, meta)
-        coll.add(key, entry)
-        return entry
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -405,7 +305,7 @@ class MetricStore:
     def _reset(self, coll: _Collection) -> None:
         """Reset the accumulators of ``coll``; its entries are inactive until logged again."""
         coll.reset()
-        self._forget_steady(coll.stage)
+        self._log_sites.forget_steady(coll.stage)
 
     def _flush(self) -> None:
         """Merge the view that :meth:`close_batch` left unmerged, before the view changes shape.
@@ -446,8 +346,7 @@ class MetricStore:
         self._snapshots = {}
         self._eval_outputs = []
         self._pending = False
-        self._steady = {}
-        self._sites = {}
+        self._log_sites.clear()
         self._gen += 1
 
     def start_epoch(self, stage: str) -> None:
@@ -503,8 +402,8 @@ class MetricStore:
             if coll.seen_batch and not coll.training:
                 self._flush()
                 self._store_dataloader(coll)
-            if dataloader_idx is not None:  # its steady sites assumed the index None (see _remember)
-                self._forget_steady(coll.stage)
+            if dataloader_idx is not None:  # its steady sites assumed the index None (see LogSites.remember)
+                self._log_sites.forget_steady(coll.stage)
         coll.seen_batch = True
         coll.in_batches = True
         coll.dataloader_idx = dataloader_idx
@@ -655,13 +554,8 @@ class MetricStore:
         elif coll.stage == "sanity_check":
             out = {}
         else:
-            final = view[1]
-            outputs = coll.outputs
-            out = dict(ChainMap(*outputs))
-            out.update(final)
-            for per_dl in outputs:
-                per_dl.update(final)
-            self._eval_outputs = outputs
+            out = coll.epoch_outputs(view[1])
+            self._eval_outputs = coll.outputs
         self._reset(coll)
         if coll.training:  # Lightning's update_train_epoch_metrics -> reset_results
             coll.reset_metric_objects()
@@ -705,8 +599,7 @@ class MetricStore:
                     break
         coll.reset()
         coll.clear()
-        self._steady = {}  # (its entries are gone)
-        self._sites = {}
+        self._log_sites.clear()  # (its entries are gone)
         snapshot = self._snapshots.pop(stage, None)
         if snapshot is not None:
             self._callback, self._logged, self._pbar = dict(snapshot[0]), dict(snapshot[1]), dict(snapshot[2])

@@ -9,6 +9,7 @@ per logged key (metadata, cached key strings, device-side accumulators) and one
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NoReturn
 
@@ -249,6 +250,18 @@ class _Collection:
             if entry.prog_bar:
                 pbar[forked] = value
         return callback, log, pbar
+
+    def epoch_outputs(self, final: dict[str, Tensor]) -> dict[str, Tensor]:
+        """An evaluation epoch's values for the loggers: each dataloader's, then ``final`` (the epoch end's).
+
+        ``final`` also goes into each dataloader's dict of :attr:`outputs` (``validate`` / ``test`` return them).
+        """
+        outputs = self.outputs
+        out = dict(ChainMap(*outputs))
+        out.update(final)
+        for per_dl in outputs:
+            per_dl.update(final)
+        return out
 
     def bar_view(self) -> dict[str, Tensor | float]:
         """The progress bar's part of ``view(on_step=True)``, stored numbers left as numbers."""
