@@ -83,6 +83,27 @@ def _scheduler_counter(step: Any) -> bool:
     return getattr(step, "_wrapped_by_lr_sched", False) is True
 
 
+class StepSource(NamedTuple):
+    """What an automatic step's generated functions are written from, besides the step itself.
+
+    Given by :class:`~lightcycle.runtime.steps.AutomaticStep` (which imports this module, so
+    its helpers come in here rather than by import), once, for both builders.
+    """
+
+    driver: LifecycleDriver
+    """The lifecycle driver (bound for this run)."""
+    module: Any
+    """The LightningModule."""
+    skip_backward: bool
+    """The epoch skips backward (then no function: the closure differs)."""
+    split: Callable[[Any, int], tuple[Any, dict[str, Any]]]
+    """:func:`~lightcycle.runtime.steps.split_output`."""
+    no_loss_warning: str
+    """The warning for a step that returned ``None``."""
+    no_extra: dict[str, Any]
+    """The shared empty dict of a tensor output's extra keys."""
+
+
 class _Plan(NamedTuple):
     """What a fused step is written from, checked once for the epoch."""
 
@@ -96,17 +117,16 @@ class _Plan(NamedTuple):
     """The wrapper's ``before_optimizer_step`` call (the event with the clipping arguments)."""
 
 
-def _step_plan(
-    inline: Inliner, driver: LifecycleDriver, auto: AutomaticStep, module: Any, skip_backward: bool
-) -> _Plan | None:
+def _step_plan(inline: Inliner, auto: AutomaticStep, source: StepSource) -> _Plan | None:
     """The plan of ``auto``'s stepping batch as generated code, or ``None`` where it does not apply."""
+    driver, module = source.driver, source.module
     lopt = auto.lightning_optimizer
     if not (
         isinstance(lopt, LightningOptimizer)
         and lopt._direct
         and auto.accumulate == 1
         and auto.optimizer is lopt.optimizer
-        and not skip_backward
+        and not source.skip_backward
     ):
         return None
     starts = inline.sources(ev.OPTIMIZER_STEP)
@@ -136,14 +156,7 @@ def _step_plan(
 
 
 def _write_step(
-    inline: Inliner,
-    auto: AutomaticStep,
-    plan: _Plan,
-    split: Callable[[Any, int], tuple[Any, dict[str, Any]]],
-    no_loss_warning: str,
-    no_extra: dict[str, Any],
-    *,
-    into: str | None,
+    inline: Inliner, auto: AutomaticStep, plan: _Plan, source: StepSource, *, into: str | None
 ) -> dict[int, Step] | None:
     """Write ``optimizer_step`` .. ``optimizer_step_end`` of a stepping batch.
 
@@ -155,9 +168,7 @@ def _write_step(
         inline: the function's writer.
         auto: the epoch's automatic step (its own ``__call__`` is the fallback).
         plan: from :func:`_step_plan`.
-        split: :func:`~lightcycle.runtime.steps.split_output`.
-        no_loss_warning: the warning for a step that returned ``None``.
-        no_extra: the shared empty dict of a tensor output's extra keys.
+        source: the step's other inputs.
         into: ``None``: the lines are the function's whole body, whose parameters are
             ``auto``'s and which returns the outputs; else the variable the outputs go to,
             in a function whose batch steps (``batch``, ``batch_idx`` and ``loop``), which
@@ -185,10 +196,10 @@ def _write_step(
         ("grad_enabled", torch.is_grad_enabled),
         ("scheduler_counter", _scheduler_counter),
         ("Tensor", torch.Tensor),
-        ("split_output", split),
+        ("split_output", source.split),
         ("warn", auto.warn),
-        ("NO_LOSS", no_loss_warning),
-        ("NO_EXTRA", no_extra),
+        ("NO_LOSS", source.no_loss_warning),
+        ("NO_EXTRA", source.no_extra),
         ("progress", auto.progress),
         ("CLIP_OPT", before.args[0]),
         ("CLIP_VAL", before.args[1]),
@@ -270,37 +281,23 @@ def _write_step(
     return row
 
 
-def fused_batch(
-    driver: LifecycleDriver,
-    auto: AutomaticStep,
-    module: Any,
-    *,
-    skip_backward: bool,
-    split: Callable[[Any, int], tuple[Any, dict[str, Any]]],
-    no_loss_warning: str,
-    no_extra: dict[str, Any],
-) -> Callable[..., Any] | None:
+def fused_batch(auto: AutomaticStep, source: StepSource) -> Callable[..., Any] | None:
     """The generated function for ``auto``'s stepping batches, or ``None`` where it does not apply.
 
     Args:
-        driver: the lifecycle driver (bound for this run).
         auto: the epoch's automatic step (its own ``__call__`` is the fallback).
-        module: the LightningModule.
-        skip_backward: the epoch skips backward (then no function: the closure differs).
-        split: :func:`~lightcycle.runtime.steps.split_output`.
-        no_loss_warning: the warning for a step that returned ``None``.
-        no_extra: the shared empty dict of a tensor output's extra keys.
+        source: the step's other inputs.
 
     Returns:
         ``f(batch, batch_idx, epoch, zero_grad, step)``, called as ``auto`` is, or ``None``.
     """
-    inline = driver.inliner()
+    inline = source.driver.inliner()
     if inline is None:
         return None
-    plan = _step_plan(inline, driver, auto, module, skip_backward)
+    plan = _step_plan(inline, auto, source)
     if plan is None:
         return None
-    _write_step(inline, auto, plan, split, no_loss_warning, no_extra, into=None)
+    _write_step(inline, auto, plan, source, into=None)
     return inline.compile(_NAME, ["batch", "batch_idx", "epoch", "zero_grad", "step"])
 
 
@@ -554,14 +551,9 @@ def fused_bracket(
 
 
 def fused_train_batch(
-    driver: LifecycleDriver,
     auto: AutomaticStep,
-    module: Any,
+    source: StepSource,
     *,
-    skip_backward: bool,
-    split: Callable[[Any, int], tuple[Any, dict[str, Any]]],
-    no_loss_warning: str,
-    no_extra: dict[str, Any],
     bracket: TrainBatch,
     skipped: object,
     finished: object,
@@ -576,13 +568,8 @@ def fused_train_batch(
     after the start, as ``start`` does, and the loop goes on with the batch as it would.
 
     Args:
-        driver: the lifecycle driver (bound for this run).
         auto: the epoch's automatic step (its own ``__call__`` is the step's fallback).
-        module: the LightningModule.
-        skip_backward: the epoch skips backward (then no function).
-        split: :func:`~lightcycle.runtime.steps.split_output`.
-        no_loss_warning: the warning for a step that returned ``None``.
-        no_extra: the shared empty dict of a tensor output's extra keys.
+        source: the step's other inputs.
         bracket: the epoch's batch bracket (a Trainer's: ``lr_scheduler_configs`` is read).
         skipped: what it returns for a skipped batch.
         finished: what it returns for a batch it ran to the end.
@@ -592,11 +579,12 @@ def fused_train_batch(
         ``f(batch, batch_idx)``: :data:`finished`, :data:`skipped`, or the transferred batch
         for the loop to step and end; ``None`` where it does not apply.
     """
+    driver, module = source.driver, source.module
     inline = driver.inliner()
     if inline is None:
         return None
     sources = bracket_sources(driver, inline, bracket._transfer)
-    plan = _step_plan(inline, driver, auto, module, skip_backward)
+    plan = _step_plan(inline, auto, source)
     if sources is None or plan is None:
         return None
     line = inline.line
@@ -614,7 +602,7 @@ def fused_train_batch(
         inline.restore(3, "prev")  # (an overriding property is the module's code)
     line(3, f"if not {automatic} or host.lr_scheduler_configs:")
     line(4, "return batch")
-    row = _write_step(inline, auto, plan, split, no_loss_warning, no_extra, into="outputs")
+    row = _write_step(inline, auto, plan, source, into="outputs")
     write_end(inline, bracket, sources[1], row, step_due, "True", 3, "prev")
     line(3, "return FINISHED")
     line(2, "finally:")

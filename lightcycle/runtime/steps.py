@@ -23,7 +23,7 @@ from lightcycle.core.optim import LightningOptimizer, closure_first
 from lightcycle.core.optim import _do_nothing as _NOTHING_AFTER
 from lightcycle.errors import MisconfigurationException
 from lightcycle.precision import Precision, scaled_step
-from lightcycle.runtime.fused_step import fused_batch, fused_train_batch
+from lightcycle.runtime.fused_step import StepSource, fused_batch, fused_train_batch
 from lightcycle.states import declaration as ev
 from lightcycle.states.model import Event
 
@@ -195,20 +195,13 @@ class AutomaticStep:
         self.run: Callable[[Any, int, int, bool, bool], dict[str, Any]] = self
         """What the loop calls per batch, as it would call this object: the generated function of
         :mod:`~lightcycle.runtime.fused_step` where ``driver`` allows it, else this object."""
-        self._fusing: tuple[LifecycleDriver, Any, bool] | None = None
+        self._fusing: StepSource | None = None
         if driver is not None:
-            fused = fused_batch(
-                driver,
-                self,
-                module,
-                skip_backward=skip_backward,
-                split=split_output,
-                no_loss_warning=NO_LOSS_WARNING,
-                no_extra=_NO_EXTRA,
-            )
+            source = StepSource(driver, module, skip_backward, split_output, NO_LOSS_WARNING, _NO_EXTRA)
+            fused = fused_batch(self, source)
             if fused is not None:
                 self.run = fused
-                self._fusing = (driver, module, skip_backward)
+                self._fusing = source
 
     def with_bracket(
         self, bracket: TrainBatch, skipped: object, finished: object, step_due: Callable[[Any], bool]
@@ -222,15 +215,9 @@ class AutomaticStep:
         """
         if self._fusing is None:
             return None
-        driver, module, skip_backward = self._fusing
         return fused_train_batch(
-            driver,
             self,
-            module,
-            skip_backward=skip_backward,
-            split=split_output,
-            no_loss_warning=NO_LOSS_WARNING,
-            no_extra=_NO_EXTRA,
+            self._fusing,
             bracket=bracket,
             skipped=skipped,
             finished=finished,
