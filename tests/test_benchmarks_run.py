@@ -21,7 +21,9 @@ BENCHMARKS = ROOT / "benchmarks"
 
 def _load(name: str) -> ModuleType:
     if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))  # instructions.py's children import overhead by path too
+        # overhead.py imports its _overhead_* siblings by name, and instructions.py's children
+        # import overhead by name: the folder (not a package) has to be on sys.path
+        sys.path.insert(0, str(BENCHMARKS))
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
