@@ -158,7 +158,7 @@ def _raw_blocks(
                 (pred - y).abs().mean().detach()
                 loss.detach().sqrt()
             opt.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # (torch leaves Tensor.backward unannotated)
             opt.step()
             done[0] += 1
             if val_every and done[0] % val_every == 0:

@@ -63,7 +63,6 @@ def per_event(executor: str, checked: bool, event: str, state: str) -> float:
     driver = _driver(executor, checked)
     trigger = driver.table.triggers[event]
     driver._ids = driver._id_rows[driver.table.index[state]]
-    driver._place_machine(state)
     fire = driver.caller(trigger)
     args = tuple(object() for _ in trigger.params)
     fire(*args)  # the first: the general path (and, checked, the machine's answer)

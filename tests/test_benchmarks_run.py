@@ -121,3 +121,14 @@ def test_scaling_cells_and_startup_measure() -> None:
     assert overhead.import_time("lightcycle") > 0
     labels = [label for label, _ in overhead.SCALING]
     assert labels[:5] == [f"callbacks {n}" for n in (0, 1, 5, 20, 50)] and "validation every 5 steps" in labels
+
+
+def test_executor_micro_fires_its_event_in_every_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    micro = _load("executor_micro")
+    monkeypatch.setattr(micro, "FIRES", 50)
+    monkeypatch.setattr(micro, "REPEATS", 2)
+    event, state = micro._internal_event(micro._driver("generated", False))
+    for executor in ("generated", "interpreted"):
+        for checked in (False, True):
+            us = micro.per_event(executor, checked, event, state)  # raised AttributeError before
+            assert math.isfinite(us) and us > 0
