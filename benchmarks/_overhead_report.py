@@ -28,6 +28,7 @@ LABELS = {
     "log10": "    lightcycle Trainer + 10 x self.log",
     "raw_realistic": "    raw loop doing the realistic user work",
     "realistic": "(h) lightcycle, realistic defaults",
+    "realistic_async": "    (h) with plugins=[AsyncCheckpointIO()]",
     "realistic_lightning": "(i) pytorch-lightning, realistic defaults",
     "realistic_ignite": "(j) pytorch-ignite, nearest equivalent",
     "protocol": "    Lightning's batch protocol by hand (floor)",

@@ -32,13 +32,14 @@ ALL_VARIANTS = (
     "ignite",
     "raw_realistic",
     "realistic",
+    "realistic_async",
     "realistic_lightning",
     "realistic_ignite",
     "checked",
 )
 PROFILED = ("profiler", "lightning_profiler")
 """Variants run only when asked for (``--profiler simple`` or ``--variants``)."""
-REALISTIC = ("raw_realistic", "realistic", "realistic_lightning", "realistic_ignite")
+REALISTIC = ("raw_realistic", "realistic", "realistic_async", "realistic_lightning", "realistic_ignite")
 """Variants run only when asked for (``--variants``)."""
 LIGHTCYCLE_VARIANTS = ("trainer", "callbacks", "driver", "log", "checked")
 EXECUTORS = ("generated", "interpreted")
@@ -279,14 +280,18 @@ def _framework(name: str) -> Any:
     return lightcycle
 
 
-def _run_realistic(clock: _Clock, total: int, device: str, fw_name: str = "lightcycle") -> None:
+def _run_realistic(
+    clock: _Clock, total: int, device: str, fw_name: str = "lightcycle", async_checkpoints: bool = False
+) -> None:
     """(h)/(i): what ``Trainer()`` gives by default, plus a CSV logger and three bar metrics.
 
     Epochs of :data:`EPOCH` batches, each followed by :data:`VAL_BATCHES` validation batches,
     the default sanity check (2 batches), a ``ModelCheckpoint`` (the default one, saving the
     last epoch's checkpoint in a temporary folder), the model summary, the progress bar
     (tqdm, redrawn every batch as by default; its output goes to the parent's pipe), and a
-    ``CSVLogger`` (flushed every 100 steps, logging every 50).
+    ``CSVLogger`` (flushed every 100 steps, logging every 50). ``async_checkpoints`` (the
+    ``realistic_async`` variant): the same with ``plugins=[AsyncCheckpointIO()]``, so that the
+    per-epoch checkpoint is pickled on the training thread and written in the background.
     """
     import tempfile
 
@@ -296,6 +301,11 @@ def _run_realistic(clock: _Clock, total: int, device: str, fw_name: str = "light
         from pytorch_lightning.loggers import CSVLogger as csv_logger
     else:
         from lightcycle.loggers import CSVLogger as csv_logger
+    plugins: list[Any] | None = None
+    if async_checkpoints:
+        from lightcycle.plugins import AsyncCheckpointIO
+
+        plugins = [AsyncCheckpointIO()]
     with tempfile.TemporaryDirectory() as root:
         trainer = fw.Trainer(
             accelerator="gpu" if device == "cuda" and fw_name == "lightning" else device,
@@ -304,6 +314,7 @@ def _run_realistic(clock: _Clock, total: int, device: str, fw_name: str = "light
             max_epochs=-(-total // EPOCH) + 1,
             default_root_dir=root,
             logger=csv_logger(root),
+            plugins=plugins,
         )
         trainer.fit(
             _configured_module(fw, clock, realistic=True),
@@ -487,6 +498,7 @@ RUNNERS: dict[str, Callable[[_Clock, int, str], None]] = {
     "log10": lambda c, n, d: _run_scaled(c, n, d, metrics=10),
     "raw_realistic": _run_raw_realistic,
     "realistic": _run_realistic,
+    "realistic_async": lambda c, n, d: _run_realistic(c, n, d, async_checkpoints=True),
     "realistic_lightning": lambda c, n, d: _run_realistic(c, n, d, "lightning"),
     "realistic_ignite": _run_realistic_ignite,
 }

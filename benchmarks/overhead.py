@@ -35,6 +35,8 @@ Variants (each run in a fresh subprocess, variants interleaved within every repe
   run as a variant (its paired figure is the pairing's noise); ignite's is
   its nearest equivalent (``ProgressBar``, ``Checkpoint`` every epoch, an evaluator every
   epoch, three ``RunningAverage`` metrics on the bar; it has no CSV logger or model summary).
+  ``realistic_async`` is ``realistic`` with ``plugins=[AsyncCheckpointIO()]`` (the per-epoch
+  checkpoint pickled on the training thread, written and fsynced in the background).
 
 ``--scaling`` prints another table instead: lightcycle against Lightning with 0/1/5/20/50
 callbacks, 0/1/10/50 logged metrics and validation every epoch / 100 / 20 / 5 steps (each

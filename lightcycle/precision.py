@@ -439,23 +439,18 @@ def resolve_precision(precision: Any, plugins: Any, device: torch.device) -> Pre
 
     Args:
         precision: the ``precision`` argument.
-        plugins: the ``plugins`` argument: ``None``, a :class:`Precision` or a list of one.
+        plugins: the ``plugins`` argument: ``None``, a plugin or a list (its precision plugins are used).
         device: the resolved device.
 
     Returns:
         The precision plugin.
 
     Raises:
-        MisconfigurationException: an unknown precision, another kind of plugin, or both
-            ``precision`` and a precision plugin.
+        MisconfigurationException: an unknown precision, or several precision plugins.
+        ValueError: both ``precision`` and a precision plugin.
     """
     given = [plugins] if plugins is not None and not isinstance(plugins, (list, tuple)) else list(plugins or [])
-    for plugin in given:
-        if not isinstance(plugin, Precision):
-            raise MisconfigurationException(
-                f"Trainer(plugins=[{plugin!r}]): lightcycle accepts only precision plugins "
-                "(lightcycle.precision.Precision and its subclasses); remove the others."
-            )
+    given = [plugin for plugin in given if isinstance(plugin, Precision)]  # (the others: config.split_plugins)
     if len(given) > 1:
         raise MisconfigurationException(f"Received multiple values for precision plugins: {given}. Pass one.")
     if given:

@@ -44,6 +44,7 @@ def _load(name: str) -> ModuleType:
         "protocol",
         "checked",
         "realistic",
+        "realistic_async",
         "raw_realistic",
     ],
 )

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from lightcycle.callbacks.monitoring import Checkpoint
 from lightcycle.errors import MisconfigurationException
+from lightcycle.plugins.io import run_after_writes
 from lightcycle.runtime.atomic_io import atomic_link
 from lightcycle.states.stages import TrainerFn
 
@@ -505,7 +506,7 @@ class ModelCheckpoint(Checkpoint):
         """Make ``linkpath`` a whole copy of ``filepath``: a hard link, else a copy, renamed into place."""
         if not trainer.is_global_zero or os.path.abspath(filepath) == os.path.abspath(linkpath):
             return
-        atomic_link(filepath, linkpath)
+        run_after_writes(trainer.strategy.checkpoint_io, atomic_link, filepath, linkpath)  # (after its save)
 
     def _save_last_checkpoint(self, trainer: RunHost, candidates: dict[str, Tensor]) -> None:
         if not self.save_last:
@@ -598,5 +599,4 @@ class ModelCheckpoint(Checkpoint):
         return Path(self.dirpath).absolute() in prev.parents
 
     def _remove_checkpoint(self, trainer: RunHost, filepath: str) -> None:
-        if trainer.is_global_zero and os.path.exists(filepath):
-            os.remove(filepath)
+        trainer.strategy.remove_checkpoint(filepath)  # rank 0, through the checkpoint IO plugin (Lightning's)

@@ -43,7 +43,39 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.strategies.launchers": _OUR_LAUNCHER,
     "lightning.pytorch.strategies.xla": "TPUs (XLA) are not supported",
     "lightning.pytorch.strategies.single_xla": "TPUs (XLA) are not supported",
-    "lightning.pytorch.plugins": "plugins (precision, checkpoint IO, cluster environments) are not supported yet",
+    "lightning.pytorch.plugins.environments": (
+        "cluster environments are not plugins in lightcycle: torchrun and SLURM are detected, or pass "
+        "DDPStrategy(cluster_environment=...)"
+    ),
+    "lightning.pytorch.plugins.layer_sync": "use Trainer(sync_batchnorm=True)",
+    "lightning.pytorch.plugins.LayerSync": "use Trainer(sync_batchnorm=True)",
+    "lightning.pytorch.plugins.TorchSyncBatchNorm": "use Trainer(sync_batchnorm=True)",
+    "lightning.pytorch.plugins.ClusterEnvironment": (
+        "cluster environments are not plugins in lightcycle: pass DDPStrategy(cluster_environment=...)"
+    ),
+    "lightning.pytorch.plugins.XLACheckpointIO": "TPUs (XLA) are not supported",
+    "lightning.pytorch.plugins.XLAPrecision": "TPUs (XLA) are not supported",
+    "lightning.pytorch.plugins.precision.xla": "TPUs (XLA) are not supported",
+    "lightning.pytorch.plugins.io.xla": "TPUs (XLA) are not supported",
+    "lightning.pytorch.plugins.io.XLACheckpointIO": "TPUs (XLA) are not supported",
+    "lightning.pytorch.plugins.io.xla_plugin": "TPUs (XLA) are not supported",
+    "lightning.pytorch.plugins.precision.precision.FabricPrecision": "lightcycle replaces lightning.pytorch only",
+    "lightning.pytorch.plugins.precision.double.LightningDoublePrecisionModule": (
+        "DoublePrecision converts the module itself (no wrapper module)"
+    ),
+    "lightning.pytorch.plugins.precision.XLAPrecision": "TPUs (XLA) are not supported",
+    "lightning.pytorch.plugins.precision.DeepSpeedPrecision": "DeepSpeed is not supported; use strategy='ddp'",
+    "lightning.pytorch.plugins.precision.FSDPPrecision": "FSDP is not supported yet; use strategy='ddp'",
+    "lightning.pytorch.plugins.precision.BitsandbytesPrecision": "bitsandbytes quantization is not supported yet",
+    "lightning.pytorch.plugins.precision.TransformerEnginePrecision": "Transformer Engine precision is not supported",
+    "lightning.pytorch.plugins.DeepSpeedPrecision": "DeepSpeed is not supported; use strategy='ddp'",
+    "lightning.pytorch.plugins.precision.deepspeed": "DeepSpeed is not supported; use strategy='ddp'",
+    "lightning.pytorch.plugins.FSDPPrecision": "FSDP is not supported yet; use strategy='ddp'",
+    "lightning.pytorch.plugins.precision.fsdp": "FSDP is not supported yet; use strategy='ddp'",
+    "lightning.pytorch.plugins.BitsandbytesPrecision": "bitsandbytes quantization is not supported yet",
+    "lightning.pytorch.plugins.precision.bitsandbytes": "bitsandbytes quantization is not supported yet",
+    "lightning.pytorch.plugins.TransformerEnginePrecision": "Transformer Engine precision is not supported",
+    "lightning.pytorch.plugins.precision.transformer_engine": "Transformer Engine precision is not supported",
     "lightning.pytorch.profilers.xla": "TPUs (XLA) are not supported",
     "lightning.pytorch.profilers.XLAProfiler": "TPUs (XLA) are not supported",
     "lightning.pytorch.profilers.pytorch.RegisterRecordFunction": (

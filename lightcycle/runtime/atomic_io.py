@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import torch
@@ -90,6 +92,43 @@ def _check_destination(path: str) -> str:
     return folder
 
 
+def prepare_destination(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """Check a checkpoint destination and create its folder, before anything is written.
+
+    Args:
+        path: the destination file.
+
+    Returns:
+        The path as a ``str`` and its folder.
+
+    Raises:
+        TypeError: ``path`` is not a str or ``os.PathLike``.
+        IsADirectoryError: ``path`` is a folder.
+    """
+    path = checked_path(path, "filepath")
+    return path, _check_destination(path)
+
+
+def _write_atomically(path: str, folder: str, write: Callable[[BinaryIO], None]) -> None:
+    """``write`` into a temporary file of ``folder``, fsync it, rename it over ``path``, fsync ``folder``."""
+    fd, tmp = _create_temporary(folder)
+    try:
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+        # (closing the file flushes again: its OSError, not the first one, may be what arrives here)
+        except OSError as err:
+            raise _write_error(err, path) from err
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_folder(folder)
+
+
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to ``path`` via a temporary file in the same folder and a rename.
 
@@ -105,30 +144,59 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
         IsADirectoryError: ``path`` is a folder.
         OSError: the write failed (e.g. "No space left on device"), naming the file.
     """
-    path = checked_path(path, "filepath")
-    folder = _check_destination(path)
-    fd, tmp = _create_temporary(folder)
-    writer: _RecordingWriter | None = None
-    try:
+    path, folder = prepare_destination(path)
+
+    def write(fh: BinaryIO) -> None:
+        writer = _RecordingWriter(fh)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                writer = _RecordingWriter(fh)
-                torch.save(obj, writer)  # a file-like object: write, flush, and the file's other methods
-                fh.flush()
-                os.fsync(fh.fileno())
-        # (closing the file flushes again: its OSError, not the first one, may be what arrives here)
-        except OSError as err:
-            raise _write_error(err, path) from err
+            torch.save(obj, writer)  # a file-like object: write, flush, and the file's other methods
         except RuntimeError as err:
-            if writer is None or writer.error is None:
+            if writer.error is None:
                 raise
-            raise _write_error(writer.error, path) from err
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_folder(folder)
+            raise writer.error from err  # the write's OSError, named by _write_atomically
+
+    _write_atomically(path, folder, write)
+
+
+def serialize(obj: Any) -> memoryview:
+    """``torch.save`` into memory: the bytes of a checkpoint file, a snapshot of ``obj`` now.
+
+    Args:
+        obj: what to save.
+
+    Returns:
+        The file's bytes (a view of the buffer, not a copy).
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getbuffer()
+
+
+def atomic_write(data: bytes | memoryview, path: str, folder: str) -> None:
+    """Write ``data`` (from :func:`serialize`) to ``path`` as :func:`atomic_save` writes a file.
+
+    Args:
+        data: the file's bytes.
+        path: the destination (checked by :func:`prepare_destination`).
+        folder: its folder.
+
+    Raises:
+        OSError: the write failed, naming the file; the previous file at ``path`` stays.
+    """
+
+    def write(fh: BinaryIO) -> None:
+        fh.write(data)
+
+    _write_atomically(path, folder, write)
+
+
+def remove_path(path: str | os.PathLike[str]) -> None:
+    """Delete a checkpoint file, or a checkpoint folder with its contents, if it exists."""
+    path = os.fspath(path)
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
 
 
 def atomic_link(source: str, path: str) -> None:

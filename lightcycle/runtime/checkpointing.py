@@ -19,6 +19,7 @@ import functools
 import os
 import warnings
 import zipfile
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +29,9 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from lightcycle.callbacks.model_checkpoint import ModelCheckpoint
 from lightcycle.errors import MisconfigurationException
+from lightcycle.plugins.io import AsyncCheckpointIO, reads_files_itself
 from lightcycle.precision import OLD_SCALER_KEY, MixedPrecision
 from lightcycle.profilers.wrapping import fetch_timer
-from lightcycle.runtime.atomic_io import atomic_save
 from lightcycle.runtime.checkpoint_format import (
     BATCH_END,
     BOUNDARY,
@@ -75,7 +76,10 @@ def _version() -> str:
 
 
 def load_checkpoint_file(
-    path: str | os.PathLike[str], map_location: Any = "cpu", fitting: bool = True
+    path: str | os.PathLike[str],
+    map_location: Any = "cpu",
+    fitting: bool = True,
+    reader: Callable[[str], Any] | None = None,
 ) -> dict[str, Any]:
     """Read and check a checkpoint file completely; the error names the file and what is wrong.
 
@@ -83,6 +87,9 @@ def load_checkpoint_file(
         path: the file.
         map_location: as for ``torch.load``.
         fitting: a fit resumes from it (its loop progress is checked too).
+        reader: a custom checkpoint IO plugin's reader (``path`` may then be anything it
+            reads, e.g. a URL): it replaces the file checks and ``torch.load``; what it
+            returns is checked the same way.
 
     Returns:
         The checkpoint dict.
@@ -95,6 +102,29 @@ def load_checkpoint_file(
             that a restore reads is missing or wrong, or a format this release does not read.
     """
     path = checked_path(path, "ckpt_path")
+    ckpt = reader(path) if reader is not None else _read_file(path, map_location)
+    if not isinstance(ckpt, dict):
+        raise MisconfigurationException(
+            f"checkpoint {path!r} holds a {type(ckpt).__name__}, not a checkpoint dict. Pass a file written by "
+            "Trainer.save_checkpoint or ModelCheckpoint."
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise MisconfigurationException(
+            f"checkpoint {path!r} is not a lightcycle/Lightning checkpoint: it lacks {missing}"
+            + (
+                " (it looks like a bare model state_dict)"
+                if ckpt and all(torch.is_tensor(v) for v in ckpt.values())
+                else ""
+            )
+            + ". Pass a file written by Trainer.save_checkpoint or ModelCheckpoint."
+        )
+    validate(ckpt, path, fitting, READABLE_LOOP_FORMATS)
+    return ckpt
+
+
+def _read_file(path: str, map_location: Any) -> Any:
+    """``torch.load`` of a checkpoint file, after checking it is a whole file (its records' CRCs)."""
     if os.path.isdir(path):
         found = sorted(f for f in os.listdir(path) if f.endswith(".ckpt"))
         raise IsADirectoryError(
@@ -116,23 +146,6 @@ def load_checkpoint_file(
             f"checkpoint {path!r} cannot be read ({type(err).__name__}: {err}); the file is truncated, corrupt "
             "or not a torch checkpoint. Pass another checkpoint; nothing was changed."
         ) from err
-    if not isinstance(ckpt, dict):
-        raise MisconfigurationException(
-            f"checkpoint {path!r} holds a {type(ckpt).__name__}, not a checkpoint dict. Pass a file written by "
-            "Trainer.save_checkpoint or ModelCheckpoint."
-        )
-    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
-    if missing:
-        raise MisconfigurationException(
-            f"checkpoint {path!r} is not a lightcycle/Lightning checkpoint: it lacks {missing}"
-            + (
-                " (it looks like a bare model state_dict)"
-                if ckpt and all(torch.is_tensor(v) for v in ckpt.values())
-                else ""
-            )
-            + ". Pass a file written by Trainer.save_checkpoint or ModelCheckpoint."
-        )
-    validate(ckpt, path, fitting, READABLE_LOOP_FORMATS)
     return ckpt
 
 
@@ -362,13 +375,22 @@ class CheckpointConnector:
         fire(ev.SAVE_WEIGHTS if weights_only else ev.SAVE_CHECKPOINT, ckpt)
         return ckpt
 
-    def save(self, path: str | os.PathLike[str], weights_only: bool = False) -> None:
-        """Dump on every rank (every rank runs the save hooks), write atomically on rank 0, then all wait."""
+    def save(self, path: str | os.PathLike[str], weights_only: bool = False, storage_options: Any = None) -> None:
+        """Dump on every rank (every rank runs the save hooks), write on rank 0 through the
+        strategy's checkpoint IO plugin (atomically by default), then all wait."""
         checkpoint = self.dump(weights_only)
         strategy = self.trainer.strategy
-        if strategy.is_global_zero:
-            atomic_save(checkpoint, path)
+        strategy.save_checkpoint(checkpoint, path, storage_options=storage_options)
         strategy.barrier("Trainer.save_checkpoint")
+
+    def _reader(self) -> Callable[[str], Any] | None:
+        """A custom checkpoint IO plugin's ``load_checkpoint`` (storages to CPU), else ``None``."""
+        plugin = self.trainer.strategy.checkpoint_io
+        if isinstance(plugin, AsyncCheckpointIO):
+            plugin.wait()  # a resume from a file still being written reads the whole file
+        if not reads_files_itself(plugin):
+            return None
+        return lambda path: plugin.load_checkpoint(path, map_location="cpu")
 
     def _loops_state(self) -> dict[str, Any]:
         t = self.trainer
@@ -435,7 +457,7 @@ class CheckpointConnector:
             if path is None:
                 return None
         assert path is not None
-        self._pending = load_checkpoint_file(path, fitting=fn == TrainerFn.FITTING)
+        self._pending = load_checkpoint_file(path, fitting=fn == TrainerFn.FITTING, reader=self._reader())
         t.ckpt_path = path
         return path
 
@@ -480,7 +502,7 @@ class CheckpointConnector:
         """Restore the module, datamodule and callbacks (spec 3.14 steps 2-7)."""
         t = self.trainer
         fire = t._driver.fire
-        ckpt = self._pending if self._pending is not None else load_checkpoint_file(path)
+        ckpt = self._pending if self._pending is not None else load_checkpoint_file(path, reader=self._reader())
         self._pending = None
         module = t.lightning_module
         assert module is not None

@@ -32,6 +32,7 @@ from lightcycle.callbacks.progress import ProgressBar
 from lightcycle.core.metric_store import MetricStore
 from lightcycle.engine.driver import LifecycleDriver
 from lightcycle.errors import MisconfigurationException
+from lightcycle.plugins.io import AsyncCheckpointIO, accepts_storage_options, no_storage_options
 from lightcycle.profilers.profiler import PassThroughProfiler, Profiler
 from lightcycle.runtime import logger_connector
 from lightcycle.runtime.checkpointing import CheckpointConnector
@@ -380,30 +381,37 @@ class RunHost(abc.ABC):
     ) -> None:
         """Write a checkpoint of the current state to ``filepath``.
 
-        The file is written atomically (a temporary file in the same folder, flushed,
-        fsynced, then renamed), so an existing checkpoint at ``filepath`` is replaced by a
-        whole new one or stays as it was. Contents and resume guarantees:
+        Through ``trainer.strategy.checkpoint_io``: by default the file is written atomically
+        (a temporary file in the same folder, flushed, fsynced, then renamed), so an existing
+        checkpoint at ``filepath`` is replaced by a whole new one or stays as it was; with
+        ``AsyncCheckpointIO`` it is written in the background during a run, and before this
+        returns when called outside one (after ``fit``). Contents and resume guarantees:
         ``docs/checkpoints.md``.
 
         Args:
             filepath: where to write (its folder is created).
             weights_only: only the weights, progress and hyper-parameters (no optimizer,
                 scheduler or callback states; cannot resume a fit).
-            storage_options: not supported (Lightning's CheckpointIO option).
+            storage_options: passed to the checkpoint IO plugin; only a custom one
+                (``Trainer(plugins=[MyCheckpointIO()])``) takes them.
 
         Raises:
             AttributeError: no module is attached yet (Lightning's message).
-            MisconfigurationException: ``storage_options`` was given.
+            TypeError: ``storage_options`` with the default plugin (Lightning's message),
+                before any hook.
         """
         if self.lightning_module is None:
             raise AttributeError(
                 "Saving a checkpoint is only possible if a model is attached to the Trainer. Did you call"
                 " `Trainer.save_checkpoint()` before calling `Trainer.{fit,validate,test,predict}`?"
             )
-        if storage_options is not None:
-            raise MisconfigurationException("save_checkpoint(storage_options=...) is not supported; remove it.")
+        if storage_options is not None and not accepts_storage_options(self.strategy.checkpoint_io):
+            raise no_storage_options(self.strategy.checkpoint_io)
         with self.profiler.profile("save_checkpoint"):  # Lightning's action (not on the per-batch path)
-            self._checkpoints.save(filepath, bool(weights_only))
+            self._checkpoints.save(filepath, bool(weights_only), storage_options)
+        plugin = self.strategy.checkpoint_io
+        if isinstance(plugin, AsyncCheckpointIO) and self.state.status is not TrainerStatus.RUNNING:
+            plugin.wait()  # called outside a run (after fit): the caller reads the file next, so it is whole
 
     # ------------------------------------------------------------------ attributes (spec 5)
 

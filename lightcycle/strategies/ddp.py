@@ -44,7 +44,8 @@ class DDPStrategy(Strategy):
         process_group_backend: ``"gloo"`` or ``"nccl"`` (default: gloo on CPU, nccl on CUDA).
         timeout: how long a collective waits (Lightning's default: 30 minutes).
         start_method: ``"popen"`` only (Lightning's ``"ddp"``); ``"spawn"``/``"fork"`` are refused.
-        **kwargs: passed to ``DistributedDataParallel`` (``find_unused_parameters``...).
+        **kwargs: passed to ``DistributedDataParallel`` (``find_unused_parameters``...), except
+            ``checkpoint_io`` (a checkpoint IO plugin, as Lightning's argument).
 
     Raises:
         ValueError: a start method other than ``"popen"``.
@@ -60,7 +61,7 @@ class DDPStrategy(Strategy):
         start_method: str = "popen",
         **kwargs: Any,
     ) -> None:
-        super().__init__(torch.device("cpu"))
+        super().__init__(torch.device("cpu"), checkpoint_io=kwargs.pop("checkpoint_io", None))
         if start_method != "popen":
             raise ValueError(
                 f"DDPStrategy(start_method={start_method!r}) is not supported: lightcycle starts ranks by re-running "

@@ -12,11 +12,12 @@ before ``on_exception``).
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+
+from lightcycle.plugins.io import CheckpointIO, TorchCheckpointIO, _WrappingCheckpointIO
 
 
 class Strategy:
@@ -25,13 +26,21 @@ class Strategy:
     Args:
         root_device: the device the module runs on.
         lightning_module: the module (set by the Trainer when a run begins).
+        checkpoint_io: how checkpoints are written (default :class:`TorchCheckpointIO`);
+            ``Trainer(plugins=[...])`` sets it too.
     """
 
     strategy_name = "single_device"
 
-    def __init__(self, root_device: torch.device | None = None, lightning_module: Any = None) -> None:
+    def __init__(
+        self,
+        root_device: torch.device | None = None,
+        lightning_module: Any = None,
+        checkpoint_io: CheckpointIO | None = None,
+    ) -> None:
         self.root_device = root_device if root_device is not None else torch.device("cpu")
         self.lightning_module = lightning_module
+        self._checkpoint_io = checkpoint_io
         self.precision_plugin: Any = None  # set by the Trainer (Lightning's strategy.precision_plugin)
         self._model: Any = None
         self.sigterm_pending = False
@@ -159,11 +168,13 @@ class Strategy:
         """
 
     def teardown(self) -> None:
-        """Before ``on_fit_end`` and ``teardown``: release the device (Lightning's strategy teardown)."""
+        """Before ``on_fit_end`` and ``teardown``: release the device, then the checkpoint IO's
+        teardown (background writes finish; a failed one raises) (Lightning's strategy teardown)."""
         self._model = None
         module = self.lightning_module
         if module is not None and self.root_device.type == "cuda":
             module.to("cpu")
+        self.checkpoint_io.teardown()
 
     def process_dataloader(self, loader: Any, kind: str, trainer_fn: str) -> Any:
         """A loader as this strategy iterates it (single process: unchanged).
@@ -253,15 +264,38 @@ class Strategy:
 
     # ------------------------------------------------------------------ files
 
+    @property
+    def checkpoint_io(self) -> CheckpointIO:
+        """The checkpoint IO plugin: :class:`TorchCheckpointIO` unless one was given; a wrapper
+        given without a base (``AsyncCheckpointIO()``) wraps the default."""
+        plugin = self._checkpoint_io
+        if plugin is None:
+            plugin = self._checkpoint_io = TorchCheckpointIO()
+        elif isinstance(plugin, _WrappingCheckpointIO) and plugin.checkpoint_io is None:
+            plugin.checkpoint_io = TorchCheckpointIO()
+        return plugin
+
+    @checkpoint_io.setter
+    def checkpoint_io(self, plugin: CheckpointIO) -> None:
+        self._checkpoint_io = plugin
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], filepath: str | os.PathLike[str], storage_options: Any | None = None
+    ) -> None:
+        """Write ``checkpoint`` through the checkpoint IO plugin; only rank 0 touches the disk.
+
+        Args:
+            checkpoint: the checkpoint dict (every rank made it).
+            filepath: where to write.
+            storage_options: for a custom plugin.
+        """
+        if self.is_global_zero:
+            self.checkpoint_io.save_checkpoint(checkpoint, filepath, storage_options=storage_options)
+
     def remove_checkpoint(self, filepath: str | os.PathLike[str]) -> None:
-        """Delete a checkpoint file or folder if it exists; only rank 0 touches the disk."""
-        if not self.is_global_zero:
-            return
-        path = os.fspath(filepath)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
+        """Delete a checkpoint file or folder if it exists, through the plugin; only rank 0 touches the disk."""
+        if self.is_global_zero:
+            self.checkpoint_io.remove_checkpoint(filepath)
 
 
 class SingleDeviceStrategy(Strategy):

@@ -14,6 +14,7 @@ import attrs
 import torch
 
 from lightcycle.errors import InvalidTypeError, InvalidValueError, MisconfigurationException
+from lightcycle.plugins.io import CheckpointIO
 from lightcycle.precision import Precision, resolve_precision
 
 # Lightning 2.6 Trainer arguments lightcycle does not implement (yet). Passing any of them
@@ -93,6 +94,8 @@ class TrainerConfig:
     deterministic: bool | str | None
     log_every_n_steps: int
     precision_plugin: Precision
+    checkpoint_io: CheckpointIO | None
+    """The ``plugins`` checkpoint IO plugin; ``None``: the strategy's own."""
 
 
 def resolve(
@@ -143,6 +146,7 @@ def resolve(
             f"(Lightning's default is {UNSUPPORTED[name]!r}). See 'Differences from Lightning' in the README."
         )
     device = _device(accelerator, devices)
+    checkpoint_io = _checkpoint_io_plugin(plugins)
     precision_plugin = resolve_precision(precision, plugins, device)
     if max_epochs is not None and (
         isinstance(max_epochs, bool) or not isinstance(max_epochs, numbers.Integral) or max_epochs < -1
@@ -221,7 +225,34 @@ def resolve(
         deterministic=deterministic,
         log_every_n_steps=log_every or 0,
         precision_plugin=precision_plugin,
+        checkpoint_io=checkpoint_io,
     )
+
+
+def _checkpoint_io_plugin(plugins: Any) -> CheckpointIO | None:
+    """The checkpoint IO plugin of ``Trainer(plugins=...)``, after checking every plugin's kind."""
+    given = [plugins] if plugins is not None and not isinstance(plugins, (list, tuple)) else list(plugins or [])
+    found: list[CheckpointIO] = []
+    for plugin in given:
+        if isinstance(plugin, CheckpointIO):
+            found.append(plugin)
+        elif not isinstance(plugin, Precision):
+            hint = (
+                " Cluster environments are not plugins here: pass DDPStrategy(cluster_environment=...)."
+                if type(plugin).__name__.endswith("Environment")
+                else ""
+            )
+            raise MisconfigurationException(
+                f"Found invalid type for plugin {plugin!r}. lightcycle accepts precision plugins "
+                "(lightcycle.plugins.Precision and its subclasses) and checkpoint IO plugins "
+                "(lightcycle.plugins.CheckpointIO: TorchCheckpointIO, AsyncCheckpointIO or your own subclass); "
+                f"remove it.{hint}"
+            )
+    if len(found) > 1:
+        raise MisconfigurationException(  # Lightning's message
+            "Received multiple values for CheckpointIO flags in `plugins`. Expected one value for each type at most."
+        )
+    return found[0] if found else None
 
 
 def _device(accelerator: str, devices: Any) -> torch.device:

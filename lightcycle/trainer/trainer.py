@@ -168,6 +168,8 @@ class Trainer(RunHost):
             strategy, self._cfg.device, accelerator, devices, num_nodes, sync_batchnorm, use_distributed_sampler
         )
         self._cfg = attrs.evolve(self._cfg, device=chosen.root_device)  # DDP on CUDA: this rank's device
+        if self._cfg.checkpoint_io is not None:
+            chosen.checkpoint_io = self._cfg.checkpoint_io  # Lightning: the plugin replaces the strategy's
         if self._cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=self._cfg.deterministic == "warn")
         super().__init__(

@@ -201,7 +201,7 @@ def test_bad_precision_is_refused_before_any_hook() -> None:
             LC.Trainer(precision=bad)
     with pytest.raises(ValueError, match="Received both"):
         LC.Trainer(precision="bf16-mixed", plugins=[LCP.MixedPrecision("bf16-mixed", "cpu")])
-    with pytest.raises(LC.MisconfigurationException, match="only precision plugins"):
+    with pytest.raises(LC.MisconfigurationException, match="Found invalid type for plugin"):
         LC.Trainer(plugins=[object()])
     with pytest.raises(LC.MisconfigurationException, match="does not use a scaler"):
         LCP.MixedPrecision("bf16-mixed", "cpu", torch.amp.GradScaler("cpu"))
