@@ -199,6 +199,17 @@ class AsyncCheckpointIO(_WrappingCheckpointIO):
         self._error: BaseException | None = None
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles (a config holding the plugin) carry no thread, queue or lock."""
+        state = self.__dict__.copy()
+        state.update(_executor=None, _last=None, _error=None)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _submit(self, fn: Callable[..., None], *args: Any, **kwargs: Any) -> None:
         self.raise_error()
         if self._executor is None:

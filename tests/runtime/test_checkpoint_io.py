@@ -296,3 +296,17 @@ def test_save_checkpoint_after_fit_returns_with_the_file_written(tmp_path: Path)
     trainer.fit(_module_class(LC)())
     trainer.save_checkpoint(tmp_path / "final.ckpt")
     assert torch.load(tmp_path / "final.ckpt", weights_only=False)["global_step"] == trainer.global_step
+
+
+def test_async_checkpoint_io_copies_and_pickles_without_its_thread(tmp_path: Path) -> None:
+    import copy
+    import pickle
+
+    plugin = AsyncCheckpointIO()
+    plugin.save_checkpoint({"w": torch.ones(1)}, tmp_path / "a.ckpt")
+    for clone in (copy.deepcopy(plugin), pickle.loads(pickle.dumps(plugin))):
+        clone.save_checkpoint({"w": torch.zeros(1)}, tmp_path / "b.ckpt")
+        clone.teardown()
+        assert torch.equal(torch.load(tmp_path / "b.ckpt")["w"], torch.zeros(1))
+    plugin.teardown()
+    assert torch.equal(torch.load(tmp_path / "a.ckpt")["w"], torch.ones(1))
