@@ -299,19 +299,22 @@ def run_after_writes(plugin: CheckpointIO, fn: Callable[..., None], *args: Any) 
         fn(*args)
 
 
-def accepts_storage_options(plugin: CheckpointIO) -> bool:
-    """Whether ``plugin`` takes ``storage_options`` (the default plugin refuses them)."""
+def _innermost(plugin: CheckpointIO) -> CheckpointIO:
+    """The plugin that does the work, below any wrappers."""
     while isinstance(plugin, _WrappingCheckpointIO):
         plugin = plugin._base()
-    return type(plugin).save_checkpoint is not TorchCheckpointIO.save_checkpoint
+    return plugin
+
+
+def accepts_storage_options(plugin: CheckpointIO) -> bool:
+    """Whether ``plugin`` takes ``storage_options`` (the default plugin refuses them)."""
+    return type(_innermost(plugin)).save_checkpoint is not TorchCheckpointIO.save_checkpoint
 
 
 def reads_files_itself(plugin: CheckpointIO) -> bool:
     """Whether ``plugin`` reads checkpoints its own way (a custom ``load_checkpoint``), so that a
     resume must go through it rather than lightcycle's checked file reader."""
-    while isinstance(plugin, _WrappingCheckpointIO):
-        plugin = plugin._base()
-    return type(plugin).load_checkpoint is not TorchCheckpointIO.load_checkpoint
+    return type(_innermost(plugin)).load_checkpoint is not TorchCheckpointIO.load_checkpoint
 
 
 __all__ = ["AsyncCheckpointIO", "CheckpointIO", "TorchCheckpointIO"]
