@@ -363,7 +363,7 @@ class LoopDriver(DistributedSteps, TrainingProtocol, EvaluationProtocol):
         (:meth:`fit`, :meth:`validate`, ...) are guarded already.
         """
         self._interrupted_from = None
-        with self._driver.guard(self._after_exception):
+        with self._driver.guard((self._after_exception,)):
             try:
                 yield
             except BaseException as exc:

@@ -445,11 +445,12 @@ class LifecycleDriver:
 
     # ------------------------------------------------------------------ interruption
 
-    def interrupt(self, exception: BaseException, teardown: Callable[[], None] | None = None) -> None:
+    def interrupt(self, exception: BaseException, teardown: Sequence[Callable[[], None]] = ()) -> None:
         """Handle an exception that aborts a run, as the contract says.
 
         Sets the status to interrupted, fires every callback's ``on_exception`` then
-        the datamodule's (each runs even if another fails), runs ``teardown``, resets
+        the datamodule's (each runs even if another fails), runs the ``teardown`` steps
+        (each runs even if another fails), resets
         the stage and returns to idle. Ordinary failures (``Exception``) of handlers or of
         ``teardown`` are attached to ``exception`` as notes and kept in
         :attr:`secondary_errors`; the caller re-raises ``exception`` itself.
@@ -462,7 +463,7 @@ class LifecycleDriver:
 
         Args:
             exception: the exception that aborted the run.
-            teardown: internal clean-up to run after the handlers.
+            teardown: internal clean-up steps to run after the handlers, in order.
 
         Raises:
             BaseException: the first non-``Exception`` raised by a handler or by ``teardown``.
@@ -475,9 +476,9 @@ class LifecycleDriver:
                 self.fire(INTERRUPT, exception)
         except BaseException as err:  # the isolated handlers let only non-Exceptions through
             stop = err
-        if teardown is not None:
+        for step in teardown:
             try:
-                teardown()
+                step()
             except Exception as err:  # never hide the original
                 self._isolated_failures.append(("internal teardown", err))
             except BaseException as err:
@@ -499,11 +500,12 @@ class LifecycleDriver:
             raise stop
 
     @contextmanager
-    def guard(self, teardown: Callable[[], None] | None = None) -> Iterator[None]:
+    def guard(self, teardown: Sequence[Callable[[], None]] = ()) -> Iterator[None]:
         """Run a block as one lifecycle run: any exception interrupts it, then re-raises.
 
         Args:
-            teardown: internal clean-up for the interruption path.
+            teardown: internal clean-up steps for the interruption path (each runs even if
+                another fails).
         """
         try:
             yield

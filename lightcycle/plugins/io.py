@@ -229,7 +229,19 @@ class AsyncCheckpointIO(_WrappingCheckpointIO):
         self._last = self._executor.submit(task)
 
     def raise_error(self) -> None:
-        """Raise the error of a failed background write, once (the queue behind it was skipped)."""
+        """Raise the error of a failed background write, once (the queue behind it was skipped).
+
+        The error is cleared only after the queue has drained: the tasks behind the failure
+        skip themselves while it is set, so clearing it earlier would let a removal queued
+        behind a failed save run (and delete the last good checkpoint).
+        """
+        with self._lock:
+            failed = self._error is not None
+        if not failed:
+            return
+        last = self._last
+        if last is not None:
+            last.result()  # (returns at once: what is left skips itself)
         with self._lock:
             err, self._error = self._error, None
         if err is not None:
@@ -286,8 +298,10 @@ class AsyncCheckpointIO(_WrappingCheckpointIO):
         executor, self._executor, self._last = self._executor, None, None
         if executor is not None:
             executor.shutdown(wait=True)
-        self.raise_error()
-        self._base().teardown()
+        try:
+            self.raise_error()
+        finally:
+            self._base().teardown()  # a custom base (a client, a pool) is released either way
 
 
 def run_after_writes(plugin: CheckpointIO, fn: Callable[..., None], *args: Any) -> None:

@@ -292,6 +292,18 @@ class Strategy:
         if self.is_global_zero:
             self.checkpoint_io.save_checkpoint(checkpoint, filepath, storage_options=storage_options)
 
+    def load_checkpoint(self, checkpoint_path: str | os.PathLike[str], weights_only: bool | None = None) -> Any:
+        """Read a checkpoint through the checkpoint IO plugin (Lightning's ``Strategy.load_checkpoint``).
+
+        Args:
+            checkpoint_path: the checkpoint.
+            weights_only: as for :func:`torch.load`.
+
+        Returns:
+            The checkpoint dict.
+        """
+        return self.checkpoint_io.load_checkpoint(checkpoint_path, weights_only=weights_only)
+
     def remove_checkpoint(self, filepath: str | os.PathLike[str]) -> None:
         """Delete a checkpoint file or folder if it exists, through the plugin; only rank 0 touches the disk."""
         if self.is_global_zero:

@@ -382,7 +382,8 @@ class Trainer(RunHost):
         self._bind()
         self._install_sigterm()
         try:
-            with driver.guard(teardown=self._teardown_after_exception):
+            # Lightning's order: the loggers, then the strategy (which drains the checkpoint writes)
+            with driver.guard(teardown=(self._finalize_failed_loggers, self._teardown_internal)):
                 try:
                     result = strategy.launch(body)
                 except BaseException as exc:
@@ -423,9 +424,8 @@ class Trainer(RunHost):
         """Lightning's strategy teardown: unwrap and release the device, as before on_fit_end."""
         self.strategy.teardown()
 
-    def _teardown_after_exception(self) -> None:
+    def _finalize_failed_loggers(self) -> None:
         self._finalize_loggers("failed")
-        self._teardown_internal()
 
     def _configure_optimizers(self, returned: Any) -> None:
         module = self.lightning_module
