@@ -450,7 +450,7 @@ def resolve_precision(precision: Any, plugins: Any, device: torch.device) -> Pre
         ValueError: both ``precision`` and a precision plugin.
     """
     given = [plugins] if plugins is not None and not isinstance(plugins, (list, tuple)) else list(plugins or [])
-    given = [plugin for plugin in given if isinstance(plugin, Precision)]  # (the others: config.split_plugins)
+    given = [plugin for plugin in given if isinstance(plugin, Precision)]  # (the others: config._checkpoint_io_plugin)
     if len(given) > 1:
         raise MisconfigurationException(f"Received multiple values for precision plugins: {given}. Pass one.")
     if given:
