@@ -430,6 +430,18 @@ PRECISION_FLAGS = {
 }
 
 
+def plugin_list(plugins: Any) -> list[Any]:
+    """``Trainer(plugins=...)`` as a list: ``None``, one plugin, or a list or tuple of them.
+
+    Args:
+        plugins: the ``plugins`` argument.
+
+    Returns:
+        The plugins, in the order given.
+    """
+    return [plugins] if plugins is not None and not isinstance(plugins, (list, tuple)) else list(plugins or [])
+
+
 def resolve_precision(precision: Any, plugins: Any, device: torch.device) -> Precision:
     """The plugin for ``Trainer(precision=..., plugins=...)``, with Lightning 2.6's rules.
 
@@ -449,8 +461,8 @@ def resolve_precision(precision: Any, plugins: Any, device: torch.device) -> Pre
         MisconfigurationException: an unknown precision, or several precision plugins.
         ValueError: both ``precision`` and a precision plugin.
     """
-    given = [plugins] if plugins is not None and not isinstance(plugins, (list, tuple)) else list(plugins or [])
-    given = [plugin for plugin in given if isinstance(plugin, Precision)]  # (the others: config._checkpoint_io_plugin)
+    # (the other kinds: config._checkpoint_io_plugin)
+    given = [plugin for plugin in plugin_list(plugins) if isinstance(plugin, Precision)]
     if len(given) > 1:
         raise MisconfigurationException(f"Received multiple values for precision plugins: {given}. Pass one.")
     if given:

@@ -15,7 +15,7 @@ import torch
 
 from lightcycle.errors import InvalidTypeError, InvalidValueError, MisconfigurationException
 from lightcycle.plugins.io import CheckpointIO
-from lightcycle.precision import Precision, resolve_precision
+from lightcycle.precision import Precision, plugin_list, resolve_precision
 
 # Lightning 2.6 Trainer arguments lightcycle does not implement (yet). Passing any of them
 # with a non-default value is an error that names it; nothing is silently ignored.
@@ -231,9 +231,8 @@ def resolve(
 
 def _checkpoint_io_plugin(plugins: Any) -> CheckpointIO | None:
     """The checkpoint IO plugin of ``Trainer(plugins=...)``, after checking every plugin's kind."""
-    given = [plugins] if plugins is not None and not isinstance(plugins, (list, tuple)) else list(plugins or [])
     found: list[CheckpointIO] = []
-    for plugin in given:
+    for plugin in plugin_list(plugins):
         if isinstance(plugin, CheckpointIO):
             found.append(plugin)
         elif not isinstance(plugin, Precision):
