@@ -55,6 +55,13 @@ SCENARIOS: dict[str, tuple[list[str], dict[str, str]]] = {
     ),
     "test_from_config": (["test", "--config", "{tmp}/config.yaml", "--data.length=8"], {"CLI_SUBCLASS_DATA": "1"}),
     # not `1`: Lightning's CLI reads it as 1 or as 1.0 (every batch) depending on what the program imported first
+    # a Trainer argument typed with Lightning's Logger union: a logger class by name and its arguments
+    "logger_by_name": (
+        ["fit", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1"]
+        + ["--trainer.logger=CSVLogger", "--trainer.logger.save_dir=logs", "--trainer.logger.name=exp"],
+        {},
+    ),
+    "loggers_from_config": (["fit", "--config", "{tmp}/loggers.yaml"], {}),
     "run_false": (
         ["--trainer.max_epochs=2", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=2"],
         {"CLI_RUN": "0"},
@@ -73,6 +80,21 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, dict[s
                 "trainer": {"limit_test_batches": 3, "logger": False},
                 "model": {"out_features": 4},
                 "data": {"class_path": "__main__.OtherData", "init_args": {"shift": 2.0}},
+            }
+        )
+    )
+    (tmp / "loggers.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "trainer": {
+                    "max_epochs": 1,
+                    "limit_train_batches": 2,
+                    "limit_val_batches": 1,
+                    "logger": [
+                        {"class_path": "CSVLogger", "init_args": {"save_dir": "csv", "version": 3}},
+                        {"class_path": "TensorBoardLogger", "init_args": {"save_dir": "tb", "name": "runs"}},
+                    ],
+                }
             }
         )
     )
@@ -175,6 +197,45 @@ def test_config_file_subclass_data_and_test_subcommand(runs: dict[str, Any]) -> 
     texts = [(results[f]["cwd"] / "config.yaml").read_text() for f in ("lightning", "lightcycle")]
     assert_same_config(*texts)
     assert yaml.safe_load(texts[1])["data"]["init_args"] == {"batch_size": 2, "length": 8, "shift": 2.0}
+
+
+def _saved_loggers(results: dict[str, Any], saved: str) -> tuple[Any, Any]:
+    """The ``trainer.logger`` entry of each framework's saved config, the rest compared equal."""
+    texts = [(results[f]["cwd"] / saved).read_text() for f in ("lightning", "lightcycle")]
+    theirs, ours = (comparable(text, f) for text, f in zip(texts, ("lightning", "lightcycle"), strict=True))
+    loggers = theirs["trainer"].pop("logger"), ours["trainer"].pop("logger")
+    assert theirs == ours
+    return loggers
+
+
+def test_logger_given_by_class_name_is_built_as_in_lightning(runs: dict[str, Any]) -> None:
+    results = runs["logger_by_name"]
+    assert_same_run(results)
+    files = results["lightcycle"]["files"]
+    assert files == results["lightning"]["files"]
+    assert {"logs/exp/version_0/metrics.csv", "logs/exp/version_0/config.yaml"} <= set(files)
+    metrics = [(results[f]["cwd"] / "logs/exp/version_0/metrics.csv").read_text() for f in ("lightning", "lightcycle")]
+    assert metrics[0] == metrics[1] and "val_loss" in metrics[1]
+    theirs, ours = _saved_loggers(results, "logs/exp/version_0/config.yaml")
+    assert theirs["class_path"] == "pytorch_lightning.loggers.CSVLogger"
+    assert ours["class_path"] == "lightcycle.loggers.CSVLogger"
+    assert ours["init_args"] == theirs["init_args"]
+    assert ours["init_args"]["save_dir"] == "logs" and ours["init_args"]["name"] == "exp"
+
+
+def test_a_list_of_loggers_from_a_config_file_is_built_as_in_lightning(runs: dict[str, Any]) -> None:
+    results = runs["loggers_from_config"]
+    assert_same_run(results)
+    files = results["lightcycle"]["files"]
+    assert logger_free(files) == logger_free(results["lightning"]["files"])
+    # the first logger's folder takes the config, as in Lightning; the second writes its event file
+    assert {"csv/lightning_logs/version_3/metrics.csv", "csv/lightning_logs/version_3/config.yaml"} <= set(files)
+    assert any(f.startswith("tb/runs/version_0/events.out.tfevents") for f in files), files
+    theirs, ours = _saved_loggers(results, "csv/lightning_logs/version_3/config.yaml")
+    names = ("CSVLogger", "TensorBoardLogger")
+    assert [entry["class_path"] for entry in ours] == [f"lightcycle.loggers.{n}" for n in names]
+    assert [entry["class_path"] for entry in theirs] == [f"pytorch_lightning.loggers.{n}" for n in names]
+    assert [entry["init_args"] for entry in ours] == [entry["init_args"] for entry in theirs]
 
 
 def test_run_false_parses_without_subcommands(runs: dict[str, Any]) -> None:

@@ -45,6 +45,20 @@ def tensorboardx_available() -> bool:
     return importlib.util.find_spec("tensorboardX") is not None
 
 
+class _TensorBoardAvailable:
+    """Truthy when ``tensorboard`` is importable, asked at each test (not at import: no probe then).
+
+    A module-level name, as Lightning's ``_TENSORBOARD_AVAILABLE``: LightningCLI's signature reader
+    evaluates ``if NAME:`` over such a global to pick the ``SummaryWriter`` import it follows.
+    """
+
+    def __bool__(self) -> bool:
+        return tensorboard_available()
+
+
+_TENSORBOARD_AVAILABLE = _TensorBoardAvailable()
+
+
 def _writer_module(sub: str) -> Any:
     # torch's writer needs the tensorboard package; tensorboardX stands in for it (Lightning's order).
     return importlib.import_module(("torch.utils.tensorboard" if tensorboard_available() else "tensorboardX") + sub)
@@ -133,7 +147,14 @@ class TensorBoardLogger(VersionedFolder, Logger):
         if self._experiment is None:
             if self.root_dir:
                 os.makedirs(self.root_dir, exist_ok=True)
-            SummaryWriter = _writer_module("").SummaryWriter
+            # deferred: the writer's package is optional. Spelled as imports under a module-level
+            # flag (not _writer_module), so that LightningCLI's signature reader follows **kwargs into
+            # SummaryWriter's parameters (comment, purge_step, max_queue, flush_secs, filename_suffix)
+            # as it does for Lightning's logger.
+            if _TENSORBOARD_AVAILABLE:
+                from torch.utils.tensorboard import SummaryWriter
+            else:
+                from tensorboardX import SummaryWriter  # type: ignore[import-not-found,no-redef,unused-ignore]
             self._experiment = SummaryWriter(log_dir=self.log_dir, **self._kwargs)
         return self._experiment
 

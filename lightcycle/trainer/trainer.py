@@ -11,7 +11,7 @@ objects of :mod:`lightcycle.trainer.loops` (``fit_loop``, ``validate_loop``, ``t
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from lightcycle.core.datamodule import LightningDataModule
 from lightcycle.core.module import LightningModule
 from lightcycle.core.optim import LightningOptimizer, resolve_optimizers
 from lightcycle.errors import MisconfigurationException
+from lightcycle.loggers.logger import Logger
 from lightcycle.profilers import Profiler, select_profiler
 from lightcycle.runtime import preflight, steps
 from lightcycle.runtime.host import RunHost
@@ -67,7 +68,7 @@ class Trainer(RunHost):
         accelerator: str = "auto",
         devices: Any = "auto",
         callbacks: Callback | Sequence[Callback] | None = None,
-        logger: Any = None,
+        logger: Logger | Iterable[Logger] | bool | None = None,
         max_epochs: int | None = None,
         min_epochs: int | None = None,
         max_steps: int = -1,

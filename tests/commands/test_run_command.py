@@ -155,6 +155,38 @@ def test_module_form(tmp_path: Path) -> None:
     assert done.stdout.strip() == "__main__ ['--lr', '0.1'] lightcycle.trainer.trainer"
 
 
+CLI_PROGRAM = """
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.demos.boring_classes import BoringDataModule, BoringModel
+
+cli = LightningCLI(BoringModel, BoringDataModule, run=False, save_config_callback=None)
+for logger in cli.trainer.loggers:
+    extra = logger._kwargs if hasattr(logger, "_kwargs") else ""
+    print("LOGGER", type(logger).__module__, type(logger).__name__, logger.save_dir, extra)
+"""
+
+CLI_CONFIG = """
+trainer:
+  logger:
+    - class_path: lightning.pytorch.loggers.CSVLogger
+      init_args: {save_dir: csv}
+    - class_path: pytorch_lightning.loggers.TensorBoardLogger
+      init_args: {save_dir: tb, flush_secs: 5}
+"""
+
+
+def test_a_cli_config_naming_lightning_loggers_builds_lightcycles(tmp_path: Path) -> None:
+    (tmp_path / "cli.py").write_text(CLI_PROGRAM)
+    (tmp_path / "config.yaml").write_text(CLI_CONFIG)
+    done = lightcycle_run("cli.py", "--config", "config.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    csv, tb = (line for line in done.stdout.splitlines() if line.startswith("LOGGER"))
+    assert csv == "LOGGER lightcycle.loggers.csv_logs CSVLogger csv "
+    # SummaryWriter's arguments, read from its signature as Lightning's CLI reads them (the others at defaults)
+    assert tb.startswith("LOGGER lightcycle.loggers.tensorboard TensorBoardLogger tb {")
+    assert "'flush_secs': 5" in tb and "'max_queue': 10" in tb
+
+
 REFUSED = [
     ("from pytorch_lightning.callbacks import ModelPruning", "pytorch_lightning.callbacks.ModelPruning"),
     ("import lightning.fabric as F", "lightning.fabric"),
