@@ -43,6 +43,7 @@ REFUSED_ROOTS = ("lightning_fabric",)
 
 REDIRECTS: dict[str, str] = {
     "callbacks.checkpoint": "lightcycle.callbacks.monitoring",
+    "callbacks.progress": "lightcycle.compat.lightning_progress",
     "callbacks.progress.progress_bar": "lightcycle.callbacks.progress",
     "callbacks.progress.tqdm_progress": "lightcycle.callbacks.tqdm_progress",
     "callbacks.progress.rich_progress": "lightcycle.callbacks.rich_progress",
@@ -59,6 +60,8 @@ REDIRECTS: dict[str, str] = {
     "profilers.base": "lightcycle.profilers.profiler",
     "trainer.trainer": "lightcycle.trainer.trainer",
     "trainer.states": "lightcycle.trainer.states",
+    "utilities.model_summary": "lightcycle.core.model_summary",
+    "utilities.model_summary.model_summary": "lightcycle.core.model_summary",
 }
 """Lightning paths (below ``lightning.pytorch``) whose lightcycle module has another name."""
 

@@ -21,6 +21,7 @@ _HPARAMS_FILES = "hparams file helpers are not offered yet (lightcycle.core.hpar
 _ENUMS = "gradient_clip_algorithm takes the strings 'norm' and 'value'"
 _HELPER = "this Lightning helper is not offered yet"
 _OUR_STRATEGIES = "lightcycle's strategies are lightcycle.strategies.DDPStrategy and SingleDeviceStrategy"
+_NO_DEEPSPEED = "DeepSpeed is not supported; use strategy='ddp'"
 _OUR_LAUNCHER = "the launcher is lightcycle.strategies.launch (the subprocess script launcher only)"
 
 NOT_OFFERED: dict[str, str] = {
@@ -94,7 +95,8 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.trainer.call": "Lightning's Trainer internals have no counterpart",
     "lightning.pytorch.trainer.setup": "Lightning's Trainer internals have no counterpart",
     "lightning.pytorch.core.mixins": "lightcycle.core.hparams.HyperparametersMixin is lightcycle's",
-    "lightning.pytorch.utilities.model_summary": "the summary table is the ModelSummary callback's",
+    "lightning.pytorch.utilities.model_summary.model_summary_deepspeed": _NO_DEEPSPEED,
+    "lightning.pytorch.utilities.model_summary.DeepSpeedSummary": _NO_DEEPSPEED,
     "lightning.pytorch.utilities.deepspeed": _ONE_DEVICE,
     "lightning.pytorch.utilities.compile": "torch.compile helpers are not supported yet",
     "lightning.pytorch.utilities.migration": "Lightning checkpoint migration is not supported",

@@ -276,7 +276,7 @@ def _format_summary_table(
         (get_human_readable_count(trainable_parameters), "Trainable params"),
         (get_human_readable_count(total_parameters - trainable_parameters), "Non-trainable params"),
         (get_human_readable_count(total_parameters), "Total params"),
-        (f"{model_size:,.3f}", "Total estimated model params size (MB)"),
+        (get_formatted_model_size(model_size), "Total estimated model params size (MB)"),
         (total_training_modes["train"], "Modules in train mode"),
         (total_training_modes["eval"], "Modules in eval mode"),
         (get_human_readable_count(total_flops), "Total Flops"),
@@ -284,6 +284,18 @@ def _format_summary_table(
     for value, label in totals:
         summary += "\n" + f"{value!s:<10}" + label
     return summary
+
+
+def get_formatted_model_size(total_model_size: float) -> str:
+    """A size in MB as the table shows it: thousands separated, three decimals (``1,234.568``).
+
+    Args:
+        total_model_size: the size in MB.
+
+    Returns:
+        The formatted size.
+    """
+    return f"{total_model_size:,.3f}"
 
 
 def get_human_readable_count(number: int) -> str:

@@ -77,6 +77,34 @@ def test_human_readable_count_equals_lightning(n: int) -> None:
     assert get_human_readable_count(n) == pl_count(n)
 
 
+@pytest.mark.parametrize("depth", [1, 2, -1])
+@pytest.mark.parametrize(("example", "frozen"), [(False, False), (True, True)])
+def test_summary_object_equals_lightnings_utility(depth: int, example: bool, frozen: bool) -> None:
+    """``ModelSummary(model)`` of ``utilities.model_summary`` (printed in notebooks): its table and numbers."""
+    from pytorch_lightning.utilities.model_summary import ModelSummary as PLSummary
+
+    from lightcycle.core.model_summary import ModelSummary
+
+    theirs, ours = (
+        PLSummary(_model(PL, example, frozen), max_depth=depth),
+        ModelSummary(_model(LC, example, frozen), max_depth=depth),
+    )
+    assert str(ours) == str(theirs) and repr(ours) == repr(theirs)
+    for attribute in ("layer_names", "layer_types", "in_sizes", "out_sizes", "param_nums", "training_modes"):
+        assert getattr(ours, attribute) == getattr(theirs, attribute), attribute
+    for attribute in ("total_parameters", "trainable_parameters", "total_layer_params", "model_size", "total_flops"):
+        assert getattr(ours, attribute) == getattr(theirs, attribute), attribute
+
+
+@pytest.mark.parametrize("size", [0.0, 0.004, 1234.5678, 2_000_000.25])
+def test_formatted_model_size_equals_lightning(size: float) -> None:
+    from pytorch_lightning.utilities.model_summary import get_formatted_model_size as pl_size
+
+    from lightcycle.core.model_summary import get_formatted_model_size
+
+    assert get_formatted_model_size(size) == pl_size(size)
+
+
 def test_bad_max_depth_is_refused() -> None:
     from lightcycle.core.model_summary import summarize
 

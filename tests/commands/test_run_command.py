@@ -187,6 +187,23 @@ def test_a_cli_config_naming_lightning_loggers_builds_lightcycles(tmp_path: Path
     assert "'flush_secs': 5" in tb and "'max_queue': 10" in tb
 
 
+ALIASED = """
+from pytorch_lightning.callbacks.progress import ProgressBar, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.utilities.model_summary import ModelSummary, summarize, get_formatted_model_size
+import lightcycle.callbacks as C
+import lightcycle.core.model_summary as S
+print(ProgressBar is C.ProgressBar, RichProgressBar is C.RichProgressBar, TQDMProgressBar is C.TQDMProgressBar)
+print(ModelSummary is S.ModelSummary, summarize is S.summarize, get_formatted_model_size(1234.5))
+"""
+
+
+def test_lightnings_package_paths_of_the_bars_and_the_summary(tmp_path: Path) -> None:
+    (tmp_path / "aliased.py").write_text(ALIASED)
+    done = lightcycle_run("aliased.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["True True True", "True True 1,234.500"]
+
+
 REFUSED = [
     ("from pytorch_lightning.callbacks import ModelPruning", "pytorch_lightning.callbacks.ModelPruning"),
     ("import lightning.fabric as F", "lightning.fabric"),

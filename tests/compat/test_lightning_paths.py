@@ -71,6 +71,10 @@ def test_the_commonly_imported_names_resolve(outcome: dict[str, Any]) -> None:
         "lightning.pytorch.utilities.model_helpers.is_overridden",
         "lightning.pytorch.utilities.exceptions.MisconfigurationException",
         "lightning.pytorch.utilities.imports",
+        "lightning.pytorch.utilities.model_summary",
+        "lightning.pytorch.utilities.model_summary.model_summary.ModelSummary",
+        "lightning.pytorch.utilities.model_summary.model_summary.summarize",
+        "lightning.pytorch.callbacks.progress",
     ]
     assert [name for name in wanted if name not in resolved] == []
     total = len(outcome["resolved"]) + len(outcome["refused"])
