@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
+import subprocess
 import sys
 import warnings
 from types import ModuleType
@@ -133,3 +135,21 @@ def test_executor_micro_fires_its_event_in_every_mode(monkeypatch: pytest.Monkey
         for checked in (False, True):
             us = micro.per_event(executor, checked, event, state)  # raised AttributeError before
             assert math.isfinite(us) and us > 0
+
+
+def test_epoch_costs_times_the_per_epoch_work() -> None:
+    """``epoch_costs.py`` in its own process (it patches functions process-wide): two epoch ends in the window."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "epoch_costs.py"), "--steps", "250", "--warmup", "10"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines() if line.split()}
+    saves, per_call, per_step = rows["CheckpointConnector.save"]
+    assert int(saves) == 2 and float(per_call) > 0 and float(per_step) > 0
+    assert int(rows["os.fsync"][0]) >= 4  # each save: the file and its folder
+    assert int(rows["TrainingEpochLoop._run_validation"][0]) == 2
+    assert "realistic:" in done.stderr and "us/step" in done.stderr

@@ -44,7 +44,7 @@ OPTIONAL = {
     "ipywidgets": "not a dependency; tqdm.auto imports it, for notebooks",
 }
 # Where importing a module (not the dependency's own package) is what loads the dependency.
-OPTIONAL_VIA = {"ipywidgets": ("tqdm.auto",)}
+OPTIONAL_VIA = {"ipywidgets": ("tqdm.auto",), "tensorboard": ("torch.utils.tensorboard",)}
 # torch may be deferred only in a module that the torch-free command-line tool (its entry point and the
 # subcommand modules it imports by name to register them) or the pytest plugin (loaded by every pytest
 # run where lightcycle is installed) imports.

@@ -147,13 +147,14 @@ class TensorBoardLogger(VersionedFolder, Logger):
         if self._experiment is None:
             if self.root_dir:
                 os.makedirs(self.root_dir, exist_ok=True)
-            # deferred: the writer's package is optional. Spelled as imports under a module-level
-            # flag (not _writer_module), so that LightningCLI's signature reader follows **kwargs into
-            # SummaryWriter's parameters (comment, purge_step, max_queue, flush_secs, filename_suffix)
-            # as it does for Lightning's logger.
+            # Spelled as imports under a module-level flag (not _writer_module), so that LightningCLI's
+            # signature reader follows **kwargs into SummaryWriter's parameters (comment, purge_step,
+            # max_queue, flush_secs, filename_suffix) as it does for Lightning's logger.
             if _TENSORBOARD_AVAILABLE:
+                # deferred: heavy optional dependency tensorboard
                 from torch.utils.tensorboard import SummaryWriter
             else:
+                # deferred: heavy optional dependency tensorboardX
                 from tensorboardX import SummaryWriter  # type: ignore[import-not-found,no-redef,unused-ignore]
             self._experiment = SummaryWriter(log_dir=self.log_dir, **self._kwargs)
         return self._experiment
