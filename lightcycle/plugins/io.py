@@ -38,10 +38,15 @@ _PATH = str | os.PathLike[str]
 
 
 def no_storage_options(plugin: CheckpointIO) -> TypeError:
-    """Lightning's error for ``storage_options`` given to a plugin that does not take them."""
+    """Lightning's error for ``storage_options`` given to a plugin that does not take them.
+
+    It names the plugin that refuses them: behind a wrapper (``AsyncCheckpointIO``), its base,
+    whose ``save_checkpoint`` raises this in Lightning too.
+    """
+    refusing = _innermost(plugin)
     return TypeError(  # Lightning's message, word for word
         "`Trainer.save_checkpoint(..., storage_options=...)` with `storage_options` arg"
-        f" is not supported for `{plugin.__class__.__name__}`. Please implement your custom `CheckpointIO`"
+        f" is not supported for `{refusing.__class__.__name__}`. Please implement your custom `CheckpointIO`"
         " to define how you'd like to use `storage_options`."
     )
 

@@ -118,6 +118,13 @@ def test_storage_options_reach_a_custom_plugin_and_the_default_refuses_them_firs
         trainer.save_checkpoint(tmp_path / "x.ckpt", storage_options={"a": 1})
     assert saves == [] and not (tmp_path / "x.ckpt").exists()  # refused before on_save_checkpoint
 
+    # behind the asynchronous wrapper the refusing plugin is its base, as Lightning's base raises it
+    trainer = LC.Trainer(default_root_dir=tmp_path, plugins=[AsyncCheckpointIO()], **{**kit.quiet(), "max_epochs": 1})
+    trainer.fit(Hooked())
+    with pytest.raises(TypeError, match="with `storage_options` arg is not supported for `TorchCheckpointIO`"):
+        trainer.save_checkpoint(tmp_path / "z.ckpt", storage_options={"a": 1})
+    assert saves == [] and not (tmp_path / "z.ckpt").exists()
+
     trainer = LC.Trainer(default_root_dir=tmp_path, plugins=[Custom()], **{**kit.quiet(), "max_epochs": 1})
     trainer.fit(Hooked())
     trainer.save_checkpoint(tmp_path / "y.ckpt", storage_options={"a": 1})
