@@ -17,8 +17,9 @@ own objects, so ``isinstance`` and pickling see one class under either name.
 
 ``lightning.pytorch.X`` maps to ``lightcycle.X`` unless :data:`REDIRECTS` says where
 lightcycle keeps it (Lightning's layout, lightcycle's code where it already lives). The
-``lightning`` umbrella maps to ``lightcycle`` (``lightning.Trainer`` ...); ``lightning.fabric``,
-``lightning_fabric`` and the umbrella's other parts are refused.
+``lightning`` umbrella maps to ``lightcycle`` (``lightning.Trainer`` ...). Of ``lightning.fabric``
+(``lightning_fabric``) only :data:`FABRIC_REDIRECTS` resolve (``seed_everything`` and a few
+utilities, :mod:`lightcycle.compat.fabric`); the rest of it and the umbrella's other parts are refused.
 """
 
 from __future__ import annotations
@@ -38,8 +39,19 @@ from lightcycle.compat.not_offered import NotOfferedError, not_offered
 PYTORCH_ROOTS = ("lightning.pytorch", "pytorch_lightning")
 """Spellings of Lightning's Trainer package that map onto ``lightcycle``."""
 
-REFUSED_ROOTS = ("lightning_fabric",)
-"""Top-level packages refused outright (``lightning.fabric`` is refused as part of the umbrella)."""
+FABRIC_ROOTS = ("lightning.fabric", "lightning_fabric")
+"""Spellings of Lightning Fabric's package: only :data:`FABRIC_REDIRECTS` below them resolve."""
+
+FABRIC_REDIRECTS: dict[str, str] = {
+    "": "lightcycle.compat.fabric",
+    "utilities": "lightcycle.utilities",
+    "utilities.exceptions": "lightcycle.utilities.exceptions",
+    "utilities.rank_zero": "lightcycle.utilities.rank_zero",
+    "utilities.seed": "lightcycle.utilities.seed",
+    "utilities.types": "lightcycle.utilities.types",
+    "utilities.warnings": "lightcycle.utilities.warnings",
+}
+"""The Fabric paths (below a :data:`FABRIC_ROOTS` spelling; ``""``: the package) lightcycle answers."""
 
 REDIRECTS: dict[str, str] = {
     "callbacks.checkpoint": "lightcycle.callbacks.monitoring",
@@ -77,11 +89,15 @@ def lightcycle_target(fullname: str) -> str | None:
 
     Raises:
         NotOfferedError: ``fullname`` is a Lightning name that lightcycle refuses
-            (``lightning.fabric``, ``lightning_fabric``, the umbrella's other parts).
+            (Fabric beyond :data:`FABRIC_REDIRECTS`, the umbrella's other parts).
     """
     top = fullname.partition(".")[0]
-    if top in REFUSED_ROOTS:
-        raise not_offered(fullname)
+    for root in FABRIC_ROOTS:
+        if fullname == root or fullname.startswith(root + "."):
+            target = FABRIC_REDIRECTS.get(fullname[len(root) + 1 :])
+            if target is None:
+                raise not_offered(fullname)
+            return target
     for root in PYTORCH_ROOTS:
         if fullname == root:
             return "lightcycle"
@@ -182,7 +198,7 @@ def _in_this_lightcycle(spec: importlib.machinery.ModuleSpec) -> bool:
 
 def _is_lightning_name(name: str) -> bool:
     top = name.partition(".")[0]
-    return top in ("lightning", "pytorch_lightning", *REFUSED_ROOTS)
+    return top in ("lightning", "pytorch_lightning", "lightning_fabric")
 
 
 def installed_finder() -> LightningAliasFinder | None:

@@ -25,7 +25,11 @@ _NO_DEEPSPEED = "DeepSpeed is not supported; use strategy='ddp'"
 _OUR_LAUNCHER = "the launcher is lightcycle.strategies.launch (the subprocess script launcher only)"
 
 NOT_OFFERED: dict[str, str] = {
-    "lightning.fabric": "lightcycle replaces Lightning's Trainer (lightning.pytorch) only; Fabric has no counterpart",
+    "lightning.fabric": (
+        "lightcycle replaces Lightning's Trainer (lightning.pytorch) only; Fabric has no counterpart (of"
+        " lightning.fabric, seed_everything and the utilities' seed, rank_zero, warnings, types and exceptions"
+        " modules are offered)"
+    ),
     "lightning.Fabric": "lightcycle replaces Lightning's Trainer (lightning.pytorch) only; Fabric has no counterpart",
     "lightning.app": "lightcycle replaces lightning.pytorch only",
     "lightning.data": "lightcycle replaces lightning.pytorch only",

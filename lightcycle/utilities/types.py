@@ -1,8 +1,10 @@
-"""Lightning's type aliases for step outputs and optimizer configurations (``lightning.pytorch.utilities.types``)."""
+"""Lightning's type aliases for step outputs and optimizer configurations (``lightning.pytorch.utilities.types``),
+and Fabric's path, device and ``map_location`` aliases (``lightning.fabric.utilities.types``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -10,6 +12,17 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from lightcycle.core.optim import LRSchedulerConfig
+
+_PATH = str | Path
+"""A file or folder path (Fabric's ``lightning.fabric.utilities.types._PATH``, used in programs' type hints)."""
+
+_DEVICE = torch.device | str | int
+"""A device as Lightning takes one (Fabric's ``_DEVICE``)."""
+
+_MAP_LOCATION_TYPE = (
+    _DEVICE | Callable[[torch.UntypedStorage, str], torch.UntypedStorage | None] | dict[_DEVICE, _DEVICE] | None
+)
+"""``torch.load``'s ``map_location`` (Fabric's ``_MAP_LOCATION_TYPE``)."""
 
 STEP_OUTPUT = torch.Tensor | Mapping[str, Any] | None
 """What a step may return: a loss tensor, a dict (with ``"loss"`` in training), or ``None``."""

@@ -1,4 +1,5 @@
-"""Lightning's warning category and its switch (``lightning.pytorch.utilities.warnings``).
+"""Lightning's warning category and its switch (``lightning.pytorch.utilities.warnings``,
+and Fabric's module of that name, which also holds ``LightningDeprecationWarning``).
 
 Programs silence the warnings about valid-but-suspicious settings (few dataloader workers,
 a logging interval longer than the epoch) by their category, ``PossibleUserWarning``, or with
@@ -10,6 +11,7 @@ from __future__ import annotations
 import warnings
 
 from lightcycle.errors import PossibleUserWarning
+from lightcycle.utilities.rank_zero import LightningDeprecationWarning
 
 
 def disable_possible_user_warnings(module: str = "") -> None:
@@ -21,4 +23,4 @@ def disable_possible_user_warnings(module: str = "") -> None:
     warnings.filterwarnings("ignore", category=PossibleUserWarning, module=module)
 
 
-__all__ = ["PossibleUserWarning", "disable_possible_user_warnings"]
+__all__ = ["LightningDeprecationWarning", "PossibleUserWarning", "disable_possible_user_warnings"]

@@ -204,9 +204,38 @@ def test_lightnings_package_paths_of_the_bars_and_the_summary(tmp_path: Path) ->
     assert done.stdout.splitlines() == ["True True True", "True True 1,234.500"]
 
 
+FABRIC_HELPERS = """
+import subprocess, sys
+from lightning.fabric import seed_everything as from_package
+from lightning.fabric.utilities import AttributeDict, rank_zero_warn
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.fabric.utilities.rank_zero import rank_zero_info, rank_zero_only
+from lightning.fabric.utilities.seed import seed_everything
+from lightning.fabric.utilities.types import _DEVICE, _PATH
+from lightning.fabric.utilities.warnings import LightningDeprecationWarning, PossibleUserWarning
+from lightning_fabric.utilities.seed import seed_everything as other_spelling
+import lightcycle, lightcycle.errors, lightcycle.utilities.rank_zero as rz
+print(seed_everything is from_package is other_spelling is lightcycle.seed_everything, seed_everything(5))
+print(rank_zero_only is rz.rank_zero_only, PossibleUserWarning is lightcycle.errors.PossibleUserWarning)
+print(MisconfigurationException is lightcycle.errors.MisconfigurationException, _PATH is not None)
+child = subprocess.run(
+    [sys.executable, "-c", "import lightning_fabric.utilities.seed as s; print(s.seed_everything.__module__)"],
+    capture_output=True, text=True,
+)
+print("child", child.stdout.strip(), child.returncode)
+"""
+
+
+def test_the_fabric_helpers_programs_import_are_lightcycles(tmp_path: Path) -> None:
+    (tmp_path / "helpers.py").write_text(FABRIC_HELPERS)
+    done = lightcycle_run("helpers.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["True 5", "True True", "True True", "child lightcycle.seed 0"]
+
+
 REFUSED = [
     ("from pytorch_lightning.callbacks import ModelPruning", "pytorch_lightning.callbacks.ModelPruning"),
-    ("import lightning.fabric as F", "lightning.fabric"),
+    ("from lightning.fabric import Fabric", "lightning.fabric.Fabric"),
     ("from lightning import Fabric", "lightning.Fabric"),
     ("from lightning.pytorch.tuner import Tuner", "lightning.pytorch.tuner"),
 ]

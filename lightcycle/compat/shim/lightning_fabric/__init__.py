@@ -1,5 +1,14 @@
-"""Shim: ``import lightning_fabric`` under ``lightcycle run`` is refused (Fabric has no counterpart)."""
+"""Shim: ``import lightning_fabric`` in a process started by ``lightcycle run`` gives lightcycle's part of it.
 
-from lightcycle.compat.not_offered import not_offered
+As the ``lightning`` shim: the first import installs lightcycle's aliases and replaces this package
+in ``sys.modules`` with the alias module (:mod:`lightcycle.compat.fabric`: ``seed_everything``; the
+utilities' ``seed``, ``rank_zero``, ``warnings``, ``types`` and ``exceptions`` modules below it).
+``Fabric`` and the rest of the package are refused when used, naming the import to change.
+"""
 
-raise not_offered(__name__)
+import sys
+
+from lightcycle.compat.aliases import alias_module
+
+__lightcycle_shim__ = True
+sys.modules[__name__] = alias_module(__name__)
