@@ -45,6 +45,8 @@ FABRIC_ROOTS = ("lightning.fabric", "lightning_fabric")
 FABRIC_REDIRECTS: dict[str, str] = {
     "": "lightcycle.compat.fabric",
     "utilities": "lightcycle.utilities",
+    "utilities.apply_func": "lightcycle.compat.fabric_utilities",
+    "utilities.data": "lightcycle.compat.fabric_utilities",
     "utilities.exceptions": "lightcycle.utilities.exceptions",
     "utilities.rank_zero": "lightcycle.utilities.rank_zero",
     "utilities.seed": "lightcycle.utilities.seed",

@@ -27,8 +27,7 @@ _OUR_LAUNCHER = "the launcher is lightcycle.strategies.launch (the subprocess sc
 NOT_OFFERED: dict[str, str] = {
     "lightning.fabric": (
         "lightcycle replaces Lightning's Trainer (lightning.pytorch) only; Fabric has no counterpart (of"
-        " lightning.fabric, seed_everything and the utilities' seed, rank_zero, warnings, types and exceptions"
-        " modules are offered)"
+        " lightning.fabric only seed_everything and some of its utilities modules are offered)"
     ),
     "lightning.Fabric": "lightcycle replaces Lightning's Trainer (lightning.pytorch) only; Fabric has no counterpart",
     "lightning.app": "lightcycle replaces lightning.pytorch only",

@@ -214,10 +214,13 @@ from lightning.fabric.utilities.seed import seed_everything
 from lightning.fabric.utilities.types import _DEVICE, _PATH
 from lightning.fabric.utilities.warnings import LightningDeprecationWarning, PossibleUserWarning
 from lightning_fabric.utilities.seed import seed_everything as other_spelling
+from lightning_fabric.utilities.apply_func import move_data_to_device
+from lightning_fabric.utilities.data import AttributeDict as DataAttributeDict
 import lightcycle, lightcycle.errors, lightcycle.utilities.rank_zero as rz
 print(seed_everything is from_package is other_spelling is lightcycle.seed_everything, seed_everything(5))
 print(rank_zero_only is rz.rank_zero_only, PossibleUserWarning is lightcycle.errors.PossibleUserWarning)
 print(MisconfigurationException is lightcycle.errors.MisconfigurationException, _PATH is not None)
+print(DataAttributeDict is AttributeDict, move_data_to_device(1, "cpu"))
 child = subprocess.run(
     [sys.executable, "-c", "import lightning_fabric.utilities.seed as s; print(s.seed_everything.__module__)"],
     capture_output=True, text=True,
@@ -230,7 +233,7 @@ def test_the_fabric_helpers_programs_import_are_lightcycles(tmp_path: Path) -> N
     (tmp_path / "helpers.py").write_text(FABRIC_HELPERS)
     done = lightcycle_run("helpers.py", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.splitlines() == ["True 5", "True True", "True True", "child lightcycle.seed 0"]
+    assert done.stdout.splitlines() == ["True 5", "True True", "True True", "True 1", "child lightcycle.seed 0"]
 
 
 REFUSED = [
