@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch.optim import Optimizer
@@ -36,24 +36,71 @@ EVAL_DATALOADERS = Any
 LRSchedulerTypeUnion = LRScheduler | ReduceLROnPlateau
 LRSchedulerTypeTuple = (LRScheduler, ReduceLROnPlateau)
 LRSchedulerPLType = LRSchedulerTypeUnion
+LRSchedulerType = type[LRScheduler] | type[ReduceLROnPlateau]
+
+
+class _LRSchedulerConfigRequired(TypedDict):
+    scheduler: LRSchedulerTypeUnion
+
+
+class LRSchedulerConfigType(_LRSchedulerConfigRequired, total=False):
+    """A scheduler's dict in ``configure_optimizers``' return: ``scheduler`` required, the rest optional.
+
+    Lightning's TypedDict (its keys, required and optional, are tested equal to Lightning's); written
+    with a required base instead of ``Required`` so that it needs no ``typing_extensions``.
+    """
+
+    name: str | None
+    interval: str
+    frequency: int
+    reduce_on_plateau: bool
+    monitor: str | None
+    strict: bool
+
+
+class OptimizerConfig(TypedDict):
+    """``{"optimizer": ...}`` returned by ``configure_optimizers``."""
+
+    optimizer: Optimizer
+
+
+class _OptimizerLRSchedulerConfigRequired(TypedDict):
+    optimizer: Optimizer
+    lr_scheduler: LRSchedulerTypeUnion | LRSchedulerConfigType
+
+
+class OptimizerLRSchedulerConfig(_OptimizerLRSchedulerConfigRequired, total=False):
+    """``{"optimizer": ..., "lr_scheduler": ..., "monitor": ...}`` (``monitor`` optional), as Lightning's."""
+
+    monitor: str
+
+
 OptimizerLRScheduler = (
     Optimizer
     | Sequence[Optimizer]
     | tuple[Sequence[Optimizer], Sequence[LRSchedulerTypeUnion | Mapping[str, Any]]]
+    | OptimizerConfig
+    | OptimizerLRSchedulerConfig
+    | Sequence[OptimizerConfig]
+    | Sequence[OptimizerLRSchedulerConfig]
     | Mapping[str, Any]
     | Sequence[Mapping[str, Any]]
     | Iterable[Any]
     | None
 )
-"""What ``configure_optimizers`` may return."""
+"""What ``configure_optimizers`` may return (Lightning's union, and any mapping or iterable it also takes)."""
 
 __all__ = [
     "EVAL_DATALOADERS",
     "STEP_OUTPUT",
     "TRAIN_DATALOADERS",
     "LRSchedulerConfig",
+    "LRSchedulerConfigType",
     "LRSchedulerPLType",
+    "LRSchedulerType",
     "LRSchedulerTypeTuple",
     "LRSchedulerTypeUnion",
+    "OptimizerConfig",
     "OptimizerLRScheduler",
+    "OptimizerLRSchedulerConfig",
 ]

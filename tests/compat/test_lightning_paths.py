@@ -75,7 +75,22 @@ def test_the_commonly_imported_names_resolve(outcome: dict[str, Any]) -> None:
         "lightning.pytorch.utilities.model_summary.model_summary.ModelSummary",
         "lightning.pytorch.utilities.model_summary.model_summary.summarize",
         "lightning.pytorch.callbacks.progress",
+        "lightning.pytorch.utilities.types.OptimizerLRSchedulerConfig",
+        "lightning.pytorch.utilities.types.LRSchedulerConfigType",
+        "lightning.pytorch.utilities.types.OptimizerConfig",
     ]
     assert [name for name in wanted if name not in resolved] == []
     total = len(outcome["resolved"]) + len(outcome["refused"])
     print(f"{len(outcome['resolved'])} of {total} Lightning public paths resolve; {len(outcome['refused'])} refused")
+
+
+@pytest.mark.parametrize("name", ["LRSchedulerConfigType", "OptimizerConfig", "OptimizerLRSchedulerConfig"])
+def test_configure_optimizers_typed_dicts_have_lightnings_keys(name: str) -> None:
+    """The TypedDicts programs annotate ``configure_optimizers`` with: the same required and optional keys."""
+    import pytorch_lightning.utilities.types as theirs
+
+    import lightcycle.utilities.types as ours
+
+    mine, lightning = getattr(ours, name), getattr(theirs, name)
+    assert mine.__required_keys__ == lightning.__required_keys__
+    assert mine.__optional_keys__ == lightning.__optional_keys__
