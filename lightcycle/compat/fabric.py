@@ -4,10 +4,11 @@ Programs written for Lightning's Trainer import some helpers from ``lightning.fa
 ``lightning_fabric``): ``seed_everything``, the rank-zero helpers, ``PossibleUserWarning``, the
 path and device type aliases, ``MisconfigurationException``. lightcycle has the same helpers, so
 under the import aliases (:mod:`lightcycle.compat.aliases`) ``lightning.fabric`` answers with this
-module, ``lightning.fabric.utilities`` with :mod:`lightcycle.utilities`, and its ``seed``,
+module, ``lightning.fabric.utilities`` with :mod:`lightcycle.utilities`, its ``seed``,
 ``rank_zero``, ``warnings``, ``types`` and ``exceptions`` modules with lightcycle's modules of those
-names. ``Fabric`` itself and the rest of the package are refused, with the reason
-(:data:`~lightcycle.compat.not_offered.NOT_OFFERED`).
+names, and its ``apply_func`` and ``data`` with :mod:`lightcycle.compat.fabric_utilities`
+(:data:`~lightcycle.compat.aliases.FABRIC_REDIRECTS`). ``Fabric`` itself and the rest of the package
+are refused, with the reason (:data:`~lightcycle.compat.not_offered.NOT_OFFERED`).
 """
 
 from __future__ import annotations

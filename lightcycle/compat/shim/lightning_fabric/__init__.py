@@ -1,8 +1,8 @@
 """Shim: ``import lightning_fabric`` in a process started by ``lightcycle run`` gives lightcycle's part of it.
 
 As the ``lightning`` shim: the first import installs lightcycle's aliases and replaces this package
-in ``sys.modules`` with the alias module (:mod:`lightcycle.compat.fabric`: ``seed_everything``; the
-utilities' ``seed``, ``rank_zero``, ``warnings``, ``types`` and ``exceptions`` modules below it).
+in ``sys.modules`` with the alias module (:mod:`lightcycle.compat.fabric`: ``seed_everything``, and
+the utility modules below it that ``FABRIC_REDIRECTS`` lists).
 ``Fabric`` and the rest of the package are refused when used, naming the import to change.
 """
 
