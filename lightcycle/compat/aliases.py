@@ -62,7 +62,7 @@ REDIRECTS: dict[str, str] = {
     "callbacks.progress.tqdm_progress": "lightcycle.callbacks.tqdm_progress",
     "callbacks.progress.rich_progress": "lightcycle.callbacks.rich_progress",
     "core.optimizer": "lightcycle.core.optim",
-    "core.saving": "lightcycle.core.hparams",
+    "core.saving": "lightcycle.core.saving",
     "plugins.io.async_plugin": "lightcycle.plugins.io",
     "plugins.io.checkpoint_plugin": "lightcycle.plugins.io",
     "plugins.io.torch_plugin": "lightcycle.plugins.io",

@@ -17,7 +17,6 @@ _ONE_DEVICE = "lightcycle trains on one device in one process; pass accelerator=
 _NOT_YET_CALLBACK = "this callback is not in lightcycle.callbacks yet"
 _NOT_YET_LOGGER = "this logger is not in lightcycle.loggers yet"
 _PROGRESS_INTERNAL = "a progress-bar internal of Lightning's"
-_HPARAMS_FILES = "hparams file helpers are not offered yet (lightcycle.core.hparams reads them)"
 _ENUMS = "gradient_clip_algorithm takes the strings 'norm' and 'value'"
 _HELPER = "this Lightning helper is not offered yet"
 _OUR_STRATEGIES = "lightcycle's strategies are lightcycle.strategies.DDPStrategy and SingleDeviceStrategy"
@@ -108,10 +107,6 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.utilities.model_registry": "Trainer(model_registry=...) is not supported yet",
     "lightning.pytorch.utilities.testing": "Lightning's test helpers have no counterpart",
     "lightning.pytorch.utilities.argparse": "Lightning's argparse helpers have no counterpart (LightningCLI instead)",
-    "lightning.pytorch.core.saving.convert": _HPARAMS_FILES,
-    "lightning.pytorch.core.saving.save_hparams_to_tags_csv": _HPARAMS_FILES,
-    "lightning.pytorch.core.saving.save_hparams_to_yaml": _HPARAMS_FILES,
-    "lightning.pytorch.core.saving.update_hparams": _HPARAMS_FILES,
     "lightning.pytorch.utilities.GradClipAlgorithmType": _ENUMS,
     "lightning.pytorch.utilities.LightningEnum": _ENUMS,
     "lightning.pytorch.utilities.enums": _ENUMS,
