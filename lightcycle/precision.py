@@ -461,7 +461,7 @@ def resolve_precision(precision: Any, plugins: Any, device: torch.device) -> Pre
         MisconfigurationException: an unknown precision, or several precision plugins.
         ValueError: both ``precision`` and a precision plugin.
     """
-    # (the other kinds: config._checkpoint_io_plugin)
+    # (the other kinds: config._other_plugins)
     given = [plugin for plugin in plugin_list(plugins) if isinstance(plugin, Precision)]
     if len(given) > 1:
         raise MisconfigurationException(f"Received multiple values for precision plugins: {given}. Pass one.")

@@ -44,6 +44,8 @@ FABRIC_ROOTS = ("lightning.fabric", "lightning_fabric")
 
 FABRIC_REDIRECTS: dict[str, str] = {
     "": "lightcycle.compat.fabric",
+    "plugins": "lightcycle.compat.fabric",
+    "plugins.environments": "lightcycle.strategies.environment",
     "utilities": "lightcycle.utilities",
     "utilities.apply_func": "lightcycle.compat.fabric_utilities",
     "utilities.data": "lightcycle.compat.fabric_utilities",
@@ -63,6 +65,7 @@ REDIRECTS: dict[str, str] = {
     "callbacks.progress.rich_progress": "lightcycle.callbacks.rich_progress",
     "core.optimizer": "lightcycle.core.optim",
     "core.saving": "lightcycle.core.saving",
+    "plugins.environments": "lightcycle.strategies.environment",
     "plugins.io.async_plugin": "lightcycle.plugins.io",
     "plugins.io.checkpoint_plugin": "lightcycle.plugins.io",
     "plugins.io.torch_plugin": "lightcycle.plugins.io",

@@ -20,6 +20,10 @@ _PROGRESS_INTERNAL = "a progress-bar internal of Lightning's"
 _ENUMS = "gradient_clip_algorithm takes the strings 'norm' and 'value'"
 _HELPER = "this Lightning helper is not offered yet"
 _OUR_STRATEGIES = "lightcycle's strategies are lightcycle.strategies.DDPStrategy and SingleDeviceStrategy"
+_OTHER_ENVIRONMENTS = (
+    "lightcycle's cluster environments are SLURMEnvironment, TorchElasticEnvironment and LightningEnvironment "
+    "(lightcycle.strategies.environment); subclass ClusterEnvironment for another scheduler"
+)
 _NO_DEEPSPEED = "DeepSpeed is not supported; use strategy='ddp'"
 _OUR_LAUNCHER = "the launcher is lightcycle.strategies.launch (the subprocess script launcher only)"
 
@@ -46,16 +50,16 @@ NOT_OFFERED: dict[str, str] = {
     "lightning.pytorch.strategies.launchers": _OUR_LAUNCHER,
     "lightning.pytorch.strategies.xla": "TPUs (XLA) are not supported",
     "lightning.pytorch.strategies.single_xla": "TPUs (XLA) are not supported",
-    "lightning.pytorch.plugins.environments": (
-        "cluster environments are not plugins in lightcycle: torchrun and SLURM are detected, or pass "
-        "DDPStrategy(cluster_environment=...)"
+    "lightning.pytorch.plugins.environments.KubeflowEnvironment": _OTHER_ENVIRONMENTS,
+    "lightning.pytorch.plugins.environments.LSFEnvironment": _OTHER_ENVIRONMENTS,
+    "lightning.pytorch.plugins.environments.MPIEnvironment": _OTHER_ENVIRONMENTS,
+    "lightning.pytorch.plugins.environments.XLAEnvironment": "TPUs (XLA) are not supported",
+    "lightning.pytorch.plugins.ClusterEnvironment": (
+        "import it from lightning.pytorch.plugins.environments (lightcycle.strategies.environment)"
     ),
     "lightning.pytorch.plugins.layer_sync": "use Trainer(sync_batchnorm=True)",
     "lightning.pytorch.plugins.LayerSync": "use Trainer(sync_batchnorm=True)",
     "lightning.pytorch.plugins.TorchSyncBatchNorm": "use Trainer(sync_batchnorm=True)",
-    "lightning.pytorch.plugins.ClusterEnvironment": (
-        "cluster environments are not plugins in lightcycle: pass DDPStrategy(cluster_environment=...)"
-    ),
     "lightning.pytorch.plugins.XLACheckpointIO": "TPUs (XLA) are not supported",
     "lightning.pytorch.plugins.XLAPrecision": "TPUs (XLA) are not supported",
     "lightning.pytorch.plugins.precision.xla": "TPUs (XLA) are not supported",

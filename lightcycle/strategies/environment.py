@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
+import warnings
 
 
 class ClusterEnvironment:
@@ -118,7 +120,30 @@ class TorchElasticEnvironment(ClusterEnvironment):
 
 
 class SLURMEnvironment(ClusterEnvironment):
-    """Started by ``srun``: ranks from ``SLURM_PROCID``/``SLURM_LOCALID``/``SLURM_NODEID``."""
+    """Started by ``srun``: ranks from ``SLURM_PROCID``/``SLURM_LOCALID``/``SLURM_NODEID``.
+
+    Lightning's arguments are taken, but lightcycle does not requeue: Lightning's
+    ``auto_requeue=True`` (its default) saves ``hpc_ckpt_N.ckpt`` and runs ``scontrol requeue`` on
+    ``requeue_signal`` (``SIGUSR1``); here nothing handles that signal, so asking for it warns.
+
+    Args:
+        auto_requeue: Lightning's requeue on ``requeue_signal`` (not done here; ``True`` warns).
+        requeue_signal: the signal Lightning requeues on (default ``SIGUSR1``), kept as given.
+    """
+
+    def __init__(self, auto_requeue: bool = True, requeue_signal: signal.Signals | None = None) -> None:
+        super().__init__()
+        self.auto_requeue = auto_requeue
+        self.requeue_signal = requeue_signal if requeue_signal is not None else getattr(signal, "SIGUSR1", None)
+        if auto_requeue:
+            warnings.warn(
+                "SLURMEnvironment(auto_requeue=True): lightcycle does not save an hpc checkpoint and requeue the "
+                f"job on {self.requeue_signal!s}, as Lightning does; with `#SBATCH --signal=USR1@...` that signal "
+                "ends the process. Use `--signal=TERM@...` with an OnExceptionCheckpoint (lightcycle stops on "
+                "SIGTERM as Lightning does), and pass SLURMEnvironment(auto_requeue=False) to silence this.",
+                UserWarning,
+                stacklevel=2,
+            )
 
     @staticmethod
     def detect() -> bool:
@@ -185,5 +210,5 @@ def detect() -> ClusterEnvironment:
     if TorchElasticEnvironment.detect():
         return TorchElasticEnvironment()
     if SLURMEnvironment.detect():
-        return SLURMEnvironment()
+        return SLURMEnvironment(auto_requeue=False)  # (not requeued: docs/distributed.md says so)
     return LightningEnvironment()

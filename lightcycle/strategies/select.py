@@ -8,6 +8,7 @@ import torch
 
 from lightcycle.errors import MisconfigurationException
 from lightcycle.strategies.ddp import DDPStrategy
+from lightcycle.strategies.environment import ClusterEnvironment
 from lightcycle.strategies.strategy import SingleDeviceStrategy, Strategy
 
 _REFUSED = {
@@ -59,6 +60,7 @@ def select(
     num_nodes: int,
     sync_batchnorm: bool,
     use_distributed_sampler: bool,
+    cluster_environment: ClusterEnvironment | None = None,
 ) -> Strategy:
     """The strategy for the Trainer's arguments.
 
@@ -73,6 +75,8 @@ def select(
         num_nodes: the Trainer's ``num_nodes``.
         sync_batchnorm: the Trainer's ``sync_batchnorm``.
         use_distributed_sampler: the Trainer's ``use_distributed_sampler``.
+        cluster_environment: a ``Trainer(plugins=...)`` cluster environment: DDP's ranks come from it
+            (one process on one device has no use for it).
 
     Returns:
         A configured strategy.
@@ -104,6 +108,14 @@ def select(
             "'single_device' and lightcycle.strategies.DDPStrategy(...). Use strategy='ddp' for several devices."
         )
     if isinstance(chosen, DDPStrategy):
+        if cluster_environment is not None:
+            if chosen.cluster_environment is not None and chosen.cluster_environment is not cluster_environment:
+                raise MisconfigurationException(
+                    f"Trainer(plugins=[{type(cluster_environment).__name__}(...)]) and "
+                    f"DDPStrategy(cluster_environment={type(chosen.cluster_environment).__name__}(...)) both give "
+                    "a cluster environment; pass one of them."
+                )
+            chosen.cluster_environment = cluster_environment
         chosen.configure(device.type, ids, num_nodes, sync_batchnorm, use_distributed_sampler)
     else:
         if len(ids) * num_nodes > 1:

@@ -16,6 +16,7 @@ import torch
 from lightcycle.errors import InvalidTypeError, InvalidValueError, MisconfigurationException
 from lightcycle.plugins.io import CheckpointIO
 from lightcycle.precision import Precision, plugin_list, resolve_precision
+from lightcycle.strategies.environment import ClusterEnvironment
 
 # Lightning 2.6 Trainer arguments lightcycle does not implement (yet). Passing any of them
 # with a non-default value is an error that names it; nothing is silently ignored.
@@ -96,6 +97,8 @@ class TrainerConfig:
     precision_plugin: Precision
     checkpoint_io: CheckpointIO | None
     """The ``plugins`` checkpoint IO plugin; ``None``: the strategy's own."""
+    cluster_environment: ClusterEnvironment | None = None
+    """The ``plugins`` cluster environment; ``None``: the strategy's own, or detected."""
 
 
 def resolve(
@@ -146,7 +149,7 @@ def resolve(
             f"(Lightning's default is {UNSUPPORTED[name]!r}). See 'Differences from Lightning' in the README."
         )
     device = _device(accelerator, devices)
-    checkpoint_io = _checkpoint_io_plugin(plugins)
+    checkpoint_io, cluster_environment = _other_plugins(plugins)
     precision_plugin = resolve_precision(precision, plugins, device)
     if max_epochs is not None and (
         isinstance(max_epochs, bool) or not isinstance(max_epochs, numbers.Integral) or max_epochs < -1
@@ -226,32 +229,38 @@ def resolve(
         log_every_n_steps=log_every or 0,
         precision_plugin=precision_plugin,
         checkpoint_io=checkpoint_io,
+        cluster_environment=cluster_environment,
     )
 
 
-def _checkpoint_io_plugin(plugins: Any) -> CheckpointIO | None:
-    """The checkpoint IO plugin of ``Trainer(plugins=...)``, after checking every plugin's kind."""
-    found: list[CheckpointIO] = []
+def _other_plugins(plugins: Any) -> tuple[CheckpointIO | None, ClusterEnvironment | None]:
+    """The checkpoint IO plugin and the cluster environment of ``Trainer(plugins=...)``.
+
+    Every plugin's kind is checked (precision plugins are ``resolve_precision``'s); at most one
+    of each kind, as in Lightning.
+    """
+    found: dict[str, list[Any]] = {"CheckpointIO": [], "ClusterEnvironment": []}
     for plugin in plugin_list(plugins):
         if isinstance(plugin, CheckpointIO):
-            found.append(plugin)
+            found["CheckpointIO"].append(plugin)
+        elif isinstance(plugin, ClusterEnvironment):
+            found["ClusterEnvironment"].append(plugin)
         elif not isinstance(plugin, Precision):
-            hint = (
-                " Cluster environments are not plugins here: pass DDPStrategy(cluster_environment=...)."
-                if type(plugin).__name__.endswith("Environment")
-                else ""
-            )
             raise MisconfigurationException(
                 f"Found invalid type for plugin {plugin!r}. lightcycle accepts precision plugins "
-                "(lightcycle.plugins.Precision and its subclasses) and checkpoint IO plugins "
-                "(lightcycle.plugins.CheckpointIO: TorchCheckpointIO, AsyncCheckpointIO or your own subclass); "
-                f"remove it.{hint}"
+                "(lightcycle.plugins.Precision and its subclasses), checkpoint IO plugins "
+                "(lightcycle.plugins.CheckpointIO: TorchCheckpointIO, AsyncCheckpointIO or your own subclass) and "
+                "cluster environments (lightcycle.strategies.environment: SLURMEnvironment, TorchElasticEnvironment, "
+                "LightningEnvironment or a ClusterEnvironment subclass); remove it."
             )
-    if len(found) > 1:
+    duplicated = [kind for kind, given in found.items() if len(given) > 1]
+    if duplicated:
         raise MisconfigurationException(  # Lightning's message
-            "Received multiple values for CheckpointIO flags in `plugins`. Expected one value for each type at most."
+            f"Received multiple values for {', '.join(duplicated)} flags in `plugins`."
+            " Expected one value for each type at most."
         )
-    return found[0] if found else None
+    io, env = found["CheckpointIO"], found["ClusterEnvironment"]
+    return (io[0] if io else None), (env[0] if env else None)
 
 
 def _device(accelerator: str, devices: Any) -> torch.device:

@@ -35,6 +35,7 @@ from lightcycle.runtime.surface import LoggerConnectorView
 from lightcycle.states.declaration import EVAL, EVAL_OF_ENTRY, EVAL_OF_KIND, FINISH, LIFECYCLE
 from lightcycle.states.model import Lifecycle
 from lightcycle.states.stages import TrainerFn, TrainerStatus
+from lightcycle.strategies.environment import ClusterEnvironment
 from lightcycle.strategies.select import device_ids, select
 from lightcycle.strategies.strategy import Strategy
 from lightcycle.trainer.callback_connector import initial_callbacks
@@ -166,7 +167,14 @@ class Trainer(RunHost):
         )
         flags.set_torch_flags(benchmark, deterministic)
         chosen = _select_strategy(
-            strategy, self._cfg.device, accelerator, devices, num_nodes, sync_batchnorm, use_distributed_sampler
+            strategy,
+            self._cfg.device,
+            accelerator,
+            devices,
+            num_nodes,
+            sync_batchnorm,
+            use_distributed_sampler,
+            self._cfg.cluster_environment,
         )
         self._cfg = attrs.evolve(self._cfg, device=chosen.root_device)  # DDP on CUDA: this rank's device
         if self._cfg.checkpoint_io is not None:
@@ -603,6 +611,9 @@ def _select_strategy(
     num_nodes: int,
     sync_batchnorm: bool,
     use_distributed_sampler: bool,
+    cluster_environment: ClusterEnvironment | None,
 ) -> Strategy:
     ids = device_ids(device.type, devices, _cpu_cores(devices) if device.type == "cpu" else 1)
-    return select(strategy, device, ids, num_nodes, bool(sync_batchnorm), bool(use_distributed_sampler))
+    return select(
+        strategy, device, ids, num_nodes, bool(sync_batchnorm), bool(use_distributed_sampler), cluster_environment
+    )

@@ -194,6 +194,14 @@ import lightcycle.callbacks as C
 import lightcycle.core.model_summary as S
 print(ProgressBar is C.ProgressBar, RichProgressBar is C.RichProgressBar, TQDMProgressBar is C.TQDMProgressBar)
 print(ModelSummary is S.ModelSummary, summarize is S.summarize, get_formatted_model_size(1234.5))
+from lightning.pytorch.plugins.environments import ClusterEnvironment, SLURMEnvironment
+from lightning_fabric.plugins.environments import SLURMEnvironment as FabricSLURM
+import lightcycle.strategies.environment as E
+print(SLURMEnvironment is FabricSLURM is E.SLURMEnvironment, ClusterEnvironment is E.ClusterEnvironment)
+try:
+    from lightning.pytorch.plugins.environments import KubeflowEnvironment
+except ImportError as e:
+    print("refused", "SLURMEnvironment, TorchElasticEnvironment and LightningEnvironment" in str(e))
 """
 
 
@@ -201,7 +209,7 @@ def test_lightnings_package_paths_of_the_bars_and_the_summary(tmp_path: Path) ->
     (tmp_path / "aliased.py").write_text(ALIASED)
     done = lightcycle_run("aliased.py", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.splitlines() == ["True True True", "True True 1,234.500"]
+    assert done.stdout.splitlines() == ["True True True", "True True 1,234.500", "True True", "refused True"]
 
 
 FABRIC_HELPERS = """
