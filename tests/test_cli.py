@@ -259,6 +259,31 @@ def _cli(tmp_path: Path, *args: str, **kwargs: Any) -> LightningCLI:
     return LightningCLI(BoringModel, BoringDataModule, trainer_defaults=defaults, args=[*args, *base], **kwargs)
 
 
+def test_plugins_are_built_from_class_paths(tmp_path: Path) -> None:
+    """``--trainer.plugins``: one plugin by class path, or a list of them in a config file."""
+    from lightcycle.plugins import AsyncCheckpointIO, DoublePrecision
+    from lightcycle.strategies.environment import LightningEnvironment
+
+    cli = _cli(tmp_path, "--trainer.logger=false", "--trainer.plugins=lightcycle.plugins.AsyncCheckpointIO", run=False)
+    assert isinstance(cli.trainer.strategy.checkpoint_io, AsyncCheckpointIO)
+    config = tmp_path / "plugins.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "trainer": {
+                    "plugins": [
+                        {"class_path": "lightcycle.plugins.DoublePrecision"},
+                        {"class_path": "lightcycle.strategies.environment.LightningEnvironment"},
+                    ]
+                }
+            }
+        )
+    )
+    cli = _cli(tmp_path, "--config", str(config), "--trainer.logger=false", run=False)
+    assert isinstance(cli.trainer.precision_plugin, DoublePrecision)
+    assert isinstance(cli.trainer._cfg.cluster_environment, LightningEnvironment)  # (one process: kept, unused)
+
+
 def test_an_existing_config_file_stops_the_run_before_it_trains(tmp_path: Path) -> None:
     _cli(tmp_path, "fit", "--trainer.logger=false")
     assert (tmp_path / "config.yaml").is_file()

@@ -27,6 +27,8 @@ from lightcycle.core.module import LightningModule
 from lightcycle.core.optim import LightningOptimizer, resolve_optimizers
 from lightcycle.errors import MisconfigurationException
 from lightcycle.loggers.logger import Logger
+from lightcycle.plugins.io import CheckpointIO
+from lightcycle.precision import Precision
 from lightcycle.profilers import Profiler, select_profiler
 from lightcycle.runtime import preflight, steps
 from lightcycle.runtime.host import RunHost
@@ -44,6 +46,11 @@ from lightcycle.trainer.configuration_validator import check_entry
 from lightcycle.trainer.loops import EvaluationLoop, FitLoop, PredictionLoop, load_loaders, print_results
 
 __all__ = ["Trainer"]
+
+
+_PLUGIN_INPUT = Precision | CheckpointIO | ClusterEnvironment
+"""What ``Trainer(plugins=...)`` takes, one or a list (Lightning's ``_PLUGIN_INPUT``, less its layer syncs):
+annotated so that LightningCLI builds plugins from a ``class_path``."""
 
 
 class Trainer(RunHost):
@@ -92,7 +99,7 @@ class Trainer(RunHost):
         deterministic: bool | str | None = None,
         log_every_n_steps: int | None = None,
         precision: Any = None,
-        plugins: Any = None,
+        plugins: _PLUGIN_INPUT | list[_PLUGIN_INPUT] | None = None,
         fast_dev_run: int | bool = False,
         benchmark: bool | None = None,
         detect_anomaly: bool = False,
