@@ -333,13 +333,24 @@ def load_hparams_from_tags_csv(path: str | PathLike[str]) -> dict[str, Any]:
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh, delimiter=","))
     for row in rows[1:]:
-        if len(row) < 2:
-            continue
-        try:
-            out[row[0]] = ast.literal_eval(row[1])
-        except (ValueError, SyntaxError):
-            out[row[0]] = row[1]
+        if len(row) >= 2:
+            out[row[0]] = convert(row[1])
     return out
+
+
+def convert(val: str) -> Any:
+    """A tags-CSV value as the Python literal it spells, else the string itself (Lightning's ``convert``).
+
+    Args:
+        val: the text.
+
+    Returns:
+        The literal (a number, a bool, a list...) or ``val``.
+    """
+    try:
+        return ast.literal_eval(val)
+    except (ValueError, SyntaxError):
+        return val
 
 
 def _convert_loaded_hparams(args: dict[str, Any], hparams_type: Any) -> Any:

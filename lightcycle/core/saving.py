@@ -2,7 +2,8 @@
 
 Programs call these to keep a run's hyper-parameters beside its checkpoints (a callback's
 ``on_save_checkpoint``, an experiment script). The readers live in :mod:`lightcycle.core.hparams`
-(``load_from_checkpoint(hparams_file=...)`` uses them); the writers are here:
+(``load_from_checkpoint(hparams_file=...)`` uses them), with ``convert``, the tags reader's value
+parser; the writers are here:
 
 - :func:`save_hparams_to_tags_csv` writes Lightning's file byte for byte (a ``key,value`` header
   row, then one row per key).
@@ -16,14 +17,13 @@ Programs call these to keep a run's hyper-parameters beside its checkpoints (a c
 
 from __future__ import annotations
 
-import ast
 import csv
 import os
 from argparse import Namespace
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lightcycle.core.hparams import AttributeDict, load_hparams_from_tags_csv, load_hparams_from_yaml
+from lightcycle.core.hparams import AttributeDict, convert, load_hparams_from_tags_csv, load_hparams_from_yaml
 from lightcycle.loggers._files import write_hparams_yaml
 
 
@@ -106,21 +106,6 @@ def update_hparams(hparams: dict[str, Any], updates: dict[str, Any]) -> None:
             update_hparams(hparams[key], value)
         else:
             hparams[key] = value
-
-
-def convert(val: str) -> Any:
-    """A tags-CSV value as the Python literal it spells, else the string itself (Lightning's).
-
-    Args:
-        val: the text.
-
-    Returns:
-        The literal (a number, a bool, a list...) or ``val``.
-    """
-    try:
-        return ast.literal_eval(val)
-    except (ValueError, SyntaxError):
-        return val
 
 
 __all__ = [
